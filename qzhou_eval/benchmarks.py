@@ -43,7 +43,9 @@ def load_benchmark_tasks(bench_cfg: Mapping[str, Any]) -> list[AbsTask]:
     return select_tasks(tasks, bench_cfg.get("tasks"), str(name))
 
 
-def select_tasks(tasks: Sequence[AbsTask], wanted: Sequence[str] | None, bench: str) -> list[AbsTask]:
+def select_tasks(
+    tasks: Sequence[AbsTask], wanted: Sequence[str] | None, bench: str
+) -> list[AbsTask]:
     """Keep the tasks named in ``wanted`` (in benchmark order); every name must exist."""
     if wanted is None:
         return list(tasks)

@@ -60,7 +60,7 @@ def _one_line(msg: str) -> str:
 def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
     """Decorator: turn ``fn(cfg)`` into a Hydra command-line app over ``conf/``.
 
-    UserError raised by ``fn`` (or by Hydra while composing) prints ``error: <message>`` and exits 2.
+    A UserError raised by ``fn`` prints ``error: <message>`` and exits with code 2.
     """
 
     def wrap(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:

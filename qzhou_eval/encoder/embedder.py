@@ -1,0 +1,127 @@
+"""Exact model inputs -> raw vectors, fast: dedup, length sort, token-budget batches, memo/store.
+
+The backbone loads lazily on the first input that is not already stored, so a rerun whose tasks
+are all finished (or whose vectors are all stored) never loads the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from qzhou_eval.encoder.batching import token_budget_batches
+from qzhou_eval.models.backbone import Backbone
+
+logger = logging.getLogger(__name__)
+
+
+class VectorStore(Protocol):
+    """Where computed vectors are kept between calls (memory, or disk for resumable runs)."""
+
+    def get_many(self, side: str, inputs: Sequence[str]) -> list[np.ndarray | None]: ...
+
+    def put_many(self, side: str, inputs: Sequence[str], vectors: np.ndarray) -> None: ...
+
+
+class MemoryStore:
+    """Vectors of the current task in memory: lets several MRL dims share one encoding pass."""
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, str], np.ndarray] = {}
+
+    def get_many(self, side: str, inputs: Sequence[str]) -> list[np.ndarray | None]:
+        return [self._data.get((side, x)) for x in inputs]
+
+    def put_many(self, side: str, inputs: Sequence[str], vectors: np.ndarray) -> None:
+        for x, v in zip(inputs, vectors, strict=True):
+            self._data[(side, x)] = v
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class Embedder:
+    """Turns exact model inputs into raw (unnormalized, full-dimension) float32 vectors."""
+
+    def __init__(
+        self,
+        backbone_factory: Callable[[], Backbone],
+        *,
+        tokens_per_batch: int,
+        max_batch_size: int,
+        store: VectorStore | None = None,
+        progress: bool = True,
+    ) -> None:
+        self._factory = backbone_factory
+        self._backbone: Backbone | None = None
+        self.tokens_per_batch = tokens_per_batch
+        self.max_batch_size = max_batch_size
+        self.store = store if store is not None else MemoryStore()
+        self.progress = progress
+        self.encoded_inputs = 0  # inputs that went through the model (tests, benchmarks)
+
+    @property
+    def backbone(self) -> Backbone:
+        if self._backbone is None:
+            self._backbone = self._factory()
+        return self._backbone
+
+    def embed(self, inputs: Sequence[str], side: str, desc: str = "encode") -> np.ndarray:
+        """Vectors for ``inputs`` in order; each distinct input goes through the model once."""
+        unique = list(dict.fromkeys(inputs))
+        found = self.store.get_many(side, unique)
+        todo = [x for x, v in zip(unique, found, strict=True) if v is None]
+        if todo:
+            fresh = self._run_model(todo, desc)
+            self.store.put_many(side, todo, fresh)
+            fresh_by_input = dict(zip(todo, fresh, strict=True))
+            found = [
+                v if v is not None else fresh_by_input[x]
+                for x, v in zip(unique, found, strict=True)
+            ]
+        by_input = dict(zip(unique, found, strict=True))
+        if not inputs:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([by_input[x] for x in inputs]).astype(np.float32, copy=False)
+
+    def _run_model(self, texts: list[str], desc: str) -> np.ndarray:
+        backbone = self.backbone
+        ids = backbone.tokenize(texts)
+        lengths = [len(x) for x in ids]
+        batches = token_budget_batches(lengths, self.tokens_per_batch, self.max_batch_size)
+        out: np.ndarray | None = None
+        with tqdm(total=len(texts), desc=desc, disable=not self.progress, leave=False) as bar:
+            for batch in batches:
+                vectors = self._forward_with_oom_split(backbone, [ids[i] for i in batch])
+                if out is None:
+                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                out[batch] = vectors.numpy()
+                bar.update(len(batch))
+        self.encoded_inputs += len(texts)
+        assert out is not None
+        return out
+
+    def _forward_with_oom_split(self, backbone: Backbone, ids: list[list[int]]) -> torch.Tensor:
+        """Run one batch; on a CUDA out-of-memory error, split it in halves and go on."""
+        try:
+            return backbone.embed_ids(ids)
+        except torch.cuda.OutOfMemoryError:
+            if len(ids) == 1:
+                raise
+            torch.cuda.empty_cache()
+            half = len(ids) // 2
+            logger.warning("out of memory on a batch of %d; splitting it", len(ids))
+            return torch.cat(
+                [
+                    self._forward_with_oom_split(backbone, ids[:half]),
+                    self._forward_with_oom_split(backbone, ids[half:]),
+                ]
+            )

@@ -1,0 +1,66 @@
+"""mteb 2.x encoder protocol over the recipe and the embedder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from mteb.models import ModelMeta
+from mteb.models.abs_encoder import AbsEncoder
+
+from qzhou_eval.encoder.embedder import Embedder
+from qzhou_eval.recipe import Recipe, side_of
+
+
+class RecipeEncoder(AbsEncoder):
+    """Feeds mteb's texts through the recipe, returns float32 numpy vectors of size ``dim``.
+
+    Output order follows the official QZhou-Embedding-Zh rule for MRL: raw vector -> keep the first
+    ``dim`` values -> L2-normalize (when ``normalize``).
+    """
+
+    def __init__(
+        self,
+        *,
+        meta: ModelMeta,
+        recipe: Recipe,
+        embedder: Embedder,
+        dim: int | None = None,
+        normalize: bool = True,
+    ) -> None:
+        self.mteb_model_meta = meta
+        self.recipe = recipe
+        self.embedder = embedder
+        self.dim = dim
+        self.normalize = normalize
+
+    def model_inputs(self, task_name: str, prompt_type: Any, texts: list[str]) -> list[str]:
+        return self.recipe.format_many(task_name, side_of(prompt_type), texts)
+
+    def encode(
+        self,
+        inputs: Any,
+        *,
+        task_metadata: Any,
+        hf_split: str,
+        hf_subset: str,
+        prompt_type: Any = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        texts: list[str] = []
+        for batch in inputs:
+            texts.extend(batch["text"])
+        side = side_of(prompt_type)
+        task = task_metadata.name
+        model_inputs = self.recipe.format_many(task, side, texts)
+        vectors = self.embedder.embed(model_inputs, side, desc=f"{task} [{side}]")
+        return self.finish(vectors)
+
+    def finish(self, vectors: np.ndarray) -> np.ndarray:
+        """Raw vectors -> first ``dim`` values -> L2 normalization."""
+        if self.dim is not None:
+            vectors = vectors[:, : self.dim]
+        if self.normalize and vectors.size:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.maximum(norms, 1e-12)
+        return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,0 +1,1 @@
+"""Backbones: text token ids in, one pooled float32 vector per text out."""

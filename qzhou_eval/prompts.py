@@ -1,0 +1,57 @@
+"""Print the exact model input of every task and side: ``python -m qzhou_eval.prompts``.
+
+    python -m qzhou_eval.prompts model=qzhou_embedding benchmark=mteb_eng_v2
+
+One JSON line per (task, side): ``{"task": ..., "side": ..., "input": ...}`` where ``input`` is what
+the model receives for the text ``TEXT``. ``side`` is ``query``/``document`` for tasks mteb encodes
+with a prompt type (retrieval, reranking) and ``none`` for the others. Diff two recipes with it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from mteb.abstasks import AbsTask
+from mteb.abstasks.retrieval import AbsTaskRetrieval
+from omegaconf import DictConfig
+
+from qzhou_eval.benchmarks import load_benchmark_tasks
+from qzhou_eval.config import hydra_app
+from qzhou_eval.recipe import Recipe, Side
+
+SAMPLE_TEXT = "TEXT"
+
+
+def sides_of(task: AbsTask) -> tuple[Side, ...]:
+    """The sides mteb encodes a task's texts with."""
+    if isinstance(task, AbsTaskRetrieval):  # retrieval and reranking: queries and documents
+        return ("query", "document")
+    return ("none",)
+
+
+def prompt_lines(recipe: Recipe, tasks: list[AbsTask], text: str = SAMPLE_TEXT) -> Iterator[dict]:
+    for task in tasks:
+        name = task.metadata.name
+        for side in sides_of(task):
+            yield {"task": name, "side": side, "input": recipe.format(name, side, text)}
+
+
+def render(cfg: DictConfig) -> list[dict[str, Any]]:
+    from qzhou_eval.runs.runner import build_recipe
+
+    recipe = build_recipe(cfg)
+    tasks = load_benchmark_tasks(cfg.benchmark)
+    recipe.check_tasks(t.metadata.name for t in tasks)
+    return list(prompt_lines(recipe, tasks, str(cfg.get("text", SAMPLE_TEXT))))
+
+
+@hydra_app("mteb")
+def main(cfg: DictConfig) -> None:
+    for line in render(cfg):
+        print(json.dumps(line, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

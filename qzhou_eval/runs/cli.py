@@ -1,0 +1,34 @@
+"""Shared body of run_mteb.py and run_cmteb.py."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from omegaconf import DictConfig
+
+from qzhou_eval.runs.runner import execute, plan_run
+
+
+def run_from_config(cfg: DictConfig, config_name: str) -> int:
+    """Plan (validate everything), execute, print the tables; return the exit code."""
+    logging.getLogger("mteb").setLevel(logging.WARNING)
+    plan = plan_run(cfg, config_name)
+    variant = f", experiment {plan.variant}" if plan.variant else ""
+    print(
+        f"qzhou-eval: {plan.spec.name}@{plan.spec.revision[:12]} on {len(plan.tasks)} task(s), "
+        f"recipe {plan.recipe.name}{variant}, results in {plan.runtime.results_dir}",
+        flush=True,
+    )
+    outcome = execute(plan)
+    for table in outcome.tables:
+        print(table)
+    print(
+        f"encoded {outcome.encoded_inputs} input(s) in {outcome.seconds:.1f} s",
+        flush=True,
+    )
+    if outcome.failures:
+        for task, err in outcome.failures.items():
+            print(f"FAILED {task}: {err}", file=sys.stderr)
+        return 1
+    return 0

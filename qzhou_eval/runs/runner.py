@@ -1,0 +1,178 @@
+"""One evaluation run: config -> recipe -> encoder -> mteb -> results -> table.
+
+The runner only wires objects together; each step lives in its own module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import mteb
+from mteb.abstasks import AbsTask
+from omegaconf import DictConfig
+
+from qzhou_eval.benchmarks import load_benchmark_tasks
+from qzhou_eval.config import compose_config
+from qzhou_eval.config.spec import (
+    ModelSpec,
+    RuntimeSpec,
+    mirror_dir,
+    model_spec,
+    mrl_dims,
+    runtime_spec,
+)
+from qzhou_eval.encoder import RecipeEncoder
+from qzhou_eval.encoder.embedder import Embedder, MemoryStore
+from qzhou_eval.errors import ConfigError, UserError
+from qzhou_eval.models.backbone import load_backbone
+from qzhou_eval.recipe import Recipe, recipe_from_config
+from qzhou_eval.results import ResultsFolder
+from qzhou_eval.runs.identity import build_model_meta, check_and_record, variant_name
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def known_task_names() -> frozenset[str]:
+    """Every task name a recipe may mention: mteb's registry plus the demo suites."""
+    from mteb.get_tasks import _TASKS_REGISTRY
+
+    from qzhou_eval.demo import DEMO_SUITES, get_demo_tasks
+
+    names = set(_TASKS_REGISTRY)
+    for suite in DEMO_SUITES:
+        names.update(t.metadata.name for t in get_demo_tasks(suite))
+    return frozenset(names)
+
+
+def build_recipe(cfg: DictConfig) -> Recipe:
+    return recipe_from_config(cfg.prompts, known_tasks=known_task_names())
+
+
+@dataclass
+class RunPlan:
+    """Everything validated before any dataset or model is loaded."""
+
+    spec: ModelSpec
+    runtime: RuntimeSpec
+    recipe: Recipe
+    tasks: list[AbsTask]
+    dims: list[int | None]
+    variant: str | None
+    mirror: Path | None = None
+
+
+@dataclass
+class RunOutcome:
+    plan: RunPlan
+    failures: dict[str, str] = field(default_factory=dict)
+    tables: list[str] = field(default_factory=list)
+    encoded_inputs: int = 0
+    seconds: float = 0.0
+
+
+def canonical_of(cfg: DictConfig, config_name: str) -> tuple[ModelSpec, Recipe] | None:
+    """The model config's own defaults (its official recipe), composed afresh, or None."""
+    key = cfg.model.get("key")
+    if not key:
+        return None
+    try:
+        pristine = compose_config(config_name, [f"model={key}"])
+        return model_spec(pristine.model), build_recipe(pristine)
+    except ConfigError:
+        return None
+
+
+def plan_run(cfg: DictConfig, config_name: str) -> RunPlan:
+    """Validate the whole config and resolve tasks; fail fast with one line."""
+    spec = model_spec(cfg.model)
+    runtime = runtime_spec(cfg.runtime)
+    recipe = build_recipe(cfg)
+    tasks = load_benchmark_tasks(cfg.benchmark)
+    recipe.check_tasks(t.metadata.name for t in tasks)
+    dims = mrl_dims(cfg, spec.embed_dim)
+    variant = variant_name(spec, recipe, canonical_of(cfg, config_name), cfg.get("experiment"))
+    mirror = mirror_dir(cfg)
+    if mirror is not None:
+        from qzhou_eval.mirror import apply_mirror
+
+        hint = (
+            f"python -m qzhou_eval.mirror benchmark={cfg.benchmark.key} data.mirror={mirror} "
+            "'benchmark.tasks=[{task}]'"
+        )
+        apply_mirror(tasks, mirror, hint)
+    return RunPlan(spec, runtime, recipe, tasks, dims, variant, mirror)
+
+
+def execute(plan: RunPlan) -> RunOutcome:
+    """Evaluate every task at every requested dimension; one encoding pass per task."""
+    started = time.monotonic()
+    spec, runtime = plan.spec, plan.runtime
+    folder = ResultsFolder(runtime.results_dir)
+    folder.remove_stale_temp_files()
+    store = MemoryStore()
+    embedder = Embedder(
+        lambda: load_backbone(spec, runtime.device),
+        tokens_per_batch=runtime.tokens_per_batch,
+        max_batch_size=runtime.max_batch_size,
+        store=store,
+        progress=runtime.progress,
+    )
+    encoders = []
+    for dim in plan.dims:
+        meta = build_model_meta(spec, plan.recipe, dim=dim, variant=plan.variant)
+        encoder = RecipeEncoder(
+            meta=meta, recipe=plan.recipe, embedder=embedder, dim=dim, normalize=spec.normalize
+        )
+        target = folder.get_task_result_path("x", meta).parent
+        check_and_record(target, spec, plan.recipe, dim)
+        encoders.append(encoder)
+
+    outcome = RunOutcome(plan)
+    strategy = "always" if runtime.overwrite else "only-missing"
+    for task in plan.tasks:
+        name = task.metadata.name
+        if len(encoders) > 1:
+            task.load_data()  # once for all dimensions (mteb would load it per evaluate call)
+        for encoder in encoders:
+            try:
+                result = mteb.evaluate(
+                    encoder,
+                    task,
+                    cache=folder,
+                    overwrite_strategy=strategy,
+                    encode_kwargs={"batch_size": 1024, "show_progress_bar": False},
+                    show_progress_bar=False,
+                    raise_error=True,
+                    co2_tracker=False,
+                )
+            except UserError:
+                raise
+            except Exception as e:  # a task that fails must not lose the finished ones
+                if not runtime.continue_on_error:
+                    raise
+                logger.exception("task %s failed", name)
+                outcome.failures[name] = f"{type(e).__name__}: {e}"
+                break
+            for err in result.exceptions or []:
+                outcome.failures[name] = str(err.exception)
+        store.clear()
+        if task.data_loaded:
+            task.unload_data()
+    outcome.encoded_inputs = embedder.encoded_inputs
+    outcome.seconds = time.monotonic() - started
+    outcome.tables = [summary_table(plan, folder.results_dir, e) for e in encoders]
+    return outcome
+
+
+def summary_table(plan: RunPlan, results_dir: Path, encoder: RecipeEncoder) -> str:
+    from qzhou_eval.report import render_run_summary
+
+    meta = encoder.mteb_model_meta
+    return render_run_summary(
+        results_dir, plan.tasks, meta.name, meta.revision, experiment=meta.experiment_name
+    )

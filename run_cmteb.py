@@ -1,0 +1,21 @@
+#!/usr/bin/env python
+"""Evaluate a model on MTEB(cmn, v1) (default: QZhou-Embedding). Hydra app over conf/cmteb.yaml.
+
+    python run_cmteb.py model=minilm 'benchmark.tasks=[AFQMC]' data.mirror=/data/mteb
+"""
+
+import sys
+
+from qzhou_eval.config import hydra_app
+from qzhou_eval.runs.cli import run_from_config
+
+
+@hydra_app("cmteb")
+def main(cfg) -> None:  # noqa: ANN001
+    code = run_from_config(cfg, "cmteb")
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
