@@ -54,7 +54,24 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
 
 def _one_line(msg: str) -> str:
     lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
-    return " ".join(lines[:2]) if lines else "invalid configuration"
+    return " ".join(lines[:12]) if lines else "invalid configuration"
+
+
+def _precheck(config_name: str, args: Sequence[str]) -> None:
+    """Compose once before Hydra does, so a bad override is one line and exit code 2.
+
+    Skipped for multirun sweeps and Hydra's own flags (--help, --cfg, ...), which Hydra handles.
+    """
+    from qzhou_eval.errors import ConfigError
+
+    if any(a.startswith("-") for a in args):
+        return
+    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
+    try:
+        compose_config(config_name, overrides)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
 
 
 def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
@@ -82,6 +99,7 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
             logging.getLogger("hydra").setLevel(logging.WARNING)
             os.environ.setdefault("HYDRA_FULL_ERROR", "0")
             user_args = sys.argv[1:]
+            _precheck(config_name, user_args)
             sys.argv = [sys.argv[0], *_QUIET_HYDRA, *user_args]
             main()
 
