@@ -89,6 +89,7 @@ class RuntimeSpec:
     overwrite: bool = False
     progress: bool = True
     continue_on_error: bool = False
+    store_dir: Path | None = None
 
 
 def _choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -184,6 +185,7 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         overwrite=bool(cfg.get("overwrite", False)),
         progress=bool(cfg.get("progress", True)),
         continue_on_error=bool(cfg.get("continue_on_error", False)),
+        store_dir=Path(str(cfg["store_dir"])).expanduser() if cfg.get("store_dir") else None,
     )
 
 

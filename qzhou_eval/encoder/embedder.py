@@ -27,6 +27,9 @@ class VectorStore(Protocol):
 
     def put_many(self, side: str, inputs: Sequence[str], vectors: np.ndarray) -> None: ...
 
+    def clear(self) -> None:
+        """Called after each task: drop what need not outlive it."""
+
 
 class MemoryStore:
     """Vectors of the current task in memory: lets several MRL dims share one encoding pass."""
@@ -59,6 +62,7 @@ class Embedder:
         max_batch_size: int,
         store: VectorStore | None = None,
         progress: bool = True,
+        flush_every: int = 4096,
     ) -> None:
         self._factory = backbone_factory
         self._backbone: Backbone | None = None
@@ -66,6 +70,7 @@ class Embedder:
         self.max_batch_size = max_batch_size
         self.store = store if store is not None else MemoryStore()
         self.progress = progress
+        self.flush_every = flush_every
         self.encoded_inputs = 0  # inputs that went through the model (tests, benchmarks)
 
     @property
@@ -76,38 +81,43 @@ class Embedder:
 
     def embed(self, inputs: Sequence[str], side: str, desc: str = "encode") -> np.ndarray:
         """Vectors for ``inputs`` in order; each distinct input goes through the model once."""
-        unique = list(dict.fromkeys(inputs))
-        found = self.store.get_many(side, unique)
-        todo = [x for x, v in zip(unique, found, strict=True) if v is None]
-        if todo:
-            fresh = self._run_model(todo, desc)
-            self.store.put_many(side, todo, fresh)
-            fresh_by_input = dict(zip(todo, fresh, strict=True))
-            found = [
-                v if v is not None else fresh_by_input[x]
-                for x, v in zip(unique, found, strict=True)
-            ]
-        by_input = dict(zip(unique, found, strict=True))
         if not inputs:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([by_input[x] for x in inputs]).astype(np.float32, copy=False)
+        unique = list(dict.fromkeys(inputs))
+        found = dict(zip(unique, self.store.get_many(side, unique), strict=True))
+        todo = [x for x in unique if found[x] is None]
+        if todo:
+            found.update(zip(todo, self._run_model(todo, side, desc), strict=True))
+        return np.stack([found[x] for x in inputs]).astype(np.float32, copy=False)
 
-    def _run_model(self, texts: list[str], desc: str) -> np.ndarray:
+    def _run_model(self, texts: list[str], side: str, desc: str) -> np.ndarray:
+        """Encode ``texts``; hand finished vectors to the store every ``flush_every`` inputs, so a
+        run killed mid-task resumes from there."""
         backbone = self.backbone
         ids = backbone.tokenize(texts)
         lengths = [len(x) for x in ids]
         batches = token_budget_batches(lengths, self.tokens_per_batch, self.max_batch_size)
         out: np.ndarray | None = None
+        pending: list[int] = []
         with tqdm(total=len(texts), desc=desc, disable=not self.progress, leave=False) as bar:
             for batch in batches:
                 vectors = self._forward_with_oom_split(backbone, [ids[i] for i in batch])
                 if out is None:
                     out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
                 out[batch] = vectors.numpy()
+                pending.extend(batch)
+                if len(pending) >= self.flush_every:
+                    self._flush(side, texts, out, pending)
                 bar.update(len(batch))
-        self.encoded_inputs += len(texts)
         assert out is not None
+        self._flush(side, texts, out, pending)
+        self.encoded_inputs += len(texts)
         return out
+
+    def _flush(self, side: str, texts: list[str], out: np.ndarray, pending: list[int]) -> None:
+        if pending:
+            self.store.put_many(side, [texts[i] for i in pending], out[pending])
+            pending.clear()
 
     def _forward_with_oom_split(self, backbone: Backbone, ids: list[list[int]]) -> torch.Tensor:
         """Run one batch; on a CUDA out-of-memory error, split it in halves and go on."""

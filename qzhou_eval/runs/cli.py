@@ -27,6 +27,8 @@ def run_from_config(cfg: DictConfig, config_name: str) -> int:
         f"encoded {outcome.encoded_inputs} input(s) in {outcome.seconds:.1f} s",
         flush=True,
     )
+    if outcome.store_summary:
+        print(outcome.store_summary)
     if outcome.failures:
         for task, err in outcome.failures.items():
             print(f"FAILED {task}: {err}", file=sys.stderr)

@@ -32,6 +32,7 @@ from qzhou_eval.models.backbone import load_backbone
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.results import ResultsFolder
 from qzhou_eval.runs.identity import build_model_meta, check_and_record, variant_name
+from qzhou_eval.store import DiskStore, model_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class RunOutcome:
     failures: dict[str, str] = field(default_factory=dict)
     tables: list[str] = field(default_factory=list)
     encoded_inputs: int = 0
+    store_summary: str = ""
     seconds: float = 0.0
 
 
@@ -114,7 +116,11 @@ def execute(plan: RunPlan) -> RunOutcome:
     spec, runtime = plan.spec, plan.runtime
     folder = ResultsFolder(runtime.results_dir)
     folder.remove_stale_temp_files()
-    store = MemoryStore()
+    store: MemoryStore | DiskStore
+    if runtime.store_dir is not None:
+        store = DiskStore(runtime.store_dir, model_fingerprint(spec))
+    else:
+        store = MemoryStore()
     embedder = Embedder(
         lambda: load_backbone(spec, runtime.device),
         tokens_per_batch=runtime.tokens_per_batch,
@@ -164,6 +170,11 @@ def execute(plan: RunPlan) -> RunOutcome:
         if task.data_loaded:
             task.unload_data()
     outcome.encoded_inputs = embedder.encoded_inputs
+    if isinstance(store, DiskStore):
+        outcome.store_summary = (
+            f"embedding store {store.folder}: {len(store)} vectors, "
+            f"{store.size_bytes() / 2**20:.1f} MiB"
+        )
     outcome.seconds = time.monotonic() - started
     outcome.tables = [summary_table(plan, folder.results_dir, e) for e in encoders]
     return outcome

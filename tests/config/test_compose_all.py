@@ -1,0 +1,96 @@
+"""Every file in conf/ composes, and the composed configs validate (or fail as documented)."""
+
+from pathlib import Path
+
+import pytest
+
+from qzhou_eval.config import CONF_DIR, compose_config
+from qzhou_eval.config.spec import model_spec, mrl_dims, runtime_spec
+from qzhou_eval.errors import ConfigError
+from qzhou_eval.recipe import recipe_from_config
+
+PRIMARY = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
+GROUP_FILES = sorted(
+    (p.parent.name, p.stem) for p in CONF_DIR.glob("*/*.yaml") if p.parent.name != "hydra"
+)
+
+
+def test_conf_dir_has_the_documented_groups():
+    groups = {g for g, _ in GROUP_FILES}
+    assert {"model", "prompts", "benchmark", "runtime", "data"} <= groups
+    assert {"mteb", "cmteb"} <= set(PRIMARY)
+
+
+@pytest.mark.parametrize("name", PRIMARY)
+def test_primary_config_composes(name):
+    cfg = compose_config(name)
+    assert "benchmark" in cfg
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_FILES)
+def test_every_group_file_composes(group, option):
+    cfg = compose_config("mteb", [f"{group}={option}"])
+    section = cfg[group]
+    assert section is not None
+    if group == "model" and option != "hf_auto":
+        spec = model_spec(section)
+        assert spec.max_length > 0
+    if group == "prompts":
+        recipe_from_config(section)
+    if group == "runtime":
+        runtime_spec(section)
+
+
+def test_default_prompts_follow_the_model():
+    assert compose_config("mteb").prompts.name == "qzhou_embedding"
+    assert compose_config("mteb", ["model=minilm"]).prompts.name == "minilm"
+    assert compose_config("cmteb").benchmark.name == "MTEB(cmn, v1)"
+
+
+def test_hf_auto_needs_a_name():
+    cfg = compose_config("mteb", ["model=hf_auto"])
+    with pytest.raises(ConfigError, match=r"model\.name"):
+        model_spec(cfg.model)
+    cfg = compose_config("mteb", ["model=hf_auto", "model.name=org/m", "model.path=org/m"])
+    assert model_spec(cfg.model).name == "org/m"
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("model.pooling=max", "model.pooling"),
+        ("model.dtype=float64", "model.dtype"),
+        ("model.backend=onnx", "model.backend"),
+        ("model.max_length=0", "model.max_length"),
+        ("model.padding_side=middle", "model.padding_side"),
+        ("model.path=/no/such/folder", "model.path"),
+    ],
+)
+def test_bad_model_values_name_the_key(override, needle):
+    cfg = compose_config("mteb", [override])
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        model_spec(cfg.model)
+
+
+def test_unknown_group_option_is_one_line():
+    with pytest.raises(ConfigError) as e:
+        compose_config("mteb", ["model=nosuch"])
+    assert "\n" not in str(e.value) and "nosuch" in str(e.value)
+
+
+def test_mrl_dims():
+    assert mrl_dims({"mrl": {"dim": None, "dims": None}}, 1792) == [None]
+    assert mrl_dims({"mrl": {"dim": 256, "dims": None}}, 1792) == [256]
+    assert mrl_dims({"mrl": {"dim": None, "dims": [128, 1792]}}, 1792) == [128, 1792]
+    for bad in (
+        {"dim": 4096, "dims": None},
+        {"dim": None, "dims": [128, 128]},
+        {"dim": 128, "dims": [256]},
+        {"dim": -1, "dims": None},
+    ):
+        with pytest.raises(ConfigError):
+            mrl_dims({"mrl": bad}, 1792)
+
+
+def test_conf_dir_is_the_repo_conf():
+    assert CONF_DIR == Path(__file__).resolve().parents[2] / "conf"

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qzhou_eval.config.spec import ModelSpec
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(tmp_path_factory) -> Path:
+    from qzhou_eval.testing.tiny_models import cached_tiny_model
+
+    return cached_tiny_model("qwen2", tmp_path_factory, seed=0)
+
+
+def native_spec(path: Path, **overrides) -> ModelSpec:
+    base = {
+        "name": "test/tiny-qwen2",
+        "revision": "0",
+        "path": str(path),
+        "backend": "native",
+        "attention": "bidirectional",
+        "pooling": "mean",
+        "normalize": True,
+        "dtype": "float32",
+        "attn_implementation": "sdpa",
+        "max_length": 64,
+        "padding_side": "left",
+        "truncation": "right",
+        "trust_remote_code": False,
+        "embed_dim": 64,
+        "similarity": "cosine",
+        "languages": None,
+    }
+    base.update(overrides)
+    return ModelSpec(**base)
