@@ -51,21 +51,25 @@ class Recipe:
 
     def format(self, task: str, side: Side, text: str) -> str:
         """The exact string the model receives for ``text`` of ``task`` on ``side``."""
+        return self.format_with_span(task, side, text)[0]
+
+    def format_with_span(self, task: str, side: Side, text: str) -> tuple[str, tuple[int, int]]:
+        """The model input and the character span of the task text inside it.
+
+        The span lets ``truncation: inner`` cut only the text, keeping the instruction and the
+        wrapper intact.
+        """
         if text == "" and self.empty_text is not None:
             text = self.empty_text
-        inner = self.prefix(task, side) + text
+        prefix = self.prefix(task, side)
+        head, tail = "", ""
         if self.wrapper is not None:
-            return self.wrapper.replace("{text}", inner)
-        return inner
+            head, _, tail = self.wrapper.partition("{text}")
+        start = len(head) + len(prefix)
+        return head + prefix + text + tail, (start, start + len(text))
 
     def format_many(self, task: str, side: Side, texts: Iterable[str]) -> list[str]:
-        prefix_cache: dict[str, str] = {}
-        out = []
-        for text in texts:
-            if text not in prefix_cache:
-                prefix_cache[text] = self.format(task, side, text)
-            out.append(prefix_cache[text])
-        return out
+        return [self.format(task, side, t) for t in texts]
 
     def check_tasks(self, task_names: Iterable[str]) -> None:
         """Fail, naming the task, when a task to run has no instruction in an instructed recipe."""

@@ -39,7 +39,9 @@ def test_wrapper_wraps_prefix_and_text():
     assert r.format("A", "query", "hi") == (
         "This sentence: <|im_start|>“Instruct: Do a\nQuery: hi” means in one word: “"
     )
-    assert r.format("A", "document", "{x}") == "This sentence: <|im_start|>“{x}” means in one word: “"
+    assert (
+        r.format("A", "document", "{x}") == "This sentence: <|im_start|>“{x}” means in one word: “"
+    )
 
 
 def test_unknown_task_in_recipe_is_an_error():
@@ -65,3 +67,19 @@ def test_side_of_prompt_types():
     assert side_of(PromptType.query) == "query"
     assert side_of(PromptType.document) == "document"
     assert side_of(None) == "none"
+
+
+def test_span_marks_the_text_inside_wrapper_and_prefix():
+    r = Recipe(
+        name="eol",
+        template="I: {instruction}\nQ: ",
+        instructions={"A": "a"},
+        wrapper="S: <|im_start|>“{text}” means: “",
+        empty_text="Null",
+    )
+    for text in ("hello", "", "x{text}y"):
+        s, (a, b) = r.format_with_span("A", "query", text)
+        assert s == r.format("A", "query", text)
+        assert s[a:b] == (text or "Null")
+        assert s[:a] == "S: <|im_start|>“I: a\nQ: "
+        assert s[b:] == "” means: “"

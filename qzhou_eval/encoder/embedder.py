@@ -79,22 +79,39 @@ class Embedder:
             self._backbone = self._factory()
         return self._backbone
 
-    def embed(self, inputs: Sequence[str], side: str, desc: str = "encode") -> np.ndarray:
-        """Vectors for ``inputs`` in order; each distinct input goes through the model once."""
+    def embed(
+        self,
+        inputs: Sequence[str],
+        side: str,
+        desc: str = "encode",
+        spans: Sequence[tuple[int, int]] | None = None,
+    ) -> np.ndarray:
+        """Vectors for ``inputs`` in order; each distinct input goes through the model once.
+
+        ``spans``: character span of the task text inside each input (for inner truncation).
+        """
         if not inputs:
             return np.zeros((0, 0), dtype=np.float32)
+        span_of = dict(zip(inputs, spans, strict=True)) if spans is not None else None
         unique = list(dict.fromkeys(inputs))
         found = dict(zip(unique, self.store.get_many(side, unique), strict=True))
         todo = [x for x in unique if found[x] is None]
         if todo:
-            found.update(zip(todo, self._run_model(todo, side, desc), strict=True))
+            todo_spans = [span_of[x] for x in todo] if span_of is not None else None
+            found.update(zip(todo, self._run_model(todo, side, desc, todo_spans), strict=True))
         return np.stack([found[x] for x in inputs]).astype(np.float32, copy=False)
 
-    def _run_model(self, texts: list[str], side: str, desc: str) -> np.ndarray:
+    def _run_model(
+        self,
+        texts: list[str],
+        side: str,
+        desc: str,
+        spans: Sequence[tuple[int, int]] | None = None,
+    ) -> np.ndarray:
         """Encode ``texts``; hand finished vectors to the store every ``flush_every`` inputs, so a
         run killed mid-task resumes from there."""
         backbone = self.backbone
-        ids = backbone.tokenize(texts)
+        ids = backbone.tokenize(texts, spans)
         lengths = [len(x) for x in ids]
         batches = token_budget_batches(lengths, self.tokens_per_batch, self.max_batch_size)
         out: np.ndarray | None = None

@@ -34,9 +34,6 @@ class RecipeEncoder(AbsEncoder):
         self.dim = dim
         self.normalize = normalize
 
-    def model_inputs(self, task_name: str, prompt_type: Any, texts: list[str]) -> list[str]:
-        return self.recipe.format_many(task_name, side_of(prompt_type), texts)
-
     def encode(
         self,
         inputs: Any,
@@ -52,8 +49,10 @@ class RecipeEncoder(AbsEncoder):
             texts.extend(batch["text"])
         side = side_of(prompt_type)
         task = task_metadata.name
-        model_inputs = self.recipe.format_many(task, side, texts)
-        vectors = self.embedder.embed(model_inputs, side, desc=f"{task} [{side}]")
+        formatted = [self.recipe.format_with_span(task, side, t) for t in texts]
+        model_inputs = [s for s, _ in formatted]
+        spans = [span for _, span in formatted]
+        vectors = self.embedder.embed(model_inputs, side, desc=f"{task} [{side}]", spans=spans)
         return self.finish(vectors)
 
     def finish(self, vectors: np.ndarray) -> np.ndarray:

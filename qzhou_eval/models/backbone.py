@@ -20,6 +20,7 @@ import torch
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.models.attention import make_bidirectional
 from qzhou_eval.models.pooling import pool
+from qzhou_eval.models.truncation import inner_truncate
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,13 @@ class Backbone(Protocol):
     device: torch.device
     output_dim: int
 
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text, truncated to the model's max length."""
+    def tokenize(
+        self, texts: Sequence[str], spans: Sequence[tuple[int, int]] | None = None
+    ) -> list[list[int]]:
+        """Token ids of each text, truncated to the model's max length.
+
+        ``spans`` (character span of the task text in each input) selects inner truncation.
+        """
         ...
 
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -51,9 +57,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class _PaddingMixin:
+class _TokenizerMixin:
     tokenizer: object
     device: torch.device
+    spec: ModelSpec
+
+    def tokenize(
+        self, texts: Sequence[str], spans: Sequence[tuple[int, int]] | None = None
+    ) -> list[list[int]]:
+        if spans is not None and self.spec.truncation == "inner":
+            return inner_truncate(self.tokenizer, texts, spans, self.spec.max_length)
+        return self.tokenizer(  # type: ignore[operator]
+            list(texts), truncation=True, max_length=self.spec.max_length, padding=False
+        )["input_ids"]
 
     def _pad(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer.pad(  # type: ignore[attr-defined]
@@ -62,7 +78,7 @@ class _PaddingMixin:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
 
-class TransformersBackbone(_PaddingMixin):
+class TransformersBackbone(_TokenizerMixin):
     """Stock transformers model + pooling (+ Token Prepending, + Dense projection)."""
 
     def __init__(self, spec: ModelSpec, device: str = "auto") -> None:
@@ -98,11 +114,6 @@ class TransformersBackbone(_PaddingMixin):
         self.output_dim = self.projection.out_features if self.projection is not None else hidden
         self.forward_calls = 0
 
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(
-            list(texts), truncation=True, max_length=self.spec.max_length, padding=False
-        )["input_ids"]
-
     @torch.inference_mode()
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
         batch = self._pad(ids)
@@ -122,7 +133,7 @@ class TransformersBackbone(_PaddingMixin):
         return self.token_prepending.for_batch(input_ids)
 
 
-class SentenceTransformerBackbone(_PaddingMixin):
+class SentenceTransformerBackbone(_TokenizerMixin):
     """A sentence-transformers pipeline; its own modules decide pooling (and normalization)."""
 
     def __init__(self, spec: ModelSpec, device: str = "auto") -> None:
@@ -143,11 +154,6 @@ class SentenceTransformerBackbone(_PaddingMixin):
         self.tokenizer.padding_side = spec.padding_side
         self.output_dim = int(self.model.get_sentence_embedding_dimension())
         self.forward_calls = 0
-
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(
-            list(texts), truncation=True, max_length=self.spec.max_length, padding=False
-        )["input_ids"]
 
     @torch.inference_mode()
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:

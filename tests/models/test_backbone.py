@@ -77,3 +77,27 @@ def test_pooled_vector_is_the_mean_of_real_token_states(tiny_qwen2):
         )
     torch.testing.assert_close(bb.embed_ids(ids), expected)
     torch.testing.assert_close(pool(hidden, batch["attention_mask"], "mean"), expected)
+
+
+def test_inner_truncation_keeps_the_template(tiny_qwen2):
+    from qzhou_eval.recipe import Recipe
+
+    recipe = Recipe(
+        name="eol",
+        template="Instruct: {instruction}\nQuery: ",
+        instructions={"T": "Retrieve semantically similar text"},
+        wrapper="This sentence: <|im_start|>“{text}” means in one word: “",
+    )
+    long_text = "many words here " * 40
+    inputs, spans = zip(
+        *(recipe.format_with_span("T", "query", t) for t in ("short text", long_text)), strict=True
+    )
+    right = TransformersBackbone(native_spec(tiny_qwen2, max_length=40))
+    inner = TransformersBackbone(native_spec(tiny_qwen2, max_length=40, truncation="inner"))
+    r_ids, i_ids = right.tokenize(inputs, spans), inner.tokenize(inputs, spans)
+    assert r_ids[0] == i_ids[0]  # an input that fits is tokenized identically
+    decode = right.tokenizer.decode
+    assert len(i_ids[1]) == 40
+    assert decode(i_ids[1]).endswith(" ” means in one word: “")  # the PromptEOL tail survives
+    assert "means in one word" not in decode(r_ids[1])  # right truncation cuts it (official)
+    assert i_ids[1][:12] == r_ids[1][:12]  # same head: wrapper start + instruction
