@@ -74,6 +74,11 @@ class Embedder:
         self.encoded_inputs = 0  # inputs that went through the model (tests, benchmarks)
 
     @property
+    def loaded_backbone(self) -> Backbone | None:
+        """The backbone if it was loaded (None when every vector came from the store)."""
+        return self._backbone
+
+    @property
     def backbone(self) -> Backbone:
         if self._backbone is None:
             self._backbone = self._factory()

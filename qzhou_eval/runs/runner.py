@@ -73,6 +73,7 @@ class RunOutcome:
     failures: dict[str, str] = field(default_factory=dict)
     tables: list[str] = field(default_factory=list)
     encoded_inputs: int = 0
+    forward_calls: int = 0
     store_summary: str = ""
     seconds: float = 0.0
 
@@ -170,6 +171,7 @@ def execute(plan: RunPlan) -> RunOutcome:
         if task.data_loaded:
             task.unload_data()
     outcome.encoded_inputs = embedder.encoded_inputs
+    outcome.forward_calls = getattr(embedder.loaded_backbone, "forward_calls", 0)
     if isinstance(store, DiskStore):
         outcome.store_summary = (
             f"embedding store {store.folder}: {len(store)} vectors, "

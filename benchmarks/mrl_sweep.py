@@ -1,0 +1,92 @@
+"""Cost of an 8-dimension MRL sweep from one encoding pass vs eight separate runs.
+
+    python benchmarks/mrl_sweep.py [--suite demo_zho] [--tasks N]
+
+A tiny random Qwen3 with Token Prepending and a 1792-wide Dense projection (QZhou-Embedding-Zh's
+layout) is evaluated on a demo suite three ways, side by side in one process:
+
+1. one run at one dimension (the unit of cost);
+2. one run with ``mrl.dims=[128, ..., 1792]`` (every dim scored from one encoding pass);
+3. eight separate runs, one per ``mrl.dim``, without the embedding store (the official script).
+
+It prints wall time, model forward passes and encoded inputs of each, and the ratios to (1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from qzhou_eval.config import compose_config
+from qzhou_eval.runs.runner import execute, plan_run
+from qzhou_eval.testing.tiny_models import build_tiny_model
+
+DIMS = [128, 256, 512, 768, 1024, 1280, 1536, 1792]
+
+
+def run(model_dir: Path, work: Path, suite: str, tasks: list[str] | None, extra: list[str]):
+    overrides = [
+        "model=qzhou_embedding_zh",
+        f"model.path={model_dir}",
+        "model.name=bench/tiny-qwen3-zh",
+        "model.revision=bench",
+        "model.dtype=float32",
+        "model.max_length=128",
+        f"benchmark={suite}",
+        f"runtime.results_dir={work / 'results'}",
+        "runtime.progress=false",
+        "prompts.on_missing_instruction=no_instruction",
+        *extra,
+    ]
+    if tasks:
+        overrides.append(f"benchmark.tasks=[{','.join(tasks)}]")
+    cfg = compose_config("cmteb", overrides)
+    started = time.perf_counter()
+    outcome = execute(plan_run(cfg, "cmteb"))
+    return time.perf_counter() - started, outcome.forward_calls, outcome.encoded_inputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", default="demo_zho")
+    parser.add_argument("--tasks", nargs="*", default=None, help="task names (default: all)")
+    args = parser.parse_args()
+    dims_arg = f"mrl.dims=[{','.join(map(str, DIMS))}]"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model_dir = build_tiny_model(root / "model", "qwen3", seed=0, with_dense=1792)
+
+        def timed(name: str, extra: list[str]) -> tuple[str, float, int, int]:
+            return (name, *run(model_dir, root / name, args.suite, args.tasks, extra))
+
+        rows = [
+            timed("one run, one dim (1792)", ["runtime.store_dir=null"]),
+            timed("one run, 8 dims (mrl.dims)", [f"runtime.store_dir={root / 'store'}", dims_arg]),
+        ]
+        separate = [timed(f"dim {d}", ["runtime.store_dir=null", f"mrl.dim={d}"]) for d in DIMS]
+        rows.append(
+            (
+                "8 separate runs (mrl.dim=d)",
+                sum(r[1] for r in separate),
+                sum(r[2] for r in separate),
+                sum(r[3] for r in separate),
+            )
+        )
+    base_t, base_calls, _ = rows[0][1:]
+    print(
+        f"{'configuration':32} {'wall s':>8} {'forwards':>9} {'inputs':>8} {'time x':>7} "
+        f"{'fwd x':>6}"
+    )
+    for name, t, calls, n in rows:
+        print(f"{name:32} {t:8.2f} {calls:9d} {n:8d} {t / base_t:7.2f} {calls / base_calls:6.2f}")
+    sweep_ratio = rows[1][1] / base_t
+    print(
+        f"sweep-cost ratio (8 dims in one pass / one dim): {sweep_ratio:.2f}x; "
+        f"separate runs: {rows[2][1] / base_t:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

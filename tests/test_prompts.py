@@ -1,0 +1,83 @@
+"""The recipe strings of every task of both benchmarks, every side, equal the official rules.
+
+The expectation is computed here straight from the official recipe files in
+shared/reference/official_prompts (not from conf/), with the rules of the official scripts:
+prefix on a query, or on every text of a both-sides task; "" -> "Null"; PromptEOL for -Zh.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qzhou_eval.config import compose_config
+from qzhou_eval.prompts import render
+from tests.conftest import REPO
+
+CASES = [
+    ("qzhou_embedding", "mteb_eng_v2", "qzhou_embedding_mteb_eng_v2.json", 41),
+    ("qzhou_embedding", "cmteb", "qzhou_embedding_cmteb.json", 31),
+    ("qzhou_embedding_zh", "cmteb", "qzhou_embedding_zh_cmteb.json", 31),
+]
+
+
+def official_input(ref: dict, task: str, side: str, text: str) -> str:
+    if text == "":
+        text = ref["empty_text_replacement"]
+    prefix = ""
+    if side == "query" or task in ref["instruction_on_both_sides"]:
+        prefix = ref["template"].format(instruction=ref["instructions"][task])
+    inner = prefix + text
+    if "prompteol_template" in ref:
+        return ref["prompteol_template"].replace("{text}", inner)
+    return inner
+
+
+@pytest.mark.parametrize(("model", "bench", "ref_file", "n_tasks"), CASES)
+@pytest.mark.parametrize("text", ["TEXT", ""])
+def test_every_task_and_side_matches_official_rules(
+    shared_reference, model, bench, ref_file, n_tasks, text
+):
+    ref = json.loads((shared_reference / "official_prompts" / ref_file).read_text())
+    cfg = compose_config("mteb", [f"model={model}", f"benchmark={bench}", f"+text='{text}'"])
+    lines = render(cfg)
+    tasks = {line["task"] for line in lines}
+    assert len(tasks) == n_tasks == len(ref["instructions"])
+    assert tasks == set(ref["instructions"])
+    retrieval_like = {
+        t for t in tasks if {"query", "document"} <= {ln["side"] for ln in lines if ln["task"] == t}
+    }
+    for line in lines:
+        task, side = line["task"], line["side"]
+        expected_sides = ("query", "document") if task in retrieval_like else ("none",)
+        assert side in expected_sides
+        assert line["input"] == official_input(ref, task, side, text), (task, side)
+    # documents of query-only retrieval tasks carry no instruction, and some such tasks exist
+    query_only = [t for t in retrieval_like if t not in ref["instruction_on_both_sides"]]
+    assert query_only
+    for line in lines:
+        if line["task"] in query_only and line["side"] == "document":
+            assert "Instruct:" not in line["input"]
+
+
+def test_prompts_cli_prints_json_lines():
+    out = subprocess.run(
+        [sys.executable, "-m", "qzhou_eval.prompts", "model=qzhou_embedding", "benchmark=cmteb"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout.splitlines()
+    rows = [json.loads(x) for x in out]
+    assert len({r["task"] for r in rows}) == 31
+    assert {"task", "side", "input"} == set(rows[0])
+    t2 = [r for r in rows if r["task"] == "T2Retrieval"]
+    assert [r["side"] for r in t2] == ["query", "document"]
+    assert t2[0]["input"].startswith("Instruct: Given a Chinese search query") and t2[0][
+        "input"
+    ].endswith("\nQuery: TEXT")
+    assert t2[1]["input"] == "TEXT"
