@@ -120,7 +120,9 @@ class TransformersBackbone(_TokenizerMixin):
         self.forward_calls += 1
         with self._tp_context(batch["input_ids"]):
             out = self.model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                use_cache=False,
             ).last_hidden_state
         vectors = pool(out, batch["attention_mask"], self.spec.pooling)
         if self.projection is not None:
@@ -152,7 +154,7 @@ class SentenceTransformerBackbone(_TokenizerMixin):
         self.model.max_seq_length = spec.max_length
         self.tokenizer = self.model.tokenizer
         self.tokenizer.padding_side = spec.padding_side
-        self.output_dim = int(self.model.get_sentence_embedding_dimension())
+        self.output_dim = int(self.model.get_embedding_dimension())
         self.forward_calls = 0
 
     @torch.inference_mode()

@@ -14,7 +14,7 @@ def run_from_config(cfg: DictConfig, config_name: str) -> int:
     """Plan (validate everything), execute, print the tables; return the exit code."""
     logging.getLogger("mteb").setLevel(logging.WARNING)
     plan = plan_run(cfg, config_name)
-    variant = f", experiment {plan.variant}" if plan.variant else ""
+    variant = f", experiment {plan.experiment}" if plan.variant else ""
     print(
         f"qzhou-eval: {plan.spec.name}@{plan.spec.revision[:12]} on {len(plan.tasks)} task(s), "
         f"recipe {plan.recipe.name}{variant}, results in {plan.runtime.results_dir}",

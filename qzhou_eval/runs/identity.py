@@ -44,19 +44,24 @@ def score_fingerprint(spec: ModelSpec, recipe: Recipe) -> str:
     ).hexdigest()
 
 
+Variant = tuple[str, str]
+"""(kind, value): ("experiment", <user's name>) or ("variant", <fingerprint prefix>). mteb names the
+folder ``<kind>_<value>`` (e.g. ``experiments/variant_1a2b3c4d5e``)."""
+
+
 def experiment_kwargs(
-    *, dim: int | None, full_dim: int | None, variant: str | None
+    *, dim: int | None, full_dim: int | None, variant: Variant | None
 ) -> dict[str, Any] | None:
     kwargs: dict[str, Any] = {}
     if dim is not None and dim != full_dim:
         kwargs["embed_dim"] = dim
     if variant:
-        kwargs["variant"] = variant
+        kwargs[variant[0]] = variant[1]
     return kwargs or None
 
 
 def build_model_meta(
-    spec: ModelSpec, recipe: Recipe, *, dim: int | None, variant: str | None
+    spec: ModelSpec, recipe: Recipe, *, dim: int | None, variant: Variant | None
 ) -> ModelMeta:
     """ModelMeta with the model's real name and revision (this decides the results folder)."""
     framework = ["PyTorch"]
@@ -84,17 +89,17 @@ def build_model_meta(
     )
 
 
-def variant_name(
+def variant_of(
     spec: ModelSpec, recipe: Recipe, canonical: tuple[ModelSpec, Recipe] | None, named: str | None
-) -> str | None:
+) -> Variant | None:
     """The experiment a run belongs to: the user's name, else automatic when not canonical."""
     if named:
-        return str(named)
+        return ("experiment", str(named))
     if canonical is None:
         return None
     if score_fingerprint(spec, recipe) == score_fingerprint(*canonical):
         return None
-    return "variant_" + score_fingerprint(spec, recipe)[:10]
+    return ("variant", score_fingerprint(spec, recipe)[:10])
 
 
 def check_and_record(folder: Path, spec: ModelSpec, recipe: Recipe, dim: int | None) -> None:

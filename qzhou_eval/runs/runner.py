@@ -31,7 +31,7 @@ from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.models.backbone import load_backbone
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.results import ResultsFolder
-from qzhou_eval.runs.identity import build_model_meta, check_and_record, variant_name
+from qzhou_eval.runs.identity import Variant, build_model_meta, check_and_record, variant_of
 from qzhou_eval.store import DiskStore, model_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -63,8 +63,13 @@ class RunPlan:
     recipe: Recipe
     tasks: list[AbsTask]
     dims: list[int | None]
-    variant: str | None
+    variant: Variant | None
     mirror: Path | None = None
+
+    @property
+    def experiment(self) -> str | None:
+        """The experiment folder name of the full-dimension results (None = the revision's)."""
+        return f"{self.variant[0]}_{self.variant[1]}" if self.variant else None
 
 
 @dataclass
@@ -98,7 +103,7 @@ def plan_run(cfg: DictConfig, config_name: str) -> RunPlan:
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
     dims = mrl_dims(cfg, spec.embed_dim)
-    variant = variant_name(spec, recipe, canonical_of(cfg, config_name), cfg.get("experiment"))
+    variant = variant_of(spec, recipe, canonical_of(cfg, config_name), cfg.get("experiment"))
     mirror = mirror_dir(cfg)
     if mirror is not None:
         from qzhou_eval.mirror import apply_mirror
