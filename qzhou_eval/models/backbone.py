@@ -10,7 +10,6 @@ Two implementations share one small interface so the encoder does not care which
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -118,21 +117,14 @@ class TransformersBackbone(_TokenizerMixin):
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
         batch = self._pad(ids)
         self.forward_calls += 1
-        with self._tp_context(batch["input_ids"]):
-            out = self.model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                use_cache=False,
-            ).last_hidden_state
+        # Token Prepending hooks (when attached) read the placeholder positions from input_ids.
+        out = self.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        ).last_hidden_state
         vectors = pool(out, batch["attention_mask"], self.spec.pooling)
         if self.projection is not None:
             vectors = self.projection(vectors)
         return vectors.float().cpu()
-
-    def _tp_context(self, input_ids: torch.Tensor) -> contextlib.AbstractContextManager:
-        if self.token_prepending is None:
-            return contextlib.nullcontext()
-        return self.token_prepending.for_batch(input_ids)
 
 
 class SentenceTransformerBackbone(_TokenizerMixin):
