@@ -1,0 +1,176 @@
+"""Does a mirror folder look like a complete download of a dataset repo at a given revision?
+
+The checks only stat and read small files (no dataset is parsed), so checking a whole benchmark
+before a run costs milliseconds. A folder is accepted when all of these hold:
+
+- it exists and holds at least one data file (parquet, json/jsonl, csv/tsv, arrow, txt, possibly
+  compressed) outside hidden folders;
+- no data file is a git-lfs pointer (a ``git clone`` without ``git lfs``);
+- ``snapshot_download`` left no ``*.incomplete`` file (an interrupted download);
+- every data-file pattern the README's ``configs`` declares matches at least one file (so a
+  retrieval repo has its corpus, queries, qrels and, for reranking, ``top_ranked``); without
+  README configs, every split the task reads has a file named after it (``datasets``' own
+  split-from-file-name rules);
+- the revision it records equals the pinned one: the marker's revision if ``fill_mirror`` wrote
+  the folder, else the commit hash in ``snapshot_download``'s per-file metadata; a folder that
+  records no revision at all (files copied by hand) is accepted as is;
+- every file the marker lists is still there.
+
+The marker is not required: mirrors filled with plain ``snapshot_download`` or
+``huggingface-cli download --local-dir`` are accepted on the evidence above.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from datasets.data_files import EmptyDatasetError, get_data_patterns
+
+from qzhou_eval.mirror.layout import read_marker
+
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".arrow", ".txt")
+COMPRESSION_SUFFIXES = ("", ".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_DOWNLOAD_META = Path(".cache") / "huggingface" / "download"
+
+
+def is_data_file(path: Path) -> bool:
+    """Whether ``path`` is a file ``datasets`` can load rows from (by its name)."""
+    name = path.name.lower()
+    return any(name.endswith(d + c) for d in DATA_SUFFIXES for c in COMPRESSION_SUFFIXES)
+
+
+def data_files(folder: Path) -> list[Path]:
+    """The data files of a repo folder, hidden folders (``.cache``, ``.git``) left out."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and is_data_file(p)
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def repo_problem(folder: Path, revision: str, splits: Sequence[str] = ()) -> str | None:
+    """Why ``folder`` is not a complete copy of its repo at ``revision``; None when it is.
+
+    ``splits``: the splits the task reads; checked for repos without README ``configs``, whose
+    splits ``datasets`` infers from the file names. The reason completes the sentence
+    "the mirror folder <folder> ...".
+    """
+    if not folder.is_dir():
+        return "does not exist"
+    return (
+        _marker_problem(folder, revision)
+        or _incomplete_problem(folder)
+        or _revision_problem(folder, revision)
+        or _data_problem(folder)
+        or _configs_problem(folder)
+        or _splits_problem(folder, splits)
+    )
+
+
+def _marker_problem(folder: Path, revision: str) -> str | None:
+    marker = read_marker(folder)
+    if marker is None:
+        return None
+    if marker.get("revision") != revision:
+        return f"holds revision {marker.get('revision')} but the task pins {revision}"
+    missing = [f for f in marker.get("files", []) if not (folder / f).is_file()]
+    if missing:
+        return f"lacks {len(missing)} file(s) its marker lists, e.g. {missing[0]}"
+    return None
+
+
+def _incomplete_problem(folder: Path) -> str | None:
+    meta_root = folder / _DOWNLOAD_META
+    if meta_root.is_dir() and next(meta_root.rglob("*.incomplete"), None) is not None:
+        return "holds an interrupted download (*.incomplete files)"
+    return None
+
+
+def _revision_problem(folder: Path, revision: str) -> str | None:
+    """Compare the commit hash snapshot_download recorded per file with the pinned revision."""
+    meta_root = folder / _DOWNLOAD_META
+    if not _SHA.match(revision) or not meta_root.is_dir():
+        return None
+    for meta in meta_root.rglob("*.metadata"):
+        try:
+            commit = meta.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+        except OSError:
+            continue
+        if _SHA.match(commit) and commit != revision:
+            return f"holds revision {commit} but the task pins {revision}"
+    return None
+
+
+def _data_problem(folder: Path) -> str | None:
+    files = data_files(folder)
+    if not files:
+        return "holds no data files"
+    for file in files:
+        if file.stat().st_size < 1024:
+            with file.open("rb") as f:
+                if f.read(len(_LFS_POINTER)) == _LFS_POINTER:
+                    rel = file.relative_to(folder).as_posix()
+                    return f"holds a git-lfs pointer instead of data ({rel})"
+    return None
+
+
+def _configs_problem(folder: Path) -> str | None:
+    for config, pattern in readme_data_files(folder):
+        if next(folder.glob(pattern.lstrip("/")), None) is None:
+            return f"lacks the files of config {config!r} ({pattern})"
+    return None
+
+
+def _splits_problem(folder: Path, splits: Sequence[str]) -> str | None:
+    """Without README configs, each needed split must match a file the way datasets names them."""
+    if not splits or readme_data_files(folder):
+        return None
+    try:
+        found = {str(split) for split in get_data_patterns(str(folder))}
+    except EmptyDatasetError:
+        return "holds no data files"
+    missing = [split for split in splits if split not in found]
+    if missing:
+        return f"lacks the files of split {missing[0]!r} (found: {', '.join(sorted(found))})"
+    return None
+
+
+def readme_data_files(folder: Path) -> list[tuple[str, str]]:
+    """(config name, data-file pattern) pairs the README's YAML front matter declares."""
+    readme = folder / "README.md"
+    if not readme.is_file():
+        return []
+    text = readme.read_text(encoding="utf-8", errors="replace")
+    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", text, re.DOTALL)
+    if not match:
+        return []
+    try:
+        front = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return []
+    configs = front.get("configs") if isinstance(front, dict) else None
+    pairs: list[tuple[str, str]] = []
+    for entry in configs if isinstance(configs, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        name = str(entry.get("config_name", "default"))
+        pairs.extend((name, pattern) for pattern in _patterns(entry.get("data_files")))
+    return pairs
+
+
+def _patterns(data_files: object) -> list[str]:
+    """Flatten a ``data_files`` entry: a str, a list of str, or a list of {split, path}."""
+    if isinstance(data_files, str):
+        return [data_files]
+    if isinstance(data_files, dict):
+        return _patterns(data_files.get("path"))
+    if isinstance(data_files, list):
+        return [p for item in data_files for p in _patterns(item)]
+    return []

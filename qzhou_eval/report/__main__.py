@@ -1,0 +1,19 @@
+"""``python -m qzhou_eval.report results_dir=... benchmark=cmteb [reference=...]``."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from qzhou_eval.config.app import hydra_app
+
+
+@hydra_app("report")
+def main(cfg: DictConfig) -> None:
+    """Print the leaderboard tables and the reproduction report; write its files."""
+    from qzhou_eval.report.cli import run_report
+
+    print(run_report(cfg), end="")
+
+
+if __name__ == "__main__":
+    main()

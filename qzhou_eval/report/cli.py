@@ -1,0 +1,131 @@
+"""``python -m qzhou_eval.report``: from the composed ``report`` config to tables and files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from qzhou_eval.benchmarks import load_benchmark_tasks
+from qzhou_eval.errors import ConfigError, UserError
+from qzhou_eval.report.definitions import check_definition
+from qzhou_eval.report.discover import discover_runs, resolve_results_dirs
+from qzhou_eval.report.render import render_text
+from qzhou_eval.report.report import BenchmarkInfo, build_report, check_nonempty
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """The validated ``report`` config."""
+
+    results_dirs: list[Path]
+    reference: object
+    reference_model: str | None
+    tolerance: float
+    definition: str
+    out_dir: Path | None
+    models: list[str] | None
+    experiments: str | list[str]
+    plots: bool
+    per_task: bool
+
+
+def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
+    """Check every setting; a bad one raises a one-line ConfigError/UserError."""
+    results_dirs = resolve_results_dirs(_plain(cfg.get("results_dir")) or [])
+    tolerance = cfg.get("tolerance")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
+        raise ConfigError(
+            f"tolerance={tolerance!r}: give a number of score points >= 0 (e.g. 0.01)"
+        )
+    experiments = _plain(cfg.get("experiments", "all"))
+    if isinstance(experiments, str) and experiments not in ("all", "none"):
+        experiments = [experiments]
+    if experiments is None or experiments is False:
+        experiments = "none"
+    models = _plain(cfg.get("models"))
+    if isinstance(models, str):
+        models = [models]
+    return ReportOptions(
+        results_dirs=results_dirs,
+        reference=_plain(cfg.get("reference")),
+        reference_model=cfg.get("reference_model"),
+        tolerance=float(tolerance),
+        definition=check_definition(str(cfg.get("definition"))),
+        out_dir=_out_dir(cfg.get("out_dir"), results_dirs),
+        models=[str(m) for m in models] if models is not None else None,
+        experiments=experiments if isinstance(experiments, str) else [str(e) for e in experiments],
+        plots=bool(cfg.get("plots", True)),
+        per_task=bool(cfg.get("per_task", True)),
+    )
+
+
+def run_report(cfg: DictConfig) -> str:
+    """Build the report the config describes, write its files, return the text to print."""
+    from qzhou_eval.report.outputs import write_report_files
+
+    options = options_from_config(cfg)
+    bench_cfg = cfg.benchmark
+    tasks = load_benchmark_tasks(bench_cfg)
+    n_full = len(tasks)
+    if bench_cfg.get("tasks") is not None:
+        n_full = len(load_benchmark_tasks({**_plain(bench_cfg), "tasks": None}))
+    benchmark = BenchmarkInfo(str(bench_cfg.key), str(bench_cfg.name), len(tasks), n_full)
+    runs = discover_runs(options.results_dirs, options.models, options.experiments)
+    if not runs:
+        where = ", ".join(str(d) for d in options.results_dirs)
+        raise UserError(
+            f"no runs in {where} (expected <org>__<model>/<revision>/<Task>.json"
+            + (f" for models {options.models}" if options.models else "")
+            + ")"
+        )
+    report = build_report(
+        runs,
+        tasks,
+        benchmark,
+        options.results_dirs,
+        definition=options.definition,
+        reference=options.reference,
+        reference_model=options.reference_model,
+        tolerance=options.tolerance,
+    )
+    check_nonempty(report, tasks)
+    text = render_text(report, per_task=options.per_task)
+    if options.out_dir is None:
+        return text
+    try:
+        files = write_report_files(report, options.out_dir, benchmark.key, plots=options.plots)
+    except OSError as e:
+        msg = f"cannot write the report files to {options.out_dir}: {e}; set out_dir=..."
+        raise UserError(msg) from None
+    return text + "\nWrote:\n" + "".join(f"  {f}\n" for f in files)
+
+
+def _out_dir(value: object, results_dirs: list[Path]) -> Path | None:
+    """``null``: ``<first results folder>_report`` beside it; ``false``: no files.
+
+    Never inside a results folder: a JSON file there would be read as a task result.
+    """
+    if value is False or (isinstance(value, str) and value.lower() in ("false", "none", "off")):
+        return None
+    if value is None:
+        first = Path(os.path.abspath(results_dirs[0]))
+        return first.parent / f"{first.name}_report"
+    out = Path(str(value)).expanduser()
+    for d in results_dirs:
+        if Path(os.path.abspath(out)).is_relative_to(Path(os.path.abspath(d))):
+            raise ConfigError(
+                f"out_dir={str(out)!r} is inside results_dir {str(d)!r}; put it beside"
+            )
+    return out
+
+
+def _plain(value: object) -> Any:
+    """OmegaConf containers as plain Python values."""
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)  # type: ignore[arg-type]
+    return value

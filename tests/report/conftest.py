@@ -1,0 +1,50 @@
+"""Fixtures for the report tests: golden data, benchmark tasks, and copies of results to alter.
+
+Golden data is the project's ``shared/reference/`` folder beside the repository (the CI clones it
+there); tests that need it skip when it is absent. The package's own copy of the published QZhou
+results is tested without it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import mteb
+import pytest
+from mteb.abstasks import AbsTask
+from report_testdata import CMN, ENG, SHARED_REFERENCE
+
+from qzhou_eval.report.reference import package_reference_dir
+
+
+@pytest.fixture(scope="session")
+def shared_reference() -> Path:
+    if not SHARED_REFERENCE.is_dir():
+        pytest.skip(f"golden data folder {SHARED_REFERENCE} is absent")
+    return SHARED_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def package_results() -> Path:
+    """The published QZhou results shipped in the package (mteb results layout)."""
+    return package_reference_dir()
+
+
+@pytest.fixture(scope="session")
+def eng_tasks() -> list[AbsTask]:
+    return list(mteb.get_benchmark(ENG).tasks)
+
+
+@pytest.fixture(scope="session")
+def cmn_tasks() -> list[AbsTask]:
+    return list(mteb.get_benchmark(CMN).tasks)
+
+
+@pytest.fixture
+def results_copy(tmp_path: Path, package_results: Path) -> Iterator[Path]:
+    """A writable copy of the published QZhou results, to remove or alter files in."""
+    dest = tmp_path / "results"
+    shutil.copytree(package_results, dest)
+    yield dest

@@ -1,0 +1,70 @@
+"""Finding runs in mteb's results layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from report_testdata import QZHOU, QZHOU_REV, QZHOU_ZH
+
+from qzhou_eval.errors import UserError
+from qzhou_eval.report.discover import (
+    RunId,
+    discover_runs,
+    experiment_dim,
+    model_dir_name,
+    resolve_results_dirs,
+    run_path,
+)
+
+
+def _touch(path: Path, content: str = "{}") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8")
+
+
+def test_layout(tmp_path: Path) -> None:
+    _touch(tmp_path / "org__a" / "r1" / "STS12.json")
+    _touch(tmp_path / "org__a" / "r1" / "model_meta.json", json.dumps({"embed_dim": 64}))
+    _touch(tmp_path / "org__a" / "r1" / "experiments" / "embed_dim_32" / "STS12.json")
+    _touch(tmp_path / "org__a" / "r1" / "experiments" / "empty" / "model_meta.json")
+    _touch(tmp_path / "org__b" / "r2" / "model_meta.json", json.dumps({"name": "Org/B"}))
+    _touch(tmp_path / "org__b" / "r2" / "STS12.json")
+    runs = discover_runs([tmp_path])
+    assert [r.id for r in runs] == [
+        RunId("Org/B", "r2"),
+        RunId("org/a", "r1"),
+        RunId("org/a", "r1", "embed_dim_32"),
+    ]
+    assert [r.embed_dim for r in runs] == [None, 64, 32]
+    assert [r.id for r in discover_runs([tmp_path], experiments="none")] == [
+        RunId("Org/B", "r2"),
+        RunId("org/a", "r1"),
+    ]
+    assert [r.id for r in discover_runs([tmp_path], models=["org/*@r1"])] == [
+        RunId("org/a", "r1"),
+        RunId("org/a", "r1", "embed_dim_32"),
+    ]
+    assert discover_runs([tmp_path], models=["org__b"]) == []  # meta name wins: Org/B
+    assert [r.id.model for r in discover_runs([tmp_path], models=["Org/B"])] == ["Org/B"]
+
+
+def test_mteb_cache_root_and_errors(tmp_path: Path) -> None:
+    _touch(tmp_path / "cache" / "results" / "org__a" / "r1" / "STS12.json")
+    assert resolve_results_dirs(str(tmp_path / "cache")) == [tmp_path / "cache" / "results"]
+    with pytest.raises(UserError, match="not a folder"):
+        resolve_results_dirs(tmp_path / "nope")
+    twin = tmp_path / "twin"
+    _touch(twin / "org__a" / "r1" / "STS12.json")
+    with pytest.raises(UserError, match="in two results folders"):
+        discover_runs([tmp_path / "cache" / "results", twin])
+
+
+def test_names(package_results: Path) -> None:
+    assert model_dir_name(QZHOU_ZH) == "Kingsoft-LLM__QZhou-Embedding-Zh"
+    assert run_path(package_results, QZHOU, QZHOU_REV).is_dir()
+    expected = Path("r/a__b/v/experiments/embed_dim_8")
+    assert run_path(Path("r"), "a/b", "v", "embed_dim_8") == expected
+    assert experiment_dim("embed_dim_256") == 256
+    assert experiment_dim("embed_dim_x") is None and experiment_dim(None) is None

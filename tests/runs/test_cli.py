@@ -1,0 +1,84 @@
+"""The runners as a user runs them: bad input, and a run killed mid-way then resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO
+
+MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
+
+
+def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["model.pooling=max"], "model.pooling"),
+        (["model.dtype=fp8"], "model.dtype"),
+        (["model=nosuch"], "model/nosuch"),
+        (["model=minilm", "benchmark=demo_eng", "benchmark.tasks=[NoSuchTask]"], "NoSuchTask"),
+        (["model=minilm", "data.mirror=/no/such/mirror"], "data.mirror"),
+        (["model=minilm", "model.path=/no/such/model"], "model.path"),
+        (["prompts.instructions.NotATask=x"], "NotATask"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle):
+    res = _run("run_mteb.py", *args, f"runtime.results_dir={tmp_path / 'r'}")
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_redoing_finished_tasks(tmp_path):
+    results = tmp_path / "results"
+    args = [
+        "run_mteb.py",
+        "model=minilm",
+        "benchmark=demo_eng",
+        "benchmark.tasks=[DemoEngSTS,DemoEngClassification,DemoEngClustering]",
+        f"runtime.results_dir={results}",
+        f"runtime.store_dir={tmp_path / 'store'}",
+        "runtime.progress=false",
+    ]
+    folder = results / MINILM
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 400
+    while not (folder / "DemoEngSTS.json").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for f in folder.glob("*.json"):  # whatever is there is complete, valid JSON
+        json.loads(f.read_text())
+    sts_before = (folder / "DemoEngSTS.json").read_text()
+
+    res = _run(*args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    names = {p.name for p in folder.glob("*.json")}
+    assert {"DemoEngSTS.json", "DemoEngClassification.json", "DemoEngClustering.json"} <= names
+    for f in folder.glob("*.json"):
+        json.loads(f.read_text())
+    assert (folder / "DemoEngSTS.json").read_text() == sts_before  # not redone
+    assert not list(folder.glob(".*.tmp"))
+    assert "DemoEngClustering" in res.stdout and "Mean(TaskType)" in res.stdout
