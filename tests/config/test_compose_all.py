@@ -93,4 +93,4 @@ def test_mrl_dims():
 
 
 def test_conf_dir_is_the_repo_conf():
-    assert CONF_DIR == Path(__file__).resolve().parents[2] / "conf"
+    assert Path(__file__).resolve().parents[2] / "conf" == CONF_DIR

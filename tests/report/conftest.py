@@ -14,9 +14,9 @@ from pathlib import Path
 import mteb
 import pytest
 from mteb.abstasks import AbsTask
-from report_testdata import CMN, ENG, SHARED_REFERENCE
 
 from qzhou_eval.report.reference import package_reference_dir
+from tests.report.report_testdata import CMN, ENG, SHARED_REFERENCE
 
 
 @pytest.fixture(scope="session")

@@ -8,18 +8,6 @@ from pathlib import Path
 import mteb
 import pytest
 from mteb.abstasks import AbsTask
-from report_testdata import (
-    CMN,
-    CURRENT_CMN,
-    PUBLISHED_CMN,
-    PUBLISHED_ENG,
-    QZHOU,
-    QZHOU_REV,
-    QZHOU_ZH,
-    QZHOU_ZH_REV,
-    points,
-    task_file,
-)
 
 from qzhou_eval.report.aggregate import (
     MEAN_TASK,
@@ -32,6 +20,18 @@ from qzhou_eval.report.aggregate import (
 from qzhou_eval.report.definitions import CURRENT, PUBLISHED, apply_definition
 from qzhou_eval.report.discover import RunDir, RunId, run_path
 from qzhou_eval.report.scores import load_run_scores
+from tests.report.report_testdata import (
+    CMN,
+    CURRENT_CMN,
+    PUBLISHED_CMN,
+    PUBLISHED_ENG,
+    QZHOU,
+    QZHOU_REV,
+    QZHOU_ZH,
+    QZHOU_ZH_REV,
+    points,
+    task_file,
+)
 
 
 def _summary(results: Path, model: str, revision: str, tasks: list[AbsTask]):

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import mteb
 import pytest
-from report_testdata import (
+
+from qzhou_eval.config.app import compose_config
+from qzhou_eval.errors import ConfigError, UserError
+from qzhou_eval.report.cli import run_report
+from tests.report.report_testdata import (
     CMN,
     CURRENT_CMN,
     ENG,
@@ -28,10 +32,6 @@ from report_testdata import (
     golden_task_scores,
     task_file,
 )
-
-from qzhou_eval.config.app import compose_config
-from qzhou_eval.errors import ConfigError, UserError
-from qzhou_eval.report.cli import run_report
 
 COLUMNS = ["Mean(Task)", "Mean(TaskType)"]
 

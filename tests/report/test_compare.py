@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from mteb.abstasks import AbsTask
-from report_testdata import QZHOU, QZHOU_REV, edit_scores, task_file
 
 from qzhou_eval.report.aggregate import summarize
 from qzhou_eval.report.compare import (
@@ -18,6 +17,7 @@ from qzhou_eval.report.compare import (
 )
 from qzhou_eval.report.discover import RunDir, RunId, run_path
 from qzhou_eval.report.scores import load_run_scores
+from tests.report.report_testdata import QZHOU, QZHOU_REV, edit_scores, task_file
 
 
 def _summary(results: Path, tasks: list[AbsTask]):

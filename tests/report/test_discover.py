@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from report_testdata import QZHOU, QZHOU_REV, QZHOU_ZH
 
 from qzhou_eval.errors import UserError
 from qzhou_eval.report.discover import (
@@ -17,6 +16,7 @@ from qzhou_eval.report.discover import (
     resolve_results_dirs,
     run_path,
 )
+from tests.report.report_testdata import QZHOU, QZHOU_REV, QZHOU_ZH
 
 
 def _touch(path: Path, content: str = "{}") -> None:

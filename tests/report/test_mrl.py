@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from report_testdata import CMN, QZHOU, QZHOU_ZH, QZHOU_ZH_REV, points
 
 from qzhou_eval.config.app import compose_config
 from qzhou_eval.report.cli import run_report
 from qzhou_eval.report.discover import discover_runs, run_path
 from qzhou_eval.report.mrl import mrl_curves
 from qzhou_eval.report.report import BenchmarkInfo, build_report
+from tests.report.report_testdata import CMN, QZHOU, QZHOU_ZH, QZHOU_ZH_REV, points
 
 FACTORS = {256: 0.96, 512: 0.98}
 

@@ -7,15 +7,6 @@ from pathlib import Path
 
 import pytest
 from mteb.abstasks import AbsTask
-from report_testdata import (
-    CMN,
-    ENG,
-    QZHOU,
-    QZHOU_REV,
-    QZHOU_ZH,
-    QZHOU_ZH_REV,
-    points,
-)
 
 from qzhou_eval.errors import UserError
 from qzhou_eval.report.aggregate import summarize
@@ -29,6 +20,15 @@ from qzhou_eval.report.reference import (
     published_table_path,
 )
 from qzhou_eval.report.scores import RunScores
+from tests.report.report_testdata import (
+    CMN,
+    ENG,
+    QZHOU,
+    QZHOU_REV,
+    QZHOU_ZH,
+    QZHOU_ZH_REV,
+    points,
+)
 
 
 def test_package_copies_are_byte_identical(shared_reference: Path) -> None:

@@ -9,7 +9,11 @@ import mteb
 import pytest
 from mteb.abstasks import AbsTask
 from mteb.results import TaskResult
-from report_testdata import (
+
+from qzhou_eval.report.definitions import PUBLISHED, apply_definition
+from qzhou_eval.report.discover import RunDir, RunId, run_path
+from qzhou_eval.report.scores import NO_FILE, load_run_scores, load_task_results, score_task
+from tests.report.report_testdata import (
     CMN,
     ENG,
     QZHOU,
@@ -20,10 +24,6 @@ from report_testdata import (
     golden_task_scores,
     task_file,
 )
-
-from qzhou_eval.report.definitions import PUBLISHED, apply_definition
-from qzhou_eval.report.discover import RunDir, RunId, run_path
-from qzhou_eval.report.scores import NO_FILE, load_run_scores, load_task_results, score_task
 
 
 def _run(results: Path, model: str, revision: str) -> RunDir:

@@ -9,7 +9,10 @@ import pytest
 from mteb.abstasks import AbsTask, AbsTaskClassification
 from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.results import TaskResult
-from report_testdata import (
+
+from qzhou_eval.report import render_run_summary
+from qzhou_eval.report.discover import run_path
+from tests.report.report_testdata import (
     PUBLISHED_ENG,
     QZHOU,
     QZHOU_REV,
@@ -17,9 +20,6 @@ from report_testdata import (
     QZHOU_ZH_REV,
     task_file,
 )
-
-from qzhou_eval.report import render_run_summary
-from qzhou_eval.report.discover import run_path
 
 
 def _named(tasks: list[AbsTask], *names: str) -> list[AbsTask]:
