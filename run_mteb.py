@@ -11,7 +11,7 @@ from qzhou_eval.runs.cli import run_from_config
 
 
 @hydra_app("mteb")
-def main(cfg) -> None:  # noqa: ANN001
+def main(cfg) -> None:
     code = run_from_config(cfg, "mteb")
     if code:
         sys.exit(code)

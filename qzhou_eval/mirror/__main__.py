@@ -1,0 +1,49 @@
+"""Fill an offline mirror on a connected machine: ``python -m qzhou_eval.mirror``.
+
+    python -m qzhou_eval.mirror benchmark=mteb_eng_v2 data.mirror=/data/mteb-mirror
+    python -m qzhou_eval.mirror benchmark=cmteb data.mirror=/data/mirror 'benchmark.tasks=[BQ]'
+
+Downloads every dataset repo the benchmark's tasks read, at the revision each task pins, into
+``<mirror>/<org>__<name>/``; repos already complete are skipped. Copy the folder to the offline
+machine and run with ``data.mirror=<folder>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from qzhou_eval.benchmarks import load_benchmark_tasks
+from qzhou_eval.config import hydra_app
+from qzhou_eval.config.spec import mirror_dir
+from qzhou_eval.errors import ConfigError, UserError
+from qzhou_eval.mirror import fill_mirror, task_repos
+
+
+def fill(cfg: DictConfig) -> list[Path]:
+    target = mirror_dir(cfg, must_exist=False)
+    if target is None:
+        raise ConfigError("set data.mirror=<folder> (the mirror to fill)")
+    tasks = load_benchmark_tasks(cfg.benchmark)
+    repos = sorted({repo for task in tasks for repo in task_repos(task)})
+    print(f"mirror {target}: {len(repos)} dataset repo(s) for {len(tasks)} task(s)", flush=True)
+    try:
+        fetched = fill_mirror(tasks, target)
+    except (OSError, ValueError, RuntimeError) as e:  # huggingface_hub's errors derive from these
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"could not download into mirror {target} (is the Hugging Face Hub reachable?): "
+            f"{first_line}"
+        ) from None
+    print(f"downloaded {len(fetched)}, already complete {len(repos) - len(fetched)}")
+    return fetched
+
+
+@hydra_app("mteb")
+def main(cfg: DictConfig) -> None:
+    fill(cfg)
+
+
+if __name__ == "__main__":
+    main()

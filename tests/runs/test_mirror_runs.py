@@ -1,0 +1,109 @@
+"""Official tasks run by the runners from a repo-shaped offline mirror (the issue's done-when)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mteb
+import pytest
+
+from tests.conftest import REPO
+from tests.mirror.repo_writer import write_task_repo
+
+MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
+PAIRS = [
+    ("A man is playing a guitar.", "A man is playing a guitar.", 5.0),
+    ("A man is playing a guitar.", "A man plays the guitar.", 4.2),
+    ("A woman is slicing an onion.", "A woman is cutting an onion.", 3.8),
+    ("The stock market fell sharply today.", "A kitten sleeps on the warm sofa.", 0.0),
+]
+# q2's relevant document has q2's exact text but is not among q2's candidates: reranking over
+# the candidate lists scores MAP (1 + 0) / 2 = 0.5, full-corpus retrieval would score 1.0.
+RERANK = {
+    "corpus": {
+        "d1": "the cat sat on the mat",
+        "d2": "a recipe for tomato soup",
+        "d3": "stock markets fell today",
+        "d4": "the weather is sunny",
+    },
+    "queries": {"q1": "the cat sat on the mat", "q2": "stock markets fell today"},
+    "qrels": {"q1": {"d1": 1, "d2": 0}, "q2": {"d3": 1, "d4": 0}},
+    "top_ranked": {"q1": ["d1", "d2"], "q2": ["d2", "d4"]},
+}
+
+pytestmark = pytest.mark.slow
+
+
+def _task(benchmark: str, name: str):
+    task = next(t for t in mteb.get_benchmark(benchmark).tasks if t.metadata.name == name)
+    return copy.copy(task)
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, script, "model=minilm", "runtime.progress=false", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def _main_score(path: Path) -> float:
+    return json.loads(path.read_text())["scores"][
+        next(iter(json.loads(path.read_text())["scores"]))
+    ][0]["main_score"]
+
+
+def test_run_mteb_sts_benchmark_from_mirror(tmp_path):
+    mirror = tmp_path / "mirror"
+    write_task_repo(mirror, _task("MTEB(eng, v2)", "STSBenchmark"), pairs=PAIRS)
+    res = _run(
+        "run_mteb.py",
+        "benchmark.tasks=[STSBenchmark]",
+        f"data.mirror={mirror}",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        f"runtime.store_dir={tmp_path / 's'}",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "results" / MINILM / "STSBenchmark.json"
+    assert _main_score(out) == pytest.approx(1.0)  # MiniLM orders the four pairs like the gold
+    assert "STSBenchmark" in res.stdout and "100.00" in res.stdout
+
+
+def test_run_cmteb_sts_and_reranking_from_mirror(tmp_path):
+    mirror = tmp_path / "mirror"
+    write_task_repo(mirror, _task("MTEB(cmn, v1)", "AFQMC"), pairs=PAIRS)
+    write_task_repo(mirror, _task("MTEB(cmn, v1)", "T2Reranking"), **RERANK)
+    res = _run(
+        "run_cmteb.py",
+        "benchmark.tasks=[AFQMC,T2Reranking]",
+        f"data.mirror={mirror}",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        f"runtime.store_dir={tmp_path / 's'}",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    folder = tmp_path / "results" / MINILM
+    assert _main_score(folder / "AFQMC.json") == pytest.approx(1.0)
+    assert _main_score(folder / "T2Reranking.json") == pytest.approx(0.5)  # candidate lists used
+    assert "T2Reranking" in res.stdout and "AFQMC" in res.stdout
+
+
+def test_missing_dataset_fails_before_encoding(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    res = _run(
+        "run_cmteb.py",
+        "benchmark.tasks=[BQ]",
+        f"data.mirror={mirror}",
+        f"runtime.results_dir={tmp_path / 'results'}",
+    )
+    assert res.returncode == 2
+    line = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(line) == 1
+    assert "BQ" in line[0] and "C-MTEB/BQ" in line[0] and "python -m qzhou_eval.mirror" in line[0]
+    assert not (tmp_path / "results").exists()
