@@ -25,6 +25,7 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 _QUIET_HYDRA = [
     "hydra.output_subdir=null",
     "hydra.run.dir=.",
+    "hydra.sweep.dir=multirun",
     "hydra/job_logging=stdout",
     "hydra/hydra_logging=none",
 ]
@@ -100,7 +101,12 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
             os.environ.setdefault("HYDRA_FULL_ERROR", "0")
             user_args = sys.argv[1:]
             _precheck(config_name, user_args)
-            sys.argv = [sys.argv[0], *_QUIET_HYDRA, *user_args]
+            # Hydra's parser wants overrides in one run: append ours after the user's, unless the
+            # user's last word is a flag that may take a value.
+            if user_args and user_args[-1].startswith("-"):
+                sys.argv = [sys.argv[0], *_QUIET_HYDRA, *user_args]
+            else:
+                sys.argv = [sys.argv[0], *user_args, *_QUIET_HYDRA]
             main()
 
         return entry

@@ -82,3 +82,26 @@ def test_killed_run_resumes_without_redoing_finished_tasks(tmp_path):
     assert (folder / "DemoEngSTS.json").read_text() == sts_before  # not redone
     assert not list(folder.glob(".*.tmp"))
     assert "DemoEngClustering" in res.stdout and "Mean(TaskType)" in res.stdout
+
+
+@pytest.mark.slow
+def test_hydra_multirun_over_mrl_dim_reuses_stored_vectors(tmp_path):
+    res = _run(
+        "run_mteb.py",
+        "-m",
+        "model=minilm",
+        "benchmark=demo_eng",
+        "benchmark.tasks=[DemoEngSTS]",
+        "mrl.dim=128,256",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        f"runtime.store_dir={tmp_path / 'store'}",
+        "runtime.progress=false",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    encoded = [ln for ln in res.stdout.splitlines() if ln.startswith("encoded ")]
+    assert len(encoded) == 2
+    assert not encoded[0].startswith("encoded 0 ") and encoded[1].startswith("encoded 0 ")
+    exp = tmp_path / "results" / MINILM / "experiments"
+    assert (exp / "embed_dim_128" / "DemoEngSTS.json").exists()
+    assert (exp / "embed_dim_256" / "DemoEngSTS.json").exists()
