@@ -13,6 +13,12 @@ from qzhou_eval.runs.runner import execute, plan_run
 def run_from_config(cfg: DictConfig, config_name: str) -> int:
     """Plan (validate everything), execute, print the tables; return the exit code."""
     logging.getLogger("mteb").setLevel(logging.WARNING)
+    if not cfg.runtime.get("progress", True):
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
     plan = plan_run(cfg, config_name)
     variant = f", experiment {plan.experiment}" if plan.variant else ""
     print(
