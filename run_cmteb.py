@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate a model on MTEB(cmn, v1) (default: QZhou-Embedding). Hydra app over conf/cmteb.yaml.
 
-    python run_cmteb.py model=minilm 'benchmark.tasks=[AFQMC]' data.mirror=/data/mteb
+python run_cmteb.py model=minilm 'benchmark.tasks=[AFQMC]' data.mirror=/data/mteb
 """
 
 import sys

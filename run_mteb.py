@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate a model on MTEB(eng, v2) (default: QZhou-Embedding). Hydra app over conf/mteb.yaml.
 
-    python run_mteb.py model=minilm 'benchmark.tasks=[STSBenchmark]' data.mirror=/data/mteb
+python run_mteb.py model=minilm 'benchmark.tasks=[STSBenchmark]' data.mirror=/data/mteb
 """
 
 import sys
