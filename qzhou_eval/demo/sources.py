@@ -21,6 +21,8 @@ from typing import Literal
 import numpy as np
 import yaml
 
+from qzhou_eval.errors import UserError
+
 ChatterbotLanguage = Literal["english", "chinese"]
 
 # import name -> the distribution that ships it (for the install hint and the data revision)
@@ -32,8 +34,8 @@ DISTRIBUTIONS: dict[str, str] = {
 }
 
 
-class DemoDataMissingError(ImportError):
-    """A package that ships demo data is not installed."""
+class DemoDataMissingError(UserError):
+    """A package that ships demo data is not installed (one-line error, exit code 2)."""
 
 
 @dataclass(frozen=True)
