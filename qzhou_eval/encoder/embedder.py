@@ -7,6 +7,7 @@ are all finished (or whose vectors are all stored) never loads the model.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -72,6 +73,7 @@ class Embedder:
         self.progress = progress
         self.flush_every = flush_every
         self.encoded_inputs = 0  # inputs that went through the model (tests, benchmarks)
+        self.model_seconds = 0.0  # time spent loading the model, tokenizing and encoding
 
     @property
     def loaded_backbone(self) -> Backbone | None:
@@ -115,6 +117,7 @@ class Embedder:
     ) -> np.ndarray:
         """Encode ``texts``; hand finished vectors to the store every ``flush_every`` inputs, so a
         run killed mid-task resumes from there."""
+        started = time.perf_counter()
         backbone = self.backbone
         ids = backbone.tokenize(texts, spans)
         lengths = [len(x) for x in ids]
@@ -134,6 +137,7 @@ class Embedder:
         assert out is not None
         self._flush(side, texts, out, pending)
         self.encoded_inputs += len(texts)
+        self.model_seconds += time.perf_counter() - started
         return out
 
     def _flush(self, side: str, texts: list[str], out: np.ndarray, pending: list[int]) -> None:

@@ -79,6 +79,7 @@ class RunOutcome:
     tables: list[str] = field(default_factory=list)
     encoded_inputs: int = 0
     forward_calls: int = 0
+    model_seconds: float = 0.0
     store_summary: str = ""
     seconds: float = 0.0
 
@@ -177,6 +178,7 @@ def execute(plan: RunPlan) -> RunOutcome:
             task.unload_data()
     outcome.encoded_inputs = embedder.encoded_inputs
     outcome.forward_calls = getattr(embedder.loaded_backbone, "forward_calls", 0)
+    outcome.model_seconds = embedder.model_seconds
     if isinstance(store, DiskStore):
         outcome.store_summary = (
             f"embedding store {store.folder}: {len(store)} vectors, "
