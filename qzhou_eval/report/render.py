@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from qzhou_eval.report.mrl import mrl_curves
+from qzhou_eval.report.published import published_mrl
 from qzhou_eval.report.reference import DEFAULT_LABEL
 from qzhou_eval.report.report import Report
 from qzhou_eval.report.tables import format_markdown, format_text
-from qzhou_eval.report.views import leaderboard_table, missing_lines, run_labels, task_table
+from qzhou_eval.report.views import (
+    leaderboard_table,
+    missing_lines,
+    mrl_table,
+    run_labels,
+    task_table,
+)
 
 SCALE_NOTE = (
     "Scores: the leaderboard's main score ×100, per task the mean over the splits and subsets the "
@@ -50,6 +58,10 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
             lines.append(item(f"{labels[s.run]}: {len(missing)} of {n} tasks incomplete"))
             lines += [item(line, 1) for line in missing]
         blocks.append(lines)
+
+    for curve in mrl_curves(report.summaries):
+        published = published_mrl(curve.model, report.benchmark.name)
+        blocks.append([fmt(mrl_table(curve, published))])
 
     if per_task and (len(report.summaries) > 1 or not report.comparisons):
         blocks.append([fmt(task_table(report.summaries, title="Per task"))])

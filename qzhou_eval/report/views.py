@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from qzhou_eval.report.aggregate import MEAN_TASK, MEAN_TASK_TYPE, Summary, task_types
 from qzhou_eval.report.compare import Comparison, Delta
 from qzhou_eval.report.discover import RunId
+from qzhou_eval.report.mrl import MrlCurve
 from qzhou_eval.report.tables import Table, fmt_diff, fmt_mean, fmt_score, type_label
 
 FLAG = "<- differs"
@@ -100,3 +101,31 @@ def _delta_cells(d: Delta) -> list[str]:
 def missing_lines(summary: Summary) -> list[str]:
     """What keeps a run from being complete, one task per line."""
     return [t.describe_missing() for t in summary.scores.tasks if not t.complete]
+
+
+def mrl_table(curve: MrlCurve, published: dict[int, dict[str, float]] | None = None) -> Table:
+    """Dimension by task type, like the QZhou-Embedding-Zh model card's MRL table.
+
+    With ``published`` (the card's rows, in points) each dimension gets a second row with them.
+    """
+    summaries = list(curve.points.values())
+    types = task_types(summaries)
+    columns = [*types, MEAN_TASK, MEAN_TASK_TYPE]
+    title = f"MRL: {curve.model} by output dimension"
+    table = Table(["dim", *(type_label(t) for t in types), MEAN_TASK, MEAN_TASK_TYPE], title=title)
+    for dim, s in curve.points.items():
+        table.rows.append(
+            [
+                str(dim),
+                *(
+                    fmt_mean(s.mean(c)) if c in s.types or c in (MEAN_TASK, MEAN_TASK_TYPE) else ""
+                    for c in columns
+                ),
+            ]
+        )
+        if published and dim in published:
+            row = published[dim]
+            table.rows.append(
+                [f"{dim} (published)", *(f"{row[c]:.2f}" if c in row else "" for c in columns)]
+            )
+    return table

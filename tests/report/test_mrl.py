@@ -79,3 +79,16 @@ def test_report_draws_the_curve(mrl_results: Path, tmp_path: Path) -> None:
         )
     )
     assert "[embed_dim_512]" in one and "[embed_dim_256]" not in one
+
+
+def test_report_prints_the_dimension_by_type_table(mrl_results: Path) -> None:
+    text = run_report(
+        compose_config("report", [f"results_dir={mrl_results}", "benchmark=cmteb", "out_dir=false"])
+    )
+    block = text[text.index(f"MRL: {QZHOU_ZH} by output dimension") :].splitlines()
+    rows = {line.split("  ")[0].strip(): line.split() for line in block[3:20] if line.strip()}
+    assert rows["1792"][-1] == "80.29"  # the base run (published definition)
+    assert rows["1792 (published)"][-1] == "80.29"  # the model card's row beside it
+    assert rows["256 (published)"][-1] == "79.74"
+    assert "128" not in rows and "128 (published)" not in rows  # only dimensions that were run
+    assert float(rows["256"][-1]) == pytest.approx(80.29 * 0.96, abs=0.01)
