@@ -102,8 +102,13 @@ def variant_of(
     return ("variant", score_fingerprint(spec, recipe)[:10])
 
 
-def check_and_record(folder: Path, spec: ModelSpec, recipe: Recipe, dim: int | None) -> None:
-    """Refuse to mix results of different configurations in one folder; record ours."""
+def check_and_record(
+    folder: Path, spec: ModelSpec, recipe: Recipe, dim: int | None, *, write: bool = True
+) -> None:
+    """Refuse to mix results of different configurations in one folder; record ours.
+
+    ``write=False`` only checks (the runner checks every folder of a run before recording any).
+    """
     record = {
         "fingerprint": score_fingerprint(spec, recipe),
         "dim": dim,
@@ -119,6 +124,8 @@ def check_and_record(folder: Path, spec: ModelSpec, recipe: Recipe, dim: int | N
                 f"{folder} holds results of a different configuration (see {RUN_RECORD}); "
                 "set experiment=<name> or runtime.results_dir=<another folder>"
             )
+        return
+    if not write:
         return
     text = yaml.safe_dump(record, sort_keys=True, allow_unicode=True)
     atomic_write_text(path, text)

@@ -135,15 +135,20 @@ def execute(plan: RunPlan) -> RunOutcome:
         store=store,
         progress=runtime.progress,
     )
-    encoders = []
-    for dim in plan.dims:
-        meta = build_model_meta(spec, plan.recipe, dim=dim, variant=plan.variant)
-        encoder = RecipeEncoder(
-            meta=meta, recipe=plan.recipe, embedder=embedder, dim=dim, normalize=spec.normalize
+    encoders = [
+        RecipeEncoder(
+            meta=build_model_meta(spec, plan.recipe, dim=dim, variant=plan.variant),
+            recipe=plan.recipe,
+            embedder=embedder,
+            dim=dim,
+            normalize=spec.normalize,
         )
-        target = folder.get_task_result_path("x", meta).parent
-        check_and_record(target, spec, plan.recipe, dim)
-        encoders.append(encoder)
+        for dim in plan.dims
+    ]
+    for write in (False, True):  # check every folder before recording in any
+        for encoder in encoders:
+            target = folder.get_task_result_path("x", encoder.mteb_model_meta).parent
+            check_and_record(target, spec, plan.recipe, encoder.dim, write=write)
 
     outcome = RunOutcome(plan)
     strategy = "always" if runtime.overwrite else "only-missing"
