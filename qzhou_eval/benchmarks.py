@@ -60,8 +60,3 @@ def select_tasks(
         )
     keep = set(wanted)
     return [t for t in tasks if t.metadata.name in keep]
-
-
-def task_names(bench_cfg: Mapping[str, Any]) -> list[str]:
-    """Names of the tasks the benchmark config selects."""
-    return [t.metadata.name for t in load_benchmark_tasks(bench_cfg)]

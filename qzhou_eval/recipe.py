@@ -68,9 +68,6 @@ class Recipe:
         start = len(head) + len(prefix)
         return head + prefix + text + tail, (start, start + len(text))
 
-    def format_many(self, task: str, side: Side, texts: Iterable[str]) -> list[str]:
-        return [self.format(task, side, t) for t in texts]
-
     def check_tasks(self, task_names: Iterable[str]) -> None:
         """Fail, naming the task, when a task to run has no instruction in an instructed recipe."""
         if not self.uses_instructions or self.on_missing_instruction != "error":

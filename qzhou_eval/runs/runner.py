@@ -64,7 +64,6 @@ class RunPlan:
     tasks: list[AbsTask]
     dims: list[int | None]
     variant: Variant | None
-    mirror: Path | None = None
 
     @property
     def experiment(self) -> str | None:
@@ -114,7 +113,7 @@ def plan_run(cfg: DictConfig, config_name: str) -> RunPlan:
             "'benchmark.tasks=[{task}]'"
         )
         apply_mirror(tasks, mirror, hint)
-    return RunPlan(spec, runtime, recipe, tasks, dims, variant, mirror)
+    return RunPlan(spec, runtime, recipe, tasks, dims, variant)
 
 
 def execute(plan: RunPlan) -> RunOutcome:
