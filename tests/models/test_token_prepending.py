@@ -17,6 +17,8 @@ from qzhou_eval.models.token_prepending import (
 )
 from qzhou_eval.testing.tiny_models import cached_qwen_tokenizer, cached_tiny_model
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 PROMPT_EOL = "This sentence: <|im_start|>“{text}” means in one word: “"
 TEXTS = [
     "A man is playing a guitar.",
@@ -28,15 +30,6 @@ TEXTS = [
 START, END = 1, 7  # the tiny models have 8 layers: indices 0..7
 ARCHS = ["qwen3", "qwen2"]
 ATTNS = ["sdpa", "eager"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads; on a busy 2-core box 2 threads are ~50x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

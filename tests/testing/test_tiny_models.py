@@ -24,6 +24,8 @@ QWEN2_SPLIT = (
     r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 QZHOU_QUERY = "Instruct: Retrieve semantically similar text\nQuery: "
 # In|struct|:| Retrieve| sem|antically| similar| text|\n|Query|:|<space>
 QZHOU_QUERY_IDS = [641, 1235, 25, 31562, 5234, 80949, 4428, 1467, 198, 2859, 25, 220]
@@ -47,15 +49,6 @@ SAMPLES = [
     "a" * 50 + " " + "ab" * 30,
     "http://example.com/path?query=1&b=2#frag  user@example.com",
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads; on a busy 2-core box 2 threads are ~50x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
