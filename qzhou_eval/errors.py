@@ -18,3 +18,16 @@ class ConfigError(UserError):
 
 class MirrorError(UserError):
     """The offline dataset mirror lacks a dataset a task needs."""
+
+
+class DeviceError(UserError):
+    """A device or a data-parallel worker failed mid-run (out of memory, a worker died).
+
+    Finished results and stored vectors are kept; the message names the device.
+    """
+
+    exit_code = 1
+
+
+class ModelLoadError(UserError):
+    """The model or its tokenizer cannot be loaded from ``model.path`` (missing or bad files)."""

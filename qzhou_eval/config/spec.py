@@ -61,10 +61,14 @@ class ModelSpec:
     # A sentence-transformers Dense module folder inside the model folder (e.g. "2_Dense") whose
     # linear projection follows pooling (QZhou-Embedding-Zh's MRL projection). null = none.
     projection: str | None = None
+    # Padding-free packed batches (runtime.packing): another attention kernel, so other vectors.
+    packing: bool = False
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """Settings that change the embedding vectors (not where they are stored)."""
+        packing = {"packing": True} if self.packing else {}  # absent when off: keys stay stable
         return {
+            **packing,
             "name": self.name,
             "revision": self.revision,
             "backend": self.backend,
@@ -82,9 +86,11 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class RuntimeSpec:
-    device: str = "auto"
+    devices: tuple[str, ...] = ("cpu",)
     tokens_per_batch: int = 16384
     max_batch_size: int = 512
+    max_padding: float | None = 0.03
+    packing: bool = False
     results_dir: Path = Path("results")
     overwrite: bool = False
     progress: bool = True
@@ -177,10 +183,26 @@ def model_spec(cfg: Mapping[str, Any]) -> ModelSpec:
 
 def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
     s = "runtime"
+    from qzhou_eval.config.devices import resolve_devices
+
+    max_padding = cfg.get("max_padding")
+    if max_padding is not None and (
+        isinstance(max_padding, bool)
+        or not isinstance(max_padding, (int, float))
+        or not 0 <= max_padding < 1
+    ):
+        raise ConfigError(
+            f"runtime.max_padding={max_padding!r}: give a fraction in [0, 1), e.g. 0.03, or null"
+        )
+    devices = cfg.get("devices", "auto")
+    if OmegaConf.is_config(devices):
+        devices = OmegaConf.to_container(devices, resolve=True)
     return RuntimeSpec(
-        device=str(cfg.get("device", "auto")),
+        devices=tuple(resolve_devices(devices, cfg.get("device"))),
         tokens_per_batch=_positive_int(s, "tokens_per_batch", cfg.get("tokens_per_batch", 16384)),
         max_batch_size=_positive_int(s, "max_batch_size", cfg.get("max_batch_size", 512)),
+        max_padding=None if max_padding is None else float(max_padding),
+        packing=bool(cfg.get("packing", False)),
         results_dir=Path(str(cfg.get("results_dir", "results"))).expanduser(),
         overwrite=bool(cfg.get("overwrite", False)),
         progress=bool(cfg.get("progress", True)),

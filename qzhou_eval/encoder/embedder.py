@@ -1,7 +1,13 @@
-"""Exact model inputs -> raw vectors, fast: dedup, length sort, token-budget batches, memo/store.
+"""Exact model inputs -> raw vectors, fast: dedup, store, length-sorted batches, overlap.
 
-The backbone loads lazily on the first input that is not already stored, so a rerun whose tasks
-are all finished (or whose vectors are all stored) never loads the model.
+- Each distinct input goes through the model once per run (and once ever, with the disk store).
+- The engine (one device in this process, or one worker process per device) loads lazily on the
+  first input that is not already stored, so a rerun whose vectors are all stored never loads
+  the model.
+- Inputs are tokenized in chunks by a background thread while the previous chunk's batches run;
+  each chunk is cut into length-sorted token-budget batches with bounded padding.
+- Finished vectors go to the store every ``flush_every`` inputs from a background writer, so a run
+  killed mid-task resumes from there; an interrupted or failed call still stores what it has.
 """
 
 from __future__ import annotations
@@ -9,16 +15,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from qzhou_eval.encoder.batching import token_budget_batches
+from qzhou_eval.encoder.batching import packed_batches, token_budget_batches
+from qzhou_eval.encoder.device_loop import prefetch
+from qzhou_eval.encoder.engines import Engine, LocalEngine
 from qzhou_eval.models.backbone import Backbone
+from qzhou_eval.models.inputs import TokenBatch
 
 logger = logging.getLogger(__name__)
+
+# Texts tokenized at a time: the unit of overlap between tokenizing and encoding. Large enough
+# that length-sorted batches within a chunk are as full as over all inputs, small enough that
+# the token ids of one chunk stay a few hundred MB at most.
+CHUNK_SIZE = 32768
 
 
 class VectorStore(Protocol):
@@ -52,39 +66,106 @@ class MemoryStore:
         return len(self._data)
 
 
+class _Chunk:
+    """Token ids of a run of consecutive texts, flat (int32) with offsets."""
+
+    def __init__(self, start: int, ids: list[list[int]]) -> None:
+        self.start = start
+        self.lengths = np.fromiter((len(x) for x in ids), dtype=np.int32, count=len(ids))
+        self.offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=self.offsets[1:])
+        self.flat = np.fromiter(
+            (t for x in ids for t in x), dtype=np.int32, count=int(self.offsets[-1])
+        )
+
+    def batch(self, rows: Sequence[int]) -> TokenBatch:
+        pieces = [self.flat[self.offsets[i] : self.offsets[i + 1]] for i in rows]
+        flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
+        return TokenBatch(flat, self.lengths[list(rows)])
+
+
+class _StoreWriter:
+    """Hands vectors to the store from one background thread, in order."""
+
+    def __init__(self, store: VectorStore, side: str) -> None:
+        self.store = store
+        self.side = side
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qzhou-eval-store")
+        self._last: Future | None = None
+
+    def submit(self, texts: list[str], vectors: np.ndarray) -> None:
+        if self._last is not None and self._last.done():
+            self._last.result()  # a failed write stops the run at the next flush
+        self._last = self._pool.submit(self.store.put_many, self.side, texts, vectors)
+
+    def finish(self) -> None:
+        """Wait for every write; re-raise the first failure."""
+        self._pool.shutdown(wait=True)
+        if self._last is not None:
+            self._last.result()
+
+
 class Embedder:
     """Turns exact model inputs into raw (unnormalized, full-dimension) float32 vectors."""
 
     def __init__(
         self,
-        backbone_factory: Callable[[], Backbone],
+        engine_factory: Callable[[], Engine | Backbone],
         *,
         tokens_per_batch: int,
         max_batch_size: int,
+        max_padding: float | None = None,
         store: VectorStore | None = None,
         progress: bool = True,
         flush_every: int = 4096,
+        chunk_size: int = CHUNK_SIZE,
     ) -> None:
-        self._factory = backbone_factory
-        self._backbone: Backbone | None = None
+        """``engine_factory`` builds an :class:`Engine`, or a backbone to run in this process.
+
+        ``max_padding``: cut batches so that padding stays within that fraction of each batch
+        (see :func:`token_budget_batches`); None = token budget and row limit only.
+        """
+        self._factory = engine_factory
+        self._engine: Engine | None = None
+        self._closed_forward_calls = 0
         self.tokens_per_batch = tokens_per_batch
         self.max_batch_size = max_batch_size
+        self.max_padding = max_padding
         self.store = store if store is not None else MemoryStore()
         self.progress = progress
         self.flush_every = flush_every
+        self.chunk_size = chunk_size
         self.encoded_inputs = 0  # inputs that went through the model (tests, benchmarks)
         self.model_seconds = 0.0  # time spent loading the model, tokenizing and encoding
+        self.real_tokens = 0  # tokens of the encoded inputs
+        self.padded_tokens = 0  # tokens their batches cost once padded (== real when packing)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            built = self._factory()
+            self._engine = built if hasattr(built, "run") else LocalEngine(built)  # type: ignore[arg-type]
+        return self._engine
 
     @property
     def loaded_backbone(self) -> Backbone | None:
-        """The backbone if it was loaded (None when every vector came from the store)."""
-        return self._backbone
+        """The in-process backbone if it was loaded (None when every vector came from the store
+        or the model runs in worker processes)."""
+        return getattr(self._engine, "backbone", None)
 
     @property
-    def backbone(self) -> Backbone:
-        if self._backbone is None:
-            self._backbone = self._factory()
-        return self._backbone
+    def forward_calls(self) -> int:
+        """Forward passes so far, over every engine this embedder has had."""
+        live = self._engine.forward_calls if self._engine is not None else 0
+        return self._closed_forward_calls + live
+
+    def close(self, force: bool = False) -> None:
+        """Stop the engine's worker processes, if any (``force``: now, without waiting for queued
+        batches); the embedder can be used again after."""
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            self._closed_forward_calls += engine.forward_calls
+            engine.close(force=force)
 
     def embed(
         self,
@@ -108,6 +189,13 @@ class Embedder:
             found.update(zip(todo, self._run_model(todo, side, desc, todo_spans), strict=True))
         return np.stack([found[x] for x in inputs]).astype(np.float32, copy=False)
 
+    def _batches(self, lengths: np.ndarray) -> list[list[int]]:
+        if self.engine.packing:
+            return packed_batches(lengths.tolist(), self.tokens_per_batch, self.max_batch_size)
+        return token_budget_batches(
+            lengths.tolist(), self.tokens_per_batch, self.max_batch_size, self.max_padding
+        )
+
     def _run_model(
         self,
         texts: list[str],
@@ -115,49 +203,50 @@ class Embedder:
         desc: str,
         spans: Sequence[tuple[int, int]] | None = None,
     ) -> np.ndarray:
-        """Encode ``texts``; hand finished vectors to the store every ``flush_every`` inputs, so a
-        run killed mid-task resumes from there."""
         started = time.perf_counter()
-        backbone = self.backbone
-        ids = backbone.tokenize(texts, spans)
-        lengths = [len(x) for x in ids]
-        batches = token_budget_batches(lengths, self.tokens_per_batch, self.max_batch_size)
+        engine = self.engine
+        starts = range(0, len(texts), self.chunk_size)
+
+        def tokenize(start: int) -> _Chunk:
+            stop = start + self.chunk_size
+            part_spans = spans[start:stop] if spans is not None else None
+            return _Chunk(start, engine.tokenize(texts[start:stop], part_spans))
+
         out: np.ndarray | None = None
         pending: list[int] = []
-        with tqdm(total=len(texts), desc=desc, disable=not self.progress, leave=False) as bar:
-            for batch in batches:
-                vectors = self._forward_with_oom_split(backbone, [ids[i] for i in batch])
-                if out is None:
-                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-                out[batch] = vectors.numpy()
-                pending.extend(batch)
-                if len(pending) >= self.flush_every:
-                    self._flush(side, texts, out, pending)
-                bar.update(len(batch))
-        assert out is not None
-        self._flush(side, texts, out, pending)
-        self.encoded_inputs += len(texts)
-        self.model_seconds += time.perf_counter() - started
-        return out
+        writer = _StoreWriter(self.store, side)
 
-    def _flush(self, side: str, texts: list[str], out: np.ndarray, pending: list[int]) -> None:
-        if pending:
-            self.store.put_many(side, [texts[i] for i in pending], out[pending])
-            pending.clear()
+        def flush() -> None:
+            if pending and out is not None:
+                writer.submit([texts[i] for i in pending], out[pending])
+                pending.clear()
 
-    def _forward_with_oom_split(self, backbone: Backbone, ids: list[list[int]]) -> torch.Tensor:
-        """Run one batch; on a CUDA out-of-memory error, split it in halves and go on."""
         try:
-            return backbone.embed_ids(ids)
-        except torch.cuda.OutOfMemoryError:
-            if len(ids) == 1:
-                raise
-            torch.cuda.empty_cache()
-            half = len(ids) // 2
-            logger.warning("out of memory on a batch of %d; splitting it", len(ids))
-            return torch.cat(
-                [
-                    self._forward_with_oom_split(backbone, ids[:half]),
-                    self._forward_with_oom_split(backbone, ids[half:]),
-                ]
-            )
+            with (
+                tqdm(total=len(texts), desc=desc, disable=not self.progress, leave=False) as bar,
+                prefetch(map(tokenize, starts), depth=1) as chunks,
+            ):
+                for chunk in chunks:
+                    batches = self._batches(chunk.lengths)
+                    payload = [chunk.batch(b) for b in batches]
+                    self.real_tokens += sum(b.real_tokens for b in payload)
+                    self.padded_tokens += sum(
+                        b.real_tokens if engine.packing else b.padded_tokens for b in payload
+                    )
+                    for number, vectors in engine.run(payload):
+                        if out is None:
+                            out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                        rows = [chunk.start + i for i in batches[number]]
+                        out[rows] = vectors
+                        pending.extend(rows)
+                        if len(pending) >= self.flush_every:
+                            flush()
+                        bar.update(len(rows))
+        finally:
+            # Also on Ctrl-C or a failed worker: what was computed is stored, so a rerun resumes.
+            flush()
+            writer.finish()
+            self.model_seconds += time.perf_counter() - started
+        assert out is not None
+        self.encoded_inputs += len(texts)
+        return out

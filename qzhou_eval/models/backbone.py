@@ -3,21 +3,28 @@
 Two implementations share one small interface so the encoder does not care which runs:
 - :class:`TransformersBackbone` (``backend: native``): stock transformers ``AutoModel``, no remote
   code; optional bidirectional attention (QZhou-Embedding), Token Prepending and a Dense
-  projection (QZhou-Embedding-Zh);
+  projection (QZhou-Embedding-Zh), and padding-free packed batches (``runtime.packing``);
 - :class:`SentenceTransformerBackbone` (``backend: sentence_transformers``): a model's own
   sentence-transformers pipeline (all-MiniLM-L6-v2, or remote-code pipelines).
+
+A forward is split in two so that the encoder can overlap them: :meth:`collate` (CPU, numpy,
+pinned memory on CUDA; runs in a prefetch thread) and :meth:`forward` (device tensors in, device
+vectors out, no host synchronisation of its own).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.models.attention import make_bidirectional
+from qzhou_eval.models.inputs import TokenBatch, collate_packed, collate_padded, to_device
 from qzhou_eval.models.pooling import pool
 from qzhou_eval.models.truncation import inner_truncate
 
@@ -31,6 +38,7 @@ class Backbone(Protocol):
 
     device: torch.device
     output_dim: int
+    forward_calls: int
 
     def tokenize(
         self, texts: Sequence[str], spans: Sequence[tuple[int, int]] | None = None
@@ -41,8 +49,16 @@ class Backbone(Protocol):
         """
         ...
 
+    def collate(self, batch: TokenBatch, pin: bool = False) -> dict[str, Any]:
+        """Model input tensors on the CPU (pinned when ``pin``)."""
+        ...
+
+    def forward(self, inputs: dict[str, Any]) -> torch.Tensor:
+        """Pooled (and projected) float32 vectors on the device, NOT normalized: (rows, dim)."""
+        ...
+
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Pooled (and projected) vectors, float32 on CPU, NOT normalized: (len(ids), dim)."""
+        """collate + forward in one call: float32 vectors on the CPU."""
         ...
 
 
@@ -56,28 +72,106 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class _TokenizerMixin:
-    tokenizer: object
-    device: torch.device
-    spec: ModelSpec
+class InputTokenizer:
+    """The model's tokenizer with the spec's truncation rules; no model weights needed.
+
+    The encoder's main process tokenizes with it while worker processes run the model.
+    """
+
+    def __init__(self, tokenizer: Any, spec: ModelSpec, *, lowercase: bool = False) -> None:
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.lowercase = lowercase  # sentence-transformers' do_lower_case
+        tokenizer.padding_side = spec.padding_side
+        tokenizer.truncation_side = "right"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.pad_id = int(tokenizer.pad_token_id)
 
     def tokenize(
         self, texts: Sequence[str], spans: Sequence[tuple[int, int]] | None = None
     ) -> list[list[int]]:
+        if self.lowercase:
+            texts = [t.lower() for t in texts]
         if spans is not None and self.spec.truncation == "inner":
             return inner_truncate(self.tokenizer, texts, spans, self.spec.max_length)
-        return self.tokenizer(  # type: ignore[operator]
+        return self.tokenizer(
             list(texts), truncation=True, max_length=self.spec.max_length, padding=False
         )["input_ids"]
 
+
+def _hub_kwargs(spec: ModelSpec) -> dict[str, str]:
+    return {} if _is_local(spec.path) else {"revision": spec.revision}
+
+
+def load_input_tokenizer(spec: ModelSpec) -> InputTokenizer:
+    """The tokenizer a backbone of ``spec`` would use, without loading the weights."""
+    from transformers import AutoTokenizer
+
+    path, lowercase = spec.path, False
+    if spec.backend == "sentence_transformers" and _is_local(spec.path):
+        path, lowercase = _sentence_transformers_text_module(Path(spec.path).expanduser())
+    tokenizer = AutoTokenizer.from_pretrained(
+        path, trust_remote_code=spec.trust_remote_code, **_hub_kwargs(spec)
+    )
+    return InputTokenizer(tokenizer, spec, lowercase=lowercase)
+
+
+def _sentence_transformers_text_module(folder: Path) -> tuple[str, bool]:
+    """Folder of a local sentence-transformers model's Transformer module, and do_lower_case."""
+    module_dir = folder
+    modules = folder / "modules.json"
+    if modules.is_file():
+        for entry in json.loads(modules.read_text(encoding="utf-8")):
+            if str(entry.get("type", "")).endswith("Transformer"):
+                module_dir = folder / str(entry.get("path") or "")
+                break
+    config = module_dir / "sentence_bert_config.json"
+    lowercase = False
+    if config.is_file():
+        lowercase = bool(json.loads(config.read_text(encoding="utf-8")).get("do_lower_case"))
+    return str(module_dir), lowercase
+
+
+class _Common:
+    """Tokenizing and collating, shared by both backbones."""
+
+    inputs: InputTokenizer
+    device: torch.device
+    spec: ModelSpec
+    forward_calls: int
+    packing: bool = False
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.inputs.tokenizer
+
+    def tokenize(
+        self, texts: Sequence[str], spans: Sequence[tuple[int, int]] | None = None
+    ) -> list[list[int]]:
+        return self.inputs.tokenize(texts, spans)
+
+    def collate(self, batch: TokenBatch, pin: bool = False) -> dict[str, Any]:
+        if self.packing:
+            return collate_packed(batch, pin=pin)
+        return collate_padded(batch, self.inputs.pad_id, self.spec.padding_side, pin=pin)
+
     def _pad(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer.pad(  # type: ignore[attr-defined]
-            {"input_ids": [list(x) for x in ids]}, padding=True, return_tensors="pt"
+        """Padded ``input_ids`` / ``attention_mask`` of ``ids`` on the device."""
+        batch = collate_padded(
+            TokenBatch.from_lists(ids), self.inputs.pad_id, self.spec.padding_side
         )
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        return to_device(batch, self.device)
+
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        inputs = to_device(self.collate(TokenBatch.from_lists(ids)), self.device)
+        return self.forward(inputs).cpu()
+
+    def forward(self, inputs: dict[str, Any]) -> torch.Tensor:  # pragma: no cover - protocol
+        raise NotImplementedError
 
 
-class TransformersBackbone(_TokenizerMixin):
+class TransformersBackbone(_Common):
     """Stock transformers model + pooling (+ Token Prepending, + Dense projection)."""
 
     def __init__(self, spec: ModelSpec, device: str = "auto") -> None:
@@ -85,21 +179,26 @@ class TransformersBackbone(_TokenizerMixin):
 
         self.spec = spec
         self.device = resolve_device(device)
-        hub_kwargs = {} if _is_local(spec.path) else {"revision": spec.revision}
-        self.tokenizer = AutoTokenizer.from_pretrained(
+        self.packing = packing = spec.packing
+        hub_kwargs = _hub_kwargs(spec)
+        tokenizer = AutoTokenizer.from_pretrained(
             spec.path, trust_remote_code=spec.trust_remote_code, **hub_kwargs
         )
-        self.tokenizer.padding_side = spec.padding_side
-        self.tokenizer.truncation_side = "right"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.inputs = InputTokenizer(tokenizer, spec)
+        attn_implementation = spec.attn_implementation
+        if packing:
+            from qzhou_eval.models.packing import register
+
+            attn_implementation = register()
         self.model = AutoModel.from_pretrained(
             spec.path,
             dtype=TORCH_DTYPES[spec.dtype],
-            attn_implementation=spec.attn_implementation,
+            attn_implementation=attn_implementation,
             trust_remote_code=spec.trust_remote_code,
             **hub_kwargs,
         )
+        if packing:
+            _check_packable(self.model, spec)
         if spec.attention == "bidirectional":
             make_bidirectional(self.model)
         elif spec.attention == "causal" and getattr(self.model.config, "is_causal", True) is False:
@@ -114,55 +213,85 @@ class TransformersBackbone(_TokenizerMixin):
         self.forward_calls = 0
 
     @torch.inference_mode()
-    def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
-        batch = self._pad(ids)
+    def forward(self, inputs: dict[str, Any]) -> torch.Tensor:
         self.forward_calls += 1
+        if "cu_seqlens" in inputs:
+            return self._forward_packed(inputs)
         # Token Prepending hooks (when attached) read the placeholder positions from input_ids.
         out = self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False
         ).last_hidden_state
-        vectors = pool(out, batch["attention_mask"], self.spec.pooling)
+        vectors = pool(out, inputs["attention_mask"], self.spec.pooling)
+        return self._project(vectors)
+
+    def _forward_packed(self, inputs: dict[str, Any]) -> torch.Tensor:
+        from qzhou_eval.models.packing import pool_packed
+
+        cu, longest = inputs["cu_seqlens"], inputs["max_length"]
+        layer_masks = {"full_attention": None, "sliding_attention": None}
+        out = self.model(
+            input_ids=inputs["input_ids"],
+            position_ids=inputs["position_ids"],
+            attention_mask=layer_masks,  # skips mask creation: attention stays per input
+            use_cache=False,
+            cu_seq_lens_q=cu,
+            cu_seq_lens_k=cu,
+            max_length_q=longest,
+            max_length_k=longest,
+        ).last_hidden_state
+        return self._project(pool_packed(out[0], cu, self.spec.pooling))
+
+    def _project(self, vectors: torch.Tensor) -> torch.Tensor:
         if self.projection is not None:
             vectors = self.projection(vectors)
-        return vectors.float().cpu()
+        return vectors.float()
 
 
-class SentenceTransformerBackbone(_TokenizerMixin):
+def _check_packable(model: torch.nn.Module, spec: ModelSpec) -> None:
+    from qzhou_eval.models.packing import PACKED_MODEL_TYPES
+
+    model_type = getattr(model.config, "model_type", "?")
+    if model_type not in PACKED_MODEL_TYPES:
+        raise ValueError(
+            f"runtime.packing supports {', '.join(PACKED_MODEL_TYPES)} decoders; "
+            f"{spec.name} is a {model_type!r} model (set runtime.packing=false)"
+        )
+
+
+class SentenceTransformerBackbone(_Common):
     """A sentence-transformers pipeline; its own modules decide pooling (and normalization)."""
 
     def __init__(self, spec: ModelSpec, device: str = "auto") -> None:
         from sentence_transformers import SentenceTransformer
 
+        if spec.packing:
+            raise ValueError("runtime.packing needs model.backend=native")
         self.spec = spec
         self.device = resolve_device(device)
-        hub_kwargs = {} if _is_local(spec.path) else {"revision": spec.revision}
         self.model = SentenceTransformer(
             spec.path,
             device=str(self.device),
             trust_remote_code=spec.trust_remote_code,
             model_kwargs={"dtype": TORCH_DTYPES[spec.dtype]},
-            **hub_kwargs,
+            **_hub_kwargs(spec),
         )
         self.model.max_seq_length = spec.max_length
-        self.tokenizer = self.model.tokenizer
-        self.tokenizer.padding_side = spec.padding_side
+        lowercase = bool(getattr(self.model[0], "do_lower_case", False))
+        self.inputs = InputTokenizer(self.model.tokenizer, spec, lowercase=lowercase)
+        self._token_types = "token_type_ids" in self.tokenizer.model_input_names
         self.output_dim = int(self.model.get_embedding_dimension())
         self.forward_calls = 0
 
     @torch.inference_mode()
-    def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
-        batch = self._pad(ids)
+    def forward(self, inputs: dict[str, Any]) -> torch.Tensor:
         self.forward_calls += 1
-        features = dict(batch)
-        if "token_type_ids" in self.tokenizer.model_input_names and "token_type_ids" not in batch:
-            features["token_type_ids"] = torch.zeros_like(batch["input_ids"])
-        out = self.model(features)["sentence_embedding"]
-        return out.float().cpu()
+        features = dict(inputs)
+        if self._token_types and "token_type_ids" not in features:
+            features["token_type_ids"] = torch.zeros_like(features["input_ids"])
+        return self.model(features)["sentence_embedding"].float()
 
 
 def _is_local(path: str) -> bool:
-    from pathlib import Path
-
     return Path(path).expanduser().exists()
 
 
@@ -180,7 +309,7 @@ def _load_projection(spec: ModelSpec, device: torch.device) -> torch.nn.Module:
 
 def load_backbone(spec: ModelSpec, device: str = "auto") -> Backbone:
     """Build the backbone the spec asks for."""
-    logger.info("loading %s (%s backend) from %s", spec.name, spec.backend, spec.path)
+    logger.info("loading %s (%s backend) from %s on %s", spec.name, spec.backend, spec.path, device)
     if spec.backend == "sentence_transformers":
         return SentenceTransformerBackbone(spec, device)
     return TransformersBackbone(spec, device)

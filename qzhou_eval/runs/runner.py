@@ -5,6 +5,7 @@ The runner only wires objects together; each step lives in its own module.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,8 +28,8 @@ from qzhou_eval.config.spec import (
 )
 from qzhou_eval.encoder import RecipeEncoder
 from qzhou_eval.encoder.embedder import Embedder, MemoryStore
+from qzhou_eval.encoder.engines import make_engine
 from qzhou_eval.errors import ConfigError, UserError
-from qzhou_eval.models.backbone import load_backbone
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.results import ResultsFolder
 from qzhou_eval.runs.identity import Variant, build_model_meta, check_and_record, variant_of
@@ -97,8 +98,8 @@ def canonical_of(cfg: DictConfig, config_name: str) -> tuple[ModelSpec, Recipe] 
 
 def plan_run(cfg: DictConfig, config_name: str) -> RunPlan:
     """Validate the whole config and resolve tasks; fail fast with one line."""
-    spec = model_spec(cfg.model)
     runtime = runtime_spec(cfg.runtime)
+    spec = with_packing(model_spec(cfg.model), runtime.packing)
     recipe = build_recipe(cfg)
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
@@ -116,6 +117,19 @@ def plan_run(cfg: DictConfig, config_name: str) -> RunPlan:
     return RunPlan(spec, runtime, recipe, tasks, dims, variant)
 
 
+def with_packing(spec: ModelSpec, packing: bool) -> ModelSpec:
+    """``runtime.packing`` joins the model spec: it changes the vectors, so their fingerprint."""
+    if not packing:
+        return spec
+    if spec.backend != "native":
+        raise ConfigError("runtime.packing=true needs model.backend=native")
+    if spec.token_prepending.enabled:
+        raise ConfigError(
+            "runtime.packing=true does not support Token Prepending yet; set runtime.packing=false"
+        )
+    return dataclasses.replace(spec, packing=True)
+
+
 def execute(plan: RunPlan) -> RunOutcome:
     """Evaluate every task at every requested dimension; one encoding pass per task."""
     started = time.monotonic()
@@ -128,12 +142,32 @@ def execute(plan: RunPlan) -> RunOutcome:
     else:
         store = MemoryStore()
     embedder = Embedder(
-        lambda: load_backbone(spec, runtime.device),
+        lambda: make_engine(spec, runtime.devices),
         tokens_per_batch=runtime.tokens_per_batch,
         max_batch_size=runtime.max_batch_size,
+        max_padding=runtime.max_padding,
         store=store,
         progress=runtime.progress,
     )
+    # The worker processes, if any, live as long as the run; after an error or Ctrl-C they are
+    # stopped at once rather than left to finish the batches still queued.
+    try:
+        outcome = _evaluate(plan, folder, store, embedder, started)
+    except BaseException:
+        embedder.close(force=True)
+        raise
+    embedder.close()
+    return outcome
+
+
+def _evaluate(
+    plan: RunPlan,
+    folder: ResultsFolder,
+    store: MemoryStore | DiskStore,
+    embedder: Embedder,
+    started: float,
+) -> RunOutcome:
+    spec, runtime = plan.spec, plan.runtime
     encoders = [
         RecipeEncoder(
             meta=build_model_meta(spec, plan.recipe, dim=dim, variant=plan.variant),
@@ -181,7 +215,7 @@ def execute(plan: RunPlan) -> RunOutcome:
         if task.data_loaded:
             task.unload_data()
     outcome.encoded_inputs = embedder.encoded_inputs
-    outcome.forward_calls = getattr(embedder.loaded_backbone, "forward_calls", 0)
+    outcome.forward_calls = embedder.forward_calls
     outcome.model_seconds = embedder.model_seconds
     if isinstance(store, DiskStore):
         outcome.store_summary = (

@@ -1,7 +1,12 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qzhou_eval.encoder.batching import token_budget_batches
+from qzhou_eval.encoder.batching import (
+    packed_batches,
+    padded_tokens,
+    padding_efficiency,
+    token_budget_batches,
+)
 
 
 def test_sorted_longest_first_and_within_budget():
@@ -37,3 +42,57 @@ def test_every_index_once_and_budget_respected(lengths, budget, max_bs):
     for b in batches:
         assert len(b) <= max_bs
         assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= budget
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=1024), max_size=300),
+    st.integers(min_value=1, max_value=20000),
+    st.integers(min_value=1, max_value=512),
+    st.sampled_from([0.0, 0.03, 0.1, 0.5]),
+)
+def test_padding_limit_holds_for_every_batch(lengths, budget, max_bs, max_padding):
+    batches = token_budget_batches(lengths, budget, max_bs, max_padding)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)  # still longest first
+    for b in batches:
+        assert len(b) <= max_bs
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= budget
+        assert padding_efficiency(lengths, [b]) >= 1 - max_padding - 1e-12
+
+
+def test_padding_limit_cuts_wide_batches_of_short_texts():
+    lengths = [30 - i % 21 for i in range(512)]  # 512 short texts of lengths 10..30
+    loose = token_budget_batches(lengths, 16384, 512)
+    tight = token_budget_batches(lengths, 16384, 512, max_padding=0.03)
+    assert len(loose) == 1 and padding_efficiency(lengths, loose) < 0.7
+    assert padding_efficiency(lengths, tight) >= 0.97
+    # no more batches than distinct lengths: texts of (nearly) equal length share a batch
+    assert len(tight) <= 21
+
+
+def test_many_texts_of_each_length_give_full_zero_padding_batches():
+    lengths = [100 + i % 5 for i in range(5000)]
+    batches = token_budget_batches(lengths, 16384, 512, max_padding=0.03)
+    assert padding_efficiency(lengths, batches) > 0.99
+    full = [b for b in batches if len(b) == 16384 // max(lengths[i] for i in b)]
+    assert len(full) >= len(batches) - 5  # at most one partial batch per length
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=1024), max_size=300),
+    st.integers(min_value=1, max_value=20000),
+    st.integers(min_value=1, max_value=512),
+)
+def test_packed_batches_bound_real_tokens(lengths, budget, max_bs):
+    batches = packed_batches(lengths, budget, max_bs)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= max_bs
+        assert len(b) == 1 or sum(lengths[i] for i in b) <= budget
+
+
+def test_padded_tokens_counts_the_longest_input_per_batch():
+    assert padded_tokens([3, 5, 2], [[1, 0], [2]]) == 2 * 5 + 2
+    assert padding_efficiency([3, 5, 2], [[1, 0], [2]]) == (3 + 5 + 2) / 12

@@ -90,3 +90,20 @@ def test_mrl_dims_from_one_pass(tmp_path):
 def test_unknown_task_filter_fails_before_loading(tmp_path):
     with pytest.raises(ConfigError, match="NoSuchTask"):
         plan_run(_cfg(tmp_path, "benchmark.tasks=[NoSuchTask]"), "mteb")
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_two_worker_processes_give_the_scores_of_one_device(tmp_path):
+    def scores(devices: str, where: Path) -> dict[str, float]:
+        cfg = _cfg(where, f"runtime.devices={devices}", "runtime.store_dir=null")
+        execute(plan_run(cfg, "mteb"))
+        folder = where / "results" / MINILM
+        return {
+            p.stem: json.loads(p.read_text())["scores"]["test"][0]["main_score"]
+            for p in folder.glob("Demo*.json")
+        }
+
+    one = scores("[cpu]", tmp_path / "one")
+    two = scores("[cpu,cpu]", tmp_path / "two")
+    assert set(one) == {"DemoEngSTS", "DemoEngClassification"}
+    assert two == one

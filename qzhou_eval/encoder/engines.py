@@ -1,0 +1,116 @@
+"""Where batches run: in this process on one device, or in one worker process per device.
+
+Both engines take the same length-sorted token batches and return the same vectors; the embedder
+does not care which one it drives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, TypeVar
+
+import numpy as np
+import torch
+
+from qzhou_eval.config.spec import ModelSpec
+from qzhou_eval.encoder.device_loop import DeviceLoop
+from qzhou_eval.errors import ModelLoadError
+from qzhou_eval.models.backbone import Backbone, InputTokenizer, load_backbone, load_input_tokenizer
+from qzhou_eval.models.inputs import TokenBatch
+
+T = TypeVar("T")
+
+
+class Engine(Protocol):
+    """Tokenizes in this process and turns token batches into raw float32 vectors."""
+
+    packing: bool
+
+    @property
+    def forward_calls(self) -> int: ...
+
+    def tokenize(
+        self, texts: Sequence[str], spans: Sequence[tuple[int, int]] | None = None
+    ) -> list[list[int]]: ...
+
+    def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
+        """``(batch number, vectors)`` for every batch, in any order."""
+        ...
+
+    def close(self, force: bool = False) -> None:
+        """Release the devices; ``force``: without waiting for work still queued."""
+        ...
+
+
+class LocalEngine:
+    """One device, in this process (today's behaviour, the default on a CPU machine)."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        self.backbone = backbone
+        self.loop = DeviceLoop(backbone)
+        self.packing = self.loop.packing
+
+    @property
+    def forward_calls(self) -> int:
+        return self.loop.forward_calls
+
+    def tokenize(
+        self, texts: Sequence[str], spans: Sequence[tuple[int, int]] | None = None
+    ) -> list[list[int]]:
+        return self.backbone.tokenize(texts, spans)
+
+    def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
+        return self.loop.run(enumerate(batches))
+
+    def close(self, force: bool = False) -> None:
+        """Nothing to stop: the model lives as long as this process."""
+
+
+class PoolEngine:
+    """Every listed device, one persistent worker process each (data parallel)."""
+
+    def __init__(self, spec: ModelSpec, devices: Sequence[str]) -> None:
+        from qzhou_eval.encoder.workers import WorkerPool
+
+        self.spec = spec
+        self.packing = spec.packing
+        self.pool = WorkerPool(spec, devices)
+        self._inputs: InputTokenizer | None = None
+
+    @property
+    def forward_calls(self) -> int:
+        return self.pool.forward_calls
+
+    def tokenize(
+        self, texts: Sequence[str], spans: Sequence[tuple[int, int]] | None = None
+    ) -> list[list[int]]:
+        if self._inputs is None:
+            self.pool.start()  # the workers load the model while this process tokenizes
+            self._inputs = loading(self.spec, "tokenizer", load_input_tokenizer)
+        return self._inputs.tokenize(texts, spans)
+
+    def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
+        return self.pool.run(batches)
+
+    def close(self, force: bool = False) -> None:
+        self.pool.close(timeout=0.0 if force else 10.0)
+
+
+def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -> T:
+    """``load(spec, *args)``, with a failure turned into one line naming the model and path."""
+    try:
+        return load(spec, *args)
+    except (OSError, ValueError, ImportError, KeyError, RuntimeError) as e:
+        if isinstance(e, torch.cuda.OutOfMemoryError):
+            raise
+        detail = " ".join(str(e).split())[:300] or type(e).__name__
+        raise ModelLoadError(
+            f"cannot load the {what} of {spec.name} from model.path={spec.path}: {detail}"
+        ) from None
+
+
+def make_engine(spec: ModelSpec, devices: Sequence[str]) -> Engine:
+    """An in-process engine for one device, a worker pool for several."""
+    if len(devices) == 1:
+        return LocalEngine(loading(spec, "model", load_backbone, devices[0]))
+    return PoolEngine(spec, devices)

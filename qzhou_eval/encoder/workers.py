@@ -1,0 +1,224 @@
+"""Data parallel over devices: one persistent worker process per device.
+
+The main process keeps the recipe, dedup, the embedding store and mteb; it tokenizes and cuts
+length-sorted batches. Workers only turn token ids into vectors:
+
+- one ``spawn`` process per device, started on the first input that needs the model and kept for
+  the whole run (every task, every MRL dimension), stopped at the end;
+- batches go into one shared queue, longest first; an idle worker takes the next one (work
+  stealing), so devices finish together whatever their speed; each worker runs them through a
+  :class:`~qzhou_eval.encoder.device_loop.DeviceLoop` (prefetch, async copies, OOM learning);
+- vectors come back tagged with their batch number and are put back in input order by the caller;
+- workers die with the main process: they ignore SIGINT (the main process stops them), ask the
+  kernel to kill them when the main process dies (Linux ``PR_SET_PDEATHSIG``), and a watchdog
+  thread exits when their parent changes (``kill -9`` of the main process included);
+- a worker that fails (cannot load the model, out of memory on one input, killed) stops the run
+  with one line naming its device.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from qzhou_eval.config.spec import ModelSpec
+from qzhou_eval.errors import DeviceError
+from qzhou_eval.models.inputs import TokenBatch
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker process needs to build its model (picklable for ``spawn``)."""
+
+    spec: ModelSpec
+    device: str
+    threads: int
+    parent_pid: int
+    # PR_SET_PDEATHSIG fires when the *thread* that started the process ends, so it is only
+    # used when the pool is started from the main thread (the watchdog covers the rest).
+    kill_with_parent: bool
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _die_with_parent(parent_pid: int, kernel_signal: bool) -> None:
+    if kernel_signal and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(_POLL_SECONDS)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="qzhou-eval-watchdog", daemon=True).start()
+
+
+def _worker_main(index: int, settings: WorkerSettings, tasks: Any, results: Any) -> None:
+    """Body of one worker process."""
+    _die_with_parent(settings.parent_pid, settings.kill_with_parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us
+    logging.basicConfig(
+        level=logging.WARNING, format=f"[worker {settings.device}] %(levelname)s %(message)s"
+    )
+    import torch
+
+    from qzhou_eval.encoder.device_loop import DeviceLoop
+    from qzhou_eval.models.backbone import load_backbone
+
+    torch.set_num_threads(settings.threads)
+    try:
+        if settings.device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(settings.device))  # no stray context on cuda:0
+        backbone = load_backbone(settings.spec, settings.device)
+    except BaseException as e:
+        results.put(("error", index, f"cannot load the model: {_one_line(e)}"))
+        return
+    results.put(("ready", index, int(backbone.output_dim)))
+    loop = DeviceLoop(backbone)
+
+    def feed() -> Iterator[tuple[tuple[int, int], TokenBatch]]:
+        while True:
+            item = tasks.get()
+            if item is None:
+                return
+            call, number, batch = item
+            yield (call, number), batch
+
+    try:
+        for (call, number), vectors in loop.run(feed()):
+            results.put(("done", index, call, number, vectors, loop.forward_calls))
+    except BaseException as e:
+        results.put(("error", index, _one_line(e)))
+
+
+class WorkerPool:
+    """Persistent worker processes, one per device, fed from one shared queue."""
+
+    def __init__(self, spec: ModelSpec, devices: Sequence[str]) -> None:
+        if not devices:
+            raise ValueError("a worker pool needs at least one device")
+        self.spec = spec
+        self.devices = list(devices)
+        self._procs: list[Any] = []
+        self._tasks: Any = None
+        self._results: Any = None
+        self._call = 0
+        self._forwards = [0] * len(self.devices)
+        self.output_dim: int | None = None
+
+    @property
+    def started(self) -> bool:
+        return bool(self._procs)
+
+    @property
+    def forward_calls(self) -> int:
+        return sum(self._forwards)
+
+    def start(self) -> None:
+        if self._procs:
+            return
+        ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
+        self._tasks = ctx.Queue()
+        self._results = ctx.Queue()
+        cores = os.cpu_count() or 1
+        threads = max(cores // len(self.devices), 1)
+        main_thread = threading.current_thread() is threading.main_thread()
+        for index, device in enumerate(self.devices):
+            settings = WorkerSettings(self.spec, device, threads, os.getpid(), main_thread)
+            proc = ctx.Process(
+                target=_worker_main,
+                args=(index, settings, self._tasks, self._results),
+                name=f"qzhou-eval-worker-{index}-{device}",
+                daemon=True,
+            )
+            proc.start()
+            self._procs.append(proc)
+        atexit.register(self.close)
+        logger.info("started %d worker(s) on %s", len(self._procs), ", ".join(self.devices))
+
+    def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
+        """Vectors of each batch as ``(batch number, vectors)``, in completion order."""
+        self.start()
+        self._call += 1
+        call = self._call
+        for number, batch in enumerate(batches):
+            self._tasks.put((call, number, batch))
+        left = len(batches)
+        while left:
+            message = self._next()
+            kind, index = message[0], message[1]
+            if kind == "done":
+                _, _, msg_call, number, vectors, forwards = message
+                self._forwards[index] = forwards
+                if msg_call != call:  # left over from an abandoned call
+                    continue
+                left -= 1
+                yield number, vectors
+            elif kind == "ready":
+                self.output_dim = message[2]
+            else:
+                raise DeviceError(f"the worker on {self.devices[index]} failed: {message[2]}")
+
+    def _next(self) -> tuple:
+        while True:
+            try:
+                return self._results.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                for device, proc in zip(self.devices, self._procs, strict=True):
+                    if proc.exitcode is not None:
+                        raise DeviceError(
+                            f"the worker on {device} exited (code {proc.exitcode}) before it "
+                            "finished its batches"
+                        ) from None
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every worker: politely when they are idle, by force after ``timeout``."""
+        if not self._procs:
+            return
+        procs, self._procs = self._procs, []
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.close)
+        for proc in procs:
+            if proc.is_alive():
+                with contextlib.suppress(Exception):
+                    self._tasks.put(None)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            proc.join(max(deadline - time.monotonic(), 0.0))
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5.0)
+        for q in (self._tasks, self._results):
+            with contextlib.suppress(Exception):
+                q.cancel_join_thread()
+                q.close()

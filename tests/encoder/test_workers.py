@@ -1,0 +1,135 @@
+"""Data-parallel worker processes: equal vectors in order, one-line failures, no orphans."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qzhou_eval.encoder.embedder import Embedder
+from qzhou_eval.encoder.engines import LocalEngine, PoolEngine
+from qzhou_eval.errors import DeviceError
+from qzhou_eval.models.backbone import TransformersBackbone
+from tests.conftest import REPO
+from tests.models.conftest import native_spec
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+
+TEXTS = [f"{'word ' * (i % 23 + 1)}number {i}" for i in range(240)]
+
+
+def _embedder(factory) -> Embedder:
+    return Embedder(factory, tokens_per_batch=512, max_batch_size=16, progress=False)
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def _workers_of(pid: int) -> list[int]:
+    """Worker processes (multiprocessing spawn children) of ``pid``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def test_one_and_two_workers_give_equal_vectors_in_input_order(tiny_qwen2):
+    spec = native_spec(tiny_qwen2)
+    alone = _embedder(lambda: LocalEngine(TransformersBackbone(spec)))
+    expected = alone.embed(TEXTS, "none")
+    pool = _embedder(lambda: PoolEngine(spec, ["cpu", "cpu"]))
+    try:
+        got = pool.embed(TEXTS, "none")
+        workers = [p.pid for p in pool.engine.pool._procs]
+        assert len(workers) == 2 and all(_alive(w) for w in workers)
+        # the same workers serve the next call (persistent), which mixes new and known inputs
+        more = pool.embed(["a new one", *TEXTS[:5]], "query")
+        assert [p.pid for p in pool.engine.pool._procs] == workers
+    finally:
+        pool.close()
+    np.testing.assert_array_equal(got, expected)  # same batches, same arithmetic, same order
+    np.testing.assert_array_equal(more[1:], alone.embed(TEXTS[:5], "query"))
+    assert pool.forward_calls > 1 and pool.encoded_inputs == len(TEXTS) + 6
+    deadline = time.monotonic() + 20
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers)
+
+
+def test_a_worker_that_cannot_load_its_model_is_one_line_naming_the_device(tmp_path):
+    from qzhou_eval.testing.tiny_models import cached_qwen_tokenizer
+
+    only_tokenizer = tmp_path / "no-weights"
+    shutil.copytree(cached_qwen_tokenizer(), only_tokenizer)  # this process can tokenize
+    pool = _embedder(lambda: PoolEngine(native_spec(only_tokenizer), ["cpu", "cpu"]))
+    try:
+        with pytest.raises(DeviceError) as info:
+            pool.embed(["x"], "none")
+    finally:
+        pool.close(force=True)
+    message = str(info.value)
+    assert message.startswith("the worker on cpu failed: cannot load the model")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_no_worker_outlives_the_main_process(tmp_path, how):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "run_mteb.py",
+            "model=minilm",
+            "benchmark=demo_eng",
+            "runtime.devices=[cpu,cpu]",
+            "runtime.tokens_per_batch=512",
+            f"runtime.results_dir={tmp_path / 'results'}",
+            "runtime.store_dir=null",
+            "runtime.progress=false",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        workers: list[int] = []
+        while len(workers) < 2:
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.5)
+            workers = _workers_of(proc.pid)
+        time.sleep(8)  # let them load the model and take batches
+        assert proc.poll() is None and all(_alive(w) for w in workers)
+        os.kill(proc.pid, how)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [w for w in workers if _alive(w)], "a worker outlived the main process"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in _workers_of(proc.pid):
+            os.kill(w, signal.SIGKILL)
