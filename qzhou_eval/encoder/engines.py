@@ -7,7 +7,7 @@ does not care which one it drives.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -69,12 +69,14 @@ class LocalEngine:
 class PoolEngine:
     """Every listed device, one persistent worker process each (data parallel)."""
 
-    def __init__(self, spec: ModelSpec, devices: Sequence[str]) -> None:
+    def __init__(self, spec: ModelSpec, devices: Sequence[str], factory: Any = None) -> None:
+        """``factory``: ``(spec, device) -> Backbone`` run in each worker (default: load
+        ``spec.path``); a module-level function, so that it pickles."""
         from qzhou_eval.encoder.workers import WorkerPool
 
         self.spec = spec
         self.packing = spec.packing
-        self.pool = WorkerPool(spec, devices)
+        self.pool = WorkerPool(spec, devices, factory)
         self._inputs: InputTokenizer | None = None
 
     @property

@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,12 +45,17 @@ _PR_SET_PDEATHSIG = 1
 _POLL_SECONDS = 0.5
 
 
+BackboneFactory = Callable[[ModelSpec, str], Any]
+"""``(spec, device) -> Backbone``; a module-level function, so that ``spawn`` can pickle it."""
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """What a worker process needs to build its model (picklable for ``spawn``)."""
 
     spec: ModelSpec
     device: str
+    factory: BackboneFactory | None
     threads: int
     parent_pid: int
     # PR_SET_PDEATHSIG fires when the *thread* that started the process ends, so it is only
@@ -95,7 +100,7 @@ def _worker_main(index: int, settings: WorkerSettings, tasks: Any, results: Any)
     try:
         if settings.device.startswith("cuda"):
             torch.cuda.set_device(torch.device(settings.device))  # no stray context on cuda:0
-        backbone = load_backbone(settings.spec, settings.device)
+        backbone = (settings.factory or load_backbone)(settings.spec, settings.device)
     except BaseException as e:
         results.put(("error", index, f"cannot load the model: {_one_line(e)}"))
         return
@@ -120,11 +125,15 @@ def _worker_main(index: int, settings: WorkerSettings, tasks: Any, results: Any)
 class WorkerPool:
     """Persistent worker processes, one per device, fed from one shared queue."""
 
-    def __init__(self, spec: ModelSpec, devices: Sequence[str]) -> None:
+    def __init__(
+        self, spec: ModelSpec, devices: Sequence[str], factory: BackboneFactory | None = None
+    ) -> None:
+        """``factory`` builds each worker's backbone (default: load ``spec.path``)."""
         if not devices:
             raise ValueError("a worker pool needs at least one device")
         self.spec = spec
         self.devices = list(devices)
+        self.factory = factory
         self._procs: list[Any] = []
         self._tasks: Any = None
         self._results: Any = None
@@ -150,7 +159,9 @@ class WorkerPool:
         threads = max(cores // len(self.devices), 1)
         main_thread = threading.current_thread() is threading.main_thread()
         for index, device in enumerate(self.devices):
-            settings = WorkerSettings(self.spec, device, threads, os.getpid(), main_thread)
+            settings = WorkerSettings(
+                self.spec, device, self.factory, threads, os.getpid(), main_thread
+            )
             proc = ctx.Process(
                 target=_worker_main,
                 args=(index, settings, self._tasks, self._results),

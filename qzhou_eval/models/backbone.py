@@ -174,29 +174,43 @@ class _Common:
 class TransformersBackbone(_Common):
     """Stock transformers model + pooling (+ Token Prepending, + Dense projection)."""
 
-    def __init__(self, spec: ModelSpec, device: str = "auto") -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: str = "auto",
+        *,
+        model: torch.nn.Module | None = None,
+        tokenizer: Any = None,
+    ) -> None:
+        """Load ``spec.path``; or wrap an already built ``model`` / ``tokenizer`` (e.g. a random
+        full-size architecture in the throughput benchmark), applying the same spec."""
         from transformers import AutoModel, AutoTokenizer
 
         self.spec = spec
         self.device = resolve_device(device)
         self.packing = packing = spec.packing
         hub_kwargs = _hub_kwargs(spec)
-        tokenizer = AutoTokenizer.from_pretrained(
-            spec.path, trust_remote_code=spec.trust_remote_code, **hub_kwargs
-        )
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(
+                spec.path, trust_remote_code=spec.trust_remote_code, **hub_kwargs
+            )
         self.inputs = InputTokenizer(tokenizer, spec)
         attn_implementation = spec.attn_implementation
         if packing:
             from qzhou_eval.models.packing import register
 
             attn_implementation = register()
-        self.model = AutoModel.from_pretrained(
-            spec.path,
-            dtype=TORCH_DTYPES[spec.dtype],
-            attn_implementation=attn_implementation,
-            trust_remote_code=spec.trust_remote_code,
-            **hub_kwargs,
-        )
+        if model is None:
+            model = AutoModel.from_pretrained(
+                spec.path,
+                dtype=TORCH_DTYPES[spec.dtype],
+                attn_implementation=attn_implementation,
+                trust_remote_code=spec.trust_remote_code,
+                **hub_kwargs,
+            )
+        elif packing:
+            model.set_attn_implementation(attn_implementation)
+        self.model = model
         if packing:
             _check_packable(self.model, spec)
         if spec.attention == "bidirectional":
