@@ -18,7 +18,7 @@ import torch
 
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.models.attention import make_bidirectional
-from qzhou_eval.models.pooling import pool
+from qzhou_eval.models.pooling import official_normalize, pool
 from qzhou_eval.models.truncation import inner_truncate
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ class Backbone(Protocol):
         ...
 
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Pooled (and projected) vectors, float32 on CPU, NOT normalized: (len(ids), dim)."""
+        """Pooled (and projected) vectors, float32 on CPU: (len(ids), dim). Not normalized,
+        except where ``spec.backbone_normalizes`` (official numerics without a projection)."""
         ...
 
 
@@ -121,9 +122,11 @@ class TransformersBackbone(_TokenizerMixin):
         out = self.model(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
         ).last_hidden_state
-        vectors = pool(out, batch["attention_mask"], self.spec.pooling)
+        vectors = pool(out, batch["attention_mask"], self.spec.pooling, self.spec.numerics)
         if self.projection is not None:
             vectors = self.projection(vectors)
+        elif self.spec.backbone_normalizes:  # official: normalized before the cast, as there
+            vectors = official_normalize(vectors)
         return vectors.float().cpu()
 
 
@@ -175,7 +178,11 @@ def _attach_token_prepending(model: torch.nn.Module, tokenizer: object, spec: Mo
 def _load_projection(spec: ModelSpec, device: torch.device) -> torch.nn.Module:
     from qzhou_eval.models.projection import load_dense_projection
 
-    return load_dense_projection(spec.path, spec.projection, device)
+    # official numerics: the Dense runs in the model dtype, as the official pipeline ran it
+    dtype = TORCH_DTYPES[spec.dtype] if spec.numerics == "official" else torch.float32
+    return load_dense_projection(
+        spec.path, spec.projection, device, revision=spec.revision, dtype=dtype
+    )
 
 
 def load_backbone(spec: ModelSpec, device: str = "auto") -> Backbone:

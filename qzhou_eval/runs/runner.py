@@ -141,6 +141,8 @@ def execute(plan: RunPlan) -> RunOutcome:
             embedder=embedder,
             dim=dim,
             normalize=spec.normalize,
+            numerics=spec.numerics,
+            prenormalized=spec.backbone_normalizes,
         )
         for dim in plan.dims
     ]
