@@ -8,6 +8,7 @@ import numpy as np
 from mteb.models import ModelMeta
 from mteb.models.abs_encoder import AbsEncoder
 
+from qzhou_eval.config.spec import DEFAULT_NUMERICS
 from qzhou_eval.encoder.embedder import Embedder
 from qzhou_eval.models.pooling import normalize_rows
 from qzhou_eval.recipe import Recipe, side_of
@@ -30,7 +31,7 @@ class RecipeEncoder(AbsEncoder):
         embedder: Embedder,
         dim: int | None = None,
         normalize: bool = True,
-        numerics: str = "float32",
+        numerics: str = DEFAULT_NUMERICS,
         prenormalized: bool = False,
     ) -> None:
         self.mteb_model_meta = meta
