@@ -54,10 +54,9 @@ def render(cfg: DictConfig) -> list[dict[str, Any]]:
 
 @hydra_app("mteb")
 def main(cfg: DictConfig) -> None:
-    lines = render(cfg)
-    for note in fidelity_lines(cfg.model):
+    for note in fidelity_lines(cfg.model):  # first: a bad model setting fails before any work
         print(note, file=sys.stderr)
-    for line in lines:
+    for line in render(cfg):
         print(json.dumps(line, ensure_ascii=False))
 
 

@@ -9,6 +9,8 @@ forward hook captures, so the comparison covers pooling, projection and normaliz
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -32,6 +34,7 @@ TEXTS = [
     TEMPLATE + "medium length text",
 ]
 EOL = "This sentence: <|im_start|>“{text}” means in one word: “"
+NUMERICS = ("official", "float32")
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +44,50 @@ def tiny_qwen3_zh(tmp_path_factory):
     return cached_tiny_model("qwen3", tmp_path_factory, seed=1, with_dense=96)
 
 
-def _capture(backbone: TransformersBackbone) -> dict:
-    """Record the last hidden state and attention mask of each forward of the backbone's model."""
+@pytest.fixture(scope="module")
+def qe_backbones(tiny_qwen2):
+    """QZhou-Embedding-like: bidirectional Qwen2, mean pooling, bf16; official and float32."""
+    spec = {"dtype": "bfloat16", "attention": "bidirectional", "pooling": "mean"}
+    return {n: TransformersBackbone(native_spec(tiny_qwen2, numerics=n, **spec)) for n in NUMERICS}
+
+
+@pytest.fixture(scope="module")
+def zh_backbones(tiny_qwen3_zh):
+    """QZhou-Embedding-Zh-like: causal Qwen3 (+ Token Prepending), last token, Dense, bf16."""
+    made: dict = {}
+
+    def get(numerics: str, tp: bool = True) -> TransformersBackbone:
+        if (numerics, tp) not in made:
+            spec = native_spec(
+                tiny_qwen3_zh,
+                dtype="bfloat16",
+                attention="causal",
+                pooling="last_token",
+                token_prepending=TokenPrependingSpec(enabled=tp),
+                projection="2_Dense",
+                embed_dim=96,
+                numerics=numerics,
+            )
+            made[numerics, tp] = TransformersBackbone(spec)
+        return made[numerics, tp]
+
+    return get
+
+
+@contextlib.contextmanager
+def _capture(backbone: TransformersBackbone):
+    """Record the last hidden state and attention mask of the backbone model's forward."""
     seen: dict = {}
 
     def hook(module, args, kwargs, output):
         seen["hidden"] = output.last_hidden_state
         seen["mask"] = kwargs["attention_mask"]
 
-    backbone.model.register_forward_hook(hook, with_kwargs=True)
-    return seen
+    handle = backbone.model.register_forward_hook(hook, with_kwargs=True)
+    try:
+        yield seen
+    finally:
+        handle.remove()
 
 
 def official_qzhou_embedding(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -63,29 +100,22 @@ def official_qzhou_embedding(hidden: torch.Tensor, mask: torch.Tensor) -> torch.
     return F.normalize(torch.stack(pooled), p=2, dim=-1).to(torch.float32)
 
 
-def _qzhou_embedding_backbones(path):
-    spec = {"dtype": "bfloat16", "attention": "bidirectional", "pooling": "mean"}
-    official = TransformersBackbone(native_spec(path, numerics="official", **spec))
-    precise = TransformersBackbone(native_spec(path, numerics="float32", **spec))
-    return official, precise
-
-
 @torch.inference_mode()
-def test_qzhou_embedding_official_is_the_official_arithmetic_bit_for_bit(tiny_qwen2):
-    official, precise = _qzhou_embedding_backbones(tiny_qwen2)
+def test_qzhou_embedding_official_is_the_official_arithmetic_bit_for_bit(qe_backbones):
+    official, precise = qe_backbones["official"], qe_backbones["float32"]
     assert official.spec.backbone_normalizes and not precise.spec.backbone_normalizes
     ids = official.tokenize(TEXTS)
     assert len({len(x) for x in ids}) == len(TEXTS)  # really padded, every row differently
-    seen = _capture(official)
-    got = official.embed_ids(ids)
+    with _capture(official) as seen:
+        got = official.embed_ids(ids)
     hidden, mask = seen["hidden"], seen["mask"]
     assert hidden.dtype == torch.bfloat16 and not mask.all()
     assert mask[:, -1].all()  # left padding, as the official embedder
     assert got.dtype == torch.float32
     assert torch.equal(got, official_qzhou_embedding(hidden, mask))
     # float32 is today's path: float32 masked mean of the same states, not normalized
-    seen32 = _capture(precise)
-    got32 = precise.embed_ids(ids)
+    with _capture(precise) as seen32:
+        got32 = precise.embed_ids(ids)
     h, m = seen32["hidden"].float(), seen32["mask"].float()
     today = (h * m.unsqueeze(-1)).sum(dim=1) / m.sum(dim=1, keepdim=True).clamp(min=1.0)
     assert torch.equal(got32, today)
@@ -115,26 +145,14 @@ def test_official_mean_is_the_official_slice_for_left_padding():
 
 @torch.inference_mode()
 @pytest.mark.parametrize("tp", [True, False])
-def test_zh_official_dense_in_model_dtype_bit_for_bit(tiny_qwen3_zh, tp):
+def test_zh_official_dense_in_model_dtype_bit_for_bit(tiny_qwen3_zh, zh_backbones, tp):
     from sentence_transformers.sentence_transformer.modules import Dense
 
-    def spec(numerics):
-        return native_spec(
-            tiny_qwen3_zh,
-            dtype="bfloat16",
-            attention="causal",
-            pooling="last_token",
-            token_prepending=TokenPrependingSpec(enabled=tp),
-            projection="2_Dense",
-            embed_dim=96,
-            numerics=numerics,
-        )
-
-    official = TransformersBackbone(spec("official"))
+    official = zh_backbones("official", tp)
     assert not official.spec.backbone_normalizes  # -Zh normalizes after the MRL cut
     ids = official.tokenize([EOL.format(text=t) for t in TEXTS])
-    seen = _capture(official)
-    got = official.embed_ids(ids)
+    with _capture(official) as seen:
+        got = official.embed_ids(ids)
     hidden = seen["hidden"]
     assert hidden.dtype == torch.bfloat16 and seen["mask"][:, -1].all()
     # sentence-transformers 3.4.1: every module cast to the model dtype; last-token pooling
@@ -144,9 +162,9 @@ def test_zh_official_dense_in_model_dtype_bit_for_bit(tiny_qwen3_zh, tp):
     expected = dense({"sentence_embedding": last})["sentence_embedding"].float()
     assert torch.equal(got, expected)
     # float32: today's path, the Dense in float32 on the float32 state
-    precise = TransformersBackbone(spec("float32"))
-    seen32 = _capture(precise)
-    got32 = precise.embed_ids(ids)
+    precise = zh_backbones("float32", tp)
+    with _capture(precise) as seen32:
+        got32 = precise.embed_ids(ids)
     dense32 = Dense.load(str(tiny_qwen3_zh / "2_Dense")).float()
     today = dense32({"sentence_embedding": seen32["hidden"].float()[:, -1].contiguous()})
     assert torch.equal(got32, today["sentence_embedding"])
@@ -177,9 +195,9 @@ def _encode(vectors: np.ndarray, **kw) -> np.ndarray:
 
 
 @torch.inference_mode()
-def test_finish_hands_mteb_exactly_the_official_vectors(tiny_qwen2, tiny_qwen3_zh):
+def test_finish_hands_mteb_exactly_the_official_vectors(qe_backbones, zh_backbones):
     # QZhou-Embedding: the backbone normalized in bf16; no second normalization at full size
-    official, _ = _qzhou_embedding_backbones(tiny_qwen2)
+    official = qe_backbones["official"]
     raw = official.embed_ids(official.tokenize(TEXTS)).numpy()
     prenormalized = {"numerics": "official", "prenormalized": True}
     for dim in (None, raw.shape[1]):
@@ -188,18 +206,7 @@ def test_finish_hands_mteb_exactly_the_official_vectors(tiny_qwen2, tiny_qwen3_z
     # an MRL cut is normalized again (there is no official rule for it; sklearn's, as -Zh)
     assert np.array_equal(_encode(raw, dim=16, **prenormalized), sk_normalize(raw[:, :16]))
     # QZhou-Embedding-Zh: raw Dense output -> first dim values -> sklearn normalize in float32
-    zh = TransformersBackbone(
-        native_spec(
-            tiny_qwen3_zh,
-            dtype="bfloat16",
-            attention="causal",
-            pooling="last_token",
-            token_prepending=TokenPrependingSpec(enabled=True),
-            projection="2_Dense",
-            embed_dim=96,
-            numerics="official",
-        )
-    )
+    zh = zh_backbones("official")
     raw = zh.embed_ids(zh.tokenize([EOL.format(text=t) for t in TEXTS])).numpy()
     for dim in (16, 64, 96, None):
         out = _encode(raw, dim=dim, numerics="official")
