@@ -7,8 +7,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_REFERENCE = (REPO / ".." / "shared" / "reference").resolve()
+from tests.conftest import GOLDEN, REPO
+
+__all__ = ["GOLDEN", "REPO"]  # re-exported for the report tests
 
 QZHOU = "Kingsoft-LLM/QZhou-Embedding"
 QZHOU_REV = "f1e6c03ee3882e7b9fa5cec91217715272e433b8"
@@ -17,8 +18,8 @@ QZHOU_ZH_REV = "0321ccb126413d1e49c5ce908e802b63d35f18e2"
 ENG = "MTEB(eng, v2)"
 CMN = "MTEB(cmn, v1)"
 
-# The published rows (shared/reference/README.md), labelled by what they are: the technical
-# report's "STS" and "Retr." headers are swapped, these are not.
+# The published rows (qzhou_eval/data/reference/published.csv), labelled by what they are: the
+# technical report's "STS" and "Retr." headers are swapped, these are not.
 TYPES_ENG = (
     "Classification",
     "Clustering",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import filecmp
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from qzhou_eval.report.scores import RunScores
 from tests.report.report_testdata import (
     CMN,
     ENG,
+    GOLDEN,
     QZHOU,
     QZHOU_REV,
     QZHOU_ZH,
@@ -31,16 +32,35 @@ from tests.report.report_testdata import (
 )
 
 
-def test_package_copies_are_byte_identical(shared_reference: Path) -> None:
-    ours = package_reference_dir()
-    for model_dir in (shared_reference / "results").iterdir():
-        for rev_dir in model_dir.iterdir():
-            names = sorted(p.name for p in rev_dir.iterdir())
-            target = ours / model_dir.name / rev_dir.name
-            assert sorted(p.name for p in target.iterdir()) == names
-            _, mismatch, errors = filecmp.cmpfiles(rev_dir, target, names, shallow=False)
-            assert not mismatch and not errors
-    assert filecmp.cmp(shared_reference / "published.csv", published_table_path(), shallow=False)
+def _sha256sums() -> dict[str, str]:
+    """Upstream file (path relative to the reference folder) -> its SHA-256 (``SHA256SUMS``)."""
+    lines = (GOLDEN / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+    return {path: digest for digest, path in (line.split("  ", 1) for line in lines)}
+
+
+def _digests(root: Path, under: str) -> dict[str, str]:
+    files = sorted(p for p in (root / under).rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_package_copies_match_the_upstream_files() -> None:
+    """The shipped results and published.csv are byte-identical to the upstream files."""
+    upstream = _sha256sums()
+    ours = _digests(package_reference_dir().parent, "results")
+    assert ours == {p: d for p, d in upstream.items() if p.startswith("results/")}
+    assert len(ours) == 72 + 31 + 2  # task JSONs of both models + their model_meta.json
+    published = hashlib.sha256(published_table_path().read_bytes()).hexdigest()
+    assert published == upstream["published.csv"]
+
+
+def test_golden_test_data_matches_the_upstream_files() -> None:
+    """tests/data/reference holds byte-identical copies of the other upstream files, no more."""
+    upstream = _sha256sums()
+    copied = {p: d for p, d in upstream.items() if not p.startswith("results/")}
+    del copied["published.csv"]
+    ours = _digests(GOLDEN, ".")
+    del ours["README.md"], ours["SHA256SUMS"]
+    assert ours == copied
 
 
 @pytest.mark.parametrize(
@@ -55,7 +75,7 @@ def test_package_copies_are_byte_identical(shared_reference: Path) -> None:
 def test_default_reference_reproduces_the_published_tables(
     eng_tasks: list[AbsTask], cmn_tasks: list[AbsTask], model: str, bench: str, table: str
 ) -> None:
-    """Package data alone: the shipped JSONs give the shipped published rows (no shared/)."""
+    """Package data alone: the shipped JSONs give the shipped published rows."""
     tasks = apply_definition(eng_tasks if bench == ENG else cmn_tasks, PUBLISHED)
     ref = load_reference(None, tasks)
     assert ref is not None and ref.label == DEFAULT_LABEL
@@ -98,9 +118,9 @@ def test_no_reference() -> None:
     assert load_reference("none", []) is None
 
 
-def test_csv_reference_per_split_rows(shared_reference: Path, cmn_tasks: list[AbsTask]) -> None:
+def test_csv_reference_per_split_rows(cmn_tasks: list[AbsTask]) -> None:
     """qzhou_per_task.csv holds the counted rows: complete under the published definition only."""
-    path = shared_reference / "qzhou_per_task.csv"
+    path = GOLDEN / "qzhou_per_task.csv"
     published = load_reference(str(path), apply_definition(cmn_tasks, PUBLISHED))
     scores = published.runs[RunId(QZHOU_ZH, QZHOU_ZH_REV)]
     assert scores.complete

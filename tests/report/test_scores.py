@@ -16,6 +16,7 @@ from qzhou_eval.report.scores import NO_FILE, load_run_scores, load_task_results
 from tests.report.report_testdata import (
     CMN,
     ENG,
+    GOLDEN,
     QZHOU,
     QZHOU_REV,
     QZHOU_ZH,
@@ -35,12 +36,12 @@ def _run(results: Path, model: str, revision: str) -> RunDir:
     [(QZHOU, QZHOU_REV, ENG), (QZHOU, QZHOU_REV, CMN), (QZHOU_ZH, QZHOU_ZH_REV, CMN)],
 )
 def test_task_scores_match_the_counted_rows(
-    shared_reference: Path, model: str, revision: str, bench: str
+    package_results: Path, model: str, revision: str, bench: str
 ) -> None:
     """Every task score equals the mean of the rows the leaderboard counted (golden CSV)."""
     tasks = apply_definition(mteb.get_benchmark(bench).tasks, PUBLISHED)
-    scores = load_run_scores(_run(shared_reference / "results", model, revision), tasks)
-    golden = golden_task_scores(shared_reference / "qzhou_per_task.csv", model, bench)
+    scores = load_run_scores(_run(package_results, model, revision), tasks)
+    golden = golden_task_scores(GOLDEN / "qzhou_per_task.csv", model, bench)
     got = {t.name: t.score for t in scores.tasks}
     assert set(got) == set(golden)
     for task, value in golden.items():
