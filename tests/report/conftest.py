@@ -14,7 +14,7 @@ import mteb
 import pytest
 from mteb.abstasks import AbsTask
 
-from qzhou_eval.report.reference import package_reference_dir
+from qzhou_eval.report.compare import package_reference_dir
 from tests.report.report_testdata import CMN, ENG
 
 

@@ -1,4 +1,4 @@
-"""Write a report's files: Markdown, CSV, JSON and PNG, each atomically (temp file + os.replace).
+"""Write a report's files: Markdown, CSV, JSON and PNG, each atomically.
 
 Machine-readable files keep the 0–1 scale and full precision of mteb's result files; only the
 Markdown tables are ×100 and rounded. ``*_scores.csv`` can be read back as ``reference=``.
@@ -6,6 +6,7 @@ Markdown tables are ×100 and rounded. ``*_scores.csv`` can be read back as ``re
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -15,32 +16,51 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from qzhou_eval.report.aggregate import MEAN_TASK, MEAN_TASK_TYPE, Mean, Summary, task_types
+from qzhou_eval.report.build import Report
 from qzhou_eval.report.compare import Comparison, Delta
-from qzhou_eval.report.definitions import other_definition
 from qzhou_eval.report.discover import RunId
-from qzhou_eval.report.mrl import mrl_curves
-from qzhou_eval.report.render import render_text
-from qzhou_eval.report.report import Report
-from qzhou_eval.report.views import run_labels
+from qzhou_eval.report.render import render_text, run_labels
+from qzhou_eval.report.score import (
+    MEAN_TASK,
+    MEAN_TASK_TYPE,
+    Mean,
+    Summary,
+    other_definition,
+    task_types,
+)
+from qzhou_eval.results.folder import atomic_write_text
 
 SCALE = "0-1, as in mteb's result files (the tables show ×100)"
 
 
-def atomic_write(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+def write_file(path: Path, data: str | bytes) -> Path:
+    """Write one report file atomically; readable by everyone, as report files are for sharing.
+
+    Text goes through the package's atomic writer, whose temporary files are private (0600);
+    the mode is set once the file is in place.
+    """
+    if isinstance(data, str):
+        atomic_write_text(path, data)
+    else:
+        _atomic_write_bytes(path, data)
+    os.chmod(path, 0o644)
+    return path
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``atomic_write_text`` for the PNG bytes (that writer takes text only): same steps."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp, 0o644)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
-    return path
 
 
 def report_stem(report: Report, key: str) -> str:
@@ -48,22 +68,22 @@ def report_stem(report: Report, key: str) -> str:
     stem = key
     if report.definition_line:
         stem += f"-{report.definition}"
-    if report.benchmark.is_subset:
+    if report.is_subset:
         stem += "-subset"
     return _slug(stem)
 
 
-def write_report_files(report: Report, out_dir: Path, key: str, plots: bool = True) -> list[Path]:
+def write_report_files(report: Report, out_dir: Path, plots: bool = True) -> list[Path]:
     """Write every file of ``report`` into ``out_dir``; returns their paths."""
-    stem = report_stem(report, key)
+    stem = report_stem(report, report.benchmark.key)
     written = [
-        atomic_write(out_dir / f"{stem}.md", render_text(report, per_task=True, markdown=True)),
-        atomic_write(out_dir / f"{stem}_summary.csv", summary_csv(report)),
-        atomic_write(out_dir / f"{stem}_scores.csv", scores_csv(report)),
-        atomic_write(out_dir / f"{stem}.json", json.dumps(report_dict(report), indent=2) + "\n"),
+        write_file(out_dir / f"{stem}.md", render_text(report, per_task=True, markdown=True)),
+        write_file(out_dir / f"{stem}_summary.csv", summary_csv(report)),
+        write_file(out_dir / f"{stem}_scores.csv", scores_csv(report)),
+        write_file(out_dir / f"{stem}.json", json.dumps(report_dict(report), indent=2) + "\n"),
     ]
     if report.comparisons:
-        written.append(atomic_write(out_dir / f"{stem}_compare.csv", compare_csv(report)))
+        written.append(write_file(out_dir / f"{stem}_compare.csv", compare_csv(report)))
     if plots:
         written += _write_plots(report, out_dir, stem)
     return written
@@ -71,7 +91,6 @@ def write_report_files(report: Report, out_dir: Path, key: str, plots: bool = Tr
 
 def _write_plots(report: Report, out_dir: Path, stem: str) -> list[Path]:
     from qzhou_eval.report.plots import mrl_png, types_vs_reference_png
-    from qzhou_eval.report.published import published_mrl
 
     written = []
     labels = run_labels([c.run.run for c in report.comparisons])
@@ -79,17 +98,12 @@ def _write_plots(report: Report, out_dir: Path, stem: str) -> list[Path]:
         label = labels[c.run.run]
         title = f"{report.benchmark.name}: {label}\nvs {_short_reference(c)}"
         png = types_vs_reference_png(c, title)
-        written.append(atomic_write(out_dir / f"{stem}_types_{_slug(label)}.png", png))
-    for curve in mrl_curves(report.summaries):
+        written.append(write_file(out_dir / f"{stem}_types_{_slug(label)}.png", png))
+    for curve in report.mrl:
         label = run_labels([RunId(curve.model, curve.revision)])[RunId(curve.model, curve.revision)]
-        published = (
-            published_mrl(curve.model, report.benchmark.name)
-            if report.definition == "published" and not report.benchmark.is_subset
-            else {}
-        )
         title = f"{report.benchmark.name}: {label}, score vs output dimension"
-        png = mrl_png(curve, title, published)
-        written.append(atomic_write(out_dir / f"{stem}_mrl_{_slug(label)}.png", png))
+        png = mrl_png(curve, title)
+        written.append(write_file(out_dir / f"{stem}_mrl_{_slug(label)}.png", png))
     return written
 
 
@@ -180,10 +194,10 @@ def report_dict(report: Report) -> dict[str, object]:
         "benchmark": {
             "name": b.name,
             "key": b.key,
-            "tasks": b.n_tasks,
+            "tasks": report.n_tasks,
             "tasks_in_full_benchmark": b.n_full,
-            "is_subset": b.is_subset,
-            "description": b.describe(),
+            "is_subset": report.is_subset,
+            "description": report.describe_tasks(),
         },
         "definition": report.definition,
         "definition_note": report.definition_line,

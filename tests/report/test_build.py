@@ -1,4 +1,4 @@
-"""MRL sweeps: experiments/embed_dim_<d>/ folders, the score-versus-dimension curve and its plot."""
+"""Building a report; MRL sweeps: embed_dim_<d>/ folders, the curve, its table and plot."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from qzhou_eval.config.app import compose_config
+from qzhou_eval.report.build import BenchmarkInfo, build_report, mrl_curves
 from qzhou_eval.report.cli import run_report
 from qzhou_eval.report.discover import discover_runs, run_path
-from qzhou_eval.report.mrl import mrl_curves
-from qzhou_eval.report.report import BenchmarkInfo, build_report
+from qzhou_eval.report.render import render_text
+from qzhou_eval.report.score import CURRENT
 from tests.report.report_testdata import CMN, QZHOU, QZHOU_ZH, QZHOU_ZH_REV, points
 
 FACTORS = {256: 0.96, 512: 0.98}
@@ -38,7 +39,7 @@ def mrl_results(results_copy: Path) -> Path:
 
 def test_curve_points(mrl_results: Path, cmn_tasks: list) -> None:
     runs = discover_runs([mrl_results])
-    report = build_report(runs, cmn_tasks, BenchmarkInfo("cmteb", CMN, 31, 31), [mrl_results])
+    report = build_report(runs, cmn_tasks, BenchmarkInfo("cmteb", CMN, 31), [mrl_results])
     curves = mrl_curves(report.summaries)
     assert [(c.model, c.dims) for c in curves] == [(QZHOU_ZH, [256, 512, 1792])]
     curve = curves[0]
@@ -92,3 +93,19 @@ def test_report_prints_the_dimension_by_type_table(mrl_results: Path) -> None:
     assert rows["256 (published)"][-1] == "79.74"
     assert "128" not in rows and "128 (published)" not in rows  # only dimensions that were run
     assert float(rows["256"][-1]) == pytest.approx(80.29 * 0.96, abs=0.01)
+
+
+def test_card_rows_only_beside_the_whole_benchmark_under_the_published_definition(
+    mrl_results: Path, cmn_tasks: list
+) -> None:
+    """Decided once in the report: the text table and the plot show the same rows."""
+    runs = discover_runs([mrl_results])
+    bench = BenchmarkInfo("cmteb", CMN, 31)
+    full = build_report(runs, cmn_tasks, bench, [mrl_results])
+    assert sorted(full.mrl[0].published) == [128, 256, 512, 768, 1024, 1280, 1536, 1792]
+    current = build_report(runs, cmn_tasks, bench, [mrl_results], definition=CURRENT)
+    subset = build_report(runs, cmn_tasks[:3], bench, [mrl_results])
+    for report in (current, subset):
+        assert [c.dims for c in report.mrl] == [[256, 512, 1792]]
+        assert report.mrl[0].published == {}
+        assert "(published)" not in render_text(report)
