@@ -219,7 +219,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[_CsvRow]]:
         line = data.count(b"\n", 0, e.start) + 1
         raise UserError(
             f"reference CSV {path}, line {line}: not UTF-8 text (byte {data[e.start]:#04x}); "
-            "give a CSV file"
+            "give a CSV file saved as UTF-8"
         ) from None
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None

@@ -21,6 +21,7 @@ from tests.report.report_testdata import (
     CURRENT_CMN,
     ENG,
     GOLDEN,
+    MALFORMED,
     PUBLISHED_CMN,
     PUBLISHED_ENG,
     QZHOU,
@@ -277,6 +278,27 @@ def test_command_line(package_results: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert table_rows(done.stdout)[QZHOU] == expected_cells(PUBLISHED_ENG, TYPES_ENG)
     assert (tmp_path / "mteb_eng_v2.md").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["unclosed_quote", "binary", "short_row"])
+def test_malformed_reference_csv_is_one_line_exit_2(
+    package_results: Path, tmp_path: Path, case: str
+) -> None:
+    data, line, _ = MALFORMED[case]
+    bad = tmp_path / f"{case}.csv"
+    bad.write_bytes(data)
+    done = _cli(
+        f"results_dir={package_results}",
+        "benchmark.tasks=[STS12]",
+        f"reference={bad}",
+        "out_dir=false",
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [done.stderr.strip()]  # exactly one line
+    assert done.stderr.startswith(f"error: reference CSV {bad}, line {line}: ")
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stdout == ""  # no tables above it, no "no reference run" line
 
 
 def test_never_touches_result_files(results_copy: Path, tmp_path: Path) -> None:

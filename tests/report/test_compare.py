@@ -35,6 +35,8 @@ from tests.report.report_testdata import (
     CMN,
     ENG,
     GOLDEN,
+    HEADER,
+    MALFORMED,
     QZHOU,
     QZHOU_REV,
     QZHOU_ZH,
@@ -160,6 +162,31 @@ def test_csv_reference_task_rows_and_errors(tmp_path: Path, eng_tasks: list[AbsT
         load_reference(tmp_path / "absent.csv", eng_tasks)
     with pytest.raises(UserError, match="reference"):
         load_reference(tmp_path / "absent-folder", eng_tasks)
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_csv_names_the_file_and_line(
+    tmp_path: Path, eng_tasks: list[AbsTask], case: str
+) -> None:
+    data, line, problem = MALFORMED[case]
+    path = tmp_path / f"{case}.csv"
+    path.write_bytes(data)
+    with pytest.raises(UserError) as caught:
+        load_reference(path, eng_tasks)
+    message = str(caught.value)
+    assert message.startswith(f"reference CSV {path}, line {line}: ")
+    assert problem in message and "\n" not in message
+
+
+def test_csv_quirks_that_are_fine(tmp_path: Path, eng_tasks: list[AbsTask]) -> None:
+    """A byte-order mark, CRLF line ends, quoted fields and blank lines read as before."""
+    path = tmp_path / "ok.csv"
+    path.write_bytes(b'\xef\xbb\xbfmodel,task,main_score\r\n"me/m",STS12,0.5\r\n\r\n')
+    ref = load_reference(path, eng_tasks)
+    assert ref.runs[RunId("me/m", "")].by_name()["STS12"].score == 0.5
+    path.write_bytes(HEADER + b"me/m,STS12,2.5\n")
+    with pytest.raises(UserError, match=rf"{path}, line 2: main_score 2.5 of STS12"):
+        load_reference(path, eng_tasks)
 
 
 def _summary(results: Path, tasks: list[AbsTask]):
