@@ -53,13 +53,17 @@ class BenchmarkInfo:
 
 
 def benchmark_info(bench_cfg: Mapping[str, Any], tasks: Sequence[AbsTask]) -> BenchmarkInfo:
-    """The ``benchmark`` config's benchmark; ``tasks`` are its (possibly narrowed) tasks."""
+    """The ``benchmark`` config's benchmark; ``tasks`` are its (possibly narrowed) tasks.
+
+    ``key`` (the config file's name, used in report file names) falls back to ``name``.
+    """
     from qzhou_eval.benchmarks import load_benchmark_tasks
 
     n_full = len(tasks)
     if bench_cfg.get("tasks") is not None:
         n_full = len(load_benchmark_tasks({**bench_cfg, "tasks": None}))
-    return BenchmarkInfo(str(bench_cfg["key"]), str(bench_cfg["name"]), n_full)
+    name = str(bench_cfg.get("name"))
+    return BenchmarkInfo(str(bench_cfg.get("key") or name), name, n_full)
 
 
 @dataclass(frozen=True)
