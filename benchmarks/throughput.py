@@ -65,11 +65,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qzhou_eval.config.spec import ModelSpec  # noqa: E402
-from qzhou_eval.encoder.embedder import Embedder  # noqa: E402
-from qzhou_eval.encoder.engines import LocalEngine, PoolEngine  # noqa: E402
-from qzhou_eval.models.attention import make_bidirectional  # noqa: E402
-from qzhou_eval.models.backbone import TransformersBackbone  # noqa: E402
+from qzhou_eval.config.spec import ModelSpec
+from qzhou_eval.encoder.embedder import Embedder
+from qzhou_eval.encoder.engines import LocalEngine, PoolEngine
+from qzhou_eval.models.attention import make_bidirectional
+from qzhou_eval.models.backbone import TransformersBackbone
 
 OFFICIAL_CHUNK = 3200
 OFFICIAL_BATCH = 32
@@ -111,8 +111,14 @@ def model_folder(root: Path, arch: dict[str, Any]) -> Path:
     folder = root / "model"
     folder.mkdir(parents=True, exist_ok=True)
     build_qwen_tokenizer(folder, flavor="qwen2.5", padding_side="left")
-    config = Qwen2Config(**{"vocab_size": QWEN_EMBEDDING_ROWS, "max_position_embeddings": 4096,
-                            **arch, "tie_word_embeddings": False})
+    config = Qwen2Config(
+        **{
+            "vocab_size": QWEN_EMBEDDING_ROWS,
+            "max_position_embeddings": 4096,
+            **arch,
+            "tie_word_embeddings": False,
+        }
+    )
     config.save_pretrained(folder)
     return folder
 
@@ -180,10 +186,22 @@ def demo_calls(suite: str) -> list[Call]:
 
     class Recorder(AbsEncoder):
         mteb_model_meta = ModelMeta(
-            loader=None, name="bench/recorder", revision="0", release_date=None, languages=None,
-            n_parameters=None, memory_usage_mb=None, max_tokens=None, embed_dim=8, license=None,
-            open_weights=True, public_training_code=None, public_training_data=None,
-            framework=[], similarity_fn_name="cosine", use_instructions=True,
+            loader=None,
+            name="bench/recorder",
+            revision="0",
+            release_date=None,
+            languages=None,
+            n_parameters=None,
+            memory_usage_mb=None,
+            max_tokens=None,
+            embed_dim=8,
+            license=None,
+            open_weights=True,
+            public_training_code=None,
+            public_training_data=None,
+            framework=[],
+            similarity_fn_name="cosine",
+            use_instructions=True,
             training_datasets=None,
         )
 
@@ -196,8 +214,14 @@ def demo_calls(suite: str) -> list[Call]:
 
     with tempfile.TemporaryDirectory() as tmp:
         for task in load_benchmark_tasks(cfg.benchmark):
-            mteb.evaluate(Recorder(), task, cache=mteb.ResultCache(tmp), show_progress_bar=False,
-                          co2_tracker=False, overwrite_strategy="always")
+            mteb.evaluate(
+                Recorder(),
+                task,
+                cache=mteb.ResultCache(tmp),
+                show_progress_bar=False,
+                co2_tracker=False,
+                overwrite_strategy="always",
+            )
     return calls
 
 
@@ -242,8 +266,9 @@ def _official_worker(model, tokenizer, device, max_length, tasks, results) -> No
         out = []
         for start in range(0, len(texts), OFFICIAL_BATCH):
             batch = [texts[i] or "Null" for i in order[start : start + OFFICIAL_BATCH]]
-            features = tokenizer(batch, return_tensors="pt", padding=True, truncation=True,
-                                 max_length=max_length).to(device)
+            features = tokenizer(
+                batch, return_tensors="pt", padding=True, truncation=True, max_length=max_length
+            ).to(device)
             with torch.no_grad():
                 h = model(**features).last_hidden_state
                 lengths = features["attention_mask"].sum(dim=-1)
@@ -260,8 +285,11 @@ def official_encode(model, tokenizer, texts: list[str], devices: Sequence[str], 
     ctx = tmp.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     procs = [
-        ctx.Process(target=_official_worker, daemon=True,
-                    args=(model, tokenizer, d, max_length, tasks, results))
+        ctx.Process(
+            target=_official_worker,
+            daemon=True,
+            args=(model, tokenizer, d, max_length, tasks, results),
+        )
         for d in devices
     ]
     for p in procs:
@@ -302,8 +330,12 @@ def _token_lengths(tokenizer, texts: list[str], max_length: int) -> np.ndarray:
 
 
 def _batched_cost(lengths: np.ndarray, batch: int) -> int:
-    return int(sum(len(lengths[i : i + batch]) * lengths[i : i + batch].max()
-                   for i in range(0, len(lengths), batch)))
+    return int(
+        sum(
+            len(lengths[i : i + batch]) * lengths[i : i + batch].max()
+            for i in range(0, len(lengths), batch)
+        )
+    )
 
 
 def _normalized(v: np.ndarray) -> np.ndarray:
@@ -311,8 +343,13 @@ def _normalized(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
-def measure(name: str, calls: list[Call], encode: Callable[[str, list[str]], np.ndarray],
-            real: int, computed: Callable[[], int]) -> Measure:
+def measure(
+    name: str,
+    calls: list[Call],
+    encode: Callable[[str, list[str]], np.ndarray],
+    real: int,
+    computed: Callable[[], int],
+) -> Measure:
     m = Measure(name, texts=sum(len(t) for _, t in calls), real_tokens=real)
     started = time.perf_counter()
     for side, texts in calls:
@@ -325,7 +362,91 @@ def measure(name: str, calls: list[Call], encode: Callable[[str, list[str]], np.
 # --- main ---------------------------------------------------------------------------------------
 
 
-def main() -> None:  # noqa: PLR0915 - a script: one configuration after the other
+@dataclass
+class Setup:
+    """The model, devices and settings every configuration shares."""
+
+    spec: ModelSpec
+    local: TransformersBackbone  # the model on the first device, in this process
+    cpu_model: torch.nn.Module  # the same weights on the CPU (where the official script had them)
+    devices: list[str]
+    budget: int
+    max_length: int
+    cuda: bool
+    official_all: bool
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.local.tokenizer
+
+
+def harness(setup: Setup, engine_factory: Callable) -> tuple[Callable, Callable[[], int]]:
+    """(c)/(d): an embedder over ``engine_factory``; each call starts from an empty memo."""
+    emb = Embedder(
+        engine_factory,
+        tokens_per_batch=setup.budget,
+        max_batch_size=512,
+        max_padding=0.03,
+        progress=False,
+    )
+
+    def encode(side: str, texts: list[str]) -> np.ndarray:
+        emb.store.clear()
+        return emb.embed(texts, side)
+
+    def computed() -> int:
+        emb.close()
+        return emb.padded_tokens
+
+    return encode, computed
+
+
+def run_set(setup: Setup, calls: list[Call]) -> tuple[dict[str, Measure], list[np.ndarray]]:
+    """Every configuration over one input set; returns the measures and the token lengths."""
+    tok, n_max = setup.tokenizer, setup.max_length
+    lengths = [_token_lengths(tok, t, n_max) for _, t in calls]
+    real = int(sum(x.sum() for x in lengths))
+    devices, one = setup.devices, setup.devices[:1]
+    rows: dict[str, Measure] = {}
+
+    enc, computed = harness(setup, lambda: LocalEngine(setup.local))
+    rows["c"] = measure("(c) harness, 1 device", calls, enc, real, computed)
+    enc, computed = harness(setup, lambda: PoolEngine(setup.spec, devices, random_backbone))
+    rows["d"] = measure(f"(d) harness, {len(devices)} devices", calls, enc, real, computed)
+
+    def official(on: list[str]) -> Measure:
+        return measure(
+            f"(a) official, {len(on)} device{'s' if len(on) > 1 else ''}",
+            calls,
+            lambda side, texts: official_encode(setup.cpu_model, tok, texts, on, n_max),
+            real,
+            lambda: sum(official_padded_tokens(tok, t, len(on), n_max) for _, t in calls),
+        )
+
+    rows["a"] = official(one)
+    if len(devices) > 1 and setup.official_all:
+        rows["a_all"] = official(devices)
+    rows["b"] = measure(
+        "(b) mteb default (ST), 1 device",
+        calls,
+        mteb_encoder(setup.local, setup.spec, one[0]),
+        real,
+        lambda: sum(mteb_padded_tokens(tok, t, n_max) for _, t in calls),
+    )
+    if setup.cuda:  # padding-free packing: its speed, and how far its vectors are from sdpa's
+        packed = TransformersBackbone(
+            dataclasses.replace(setup.spec, packing=True),
+            one[0],
+            model=setup.local.model,
+            tokenizer=tok,
+        )
+        enc, computed = harness(setup, lambda: LocalEngine(packed))
+        rows["c_packed"] = measure("(c) harness, 1 device, packing", calls, enc, real, computed)
+        setup.local.model.set_attn_implementation(setup.spec.attn_implementation)
+    return rows, lengths
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--suite", default="demo_eng")
@@ -333,8 +454,9 @@ def main() -> None:  # noqa: PLR0915 - a script: one configuration after the oth
     parser.add_argument("--docs", type=int, default=None, help="synthetic documents")
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--tokens-per-batch", type=int, default=None)
-    parser.add_argument("--skip-official-all", action="store_true",
-                        help="skip the official policy on all devices")
+    parser.add_argument(
+        "--skip-official-all", action="store_true", help="skip the official policy on all devices"
+    )
     args = parser.parse_args()
 
     cuda = args.device == "cuda"
@@ -348,12 +470,14 @@ def main() -> None:  # noqa: PLR0915 - a script: one configuration after the oth
         devices = ["cpu", "cpu"]
         arch, dtype, budget = TINY, "float32", args.tokens_per_batch or 16384
         queries, docs = args.queries or 600, args.docs or 900
-    one = devices[:1]
 
+    gpu = f", {len(devices)} x {torch.cuda.get_device_name(0)}" if cuda else ""
     print(f"# throughput benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}")
-    print(f"# torch {torch.__version__}, python {platform.python_version()}, "
-          f"{os.cpu_count()} CPU cores" + (f", {len(devices)} x {torch.cuda.get_device_name(0)}"
-                                          if cuda else ""), flush=True)
+    print(
+        f"# torch {torch.__version__}, python {platform.python_version()}, "
+        f"{os.cpu_count()} CPU cores{gpu}",
+        flush=True,
+    )
     demo = demo_calls(args.suite)
     words = sorted({w for _, texts in demo for t in texts for w in t.split() if w.isalpha()})
     input_sets = {"demo": demo, "retrieval": retrieval_calls(words, queries, docs)}
@@ -361,63 +485,45 @@ def main() -> None:  # noqa: PLR0915 - a script: one configuration after the oth
     with tempfile.TemporaryDirectory() as tmp:
         folder = model_folder(Path(tmp), arch)
         spec = ModelSpec(
-            name="bench/qwen2-random", revision="0", path=str(folder), backend="native",
-            attention="bidirectional", pooling="mean", normalize=True, dtype=dtype,
-            attn_implementation="sdpa", max_length=args.max_length, padding_side="left",
-            truncation="right", trust_remote_code=False, embed_dim=arch["hidden_size"],
-            similarity="cosine", languages=None,
+            name="bench/qwen2-random",
+            revision="0",
+            path=str(folder),
+            backend="native",
+            attention="bidirectional",
+            pooling="mean",
+            normalize=True,
+            dtype=dtype,
+            attn_implementation="sdpa",
+            max_length=args.max_length,
+            padding_side="left",
+            truncation="right",
+            trust_remote_code=False,
+            embed_dim=arch["hidden_size"],
+            similarity="cosine",
+            languages=None,
         )
-        local = random_backbone(spec, one[0])
-        tokenizer = local.tokenizer
+        local = random_backbone(spec, devices[0])
+        setup = Setup(
+            spec,
+            local,
+            cpu_copy(local.model) if cuda else local.model,
+            devices,
+            budget,
+            args.max_length,
+            cuda,
+            not args.skip_official_all,
+        )
         p_nonemb = non_embedding_params(local.model)
-        cpu_model = local.model if not cuda else cpu_copy(local.model)
         results: dict[str, dict[str, Measure]] = {}
         for set_name, calls in input_sets.items():
-            lengths = [_token_lengths(tokenizer, t, args.max_length) for _, t in calls]
-            real = int(sum(x.sum() for x in lengths))
-            rows: dict[str, Measure] = {}
-
-            def harness(engine_factory) -> tuple[Callable, Callable]:
-                emb = Embedder(engine_factory, tokens_per_batch=budget, max_batch_size=512,
-                               max_padding=0.03, progress=False)
-
-                def encode(side: str, texts: list[str]) -> np.ndarray:
-                    emb.store.clear()
-                    return emb.embed(texts, side)
-
-                return encode, lambda: (emb.padded_tokens, emb.close())[0]
-
-            enc, cost = harness(lambda: LocalEngine(local))
-            rows["c"] = measure("(c) harness, 1 device", calls, enc, real, cost)
-            enc, cost = harness(lambda: PoolEngine(spec, devices, random_backbone))
-            rows["d"] = measure(f"(d) harness, {len(devices)} devices", calls, enc, real, cost)
-            rows["a"] = measure(
-                "(a) official, 1 device", calls,
-                lambda s, t: official_encode(cpu_model, tokenizer, t, one, args.max_length),
-                real, lambda: sum(official_padded_tokens(tokenizer, t, 1, args.max_length)
-                                  for _, t in calls))
-            if len(devices) > 1 and not args.skip_official_all:
-                rows["a_all"] = measure(
-                    f"(a) official, {len(devices)} devices", calls,
-                    lambda s, t: official_encode(cpu_model, tokenizer, t, devices,
-                                                 args.max_length),
-                    real, lambda: sum(official_padded_tokens(tokenizer, t, len(devices),
-                                                             args.max_length) for _, t in calls))
-            rows["b"] = measure(
-                "(b) mteb default (ST), 1 device", calls, mteb_encoder(local, spec, one[0]),
-                real, lambda: sum(mteb_padded_tokens(tokenizer, t, args.max_length)
-                                  for _, t in calls))
-            if cuda:
-                packed = dataclasses.replace(spec, packing=True)
-                packed_bb = TransformersBackbone(packed, one[0], model=local.model,
-                                                 tokenizer=tokenizer)
-                enc, cost = harness(lambda: LocalEngine(packed_bb))
-                rows["c_packed"] = measure("(c) harness, 1 device, packing", calls, enc, real,
-                                           cost)
-                local.model.set_attn_implementation("sdpa")
-            flops = sum(float(2 * p_nonemb * x.sum()
-                              + 4 * arch["num_hidden_layers"] * arch["hidden_size"] * (x**2).sum())
-                        for x in lengths)
+            rows, lengths = run_set(setup, calls)
+            flops = sum(
+                float(
+                    2 * p_nonemb * x.sum()
+                    + 4 * arch["num_hidden_layers"] * arch["hidden_size"] * (x**2).sum()
+                )
+                for x in lengths
+            )
             report(set_name, rows, flops, devices, cuda)
             results[set_name] = rows
     summary(results)
@@ -425,10 +531,10 @@ def main() -> None:  # noqa: PLR0915 - a script: one configuration after the oth
 
 def mteb_encoder(local: TransformersBackbone, spec: ModelSpec, device: str):
     """(b): the same weights as a sentence-transformers model, through mteb's wrapper."""
+    from datasets import Dataset
     from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from datasets import Dataset
     from torch.utils.data import DataLoader
 
     from qzhou_eval.demo import get_demo_tasks
@@ -441,39 +547,54 @@ def mteb_encoder(local: TransformersBackbone, spec: ModelSpec, device: str):
 
     module = Prebuilt(spec.path, max_seq_length=spec.max_length)
     module.tokenizer.padding_side = "left"
-    st = SentenceTransformer(
-        modules=[module, Pooling(spec.embed_dim, "mean")], device=device
-    )
+    st = SentenceTransformer(modules=[module, Pooling(spec.embed_dim, "mean")], device=device)
     wrapper = SentenceTransformerEncoderWrapper(st)
     meta = get_demo_tasks("demo_eng")[0].metadata
 
     def encode(side: str, texts: list[str]) -> np.ndarray:
         loader = DataLoader(Dataset.from_dict({"text": texts}), batch_size=MTEB_BATCH)
-        with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
-            return np.asarray(wrapper.encode(loader, task_metadata=meta, hf_split="test",
-                                             hf_subset="default", batch_size=MTEB_BATCH,
-                                             show_progress_bar=False))
+        with contextlib.redirect_stderr(open(os.devnull, "w")):
+            return np.asarray(
+                wrapper.encode(
+                    loader,
+                    task_metadata=meta,
+                    hf_split="test",
+                    hf_subset="default",
+                    batch_size=MTEB_BATCH,
+                    show_progress_bar=False,
+                )
+            )
 
     return encode
 
 
 def report(set_name: str, rows: dict[str, Measure], flops: float, devices, cuda: bool) -> None:
     a, b, c = rows["a"], rows["b"], rows["c"]
-    peak = next((v for k, v in PEAK_BF16.items() if cuda and k in torch.cuda.get_device_name(0)),
-                None)
+    peak = next(
+        (v for k, v in PEAK_BF16.items() if cuda and k in torch.cuda.get_device_name(0)), None
+    )
     print(f"\n## {set_name}: {c.texts} texts, {c.real_tokens} real tokens")
-    head = (f"{'configuration':34} {'s':>8} {'texts/s':>9} {'tokens/s':>10} {'pad eff':>8} "
-            f"{'x (a)':>6} {'x (b)':>6} {'max |dv|':>9}")
+    head = (
+        f"{'configuration':34} {'s':>8} {'texts/s':>9} {'tokens/s':>10} {'pad eff':>8} "
+        f"{'x (a)':>6} {'x (b)':>6} {'max |dv|':>9}"
+    )
     print(head + (f" {'MFU':>6}" if peak else ""))
     for m in rows.values():
-        diff = max(float(np.abs(x - y).max()) if len(x) else 0.0
-                   for x, y in zip(m.vectors, c.vectors, strict=True))
-        line = (f"{m.name:34} {m.seconds:8.2f} {m.texts / m.seconds:9.1f} "
-                f"{m.real_tokens / m.seconds:10.0f} {m.padding_efficiency:8.3f} "
-                f"{a.seconds / m.seconds:6.2f} {b.seconds / m.seconds:6.2f} {diff:9.2e}")
+        diff = max(
+            float(np.abs(x - y).max()) if len(x) else 0.0
+            for x, y in zip(m.vectors, c.vectors, strict=True)
+        )
+        line = (
+            f"{m.name:34} {m.seconds:8.2f} {m.texts / m.seconds:9.1f} "
+            f"{m.real_tokens / m.seconds:10.0f} {m.padding_efficiency:8.3f} "
+            f"{a.seconds / m.seconds:6.2f} {b.seconds / m.seconds:6.2f} {diff:9.2e}"
+        )
         if peak:
-            n = len(devices) if m.name.startswith(("(d)", "(a) official, " + str(len(devices))))\
+            n = (
+                len(devices)
+                if m.name.startswith(("(d)", "(a) official, " + str(len(devices))))
                 else 1
+            )
             line += f" {flops / m.seconds / (n * peak):6.1%}"
         print(line, flush=True)
 
@@ -488,9 +609,11 @@ def summary(results: dict[str, dict[str, Measure]]) -> None:
         "speedup_vs_mteb": round(total("b") / total("c"), 3),
         "all_devices_vs_one": round(total("c") / total("d"), 3),
         "official_padding_efficiency": round(
-            min(r["a"].padding_efficiency for r in results.values()), 4),
+            min(r["a"].padding_efficiency for r in results.values()), 4
+        ),
         "mteb_padding_efficiency": round(
-            min(r["b"].padding_efficiency for r in results.values()), 4),
+            min(r["b"].padding_efficiency for r in results.values()), 4
+        ),
         "seconds": {k: {n: round(m.seconds, 3) for n, m in r.items()} for k, r in results.items()},
     }
     print()

@@ -5,11 +5,15 @@
 One JSON line per (task, side): ``{"task": ..., "side": ..., "input": ...}`` where ``input`` is what
 the model receives for the text ``TEXT``. ``side`` is ``query``/``document`` for tasks mteb encodes
 with a prompt type (retrieval, reranking) and ``none`` for the others. Diff two recipes with it.
+
+Two lines on stderr state what else the model config decides about the vectors: its numerics and
+its Token Prepending layers (stdout stays pure JSON lines).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +23,7 @@ from omegaconf import DictConfig
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
+from qzhou_eval.config.spec import fidelity_lines
 from qzhou_eval.recipe import Recipe, Side
 
 SAMPLE_TEXT = "TEXT"
@@ -49,6 +54,8 @@ def render(cfg: DictConfig) -> list[dict[str, Any]]:
 
 @hydra_app("mteb")
 def main(cfg: DictConfig) -> None:
+    for note in fidelity_lines(cfg.model):  # first: a bad model setting fails before any work
+        print(note, file=sys.stderr)
     for line in render(cfg):
         print(json.dumps(line, ensure_ascii=False))
 

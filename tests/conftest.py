@@ -1,4 +1,4 @@
-"""Shared test fixtures: offline environment, paths to the reference data beside the repo."""
+"""Shared test fixtures: offline environment, the golden data in tests/data, one torch thread."""
 
 from __future__ import annotations
 
@@ -13,15 +13,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_REFERENCE = REPO.parent / "shared" / "reference"
-
-
-@pytest.fixture(scope="session")
-def shared_reference() -> Path:
-    """The steering repo's reference data (official prompts and results) beside the checkout."""
-    if not SHARED_REFERENCE.is_dir():
-        pytest.skip(f"reference data not found at {SHARED_REFERENCE}")
-    return SHARED_REFERENCE
+# Upstream files the tests compare with (official prompts, per-task CSVs, peers' results), committed
+# as data; see its README.md. The QZhou result JSONs are the package's copy (qzhou_eval/data).
+GOLDEN = REPO / "tests" / "data" / "reference"
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The recipe strings of every task of both benchmarks, every side, equal the official rules.
 
 The expectation is computed here straight from the official recipe files in
-shared/reference/official_prompts (not from conf/), with the rules of the official scripts:
+tests/data/reference/official_prompts (not from conf/), with the rules of the official scripts:
 prefix on a query, or on every text of a both-sides task; "" -> "Null"; PromptEOL for -Zh.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from qzhou_eval.config import compose_config
 from qzhou_eval.prompts import render
-from tests.conftest import REPO
+from tests.conftest import GOLDEN, REPO
 
 CASES = [
     ("qzhou_embedding", "mteb_eng_v2", "qzhou_embedding_mteb_eng_v2.json", 41),
@@ -38,10 +38,8 @@ def official_input(ref: dict, task: str, side: str, text: str) -> str:
 
 @pytest.mark.parametrize(("model", "bench", "ref_file", "n_tasks"), CASES)
 @pytest.mark.parametrize("text", ["TEXT", ""])
-def test_every_task_and_side_matches_official_rules(
-    shared_reference, model, bench, ref_file, n_tasks, text
-):
-    ref = json.loads((shared_reference / "official_prompts" / ref_file).read_text())
+def test_every_task_and_side_matches_official_rules(model, bench, ref_file, n_tasks, text):
+    ref = json.loads((GOLDEN / "official_prompts" / ref_file).read_text(encoding="utf-8"))
     cfg = compose_config("mteb", [f"model={model}", f"benchmark={bench}", f"+text='{text}'"])
     lines = render(cfg)
     tasks = {line["task"] for line in lines}

@@ -6,7 +6,9 @@ a missing model folder or mirror folder gives one ConfigError line naming the ke
 
 from __future__ import annotations
 
+import functools
 import importlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +26,36 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3
 PADDING_SIDES = ("left", "right")
 TRUNCATIONS = ("right", "inner")
 SIMILARITIES = ("cosine", "dot")
+# official: the arithmetic of the official QZhou embedders, in the model dtype (see ModelSpec).
+# float32: pooling, projection and normalization in float32 (more precise, not what they ran).
+NUMERICS = ("official", "float32")
+DEFAULT_NUMERICS = "float32"  # for a model file that does not say; the QZhou files say official
 
 
 @dataclass(frozen=True)
 class TokenPrependingSpec:
-    """Token Prepending settings (QZhou-Embedding-Zh). Layers are 0-based indices, inclusive."""
+    """Token Prepending settings (QZhou-Embedding-Zh).
+
+    The layers are a half-open range of 0-based decoder layer indices, named and read as the
+    reference implementation's ``tp_starting_index`` / ``tp_exiting_index``: the write happens
+    before each layer ``i`` with ``starting_index <= i < exiting_index``; (1, 7) -> layers 1..6.
+    """
 
     enabled: bool = False
     placeholder: str = "<|im_start|>"
-    start_layer: int = 1
-    end_layer: int = 7
+    starting_index: int = 1
+    exiting_index: int = 7
+
+    @property
+    def layers(self) -> range:
+        """0-based indices of the decoder layers that get the write before they run."""
+        return range(self.starting_index, self.exiting_index)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What changes the vectors: the layers applied, not the key names that chose them."""
+        if not self.enabled:
+            return {"enabled": False}
+        return {"enabled": True, "placeholder": self.placeholder, "layers": list(self.layers)}
 
 
 @dataclass(frozen=True)
@@ -63,6 +85,27 @@ class ModelSpec:
     projection: str | None = None
     # Padding-free packed batches (runtime.packing): another attention kernel, so other vectors.
     packing: bool = False
+    # official: QZhou-Embedding's embedder pools (mean: per row, sum of the real tokens / count)
+    # and L2-normalizes in the model dtype, then casts to float32; QZhou-Embedding-Zh's
+    # sentence-transformers pipeline runs the Dense in the model dtype, casts to float32, and the
+    # script cuts to dim and applies sklearn's normalize. float32: pool and project in float32,
+    # normalize with numpy. With backend sentence_transformers the pipeline's modules keep their
+    # own arithmetic; numerics then only picks the final normalization.
+    numerics: str = DEFAULT_NUMERICS
+
+    @property
+    def backbone_normalizes(self) -> bool:
+        """Whether the backbone itself L2-normalizes (official numerics, native, no projection).
+
+        Its full-size vectors are then final: a second normalization would change their bits, so
+        the encoder normalizes again only after an MRL cut.
+        """
+        return (
+            self.numerics == "official"
+            and self.normalize
+            and self.backend == "native"
+            and self.projection is None
+        )
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """Settings that change the embedding vectors (not where they are stored)."""
@@ -79,8 +122,11 @@ class ModelSpec:
             "max_length": self.max_length,
             "padding_side": self.padding_side,
             "truncation": self.truncation,
-            "token_prepending": vars(self.token_prepending),
+            "token_prepending": self.token_prepending.fingerprint(),
             "projection": self.projection,
+            "numerics": self.numerics,
+            # the stored (raw) vectors are already normalized when the backbone normalizes
+            "backbone_normalizes": self.backbone_normalizes,
         }
 
 
@@ -141,18 +187,7 @@ def model_spec(cfg: Mapping[str, Any]) -> ModelSpec:
     name = cfg.get("name")
     if not name:
         raise ConfigError("model.name must be set")
-    tp_cfg = cfg.get("token_prepending") or {}
-    tp = TokenPrependingSpec(
-        enabled=bool(tp_cfg.get("enabled", False)),
-        placeholder=str(tp_cfg.get("placeholder", "<|im_start|>")),
-        start_layer=int(tp_cfg.get("start_layer", 1)),
-        end_layer=int(tp_cfg.get("end_layer", 7)),
-    )
-    if tp.enabled and not 0 <= tp.start_layer <= tp.end_layer:
-        raise ConfigError(
-            f"model.token_prepending: need 0 <= start_layer <= end_layer, got "
-            f"{tp.start_layer}..{tp.end_layer}"
-        )
+    tp = token_prepending_spec(cfg.get("token_prepending") or {})
     embed_dim = cfg.get("embed_dim")
     return ModelSpec(
         name=str(name),
@@ -178,7 +213,103 @@ def model_spec(cfg: Mapping[str, Any]) -> ModelSpec:
         license=cfg.get("license"),
         token_prepending=tp,
         projection=cfg.get("projection"),
+        numerics=numerics_of(cfg),
     )
+
+
+def fidelity_lines(cfg: Mapping[str, Any]) -> list[str]:
+    """Two lines saying what a model config computes beyond its inputs: the numerics and the
+    Token Prepending layers (the prompts app prints them on stderr). Reads only those settings,
+    so it works for a config whose weights are not on this machine."""
+    numerics = numerics_of(cfg)
+    dtype = _choice("model", "dtype", cfg.get("dtype", "float32"), DTYPES)
+    backend = _choice("model", "backend", cfg.get("backend", "native"), BACKENDS)
+    norm = "sklearn normalize" if numerics == "official" else "numpy L2 normalization"
+    if backend == "sentence_transformers":
+        detail = (
+            f"the sentence-transformers pipeline's own arithmetic in {dtype}; {norm} in float32"
+        )
+    elif numerics == "float32":
+        detail = "pooling, projection and L2 normalization in float32"
+    elif cfg.get("projection"):
+        detail = f"Dense projection in {dtype}, then float32; first dim values, {norm} in float32"
+    else:
+        what = "pooling and L2 normalization" if cfg.get("normalize", True) else "pooling"
+        detail = f"{what} in {dtype} as the official embedder, then float32"
+    tp = token_prepending_spec(cfg.get("token_prepending") or {})
+    if tp.enabled:
+        first, last = tp.layers[0], tp.layers[-1]
+        tp_line = (
+            f"token prepending: before decoder layers {first}..{last} (starting_index="
+            f"{tp.starting_index}, exiting_index={tp.exiting_index}, half-open; placeholder "
+            f"{tp.placeholder})"
+        )
+    elif backend == "sentence_transformers":
+        tp_line = "token prepending: none added by the harness (the pipeline's own code decides)"
+    else:
+        tp_line = "token prepending: off"
+    return [f"numerics: {numerics} ({detail})", tp_line]
+
+
+def numerics_of(cfg: Mapping[str, Any]) -> str:
+    """``model.numerics``, validated (a model file that does not say gets the float32 path)."""
+    return _choice("model", "numerics", cfg.get("numerics", DEFAULT_NUMERICS), NUMERICS)
+
+
+_TP_NEW = ("starting_index", "exiting_index")
+_TP_OLD = ("start_layer", "end_layer")  # deprecated: inclusive end
+_TP_OLD_DEFAULTS = {"start_layer": 1, "end_layer": 7}  # what the old keys defaulted to
+
+
+def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
+    """``model.token_prepending``, validated.
+
+    The deprecated inclusive keys ``start_layer`` / ``end_layer`` still work for one release
+    (``end_layer=e`` is ``exiting_index=e+1``, so an old config applies the same layers as
+    before), with a one-line warning; old and new keys together are an error.
+    """
+    s = "model.token_prepending"
+    given = {k: cfg.get(k) for k in (*_TP_NEW, *_TP_OLD) if cfg.get(k) is not None}
+    old = [k for k in _TP_OLD if k in given]
+    if old and any(k in given for k in _TP_NEW):
+        raise ConfigError(
+            f"{s}: set starting_index/exiting_index (half-open) or the deprecated "
+            f"start_layer/end_layer (inclusive), not both (got {sorted(given)})"
+        )
+    default = TokenPrependingSpec()
+    if old:
+        start, end = (_layer_index(s, k, given.get(k, _TP_OLD_DEFAULTS[k])) for k in _TP_OLD)
+        starting, exiting = start, end + 1
+        _warn_once(
+            f"warning: {s}.start_layer/end_layer (inclusive) are deprecated; use "
+            f"starting_index={starting}, exiting_index={exiting} (half-open, same layers)"
+        )
+    else:
+        starting, exiting = (_layer_index(s, k, given.get(k, getattr(default, k))) for k in _TP_NEW)
+    tp = TokenPrependingSpec(
+        enabled=bool(cfg.get("enabled", False)),
+        placeholder=str(cfg.get("placeholder", default.placeholder)),
+        starting_index=starting,
+        exiting_index=exiting,
+    )
+    if tp.enabled and not 0 <= tp.starting_index < tp.exiting_index:
+        raise ConfigError(
+            f"{s}: need 0 <= starting_index < exiting_index (layers starting_index.."
+            f"exiting_index-1), got starting_index={starting}, exiting_index={exiting}"
+        )
+    return tp
+
+
+def _layer_index(section: str, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{section}.{key}={value!r} must be an integer layer index")
+    return value
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """One line on stderr, once per process (stdout may be a JSON stream, e.g. the prompts app)."""
+    print(message, file=sys.stderr)
 
 
 def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:

@@ -8,7 +8,9 @@ import numpy as np
 from mteb.models import ModelMeta
 from mteb.models.abs_encoder import AbsEncoder
 
+from qzhou_eval.config.spec import DEFAULT_NUMERICS
 from qzhou_eval.encoder.embedder import Embedder
+from qzhou_eval.models.pooling import normalize_rows
 from qzhou_eval.recipe import Recipe, side_of
 
 
@@ -16,7 +18,9 @@ class RecipeEncoder(AbsEncoder):
     """Feeds mteb's texts through the recipe, returns float32 numpy vectors of size ``dim``.
 
     Output order follows the official QZhou-Embedding-Zh rule for MRL: raw vector -> keep the first
-    ``dim`` values -> L2-normalize (when ``normalize``).
+    ``dim`` values -> L2-normalize (when ``normalize``), with the normalization of ``numerics``.
+    ``prenormalized``: the embedder's full-size vectors are already final (the backbone normalized
+    them, ``ModelSpec.backbone_normalizes``); they are normalized again only after a cut.
     """
 
     def __init__(
@@ -27,12 +31,16 @@ class RecipeEncoder(AbsEncoder):
         embedder: Embedder,
         dim: int | None = None,
         normalize: bool = True,
+        numerics: str = DEFAULT_NUMERICS,
+        prenormalized: bool = False,
     ) -> None:
         self.mteb_model_meta = meta
         self.recipe = recipe
         self.embedder = embedder
         self.dim = dim
         self.normalize = normalize
+        self.numerics = numerics
+        self.prenormalized = prenormalized
 
     def encode(
         self,
@@ -57,9 +65,9 @@ class RecipeEncoder(AbsEncoder):
 
     def finish(self, vectors: np.ndarray) -> np.ndarray:
         """Raw vectors -> first ``dim`` values -> L2 normalization."""
-        if self.dim is not None:
+        cut = self.dim is not None and self.dim < vectors.shape[-1]
+        if cut:
             vectors = vectors[:, : self.dim]
-        if self.normalize and vectors.size:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.maximum(norms, 1e-12)
+        if self.normalize and vectors.size and (cut or not self.prenormalized):
+            vectors = normalize_rows(vectors, self.numerics)
         return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -25,7 +25,7 @@ import torch
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.models.attention import make_bidirectional
 from qzhou_eval.models.inputs import TokenBatch, collate_packed, collate_padded, to_device
-from qzhou_eval.models.pooling import pool
+from qzhou_eval.models.pooling import official_normalize, pool
 from qzhou_eval.models.truncation import inner_truncate
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ class Backbone(Protocol):
         ...
 
     def forward(self, inputs: dict[str, Any]) -> torch.Tensor:
-        """Pooled (and projected) float32 vectors on the device, NOT normalized: (rows, dim)."""
+        """Pooled (and projected) float32 vectors on the device: (rows, dim). Not normalized,
+        except where ``spec.backbone_normalizes`` (official numerics without a projection)."""
         ...
 
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -235,8 +236,14 @@ class TransformersBackbone(_Common):
         out = self.model(
             input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False
         ).last_hidden_state
-        vectors = pool(out, inputs["attention_mask"], self.spec.pooling)
-        return self._project(vectors)
+        vectors = pool(
+            out,
+            inputs["attention_mask"],
+            self.spec.pooling,
+            self.spec.numerics,
+            inputs.get("spans"),
+        )
+        return self._finish(vectors)
 
     def _forward_packed(self, inputs: dict[str, Any]) -> torch.Tensor:
         from qzhou_eval.models.packing import pool_packed
@@ -253,11 +260,14 @@ class TransformersBackbone(_Common):
             max_length_q=longest,
             max_length_k=longest,
         ).last_hidden_state
-        return self._project(pool_packed(out[0], cu, self.spec.pooling))
+        pooled = pool_packed(out[0], cu, self.spec.pooling, self.spec.numerics, inputs["spans"])
+        return self._finish(pooled)
 
-    def _project(self, vectors: torch.Tensor) -> torch.Tensor:
+    def _finish(self, vectors: torch.Tensor) -> torch.Tensor:
         if self.projection is not None:
             vectors = self.projection(vectors)
+        elif self.spec.backbone_normalizes:  # official: normalized before the cast, as there
+            vectors = official_normalize(vectors)
         return vectors.float()
 
 
@@ -299,7 +309,7 @@ class SentenceTransformerBackbone(_Common):
     @torch.inference_mode()
     def forward(self, inputs: dict[str, Any]) -> torch.Tensor:
         self.forward_calls += 1
-        features = dict(inputs)
+        features = {k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}
         if self._token_types and "token_type_ids" not in features:
             features["token_type_ids"] = torch.zeros_like(features["input_ids"])
         return self.model(features)["sentence_embedding"].float()
@@ -318,7 +328,11 @@ def _attach_token_prepending(model: torch.nn.Module, tokenizer: object, spec: Mo
 def _load_projection(spec: ModelSpec, device: torch.device) -> torch.nn.Module:
     from qzhou_eval.models.projection import load_dense_projection
 
-    return load_dense_projection(spec.path, spec.projection, device)
+    # official numerics: the Dense runs in the model dtype, as the official pipeline ran it
+    dtype = TORCH_DTYPES[spec.dtype] if spec.numerics == "official" else torch.float32
+    return load_dense_projection(
+        spec.path, spec.projection, device, revision=spec.revision, dtype=dtype
+    )
 
 
 def load_backbone(spec: ModelSpec, device: str = "auto") -> Backbone:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,10 +74,11 @@ def _positions(batch: TokenBatch) -> tuple[np.ndarray, np.ndarray]:
 
 def collate_padded(
     batch: TokenBatch, pad_id: int, padding_side: str, *, pin: bool = False
-) -> dict[str, torch.Tensor]:
+) -> dict[str, Any]:
     """``input_ids`` and ``attention_mask`` (rows, width), padded on ``padding_side``.
 
-    Equal to ``tokenizer.pad(..., padding=True)`` for the same side and pad id.
+    Equal to ``tokenizer.pad(..., padding=True)`` for the same side and pad id. ``spans``: each
+    row's (first real position, length) as host ints, for pooling without a device read-back.
     """
     width = batch.width
     input_ids = np.full((batch.rows, width), pad_id, dtype=np.int64)
@@ -89,14 +91,18 @@ def collate_padded(
     )
     input_ids[rows, cols] = batch.flat
     mask[rows, cols] = 1
-    return _tensors({"input_ids": input_ids, "attention_mask": mask}, pin)
+    lengths = batch.lengths.tolist()
+    starts = [width - n for n in lengths] if padding_side == "left" else [0] * len(lengths)
+    tensors = _tensors({"input_ids": input_ids, "attention_mask": mask}, pin)
+    return {**tensors, "spans": list(zip(starts, lengths, strict=True))}
 
 
-def collate_packed(batch: TokenBatch, *, pin: bool = False) -> dict[str, torch.Tensor | int]:
+def collate_packed(batch: TokenBatch, *, pin: bool = False) -> dict[str, Any]:
     """One padding-free row: the inputs back to back, positions restarting at 0 for each.
 
     ``cu_seqlens`` (rows + 1,) int32 are the inputs' boundaries, ``max_length`` the longest input;
-    the varlen attention path keeps every input's attention inside its own span.
+    the varlen attention path keeps every input's attention inside its own span. ``spans``: each
+    input's (offset, length) as host ints.
     """
     if batch.rows and int(batch.lengths.min()) == 0:
         raise ValueError("a packed batch cannot hold an empty input (0 tokens)")
@@ -111,7 +117,8 @@ def collate_packed(batch: TokenBatch, *, pin: bool = False) -> dict[str, torch.T
         },
         pin,
     )
-    return {**tensors, "max_length": batch.width}
+    spans = list(zip(cu[:-1].tolist(), batch.lengths.tolist(), strict=True))
+    return {**tensors, "max_length": batch.width, "spans": spans}
 
 
 def _tensors(arrays: dict[str, np.ndarray], pin: bool) -> dict[str, torch.Tensor]:

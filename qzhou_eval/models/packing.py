@@ -18,9 +18,12 @@ packed run's vectors are filed apart (it is part of the model fingerprint).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from qzhou_eval.models.pooling import official_span_means
 
 ATTN_IMPLEMENTATION = "qzhou_varlen"
 PACKED_MODEL_TYPES = ("qwen2", "qwen3", "llama", "mistral")
@@ -90,12 +93,29 @@ def register() -> str:
     return ATTN_IMPLEMENTATION
 
 
-def pool_packed(hidden: torch.Tensor, cu_seqlens: torch.Tensor, mode: str) -> torch.Tensor:
-    """Pool a packed row's states (tokens, dim) per input, in float32 (as :func:`pool`)."""
-    h = hidden.float()
-    cu = cu_seqlens.to(device=h.device, dtype=torch.long)
+def pool_packed(
+    hidden: torch.Tensor,
+    cu_seqlens: torch.Tensor,
+    mode: str,
+    numerics: str = "float32",
+    spans: Sequence[tuple[int, int]] | None = None,
+) -> torch.Tensor:
+    """Pool a packed row's states (tokens, dim) per input, as :func:`pool` would pool them padded.
+
+    ``numerics="official"``: mean per input in the model dtype (the official per-row sum and
+    division, ``spans`` = each input's (offset, length) from the host); last/first token states
+    in the model dtype. Otherwise in float32.
+    """
+    cu = cu_seqlens.to(device=hidden.device, dtype=torch.long)
     lengths = cu[1:] - cu[:-1]
     rows = lengths.shape[0]
+    if numerics == "official" and mode in ("mean", "last_token", "cls"):
+        if mode == "mean":
+            if spans is None:
+                spans = list(zip(cu[:-1].tolist(), lengths.tolist(), strict=True))
+            return official_span_means(hidden, spans, lengths)
+        return hidden[cu[1:] - 1] if mode == "last_token" else hidden[cu[:-1]]
+    h = hidden.float()
     if mode == "last_token":
         return h[cu[1:] - 1]
     if mode == "cls":

@@ -2,20 +2,21 @@
 
 What it does (as QZhou-Embedding-Zh uses it): the input carries a placeholder token (the
 PromptEOL template ``This sentence: <|im_start|>“{text}” means in one word: “``); right
-before each decoder layer whose 0-based index ``i`` satisfies ``start_layer <= i <=
-end_layer`` (both inclusive; the default 1..7 means "before layers 1 to 7 by index"), the
-residual-stream hidden state of the sequence's LAST token is written into the placeholder's
-position. Attention masks and position ids are not touched. In a causal model this lets
-tokens after the placeholder (the last one included) see a running summary of the whole
-sentence one layer later.
+before each decoder layer whose 0-based index ``i`` satisfies ``starting_index <= i <
+exiting_index`` (half-open, the reference's convention), the residual-stream hidden state of
+the sequence's LAST token is written into the placeholder's position. Example: the default
+``starting_index=1, exiting_index=7`` writes before layers 1, 2, 3, 4, 5 and 6 (six layers);
+layer 0 and layers 7.. run unchanged; "layers 1 to 7 inclusive" is ``exiting_index=8``.
+Attention masks and position ids are not touched. In a causal model this lets tokens after the
+placeholder (the last one included) see a running summary of the whole sentence one layer later.
 
 Conventions, checked against the reference (GitHub ``fuyuchenIfyw/token_prepending``,
 ``senllm/modeling_qwen2.py``, ``Qwen2Model.forward``):
 
 * Layer range. The reference overwrites before layer ``index`` when ``tp_starting_index <=
-  index < tp_exiting_index``: its exiting index is exclusive. Ours is inclusive, so a
-  reference configuration (starting=s, exiting=e) is ``start_layer=s, end_layer=e - 1``.
-  ``start_layer=0`` writes the last token's input embedding into the placeholder.
+  index < tp_exiting_index``: its exiting index is exclusive, and so is ours, under the same
+  names (a reference configuration (s, e) is ``starting_index=s, exiting_index=e``).
+  ``starting_index=0`` writes the last token's input embedding into the placeholder.
 * The state copied is the residual stream entering the layer (the previous layer's output,
   before the layer's input RMSNorm), the same tensor the reference indexes.
 * "Last token". The reference takes position ``-1`` (it assumes left padding). We take the
@@ -36,7 +37,7 @@ would replay the hooks after the batch positions are gone).
 
 Usage::
 
-    tp = TokenPrepending(placeholder_id=151644, start_layer=1, end_layer=7)
+    tp = TokenPrepending(placeholder_id=151644, starting_index=1, exiting_index=7)  # layers 1..6
     with tp.attach(model):                 # or: handle = tp.attach(model); ...; handle.remove()
         out = model(input_ids=ids, attention_mask=mask)   # positions found from input_ids
 
@@ -180,33 +181,37 @@ class TokenPrepending:
 
     Args:
         placeholder_id: token id of the placeholder (Qwen ``<|im_start|>``: 151644).
-        start_layer: first decoder layer (0-based index into ``decoder.layers``) BEFORE which
-            the last-token state is written into the placeholder.
-        end_layer: last such layer, inclusive. Defaults give layers 1..7 (QZhou-Embedding-Zh).
+        starting_index: first decoder layer (0-based index into ``decoder.layers``) BEFORE
+            which the last-token state is written into the placeholder.
+        exiting_index: first layer after the range (exclusive), as the reference's
+            ``tp_exiting_index``. The defaults (1, 7) give layers 1..6.
     """
 
     def __init__(
-        self, placeholder_id: int = QWEN_IM_START_ID, start_layer: int = 1, end_layer: int = 7
+        self,
+        placeholder_id: int = QWEN_IM_START_ID,
+        starting_index: int = 1,
+        exiting_index: int = 7,
     ) -> None:
-        if not 0 <= start_layer <= end_layer:
+        if not 0 <= starting_index < exiting_index:
             raise ValueError(
-                f"Token Prepending needs 0 <= start_layer <= end_layer (0-based, inclusive), "
-                f"got start_layer={start_layer}, end_layer={end_layer}"
+                "Token Prepending needs 0 <= starting_index < exiting_index (0-based, half-open), "
+                f"got starting_index={starting_index}, exiting_index={exiting_index}"
             )
         self.placeholder_id = int(placeholder_id)
-        self.start_layer = int(start_layer)
-        self.end_layer = int(end_layer)
+        self.starting_index = int(starting_index)
+        self.exiting_index = int(exiting_index)
 
     def __repr__(self) -> str:
         return (
             f"TokenPrepending(placeholder_id={self.placeholder_id}, "
-            f"start_layer={self.start_layer}, end_layer={self.end_layer})"
+            f"starting_index={self.starting_index}, exiting_index={self.exiting_index})"
         )
 
     @property
     def layer_indices(self) -> range:
         """0-based indices of the layers that get the write before they run."""
-        return range(self.start_layer, self.end_layer + 1)
+        return range(self.starting_index, self.exiting_index)
 
     def locate(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -222,11 +227,12 @@ class TokenPrepending:
         """
         decoder = find_decoder(model)
         num_layers = len(decoder.layers)
-        if self.end_layer >= num_layers:
+        if self.exiting_index > num_layers:
             raise ValueError(
-                f"Token Prepending layers {self.start_layer}..{self.end_layer} (0-based, "
-                f"inclusive) do not fit {type(decoder).__name__} with {num_layers} layers "
-                f"(valid indices 0..{num_layers - 1})"
+                f"Token Prepending layers {self.starting_index}..{self.exiting_index - 1} "
+                f"(starting_index={self.starting_index}, exiting_index={self.exiting_index}) "
+                f"do not fit {type(decoder).__name__} with {num_layers} layers "
+                f"(exiting_index at most {num_layers})"
             )
         if getattr(decoder, _ATTACHED_ATTR, None) is not None:
             raise RuntimeError(
@@ -350,8 +356,8 @@ class TokenPrependingHandle:
 
 class _TokenPrependingSpecLike(Protocol):
     placeholder: str
-    start_layer: int
-    end_layer: int
+    starting_index: int
+    exiting_index: int
 
 
 def attach_for_spec(
@@ -370,5 +376,5 @@ def attach_for_spec(
             f"Token Prepending placeholder {spec.placeholder!r} is not a single token of this "
             f"tokenizer (encodes to {encoded})"
         )
-    tp = TokenPrepending(int(placeholder_id), spec.start_layer, spec.end_layer)
+    tp = TokenPrepending(int(placeholder_id), spec.starting_index, spec.exiting_index)
     return tp.attach(model)

@@ -12,10 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.errors import ConfigError, UserError
-from qzhou_eval.report.definitions import check_definition
+from qzhou_eval.report.build import benchmark_info, build_report, check_nonempty
 from qzhou_eval.report.discover import discover_runs, resolve_results_dirs
 from qzhou_eval.report.render import render_text
-from qzhou_eval.report.report import BenchmarkInfo, build_report, check_nonempty
+from qzhou_eval.report.score import check_definition
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,12 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
 
 def run_report(cfg: DictConfig) -> str:
     """Build the report the config describes, write its files, return the text to print."""
-    from qzhou_eval.report.outputs import write_report_files
+    from qzhou_eval.report.files import write_report_files
 
     options = options_from_config(cfg)
-    bench_cfg = cfg.benchmark
+    bench_cfg = _plain(cfg.benchmark)
     tasks = load_benchmark_tasks(bench_cfg)
-    n_full = len(tasks)
-    if bench_cfg.get("tasks") is not None:
-        n_full = len(load_benchmark_tasks({**_plain(bench_cfg), "tasks": None}))
-    benchmark = BenchmarkInfo(str(bench_cfg.key), str(bench_cfg.name), len(tasks), n_full)
+    benchmark = benchmark_info(bench_cfg, tasks)
     runs = discover_runs(options.results_dirs, options.models, options.experiments)
     if not runs:
         where = ", ".join(str(d) for d in options.results_dirs)
@@ -93,12 +90,12 @@ def run_report(cfg: DictConfig) -> str:
         reference_model=options.reference_model,
         tolerance=options.tolerance,
     )
-    check_nonempty(report, tasks)
+    check_nonempty(report)
     text = render_text(report, per_task=options.per_task)
     if options.out_dir is None:
         return text
     try:
-        files = write_report_files(report, options.out_dir, benchmark.key, plots=options.plots)
+        files = write_report_files(report, options.out_dir, plots=options.plots)
     except OSError as e:
         msg = f"cannot write the report files to {options.out_dir}: {e}; set out_dir=..."
         raise UserError(msg) from None

@@ -12,10 +12,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from qzhou_eval.report.aggregate import MEAN_TASK, MEAN_TASK_TYPE, Summary
+from qzhou_eval.report.build import MrlCurve
 from qzhou_eval.report.compare import Comparison
-from qzhou_eval.report.mrl import MrlCurve
-from qzhou_eval.report.tables import fmt_diff, type_label
+from qzhou_eval.report.render import fmt_diff, type_label
+from qzhou_eval.report.score import MEAN_TASK, MEAN_TASK_TYPE, Summary
 
 _RUN, _REF, _FLAG = "#1f77b4", "#b0b0b0", "#d62728"
 
@@ -72,15 +72,14 @@ def types_vs_reference_png(comparison: Comparison, title: str) -> bytes:
     return _png(fig)
 
 
-def mrl_png(
-    curve: MrlCurve, title: str, published: dict[int, dict[str, float]] | None = None
-) -> bytes:
+def mrl_png(curve: MrlCurve, title: str) -> bytes:
     """Score versus output dimension, one line per task type plus the two means.
 
-    A type whose tasks are incomplete at some dimension has no point there. ``published`` (points
-    ×100 by dimension and column) is drawn as hollow squares in the same colours.
+    A type whose tasks are incomplete at some dimension has no point there. The card's rows
+    (``curve.published``, points ×100 by dimension and column) are hollow squares in the same
+    colours.
     """
-    dims = curve.dims
+    dims, published = curve.dims, curve.published
     types = sorted({t for s in curve.points.values() for t in s.types})
     columns = [*types, MEAN_TASK, MEAN_TASK_TYPE]
     fig = Figure(figsize=(9, 5.5), dpi=110)

@@ -7,6 +7,7 @@ import sys
 
 from omegaconf import DictConfig
 
+from qzhou_eval.report import render_run_summary
 from qzhou_eval.runs.runner import execute, plan_run
 
 
@@ -27,8 +28,17 @@ def run_from_config(cfg: DictConfig, config_name: str) -> int:
         flush=True,
     )
     outcome = execute(plan)
-    for table in outcome.tables:
-        print(table)
+    for run in outcome.runs:
+        print(
+            render_run_summary(
+                outcome.results_dir,
+                plan.tasks,
+                run.model,
+                run.revision,
+                run.experiment,
+                benchmark=plan.benchmark,
+            )
+        )
     print(
         f"encoded {outcome.encoded_inputs} input(s) in {outcome.seconds:.1f} s",
         flush=True,

@@ -1,4 +1,4 @@
-"""One evaluation run: config -> recipe -> encoder -> mteb -> results -> table.
+"""One evaluation run: config -> recipe -> encoder -> mteb -> results.
 
 The runner only wires objects together; each step lives in its own module.
 """
@@ -31,6 +31,7 @@ from qzhou_eval.encoder.embedder import Embedder, MemoryStore
 from qzhou_eval.encoder.engines import make_engine
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.recipe import Recipe, recipe_from_config
+from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
 from qzhou_eval.results import ResultsFolder
 from qzhou_eval.runs.identity import Variant, build_model_meta, check_and_record, variant_of
 from qzhou_eval.store import DiskStore, model_fingerprint
@@ -65,6 +66,7 @@ class RunPlan:
     tasks: list[AbsTask]
     dims: list[int | None]
     variant: Variant | None
+    benchmark: BenchmarkInfo  # what the tasks are: all of a benchmark or a subset of it
 
     @property
     def experiment(self) -> str | None:
@@ -76,7 +78,8 @@ class RunPlan:
 class RunOutcome:
     plan: RunPlan
     failures: dict[str, str] = field(default_factory=dict)
-    tables: list[str] = field(default_factory=list)
+    results_dir: Path | None = None
+    runs: list[RunId] = field(default_factory=list)  # the result folders, one per dimension
     encoded_inputs: int = 0
     forward_calls: int = 0
     model_seconds: float = 0.0
@@ -114,7 +117,9 @@ def plan_run(cfg: DictConfig, config_name: str) -> RunPlan:
             "'benchmark.tasks=[{task}]'"
         )
         apply_mirror(tasks, mirror, hint)
-    return RunPlan(spec, runtime, recipe, tasks, dims, variant)
+    return RunPlan(
+        spec, runtime, recipe, tasks, dims, variant, benchmark_info(cfg.benchmark, tasks)
+    )
 
 
 def with_packing(spec: ModelSpec, packing: bool) -> ModelSpec:
@@ -175,6 +180,8 @@ def _evaluate(
             embedder=embedder,
             dim=dim,
             normalize=spec.normalize,
+            numerics=spec.numerics,
+            prenormalized=spec.backbone_normalizes,
         )
         for dim in plan.dims
     ]
@@ -223,14 +230,9 @@ def _evaluate(
             f"{store.size_bytes() / 2**20:.1f} MiB"
         )
     outcome.seconds = time.monotonic() - started
-    outcome.tables = [summary_table(plan, folder.results_dir, e) for e in encoders]
+    outcome.results_dir = folder.results_dir
+    outcome.runs = [
+        RunId(e.mteb_model_meta.name, e.mteb_model_meta.revision, e.mteb_model_meta.experiment_name)
+        for e in encoders
+    ]
     return outcome
-
-
-def summary_table(plan: RunPlan, results_dir: Path, encoder: RecipeEncoder) -> str:
-    from qzhou_eval.report import render_run_summary
-
-    meta = encoder.mteb_model_meta
-    return render_run_summary(
-        results_dir, plan.tasks, meta.name, meta.revision, experiment=meta.experiment_name
-    )

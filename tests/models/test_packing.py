@@ -58,3 +58,19 @@ def test_packing_is_in_the_fingerprint(tiny_qwen2):
     packed = dataclasses.replace(spec, packing=True)
     assert "packing" not in spec.fingerprint_fields()  # unchanged for every existing run
     assert packed.fingerprint_fields()["packing"] is True
+
+
+@pytest.mark.parametrize("mode", ["mean", "last_token"])
+def test_packed_official_pooling_is_bit_identical_to_padded(mode):
+    lengths = [3, 1, 5, 2]
+    torch.manual_seed(1)
+    states = [torch.randn(n, 8).to(torch.bfloat16) for n in lengths]
+    cu = torch.tensor([0, 3, 4, 9, 11], dtype=torch.int32)
+    spans = [(0, 3), (3, 1), (4, 5), (9, 2)]
+    packed = pool_packed(torch.cat(states), cu, mode, "official", spans)
+    padded = torch.zeros(4, 5, 8, dtype=torch.bfloat16)
+    mask = torch.zeros(4, 5, dtype=torch.long)
+    for r, s in enumerate(states):
+        padded[r, 5 - len(s) :], mask[r, 5 - len(s) :] = s, 1
+    expected = pool(padded, mask, mode, "official")
+    assert packed.dtype == torch.bfloat16 and torch.equal(packed, expected)

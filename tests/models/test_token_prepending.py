@@ -11,6 +11,7 @@ from torch import nn
 from qzhou_eval.models.token_prepending import (
     QWEN_IM_START_ID,
     TokenPrepending,
+    TokenPrependingHandle,
     attach_for_spec,
     find_decoder,
     locate_positions,
@@ -27,7 +28,8 @@ TEXTS = [
     "Token Prepending writes the last state into the placeholder, layer after layer, "
     "so that earlier tokens can see the whole sentence.",
 ]
-START, END = 1, 7  # the tiny models have 8 layers: indices 0..7
+# Half-open, as the reference: layers 1..6 (the tiny models have 8 layers: indices 0..7).
+START, EXIT = 1, 7
 ARCHS = ["qwen3", "qwen2"]
 ATTNS = ["sdpa", "eager"]
 
@@ -70,7 +72,9 @@ def _reference_forward(
     attention_mask: torch.Tensor,
     tp: tuple[int, int] | None,
 ) -> torch.Tensor:
-    """Plain loop over ``model.layers`` with Token Prepending spelled out row by row.
+    """Plain loop over ``model.layers`` with Token Prepending spelled out row by row, before each
+    layer with ``tp[0] <= index < tp[1]`` (the reference's ``tp_starting_index <= index <
+    tp_exiting_index``).
 
     Builds its own additive causal+padding mask and uses the same position ids as the model
     (0..L-1 for every row; RoPE only sees relative offsets, so left padding is harmless).
@@ -85,7 +89,7 @@ def _reference_forward(
     mask.masked_fill_(~allowed[:, None], torch.finfo(hidden.dtype).min)
     rotary = model.rotary_emb(hidden, position_ids)
     for index, layer in enumerate(model.layers):
-        if tp is not None and tp[0] <= index <= tp[1]:
+        if tp is not None and tp[0] <= index < tp[1]:
             hidden = hidden.clone()
             for row in range(batch):
                 real = [j for j in range(length) if valid[row, j]]
@@ -118,10 +122,59 @@ def test_hooks_match_layer_by_layer_reference(load_model, tokenizer, arch, attn)
     torch.testing.assert_close(
         plain[valid], _reference_forward(model, **batch, tp=None)[valid], rtol=1e-4, atol=1e-5
     )
-    with TokenPrepending(QWEN_IM_START_ID, START, END).attach(model):
+    with TokenPrepending(QWEN_IM_START_ID, START, EXIT).attach(model):
         hooked = model(**batch).last_hidden_state
-    expected = _reference_forward(model, **batch, tp=(START, END))
+    expected = _reference_forward(model, **batch, tp=(START, EXIT))
     torch.testing.assert_close(hooked[valid], expected[valid], rtol=1e-4, atol=1e-5)
+    # The reading matters: one more layer (inclusive 1..7, reference exit 8) is another vector.
+    # (the last row has no placeholder, so it is the same under both readings)
+    inclusive = _reference_forward(model, **batch, tp=(START, EXIT + 1))
+    change = (hooked[:-1, -1] - inclusive[:-1, -1]).abs().amax(dim=1)
+    assert (change > 1e-3).all(), change
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@torch.no_grad()
+def test_writes_happen_before_exactly_layers_1_to_6(load_model, tokenizer, arch, monkeypatch):
+    """(1, 7) fires the hook of layers 1..6 once per forward, and only there does the placeholder
+    enter a layer holding the last token's state."""
+    model = load_model(arch, "sdpa")
+    batch = _batch(tokenizer, [PROMPT_EOL.format(text=t) for t in TEXTS])
+    fired: list[int] = []
+    original = TokenPrependingHandle._before_layer
+
+    def counting(self, module, args, kwargs):
+        fired.append(next(i for i, layer in enumerate(self.decoder.layers) if layer is module))
+        return original(self, module, args, kwargs)
+
+    monkeypatch.setattr(TokenPrependingHandle, "_before_layer", counting)
+    positions = locate_positions(batch["input_ids"], QWEN_IM_START_ID, batch["attention_mask"])
+    assert positions.has_placeholder.all()
+    rows = torch.arange(len(TEXTS))
+    written: list[int] = []
+
+    def observe(index):
+        def hook(module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            at_mark = hidden[rows, positions.placeholder]
+            if torch.equal(at_mark, hidden[rows, positions.last]):
+                written.append(index)
+
+        return hook
+
+    with TokenPrepending(QWEN_IM_START_ID, 1, 7).attach(model):
+        # registered after Token Prepending's hooks, so they see the layer's actual input
+        observers = [
+            layer.register_forward_pre_hook(observe(i), with_kwargs=True)
+            for i, layer in enumerate(model.layers)
+        ]
+        try:
+            model(**batch)
+        finally:
+            for handle in observers:
+                handle.remove()
+    assert fired == [1, 2, 3, 4, 5, 6]
+    assert written == [1, 2, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize("attn", ATTNS)
@@ -206,13 +259,15 @@ def test_inputs_embeds_need_explicit_positions(load_model, tokenizer) -> None:
 def test_layer_range_validation(load_model) -> None:
     model = load_model("qwen3", "sdpa")
     with pytest.raises(ValueError, match="8 layers"):
-        TokenPrepending(start_layer=1, end_layer=8).attach(model)
-    with pytest.raises(ValueError, match="start_layer"):
-        TokenPrepending(start_layer=3, end_layer=2)
-    with pytest.raises(ValueError, match="start_layer"):
-        TokenPrepending(start_layer=-1, end_layer=2)
-    assert list(TokenPrepending().layer_indices) == [1, 2, 3, 4, 5, 6, 7]
-    handle = TokenPrepending(start_layer=0, end_layer=7).attach(model)
+        TokenPrepending(starting_index=1, exiting_index=9).attach(model)
+    for start, exit_ in ((3, 2), (3, 3), (-1, 2)):  # empty or negative ranges
+        with pytest.raises(ValueError, match="starting_index"):
+            TokenPrepending(starting_index=start, exiting_index=exit_)
+    assert list(TokenPrepending().layer_indices) == [1, 2, 3, 4, 5, 6]
+    assert list(TokenPrepending(starting_index=1, exiting_index=8).layer_indices) == list(
+        range(1, 8)
+    )
+    handle = TokenPrepending(starting_index=0, exiting_index=8).attach(model)  # every layer
     try:
         with pytest.raises(RuntimeError, match="already attached"):
             TokenPrepending().attach(model)
@@ -248,14 +303,16 @@ def test_locate_positions() -> None:
 
 def test_attach_for_spec(load_model, tokenizer) -> None:
     model = load_model("qwen3", "sdpa")
-    spec = SimpleNamespace(placeholder="<|im_start|>", start_layer=1, end_layer=7)
+    spec = SimpleNamespace(placeholder="<|im_start|>", starting_index=1, exiting_index=7)
     handle = attach_for_spec(model, tokenizer, spec)
     try:
         assert handle.config.placeholder_id == QWEN_IM_START_ID
-        assert list(handle.config.layer_indices) == list(range(1, 8))
+        assert list(handle.config.layer_indices) == [1, 2, 3, 4, 5, 6]
     finally:
         handle.remove()
     with pytest.raises(ValueError, match="single token"):
         attach_for_spec(
-            model, tokenizer, SimpleNamespace(placeholder="<PST>", start_layer=1, end_layer=7)
+            model,
+            tokenizer,
+            SimpleNamespace(placeholder="<PST>", starting_index=1, exiting_index=7),
         )

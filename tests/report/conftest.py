@@ -1,8 +1,7 @@
-"""Fixtures for the report tests: golden data, benchmark tasks, and copies of results to alter.
+"""Fixtures for the report tests: benchmark tasks, the published results, copies to alter.
 
-Golden data is the project's ``shared/reference/`` folder beside the repository (the CI clones it
-there); tests that need it skip when it is absent. The package's own copy of the published QZhou
-results is tested without it.
+Golden data lives in the repository: the package's copy of the published QZhou results (the
+report's default reference) and ``tests/data/reference/`` (per-task CSVs, the peers' results).
 """
 
 from __future__ import annotations
@@ -15,15 +14,8 @@ import mteb
 import pytest
 from mteb.abstasks import AbsTask
 
-from qzhou_eval.report.reference import package_reference_dir
-from tests.report.report_testdata import CMN, ENG, SHARED_REFERENCE
-
-
-@pytest.fixture(scope="session")
-def shared_reference() -> Path:
-    if not SHARED_REFERENCE.is_dir():
-        pytest.skip(f"golden data folder {SHARED_REFERENCE} is absent")
-    return SHARED_REFERENCE
+from qzhou_eval.report.compare import package_reference_dir
+from tests.report.report_testdata import CMN, ENG
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_REFERENCE = (REPO / ".." / "shared" / "reference").resolve()
+from tests.conftest import GOLDEN, REPO
+
+__all__ = ["GOLDEN", "REPO"]  # re-exported for the report tests
 
 QZHOU = "Kingsoft-LLM/QZhou-Embedding"
 QZHOU_REV = "f1e6c03ee3882e7b9fa5cec91217715272e433b8"
@@ -17,8 +19,8 @@ QZHOU_ZH_REV = "0321ccb126413d1e49c5ce908e802b63d35f18e2"
 ENG = "MTEB(eng, v2)"
 CMN = "MTEB(cmn, v1)"
 
-# The published rows (shared/reference/README.md), labelled by what they are: the technical
-# report's "STS" and "Retr." headers are swapped, these are not.
+# The published rows (qzhou_eval/data/reference/published.csv), labelled by what they are: the
+# technical report's "STS" and "Retr." headers are swapped, these are not.
 TYPES_ENG = (
     "Classification",
     "Clustering",
@@ -68,3 +70,22 @@ def golden_task_scores(csv_path: Path, model: str, benchmark: str) -> dict[str, 
 def points(value: float | None) -> float | None:
     """A 0–1 score as displayed: ×100, rounded to two decimals."""
     return None if value is None else round(value * 100, 2)
+
+
+# Malformed reference CSVs: name -> (bytes, the line the error names, a part of the message).
+HEADER = b"model,task,main_score\n"
+MALFORMED = {
+    # an unclosed quote: csv's lenient default made the rest of the file one field
+    "unclosed_quote": (HEADER + b'me/m,"STS12,0.5\nme/m,STS13,0.6\n', 2, "never closed"),
+    # a compressed (binary) file passed as a CSV
+    "binary": (gzip.compress(HEADER + b"me/m,STS12,0.5\n", mtime=0), 1, "not UTF-8 text"),
+    # bytes that are not UTF-8 further down an otherwise good file
+    "latin1_row": (HEADER + b"me/m,STS12,0.5\nme/m,Caf\xe9,0.6\n", 3, "not UTF-8 text"),
+    # a row with fewer fields than the header (csv gave None: a TypeError further on)
+    "short_row": (
+        HEADER + b"me/m,STS12,0.5\n\nme/m,STS13\n",
+        4,
+        "2 field(s) where the header has 3",
+    ),
+    "long_row": (HEADER + b"me/m,STS12,0.5,extra\n", 2, "4 field(s) where the header has 3"),
+}

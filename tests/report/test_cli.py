@@ -20,6 +20,8 @@ from tests.report.report_testdata import (
     CMN,
     CURRENT_CMN,
     ENG,
+    GOLDEN,
+    MALFORMED,
     PUBLISHED_CMN,
     PUBLISHED_ENG,
     QZHOU,
@@ -56,16 +58,16 @@ def expected_cells(row: dict[str, float], types: tuple[str, ...]) -> list[str]:
     return [f"{row[c]:.2f}" for c in (*types, *COLUMNS)]
 
 
-def test_eng_published_row(shared_reference: Path) -> None:
-    text = report(f"results_dir={shared_reference / 'results'}", "out_dir=false")
+def test_eng_published_row(package_results: Path) -> None:
+    text = report(f"results_dir={package_results}", "out_dir=false")
     assert text.startswith("MTEB(eng, v2): all 41 tasks")
     assert table_rows(text)[QZHOU] == expected_cells(PUBLISHED_ENG, TYPES_ENG)
     assert "REPRODUCED: all 41 tasks" in text
     assert "Skipped (no results for these tasks): Kingsoft-LLM/QZhou-Embedding-Zh@" in text
 
 
-def test_cmteb_rows_under_both_definitions(shared_reference: Path) -> None:
-    text = report(f"results_dir={shared_reference / 'results'}", "benchmark=cmteb", "out_dir=false")
+def test_cmteb_rows_under_both_definitions(package_results: Path) -> None:
+    text = report(f"results_dir={package_results}", "benchmark=cmteb", "out_dir=false")
     assert "Definition: MultilingualSentiment counts validation only" in text
     published, current = table_rows(text, 0), table_rows(text, 1)
     assert list(published) == [QZHOU_ZH, QZHOU]  # by Mean(TaskType)
@@ -77,7 +79,7 @@ def test_cmteb_rows_under_both_definitions(shared_reference: Path) -> None:
     assert text.count("REPRODUCED: all 31 tasks") == 2
 
     today = report(
-        f"results_dir={shared_reference / 'results'}",
+        f"results_dir={package_results}",
         "benchmark=cmteb",
         "definition=current",
         "out_dir=false",
@@ -108,18 +110,18 @@ def _golden_rows(csv_path: Path, bench: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("bench", ["mteb_eng_v2", "cmteb"])
-def test_several_models_one_row_each(shared_reference: Path, tmp_path: Path, bench: str) -> None:
+def test_several_models_one_row_each(package_results: Path, tmp_path: Path, bench: str) -> None:
     """A folder holding the peers' and the QZhou results: one correct row per model, sorted."""
     combined = tmp_path / "combined"
     combined.mkdir()
-    for folder in ("results", "results_peers"):
-        for model_dir in (shared_reference / folder).iterdir():
+    for folder in (package_results, GOLDEN / "results_peers"):
+        for model_dir in folder.iterdir():
             (combined / model_dir.name).symlink_to(model_dir)
     text = report(f"results_dir={combined}", f"benchmark={bench}", "out_dir=false")
     rows = table_rows(text)
     name = ENG if bench == "mteb_eng_v2" else CMN
-    golden = _golden_rows(shared_reference / "peers_per_task.csv", name)
-    golden |= _golden_rows(shared_reference / "qzhou_per_task.csv", name)
+    golden = _golden_rows(GOLDEN / "peers_per_task.csv", name)
+    golden |= _golden_rows(GOLDEN / "qzhou_per_task.csv", name)
     expected = {m: golden[m] for m in rows}
     assert rows == expected
     assert len(rows) == (4 if bench == "mteb_eng_v2" else 5)
@@ -127,7 +129,7 @@ def test_several_models_one_row_each(shared_reference: Path, tmp_path: Path, ben
     assert mean_task_type == sorted(mean_task_type, reverse=True)
 
     listed = report(
-        f"results_dir=[{shared_reference / 'results'},{shared_reference / 'results_peers'}]",
+        f"results_dir=[{package_results},{GOLDEN / 'results_peers'}]",
         f"benchmark={bench}",
         "out_dir=false",
     )
@@ -146,9 +148,9 @@ def test_one_task_file_removed(results_copy: Path) -> None:
 
 
 def test_reference_against_itself_and_one_altered_task(
-    shared_reference: Path, results_copy: Path, tmp_path: Path
+    package_results: Path, results_copy: Path, tmp_path: Path
 ) -> None:
-    official = shared_reference / "results"
+    official = package_results
     common = (f"reference={official}", "plots=false")
     text = report(f"results_dir={official}", f"out_dir={tmp_path / 'a'}", *common)
     assert "REPRODUCED: all 41 tasks within ±0.01 points; largest |Δ| 0.00" in text
@@ -267,15 +269,36 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_command_line(shared_reference: Path, tmp_path: Path) -> None:
+def test_command_line(package_results: Path, tmp_path: Path) -> None:
     """The issue's command, results_dir relative to the cwd (the app does not change it)."""
-    relative = os.path.relpath(shared_reference / "results", REPO)
+    relative = os.path.relpath(package_results, REPO)
     done = _cli(
         f"results_dir={relative}", "benchmark=mteb_eng_v2", f"out_dir={tmp_path}", "plots=false"
     )
     assert done.returncode == 0, done.stderr
     assert table_rows(done.stdout)[QZHOU] == expected_cells(PUBLISHED_ENG, TYPES_ENG)
     assert (tmp_path / "mteb_eng_v2.md").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["unclosed_quote", "binary", "short_row"])
+def test_malformed_reference_csv_is_one_line_exit_2(
+    package_results: Path, tmp_path: Path, case: str
+) -> None:
+    data, line, _ = MALFORMED[case]
+    bad = tmp_path / f"{case}.csv"
+    bad.write_bytes(data)
+    done = _cli(
+        f"results_dir={package_results}",
+        "benchmark.tasks=[STS12]",
+        f"reference={bad}",
+        "out_dir=false",
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [done.stderr.strip()]  # exactly one line
+    assert done.stderr.startswith(f"error: reference CSV {bad}, line {line}: ")
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stdout == ""  # no tables above it, no "no reference run" line
 
 
 def test_never_touches_result_files(results_copy: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from qzhou_eval.config import compose_config
 from qzhou_eval.errors import ConfigError
+from qzhou_eval.report import BenchmarkInfo, RunId
 from qzhou_eval.runs.runner import execute, plan_run
 
 MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
@@ -34,14 +35,18 @@ def _cfg(tmp: Path, *extra: str):
 
 
 def test_demo_run_writes_mteb_layout_and_rerun_skips(tmp_path):
-    outcome = execute(plan_run(_cfg(tmp_path), "mteb"))
+    plan = plan_run(_cfg(tmp_path), "mteb")
+    assert plan.benchmark == BenchmarkInfo("demo_eng", "demo_eng", 5)  # 2 of its 5 tasks run
+    outcome = execute(plan)
     folder = tmp_path / "results" / MINILM
     files = sorted(p.name for p in folder.glob("*.json"))
     assert files == ["DemoEngClassification.json", "DemoEngSTS.json", "model_meta.json"]
     sts = json.loads((folder / "DemoEngSTS.json").read_text())
     assert sts["scores"]["test"][0]["main_score"] > 0.2  # MiniLM is clearly above chance here
     assert outcome.encoded_inputs > 300
-    assert "DemoEngSTS" in outcome.tables[0] and "Mean(Task)" in outcome.tables[0]
+    model, revision = MINILM.split("/")
+    assert outcome.runs == [RunId(model.replace("__", "/"), revision)]  # data, rendered by the CLI
+    assert outcome.results_dir == tmp_path / "results"
 
     again = execute(plan_run(_cfg(tmp_path), "mteb"))
     assert again.encoded_inputs == 0  # finished tasks are skipped, the model never loads

@@ -1,0 +1,258 @@
+"""Build a report: every run over a task list, scored, summarized and compared with its reference.
+
+The same builder serves ``python -m qzhou_eval.report`` and the runners' end-of-run summary. What
+the renderings show is decided here, once: which runs, which reference rows, which MRL sweeps and
+whether the model card's published MRL rows go beside them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mteb.abstasks import AbsTask
+
+from qzhou_eval.errors import UserError
+from qzhou_eval.report.compare import (
+    DEFAULT_TOLERANCE,
+    Comparison,
+    Reference,
+    compare,
+    load_reference,
+    published_mrl,
+)
+from qzhou_eval.report.discover import RunDir, RunId, experiment_dim, run_dir
+from qzhou_eval.report.score import (
+    DEFAULT_DEFINITION,
+    PUBLISHED,
+    Summary,
+    affected_tasks,
+    apply_definition,
+    describe_definition,
+    leaderboard_order,
+    load_task_results,
+    other_definition,
+    score_run,
+    summarize,
+)
+
+
+@dataclass(frozen=True)
+class BenchmarkInfo:
+    """The benchmark a task list comes from, as the config names it.
+
+    ``n_full`` is the number of tasks of the whole benchmark; None for a task list of its own.
+    """
+
+    key: str
+    name: str
+    n_full: int | None = None
+
+
+def benchmark_info(bench_cfg: Mapping[str, Any], tasks: Sequence[AbsTask]) -> BenchmarkInfo:
+    """The ``benchmark`` config's benchmark; ``tasks`` are its (possibly narrowed) tasks.
+
+    ``key`` (the config file's name, used in report file names) falls back to ``name``.
+    """
+    from qzhou_eval.benchmarks import load_benchmark_tasks
+
+    n_full = len(tasks)
+    if bench_cfg.get("tasks") is not None:
+        n_full = len(load_benchmark_tasks({**bench_cfg, "tasks": None}))
+    name = str(bench_cfg.get("name"))
+    return BenchmarkInfo(str(bench_cfg.get("key") or name), name, n_full)
+
+
+@dataclass(frozen=True)
+class MrlCurve:
+    """One model revision's summaries by output dimension (ascending).
+
+    ``published``: the model card's rows (points ×100 by dimension and column) to show beside
+    them; empty when there are none or they would not be comparable.
+    """
+
+    model: str
+    revision: str
+    points: dict[int, Summary]
+    published: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def dims(self) -> list[int]:
+        return sorted(self.points)
+
+
+def mrl_curves(summaries: Sequence[Summary]) -> list[MrlCurve]:
+    """The Matryoshka sweeps with at least two dimensions, one per (model, revision).
+
+    Experiments named ``embed_dim_<d>`` are dimension ``d``; the base run counts as the dimension
+    its ``model_meta.json`` states, unless an experiment already covers that dimension.
+    """
+    by_model: dict[tuple[str, str], dict[int, Summary]] = {}
+    bases: dict[tuple[str, str], Summary] = {}
+    for s in summaries:
+        key = (s.run.model, s.run.revision)
+        if s.run.experiment is None:
+            bases[key] = s
+            continue
+        dim = experiment_dim(s.run.experiment)
+        if dim is not None:
+            by_model.setdefault(key, {})[dim] = s
+    curves = []
+    for key, points in sorted(by_model.items()):
+        base = bases.get(key)
+        dim = base.scores.embed_dim if base is not None else None
+        if base is not None and dim is not None and dim not in points:
+            points = {**points, dim: base}
+        if len(points) >= 2:
+            curves.append(MrlCurve(key[0], key[1], dict(sorted(points.items()))))
+    return curves
+
+
+@dataclass
+class Report:
+    """Everything the tables, files and plots are made from."""
+
+    benchmark: BenchmarkInfo
+    n_tasks: int
+    definition: str
+    definition_line: str | None
+    alternative_line: str | None
+    results_dirs: list[Path]
+    tolerance: float
+    summaries: list[Summary] = field(default_factory=list)
+    alternative: list[Summary] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    mrl: list[MrlCurve] = field(default_factory=list)
+    reference_label: str | None = None
+    no_reference: list[RunId] = field(default_factory=list)
+    skipped: list[RunId] = field(default_factory=list)
+
+    @property
+    def is_subset(self) -> bool:
+        """Whether the tasks are only part of their benchmark."""
+        n_full = self.benchmark.n_full
+        return n_full is not None and self.n_tasks < n_full
+
+    def describe_tasks(self) -> str:
+        """What the task list is: a whole benchmark, a subset of one, or a list of its own."""
+        name, n, n_full = self.benchmark.name, self.n_tasks, self.benchmark.n_full
+        if self.is_subset:
+            return (
+                f"{name}: subset of {n} of its {n_full} tasks, not the full benchmark (the means "
+                "cover these tasks only)"
+            )
+        if n_full is not None:
+            return f"{name}: all {n} tasks"
+        return f"{name}: {n} task{'' if n == 1 else 's'}"
+
+
+def build_report(
+    runs: Sequence[RunDir],
+    tasks: Sequence[AbsTask],
+    benchmark: BenchmarkInfo,
+    results_dirs: Sequence[Path],
+    *,
+    definition: str = DEFAULT_DEFINITION,
+    reference: object = None,
+    reference_model: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    keep_empty: bool = False,
+) -> Report:
+    """Score every run over ``tasks`` under ``definition`` and compare it with its reference.
+
+    Runs with no result for any of the tasks are listed as skipped (kept when ``keep_empty``).
+    """
+    effective = apply_definition(tasks, definition)
+    alt_tasks = []
+    if affected_tasks(tasks):
+        alt_tasks = apply_definition(tasks, other_definition(definition))
+    report = Report(
+        benchmark=benchmark,
+        n_tasks=len(tasks),
+        definition=definition,
+        definition_line=describe_definition(definition, tasks),
+        alternative_line=describe_definition(other_definition(definition), tasks),
+        results_dirs=list(results_dirs),
+        tolerance=tolerance,
+    )
+    main, alt = [], {}
+    for run in runs:
+        loaded = load_task_results(run.path, tasks)
+        scores = score_run(run.id, effective, loaded, str(run.path), run.embed_dim)
+        if scores.n_present == 0 and not keep_empty:
+            report.skipped.append(run.id)
+            continue
+        main.append(summarize(scores))
+        if alt_tasks:
+            alt_scores = score_run(run.id, alt_tasks, loaded, str(run.path), run.embed_dim)
+            alt[run.id] = summarize(alt_scores)
+    report.summaries = leaderboard_order(main)
+    report.alternative = [alt[s.run] for s in report.summaries if s.run in alt]
+    # The card's MRL rows were computed on the whole benchmark under the published definition;
+    # beside anything else they would not compare.
+    show_card = definition == PUBLISHED and not report.is_subset
+    report.mrl = [
+        dataclasses.replace(c, published=published_mrl(c.model, benchmark.name)) if show_card else c
+        for c in mrl_curves(report.summaries)
+    ]
+    ref = load_reference(reference, effective) if report.summaries else None
+    if ref is not None:
+        _add_comparisons(report, ref, reference_model, tolerance)
+    return report
+
+
+def _add_comparisons(
+    report: Report, ref: Reference, reference_model: str | None, tolerance: float
+) -> None:
+    report.reference_label = ref.label
+    for summary in report.summaries:
+        found = ref.find(summary.scores, reference_model)
+        if found is None:
+            report.no_reference.append(summary.run)
+            continue
+        report.comparisons.append(compare(summary, summarize(found), tolerance, ref.label))
+
+
+def check_nonempty(report: Report) -> None:
+    """Raise a UserError when no run has any result for the tasks."""
+    if not report.summaries:
+        where = ", ".join(str(d) for d in report.results_dirs)
+        found = ", ".join(str(r) for r in report.skipped) or "none"
+        raise UserError(
+            f"no results for any of the {report.n_tasks} tasks of {report.benchmark.name} in "
+            f"{where} (runs found: {found})"
+        )
+
+
+def run_summary(
+    results_dir: Path,
+    tasks: Sequence[AbsTask],
+    run: RunId,
+    benchmark: BenchmarkInfo | None = None,
+    *,
+    definition: str = DEFAULT_DEFINITION,
+    compare_published: bool = True,
+) -> Report:
+    """The report of one run over exactly ``tasks``, as the runners print it at the end.
+
+    Without ``benchmark`` the tasks are a list of their own. For the QZhou models the published
+    results are the reference (``compare_published``); any other model needs no "no reference"
+    note.
+    """
+    found = run_dir(Path(results_dir), run.model, run.revision, run.experiment)
+    if benchmark is None:
+        benchmark = BenchmarkInfo("tasks", "custom task list")
+    report = build_report(
+        [found],
+        tasks,
+        benchmark,
+        [found.path],
+        definition=definition,
+        reference=None if compare_published else False,
+        keep_empty=True,
+    )
+    report.no_reference = []
+    return report

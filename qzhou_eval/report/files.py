@@ -1,0 +1,302 @@
+"""Write a report's files: Markdown, CSV, JSON and PNG, each atomically.
+
+Machine-readable files keep the 0–1 scale and full precision of mteb's result files; only the
+Markdown tables are ×100 and rounded. ``*_scores.csv`` can be read back as ``reference=``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from qzhou_eval.report.build import Report
+from qzhou_eval.report.compare import Comparison, Delta
+from qzhou_eval.report.discover import RunId
+from qzhou_eval.report.render import render_text, run_labels
+from qzhou_eval.report.score import (
+    MEAN_TASK,
+    MEAN_TASK_TYPE,
+    Mean,
+    Summary,
+    other_definition,
+    task_types,
+)
+from qzhou_eval.results.folder import atomic_write_text
+
+SCALE = "0-1, as in mteb's result files (the tables show ×100)"
+
+
+def write_file(path: Path, data: str | bytes) -> Path:
+    """Write one report file atomically; readable by everyone, as report files are for sharing.
+
+    Text goes through the package's atomic writer, whose temporary files are private (0600);
+    the mode is set once the file is in place.
+    """
+    if isinstance(data, str):
+        atomic_write_text(path, data)
+    else:
+        _atomic_write_bytes(path, data)
+    os.chmod(path, 0o644)
+    return path
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``atomic_write_text`` for the PNG bytes (that writer takes text only): same steps."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def report_stem(report: Report, key: str) -> str:
+    """File name stem: benchmark key, the definition where it matters, ``-subset`` for subsets."""
+    stem = key
+    if report.definition_line:
+        stem += f"-{report.definition}"
+    if report.is_subset:
+        stem += "-subset"
+    return _slug(stem)
+
+
+def write_report_files(report: Report, out_dir: Path, plots: bool = True) -> list[Path]:
+    """Write every file of ``report`` into ``out_dir``; returns their paths."""
+    stem = report_stem(report, report.benchmark.key)
+    written = [
+        write_file(out_dir / f"{stem}.md", render_text(report, per_task=True, markdown=True)),
+        write_file(out_dir / f"{stem}_summary.csv", summary_csv(report)),
+        write_file(out_dir / f"{stem}_scores.csv", scores_csv(report)),
+        write_file(out_dir / f"{stem}.json", json.dumps(report_dict(report), indent=2) + "\n"),
+    ]
+    if report.comparisons:
+        written.append(write_file(out_dir / f"{stem}_compare.csv", compare_csv(report)))
+    if plots:
+        written += _write_plots(report, out_dir, stem)
+    return written
+
+
+def _write_plots(report: Report, out_dir: Path, stem: str) -> list[Path]:
+    from qzhou_eval.report.plots import mrl_png, types_vs_reference_png
+
+    written = []
+    labels = run_labels([c.run.run for c in report.comparisons])
+    for c in report.comparisons:
+        label = labels[c.run.run]
+        title = f"{report.benchmark.name}: {label}\nvs {_short_reference(c)}"
+        png = types_vs_reference_png(c, title)
+        written.append(write_file(out_dir / f"{stem}_types_{_slug(label)}.png", png))
+    for curve in report.mrl:
+        label = run_labels([RunId(curve.model, curve.revision)])[RunId(curve.model, curve.revision)]
+        title = f"{report.benchmark.name}: {label}, score vs output dimension"
+        png = mrl_png(curve, title)
+        written.append(write_file(out_dir / f"{stem}_mrl_{_slug(label)}.png", png))
+    return written
+
+
+def _short_reference(c: Comparison) -> str:
+    ref = c.reference.run
+    return f"{c.reference_label}: {ref.model}@{ref.revision[:12]}"
+
+
+def summary_csv(report: Report) -> str:
+    """One row per run: per-type means, Mean(Task), Mean(TaskType) (0–1; empty = missing)."""
+    types = task_types(report.summaries)
+    header = ["model", "revision", "experiment", *types, MEAN_TASK, MEAN_TASK_TYPE]
+    header += ["tasks_complete", "tasks_total", "complete", "definition"]
+    rows = []
+    for s in report.summaries:
+        values = [_num(s.types[t].value) if t in s.types else "" for t in types]
+        rows.append(
+            [
+                *_run_cells(s.run),
+                *values,
+                _num(s.mean_task.value),
+                _num(s.mean_task_type.value),
+                s.mean_task.n_present,
+                s.mean_task.n_total,
+                s.complete,
+                report.definition,
+            ]
+        )
+    return _csv(header, rows)
+
+
+def scores_csv(report: Report) -> str:
+    """One row per counted (task, split, subset) score, like the reference's per-task CSVs."""
+    header = ["model", "revision", "experiment", "benchmark", "task", "task_type", "split"]
+    header += ["subset", "main_score_name", "main_score"]
+    rows = []
+    for s in report.summaries:
+        for t in s.scores.tasks:
+            for p in t.parts:
+                rows.append(
+                    [
+                        *_run_cells(s.run),
+                        report.benchmark.name,
+                        t.name,
+                        t.task_type,
+                        p.split,
+                        p.subset,
+                        t.main_score_name,
+                        repr(p.score),
+                    ]
+                )
+    return _csv(header, rows)
+
+
+def compare_csv(report: Report) -> str:
+    """Every compared value: level (task/type/mean), run and reference (0–1), diff in points."""
+    header = ["model", "revision", "experiment", "reference", "reference_model"]
+    header += ["reference_revision", "level", "name", "task_type"]
+    header += ["run", "reference_score", "diff_points", "flagged", "verdict"]
+    rows = []
+    for c in report.comparisons:
+        for level, deltas in (("task", c.tasks), ("type", c.types), ("mean", c.means)):
+            for d in deltas:
+                rows.append(
+                    [
+                        *_run_cells(c.run.run),
+                        c.reference_label,
+                        c.reference.run.model,
+                        c.reference.run.revision,
+                        level,
+                        d.name,
+                        d.task_type or "",
+                        _num(d.run),
+                        _num(d.reference),
+                        _num(d.diff),
+                        d.flagged,
+                        c.verdict,
+                    ]
+                )
+    return _csv(header, rows)
+
+
+def report_dict(report: Report) -> dict[str, object]:
+    """The whole report as JSON-ready data (0–1 scores, None for missing)."""
+    alternative = {s.run: s for s in report.alternative}
+    b = report.benchmark
+    return {
+        "benchmark": {
+            "name": b.name,
+            "key": b.key,
+            "tasks": report.n_tasks,
+            "tasks_in_full_benchmark": b.n_full,
+            "is_subset": report.is_subset,
+            "description": report.describe_tasks(),
+        },
+        "definition": report.definition,
+        "definition_note": report.definition_line,
+        "scale": SCALE,
+        "tolerance_points": report.tolerance,
+        "results_dirs": [str(d) for d in report.results_dirs],
+        "runs": [_run_dict(s, alternative.get(s.run), report) for s in report.summaries],
+        "reference": report.reference_label,
+        "comparisons": [_comparison_dict(c) for c in report.comparisons],
+        "no_reference": [_run_id_dict(r) for r in report.no_reference],
+        "skipped": [_run_id_dict(r) for r in report.skipped],
+    }
+
+
+def _run_dict(s: Summary, alt: Summary | None, report: Report) -> dict[str, object]:
+    out: dict[str, object] = {
+        **_run_id_dict(s.run),
+        "source": s.scores.source,
+        "embed_dim": s.scores.embed_dim,
+        "complete": s.complete,
+        **_means_dict(s),
+        "tasks": [
+            {
+                "task": t.name,
+                "task_type": t.task_type,
+                "main_score_name": t.main_score_name,
+                "score": t.score,
+                "counted": [
+                    {"split": p.split, "subset": p.subset, "score": p.score} for p in t.parts
+                ],
+                "missing": [f"{split}/{subset}" for split, subset in t.missing],
+                "problem": t.problem,
+            }
+            for t in s.scores.tasks
+        ],
+    }
+    if alt is not None:
+        out["other_definition"] = {
+            "definition": other_definition(report.definition),
+            **_means_dict(alt),
+        }
+    return out
+
+
+def _means_dict(s: Summary) -> dict[str, object]:
+    return {
+        "types": {t: _mean_dict(m) for t, m in s.types.items()},
+        "mean_task": _mean_dict(s.mean_task),
+        "mean_task_type": _mean_dict(s.mean_task_type),
+    }
+
+
+def _comparison_dict(c: Comparison) -> dict[str, object]:
+    return {
+        **_run_id_dict(c.run.run),
+        "reference": c.reference_label,
+        "reference_run": _run_id_dict(c.reference.run),
+        "verdict": c.verdict,
+        "verdict_line": c.verdict_line(),
+        "tolerance_points": c.tolerance,
+        "tasks": [_delta_dict(d) for d in c.tasks],
+        "types": [_delta_dict(d) for d in c.types],
+        "means": [_delta_dict(d) for d in c.means],
+    }
+
+
+def _delta_dict(d: Delta) -> dict[str, object]:
+    return {
+        "name": d.name,
+        "run": d.run,
+        "reference": d.reference,
+        "diff_points": d.diff,
+        "flagged": d.flagged,
+    }
+
+
+def _mean_dict(m: Mean) -> dict[str, object]:
+    return {"value": m.value, "present": m.n_present, "total": m.n_total}
+
+
+def _run_id_dict(r: RunId) -> dict[str, object]:
+    return {"model": r.model, "revision": r.revision, "experiment": r.experiment}
+
+
+def _run_cells(r: RunId) -> list[str]:
+    return [r.model, r.revision, r.experiment or ""]
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _csv(header: list[str], rows: Iterable[list[object]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")

@@ -1,0 +1,366 @@
+"""What a run scores on the leaderboard: per task over the counted splits, per type, overall.
+
+Which splits count: today's mteb definition, or the one behind the published numbers. The
+published CMTEB numbers were computed when MultilingualSentiment counted only its ``validation``
+split; today's mteb definition averages ``validation`` and ``test``. Every other task of
+MTEB(eng, v2) and MTEB(cmn, v1) is counted the same way under both definitions.
+
+Per-task scores: loading and filtering are mteb's. ``TaskResult.from_disk`` reads mteb 1.x and 2.x
+files (including the pre-1.11 layout) and ``TaskResult.validate_and_filter_scores(task)`` keeps
+the splits and subsets of the task object, which for benchmark tasks carry the leaderboard's
+filters (STS17 ``en-en``, ATEC ``test``, ...). A task's score is the mean main score over the
+kept (split, subset) pairs, as ``TaskResult.get_score()`` takes it. Written here is only the
+bookkeeping the leaderboard does not do: listing what is missing instead of averaging around it.
+
+Means, as the MTEB leaderboard computes them: Mean(Task) is the mean of the task scores, a type's
+score is the mean of its tasks' scores, Mean(TaskType) is the mean of the type scores. Unlike
+mteb's ``Benchmark.get_score`` (which blanks every type as soon as one task is missing), a
+complete type keeps its mean here; an incomplete one has none, only the count of what is there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from mteb.abstasks import AbsTask
+from mteb.results import TaskResult
+
+from qzhou_eval.errors import ConfigError
+from qzhou_eval.report.discover import RunDir, RunId
+
+# -- which splits count -------------------------------------------------------------------------
+
+PUBLISHED = "published"
+CURRENT = "current"
+DEFINITIONS = (PUBLISHED, CURRENT)
+# The published numbers reproduce only under this definition, and reproducing them is what the
+# report is for; the other definition's numbers are printed beside them wherever they differ.
+DEFAULT_DEFINITION = PUBLISHED
+
+# task name -> the splits it counted when the published numbers were computed
+PUBLISHED_SPLITS: dict[str, tuple[str, ...]] = {"MultilingualSentiment": ("validation",)}
+
+
+def check_definition(definition: str) -> str:
+    """Return ``definition`` if it is known, else raise a one-line ConfigError."""
+    if definition not in DEFINITIONS:
+        raise ConfigError(f"definition={definition!r} is unknown; use one of {list(DEFINITIONS)}")
+    return definition
+
+
+def other_definition(definition: str) -> str:
+    """The definition that is not ``definition``."""
+    return CURRENT if check_definition(definition) == PUBLISHED else PUBLISHED
+
+
+def affected_tasks(tasks: Sequence[AbsTask]) -> list[str]:
+    """Names of the tasks that the two definitions count differently."""
+    return [t.metadata.name for t in tasks if _published_splits(t) is not None]
+
+
+def apply_definition(tasks: Sequence[AbsTask], definition: str) -> list[AbsTask]:
+    """The tasks as ``definition`` counts them.
+
+    Affected tasks are shallow copies narrowed to the published splits; the caller's task objects
+    (often mteb's cached benchmark objects) are never modified.
+    """
+    if check_definition(definition) == CURRENT:
+        return list(tasks)
+    out: list[AbsTask] = []
+    for task in tasks:
+        splits = _published_splits(task)
+        if splits is None:
+            out.append(task)
+        else:
+            narrowed = copy.copy(task)
+            narrowed.filter_eval_splits(list(splits))
+            out.append(narrowed)
+    return out
+
+
+def describe_definition(definition: str, tasks: Sequence[AbsTask]) -> str | None:
+    """One line saying what the affected tasks count, or None when no task is affected."""
+    check_definition(definition)
+    parts = []
+    for task in tasks:
+        published = _published_splits(task)
+        if published is None:
+            continue
+        if definition == PUBLISHED:
+            what = (
+                f"{_join(published)} only (the published definition, as in the published numbers)"
+            )
+        else:
+            what = f"{_join(task.eval_splits)} (today's mteb definition)"
+        parts.append(f"{task.metadata.name} counts {what}")
+    return "; ".join(parts) or None
+
+
+def _join(splits: Sequence[str]) -> str:
+    return " and ".join(splits)
+
+
+def _published_splits(task: AbsTask) -> tuple[str, ...] | None:
+    """The published split set of ``task`` when it differs from its current one, else None."""
+    splits = PUBLISHED_SPLITS.get(task.metadata.name)
+    if splits is None or not set(splits) <= set(task.eval_splits):
+        return None
+    if tuple(splits) == tuple(task.eval_splits):
+        return None
+    return splits
+
+
+# -- per-task scores -----------------------------------------------------------------------------
+
+NO_FILE = "no result file"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One counted (split, subset) main score, on the 0–1 scale of the result files."""
+
+    split: str
+    subset: str
+    score: float
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """A task's leaderboard score in one run, or what keeps it from having one."""
+
+    name: str
+    task_type: str
+    main_score_name: str
+    score: float | None
+    parts: tuple[Part, ...] = ()
+    missing: tuple[tuple[str, str], ...] = ()
+    problem: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.score is not None
+
+    def describe_missing(self) -> str:
+        """``"Task: test/en-en, test/de"`` or ``"Task (no result file)"``; empty when complete."""
+        if self.problem:
+            return f"{self.name} ({self.problem})"
+        if not self.missing:
+            return ""
+        return f"{self.name}: " + ", ".join(f"{split}/{subset}" for split, subset in self.missing)
+
+
+@dataclass(frozen=True)
+class RunScores:
+    """The per-task scores of one run, in task order."""
+
+    run: RunId
+    tasks: tuple[TaskScore, ...]
+    source: str
+    embed_dim: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        return all(t.complete for t in self.tasks)
+
+    @property
+    def n_present(self) -> int:
+        """How many tasks have at least one result (complete or partial)."""
+        return sum(1 for t in self.tasks if t.problem != NO_FILE)
+
+    def by_name(self) -> dict[str, TaskScore]:
+        return {t.name: t for t in self.tasks}
+
+
+Loaded = TaskResult | str | None
+"""A task's loaded result, an error message when its file cannot be read, or None (no file)."""
+
+
+def load_task_results(path: Path, tasks: Sequence[AbsTask]) -> dict[str, Loaded]:
+    """Read ``<path>/<Task>.json`` for every task; never raises for a bad file."""
+    loaded: dict[str, Loaded] = {}
+    for task in tasks:
+        name = task.metadata.name
+        file = Path(path) / f"{name}.json"
+        if not file.is_file():
+            loaded[name] = None
+            continue
+        try:
+            with _quiet_mteb():
+                loaded[name] = TaskResult.from_disk(file)
+        except Exception as e:
+            loaded[name] = f"unreadable result file: {_one_line(e)}"
+    return loaded
+
+
+def score_task(task: AbsTask, result: Loaded) -> TaskScore:
+    """The leaderboard score of ``task`` from ``result``, or the list of what is missing."""
+    meta = task.metadata
+    base = {"name": meta.name, "task_type": str(meta.type), "main_score_name": meta.main_score}
+    if result is None:
+        return TaskScore(**base, score=None, problem=NO_FILE)
+    if isinstance(result, str):
+        return TaskScore(**base, score=None, problem=result)
+    with _quiet_mteb():
+        kept = result.validate_and_filter_scores(task)
+    parts: list[Part] = []
+    missing: list[tuple[str, str]] = []
+    for split in task.eval_splits:
+        for entry in sorted(kept.scores.get(split, []), key=lambda e: str(e["hf_subset"])):
+            value = entry.get("main_score")
+            if _is_number(value):
+                parts.append(Part(split, str(entry["hf_subset"]), float(value)))
+            else:
+                missing.append((split, str(entry["hf_subset"])))
+    if missing or not parts:
+        problem = None if parts or missing else "no counted split/subset in the result file"
+        return TaskScore(
+            **base, score=None, parts=tuple(parts), missing=tuple(missing), problem=problem
+        )
+    # The mean over the counted pairs, as TaskResult.get_score() takes it; computed from the parts
+    # because get_score() also drops entries whose "languages" list is empty.
+    score = float(np.mean([p.score for p in parts]))
+    return TaskScore(**base, score=score, parts=tuple(parts))
+
+
+def score_run(
+    run: RunId,
+    tasks: Sequence[AbsTask],
+    loaded: Mapping[str, Loaded],
+    source: str,
+    embed_dim: int | None = None,
+) -> RunScores:
+    """Score every task of ``tasks`` from already loaded results."""
+    scored = tuple(score_task(t, loaded.get(t.metadata.name)) for t in tasks)
+    return RunScores(run=run, tasks=scored, source=source, embed_dim=embed_dim)
+
+
+def load_run_scores(run: RunDir, tasks: Sequence[AbsTask]) -> RunScores:
+    """Load and score one run folder."""
+    loaded = load_task_results(run.path, tasks)
+    return score_run(run.id, tasks, loaded, str(run.path), run.embed_dim)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return (text[:157] + "...") if len(text) > 160 else text or type(error).__name__
+
+
+@contextlib.contextmanager
+def _quiet_mteb() -> Iterator[None]:
+    """Silence mteb's own missing-split warnings: the report lists what is missing itself."""
+    names = ("mteb.results.task_result", "mteb")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+# -- leaderboard means ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mean:
+    """A mean that exists only when all of its ``n_total`` inputs are present."""
+
+    value: float | None
+    n_present: int
+    n_total: int
+
+    @property
+    def complete(self) -> bool:
+        return self.value is not None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A run's leaderboard row: the per-type means and the two overall means (0–1 scale)."""
+
+    scores: RunScores
+    types: dict[str, Mean]
+    mean_task: Mean
+    mean_task_type: Mean
+
+    @property
+    def run(self) -> RunId:
+        return self.scores.run
+
+    @property
+    def complete(self) -> bool:
+        return self.mean_task.complete
+
+    def value(self, column: str) -> float | None:
+        """The value of a leaderboard column: a task type, ``Mean(Task)`` or ``Mean(TaskType)``."""
+        return self.mean(column).value
+
+    def mean(self, column: str) -> Mean:
+        if column == MEAN_TASK:
+            return self.mean_task
+        if column == MEAN_TASK_TYPE:
+            return self.mean_task_type
+        return self.types[column]
+
+
+MEAN_TASK = "Mean(Task)"
+MEAN_TASK_TYPE = "Mean(TaskType)"
+
+
+def mean_of(values: Sequence[float | None]) -> Mean:
+    """The mean of ``values``, or no value when any of them is missing."""
+    present = [v for v in values if v is not None]
+    value = float(np.mean(present)) if present and len(present) == len(values) else None
+    return Mean(value, len(present), len(values))
+
+
+def summarize(scores: RunScores) -> Summary:
+    """The leaderboard row of one run."""
+    by_type: dict[str, list[float | None]] = {}
+    for task in scores.tasks:
+        by_type.setdefault(task.task_type, []).append(task.score)
+    types = {t: mean_of(by_type[t]) for t in sorted(by_type)}
+    return Summary(
+        scores=scores,
+        types=types,
+        mean_task=mean_of([t.score for t in scores.tasks]),
+        mean_task_type=mean_of([m.value for m in types.values()]),
+    )
+
+
+def task_types(summaries: Iterable[Summary]) -> list[str]:
+    """The task types of the summaries, in the leaderboard's (alphabetical) column order."""
+    return sorted({t for s in summaries for t in s.types})
+
+
+def leaderboard_order(summaries: Iterable[Summary]) -> list[Summary]:
+    """Best Mean(TaskType) first; rows without one follow, by Mean(Task), then by name."""
+
+    def key(s: Summary) -> tuple[int, float, float, str, str, str]:
+        mtt, mt = s.mean_task_type.value, s.mean_task.value
+        return (
+            0 if mtt is not None else 1,
+            -(mtt if mtt is not None else 0.0),
+            -(mt if mt is not None else 0.0),
+            s.run.model,
+            s.run.revision,
+            s.run.experiment or "",
+        )
+
+    return sorted(summaries, key=key)

@@ -1,0 +1,264 @@
+"""Scoring: which splits count, per-task scores from mteb's loaders, leaderboard means."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import mteb
+import pytest
+from mteb.abstasks import AbsTask
+from mteb.results import TaskResult
+
+from qzhou_eval.errors import ConfigError
+from qzhou_eval.report.discover import RunDir, RunId, run_path
+from qzhou_eval.report.score import (
+    CURRENT,
+    DEFAULT_DEFINITION,
+    MEAN_TASK,
+    MEAN_TASK_TYPE,
+    NO_FILE,
+    PUBLISHED,
+    Mean,
+    affected_tasks,
+    apply_definition,
+    check_definition,
+    describe_definition,
+    leaderboard_order,
+    load_run_scores,
+    load_task_results,
+    mean_of,
+    other_definition,
+    score_task,
+    summarize,
+)
+from tests.report.report_testdata import (
+    CMN,
+    CURRENT_CMN,
+    ENG,
+    GOLDEN,
+    PUBLISHED_CMN,
+    PUBLISHED_ENG,
+    QZHOU,
+    QZHOU_REV,
+    QZHOU_ZH,
+    QZHOU_ZH_REV,
+    edit_scores,
+    golden_task_scores,
+    points,
+    task_file,
+)
+
+
+def _ms(tasks: list[AbsTask]) -> AbsTask:
+    return next(t for t in tasks if t.metadata.name == "MultilingualSentiment")
+
+
+def test_published_counts_validation_only_without_touching_mteb_tasks(
+    cmn_tasks: list[AbsTask],
+) -> None:
+    before = list(_ms(cmn_tasks).eval_splits)
+    published = apply_definition(cmn_tasks, PUBLISHED)
+    assert list(_ms(published).eval_splits) == ["validation"]
+    assert list(_ms(cmn_tasks).eval_splits) == before == ["validation", "test"]
+    assert list(_ms(apply_definition(cmn_tasks, CURRENT)).eval_splits) == before
+    others = [(a, b) for a, b in zip(cmn_tasks, published, strict=True) if a is not b]
+    assert [a.metadata.name for a, _ in others] == ["MultilingualSentiment"]
+
+
+def test_only_cmteb_is_affected(cmn_tasks: list[AbsTask], eng_tasks: list[AbsTask]) -> None:
+    assert affected_tasks(cmn_tasks) == ["MultilingualSentiment"]
+    assert affected_tasks(eng_tasks) == []
+    assert describe_definition(PUBLISHED, eng_tasks) is None
+    assert "validation only" in describe_definition(PUBLISHED, cmn_tasks)
+    assert "validation and test" in describe_definition(CURRENT, cmn_tasks)
+
+
+def test_names() -> None:
+    assert DEFAULT_DEFINITION == PUBLISHED
+    assert other_definition(PUBLISHED) == CURRENT
+    assert other_definition(CURRENT) == PUBLISHED
+    with pytest.raises(ConfigError, match="definition='old'"):
+        check_definition("old")
+
+
+def _run(results: Path, model: str, revision: str) -> RunDir:
+    return RunDir(RunId(model, revision), run_path(results, model, revision))
+
+
+@pytest.mark.parametrize(
+    ("model", "revision", "bench"),
+    [(QZHOU, QZHOU_REV, ENG), (QZHOU, QZHOU_REV, CMN), (QZHOU_ZH, QZHOU_ZH_REV, CMN)],
+)
+def test_task_scores_match_the_counted_rows(
+    package_results: Path, model: str, revision: str, bench: str
+) -> None:
+    """Every task score equals the mean of the rows the leaderboard counted (golden CSV)."""
+    tasks = apply_definition(mteb.get_benchmark(bench).tasks, PUBLISHED)
+    scores = load_run_scores(_run(package_results, model, revision), tasks)
+    golden = golden_task_scores(GOLDEN / "qzhou_per_task.csv", model, bench)
+    got = {t.name: t.score for t in scores.tasks}
+    assert set(got) == set(golden)
+    for task, value in golden.items():
+        assert got[task] == pytest.approx(value, abs=1e-12), task
+    assert scores.complete
+
+
+def test_benchmark_filters_keep_only_the_counted_subsets(
+    package_results: Path, eng_tasks: list[AbsTask]
+) -> None:
+    scores = load_run_scores(_run(package_results, QZHOU, QZHOU_REV), eng_tasks).by_name()
+    assert [(p.split, p.subset) for p in scores["STS17"].parts] == [("test", "en-en")]
+    assert [(p.split, p.subset) for p in scores["AmazonCounterfactualClassification"].parts] == [
+        ("test", "en")
+    ]
+    assert [p.subset for p in scores["STS22.v2"].parts] == ["en"]
+
+
+def test_cmteb_splits(package_results: Path, cmn_tasks: list[AbsTask]) -> None:
+    scores = load_run_scores(_run(package_results, QZHOU, QZHOU_REV), cmn_tasks).by_name()
+    assert {p.split for p in scores["ATEC"].parts} == {"test"}
+    assert {p.split for p in scores["T2Retrieval"].parts} == {"dev"}
+    assert {p.split for p in scores["TNews"].parts} == {"validation"}
+    assert {p.split for p in scores["MultilingualSentiment"].parts} == {"validation", "test"}
+
+
+def test_missing_file_split_and_subset_are_listed(
+    results_copy: Path, eng_tasks: list[AbsTask]
+) -> None:
+    task_file(results_copy, QZHOU, QZHOU_REV, "STS12").unlink()
+
+    def drop_en_en(data: dict) -> None:
+        data["scores"]["test"] = [e for e in data["scores"]["test"] if e["hf_subset"] != "en-en"]
+
+    edit_scores(task_file(results_copy, QZHOU, QZHOU_REV, "STS17"), drop_en_en)
+    edit_scores(
+        task_file(results_copy, QZHOU, QZHOU_REV, "SCIDOCS"),
+        lambda d: d["scores"].pop("test"),
+    )
+    scores = load_run_scores(_run(results_copy, QZHOU, QZHOU_REV), eng_tasks).by_name()
+    assert scores["STS12"].score is None and scores["STS12"].problem == NO_FILE
+    assert scores["STS17"].score is None and scores["STS17"].missing == (("test", "en-en"),)
+    assert scores["SCIDOCS"].score is None and scores["SCIDOCS"].missing == (("test", "default"),)
+    assert scores["STS17"].describe_missing() == "STS17: test/en-en"
+    assert scores["STS12"].describe_missing() == "STS12 (no result file)"
+
+
+def test_unreadable_file_is_reported_not_fatal(
+    results_copy: Path, eng_tasks: list[AbsTask]
+) -> None:
+    task_file(results_copy, QZHOU, QZHOU_REV, "BIOSSES").write_text("{not json", encoding="utf-8")
+    scores = load_run_scores(_run(results_copy, QZHOU, QZHOU_REV), eng_tasks).by_name()
+    assert scores["BIOSSES"].score is None
+    assert scores["BIOSSES"].problem.startswith("unreadable result file")
+    assert scores["STS12"].complete
+
+
+def test_pre_1_11_result_files_are_read(tmp_path: Path) -> None:
+    """The oldest mteb 1.x layout (split -> metric dicts, no main_score) goes through mteb."""
+    old = {
+        "mteb_version": "1.0.0",
+        "mteb_dataset_name": "STS17",
+        "dataset_revision": "x",
+        "test": {
+            "en-en": {"cos_sim": {"pearson": 0.8, "spearman": 0.85}},
+            "ko-ko": {"cos_sim": {"pearson": 0.8, "spearman": 0.5}},
+            "evaluation_time": 1.0,
+        },
+    }
+    (tmp_path / "STS17.json").write_text(json.dumps(old), encoding="utf-8")
+    task = next(t for t in mteb.get_benchmark(ENG).tasks if t.metadata.name == "STS17")
+    loaded = load_task_results(tmp_path, [task])
+    scored = score_task(task, loaded["STS17"])
+    assert scored.score == pytest.approx(0.85)  # en-en only, as the benchmark counts it
+
+
+def test_mteb_2_result_files_are_read(tmp_path: Path) -> None:
+    task = mteb.get_task("STSBenchmark")
+    result = TaskResult.from_task_results(
+        task, {"test": {"default": {"main_score": 0.9, "cosine_spearman": 0.9}}}, 1.0
+    )
+    result.to_disk(tmp_path / "STSBenchmark.json")
+    scored = score_task(task, load_task_results(tmp_path, [task])["STSBenchmark"])
+    assert scored.score == pytest.approx(0.9)
+    assert [(p.split, p.subset) for p in scored.parts] == [("test", "default")]
+
+
+def _summary(results: Path, model: str, revision: str, tasks: list[AbsTask]):
+    run = RunDir(RunId(model, revision), run_path(results, model, revision))
+    return summarize(load_run_scores(run, tasks))
+
+
+def _row(summary) -> dict[str, float | None]:
+    row = {t: points(m.value) for t, m in summary.types.items()}
+    return (
+        row
+        | {MEAN_TASK: points(summary.mean_task.value)}
+        | {MEAN_TASK_TYPE: points(summary.mean_task_type.value)}
+    )
+
+
+def test_published_eng_row(package_results: Path, eng_tasks: list[AbsTask]) -> None:
+    assert _row(_summary(package_results, QZHOU, QZHOU_REV, eng_tasks)) == PUBLISHED_ENG
+
+
+@pytest.mark.parametrize(("model", "revision"), [(QZHOU, QZHOU_REV), (QZHOU_ZH, QZHOU_ZH_REV)])
+def test_published_cmteb_rows_under_both_definitions(
+    package_results: Path, cmn_tasks: list[AbsTask], model: str, revision: str
+) -> None:
+    published = _summary(package_results, model, revision, apply_definition(cmn_tasks, PUBLISHED))
+    assert _row(published) == PUBLISHED_CMN[model]
+    current = _summary(package_results, model, revision, apply_definition(cmn_tasks, CURRENT))
+    assert _row(current) == PUBLISHED_CMN[model] | CURRENT_CMN[model]
+
+
+def test_incomplete_type_has_no_mean_but_a_count(
+    results_copy: Path, eng_tasks: list[AbsTask]
+) -> None:
+    task_file(results_copy, QZHOU, QZHOU_REV, "STS12").unlink()
+    summary = _summary(results_copy, QZHOU, QZHOU_REV, eng_tasks)
+    assert summary.types["STS"] == Mean(None, 8, 9)
+    assert points(summary.types["Retrieval"].value) == PUBLISHED_ENG["Retrieval"]
+    assert summary.mean_task == Mean(None, 40, 41)
+    assert summary.mean_task_type == Mean(None, 6, 7)
+    assert not summary.complete
+
+
+def test_mean_of() -> None:
+    assert mean_of([0.5, 0.7]).value == pytest.approx(0.6)
+    assert mean_of([0.5, None]) == Mean(None, 1, 2)
+    assert mean_of([]) == Mean(None, 0, 0)
+
+
+def test_leaderboard_order_by_mean_task_type(
+    package_results: Path, cmn_tasks: list[AbsTask], results_copy: Path
+) -> None:
+    zh = _summary(package_results, QZHOU_ZH, QZHOU_ZH_REV, cmn_tasks)
+    base = _summary(package_results, QZHOU, QZHOU_REV, cmn_tasks)
+    task_file(results_copy, QZHOU_ZH, QZHOU_ZH_REV, "ATEC").unlink()
+    incomplete = _summary(results_copy, QZHOU_ZH, QZHOU_ZH_REV, cmn_tasks)
+    ordered = leaderboard_order([incomplete, base, zh])
+    assert ordered == [zh, base, incomplete]
+
+
+@pytest.mark.slow
+def test_agrees_with_mteb_leaderboard_summary(
+    package_results: Path, cmn_tasks: list[AbsTask], tmp_path: Path
+) -> None:
+    """mteb's own summary table (today's definition) gives the same means for these models."""
+    os.symlink(package_results, tmp_path / "results")
+    bench = mteb.get_benchmark(CMN)
+    loaded = mteb.ResultCache(tmp_path).load_results(
+        tasks=bench, include_remote=False, require_model_meta=False, validate_and_filter=True
+    )
+    table = loaded.get_benchmark_result().set_index("Model")
+    current = apply_definition(cmn_tasks, CURRENT)
+    for model, revision in [(QZHOU, QZHOU_REV), (QZHOU_ZH, QZHOU_ZH_REV)]:
+        ours = _summary(package_results, model, revision, current)
+        assert table.loc[model, "Mean (Task)"] == pytest.approx(ours.mean_task.value, abs=1e-12)
+        assert table.loc[model, "Mean (TaskType)"] == pytest.approx(
+            ours.mean_task_type.value, abs=1e-12
+        )
+        for task_type, mean in ours.types.items():
+            assert table.loc[model, task_type] == pytest.approx(mean.value, abs=1e-12)
