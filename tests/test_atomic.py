@@ -16,7 +16,7 @@ from qzhou_eval import atomic
 from qzhou_eval.errors import UserError, WriteError
 
 
-class _DiskFillsUp:
+class DiskFillsUp:
     """Stands in for a full disk: the file takes half of what is written, then ENOSPC."""
 
     def __init__(self, f) -> None:
@@ -58,7 +58,7 @@ def test_full_disk_mid_write_keeps_the_old_file_and_removes_the_temp(tmp_path, m
     target = tmp_path / ("a.json" if writer == "text" else "a.npy")
     atomic.write_bytes(target, b"old content")
     real = atomic._open_temp
-    monkeypatch.setattr(atomic, "_open_temp", lambda tmp: _DiskFillsUp(real(tmp)))
+    monkeypatch.setattr(atomic, "_open_temp", lambda tmp: DiskFillsUp(real(tmp)))
     with pytest.raises(WriteError) as info:
         if writer == "text":
             atomic.write_text(target, "new content " * 1000)
