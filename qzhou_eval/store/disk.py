@@ -124,7 +124,7 @@ def read_rows(folder: Path, shard: Shard, rows: Sequence[int]) -> np.ndarray:
     out = np.empty((len(rows), shard.dim), dtype=np.float32)
     row_bytes = shard.dim * 4
     order = np.argsort(np.asarray(rows), kind="stable")
-    with (folder / f"{shard.name}{VECS}").open("rb", buffering=0) as f:
+    with (folder / f"{shard.name}{VECS}").open("rb") as f:  # buffered: read(n) gets n bytes
         i = 0
         while i < len(order):  # one read per run of consecutive rows
             j = i
