@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from qzhou_eval.config.devices import check_device
 from qzhou_eval.errors import ConfigError
 
 POOLING_MODES = ("mean", "last_token", "cls", "weighted_mean")
@@ -307,9 +308,13 @@ def _warn_once(message: str) -> None:
 
 
 def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
+    """Validated runtime settings; the device must exist on this machine (checked with torch).
+
+    The folders are checked for writing by the runner's plan (that creates them).
+    """
     s = "runtime"
     return RuntimeSpec(
-        device=str(cfg.get("device", "auto")),
+        device=check_device(str(cfg.get("device", "auto")), f"{s}.device"),
         tokens_per_batch=_positive_int(s, "tokens_per_batch", cfg.get("tokens_per_batch", 16384)),
         max_batch_size=_positive_int(s, "max_batch_size", cfg.get("max_batch_size", 512)),
         results_dir=Path(str(cfg.get("results_dir", "results"))).expanduser(),

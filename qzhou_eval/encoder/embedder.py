@@ -6,6 +6,7 @@ are all finished (or whose vectors are all stored) never loads the model.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from qzhou_eval.encoder.batching import token_budget_batches
+from qzhou_eval.errors import WriteError
 from qzhou_eval.models.backbone import Backbone
 
 logger = logging.getLogger(__name__)
@@ -125,15 +127,21 @@ class Embedder:
         out: np.ndarray | None = None
         pending: list[int] = []
         with tqdm(total=len(texts), desc=desc, disable=not self.progress, leave=False) as bar:
-            for batch in batches:
-                vectors = self._forward_with_oom_split(backbone, [ids[i] for i in batch])
-                if out is None:
-                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-                out[batch] = vectors.numpy()
-                pending.extend(batch)
-                if len(pending) >= self.flush_every:
-                    self._flush(side, texts, out, pending)
-                bar.update(len(batch))
+            try:
+                for batch in batches:
+                    vectors = self._forward_with_oom_split(backbone, [ids[i] for i in batch])
+                    if out is None:
+                        out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                    out[batch] = vectors.numpy()
+                    pending.extend(batch)
+                    if len(pending) >= self.flush_every:
+                        self._flush(side, texts, out, pending)
+                    bar.update(len(batch))
+            except BaseException as e:  # Ctrl-C, a failed batch: keep the vectors computed so far
+                if out is not None and not isinstance(e, WriteError):  # (a full store cannot)
+                    with contextlib.suppress(Exception):
+                        self._flush(side, texts, out, pending)
+                raise
         assert out is not None
         self._flush(side, texts, out, pending)
         self.encoded_inputs += len(texts)

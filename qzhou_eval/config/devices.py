@@ -1,0 +1,47 @@
+"""Device strings checked at plan time: a device this machine lacks is one line, not a traceback.
+
+Checked against what torch sees (without starting CUDA: ``torch.cuda.device_count`` asks NVML),
+so ``cuda:7`` on a one-GPU node fails before any dataset or model is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from qzhou_eval.errors import ConfigError
+
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda)(?::(\d+))?")
+
+
+def check_device(device: str, key: str) -> str:
+    """Return ``device`` if this machine has it; else a ConfigError naming ``key`` (one line).
+
+    ``auto`` (cuda if available, else cpu) and ``cpu`` always pass.
+    """
+    m = _DEVICE.fullmatch(str(device).strip())
+    if m is None or (m[2] is not None and m[1] != "cuda"):
+        raise ConfigError(f"{key}={device!r} is not a device; use {DEVICE_FORMS}")
+    kind, index = m[1], m[2]
+    if kind in ("auto", "cpu"):
+        return m[0]
+    import torch
+
+    if kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"{key}=mps: this machine has no MPS device; use {key}=cpu or auto")
+        return m[0]
+    count = torch.cuda.device_count()
+    if count == 0:
+        if torch.version.cuda is None:
+            why = f"this torch {torch.__version__} is a CPU-only build"
+        elif os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+            why = f"none is visible (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r})"
+        else:
+            why = "none is visible"
+        raise ConfigError(f"{key}={device}: no CUDA device ({why}); use {key}=cpu or auto")
+    if index is not None and int(index) >= count:
+        visible = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise ConfigError(f"{key}={device}: this machine has {count} CUDA device(s) ({visible})")
+    return m[0]
