@@ -28,8 +28,8 @@ from mteb.cache import ResultCache
 from mteb.models import ModelMeta
 from mteb.results import TaskResult
 
+from qzhou_eval import atomic
 from qzhou_eval.atomic import move_aside, remove_stale_temp_files, replacing, temp_path
-from qzhou_eval.atomic import write_text as atomic_write_text
 
 __all__ = ["ResultsFolder"]
 
@@ -126,10 +126,10 @@ class ResultsFolder(ResultCache):
         json_obj = task_result.model_dump()
         json_obj["date"] = task_result.date.timestamp() if task_result.date else None
         task_result._round_scores(json_obj["scores"], 6)  # what mteb's TaskResult.to_disk does
-        atomic_write_text(path, json.dumps(json_obj, indent=2))
+        atomic.write_text(path, json.dumps(json_obj, indent=2))
         if isinstance(model_name, ModelMeta):
             meta_text = json.dumps(model_name.to_dict(), default=str, indent=4)
-            atomic_write_text(path.parent / "model_meta.json", meta_text)
+            atomic.write_text(path.parent / "model_meta.json", meta_text)
         kwargs = self.encode_kwargs if encode_kwargs is None else encode_kwargs
         self._write_run_settings(path.parent, task_result, task_result.scores, kwargs)
 

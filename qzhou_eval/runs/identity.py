@@ -22,10 +22,10 @@ from typing import Any
 import yaml
 from mteb.models import ModelMeta
 
+from qzhou_eval import atomic
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.recipe import Recipe
-from qzhou_eval import atomic
 
 RUN_RECORD = "qzhou_eval_run.yaml"
 

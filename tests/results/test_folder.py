@@ -127,9 +127,3 @@ def test_startup_cleanup_spares_a_concurrent_runs_temp_file(folder):
     os.utime(old, (past, past))
     assert folder.remove_stale_temp_files() == 1
     assert not old.exists() and live.exists()
-
-
-def test_atomic_write_text_is_still_importable_from_here():
-    from qzhou_eval.results.folder import atomic_write_text
-
-    assert atomic_write_text is atomic.write_text
