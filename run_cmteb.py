@@ -7,11 +7,13 @@ python run_cmteb.py model=minilm 'benchmark.tasks=[AFQMC]' data.mirror=/data/mte
 import sys
 
 from qzhou_eval.config import hydra_app
-from qzhou_eval.runs.cli import run_from_config
 
 
 @hydra_app("cmteb")
 def main(cfg) -> None:
+    # Imported here, not at the top: the app's one-line Ctrl-C handling covers these seconds too.
+    from qzhou_eval.runs.cli import run_from_config
+
     code = run_from_config(cfg, "cmteb")
     if code:
         sys.exit(code)

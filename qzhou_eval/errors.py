@@ -1,6 +1,9 @@
-"""Errors that the command-line apps turn into one clear line and exit code 2."""
+"""Errors that the command-line apps turn into one clear line (``error: ...``) and an exit code."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -18,6 +21,28 @@ class ConfigError(UserError):
 
 class MirrorError(UserError):
     """The offline dataset mirror lacks a dataset a task needs."""
+
+
+class WriteError(UserError, OSError):
+    """A file could not be written mid-run: disk full, quota, read-only mount, folder removed.
+
+    An ``OSError`` for library callers (``errno``, ``strerror``, ``filename`` are the original's),
+    a ``UserError`` for the apps: one line, exit code 1 (the input was fine; the disk was not).
+    Nothing is half-written: the writer removed its temporary file before raising this.
+    """
+
+    exit_code = 1
+
+    def __init__(self, path: Path | str, cause: OSError) -> None:
+        strerror = cause.strerror or str(cause) or type(cause).__name__
+        super().__init__(cause.errno or 0, strerror, os.fspath(path))
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.strerror}"
+
+    def __reduce__(self):  # picklable across processes (launchers, worker pools)
+        return (type(self), (self.path, OSError(self.errno, self.strerror)))
 
 
 class DeviceError(UserError):

@@ -1,23 +1,33 @@
 """Hydra entry points shared by every command-line app.
 
-Every app is a Hydra app over the repository's top-level ``conf/`` folder. Bad input surfaces as a
-:class:`~qzhou_eval.errors.UserError`; :func:`hydra_app` prints it as one line on stderr and exits
-with code 2, leaving no traceback wall for a config typo.
+Every app is a Hydra app over the repository's top-level ``conf/`` folder. Whatever stops a
+command reaches the user as one line on stderr, never a traceback:
+
+- bad input (a :class:`~qzhou_eval.errors.UserError`: config value, YAML syntax error, unknown
+  config name, missing folder, unwritable folder, absent device): ``error: ...``, exit code 2;
+- a write that fails mid-run (disk full, quota, read-only mount): ``error: ...`` naming the config
+  key and folder, exit code 1 (finished results and stored vectors are kept);
+- Ctrl-C (SIGINT) or SIGTERM (a scheduler's preemption): ``interrupted: ...`` / ``terminated:
+  ...``, exit code 130 / 143; vectors computed so far are stored on the way out.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from qzhou_eval.errors import UserError
+from qzhou_eval.errors import ConfigError, UserError, WriteError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -31,54 +41,189 @@ _QUIET_HYDRA = [
 ]
 
 
+INTERRUPTED = (
+    "interrupted: finished results and stored vectors are kept; rerun the same command to resume"
+)
+TERMINATED = INTERRUPTED.replace("interrupted:", "terminated (SIGTERM):")
+
+# OSErrors that are the machine's state, not a bug: one line, exit code 1.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that a run stops like on Ctrl-C."""
+
+
 def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` with command-line style overrides (no Hydra app).
 
     Used by tests and by library callers. Hydra errors (unknown group option, bad override
-    syntax) become a one-line ConfigError.
+    syntax) and YAML syntax errors become a one-line ConfigError.
     """
+    import yaml
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
-
-    from qzhou_eval.errors import ConfigError
 
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             return compose(config_name=config_name, overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(_one_line(str(e))) from None
+    except (yaml.YAMLError, HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(_config_problem(e) or _one_line(str(e))) from None
+
+
+def _yaml_problem(e: Exception) -> str:
+    """``<file>:<line>: <problem>`` of a YAML syntax error."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    problem = getattr(e, "problem", None) or getattr(e, "context", None) or _one_line(str(e))
+    if mark is None:
+        return f"YAML syntax error: {problem}"
+    name = str(mark.name)
+    with_cwd = os.path.relpath(name) if os.path.isabs(name) else name
+    if not with_cwd.startswith(".."):
+        name = with_cwd
+    return f"{name}:{mark.line + 1}: {problem}"
+
+
+def _missing_option(e: BaseException) -> str | None:
+    """``model=nosuch is unknown; use one of [...]`` for a config name Hydra cannot find."""
+    from hydra.errors import MissingConfigException
+
+    while e is not None and not isinstance(e, MissingConfigException):
+        e = e.__cause__ or e.__context__
+    if e is None or not e.missing_cfg_file or "/" not in e.missing_cfg_file:
+        return None
+    group, _, name = e.missing_cfg_file.rpartition("/")
+    msg = f"{group.replace('/', '.')}={name} is unknown; use one of {list(e.options or [])}"
+    if group == "prompts":
+        msg += " (each model's recipe is conf/prompts/<model>.yaml: add one, or set prompts=none)"
+    return msg
 
 
 def _one_line(msg: str) -> str:
-    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
+    text = msg.split("Config search path:")[0]  # Hydra's search-path dump says nothing useful
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return " ".join(lines[:12]) if lines else "invalid configuration"
+
+
+_HYDRA_FLAGS_WITHOUT_COMPOSE_CHANGE = ("-m", "--multirun")
 
 
 def _precheck(config_name: str, args: Sequence[str]) -> None:
     """Compose once before Hydra does, so a bad override is one line and exit code 2.
 
-    Skipped for multirun sweeps and Hydra's own flags (--help, --cfg, ...), which Hydra handles.
+    A multirun (``-m``) is checked without its sweep overrides (each job checks its own values).
+    Skipped for Hydra's other flags (--help, --cfg, --config-name, ...), which Hydra handles.
     """
-    from qzhou_eval.errors import ConfigError
-
-    if any(a.startswith("-") for a in args):
+    flags = [a for a in args if a.startswith("-")]
+    if any(f not in _HYDRA_FLAGS_WITHOUT_COMPOSE_CHANGE for f in flags):
         return
-    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
+    overrides = [
+        a for a in args if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")
+    ]
     try:
+        if flags:
+            overrides = _without_sweeps(overrides)
         compose_config(config_name, overrides)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
 
 
+def _without_sweeps(overrides: list[str]) -> list[str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as e:
+        raise ConfigError(_one_line(str(e))) from None
+    return [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line]
+
+
+def _report(e: BaseException, cfg: DictConfig | None) -> int:
+    """Print ``e`` as one line on stderr; return the exit code (re-raise what is a bug)."""
+    if isinstance(e, KeyboardInterrupt):
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    if isinstance(e, Terminated):
+        print(TERMINATED, file=sys.stderr)
+        return 143
+    if isinstance(e, WriteError) or (isinstance(e, OSError) and e.errno in _DISK_ERRNOS):
+        print(f"error: {_write_problem(e, cfg)}", file=sys.stderr)
+        return 1
+    if isinstance(e, UserError):
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    raise e
+
+
+def _write_problem(e: OSError, cfg: DictConfig | None) -> str:
+    from qzhou_eval.config.folders import key_of_path
+
+    path = e.path if isinstance(e, WriteError) else e.filename
+    what = str(e) if isinstance(e, WriteError) else f"{path}: {e.strerror}"
+    where = key_of_path(cfg, path) if cfg is not None and path else None
+    prefix = f"{where[0]}={where[1]}: " if where else ""
+    return f"{prefix}{what}; finished results and stored vectors are kept; fix it and rerun"
+
+
+def _config_problem(e: Exception) -> str | None:
+    """The one-line message of a config error raised by Hydra itself, else None."""
+    import yaml
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(e, yaml.YAMLError):
+        return _yaml_problem(e)
+    if isinstance(e, HydraException | OmegaConfBaseException):
+        override = getattr(e, "override", None)  # OverrideParseException: name the override
+        prefix = f"cannot parse the override {override!r}: " if override else ""
+        return _missing_option(e) or prefix + _one_line(str(e))
+    return None
+
+
+@contextlib.contextmanager
+def _hydra_reraises() -> Iterator[None]:
+    """Let Hydra raise its errors to us (it would print them with a traceback, exit code 1)."""
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the app runs, SIGTERM raises :class:`Terminated` (unless someone else handles it)."""
+    installed = threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    )
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    if installed:
+        signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
     """Decorator: turn ``fn(cfg)`` into a Hydra command-line app over ``conf/``.
 
-    A UserError raised by ``fn`` prints ``error: <message>`` and exits with code 2.
+    What stops ``fn`` is printed as one line with its exit code (see the module docstring);
+    any other exception is a bug and keeps its traceback.
     """
 
     def wrap(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
@@ -88,9 +233,8 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
         def task(cfg: DictConfig) -> None:
             try:
                 fn(cfg)
-            except UserError as e:
-                print(f"error: {e}", file=sys.stderr)
-                sys.exit(e.exit_code)
+            except (Exception, KeyboardInterrupt, Terminated) as e:
+                sys.exit(_report(e, cfg))
 
         main = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base=None)(
             task
@@ -98,16 +242,25 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
 
         def entry() -> None:
             logging.getLogger("hydra").setLevel(logging.WARNING)
-            os.environ.setdefault("HYDRA_FULL_ERROR", "0")
             user_args = sys.argv[1:]
-            _precheck(config_name, user_args)
-            # Hydra's parser wants overrides in one run: append ours after the user's, unless the
-            # user's last word is a flag that may take a value.
-            if user_args and user_args[-1].startswith("-"):
-                sys.argv = [sys.argv[0], *_QUIET_HYDRA, *user_args]
-            else:
-                sys.argv = [sys.argv[0], *user_args, *_QUIET_HYDRA]
-            main()
+            with _sigterm_raises(), _hydra_reraises():
+                try:
+                    _precheck(config_name, user_args)
+                    # Hydra's parser wants overrides in one run: append ours after the user's,
+                    # unless the user's last word is a flag that may take a value.
+                    if user_args and user_args[-1].startswith("-"):
+                        sys.argv = [sys.argv[0], *_QUIET_HYDRA, *user_args]
+                    else:
+                        sys.argv = [sys.argv[0], *user_args, *_QUIET_HYDRA]
+                    main()
+                except (KeyboardInterrupt, Terminated) as e:  # before or between Hydra's jobs
+                    sys.exit(_report(e, None))
+                except Exception as e:  # Hydra composing a job (a multirun's sweep values)
+                    problem = _config_problem(e)
+                    if problem is None:
+                        raise  # a bug: keep its traceback
+                    print(f"error: {problem}", file=sys.stderr)
+                    sys.exit(ConfigError.exit_code)
 
         return entry
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from qzhou_eval.config.devices import resolve_devices
 from qzhou_eval.errors import ConfigError
 
 POOLING_MODES = ("mean", "last_token", "cls", "weighted_mean")
@@ -313,9 +314,11 @@ def _warn_once(message: str) -> None:
 
 
 def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
-    s = "runtime"
-    from qzhou_eval.config.devices import resolve_devices
+    """Validated runtime settings; the device must exist on this machine (checked with torch).
 
+    The folders are checked for writing by the runner's plan (that creates them).
+    """
+    s = "runtime"
     max_padding = cfg.get("max_padding")
     if max_padding is not None and (
         isinstance(max_padding, bool)

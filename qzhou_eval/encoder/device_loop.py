@@ -14,6 +14,7 @@ The loop is the same in the main process (one device) and in each data-parallel 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -131,6 +132,12 @@ class DeviceLoop:
         pending: deque[tuple[K, torch.Tensor, Any]] = deque()
         try:
             yield from self._loop(prepared, pending)
+        except BaseException:
+            # A failed batch or Ctrl-C: hand over the batches already computed, then stop.
+            while pending:
+                with contextlib.suppress(Exception):
+                    yield self._finish(pending.popleft())
+            raise
         finally:
             prepared.close()
 

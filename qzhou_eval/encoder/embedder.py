@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from qzhou_eval.encoder.batching import packed_batches, token_budget_batches
 from qzhou_eval.encoder.device_loop import prefetch
 from qzhou_eval.encoder.engines import Engine, LocalEngine
+from qzhou_eval.errors import WriteError
 from qzhou_eval.models.backbone import Backbone
 from qzhou_eval.models.inputs import TokenBatch
 
@@ -242,11 +244,19 @@ class Embedder:
                         if len(pending) >= self.flush_every:
                             flush()
                         bar.update(len(rows))
+        except BaseException as e:
+            # Ctrl-C, a failed worker: store what was computed, so a rerun resumes from there
+            # (not after a failed write: a full store cannot take more).
+            if not isinstance(e, WriteError):
+                with contextlib.suppress(Exception):
+                    flush()
+            with contextlib.suppress(Exception):
+                writer.finish()
+            raise
         finally:
-            # Also on Ctrl-C or a failed worker: what was computed is stored, so a rerun resumes.
-            flush()
-            writer.finish()
             self.model_seconds += time.perf_counter() - started
+        flush()
+        writer.finish()
         assert out is not None
         self.encoded_inputs += len(texts)
         return out

@@ -6,16 +6,14 @@ Markdown tables are ×100 and rounded. ``*_scores.csv`` can be read back as ``re
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from qzhou_eval import atomic
 from qzhou_eval.report.build import Report
 from qzhou_eval.report.compare import Comparison, Delta
 from qzhou_eval.report.discover import RunId
@@ -28,39 +26,17 @@ from qzhou_eval.report.score import (
     other_definition,
     task_types,
 )
-from qzhou_eval.results.folder import atomic_write_text
 
 SCALE = "0-1, as in mteb's result files (the tables show ×100)"
 
 
 def write_file(path: Path, data: str | bytes) -> Path:
-    """Write one report file atomically; readable by everyone, as report files are for sharing.
-
-    Text goes through the package's atomic writer, whose temporary files are private (0600);
-    the mode is set once the file is in place.
-    """
+    """Write one report file atomically (the package's one writer: never a half file)."""
     if isinstance(data, str):
-        atomic_write_text(path, data)
+        atomic.write_text(path, data)
     else:
-        _atomic_write_bytes(path, data)
-    os.chmod(path, 0o644)
+        atomic.write_bytes(path, data)
     return path
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """``atomic_write_text`` for the PNG bytes (that writer takes text only): same steps."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def report_stem(report: Report, key: str) -> str:

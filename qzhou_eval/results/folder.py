@@ -1,4 +1,4 @@
-"""mteb's ResultCache rooted at a results folder, with crash-safe writes.
+"""mteb's ResultCache rooted at a results folder, with crash-safe writes and self-healing reads.
 
 Layout (mteb's own, so folders can be compared with and submitted to the public results repo)::
 
@@ -6,8 +6,13 @@ Layout (mteb's own, so folders can be compared with and submitted to the public 
     <results_dir>/<org>__<model>/<revision>/experiments/<experiment>/<Task>.json
 
 mteb writes result files in place; a run killed mid-write leaves a truncated JSON that breaks the
-next run. Here every file is written to a temporary sibling (a name that does not end in
-``.json``, so no result loader picks it up) and moved into place with ``os.replace``.
+next run. Here every file (results, ``model_meta.json``, ``run_settings.jsonl``) goes through
+:mod:`qzhou_eval.atomic`. What a crash, a full disk or a damaged disk can still leave is healed
+when mteb looks a task up (:meth:`ResultsFolder.load_task_result`):
+
+- a result file that does not load is moved aside as ``<Task>.json.corrupt-<UTC time>`` (one
+  warning) and the task is evaluated again;
+- a result whose ``run_settings.jsonl`` line is missing (killed between the two writes) gets it.
 """
 
 from __future__ import annotations
@@ -15,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,30 +28,28 @@ from mteb.cache import ResultCache
 from mteb.models import ModelMeta
 from mteb.results import TaskResult
 
+from qzhou_eval import atomic
+from qzhou_eval.atomic import move_aside, remove_stale_temp_files, replacing, temp_path
+
+__all__ = ["ResultsFolder"]
+
 logger = logging.getLogger(__name__)
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+RUN_SETTINGS = "run_settings.jsonl"
 
 
 class ResultsFolder(ResultCache):
-    """A ResultCache whose ``results_dir`` holds ``<org>__<model>/`` folders directly."""
+    """A ResultCache whose ``results_dir`` holds ``<org>__<model>/`` folders directly.
 
-    def __init__(self, results_dir: Path | str) -> None:
+    ``encode_kwargs``: what the run passes to ``mteb.evaluate`` (recorded when a missing
+    ``run_settings.jsonl`` line is restored).
+    """
+
+    def __init__(
+        self, results_dir: Path | str, encode_kwargs: Mapping[str, Any] | None = None
+    ) -> None:
         self.results_dir = Path(results_dir).expanduser()
+        self.encode_kwargs = dict(encode_kwargs or {})
         super().__init__(cache_path=self.results_dir)
 
     @property
@@ -68,6 +69,51 @@ class ResultsFolder(ResultCache):
         )
         return self.results_dir / path.relative_to(self.cache_path / "results")
 
+    def load_task_result(
+        self,
+        task_name: str,
+        model_name: str | ModelMeta,
+        model_revision: str | None = None,
+        raise_if_not_found: bool = False,
+        prioritize_remote: bool = False,
+        experiment_name: str | None = None,
+    ) -> TaskResult | None:
+        """mteb's lookup; a damaged file counts as missing (moved aside); lost lines restored."""
+        path = self.get_task_result_path(
+            task_name, model_name, model_revision, experiment_name=experiment_name
+        )
+        try:
+            result = super().load_task_result(
+                task_name,
+                model_name,
+                model_revision,
+                raise_if_not_found=raise_if_not_found,
+                experiment_name=experiment_name,
+            )
+        except (ValueError, KeyError, TypeError) as e:  # JSON, UTF-8, pydantic: ValueErrors
+            self._move_damaged(path, task_name, e)
+            if raise_if_not_found:
+                raise FileNotFoundError(f"{path} was damaged and moved aside") from None
+            return None
+        if result is not None:
+            self._restore_run_settings(path.parent, result)
+        return result
+
+    @staticmethod
+    def _move_damaged(path: Path, task_name: str, error: Exception) -> None:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+        try:
+            moved = move_aside(path)
+        except FileNotFoundError:  # another run moved it first
+            return
+        logger.warning(
+            "result file %s is damaged (%s): moved aside as %s; evaluating %s again",
+            path,
+            reason,
+            moved.name,
+            task_name,
+        )
+
     def save_to_cache(
         self,
         task_result: TaskResult,
@@ -79,41 +125,88 @@ class ResultsFolder(ResultCache):
         path = self.get_task_result_path(task_result.task_name, model_name, model_revision)
         json_obj = task_result.model_dump()
         json_obj["date"] = task_result.date.timestamp() if task_result.date else None
-        task_result._round_scores(json_obj["scores"], 6)
-        atomic_write_text(path, json.dumps(json_obj, indent=2))
+        task_result._round_scores(json_obj["scores"], 6)  # what mteb's TaskResult.to_disk does
+        atomic.write_text(path, json.dumps(json_obj, indent=2))
         if isinstance(model_name, ModelMeta):
             meta_text = json.dumps(model_name.to_dict(), default=str, indent=4)
-            atomic_write_text(path.parent / "model_meta.json", meta_text)
-        self._append_run_settings(path.parent, task_result, encode_kwargs)
+            atomic.write_text(path.parent / "model_meta.json", meta_text)
+        kwargs = self.encode_kwargs if encode_kwargs is None else encode_kwargs
+        self._write_run_settings(path.parent, task_result, task_result.scores, kwargs)
+
+    def _restore_run_settings(self, folder: Path, result: TaskResult) -> None:
+        """Add the ``run_settings.jsonl`` lines of splits the file lacks (a kill between writes)."""
+        recorded = {
+            (entry.get("task"), split)
+            for entry in _read_jsonl(folder / RUN_SETTINGS)
+            for split in entry.get("splits") or [entry.get("split")]
+        }
+        missing = {
+            split: scores
+            for split, scores in result.scores.items()
+            if (result.task_name, split) not in recorded
+        }
+        if missing:
+            self._write_run_settings(folder, result, missing, self.encode_kwargs)
+            logger.info("%s: restored the %s line of %s", folder, RUN_SETTINGS, result.task_name)
 
     @staticmethod
-    def _append_run_settings(
-        folder: Path, task_result: TaskResult, encode_kwargs: Mapping[str, Any] | None
+    def _write_run_settings(
+        folder: Path,
+        task_result: TaskResult,
+        scores: Mapping[str, list[dict[str, Any]]],
+        encode_kwargs: Mapping[str, Any] | None,
     ) -> None:
-        """mteb's run_settings.jsonl (package versions per split); best effort, never fatal."""
+        """mteb's run_settings.jsonl (package versions per split), merged by mteb, written by us.
+
+        mteb's merge (one line per task/split/subset, latest wins, rows combined) is a private
+        helper that writes in place; it runs on a scratch copy whose text then goes through our
+        atomic writer. Lines that do not parse are dropped. Skipped if a later mteb moves the
+        helpers (the file is informational).
+        """
         try:
             from mteb.cache.result_cache import _get_package_versions
             from mteb.results.task_result import _write_and_merge_keyed_json
-        except ImportError:  # private helpers moved in a later mteb
+        except ImportError:
             return
+        kwargs = json.loads(json.dumps(dict(encode_kwargs or {}), default=str))
         settings = [
             {
                 "task": task_result.task_name,
                 "splits": [split],
                 "version": _get_package_versions(),
-                "encode_kwargs": json.loads(json.dumps(dict(encode_kwargs or {}), default=str)),
-                "subsets": sorted({s.get("hf_subset", "default") for s in scores}),
+                "encode_kwargs": kwargs,
+                "subsets": sorted({s.get("hf_subset", "default") for s in split_scores}),
             }
-            for split, scores in task_result.scores.items()
+            for split, split_scores in scores.items()
         ]
-        if settings:
-            _write_and_merge_keyed_json(folder / "run_settings.jsonl", settings)
+        if not settings:
+            return
+        path = folder / RUN_SETTINGS
+        with replacing(path) as out:
+            scratch = temp_path(path)
+            try:  # only the lines that parse: a damaged file is healed, not fatal
+                old = "".join(json.dumps(e, default=str) + "\n" for e in _read_jsonl(path))
+                scratch.write_text(old, encoding="utf-8")
+                _write_and_merge_keyed_json(scratch, settings)
+                out.write(scratch.read_bytes())
+            finally:
+                scratch.unlink(missing_ok=True)
 
     def remove_stale_temp_files(self) -> int:
-        """Delete temporary files left by a killed run; return how many."""
-        n = 0
-        for tmp in self.results_dir.glob("**/.*.json.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-                n += 1
-        return n
+        """Delete temporary files left by killed runs (not those of a run still writing)."""
+        return remove_stale_temp_files(self.results_dir, recursive=True)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a .jsonl file; lines that do not parse are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                out.append(entry)
+    return out

@@ -22,10 +22,10 @@ from typing import Any
 import yaml
 from mteb.models import ModelMeta
 
+from qzhou_eval import atomic
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.recipe import Recipe
-from qzhou_eval.results.folder import atomic_write_text
 
 RUN_RECORD = "qzhou_eval_run.yaml"
 
@@ -128,4 +128,4 @@ def check_and_record(
     if not write:
         return
     text = yaml.safe_dump(record, sort_keys=True, allow_unicode=True)
-    atomic_write_text(path, text)
+    atomic.write_text(path, text)

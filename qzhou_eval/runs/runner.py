@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import compose_config
+from qzhou_eval.config.folders import check_writable_folder
 from qzhou_eval.config.spec import (
     ModelSpec,
     RuntimeSpec,
@@ -37,6 +38,8 @@ from qzhou_eval.runs.identity import Variant, build_model_meta, check_and_record
 from qzhou_eval.store import DiskStore, model_fingerprint
 
 logger = logging.getLogger(__name__)
+
+ENCODE_KWARGS = {"batch_size": 1024, "show_progress_bar": False}  # what mteb records per run
 
 
 @lru_cache(maxsize=1)
@@ -117,6 +120,9 @@ def plan_run(cfg: DictConfig, config_name: str) -> RunPlan:
             "'benchmark.tasks=[{task}]'"
         )
         apply_mirror(tasks, mirror, hint)
+    check_writable_folder("runtime.results_dir", runtime.results_dir)
+    if runtime.store_dir is not None:
+        check_writable_folder("runtime.store_dir", runtime.store_dir)
     return RunPlan(
         spec, runtime, recipe, tasks, dims, variant, benchmark_info(cfg.benchmark, tasks)
     )
@@ -139,7 +145,7 @@ def execute(plan: RunPlan) -> RunOutcome:
     """Evaluate every task at every requested dimension; one encoding pass per task."""
     started = time.monotonic()
     spec, runtime = plan.spec, plan.runtime
-    folder = ResultsFolder(runtime.results_dir)
+    folder = ResultsFolder(runtime.results_dir, encode_kwargs=ENCODE_KWARGS)
     folder.remove_stale_temp_files()
     store: MemoryStore | DiskStore
     if runtime.store_dir is not None:
@@ -203,7 +209,7 @@ def _evaluate(
                     task,
                     cache=folder,
                     overwrite_strategy=strategy,
-                    encode_kwargs={"batch_size": 1024, "show_progress_bar": False},
+                    encode_kwargs=ENCODE_KWARGS,
                     show_progress_bar=False,
                     raise_error=True,
                     co2_tracker=False,

@@ -1,10 +1,28 @@
 """Embedding store on disk, keyed by model fingerprint + side + the exact model input.
 
-Layout: ``<root>/<model fingerprint>/`` holds append-only shards, each a pair
-``<id>.vecs.npy`` (float32, raw full-dimension vectors) and ``<id>.keys.npy`` (sha256 of
-``side \\0 input``). A shard is written to temporary names and renamed, vectors first, keys last:
-a shard without its keys file does not exist, so a run killed at any moment leaves a valid store
-and the next run re-encodes only what was not stored.
+Layout: ``<root>/<model fingerprint>/`` holds shards, each a pair ``<id>.vecs.npy`` (float32,
+raw full-dimension vectors) and ``<id>.keys.npy`` (uint8 (n, 32): sha256 of ``side \\0 input``).
+A shard is written through :mod:`qzhou_eval.atomic`, vectors first, keys last: a shard without
+its keys file does not exist, so a run killed at any moment leaves a valid store and the next run
+re-encodes only what was not stored.
+
+Shared by processes (several runs, several nodes on one filesystem), without locks:
+
+- writers refresh the index from disk before writing and store only keys not yet present;
+- duplicate keys (two writers racing on the same inputs) are compacted away: the shards that
+  share keys are merged into a new shard, which is committed (and read back) before any of them
+  is deleted, keys file first. Every vector therefore lives in some committed shard at every
+  moment, also when two processes compact at once (the worst case is one more duplicate, merged
+  next time);
+- readers read rows with plain file reads (no long-lived memory maps: a shard deleted by another
+  node's compaction would crash a mapped reader on NFS), re-index and retry when a shard has
+  vanished, and treat an input they cannot read as not stored (it is encoded again).
+
+Each shard is validated when first indexed (both files load; keys uint8 (n, 32); vectors 2-D
+float32 with n rows, the file as long as its header says). A damaged shard is moved aside as
+``*.corrupt-<UTC time>`` with one warning and its inputs are encoded again. Orphan ``.vecs.npy``
+files (the keys file never written) and temporary files are deleted once older than
+:data:`qzhou_eval.atomic.STALE_AFTER_S`; younger ones may belong to a live writer.
 
 The fingerprint covers everything that changes a raw vector (name, revision, backend, attention,
 pooling, dtype, attention kernel, max length, padding side, truncation policy, Token Prepending,
@@ -16,16 +34,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from qzhou_eval import atomic
 from qzhou_eval.config.spec import ModelSpec
 
+logger = logging.getLogger(__name__)
+
 KEY_BYTES = 32
+KEYS = ".keys.npy"
+VECS = ".vecs.npy"
 
 
 def model_fingerprint(spec: ModelSpec) -> str:
@@ -37,18 +62,81 @@ def _key(side: str, text: str) -> bytes:
     return hashlib.sha256(f"{side}\0{text}".encode()).digest()
 
 
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+# What numpy raises on a file that is not a valid .npy (bad magic, garbled header, short data).
+_LOAD_ERRORS = (ValueError, OSError, EOFError, SyntaxError, TypeError, KeyError)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+
+
+class DamagedShard(ValueError):
+    """A shard whose files do not hold what a shard holds (the message says what is wrong)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A validated shard: its keys in memory, where its vectors start in the ``.vecs.npy``."""
+
+    name: str
+    keys: np.ndarray  # (n, KEY_BYTES) uint8
+    dim: int
+    offset: int  # byte offset of row 0 in the vectors file
+
+
+def read_shard(folder: Path, name: str) -> Shard:
+    """Load and validate shard ``name``. FileNotFoundError: a file is gone; DamagedShard: bad."""
     try:
-        with tmp.open("wb") as f:
-            np.save(f, array)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        keys = np.load(folder / f"{name}{KEYS}", allow_pickle=False)
+    except FileNotFoundError:
         raise
+    except _LOAD_ERRORS as e:
+        raise DamagedShard(f"keys file does not load: {_first_line(e)}") from None
+    if not isinstance(keys, np.ndarray):  # np.load opened something else (an .npz archive)
+        raise DamagedShard("keys file is not a .npy array")
+    if keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != KEY_BYTES:
+        raise DamagedShard(f"keys are {keys.dtype} {keys.shape}, not uint8 (n, {KEY_BYTES})")
+    vecs = folder / f"{name}{VECS}"
+    with vecs.open("rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(f)
+        except _LOAD_ERRORS as e:
+            raise DamagedShard(f"vectors file does not load: {_first_line(e)}") from None
+        offset = f.tell()
+        size = os.fstat(f.fileno()).st_size
+    if dtype != np.float32 or len(shape) != 2 or fortran:
+        raise DamagedShard(f"vectors are {dtype} {shape}, not float32 (n, dim)")
+    if shape[0] != len(keys):
+        raise DamagedShard(f"{shape[0]} vectors for {len(keys)} keys")
+    if size != offset + shape[0] * shape[1] * 4:
+        raise DamagedShard(f"vectors file is truncated ({size} bytes, header says more)")
+    return Shard(name, np.ascontiguousarray(keys), int(shape[1]), offset)
+
+
+def read_rows(folder: Path, shard: Shard, rows: Sequence[int]) -> np.ndarray:
+    """Rows of a shard's vectors, in the order asked, read with plain reads (no memory map)."""
+    out = np.empty((len(rows), shard.dim), dtype=np.float32)
+    row_bytes = shard.dim * 4
+    order = np.argsort(np.asarray(rows), kind="stable")
+    with (folder / f"{shard.name}{VECS}").open("rb") as f:  # buffered: read(n) gets n bytes
+        i = 0
+        while i < len(order):  # one read per run of consecutive rows
+            j = i
+            while j + 1 < len(order) and rows[order[j + 1]] == rows[order[j]] + 1:
+                j += 1
+            f.seek(shard.offset + rows[order[i]] * row_bytes)
+            block = f.read((j - i + 1) * row_bytes)
+            if len(block) != (j - i + 1) * row_bytes:
+                raise OSError(f"short read in {shard.name}{VECS}")
+            out[order[i : j + 1]] = np.frombuffer(block, dtype=np.float32).reshape(-1, shard.dim)
+            i = j + 1
+    return out
 
 
 class DiskStore:
@@ -57,50 +145,236 @@ class DiskStore:
     def __init__(self, root: Path | str, fingerprint: str) -> None:
         self.folder = Path(root).expanduser() / fingerprint
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._shards: dict[str, Shard] = {}
         self._index: dict[bytes, tuple[str, int]] = {}
-        self._vectors: dict[str, np.ndarray] = {}
+        self._unusable: set[str] = set()  # damaged shards that could not be moved aside
+        self.remove_stale_files()
         self.refresh()
+        if self.duplicate_rows:
+            logger.info("embedding store: %d duplicate vectors compacted", self.compact())
+
+    # ---- reading the folder ----------------------------------------------------------------
+
+    def _names_on_disk(self) -> set[str]:
+        with os.scandir(self.folder) as entries:
+            return {
+                e.name[: -len(KEYS)]
+                for e in entries
+                if e.name.endswith(KEYS) and not e.name.startswith(".")
+            }
 
     def refresh(self) -> None:
         """Index every complete shard on disk (also those written by other processes)."""
-        for keys_file in sorted(self.folder.glob("*.keys.npy")):
-            shard = keys_file.name[: -len(".keys.npy")]
-            if shard in self._vectors:
-                continue
-            vecs_file = self.folder / f"{shard}.vecs.npy"
-            if not vecs_file.exists():
-                continue
-            keys = np.load(keys_file)
-            self._vectors[shard] = np.load(vecs_file, mmap_mode="r")
-            for row, k in enumerate(keys):
-                self._index.setdefault(k.tobytes(), (shard, row))
+        on_disk = self._names_on_disk()
+        vanished = self._shards.keys() - on_disk
+        for name in vanished:
+            del self._shards[name]
+        added = []
+        for name in sorted(on_disk - self._shards.keys() - self._unusable):
+            shard = self._open(name)
+            if shard is not None:
+                self._shards[name] = shard
+                added.append(shard)
+        if vanished:
+            self._rebuild_index()
+        else:
+            self._index_shards(added)
+
+    def _open(self, name: str) -> Shard | None:
+        try:
+            return read_shard(self.folder, name)
+        except FileNotFoundError:
+            if not (self.folder / f"{name}{KEYS}").exists():
+                return None  # removed between listing and loading (another process compacted)
+            problem = "vectors file is missing"
+        except DamagedShard as e:
+            problem = str(e)
+        self._set_aside(name, problem)
+        return None
+
+    def _set_aside(self, name: str, problem: str) -> None:
+        moved = []
+        try:
+            for suffix in (KEYS, VECS):  # keys first: the shard stops existing at once
+                with contextlib.suppress(FileNotFoundError):
+                    moved.append(atomic.move_aside(self.folder / f"{name}{suffix}").name)
+        except OSError as e:  # cannot rename here: skip it in this process, warn once
+            self._unusable.add(name)
+            done = f"could not move it aside ({e.strerror})"
+        else:
+            if not moved:
+                return  # another process set it aside first (and warned)
+            done = f"its files are now {name}.*{moved[0][moved[0].rindex('.') :]}"
+        logger.warning(
+            "embedding store: shard %s is damaged (%s); %s; its inputs will be encoded again",
+            self.folder / name,
+            problem,
+            done,
+        )
+
+    def _index_shards(self, shards: Iterable[Shard]) -> None:
+        for shard in shards:
+            for row, k in enumerate(shard.keys):
+                self._index.setdefault(k.tobytes(), (shard.name, row))
+
+    def _rebuild_index(self) -> None:
+        self._index = {}
+        self._index_shards(self._shards[n] for n in sorted(self._shards))
+
+    def remove_stale_files(self) -> int:
+        """Delete old temporary files and old orphan ``.vecs.npy`` (their keys never written)."""
+        n = atomic.remove_stale_temp_files(self.folder)
+        for vecs in self.folder.glob(f"*{VECS}"):
+            keys = vecs.with_name(vecs.name[: -len(VECS)] + KEYS)
+            if not keys.exists() and atomic.is_stale(vecs):
+                with contextlib.suppress(FileNotFoundError):
+                    vecs.unlink()
+                    n += 1
+        return n
+
+    # ---- the VectorStore protocol ----------------------------------------------------------
 
     def get_many(self, side: str, inputs: Sequence[str]) -> list[np.ndarray | None]:
-        out: list[np.ndarray | None] = []
-        for text in inputs:
-            hit = self._index.get(_key(side, text))
-            out.append(None if hit is None else np.asarray(self._vectors[hit[0]][hit[1]]))
-        return out
+        self.refresh()
+        keys = [_key(side, t) for t in inputs]
+        out: list[np.ndarray | None] = [None] * len(keys)
+        todo = list(range(len(keys)))
+        for attempt in range(2):
+            by_shard: dict[str, list[int]] = {}
+            for i in todo:
+                hit = self._index.get(keys[i])
+                if hit is not None:
+                    by_shard.setdefault(hit[0], []).append(i)
+            todo = []
+            for name, positions in by_shard.items():
+                rows_wanted = [self._index[keys[i]][1] for i in positions]
+                try:
+                    rows = read_rows(self.folder, self._shards[name], rows_wanted)
+                except OSError:  # gone since indexing (compacted elsewhere), or unreadable
+                    todo.extend(positions)
+                    continue
+                for i, vector in zip(positions, rows, strict=True):
+                    out[i] = vector
+            if not todo or attempt:
+                break
+            self._forget_vanished()
+        return out  # what could not be read counts as not stored: it is encoded again
+
+    def _forget_vanished(self) -> None:
+        self._shards = {
+            n: s for n, s in self._shards.items() if (self.folder / f"{n}{KEYS}").exists()
+        }
+        self._rebuild_index()
+        self.refresh()
 
     def put_many(self, side: str, inputs: Sequence[str], vectors: np.ndarray) -> None:
+        """Store the vectors of inputs not stored yet (by this or any other process)."""
         if len(inputs) == 0:
             return
+        self.refresh()
+        fresh: dict[bytes, int] = {}
+        for row, text in enumerate(inputs):
+            k = _key(side, text)
+            if k not in self._index:
+                fresh.setdefault(k, row)
+        if fresh:
+            rows = list(fresh.values())
+            keys = np.frombuffer(b"".join(fresh), dtype=np.uint8).reshape(len(rows), KEY_BYTES)
+            self._write_shard(keys, np.asarray(vectors, dtype=np.float32)[rows])
+        if self.duplicate_rows:  # another process wrote some of the same keys meanwhile
+            self.compact()
+
+    def _write_shard(self, keys: np.ndarray, vectors: np.ndarray) -> Shard:
+        name = uuid.uuid4().hex
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        keys = np.frombuffer(b"".join(_key(side, t) for t in inputs), dtype=np.uint8).reshape(
-            len(inputs), KEY_BYTES
-        )
-        shard = uuid.uuid4().hex
-        _save_npy_atomic(self.folder / f"{shard}.vecs.npy", vectors)
-        _save_npy_atomic(self.folder / f"{shard}.keys.npy", keys)  # the commit point
-        self._vectors[shard] = np.load(self.folder / f"{shard}.vecs.npy", mmap_mode="r")
-        for row, k in enumerate(keys):
-            self._index.setdefault(k.tobytes(), (shard, row))
+        atomic.save_npy(self.folder / f"{name}{VECS}", vectors)
+        atomic.save_npy(self.folder / f"{name}{KEYS}", keys)  # the commit point
+        shard = read_shard(self.folder, name)
+        self._shards[name] = shard
+        self._index_shards([shard])
+        return shard
 
     def clear(self) -> None:
         """Nothing to drop: the disk store keeps vectors across tasks (that is its job)."""
+
+    # ---- duplicates ------------------------------------------------------------------------
+
+    @property
+    def duplicate_rows(self) -> int:
+        """Rows whose key is stored more than once (in one shard or several)."""
+        return sum(len(s.keys) for s in self._shards.values()) - len(self._index)
+
+    def compact(self) -> int:
+        """Merge each group of shards that share keys into one shard; return rows dropped.
+
+        Safe with concurrent readers, writers and compactors: a shard is deleted only after a
+        merged shard holding all its keys was committed and read back.
+        """
+        dropped = 0
+        for group in self._duplicate_groups():
+            if not all(n in self._shards for n in group):
+                continue  # changed by an earlier group's re-indexing: next time
+            try:
+                dropped += self._merge(group)
+            except OSError:  # a member vanished (another compactor): next time
+                self._forget_vanished()
+        return dropped
+
+    def _duplicate_groups(self) -> list[list[str]]:
+        """Connected groups of shards that share a key (a shard alone if it repeats a key)."""
+        parent: dict[str, str] = {}
+
+        def root(n: str) -> str:
+            while parent.get(n, n) != n:
+                n = parent[n]
+            return n
+
+        involved: set[str] = set()
+        for name in sorted(self._shards):
+            for row, k in enumerate(self._shards[name].keys):
+                holder = self._index.get(k.tobytes())
+                if holder is not None and holder != (name, row):
+                    involved.update((name, holder[0]))
+                    a, b = root(name), root(holder[0])
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+        groups: dict[str, list[str]] = {}
+        for name in sorted(involved):
+            groups.setdefault(root(name), []).append(name)
+        return list(groups.values())
+
+    def _merge(self, group: list[str]) -> int:
+        members = [self._shards[n] for n in group]
+        dims = {s.dim for s in members}
+        if len(dims) != 1:  # cannot happen within one fingerprint; never merge what differs
+            logger.warning("embedding store: shards %s differ in size; not merged", group)
+            return 0
+        keys = np.concatenate([s.keys for s in members])
+        vectors = np.concatenate([read_rows(self.folder, s, range(len(s.keys))) for s in members])
+        _, first = np.unique(keys, axis=0, return_index=True)
+        first.sort()
+        merged = self._write_shard(keys[first], vectors[first])
+        # Every key of every member must be in the committed merged shard before any deletion.
+        on_disk = read_shard(self.folder, merged.name)
+        if {k.tobytes() for k in on_disk.keys} != {k.tobytes() for k in keys}:
+            logger.warning("embedding store: merged shard %s reads back wrong", merged.name)
+            return 0  # keep every member; the extra shard is merged away next time
+        for shard in members:
+            for suffix in (KEYS, VECS):  # keys first: the shard stops existing at once
+                with contextlib.suppress(FileNotFoundError):
+                    (self.folder / f"{shard.name}{suffix}").unlink()
+            self._shards.pop(shard.name, None)
+        self._rebuild_index()
+        return len(keys) - len(first)
+
+    # ---- reporting -------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return len(self._index)
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.folder.glob("*.npy"))
+        total = 0
+        for p in self.folder.glob("*.npy"):
+            with contextlib.suppress(FileNotFoundError):
+                total += p.stat().st_size
+        return total

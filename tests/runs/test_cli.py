@@ -27,7 +27,7 @@ def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     [
         (["model.pooling=max"], "model.pooling"),
         (["model.dtype=fp8"], "model.dtype"),
-        (["model=nosuch"], "model/nosuch"),
+        (["model=nosuch"], "model=nosuch is unknown; use one of ["),
         (["model=minilm", "benchmark=demo_eng", "benchmark.tasks=[NoSuchTask]"], "NoSuchTask"),
         (["model=minilm", "data.mirror=/no/such/mirror"], "data.mirror"),
         (["model=minilm", "model.path=/no/such/model"], "model.path"),

@@ -1,0 +1,150 @@
+"""Crash-safe file writes, for every file the package writes, and what to do with damaged ones.
+
+A file is written to a temporary sibling ``.<name>.<32 hex>.tmp`` (no loader picks up such a name:
+result loaders read ``*.json``, the embedding store ``*.keys.npy``), flushed and fsynced, then
+moved over the target with ``os.replace``. Readers see the old file or the new one, never a
+0-byte or half-written one. On any failure (a full disk included) the temporary file is removed
+and a :class:`~qzhou_eval.errors.WriteError` naming the target is raised.
+
+Temporary files left by a killed process are removed by :func:`remove_stale_temp_files`, but only
+once they are older than :data:`STALE_AFTER_S`: a younger one may belong to a live writer in
+another process (or on another node of a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from qzhou_eval.errors import WriteError
+
+STALE_AFTER_S = 3600.0
+"""A temporary (or orphan) file this many seconds old belongs to no live writer (1 hour: a writer
+keeps touching its file while it writes; the margin covers clock skew between cluster nodes)."""
+
+_TEMP = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
+
+
+def temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of this module's temporary file names."""
+    return bool(_TEMP.match(name))
+
+
+def _open_temp(tmp: Path) -> BinaryIO:
+    # Mode 0o666 minus the umask (what open() gives), not mkstemp's 0o600: on a shared cluster the
+    # group may read the results.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    return os.fdopen(fd, "wb")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (best effort: not every filesystem lets a folder be fsynced)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """Binary file to write ``path`` through; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _open_temp(tmp) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(path, e) from e
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    with replacing(path) as f:
+        f.write(data)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with replacing(path) as f:
+        np.save(f, array, allow_pickle=False)
+
+
+def probe(folder: Path) -> None:
+    """Create, write, fsync and remove a temporary file in ``folder``; OSError if it cannot."""
+    tmp = temp_path(Path(folder) / ".write_probe")
+    try:
+        with _open_temp(tmp) as f:
+            f.write(b"probe\n")
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def is_stale(path: Path, now: float | None = None) -> bool:
+    """Older than :data:`STALE_AFTER_S` (False for a file that is already gone)."""
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return (time.time() if now is None else now) - mtime > STALE_AFTER_S
+
+
+def remove_stale_temp_files(folder: Path, *, recursive: bool = False) -> int:
+    """Delete this module's temporary files under ``folder`` that no live writer can own."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    now = time.time()
+    candidates = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    n = 0
+    for tmp in candidates:
+        if is_temp_name(tmp.name) and is_stale(tmp, now):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                n += 1
+    return n
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged file to ``<name>.corrupt-<UTC time>`` (no loader reads it); return that.
+
+    The file is kept, not deleted: it may be evidence of a failing disk, and the user decides.
+    Raises FileNotFoundError when another process already moved (or removed) it.
+    """
+    path = Path(path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    os.rename(path, target)
+    return target

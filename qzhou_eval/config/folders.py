@@ -1,0 +1,55 @@
+"""Folders a command writes: checked before anything loads, named when a write fails mid-run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from qzhou_eval import atomic
+from qzhou_eval.errors import ConfigError
+
+# Config keys that name folders the apps write to, for naming the key in a write error.
+WRITTEN_FOLDER_KEYS = ("runtime.results_dir", "runtime.store_dir", "data.mirror", "out_dir")
+
+
+def check_writable_folder(key: str, folder: Path) -> None:
+    """Create ``folder`` if needed and write, fsync and remove a probe file in it.
+
+    A ConfigError names ``key`` and the folder: a file where the folder should be, a read-only
+    mount, no permission, a full disk or quota.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{key}={folder} is a file, not a folder; point {key} at a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic.probe(folder)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(
+            f"{key}={folder}: a file is in the way of this folder; point {key} at a folder"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{key}={folder} is not writable: {e.strerror or e}") from None
+
+
+def key_of_path(cfg: DictConfig, path: Path | str) -> tuple[str, str] | None:
+    """``(key, value)`` of the folder key in ``cfg`` that ``path`` lies under, if any."""
+    target = Path(path).expanduser().absolute()
+    for key, value in _folder_values(cfg, WRITTEN_FOLDER_KEYS):
+        folder = Path(value).expanduser().absolute()
+        if target == folder or folder in target.parents:
+            return key, value
+    return None
+
+
+def _folder_values(cfg: DictConfig, keys: Iterable[str]) -> Iterable[tuple[str, str]]:
+    for key in keys:
+        try:
+            value = OmegaConf.select(cfg, key, default=None)
+        except Exception:  # an interpolation that does not resolve: not a folder we wrote
+            continue
+        if isinstance(value, str | os.PathLike) and str(value):
+            yield key, str(value)

@@ -1,0 +1,156 @@
+"""What stops a command reaches the user as one line with its exit code, never a traceback."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from qzhou_eval.config import CONF_DIR, app, compose_config, hydra_app
+from qzhou_eval.config.folders import check_writable_folder
+from qzhou_eval.errors import ConfigError, WriteError
+
+
+def _run(monkeypatch, capsys, fn, *args: str) -> tuple[int, list[str]]:
+    """Run ``fn`` as a command-line app with ``args``; (exit code, non-empty stderr lines)."""
+    monkeypatch.setattr(sys, "argv", ["app", *args])
+    capsys.readouterr()
+    try:
+        hydra_app("mteb")(fn)()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, [ln for ln in err.splitlines() if ln.strip()]
+
+
+@pytest.fixture
+def broken_conf(tmp_path, monkeypatch) -> Path:
+    """A copy of conf/ with a YAML syntax error on line 3 of conf/model/broken.yaml."""
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "model" / "broken.yaml").write_text("name: x\npooling: mean\n  dtype: [bfloat16\n")
+    monkeypatch.setattr(app, "CONF_DIR", conf)
+    return conf / "model" / "broken.yaml"
+
+
+def test_yaml_syntax_error_is_file_line_problem(broken_conf, monkeypatch, capsys):
+    with pytest.raises(ConfigError) as info:
+        compose_config("mteb", ["model=broken"])
+    assert str(info.value) == f"{broken_conf}:3: mapping values are not allowed here"
+    for args in (["model=broken"], ["-m", "model=broken,minilm"]):  # a sweep value too
+        code, lines = _run(monkeypatch, capsys, lambda cfg: None, *args)
+        assert code == 2
+        assert lines == [f"error: {broken_conf}:3: mapping values are not allowed here"]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model=nosuch", "error: model=nosuch is unknown; use one of ['hf_auto', 'minilm', "),
+        ("benchmark=nosuch", "error: benchmark=nosuch is unknown; use one of ['cmteb', "),
+        ("prompts=nosuch", "error: prompts=nosuch is unknown; use one of ['hf_auto', "),
+    ],
+)
+def test_unknown_config_name_lists_the_options_without_hydras_search_path(
+    monkeypatch, capsys, override, expected
+):
+    for args in ([override], ["-m", f"{override},x"]):
+        code, lines = _run(monkeypatch, capsys, lambda cfg: None, *args)
+        assert code == 2 and len(lines) == 1, lines
+        assert lines[0].startswith(expected) and "search path" not in lines[0].lower()
+
+
+def test_unparsable_override_names_it(monkeypatch, capsys):
+    code, lines = _run(monkeypatch, capsys, lambda cfg: None, "model.max_length=[1")
+    assert code == 2 and len(lines) == 1
+    assert lines[0].startswith("error: cannot parse the override 'model.max_length=[1': ")
+
+
+def test_failed_write_names_the_config_key_and_folder(monkeypatch, capsys, tmp_path):
+    store = tmp_path / "store"
+
+    def disk_full(cfg) -> None:
+        cause = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise WriteError(store / "fp" / "a.vecs.npy", cause)
+
+    code, lines = _run(monkeypatch, capsys, disk_full, f"runtime.store_dir={store}")
+    assert code == 1
+    assert lines == [
+        f"error: runtime.store_dir={store}: cannot write {store}/fp/a.vecs.npy: No space left "
+        "on device; finished results and stored vectors are kept; fix it and rerun"
+    ]
+
+
+def test_read_only_mount_met_anywhere_is_one_line(monkeypatch, capsys, tmp_path):
+    def read_only(cfg) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "x"))
+
+    code, lines = _run(monkeypatch, capsys, read_only)
+    assert code == 1 and len(lines) == 1
+    assert lines[0].startswith(f"error: {tmp_path / 'x'}: Read-only file system;")
+
+
+def test_ctrl_c_is_one_line_exit_130(monkeypatch, capsys):
+    def interrupted(cfg) -> None:
+        raise KeyboardInterrupt
+
+    assert _run(monkeypatch, capsys, interrupted) == (130, [app.INTERRUPTED])
+    assert app.INTERRUPTED == (
+        "interrupted: finished results and stored vectors are kept; rerun the same command to "
+        "resume"
+    )
+
+
+def test_sigterm_stops_like_ctrl_c_exit_143(monkeypatch, capsys):
+    def preempted(cfg) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # what a scheduler sends before killing the job
+        raise AssertionError("SIGTERM did not stop the command")
+
+    assert _run(monkeypatch, capsys, preempted) == (143, [app.TERMINATED])
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored after the command
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    def bug(cfg) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(sys, "argv", ["app"])
+    with pytest.raises(ZeroDivisionError):
+        hydra_app("mteb")(bug)()
+
+
+def test_writable_folder_is_created_and_probed_without_leftovers(tmp_path):
+    target = tmp_path / "a" / "b"
+    check_writable_folder("runtime.results_dir", target)
+    assert target.is_dir() and list(target.iterdir()) == []
+
+
+def test_folder_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match=rf"^runtime\.store_dir={f} is a file, not a folder"):
+        check_writable_folder("runtime.store_dir", f)
+    with pytest.raises(ConfigError, match=r"^runtime\.store_dir=.*: a file is in the way"):
+        check_writable_folder("runtime.store_dir", f / "sub")
+
+
+def test_read_only_folder(tmp_path, monkeypatch):
+    # Running as root, chmod does not make a folder unwritable; the probe's open fails as it
+    # does on a read-only mount.
+    from qzhou_eval import atomic
+
+    def read_only(tmp: Path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp))
+
+    monkeypatch.setattr(atomic, "_open_temp", read_only)
+    with pytest.raises(
+        ConfigError, match=rf"^runtime\.results_dir={tmp_path} is not writable: Read-only file"
+    ):
+        check_writable_folder("runtime.results_dir", tmp_path)

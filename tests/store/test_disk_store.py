@@ -1,0 +1,299 @@
+"""The embedding store heals what a crash or a bad disk leaves, and never keeps a vector twice."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qzhou_eval import atomic
+from qzhou_eval.errors import WriteError
+from qzhou_eval.store import disk
+from qzhou_eval.store.disk import DiskStore
+
+DIM = 8
+
+
+def _vectors(texts: list[str]) -> np.ndarray:
+    """A deterministic vector per text (so any process can check what it reads)."""
+    seeds = [int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "little") for t in texts]
+    return np.stack([np.random.default_rng(s).standard_normal(DIM) for s in seeds]).astype(
+        np.float32
+    )
+
+
+def _texts(a: int, b: int) -> list[str]:
+    return [f"text {i}" for i in range(a, b)]
+
+
+def _store_with_shards(root: Path, *chunks: list[str]) -> DiskStore:
+    store = DiskStore(root, "fp")
+    for texts in chunks:
+        store.put_many("query", texts, _vectors(texts))
+    return store
+
+
+def _shard_names(folder: Path) -> list[str]:
+    return sorted(p.name[: -len(disk.KEYS)] for p in folder.glob(f"*{disk.KEYS}"))
+
+
+def _assert_serves(store: DiskStore, texts: list[str]) -> None:
+    got = store.get_many("query", texts)
+    assert all(v is not None for v in got)
+    np.testing.assert_array_equal(np.stack(got), _vectors(texts))
+
+
+def _age(path: Path, seconds: float) -> None:
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_put_get_roundtrip_and_rows_read_in_any_order(tmp_path):
+    store = _store_with_shards(tmp_path, _texts(0, 10), _texts(10, 30))
+    texts = [*_texts(0, 30)[::-1], "text 3", "not stored"]
+    got = store.get_many("query", texts)
+    assert got[-1] is None
+    np.testing.assert_array_equal(np.stack(got[:-1]), _vectors(texts[:-1]))
+    assert store.get_many("document", ["text 1"]) == [None]  # the side is part of the key
+    assert len(DiskStore(tmp_path, "fp")) == 30
+
+
+def _garbage_keys(folder: Path, name: str) -> None:
+    (folder / f"{name}{disk.KEYS}").write_bytes(os.urandom(300))
+
+
+def _garbage_vecs(folder: Path, name: str) -> None:
+    (folder / f"{name}{disk.VECS}").write_bytes(os.urandom(3000))
+
+
+def _truncated_vecs(folder: Path, name: str) -> None:
+    path = folder / f"{name}{disk.VECS}"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _fewer_rows(folder: Path, name: str) -> None:
+    path = folder / f"{name}{disk.VECS}"
+    np.save(path, np.load(path)[:-3])
+
+
+def _keys_wrong_shape(folder: Path, name: str) -> None:
+    np.save(folder / f"{name}{disk.KEYS}", np.zeros((10, 16), dtype=np.uint8))
+
+
+def _vecs_missing(folder: Path, name: str) -> None:
+    (folder / f"{name}{disk.VECS}").unlink()
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (_garbage_keys, "keys file does not load"),
+        (_garbage_vecs, "vectors file does not load"),
+        (_truncated_vecs, "truncated"),
+        (_fewer_rows, "7 vectors for 10 keys"),
+        (_keys_wrong_shape, "not uint8 (n, 32)"),
+        (_vecs_missing, "vectors file is missing"),
+    ],
+)
+def test_damaged_shard_is_set_aside_with_one_warning_and_its_inputs_are_missing(
+    tmp_path, caplog, damage, problem
+):
+    first, second = _texts(0, 10), _texts(10, 25)
+    store = _store_with_shards(tmp_path, first)
+    (bad,) = _shard_names(store.folder)
+    store.put_many("query", second, _vectors(second))
+    damage(store.folder, bad)
+
+    with caplog.at_level(logging.WARNING, logger="qzhou_eval.store.disk"):
+        reopened = DiskStore(tmp_path, "fp")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and bad in warnings[0] and problem in warnings[0], warnings
+    assert reopened.get_many("query", first) == [None] * len(first)  # to be encoded again
+    _assert_serves(reopened, second)
+    assert _shard_names(reopened.folder) == [n for n in _shard_names(reopened.folder) if n != bad]
+    assert any(p.name.startswith(f"{bad}{disk.KEYS}.corrupt-") for p in reopened.folder.iterdir())
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="qzhou_eval.store.disk"):
+        again = DiskStore(tmp_path, "fp")
+    assert not caplog.records  # moved aside: the next run does not warn again
+    again.put_many("query", first, _vectors(first))
+    _assert_serves(DiskStore(tmp_path, "fp"), first + second)
+
+
+def test_shard_that_vanishes_between_listing_and_loading_is_skipped_silently(
+    tmp_path, caplog, monkeypatch
+):
+    _store_with_shards(tmp_path, _texts(0, 10), _texts(10, 20))
+    real = disk.read_shard
+    folder = tmp_path / "fp"
+    victim = _shard_names(folder)[0]
+
+    def compacted_meanwhile(f: Path, name: str):
+        if name == victim:  # another process deletes it, keys file first, like compaction does
+            (f / f"{name}{disk.KEYS}").unlink()
+            (f / f"{name}{disk.VECS}").unlink()
+        return real(f, name)
+
+    monkeypatch.setattr(disk, "read_shard", compacted_meanwhile)
+    with caplog.at_level(logging.WARNING):
+        store = DiskStore(tmp_path, "fp")
+    assert not caplog.records
+    assert len(store) == 10
+
+
+def test_reader_whose_shard_was_compacted_elsewhere_rereads_from_the_merged_shard(tmp_path):
+    texts = _texts(0, 20)
+    writer = _store_with_shards(tmp_path, texts[:10], texts[10:])
+    reader = DiskStore(tmp_path, "fp")
+    # a duplicate shard written behind the dedupe (a writer racing), then compacted elsewhere
+    atomic.save_npy(writer.folder / f"{'0' * 32}{disk.VECS}", _vectors(texts[5:15]))
+    keys = np.frombuffer(b"".join(disk._key("query", t) for t in texts[5:15]), dtype=np.uint8)
+    atomic.save_npy(writer.folder / f"{'0' * 32}{disk.KEYS}", keys.reshape(10, 32))
+    compactor = DiskStore(tmp_path, "fp")  # opening compacts
+    assert compactor.duplicate_rows == 0 and len(_shard_names(compactor.folder)) == 1
+    _assert_serves(reader, texts)  # its index named shards that no longer exist
+
+
+def test_put_many_stores_only_keys_not_yet_stored_by_anyone(tmp_path):
+    a = DiskStore(tmp_path, "fp")
+    b = DiskStore(tmp_path, "fp")  # another process, opened before a wrote
+    a.put_many("query", _texts(0, 10), _vectors(_texts(0, 10)))
+    b.put_many("query", _texts(5, 15), _vectors(_texts(5, 15)))  # refreshes: writes 10..14 only
+    b.put_many("query", _texts(0, 15), _vectors(_texts(0, 15)))  # nothing new: no shard
+    shards = [np.load(p) for p in a.folder.glob(f"*{disk.KEYS}")]
+    assert sorted(len(k) for k in shards) == [5, 10]
+    fresh = DiskStore(tmp_path, "fp")
+    assert fresh.duplicate_rows == 0 and len(fresh) == 15
+    _assert_serves(fresh, _texts(0, 15))
+
+
+def test_duplicates_are_compacted_merged_shard_first(tmp_path, monkeypatch):
+    texts = _texts(0, 30)
+    folder = tmp_path / "fp"
+    # three shards sharing keys (written by racing writers) and one unrelated shard
+    for i, chunk in enumerate([texts[0:12], texts[8:20], texts[18:25], texts[25:30]]):
+        name = f"{i:032x}"
+        keys = b"".join(disk._key("query", t) for t in chunk)
+        atomic.save_npy(folder / f"{name}{disk.VECS}", _vectors(chunk))
+        atomic.save_npy(
+            folder / f"{name}{disk.KEYS}",
+            np.frombuffer(keys, dtype=np.uint8).reshape(-1, 32),
+        )
+    order: list[str] = []
+    real_unlink = Path.unlink
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        order.append(self.name)
+        real_unlink(self, missing_ok=missing_ok)
+
+    real_save = atomic.save_npy
+
+    def save(path: Path, array: np.ndarray) -> None:
+        order.append(f"write {path.name}")
+        real_save(path, array)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    monkeypatch.setattr(atomic, "save_npy", save)
+    store = DiskStore(tmp_path, "fp")
+    monkeypatch.undo()
+
+    assert store.duplicate_rows == 0
+    names = _shard_names(folder)
+    assert len(names) == 2 and f"{3:032x}" in names  # the unrelated shard is left alone
+    _assert_serves(DiskStore(tmp_path, "fp"), texts)
+    writes = [i for i, step in enumerate(order) if step.startswith("write ")]
+    deletes = [i for i, step in enumerate(order) if not step.startswith("write ")]
+    assert writes and deletes and max(writes) < min(deletes)  # merged shard committed first
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_stale_temp_and_orphan_files_are_removed_only_when_old(tmp_path):
+    store = _store_with_shards(tmp_path, _texts(0, 5))
+    folder = store.folder
+    old_tmp = atomic.temp_path(folder / f"{'a' * 32}{disk.VECS}")
+    new_tmp = atomic.temp_path(folder / f"{'b' * 32}{disk.VECS}")
+    old_orphan = folder / f"{'c' * 32}{disk.VECS}"
+    new_orphan = folder / f"{'d' * 32}{disk.VECS}"
+    for p in (old_tmp, new_tmp, old_orphan, new_orphan):
+        np.save(p.open("wb"), _vectors(["x"]))
+    _age(old_tmp, atomic.STALE_AFTER_S + 60)
+    _age(old_orphan, atomic.STALE_AFTER_S + 60)
+    DiskStore(tmp_path, "fp")
+    left = {p.name for p in folder.iterdir()}
+    assert old_tmp.name not in left and old_orphan.name not in left
+    assert new_tmp.name in left and new_orphan.name in left  # may be a live writer's
+    _assert_serves(DiskStore(tmp_path, "fp"), _texts(0, 5))
+
+
+def test_full_disk_while_writing_a_shard_leaves_the_store_as_it_was(tmp_path, monkeypatch):
+    store = _store_with_shards(tmp_path, _texts(0, 5))
+    before = sorted(p.name for p in store.folder.iterdir())
+    real = atomic._open_temp
+    calls = []
+
+    def full(tmp: Path):
+        f = real(tmp)
+        calls.append(tmp)
+        if len(calls) == 2:  # the keys file: vectors already renamed into place
+            f.close()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+        return f
+
+    monkeypatch.setattr(atomic, "_open_temp", full)
+    with pytest.raises(WriteError, match="No space left on device") as info:
+        store.put_many("query", _texts(5, 10), _vectors(_texts(5, 10)))
+    assert info.value.errno == errno.ENOSPC and info.value.path.name.endswith(disk.KEYS)
+    monkeypatch.undo()
+    after = sorted(p.name for p in store.folder.iterdir())
+    assert not [n for n in after if atomic.is_temp_name(n)]
+    assert sorted(set(after) - {n for n in after if n.endswith(disk.VECS)}) == sorted(
+        n for n in before if not n.endswith(disk.VECS)
+    )  # no keys file: the new shard does not exist (its vectors file is an orphan)
+    fresh = DiskStore(tmp_path, "fp")
+    assert len(fresh) == 5 and fresh.get_many("query", ["text 7"]) == [None]
+
+
+def _writer(root: str, start: int, rounds: int, ready, go) -> None:
+    """One of several processes writing one store at once (overlapping keys)."""
+    store = DiskStore(root, "fp")
+    ready.set()
+    go.wait()
+    for r in range(rounds):
+        texts = _texts(start + r * 7, start + r * 7 + 20)
+        store.put_many("query", texts, _vectors(texts))
+        store.get_many("query", _texts(0, 200))  # read while others write and compact
+
+
+def test_processes_writing_one_store_at_once_lose_nothing_and_leave_no_duplicates(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    go = ctx.Event()
+    readies, procs = [], []
+    for start in (0, 3, 5):  # three writers on mostly the same keys
+        ready = ctx.Event()
+        p = ctx.Process(target=_writer, args=(str(tmp_path), start, 20, ready, go))
+        p.start()
+        readies.append(ready)
+        procs.append(p)
+    for ready in readies:
+        assert ready.wait(60)
+    go.set()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    every = sorted(set(_texts(0, 5 + 19 * 7 + 20)))
+    store = DiskStore(tmp_path, "fp")  # the next run opens it: duplicates compacted
+    assert store.duplicate_rows == 0
+    assert len(store) == len(every)
+    _assert_serves(store, every)
+    rows = sum(len(np.load(p)) for p in store.folder.glob(f"*{disk.KEYS}"))
+    assert rows == len(every)
+    assert not [p for p in store.folder.iterdir() if atomic.is_temp_name(p.name)]

@@ -1,0 +1,114 @@
+"""The one atomic writer: old file or new file, never a 0-byte or half one; temp files cleaned."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qzhou_eval import atomic
+from qzhou_eval.errors import UserError, WriteError
+
+
+class DiskFillsUp:
+    """Stands in for a full disk: the file takes half of what is written, then ENOSPC."""
+
+    def __init__(self, f) -> None:
+        self._f = f
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self._f.write(data[: len(data) // 2])
+        self._f.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_write_replaces_whole_file_with_group_readable_mode(tmp_path):
+    target = tmp_path / "sub" / "a.json"
+    atomic.write_text(target, "old")
+    atomic.write_text(target, "new")
+    assert target.read_text() == "new"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0o600
+    assert _leftovers(target.parent) == []
+
+
+@pytest.mark.parametrize("writer", ["text", "npy"])
+def test_full_disk_mid_write_keeps_the_old_file_and_removes_the_temp(tmp_path, monkeypatch, writer):
+    target = tmp_path / ("a.json" if writer == "text" else "a.npy")
+    atomic.write_bytes(target, b"old content")
+    real = atomic._open_temp
+    monkeypatch.setattr(atomic, "_open_temp", lambda tmp: DiskFillsUp(real(tmp)))
+    with pytest.raises(WriteError) as info:
+        if writer == "text":
+            atomic.write_text(target, "new content " * 1000)
+        else:
+            atomic.save_npy(target, np.ones((100, 8), dtype=np.float32))
+    e = info.value
+    assert e.errno == errno.ENOSPC and e.path == target and isinstance(e, OSError | UserError)
+    assert str(e) == f"cannot write {target}: No space left on device" and e.exit_code == 1
+    assert target.read_bytes() == b"old content"
+    assert _leftovers(tmp_path) == []
+
+
+def test_interrupt_while_writing_removes_the_temp_and_is_not_wrapped(tmp_path):
+    target = tmp_path / "a.json"
+    with pytest.raises(KeyboardInterrupt), atomic.replacing(target) as f:
+        f.write(b"half")
+        raise KeyboardInterrupt
+    assert not target.exists() and _leftovers(tmp_path) == []
+
+
+def test_write_error_survives_pickling():
+    e = WriteError("/x/y.json", OSError(errno.EROFS, os.strerror(errno.EROFS)))
+    back = pickle.loads(pickle.dumps(e))
+    assert (str(back), back.errno, back.path) == (str(e), errno.EROFS, Path("/x/y.json"))
+
+
+def test_only_old_temp_files_of_ours_are_removed(tmp_path):
+    (tmp_path / "deep").mkdir()
+    old = atomic.temp_path(tmp_path / "deep" / "T.json")
+    fresh = atomic.temp_path(tmp_path / "deep" / "U.json")  # a live writer's, in another run
+    foreign = tmp_path / ".editor-swap.tmp"  # not one of ours
+    for p in (old, fresh, foreign):
+        p.write_text("x")
+    past = time.time() - atomic.STALE_AFTER_S - 60
+    for p in (old, foreign):
+        os.utime(p, (past, past))
+    assert atomic.remove_stale_temp_files(tmp_path, recursive=True) == 1
+    assert not old.exists() and fresh.exists() and foreign.exists()
+    assert atomic.remove_stale_temp_files(tmp_path / "missing") == 0
+
+
+def test_move_aside_keeps_the_damaged_file_under_a_name_no_loader_reads(tmp_path):
+    a = tmp_path / "Task.json"
+    a.write_text("{trunc")
+    first = atomic.move_aside(a)
+    a.write_text("{again")
+    second = atomic.move_aside(a)
+    assert first != second and not a.exists()
+    for moved in (first, second):
+        assert re.fullmatch(r"Task\.json\.corrupt-\d{8}T\d{6}Z(-\d+)?", moved.name), moved.name
+    assert first.read_text() == "{trunc" and second.read_text() == "{again"
+    with pytest.raises(FileNotFoundError):
+        atomic.move_aside(a)
