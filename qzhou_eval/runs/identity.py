@@ -214,20 +214,22 @@ class TaskRecord:
             f"{self.path}); set experiment=<name> or runtime.results_dir=<another folder>"
         )
 
-    def claim(self) -> None:
+    def claim(self) -> bool:
         """Record this configuration for the task, or refuse (RecordConflict) where another
-        configuration's record is there. Race-free: of concurrent first writers one wins."""
+        configuration's record is there. Race-free: of concurrent first writers one wins.
+        Returns whether this call created the record."""
         if atomic.create_exclusive(self.path, self.text()):
-            return
+            return True
         problem = self.conflict()
         if problem is not None:
             raise RecordConflict(problem)
         if not self.path.exists():  # a damaged record was just set aside: record ours
-            self.claim()
+            return self.claim()
+        return False
 
     def release(self) -> None:
-        """Remove our record of a task that produced no result (it failed), so that another
-        configuration may run it; a record with a result stays."""
+        """Remove the record this run created for a task that produced no result (it failed),
+        so that another configuration may run it; a record with a result stays."""
         if not self.result.exists() and self._read() == self.fingerprint:
             self.path.unlink(missing_ok=True)
 

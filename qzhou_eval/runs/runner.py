@@ -233,8 +233,9 @@ def _evaluate(
         for dim in plan.dims:
             encoder = encoder_for(dim, plan.variant(name))
             record = records[(name, dim)]
+            created = False
             if runtime.overwrite or not record.result.exists():
-                record.claim()  # before the result exists: a result never lacks its record
+                created = record.claim()  # before the result: a result never lacks its record
             try:
                 result = mteb.evaluate(
                     encoder,
@@ -247,7 +248,8 @@ def _evaluate(
                     co2_tracker=False,
                 )
             except BaseException as e:
-                record.release()  # no result: another configuration may run it
+                if created:
+                    record.release()  # no result: another configuration may run it
                 if isinstance(e, UserError) or not isinstance(e, Exception):
                     raise
                 if not runtime.continue_on_error:  # a failed task keeps the finished ones

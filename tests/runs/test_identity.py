@@ -66,8 +66,8 @@ def _record(folder: Path, fields: dict) -> TaskRecord:
 
 def test_record_refuses_another_configuration_and_accepts_its_own(tmp_path):
     mine, other = _record(tmp_path, {"a": 1}), _record(tmp_path, {"a": 2})
-    mine.claim()
-    mine.claim()  # the same configuration again: fine
+    assert mine.claim() is True
+    assert mine.claim() is False  # the same configuration again: fine, nothing new
     assert other.conflict() is not None
     with pytest.raises(RecordConflict, match="STS12 result of a different configuration"):
         other.claim()
