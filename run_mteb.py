@@ -14,7 +14,7 @@ def main(cfg) -> None:
     # Imported here, not at the top: the app's one-line Ctrl-C handling covers these seconds too.
     from qzhou_eval.runs.cli import run_from_config
 
-    code = run_from_config(cfg, "mteb")
+    code = run_from_config(cfg)
     if code:
         sys.exit(code)
 

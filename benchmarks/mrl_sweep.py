@@ -47,7 +47,7 @@ def run(model_dir: Path, work: Path, suite: str, tasks: list[str] | None, extra:
         overrides.append(f"benchmark.tasks=[{','.join(tasks)}]")
     cfg = compose_config("cmteb", overrides)
     started = time.perf_counter()
-    outcome = execute(plan_run(cfg, "cmteb"))
+    outcome = execute(plan_run(cfg))
     wall = time.perf_counter() - started
     return wall, outcome.model_seconds, outcome.forward_calls, outcome.encoded_inputs
 

@@ -14,6 +14,7 @@ another process (or on another node of a shared filesystem).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import time
@@ -93,6 +94,54 @@ def write_text(path: Path, text: str) -> None:
 def save_npy(path: Path, array: np.ndarray) -> None:
     with replacing(path) as f:
         np.save(f, array, allow_pickle=False)
+
+
+def create_exclusive(path: Path, text: str) -> bool:
+    """Create ``path`` with ``text`` unless it exists; True if this call created it.
+
+    Race-free across processes and nodes of a shared filesystem: the text is written and fsynced
+    in a temporary file, which is then hard-linked to ``path`` (``link`` fails if ``path``
+    exists, atomically, also on NFS). Of several concurrent creators exactly one wins, and no
+    reader ever sees a partial file. Where hard links are not supported, ``O_EXCL`` creation is
+    used instead (a reader may then briefly see the file before its content).
+    """
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _open_temp(tmp) as f:
+            f.write(text.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            return _create_with_o_excl(path, text)
+    except OSError as e:
+        if isinstance(e, WriteError):
+            raise
+        raise WriteError(path, e) from e
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    _fsync_dir(path.parent)
+    return True
+
+
+def _create_with_o_excl(path: Path, text: str) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+    return True
 
 
 def probe(folder: Path) -> None:

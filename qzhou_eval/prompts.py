@@ -24,7 +24,8 @@ from omegaconf import DictConfig
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
 from qzhou_eval.config.spec import fidelity_lines
-from qzhou_eval.recipe import Recipe, Side
+from qzhou_eval.known_tasks import KNOWN_TASKS
+from qzhou_eval.recipe import Recipe, Side, recipe_from_config
 
 SAMPLE_TEXT = "TEXT"
 
@@ -44,9 +45,7 @@ def prompt_lines(recipe: Recipe, tasks: list[AbsTask], text: str = SAMPLE_TEXT) 
 
 
 def render(cfg: DictConfig) -> list[dict[str, Any]]:
-    from qzhou_eval.runs.runner import build_recipe
-
-    recipe = build_recipe(cfg)
+    recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
     return list(prompt_lines(recipe, tasks, str(cfg.get("text", SAMPLE_TEXT))))

@@ -11,7 +11,7 @@ scripts:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,8 +79,13 @@ class Recipe:
                 "under prompts.instructions or set prompts.on_missing_instruction=no_instruction"
             )
 
-    def fingerprint_fields(self) -> dict[str, Any]:
-        """Everything that changes the model inputs, for result folders and the embedding store."""
+    def named_tasks(self) -> frozenset[str]:
+        """Tasks the recipe treats specially (an instruction, or the instruction on every text);
+        every other task gets the same treatment."""
+        return frozenset(self.instructions) | self.both_sides
+
+    def legacy_fields(self) -> dict[str, Any]:
+        """What qzhou-eval 0.1 hashed into its folder records (read only to migrate those)."""
         return {
             "template": self.template,
             "instructions": dict(sorted(self.instructions.items())),
@@ -90,7 +95,7 @@ class Recipe:
         }
 
 
-def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Iterable[str] | None = None) -> Recipe:
+def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | None = None) -> Recipe:
     """Build and validate a Recipe from the ``prompts`` config group.
 
     ``known_tasks``: every task name the recipe may legitimately mention (all tasks of every
@@ -111,8 +116,7 @@ def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Iterable[str] | None
     instructions = {str(k): str(v) for k, v in (cfg.get("instructions") or {}).items()}
     both_sides = frozenset(str(t) for t in (cfg.get("both_sides") or []))
     if known_tasks is not None:
-        known = set(known_tasks)
-        unknown = sorted((set(instructions) | both_sides) - known)
+        unknown = sorted(t for t in set(instructions) | both_sides if t not in known_tasks)
         if unknown:
             raise ConfigError(
                 f"prompts={name}: unknown task name(s) {', '.join(unknown)} "

@@ -179,7 +179,10 @@ def resolve_model_path(path: str) -> str:
     return path
 
 
-def model_spec(cfg: Mapping[str, Any]) -> ModelSpec:
+def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpec:
+    """The validated model settings. ``resolve_path=False`` keeps ``path`` as written (no
+    package import, no file check): for the official configuration, whose path decides nothing
+    about the vectors."""
     s = "model"
     if isinstance(cfg, DictConfig):
         missing = [k for k in cfg if OmegaConf.is_missing(cfg, k)]
@@ -193,7 +196,7 @@ def model_spec(cfg: Mapping[str, Any]) -> ModelSpec:
     return ModelSpec(
         name=str(name),
         revision=str(cfg.get("revision") or "main"),
-        path=resolve_model_path(str(cfg.get("path") or name)),
+        path=(resolve_model_path if resolve_path else str)(str(cfg.get("path") or name)),
         backend=_choice(s, "backend", cfg.get("backend", "native"), BACKENDS),
         attention=_choice(s, "attention", cfg.get("attention", "causal_default"), ATTENTIONS),
         pooling=_choice(s, "pooling", cfg.get("pooling"), POOLING_MODES),

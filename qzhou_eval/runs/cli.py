@@ -11,7 +11,7 @@ from qzhou_eval.report import render_run_summary
 from qzhou_eval.runs.runner import execute, plan_run
 
 
-def run_from_config(cfg: DictConfig, config_name: str) -> int:
+def run_from_config(cfg: DictConfig) -> int:
     """Plan (validate everything), execute, print the tables; return the exit code."""
     logging.getLogger("mteb").setLevel(logging.WARNING)
     if not cfg.runtime.get("progress", True):
@@ -20,19 +20,23 @@ def run_from_config(cfg: DictConfig, config_name: str) -> int:
 
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
-    plan = plan_run(cfg, config_name)
-    variant = f", experiment {plan.experiment}" if plan.variant else ""
+    plan = plan_run(cfg)
+    filed = [
+        f"{len(names)} in experiments/{name}" if name else f"{len(names)} official"
+        for name, names in plan.experiments.items()
+    ]
+    variant = f" ({', '.join(filed)})" if set(plan.experiments) != {""} else ""
     print(
         f"qzhou-eval: {plan.spec.name}@{plan.spec.revision[:12]} on {len(plan.tasks)} task(s), "
         f"recipe {plan.recipe.name}{variant}, results in {plan.runtime.results_dir}",
         flush=True,
     )
     outcome = execute(plan)
-    for run in outcome.runs:
+    for run, names in outcome.runs.items():
         print(
             render_run_summary(
                 outcome.results_dir,
-                plan.tasks,
+                [t for t in plan.tasks if t.metadata.name in names],
                 run.model,
                 run.revision,
                 run.experiment,

@@ -1,21 +1,36 @@
-"""What a run's results are filed under: model name, revision and experiment.
+"""What each task's results are filed under, and the record that keeps configurations apart.
 
 mteb keys results by model name + revision (+ ``experiment_kwargs``); prompts and model settings
-are not in the key. A recipe variant that reused the official folder would silently mix its
-scores with the official configuration's. So:
+are not in the key, so results of different configurations would silently mix. Here identity is
+per task: a task's scores depend on the model settings, the output normalization and dimension,
+and that task's own model inputs (its instruction, which sides get it, the template, the wrapper,
+the empty-text rule), nothing else.
 
-- a run whose model inputs/settings equal the model config's own defaults (its official recipe)
-  files under ``<org>__<model>/<revision>/``;
-- any other run files under ``experiments/variant_<hash>/`` (or ``experiment=<name>``);
-- an MRL dimension below the model's full size adds ``embed_dim_<d>`` (mteb's convention);
-- every folder records the fingerprint of what produced it (``qzhou_eval_run.yaml``); a run
-  whose fingerprint differs from the recorded one refuses to write there.
+- A task whose identity equals the model config's own (official) configuration's files under
+  ``<org>__<model>/<revision>/`` (``experiments/embed_dim_<d>/`` below the full dimension).
+- Any other task files under ``experiments/variant_<id>/``. The id hashes the model settings and
+  the recipe's differences from the official recipe over every task it names, so it does not
+  depend on which tasks a run evaluates: overriding STS12's instruction and running STS12 and
+  SCIDOCS files STS12 as a variant and SCIDOCS as official.
+- ``experiment=<name>`` files every task under ``experiments/experiment_<name>/``.
+- Each folder records, per task, the fingerprint of what produced its result
+  (``qzhou_eval_records/<Task>.yaml``). A run refuses only a task whose recorded fingerprint
+  differs from its own. Records are created race-free (of two first writers with different
+  configurations exactly one wins), before the task is evaluated.
+- Folders written by qzhou-eval 0.1 (one ``qzhou_eval_run.yaml`` for the whole folder) are
+  migrated to per-task records when their configuration is this run's, else refused.
+
+The official configuration is what Hydra composed from the model file alone (the ``canonical``
+section the run configs' defaults list adds): no second composition, no file read.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
+import time
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +40,89 @@ from mteb.models import ModelMeta
 from qzhou_eval import atomic
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.errors import ConfigError
-from qzhou_eval.recipe import Recipe
+from qzhou_eval.fingerprint import fingerprint
+from qzhou_eval.recipe import SIDES, Recipe
 
-RUN_RECORD = "qzhou_eval_run.yaml"
+logger = logging.getLogger(__name__)
 
-
-def input_fingerprint(spec: ModelSpec, recipe: Recipe) -> str:
-    """Hash of everything that changes the raw (full-dimension) vectors of a text."""
-    payload = {"model": spec.fingerprint_fields(), "recipe": recipe.fingerprint_fields()}
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def score_fingerprint(spec: ModelSpec, recipe: Recipe) -> str:
-    """Input fingerprint plus the output normalization: what the scores depend on."""
-    return hashlib.sha256(
-        f"{input_fingerprint(spec, recipe)}|normalize={spec.normalize}".encode()
-    ).hexdigest()
-
+RECORDS = "qzhou_eval_records"
+LEGACY_RECORD = "qzhou_eval_run.yaml"
+RECORD_FORMAT = 2
+_PROBE = "\x00TEXT\x00"  # a text no task has, to read a recipe's rules off its output
+_OTHER_TASK = "\x00any task the recipe does not name\x00"
 
 Variant = tuple[str, str]
-"""(kind, value): ("experiment", <user's name>) or ("variant", <fingerprint prefix>). mteb names the
-folder ``<kind>_<value>`` (e.g. ``experiments/variant_1a2b3c4d5e``)."""
+"""(kind, value): ("experiment", <user's name>) or ("variant", <id>). mteb names the folder
+``<kind>_<value>`` (e.g. ``experiments/variant_1a2b3c4d5e``)."""
+
+
+def task_inputs(recipe: Recipe, task: str) -> dict[str, list[str]]:
+    """What the recipe does to ``task``'s texts, per side: a probe text's model input and the
+    empty text's. Behaviour, not key names: renaming a recipe key changes no identity."""
+    return {
+        side: [recipe.format(task, side, _PROBE), recipe.format(task, side, "")] for side in SIDES
+    }
+
+
+def task_fields(spec: ModelSpec, recipe: Recipe, task: str, dim: int | None) -> dict[str, Any]:
+    """Everything ``task``'s scores depend on."""
+    return {
+        "model": spec.fingerprint_fields(),
+        "normalize": spec.normalize,
+        "dim": dim,
+        "inputs": task_inputs(recipe, task),
+    }
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """The model config's own (official) configuration."""
+
+    spec: ModelSpec
+    recipe: Recipe
+
+
+@dataclass
+class Identity:
+    """Where each task of a run is filed."""
+
+    spec: ModelSpec
+    recipe: Recipe
+    canonical: Canonical | None
+    experiment: str | None = None  # the user's experiment=<name>
+
+    @cached_property
+    def variant_id(self) -> str:
+        """Id of this configuration's automatic variant folder (independent of the task list)."""
+        assert self.canonical is not None
+        official = self.canonical.recipe
+        named = sorted(self.recipe.named_tasks() | official.named_tasks())
+        differing = {
+            t: task_inputs(self.recipe, t)
+            for t in named
+            if task_inputs(self.recipe, t) != task_inputs(official, t)
+        }
+        payload = {
+            "model": self.spec.fingerprint_fields(),
+            "normalize": self.spec.normalize,
+            "other_tasks": task_inputs(self.recipe, _OTHER_TASK),
+            "tasks": differing,
+        }
+        return fingerprint(payload, 10)
+
+    def is_official(self, task: str) -> bool:
+        if self.canonical is None:
+            return False
+        ours = task_fields(self.spec, self.recipe, task, None)
+        return ours == task_fields(self.canonical.spec, self.canonical.recipe, task, None)
+
+    def variant(self, task: str) -> Variant | None:
+        """The experiment folder ``task`` goes to (None: the revision's own folder)."""
+        if self.experiment:
+            return ("experiment", str(self.experiment))
+        if self.canonical is None or self.is_official(task):
+            return None
+        return ("variant", self.variant_id)
 
 
 def experiment_kwargs(
@@ -89,43 +165,161 @@ def build_model_meta(
     )
 
 
-def variant_of(
-    spec: ModelSpec, recipe: Recipe, canonical: tuple[ModelSpec, Recipe] | None, named: str | None
-) -> Variant | None:
-    """The experiment a run belongs to: the user's name, else automatic when not canonical."""
-    if named:
-        return ("experiment", str(named))
-    if canonical is None:
+# --- per-task records ---------------------------------------------------------------------------
+
+
+class RecordConflict(ConfigError):
+    """A task's folder holds a result of another configuration."""
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """The record of one task in one results folder."""
+
+    folder: Path
+    task: str
+    fields: dict[str, Any]
+    recipe_name: str
+
+    @property
+    def path(self) -> Path:
+        return self.folder / RECORDS / f"{self.task}.yaml"
+
+    @property
+    def result(self) -> Path:
+        return self.folder / f"{self.task}.json"
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return fingerprint(self.fields)
+
+    def text(self) -> str:
+        record = {
+            "format": RECORD_FORMAT,
+            "task": self.task,
+            "fingerprint": self.fingerprint,
+            "recipe": self.recipe_name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **self.fields,
+        }
+        return yaml.safe_dump(record, sort_keys=False, allow_unicode=True, width=1000)
+
+    def conflict(self) -> str | None:
+        """Why this task may not be written here, or None. Heals a damaged record."""
+        recorded = self._read()
+        if recorded is None or recorded == self.fingerprint:
+            return None
+        return (
+            f"{self.folder} holds a {self.task} result of a different configuration (see "
+            f"{self.path}); set experiment=<name> or runtime.results_dir=<another folder>"
+        )
+
+    def claim(self) -> bool:
+        """Record this configuration for the task, or refuse (RecordConflict) where another
+        configuration's record is there. Race-free: of concurrent first writers one wins.
+        Returns whether this call created the record."""
+        if atomic.create_exclusive(self.path, self.text()):
+            return True
+        problem = self.conflict()
+        if problem is not None:
+            raise RecordConflict(problem)
+        if not self.path.exists():  # a damaged record was just set aside: record ours
+            return self.claim()
+        return False
+
+    def release(self) -> None:
+        """Remove the record this run created for a task that produced no result (it failed),
+        so that another configuration may run it; a record with a result stays."""
+        if not self.result.exists() and self._read() == self.fingerprint:
+            self.path.unlink(missing_ok=True)
+
+    def _read(self) -> str | None:
+        """The recorded fingerprint (None: no record). A record that does not parse is set
+        aside with its result, which is then evaluated again (its provenance is unknown)."""
+        for attempt in range(3):
+            try:
+                text = self.path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError:
+                data = None
+            if isinstance(data, dict) and isinstance(data.get("fingerprint"), str):
+                return data["fingerprint"]
+            if attempt < 2 and time.time() - self.path.stat().st_mtime < 2.0:
+                time.sleep(0.5)  # maybe being written (filesystems without hard links)
+                continue
+            break
+        self._set_aside()
         return None
-    if score_fingerprint(spec, recipe) == score_fingerprint(*canonical):
-        return None
-    return ("variant", score_fingerprint(spec, recipe)[:10])
+
+    def _set_aside(self) -> None:
+        for path in (self.path, self.result):
+            try:
+                moved = atomic.move_aside(path)
+            except FileNotFoundError:
+                continue
+            logger.warning("%s was damaged or unverifiable: moved to %s", path, moved.name)
 
 
-def check_and_record(
-    folder: Path, spec: ModelSpec, recipe: Recipe, dim: int | None, *, write: bool = True
-) -> None:
-    """Refuse to mix results of different configurations in one folder; record ours.
+# --- folders of qzhou-eval 0.1 ------------------------------------------------------------------
 
-    ``write=False`` only checks (the runner checks every folder of a run before recording any).
+
+def migrate_legacy(folder: Path, spec: ModelSpec, recipe: Recipe, dim: int | None) -> None:
+    """Turn a 0.1 folder record into per-task records when it is this run's configuration.
+
+    Raises a one-line ConfigError when the folder's results came from another configuration.
     """
-    record = {
-        "fingerprint": score_fingerprint(spec, recipe),
-        "dim": dim,
-        "recipe": recipe.name,
-        "model": spec.fingerprint_fields(),
-        "normalize": spec.normalize,
+    legacy = folder / LEGACY_RECORD
+    if not legacy.is_file():
+        return
+    try:
+        old = yaml.safe_load(legacy.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        old = {}
+    if old.get("fingerprint") != legacy_fingerprint(spec, recipe) or old.get("dim") != dim:
+        raise ConfigError(
+            f"{folder} holds results recorded by qzhou-eval 0.1 for another configuration (see "
+            f"{legacy}); set experiment=<name> or runtime.results_dir=<another folder>"
+        )
+    for result in sorted(folder.glob("*.json")):
+        if result.name == "model_meta.json" or atomic.is_temp_name(result.name):
+            continue
+        task = result.stem
+        record = TaskRecord(folder, task, task_fields(spec, recipe, task, dim), recipe.name)
+        atomic.create_exclusive(record.path, record.text())
+    atomic.move_aside(legacy)
+    logger.warning("%s: per-task records written; the 0.1 record was set aside", folder)
+
+
+def legacy_fingerprint(spec: ModelSpec, recipe: Recipe) -> str | None:
+    """The folder fingerprint qzhou-eval 0.1 recorded for this configuration, or None when 0.1
+    could not have produced it (it knew only the float32 numerics and no packing)."""
+    if spec.numerics != "float32" or spec.packing:
+        return None
+    tp = spec.token_prepending
+    # 0.1 recorded every Token Prepending field, inclusive end, defaults 1..7 when off
+    start, end = (tp.starting_index, tp.exiting_index - 1) if tp.enabled else (1, 7)
+    model = {
+        "name": spec.name,
+        "revision": spec.revision,
+        "backend": spec.backend,
+        "attention": spec.attention,
+        "pooling": spec.pooling,
+        "dtype": spec.dtype,
+        "attn_implementation": spec.attn_implementation,
+        "max_length": spec.max_length,
+        "padding_side": spec.padding_side,
+        "truncation": spec.truncation,
+        "token_prepending": {
+            "enabled": tp.enabled,
+            "placeholder": tp.placeholder,
+            "start_layer": start,
+            "end_layer": end,
+        },
+        "projection": spec.projection,
     }
-    path = folder / RUN_RECORD
-    if path.exists():
-        old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if old.get("fingerprint") != record["fingerprint"] or old.get("dim") != dim:
-            raise ConfigError(
-                f"{folder} holds results of a different configuration (see {RUN_RECORD}); "
-                "set experiment=<name> or runtime.results_dir=<another folder>"
-            )
-        return
-    if not write:
-        return
-    text = yaml.safe_dump(record, sort_keys=True, allow_unicode=True)
-    atomic.write_text(path, text)
+    inputs = fingerprint({"model": model, "recipe": recipe.legacy_fields()})
+    # 0.1's formula, kept only to read its records
+    return hashlib.sha256(f"{inputs}|normalize={spec.normalize}".encode()).hexdigest()

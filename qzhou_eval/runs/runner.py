@@ -9,7 +9,6 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import mteb
@@ -17,7 +16,6 @@ from mteb.abstasks import AbsTask
 from omegaconf import DictConfig
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
-from qzhou_eval.config import compose_config
 from qzhou_eval.config.folders import check_writable_folder
 from qzhou_eval.config.spec import (
     ModelSpec,
@@ -31,32 +29,24 @@ from qzhou_eval.encoder import RecipeEncoder
 from qzhou_eval.encoder.embedder import Embedder, MemoryStore
 from qzhou_eval.encoder.engines import make_engine
 from qzhou_eval.errors import ConfigError, UserError
+from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
 from qzhou_eval.results import ResultsFolder
-from qzhou_eval.runs.identity import Variant, build_model_meta, check_and_record, variant_of
+from qzhou_eval.runs.identity import (
+    Canonical,
+    Identity,
+    TaskRecord,
+    Variant,
+    build_model_meta,
+    migrate_legacy,
+    task_fields,
+)
 from qzhou_eval.store import DiskStore, model_fingerprint
 
 logger = logging.getLogger(__name__)
 
 ENCODE_KWARGS = {"batch_size": 1024, "show_progress_bar": False}  # what mteb records per run
-
-
-@lru_cache(maxsize=1)
-def known_task_names() -> frozenset[str]:
-    """Every task name a recipe may mention: mteb's registry plus the demo suites."""
-    from mteb.get_tasks import _TASKS_REGISTRY
-
-    from qzhou_eval.demo import DEMO_SUITES, get_demo_tasks
-
-    names = set(_TASKS_REGISTRY)
-    for suite in DEMO_SUITES:
-        names.update(t.metadata.name for t in get_demo_tasks(suite))
-    return frozenset(names)
-
-
-def build_recipe(cfg: DictConfig) -> Recipe:
-    return recipe_from_config(cfg.prompts, known_tasks=known_task_names())
 
 
 @dataclass
@@ -68,13 +58,21 @@ class RunPlan:
     recipe: Recipe
     tasks: list[AbsTask]
     dims: list[int | None]
-    variant: Variant | None
+    identity: Identity  # where each task is filed
     benchmark: BenchmarkInfo  # what the tasks are: all of a benchmark or a subset of it
 
+    def variant(self, task: str) -> Variant | None:
+        return self.identity.variant(task)
+
     @property
-    def experiment(self) -> str | None:
-        """The experiment folder name of the full-dimension results (None = the revision's)."""
-        return f"{self.variant[0]}_{self.variant[1]}" if self.variant else None
+    def experiments(self) -> dict[str, list[str]]:
+        """Experiment folder name (of the full-dimension results) -> its tasks; the revision's
+        own folder is ``""``."""
+        out: dict[str, list[str]] = {}
+        for task in self.tasks:
+            v = self.variant(task.metadata.name)
+            out.setdefault(f"{v[0]}_{v[1]}" if v else "", []).append(task.metadata.name)
+        return out
 
 
 @dataclass
@@ -82,7 +80,8 @@ class RunOutcome:
     plan: RunPlan
     failures: dict[str, str] = field(default_factory=dict)
     results_dir: Path | None = None
-    runs: list[RunId] = field(default_factory=list)  # the result folders, one per dimension
+    # the result folders (one per dimension and experiment) and the tasks filed in each
+    runs: dict[RunId, list[str]] = field(default_factory=dict)
     encoded_inputs: int = 0
     forward_calls: int = 0
     model_seconds: float = 0.0
@@ -90,27 +89,41 @@ class RunOutcome:
     seconds: float = 0.0
 
 
-def canonical_of(cfg: DictConfig, config_name: str) -> tuple[ModelSpec, Recipe] | None:
-    """The model config's own defaults (its official recipe), composed afresh, or None."""
-    key = cfg.model.get("key")
-    if not key:
+def canonical_of(cfg: DictConfig) -> Canonical | None:
+    """The model file's own configuration, as Hydra composed it beside the run's (the run
+    configs' ``canonical`` section). None for a model file without a ``key`` (no official one).
+
+    Raises ConfigError when it cannot be derived: a run is never taken for official by default.
+    """
+    if not cfg.model.get("key"):
         return None
+    canonical = cfg.get("canonical")
+    if canonical is None or "model" not in canonical or "prompts" not in canonical:
+        raise ConfigError(
+            "the config has no canonical.model / canonical.prompts section, so results cannot be "
+            "told apart from the official configuration's (compose conf/mteb.yaml or cmteb.yaml)"
+        )
+    if canonical.model.get("key") != cfg.model.key:
+        raise ConfigError(
+            f"canonical.model is {canonical.model.get('key')!r}, not model={cfg.model.key}"
+        )
     try:
-        pristine = compose_config(config_name, [f"model={key}"])
-        return model_spec(pristine.model), build_recipe(pristine)
-    except ConfigError:
-        return None
+        spec = model_spec(canonical.model, resolve_path=False)
+        recipe = recipe_from_config(canonical.prompts, KNOWN_TASKS)
+    except ConfigError as e:
+        raise ConfigError(f"the official configuration of model={cfg.model.key}: {e}") from None
+    return Canonical(spec, recipe)
 
 
-def plan_run(cfg: DictConfig, config_name: str) -> RunPlan:
+def plan_run(cfg: DictConfig) -> RunPlan:
     """Validate the whole config and resolve tasks; fail fast with one line."""
     runtime = runtime_spec(cfg.runtime)
     spec = with_packing(model_spec(cfg.model), runtime.packing)
-    recipe = build_recipe(cfg)
+    recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
     dims = mrl_dims(cfg, spec.embed_dim)
-    variant = variant_of(spec, recipe, canonical_of(cfg, config_name), cfg.get("experiment"))
+    identity = Identity(spec, recipe, canonical_of(cfg), cfg.get("experiment"))
     mirror = mirror_dir(cfg)
     if mirror is not None:
         from qzhou_eval.mirror import apply_mirror
@@ -124,7 +137,7 @@ def plan_run(cfg: DictConfig, config_name: str) -> RunPlan:
     if runtime.store_dir is not None:
         check_writable_folder("runtime.store_dir", runtime.store_dir)
     return RunPlan(
-        spec, runtime, recipe, tasks, dims, variant, benchmark_info(cfg.benchmark, tasks)
+        spec, runtime, recipe, tasks, dims, identity, benchmark_info(cfg.benchmark, tasks)
     )
 
 
@@ -179,30 +192,50 @@ def _evaluate(
     started: float,
 ) -> RunOutcome:
     spec, runtime = plan.spec, plan.runtime
-    encoders = [
-        RecipeEncoder(
-            meta=build_model_meta(spec, plan.recipe, dim=dim, variant=plan.variant),
-            recipe=plan.recipe,
-            embedder=embedder,
-            dim=dim,
-            normalize=spec.normalize,
-            numerics=spec.numerics,
-            prenormalized=spec.backbone_normalizes,
-        )
-        for dim in plan.dims
-    ]
-    for write in (False, True):  # check every folder before recording in any
-        for encoder in encoders:
-            target = folder.get_task_result_path("x", encoder.mteb_model_meta).parent
-            check_and_record(target, spec, plan.recipe, encoder.dim, write=write)
+    encoders: dict[tuple[int | None, Variant | None], RecipeEncoder] = {}
+
+    def encoder_for(dim: int | None, variant: Variant | None) -> RecipeEncoder:
+        key = (dim, variant)
+        if key not in encoders:
+            encoders[key] = RecipeEncoder(
+                meta=build_model_meta(spec, plan.recipe, dim=dim, variant=variant),
+                recipe=plan.recipe,
+                embedder=embedder,
+                dim=dim,
+                normalize=spec.normalize,
+                numerics=spec.numerics,
+                prenormalized=spec.backbone_normalizes,
+            )
+        return encoders[key]
+
+    def record_of(task: str, dim: int | None) -> TaskRecord:
+        meta = encoder_for(dim, plan.variant(task)).mteb_model_meta
+        where = folder.get_task_result_path(task, meta).parent
+        return TaskRecord(where, task, task_fields(spec, plan.recipe, task, dim), plan.recipe.name)
+
+    # Check every task's record before evaluating any: a refused run writes nothing.
+    records = {
+        (t.metadata.name, d): record_of(t.metadata.name, d) for t in plan.tasks for d in plan.dims
+    }
+    for (_, dim), record in records.items():
+        migrate_legacy(record.folder, spec, plan.recipe, dim)
+    conflicts = [p for r in records.values() if (p := r.conflict()) is not None]
+    if conflicts:
+        more = f" (and {len(conflicts) - 1} more task(s))" if len(conflicts) > 1 else ""
+        raise ConfigError(conflicts[0] + more)
 
     outcome = RunOutcome(plan)
     strategy = "always" if runtime.overwrite else "only-missing"
     for task in plan.tasks:
         name = task.metadata.name
-        if len(encoders) > 1:
+        if len(plan.dims) > 1:
             task.load_data()  # once for all dimensions (mteb would load it per evaluate call)
-        for encoder in encoders:
+        for dim in plan.dims:
+            encoder = encoder_for(dim, plan.variant(name))
+            record = records[(name, dim)]
+            created = False
+            if runtime.overwrite or not record.result.exists():
+                created = record.claim()  # before the result: a result never lacks its record
             try:
                 result = mteb.evaluate(
                     encoder,
@@ -214,16 +247,21 @@ def _evaluate(
                     raise_error=True,
                     co2_tracker=False,
                 )
-            except UserError:
-                raise
-            except Exception as e:  # a task that fails must not lose the finished ones
-                if not runtime.continue_on_error:
+            except BaseException as e:
+                if created:
+                    record.release()  # no result: another configuration may run it
+                if isinstance(e, UserError) or not isinstance(e, Exception):
+                    raise
+                if not runtime.continue_on_error:  # a failed task keeps the finished ones
                     raise
                 logger.exception("task %s failed", name)
                 outcome.failures[name] = f"{type(e).__name__}: {e}"
                 break
             for err in result.exceptions or []:
                 outcome.failures[name] = str(err.exception)
+            meta = encoder.mteb_model_meta
+            run = RunId(meta.name, meta.revision, meta.experiment_name)
+            outcome.runs.setdefault(run, []).append(name)
         store.clear()
         if task.data_loaded:
             task.unload_data()
@@ -237,8 +275,4 @@ def _evaluate(
         )
     outcome.seconds = time.monotonic() - started
     outcome.results_dir = folder.results_dir
-    outcome.runs = [
-        RunId(e.mteb_model_meta.name, e.mteb_model_meta.revision, e.mteb_model_meta.experiment_name)
-        for e in encoders
-    ]
     return outcome

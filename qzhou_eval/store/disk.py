@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import uuid
@@ -45,6 +44,7 @@ import numpy as np
 
 from qzhou_eval import atomic
 from qzhou_eval.config.spec import ModelSpec
+from qzhou_eval.fingerprint import fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ VECS = ".vecs.npy"
 
 
 def model_fingerprint(spec: ModelSpec) -> str:
-    blob = json.dumps(spec.fingerprint_fields(), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
+    """The store folder of a model configuration: what changes a raw vector."""
+    return fingerprint(spec.fingerprint_fields(), 20)
 
 
 def _key(side: str, text: str) -> bytes:

