@@ -1,7 +1,7 @@
 """Embedding store on disk, keyed by model fingerprint + side + the exact model input.
 
 Layout: ``<root>/<model fingerprint>/`` holds shards, each a pair ``<id>.vecs.npy`` (float32,
-raw full-dimension vectors) and ``<id>.keys.npy`` (uint8 (n, 32): sha256 of ``side \\0 input``).
+full-dimension vectors before the MRL cut) and ``<id>.keys.npy`` (uint8 (n, 32): sha256 of ``side \\0 input``).
 A shard is written through :mod:`qzhou_eval.atomic`, vectors first, keys last: a shard without
 its keys file does not exist, so a run killed at any moment leaves a valid store and the next run
 re-encodes only what was not stored.
@@ -24,9 +24,9 @@ float32 with n rows, the file as long as its header says). A damaged shard is mo
 files (the keys file never written) and temporary files are deleted once older than
 :data:`qzhou_eval.atomic.STALE_AFTER_S`; younger ones may belong to a live writer.
 
-The fingerprint covers everything that changes a raw vector (name, revision, backend, attention,
-pooling, dtype, attention kernel, max length, padding side, truncation policy, Token Prepending,
-projection). The recipe is not in it: it is in the key, because the key is the exact model input.
+The fingerprint is ``ModelSpec.fingerprint_fields``: everything that changes a stored vector
+(name, revision, backend, attention, pooling, dtype, numerics, attention kernel, packing, max
+length, padding side, truncation policy, Token Prepending layers, projection). The recipe is not in it: it is in the key, because the key is the exact model input.
 """
 
 from __future__ import annotations
