@@ -92,11 +92,13 @@ def _worker_main(index: int, settings: WorkerSettings, tasks: Any, results: Any)
         level=logging.WARNING, format=f"[worker {settings.device}] %(levelname)s %(message)s"
     )
     import torch
+    import transformers
 
     from qzhou_eval.encoder.device_loop import DeviceLoop
     from qzhou_eval.models.backbone import load_backbone
 
     torch.set_num_threads(settings.threads)
+    transformers.utils.logging.disable_progress_bar()  # the main process shows the progress
     try:
         if settings.device.startswith("cuda"):
             torch.cuda.set_device(torch.device(settings.device))  # no stray context on cuda:0

@@ -1,7 +1,8 @@
 """Embedding store on disk, keyed by model fingerprint + side + the exact model input.
 
 Layout: ``<root>/<model fingerprint>/`` holds shards, each a pair ``<id>.vecs.npy`` (float32,
-full-dimension vectors before the MRL cut) and ``<id>.keys.npy`` (uint8 (n, 32): sha256 of ``side \\0 input``).
+full-dimension vectors before the MRL cut) and ``<id>.keys.npy`` (uint8 (n, 32): sha256 of
+``side \\0 input``).
 A shard is written through :mod:`qzhou_eval.atomic`, vectors first, keys last: a shard without
 its keys file does not exist, so a run killed at any moment leaves a valid store and the next run
 re-encodes only what was not stored.
@@ -26,7 +27,8 @@ files (the keys file never written) and temporary files are deleted once older t
 
 The fingerprint is ``ModelSpec.fingerprint_fields``: everything that changes a stored vector
 (name, revision, backend, attention, pooling, dtype, numerics, attention kernel, packing, max
-length, padding side, truncation policy, Token Prepending layers, projection). The recipe is not in it: it is in the key, because the key is the exact model input.
+length, padding side, truncation policy, Token Prepending layers, projection). The recipe is not
+in it: it is in the key, because the key is the exact model input.
 """
 
 from __future__ import annotations

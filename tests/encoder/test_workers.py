@@ -124,6 +124,10 @@ def test_no_worker_outlives_the_main_process(tmp_path, how):
         assert proc.poll() is None and all(_alive(w) for w in workers)
         os.kill(proc.pid, how)
         proc.wait(timeout=60)
+        if how == signal.SIGINT:  # one line, exit 130, as without workers
+            err = proc.stderr.read()
+            assert proc.returncode == 130, err[-2000:]
+            assert "Traceback" not in err and err.strip().startswith("interrupted:"), err
         deadline = time.monotonic() + 30
         while any(_alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
