@@ -117,9 +117,8 @@ def _renamed_key(e: BaseException) -> str | None:
     """``prompts.template was renamed ...`` for an override of a key that has a new name."""
     from qzhou_eval.recipe import RENAMED_KEYS
 
-    key = getattr(e, "full_key", None) or ""
-    match = re.search(r"Could not override '([^']+)'", str(e))
-    key = match.group(1) if match else key
+    match = re.search(r"Could not override '([^']+)'", str(e))  # a key not in the config
+    key = match.group(1) if match else ""
     section, _, old = key.rpartition(".")
     if section != "prompts" or old not in RENAMED_KEYS:
         return None

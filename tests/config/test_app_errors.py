@@ -73,6 +73,17 @@ def test_unparsable_override_names_it(monkeypatch, capsys):
     assert lines[0].startswith("error: cannot parse the override 'model.max_length=[1': ")
 
 
+def test_override_of_a_renamed_recipe_key_names_the_new_key(monkeypatch, capsys):
+    code, lines = _run(monkeypatch, capsys, lambda cfg: None, "prompts.both_sides=[STS12]")
+    assert (code, lines) == (
+        2,
+        [
+            "error: prompts.both_sides is deprecated and renamed prompts.instruction_on_all_texts "
+            "(same meaning): override prompts.instruction_on_all_texts instead"
+        ],
+    )
+
+
 def test_failed_write_names_the_config_key_and_folder(monkeypatch, capsys, tmp_path):
     store = tmp_path / "store"
 
