@@ -25,6 +25,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from omegaconf import DictConfig
@@ -223,23 +224,56 @@ def _hydra_reraises() -> Iterator[None]:
             os.environ["HYDRA_FULL_ERROR"] = previous
 
 
+# Signals the app turns into exceptions while it runs: Ctrl-C, and a scheduler's preemption.
+_STOPPING_SIGNALS = {
+    signal.SIGINT: (signal.default_int_handler, KeyboardInterrupt),
+    signal.SIGTERM: (signal.SIG_DFL, Terminated),
+}
+_REDELIVER_AFTER_S = 0.05
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a ``__del__``, where Python swallows what is raised."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While the app runs, SIGTERM raises :class:`Terminated` (unless someone else handles it)."""
-    installed = threading.current_thread() is threading.main_thread() and (
-        signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    )
+def _signals_raise() -> Iterator[None]:
+    """While the app runs, SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated`.
 
-    def handler(signum: int, frame: object) -> None:
-        raise Terminated()
+    Only where no one else installed a handler. A signal that lands inside a finalizer (e.g. a
+    library object's ``__del__`` run by the garbage collector) would be swallowed there ("Exception
+    ignored in ...") and the run would go on: it is delivered again a moment later instead.
+    """
+    active = threading.Event()
 
-    if installed:
-        signal.signal(signal.SIGTERM, handler)
+    def redeliver(signum: int) -> None:
+        if active.is_set():
+            os.kill(os.getpid(), signum)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if _in_finalizer(frame):
+            threading.Timer(_REDELIVER_AFTER_S, redeliver, (signum,)).start()
+            return
+        raise _STOPPING_SIGNALS[signal.Signals(signum)][1]()
+
+    installed = []
+    if threading.current_thread() is threading.main_thread():
+        for signum, (default, _) in _STOPPING_SIGNALS.items():
+            if signal.getsignal(signum) == default:
+                signal.signal(signum, handler)
+                installed.append((signum, default))
+    active.set()
     try:
         yield
     finally:
-        if installed:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        active.clear()
+        for signum, default in installed:
+            signal.signal(signum, default)
 
 
 def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
@@ -264,7 +298,7 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
         )
 
         def entry() -> None:
-            with _sigterm_raises(), _hydra_reraises():
+            with _signals_raise(), _hydra_reraises():
                 try:
                     _precheck(config_name, sys.argv[1:])
                     main()

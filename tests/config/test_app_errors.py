@@ -128,6 +128,35 @@ def test_sigterm_stops_like_ctrl_c_exit_143(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored after the command
 
 
+@pytest.mark.parametrize(
+    ("signum", "expected"),
+    [(signal.SIGINT, (130, [app.INTERRUPTED])), (signal.SIGTERM, (143, [app.TERMINATED]))],
+)
+def test_a_signal_that_lands_in_a_finalizer_still_stops_the_command(
+    monkeypatch, capsys, signum, expected
+):
+    """Python swallows an exception raised in ``__del__``: the signal is delivered again."""
+    import gc
+    import time
+
+    class Finalized:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signum)
+            time.sleep(0.01)  # the handler runs here, inside __del__
+
+    def collected(cfg) -> None:
+        Finalized()
+        gc.collect()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the command goes on, as a run would
+            time.sleep(0.01)
+        raise AssertionError("the signal was swallowed")
+
+    assert _run(monkeypatch, capsys, collected) == expected
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch):
     def bug(cfg) -> None:
         raise ZeroDivisionError("a bug")
