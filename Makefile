@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install demo test lint bench
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) run_mteb.py model=minilm benchmark=demo_eng
-	$(PY) run_cmteb.py model=minilm benchmark=demo_zho
+	$(VENV)/bin/qzhou-eval run model=minilm benchmark=demo_eng
+	$(VENV)/bin/qzhou-eval run model=minilm benchmark=demo_zho
 
 lint: install
 	$(VENV)/bin/ruff check .

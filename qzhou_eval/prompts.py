@@ -1,6 +1,7 @@
-"""Print the exact model input of every task and side: ``python -m qzhou_eval.prompts``.
+"""Print the exact model input of every task and side: ``qzhou-eval prompts``.
 
-    python -m qzhou_eval.prompts model=qzhou_embedding benchmark=mteb_eng_v2
+    qzhou-eval prompts model=qzhou_embedding benchmark=mteb_eng_v2
+    python -m qzhou_eval.prompts model=qzhou_embedding benchmark=mteb_eng_v2   # the same
 
 One JSON line per (task, side): ``{"task": ..., "side": ..., "input": ...}`` where ``input`` is what
 the model receives for the text ``TEXT``. ``side`` is ``query``/``document`` for tasks mteb encodes

@@ -3,10 +3,15 @@
 A recipe is data (``conf/prompts/*.yaml``). The rules reproduce the official QZhou evaluation
 scripts:
 
-- the instruction prefix (``template`` filled with the task's instruction) goes on a text when mteb
-  encodes it as a query, or when the task is listed in ``both_sides``; never otherwise;
+- the instruction prefix (``instruction_template`` filled with the task's instruction) goes on a
+  text when mteb encodes it as a query, and on every text of the tasks listed in
+  ``instruction_on_all_texts`` (their documents, and the texts of task types mteb encodes without
+  a prompt type: STS, classification, clustering, ...); never otherwise;
 - a text that is exactly ``""`` becomes ``empty_text`` (``"Null"``) before the prefix is added;
-- an optional ``wrapper`` (QZhou-Embedding-Zh's PromptEOL template) then wraps prefix + text.
+- an optional ``input_template`` (QZhou-Embedding-Zh's PromptEOL template) then wraps prefix + text.
+
+The keys were named ``template``, ``both_sides`` and ``wrapper`` before; a recipe that uses those
+still works for one release, with a warning (:data:`RENAMED_KEYS`).
 """
 
 from __future__ import annotations
@@ -15,11 +20,27 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from qzhou_eval.config.deprecation import warn_once
 from qzhou_eval.errors import ConfigError
 
 Side = Literal["query", "document", "none"]
 SIDES: tuple[Side, ...] = ("query", "document", "none")
 MISSING_POLICIES = ("error", "no_instruction")
+# Deprecated recipe key -> its name now (same meaning). Old keys work for one release.
+RENAMED_KEYS = {
+    "template": "instruction_template",
+    "both_sides": "instruction_on_all_texts",
+    "wrapper": "input_template",
+}
+RECIPE_KEYS = (
+    "name",
+    "instruction_template",
+    "instructions",
+    "instruction_on_all_texts",
+    "empty_text",
+    "input_template",
+    "on_missing_instruction",
+)
 
 
 @dataclass(frozen=True)
@@ -27,11 +48,14 @@ class Recipe:
     """How raw task texts become model inputs."""
 
     name: str
-    template: str = "{instruction}"
+    # The instruction prefix; "{instruction}" is replaced by the task's instruction.
+    instruction_template: str = "{instruction}"
     instructions: Mapping[str, str] = field(default_factory=dict)
-    both_sides: frozenset[str] = frozenset()
+    # Tasks whose every text gets the instruction, not only their queries.
+    instruction_on_all_texts: frozenset[str] = frozenset()
     empty_text: str | None = None
-    wrapper: str | None = None
+    # Wraps prefix + text; "{text}" marks where they go. None = no wrapping.
+    input_template: str | None = None
     # What to do for a task the recipe has no instruction for. "error" refuses to run it (a
     # silently unprompted task is the classic cause of a score that does not reproduce).
     on_missing_instruction: str = "error"
@@ -42,12 +66,12 @@ class Recipe:
 
     def prefix(self, task: str, side: Side) -> str:
         """The instruction prefix for one task and side ("" when none applies)."""
-        if side != "query" and task not in self.both_sides:
+        if side != "query" and task not in self.instruction_on_all_texts:
             return ""
         instruction = self.instructions.get(task)
         if not instruction:
             return ""
-        return self.template.format(instruction=instruction)
+        return self.instruction_template.format(instruction=instruction)
 
     def format(self, task: str, side: Side, text: str) -> str:
         """The exact string the model receives for ``text`` of ``task`` on ``side``."""
@@ -57,14 +81,14 @@ class Recipe:
         """The model input and the character span of the task text inside it.
 
         The span lets ``truncation: inner`` cut only the text, keeping the instruction and the
-        wrapper intact.
+        input template intact.
         """
         if text == "" and self.empty_text is not None:
             text = self.empty_text
         prefix = self.prefix(task, side)
         head, tail = "", ""
-        if self.wrapper is not None:
-            head, _, tail = self.wrapper.partition("{text}")
+        if self.input_template is not None:
+            head, _, tail = self.input_template.partition("{text}")
         start = len(head) + len(prefix)
         return head + prefix + text + tail, (start, start + len(text))
 
@@ -82,55 +106,86 @@ class Recipe:
     def named_tasks(self) -> frozenset[str]:
         """Tasks the recipe treats specially (an instruction, or the instruction on every text);
         every other task gets the same treatment."""
-        return frozenset(self.instructions) | self.both_sides
+        return frozenset(self.instructions) | self.instruction_on_all_texts
 
     def legacy_fields(self) -> dict[str, Any]:
         """What qzhou-eval 0.1 hashed into its folder records (read only to migrate those)."""
         return {
-            "template": self.template,
+            "template": self.instruction_template,
             "instructions": dict(sorted(self.instructions.items())),
-            "both_sides": sorted(self.both_sides),
+            "both_sides": sorted(self.instruction_on_all_texts),
             "empty_text": self.empty_text,
-            "wrapper": self.wrapper,
+            "wrapper": self.input_template,
         }
 
 
 def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | None = None) -> Recipe:
     """Build and validate a Recipe from the ``prompts`` config group.
 
-    ``known_tasks``: every task name the recipe may legitimately mention (all tasks of every
-    benchmark the harness knows). A recipe naming anything else is a typo and fails.
+    Every key is read from the config (``conf/prompts/none.yaml`` states them all; a recipe file
+    can start from it with ``defaults: [none, _self_]``). ``known_tasks``: every task name the
+    recipe may legitimately mention (all tasks of every benchmark the harness knows). A recipe
+    naming anything else is a typo and fails.
     """
-    name = str(cfg.get("name", "prompts"))
-    template = cfg.get("template") or "{instruction}"
-    if "{instruction}" not in template:
-        raise ConfigError(f"prompts.template of {name} must contain '{{instruction}}'")
-    wrapper = cfg.get("wrapper")
-    if wrapper is not None and "{text}" not in wrapper:
-        raise ConfigError(f"prompts.wrapper of {name} must contain '{{text}}'")
-    policy = cfg.get("on_missing_instruction", "error")
+    values = _current_keys(cfg)
+    name = str(values["name"])
+    template = values["instruction_template"]
+    if not isinstance(template, str) or "{instruction}" not in template:
+        raise ConfigError(f"prompts.instruction_template of {name} must contain '{{instruction}}'")
+    input_template = values["input_template"]
+    if input_template is not None and "{text}" not in str(input_template):
+        raise ConfigError(f"prompts.input_template of {name} must contain '{{text}}'")
+    policy = values["on_missing_instruction"]
     if policy not in MISSING_POLICIES:
         raise ConfigError(
             f"prompts.on_missing_instruction={policy!r} is unknown; use one of {MISSING_POLICIES}"
         )
-    instructions = {str(k): str(v) for k, v in (cfg.get("instructions") or {}).items()}
-    both_sides = frozenset(str(t) for t in (cfg.get("both_sides") or []))
+    instructions = {str(k): str(v) for k, v in (values["instructions"] or {}).items()}
+    on_all_texts = frozenset(str(t) for t in (values["instruction_on_all_texts"] or []))
     if known_tasks is not None:
-        unknown = sorted(t for t in set(instructions) | both_sides if t not in known_tasks)
+        unknown = sorted(t for t in set(instructions) | on_all_texts if t not in known_tasks)
         if unknown:
             raise ConfigError(
                 f"prompts={name}: unknown task name(s) {', '.join(unknown)} "
                 "(not a task of any known benchmark)"
             )
+    empty_text = values["empty_text"]
     return Recipe(
         name=name,
-        template=template,
+        instruction_template=template,
         instructions=instructions,
-        both_sides=both_sides,
-        empty_text=cfg.get("empty_text"),
-        wrapper=wrapper,
-        on_missing_instruction=policy,
+        instruction_on_all_texts=on_all_texts,
+        empty_text=None if empty_text is None else str(empty_text),
+        input_template=None if input_template is None else str(input_template),
+        on_missing_instruction=str(policy),
     )
+
+
+def _current_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Every recipe key by its current name; a deprecated name is read (with a warning) for one
+    release, and an error when its new name is set too."""
+    name = cfg.get("name", "?")
+    values: dict[str, Any] = {}
+    for old, new in RENAMED_KEYS.items():
+        if old not in cfg:
+            continue
+        if new in cfg:
+            raise ConfigError(
+                f"prompts={name}: set {new} or the deprecated {old}, not both ({old} is the old "
+                f"name of {new}: rename it, or drop the inherited {new} with ~prompts.{new})"
+            )
+        warn_once(f"warning: prompts.{old} is deprecated; use prompts.{new} (same meaning)")
+        values[new] = cfg[old]
+    for key in RECIPE_KEYS:
+        if key in values:
+            continue
+        if key not in cfg:
+            raise ConfigError(
+                f"prompts={name}: the recipe does not set {key} (conf/prompts/none.yaml sets "
+                "every key; start a recipe from it with defaults: [none, _self_])"
+            )
+        values[key] = cfg[key]
+    return values
 
 
 def side_of(prompt_type: Any) -> Side:

@@ -1,15 +1,35 @@
+import hashlib
+import json
+import shutil
+
 import pytest
 
+from qzhou_eval.config import compose_config
+from qzhou_eval.config.deprecation import warn_once
 from qzhou_eval.errors import ConfigError
-from qzhou_eval.recipe import Recipe, recipe_from_config, side_of
+from qzhou_eval.recipe import RECIPE_KEYS, RENAMED_KEYS, Recipe, recipe_from_config, side_of
 
 QZ = Recipe(
     name="t",
-    template="Instruct: {instruction}\nQuery: ",
+    instruction_template="Instruct: {instruction}\nQuery: ",
     instructions={"A": "Do a", "B": "Do b"},
-    both_sides=frozenset({"B"}),
+    instruction_on_all_texts=frozenset({"B"}),
     empty_text="Null",
 )
+
+
+def recipe_cfg(**keys) -> dict:
+    """A recipe config stating every key (as conf/prompts/none.yaml does), with ``keys`` set."""
+    base = {
+        "name": "r",
+        "instruction_template": "{instruction}",
+        "instructions": {},
+        "instruction_on_all_texts": [],
+        "empty_text": None,
+        "input_template": None,
+        "on_missing_instruction": "error",
+    }
+    return {**base, **keys}
 
 
 def test_query_gets_prefix_document_does_not():
@@ -18,7 +38,7 @@ def test_query_gets_prefix_document_does_not():
     assert QZ.format("A", "none", "x") == "x"
 
 
-def test_both_sides_task_prefixes_every_side():
+def test_instruction_on_all_texts_prefixes_every_side():
     for side in ("query", "document", "none"):
         assert QZ.format("B", side, "x") == "Instruct: Do b\nQuery: x"
 
@@ -29,12 +49,12 @@ def test_only_exactly_empty_text_becomes_null():
     assert QZ.format("A", "document", " ") == " "
 
 
-def test_wrapper_wraps_prefix_and_text():
+def test_input_template_wraps_prefix_and_text():
     r = Recipe(
         name="eol",
-        template="Instruct: {instruction}\nQuery: ",
+        instruction_template="Instruct: {instruction}\nQuery: ",
         instructions={"A": "Do a"},
-        wrapper="This sentence: <|im_start|>“{text}” means in one word: “",
+        input_template="This sentence: <|im_start|>“{text}” means in one word: “",
     )
     assert r.format("A", "query", "hi") == (
         "This sentence: <|im_start|>“Instruct: Do a\nQuery: hi” means in one word: “"
@@ -45,9 +65,11 @@ def test_wrapper_wraps_prefix_and_text():
 
 
 def test_unknown_task_in_recipe_is_an_error():
-    cfg = {"name": "r", "instructions": {"STS12": "x", "NoSuchTask": "y"}, "both_sides": []}
+    cfg = recipe_cfg(instructions={"STS12": "x", "NoSuchTask": "y"})
     with pytest.raises(ConfigError, match="NoSuchTask"):
         recipe_from_config(cfg, known_tasks={"STS12"})
+    with pytest.raises(ConfigError, match="NoSuchTask"):
+        recipe_from_config(recipe_cfg(instruction_on_all_texts=["NoSuchTask"]), {"STS12"})
 
 
 def test_missing_instruction_for_task_to_run_is_an_error():
@@ -56,9 +78,92 @@ def test_missing_instruction_for_task_to_run_is_an_error():
     Recipe(name="none").check_tasks(["C"])  # an uninstructed recipe runs anything
 
 
-def test_template_must_have_placeholder():
-    with pytest.raises(ConfigError, match="template"):
-        recipe_from_config({"name": "r", "template": "Instruct: x"})
+def test_templates_must_have_their_placeholder():
+    with pytest.raises(ConfigError, match=r"prompts\.instruction_template of r must contain"):
+        recipe_from_config(recipe_cfg(instruction_template="Instruct: x"))
+    with pytest.raises(ConfigError, match=r"prompts\.input_template of r must contain"):
+        recipe_from_config(recipe_cfg(input_template="no placeholder"))
+
+
+def test_every_key_is_read_from_the_config():
+    for key in RECIPE_KEYS:
+        cfg = recipe_cfg()
+        del cfg[key]
+        with pytest.raises(ConfigError, match=rf"does not set {key} \(conf/prompts/none\.yaml"):
+            recipe_from_config(cfg)
+    assert set(compose_config("mteb", ["prompts=none"]).prompts) == set(RECIPE_KEYS)
+
+
+def test_deprecated_keys_work_with_one_warning_each(capsys):
+    warn_once.cache_clear()
+    new = recipe_from_config(
+        recipe_cfg(
+            instruction_template="I: {instruction} ",
+            instructions={"A": "a"},
+            instruction_on_all_texts=["A"],
+            input_template="<{text}>",
+        )
+    )
+    capsys.readouterr()
+    old_cfg = {
+        "name": "r",
+        "template": "I: {instruction} ",
+        "instructions": {"A": "a"},
+        "both_sides": ["A"],
+        "empty_text": None,
+        "wrapper": "<{text}>",
+        "on_missing_instruction": "error",
+    }
+    old = recipe_from_config(old_cfg)
+    assert old == new
+    assert old.format("A", "none", "x") == "<I: a x>"
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"warning: prompts.{o} is deprecated; use prompts.{n} (same meaning)"
+        for o, n in RENAMED_KEYS.items()
+    ]
+    recipe_from_config(old_cfg)
+    assert capsys.readouterr().err == ""  # once per process
+
+
+@pytest.mark.parametrize(("old", "new"), list(RENAMED_KEYS.items()))
+def test_old_and_new_key_together_is_one_line_error(old, new):
+    with pytest.raises(ConfigError, match=f"set {new} or the deprecated {old}, not both") as e:
+        recipe_from_config({**recipe_cfg(), old: recipe_cfg()[new]})
+    assert "\n" not in str(e.value)
+
+
+def test_a_user_recipe_file_with_old_keys_composes_and_runs(tmp_path, monkeypatch):
+    """An old-style recipe over the shipped one: removing the inherited new key makes it work."""
+    from qzhou_eval.config import app
+
+    conf = tmp_path / "conf"
+    shutil.copytree(app.CONF_DIR, conf)
+    (conf / "prompts" / "mine.yaml").write_text(
+        "defaults:\n  - none\n  - _self_\nname: mine\ninstructions: {STS12: x}\n"
+        'template: "Q: {instruction} "\n'
+    )
+    monkeypatch.setattr(app, "CONF_DIR", conf)
+    cfg = compose_config("mteb", ["prompts=mine"])
+    with pytest.raises(ConfigError, match="not both"):
+        recipe_from_config(cfg.prompts)
+    cfg = compose_config("mteb", ["prompts=mine", "~prompts.instruction_template"])
+    assert recipe_from_config(cfg.prompts).format("STS12", "query", "t") == "Q: x t"
+
+
+# sha256 of the fields qzhou-eval 0.1 hashed for the shipped official recipes, computed before the
+# keys were renamed (commit f9c88d3): the migration of 0.1 folders recomputes exactly these.
+OFFICIAL_RECIPE_FINGERPRINTS = {
+    "qzhou_embedding": "6bfa78163dc820623b7cedb68f4f7cc7afd048d02f47d1dd76fb60fa35542b16",
+    "qzhou_embedding_zh": "4cea382bed400b57983c41946961eacccf833b3714c0c83091ca29075aac6d45",
+}
+
+
+@pytest.mark.parametrize("model", sorted(OFFICIAL_RECIPE_FINGERPRINTS))
+def test_the_rename_keeps_the_official_recipes_fingerprints(model):
+    recipe = recipe_from_config(compose_config("mteb", [f"model={model}"]).prompts)
+    blob = json.dumps(recipe.legacy_fields(), sort_keys=True, ensure_ascii=False)
+    assert hashlib.sha256(blob.encode()).hexdigest() == OFFICIAL_RECIPE_FINGERPRINTS[model]
 
 
 def test_side_of_prompt_types():
@@ -69,12 +174,12 @@ def test_side_of_prompt_types():
     assert side_of(None) == "none"
 
 
-def test_span_marks_the_text_inside_wrapper_and_prefix():
+def test_span_marks_the_text_inside_input_template_and_prefix():
     r = Recipe(
         name="eol",
-        template="I: {instruction}\nQ: ",
+        instruction_template="I: {instruction}\nQ: ",
         instructions={"A": "a"},
-        wrapper="S: <|im_start|>“{text}” means: “",
+        input_template="S: <|im_start|>“{text}” means: “",
         empty_text="Null",
     )
     for text in ("hello", "", "x{text}y"):

@@ -1,6 +1,8 @@
 """Hydra entry points shared by every command-line app.
 
-Every app is a Hydra app over the repository's top-level ``conf/`` folder. Whatever stops a
+Every app is a Hydra app over the config folder (:func:`config_dir`: the repository's top-level
+``conf/`` in a checkout, its copy inside the package in an installed wheel). Hydra's own settings
+(no output folders, logs to stdout) are config too: ``conf/hydra/default.yaml``. Whatever stops a
 command reaches the user as one line on stderr, never a traceback:
 
 - bad input (a :class:`~qzhou_eval.errors.UserError`: config value, YAML syntax error, unknown
@@ -16,29 +18,38 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import logging
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from omegaconf import DictConfig
 
 from qzhou_eval.errors import ConfigError, UserError, WriteError
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+PRIMARY_CONFIG = "mteb.yaml"  # a file every config folder has: tells it from any other conf/
 
-# Hydra overrides that keep a run from writing outputs/ folders and log files into the cwd.
-_QUIET_HYDRA = [
-    "hydra.output_subdir=null",
-    "hydra.run.dir=.",
-    "hydra.sweep.dir=multirun",
-    "hydra/job_logging=stdout",
-    "hydra/hydra_logging=none",
-]
+
+def config_dir() -> Path:
+    """The config folder, for an installed wheel and a checkout (editable install) alike.
+
+    A wheel carries a copy of the repository's ``conf/`` as ``qzhou_eval/conf`` (setup.py maps
+    it there at build time); a checkout has only the top-level ``conf/``, the one source.
+    """
+    package = Path(__file__).resolve().parents[1]
+    candidates = (package / "conf", package.parent / "conf")
+    for folder in candidates:
+        if (folder / PRIMARY_CONFIG).is_file():
+            return folder
+    return candidates[0]  # absent: composing then fails with one line naming it
+
+
+CONF_DIR = config_dir()
 
 
 INTERRUPTED = (
@@ -101,6 +112,19 @@ def _missing_option(e: BaseException) -> str | None:
     if group == "prompts":
         msg += " (each model's recipe is conf/prompts/<model>.yaml: add one, or set prompts=none)"
     return msg
+
+
+def _renamed_key(e: BaseException) -> str | None:
+    """``prompts.template was renamed ...`` for an override of a key that has a new name."""
+    from qzhou_eval.recipe import RENAMED_KEYS
+
+    match = re.search(r"Could not override '([^']+)'", str(e))  # a key not in the config
+    key = match.group(1) if match else ""
+    section, _, old = key.rpartition(".")
+    if section != "prompts" or old not in RENAMED_KEYS:
+        return None
+    new = f"prompts.{RENAMED_KEYS[old]}"
+    return f"{key} is deprecated and renamed {new} (same meaning): override {new} instead"
 
 
 def _one_line(msg: str) -> str:
@@ -182,7 +206,7 @@ def _config_problem(e: Exception) -> str | None:
     if isinstance(e, HydraException | OmegaConfBaseException):
         override = getattr(e, "override", None)  # OverrideParseException: name the override
         prefix = f"cannot parse the override {override!r}: " if override else ""
-        return _missing_option(e) or prefix + _one_line(str(e))
+        return _missing_option(e) or _renamed_key(e) or prefix + _one_line(str(e))
     return None
 
 
@@ -200,23 +224,56 @@ def _hydra_reraises() -> Iterator[None]:
             os.environ["HYDRA_FULL_ERROR"] = previous
 
 
+# Signals the app turns into exceptions while it runs: Ctrl-C, and a scheduler's preemption.
+_STOPPING_SIGNALS = {
+    signal.SIGINT: (signal.default_int_handler, KeyboardInterrupt),
+    signal.SIGTERM: (signal.SIG_DFL, Terminated),
+}
+_REDELIVER_AFTER_S = 0.05
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a ``__del__``, where Python swallows what is raised."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While the app runs, SIGTERM raises :class:`Terminated` (unless someone else handles it)."""
-    installed = threading.current_thread() is threading.main_thread() and (
-        signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    )
+def _signals_raise() -> Iterator[None]:
+    """While the app runs, SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated`.
 
-    def handler(signum: int, frame: object) -> None:
-        raise Terminated()
+    Only where no one else installed a handler. A signal that lands inside a finalizer (e.g. a
+    library object's ``__del__`` run by the garbage collector) would be swallowed there ("Exception
+    ignored in ...") and the run would go on: it is delivered again a moment later instead.
+    """
+    active = threading.Event()
 
-    if installed:
-        signal.signal(signal.SIGTERM, handler)
+    def redeliver(signum: int) -> None:
+        if active.is_set():
+            os.kill(os.getpid(), signum)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if _in_finalizer(frame):
+            threading.Timer(_REDELIVER_AFTER_S, redeliver, (signum,)).start()
+            return
+        raise _STOPPING_SIGNALS[signal.Signals(signum)][1]()
+
+    installed = []
+    if threading.current_thread() is threading.main_thread():
+        for signum, (default, _) in _STOPPING_SIGNALS.items():
+            if signal.getsignal(signum) == default:
+                signal.signal(signum, handler)
+                installed.append((signum, default))
+    active.set()
     try:
         yield
     finally:
-        if installed:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        active.clear()
+        for signum, default in installed:
+            signal.signal(signum, default)
 
 
 def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
@@ -241,17 +298,9 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
         )
 
         def entry() -> None:
-            logging.getLogger("hydra").setLevel(logging.WARNING)
-            user_args = sys.argv[1:]
-            with _sigterm_raises(), _hydra_reraises():
+            with _signals_raise(), _hydra_reraises():
                 try:
-                    _precheck(config_name, user_args)
-                    # Hydra's parser wants overrides in one run: append ours after the user's,
-                    # unless the user's last word is a flag that may take a value.
-                    if user_args and user_args[-1].startswith("-"):
-                        sys.argv = [sys.argv[0], *_QUIET_HYDRA, *user_args]
-                    else:
-                        sys.argv = [sys.argv[0], *user_args, *_QUIET_HYDRA]
+                    _precheck(config_name, sys.argv[1:])
                     main()
                 except (KeyboardInterrupt, Terminated) as e:  # before or between Hydra's jobs
                     sys.exit(_report(e, None))

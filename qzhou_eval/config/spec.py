@@ -2,13 +2,16 @@
 
 Validation happens here, before anything heavy loads: an unknown pooling mode, dtype, backend,
 a missing model folder or mirror folder gives one ConfigError line naming the key to fix.
+
+Defaults are stated once, in the YAML (``conf/``): every model file and ``conf/runtime/`` state
+every key, and these readers take each value from the config, never from a fallback of their
+own; a key that is not set is a one-line error naming it. The dataclasses' few field defaults
+serve only code that builds a spec directly (tests, benchmarks); the config path never uses them.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from qzhou_eval.config.deprecation import warn_once as _warn_once
 from qzhou_eval.config.devices import resolve_devices
 from qzhou_eval.errors import ConfigError
 
@@ -30,7 +34,7 @@ SIMILARITIES = ("cosine", "dot")
 # official: the arithmetic of the official QZhou embedders, in the model dtype (see ModelSpec).
 # float32: pooling, projection and normalization in float32 (more precise, not what they ran).
 NUMERICS = ("official", "float32")
-DEFAULT_NUMERICS = "float32"  # for a model file that does not say; the QZhou files say official
+DEFAULT_NUMERICS = "float32"  # for code that builds a ModelSpec directly; model files say theirs
 
 
 @dataclass(frozen=True)
@@ -133,16 +137,44 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class RuntimeSpec:
-    devices: tuple[str, ...] = ("cpu",)
-    tokens_per_batch: int = 16384
-    max_batch_size: int = 512
-    max_padding: float | None = 0.03
-    packing: bool = False
-    results_dir: Path = Path("results")
-    overwrite: bool = False
-    progress: bool = True
-    continue_on_error: bool = False
-    store_dir: Path | None = None
+    """``runtime``: where and how a run happens (conf/runtime/default.yaml explains each key)."""
+
+    devices: tuple[str, ...]
+    tokens_per_batch: int
+    max_batch_size: int
+    max_padding: float | None
+    packing: bool
+    results_dir: Path
+    overwrite: bool
+    progress: bool
+    continue_on_error: bool
+    store_dir: Path | None
+
+
+# Where the keys of a config section are all stated, for the error naming a key that is not set.
+_STATED_IN = {
+    "model": "every model file states every key; see conf/model/hf_auto.yaml",
+    "model.token_prepending": "see conf/model/qzhou_embedding_zh.yaml",
+    "runtime": "conf/runtime/default.yaml states every key",
+    "": "conf/mteb.yaml states it",
+    "mrl": "conf/mteb.yaml states it",
+    "data": "conf/data/default.yaml states it",
+}
+
+
+def setting(cfg: Mapping[str, Any], section: str, key: str) -> Any:
+    """``cfg[key]`` of config section ``section`` ("" = top level); a ConfigError when the config
+    lacks it.
+
+    The one way settings are read: a key the YAML does not state is an error, not a silent
+    default of the code's.
+    """
+    full = f"{section}.{key}" if section else key
+    if isinstance(cfg, DictConfig) and OmegaConf.is_missing(cfg, key):
+        raise ConfigError(f"{full} must be set (e.g. {full}=...)")
+    if key not in cfg:
+        raise ConfigError(f"{full} is not set ({_STATED_IN.get(section, 'see conf/')})")
+    return cfg[key]
 
 
 def _choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -184,39 +216,44 @@ def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpe
     package import, no file check): for the official configuration, whose path decides nothing
     about the vectors."""
     s = "model"
-    if isinstance(cfg, DictConfig):
-        missing = [k for k in cfg if OmegaConf.is_missing(cfg, k)]
-        if missing:
-            raise ConfigError(f"model.{missing[0]} must be set (e.g. model.{missing[0]}=...)")
-    name = cfg.get("name")
+
+    def get(key: str) -> Any:
+        return setting(cfg, s, key)
+
+    name = get("name")
     if not name:
         raise ConfigError("model.name must be set")
-    tp = token_prepending_spec(cfg.get("token_prepending") or {})
-    embed_dim = cfg.get("embed_dim")
+    revision = get("revision")
+    if not revision:
+        raise ConfigError("model.revision must be set (a commit hash, a tag or main)")
+    embed_dim = get("embed_dim")
+    languages = get("languages")
     return ModelSpec(
         name=str(name),
-        revision=str(cfg.get("revision") or "main"),
-        path=(resolve_model_path if resolve_path else str)(str(cfg.get("path") or name)),
-        backend=_choice(s, "backend", cfg.get("backend", "native"), BACKENDS),
-        attention=_choice(s, "attention", cfg.get("attention", "causal_default"), ATTENTIONS),
-        pooling=_choice(s, "pooling", cfg.get("pooling"), POOLING_MODES),
-        normalize=bool(cfg.get("normalize", True)),
-        dtype=_choice(s, "dtype", cfg.get("dtype", "float32"), DTYPES),
+        revision=str(revision),
+        path=(resolve_model_path if resolve_path else str)(
+            str(get("path") or name)
+        ),  # null = the Hub id in model.name
+        backend=_choice(s, "backend", get("backend"), BACKENDS),
+        attention=_choice(s, "attention", get("attention"), ATTENTIONS),
+        pooling=_choice(s, "pooling", get("pooling"), POOLING_MODES),
+        normalize=bool(get("normalize")),
+        dtype=_choice(s, "dtype", get("dtype"), DTYPES),
         attn_implementation=_choice(
-            s, "attn_implementation", cfg.get("attn_implementation", "sdpa"), ATTN_IMPLEMENTATIONS
+            s, "attn_implementation", get("attn_implementation"), ATTN_IMPLEMENTATIONS
         ),
-        max_length=_positive_int(s, "max_length", cfg.get("max_length")),
-        padding_side=_choice(s, "padding_side", cfg.get("padding_side", "right"), PADDING_SIDES),
-        truncation=_choice(s, "truncation", cfg.get("truncation", "right"), TRUNCATIONS),
-        trust_remote_code=bool(cfg.get("trust_remote_code", False)),
+        max_length=_positive_int(s, "max_length", get("max_length")),
+        padding_side=_choice(s, "padding_side", get("padding_side"), PADDING_SIDES),
+        truncation=_choice(s, "truncation", get("truncation"), TRUNCATIONS),
+        trust_remote_code=bool(get("trust_remote_code")),
         embed_dim=None if embed_dim is None else _positive_int(s, "embed_dim", embed_dim),
-        similarity=_choice(s, "similarity", cfg.get("similarity", "cosine"), SIMILARITIES),
-        languages=list(cfg["languages"]) if cfg.get("languages") else None,
-        n_parameters=cfg.get("n_parameters"),
-        release_date=cfg.get("release_date"),
-        license=cfg.get("license"),
-        token_prepending=tp,
-        projection=cfg.get("projection"),
+        similarity=_choice(s, "similarity", get("similarity"), SIMILARITIES),
+        languages=list(languages) if languages else None,
+        n_parameters=get("n_parameters"),
+        release_date=get("release_date"),
+        license=get("license"),
+        token_prepending=token_prepending_spec(get("token_prepending")),
+        projection=get("projection"),
         numerics=numerics_of(cfg),
     )
 
@@ -226,8 +263,8 @@ def fidelity_lines(cfg: Mapping[str, Any]) -> list[str]:
     Token Prepending layers (the prompts app prints them on stderr). Reads only those settings,
     so it works for a config whose weights are not on this machine."""
     numerics = numerics_of(cfg)
-    dtype = _choice("model", "dtype", cfg.get("dtype", "float32"), DTYPES)
-    backend = _choice("model", "backend", cfg.get("backend", "native"), BACKENDS)
+    dtype = _choice("model", "dtype", setting(cfg, "model", "dtype"), DTYPES)
+    backend = _choice("model", "backend", setting(cfg, "model", "backend"), BACKENDS)
     norm = "sklearn normalize" if numerics == "official" else "numpy L2 normalization"
     if backend == "sentence_transformers":
         detail = (
@@ -235,12 +272,12 @@ def fidelity_lines(cfg: Mapping[str, Any]) -> list[str]:
         )
     elif numerics == "float32":
         detail = "pooling, projection and L2 normalization in float32"
-    elif cfg.get("projection"):
+    elif setting(cfg, "model", "projection"):
         detail = f"Dense projection in {dtype}, then float32; first dim values, {norm} in float32"
     else:
-        what = "pooling and L2 normalization" if cfg.get("normalize", True) else "pooling"
+        what = "pooling and L2 normalization" if setting(cfg, "model", "normalize") else "pooling"
         detail = f"{what} in {dtype} as the official embedder, then float32"
-    tp = token_prepending_spec(cfg.get("token_prepending") or {})
+    tp = token_prepending_spec(setting(cfg, "model", "token_prepending"))
     if tp.enabled:
         first, last = tp.layers[0], tp.layers[-1]
         tp_line = (
@@ -256,8 +293,8 @@ def fidelity_lines(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def numerics_of(cfg: Mapping[str, Any]) -> str:
-    """``model.numerics``, validated (a model file that does not say gets the float32 path)."""
-    return _choice("model", "numerics", cfg.get("numerics", DEFAULT_NUMERICS), NUMERICS)
+    """``model.numerics``, validated."""
+    return _choice("model", "numerics", setting(cfg, "model", "numerics"), NUMERICS)
 
 
 _TP_NEW = ("starting_index", "exiting_index")
@@ -268,9 +305,10 @@ _TP_OLD_DEFAULTS = {"start_layer": 1, "end_layer": 7}  # what the old keys defau
 def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
     """``model.token_prepending``, validated.
 
-    The deprecated inclusive keys ``start_layer`` / ``end_layer`` still work for one release
-    (``end_layer=e`` is ``exiting_index=e+1``, so an old config applies the same layers as
-    before), with a one-line warning; old and new keys together are an error.
+    ``enabled`` is always read; the placeholder and the layers when it is on. The deprecated
+    inclusive keys ``start_layer`` / ``end_layer`` still work for one release (``end_layer=e`` is
+    ``exiting_index=e+1``, so an old config applies the same layers as before; a key left out
+    keeps its old default), with a one-line warning; old and new keys together are an error.
     """
     s = "model.token_prepending"
     given = {k: cfg.get(k) for k in (*_TP_NEW, *_TP_OLD) if cfg.get(k) is not None}
@@ -280,7 +318,8 @@ def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
             f"{s}: set starting_index/exiting_index (half-open) or the deprecated "
             f"start_layer/end_layer (inclusive), not both (got {sorted(given)})"
         )
-    default = TokenPrependingSpec()
+    if not setting(cfg, s, "enabled"):
+        return TokenPrependingSpec(enabled=False)  # the layers do not matter (see fingerprint)
     if old:
         start, end = (_layer_index(s, k, given.get(k, _TP_OLD_DEFAULTS[k])) for k in _TP_OLD)
         starting, exiting = start, end + 1
@@ -289,14 +328,14 @@ def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
             f"starting_index={starting}, exiting_index={exiting} (half-open, same layers)"
         )
     else:
-        starting, exiting = (_layer_index(s, k, given.get(k, getattr(default, k))) for k in _TP_NEW)
+        starting, exiting = (_layer_index(s, k, setting(cfg, s, k)) for k in _TP_NEW)
     tp = TokenPrependingSpec(
-        enabled=bool(cfg.get("enabled", False)),
-        placeholder=str(cfg.get("placeholder", default.placeholder)),
+        enabled=True,
+        placeholder=str(setting(cfg, s, "placeholder")),
         starting_index=starting,
         exiting_index=exiting,
     )
-    if tp.enabled and not 0 <= tp.starting_index < tp.exiting_index:
+    if not 0 <= tp.starting_index < tp.exiting_index:
         raise ConfigError(
             f"{s}: need 0 <= starting_index < exiting_index (layers starting_index.."
             f"exiting_index-1), got starting_index={starting}, exiting_index={exiting}"
@@ -310,19 +349,17 @@ def _layer_index(section: str, key: str, value: Any) -> int:
     return value
 
 
-@functools.cache
-def _warn_once(message: str) -> None:
-    """One line on stderr, once per process (stdout may be a JSON stream, e.g. the prompts app)."""
-    print(message, file=sys.stderr)
-
-
 def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
     """Validated runtime settings; the device must exist on this machine (checked with torch).
 
     The folders are checked for writing by the runner's plan (that creates them).
     """
     s = "runtime"
-    max_padding = cfg.get("max_padding")
+
+    def get(key: str) -> Any:
+        return setting(cfg, s, key)
+
+    max_padding = get("max_padding")
     if max_padding is not None and (
         isinstance(max_padding, bool)
         or not isinstance(max_padding, (int, float))
@@ -331,30 +368,33 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         raise ConfigError(
             f"runtime.max_padding={max_padding!r}: give a fraction in [0, 1), e.g. 0.03, or null"
         )
-    devices = cfg.get("devices", "auto")
+    devices = get("devices")
     if OmegaConf.is_config(devices):
         devices = OmegaConf.to_container(devices, resolve=True)
+    results_dir, store_dir = get("results_dir"), get("store_dir")
+    if not results_dir:
+        raise ConfigError("runtime.results_dir must be set (a folder)")
     return RuntimeSpec(
-        devices=tuple(resolve_devices(devices, cfg.get("device"))),
-        tokens_per_batch=_positive_int(s, "tokens_per_batch", cfg.get("tokens_per_batch", 16384)),
-        max_batch_size=_positive_int(s, "max_batch_size", cfg.get("max_batch_size", 512)),
+        devices=tuple(resolve_devices(devices, get("device"))),
+        tokens_per_batch=_positive_int(s, "tokens_per_batch", get("tokens_per_batch")),
+        max_batch_size=_positive_int(s, "max_batch_size", get("max_batch_size")),
         max_padding=None if max_padding is None else float(max_padding),
-        packing=bool(cfg.get("packing", False)),
-        results_dir=Path(str(cfg.get("results_dir", "results"))).expanduser(),
-        overwrite=bool(cfg.get("overwrite", False)),
-        progress=bool(cfg.get("progress", True)),
-        continue_on_error=bool(cfg.get("continue_on_error", False)),
-        store_dir=Path(str(cfg["store_dir"])).expanduser() if cfg.get("store_dir") else None,
+        packing=bool(get("packing")),
+        results_dir=Path(str(results_dir)).expanduser(),
+        overwrite=bool(get("overwrite")),
+        progress=bool(get("progress")),
+        continue_on_error=bool(get("continue_on_error")),
+        store_dir=Path(str(store_dir)).expanduser() if store_dir else None,
     )
 
 
 def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
     """The output dimensions to evaluate: ``mrl.dims``, else ``[mrl.dim]`` (None = full size)."""
-    mrl = cfg.get("mrl") or {}
-    dims = mrl.get("dims")
-    if dims is not None and mrl.get("dim") is not None:
+    mrl = setting(cfg, "", "mrl")
+    dims, dim = setting(mrl, "mrl", "dims"), setting(mrl, "mrl", "dim")
+    if dims is not None and dim is not None:
         raise ConfigError("set mrl.dim or mrl.dims, not both")
-    raw = list(dims) if dims is not None else [mrl.get("dim")]
+    raw = list(dims) if dims is not None else [dim]
     if not raw:
         raise ConfigError("mrl.dims must not be empty")
     out: list[int | None] = []
@@ -372,8 +412,7 @@ def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
 
 
 def mirror_dir(cfg: Mapping[str, Any], *, must_exist: bool = True) -> Path | None:
-    data = cfg.get("data") or {}
-    mirror = data.get("mirror")
+    mirror = setting(setting(cfg, "", "data"), "data", "mirror")
     if mirror in (None, ""):
         return None
     p = Path(str(mirror)).expanduser()

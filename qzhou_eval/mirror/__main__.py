@@ -1,7 +1,9 @@
-"""Fill an offline mirror on a connected machine: ``python -m qzhou_eval.mirror``.
+"""Fill an offline mirror on a connected machine: ``qzhou-eval mirror``.
 
-    python -m qzhou_eval.mirror benchmark=mteb_eng_v2 data.mirror=/data/mteb-mirror
-    python -m qzhou_eval.mirror benchmark=cmteb data.mirror=/data/mirror 'benchmark.tasks=[BQ]'
+    qzhou-eval mirror benchmark=mteb_eng_v2 data.mirror=/data/mteb-mirror
+    qzhou-eval mirror benchmark=cmteb data.mirror=/data/mirror 'benchmark.tasks=[BQ]'
+
+(``python -m qzhou_eval.mirror ...`` is the same.)
 
 Downloads every dataset repo the benchmark's tasks read, at the revision each task pins, into
 ``<mirror>/<org>__<name>/``; repos already complete are skipped. Copy the folder to the offline

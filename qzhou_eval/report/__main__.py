@@ -1,4 +1,4 @@
-"""``python -m qzhou_eval.report results_dir=... benchmark=cmteb [reference=...]``."""
+"""``qzhou-eval report results_dir=... benchmark=cmteb [reference=...]`` (or python -m ...)."""
 
 from __future__ import annotations
 

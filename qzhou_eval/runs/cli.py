@@ -14,7 +14,7 @@ from qzhou_eval.runs.runner import execute, plan_run
 def run_from_config(cfg: DictConfig) -> int:
     """Plan (validate everything), execute, print the tables; return the exit code."""
     logging.getLogger("mteb").setLevel(logging.WARNING)
-    if not cfg.runtime.get("progress", True):
+    if not cfg.runtime.progress:
         import datasets
         import transformers
 

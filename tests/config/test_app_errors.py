@@ -73,6 +73,17 @@ def test_unparsable_override_names_it(monkeypatch, capsys):
     assert lines[0].startswith("error: cannot parse the override 'model.max_length=[1': ")
 
 
+def test_override_of_a_renamed_recipe_key_names_the_new_key(monkeypatch, capsys):
+    code, lines = _run(monkeypatch, capsys, lambda cfg: None, "prompts.both_sides=[STS12]")
+    assert (code, lines) == (
+        2,
+        [
+            "error: prompts.both_sides is deprecated and renamed prompts.instruction_on_all_texts "
+            "(same meaning): override prompts.instruction_on_all_texts instead"
+        ],
+    )
+
+
 def test_failed_write_names_the_config_key_and_folder(monkeypatch, capsys, tmp_path):
     store = tmp_path / "store"
 
@@ -115,6 +126,35 @@ def test_sigterm_stops_like_ctrl_c_exit_143(monkeypatch, capsys):
 
     assert _run(monkeypatch, capsys, preempted) == (143, [app.TERMINATED])
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored after the command
+
+
+@pytest.mark.parametrize(
+    ("signum", "expected"),
+    [(signal.SIGINT, (130, [app.INTERRUPTED])), (signal.SIGTERM, (143, [app.TERMINATED]))],
+)
+def test_a_signal_that_lands_in_a_finalizer_still_stops_the_command(
+    monkeypatch, capsys, signum, expected
+):
+    """Python swallows an exception raised in ``__del__``: the signal is delivered again."""
+    import gc
+    import time
+
+    class Finalized:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signum)
+            time.sleep(0.01)  # the handler runs here, inside __del__
+
+    def collected(cfg) -> None:
+        Finalized()
+        gc.collect()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the command goes on, as a run would
+            time.sleep(0.01)
+        raise AssertionError("the signal was swallowed")
+
+    assert _run(monkeypatch, capsys, collected) == expected
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):

@@ -94,3 +94,54 @@ def test_mrl_dims():
 
 def test_conf_dir_is_the_repo_conf():
     assert Path(__file__).resolve().parents[2] / "conf" == CONF_DIR
+
+
+def test_cmteb_is_mteb_with_another_benchmark():
+    from omegaconf import OmegaConf
+
+    mteb, cmteb = (OmegaConf.to_container(compose_config(n)) for n in ("mteb", "cmteb"))
+    assert mteb.pop("benchmark")["key"] == "mteb_eng_v2"
+    assert cmteb.pop("benchmark")["key"] == "cmteb"
+    assert mteb == cmteb
+    run_cmteb = compose_config("mteb", ["benchmark=cmteb"])
+    assert run_cmteb.benchmark == compose_config("cmteb").benchmark
+
+
+def test_hydra_settings_are_config():
+    """No outputs/ folders, no .hydra copies, no log files, jobs stay in the cwd: conf/hydra/."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    for name in ("mteb", "cmteb", "report"):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            hydra = compose(name, return_hydra_config=True).hydra
+        assert hydra.output_subdir is None and hydra.run.dir == "." and not hydra.job.chdir
+        assert hydra.sweep.dir == "multirun"
+        assert hydra.job_logging.handlers.console.stream == "ext://sys.stdout"
+        assert "file" not in hydra.job_logging.handlers
+        assert hydra.hydra_logging.loggers.hydra.level == "WARNING"
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g, o in GROUP_FILES if g in ("model", "runtime")]
+)
+def test_every_key_is_read_from_the_yaml(group, option):
+    """Defaults are stated once, in the YAML: a key a file does not state is an error, not a
+    silent default of the code's."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_config("mteb", [f"{group}={option}", "model.name=org/m"])
+    read = model_spec if group == "model" else runtime_spec
+    read(cfg[group])
+    section = OmegaConf.to_container(cfg[group], resolve=True)
+    for key in sorted(set(section) - {"key"}):  # model.key: the runner's, not the spec's
+        partial = {k: v for k, v in section.items() if k != key}
+        with pytest.raises(ConfigError, match=rf"^{group}\.{key} is not set \("):
+            read(partial)
+
+
+def test_runtime_defaults_are_the_yaml():
+    spec = runtime_spec(compose_config("mteb").runtime)
+    assert str(spec.store_dir) == "embeddings" and str(spec.results_dir) == "results"

@@ -5,9 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+from qzhou_eval.config import compose_config
 from qzhou_eval.config.devices import check_device
 from qzhou_eval.config.spec import runtime_spec
 from qzhou_eval.errors import ConfigError
+
+
+def runtime(**keys):
+    """``runtime_spec`` of conf/runtime/default.yaml with ``keys`` set."""
+    cfg = compose_config("mteb").runtime
+    for key, value in keys.items():
+        cfg[key] = value
+    return runtime_spec(cfg)
 
 
 @pytest.mark.parametrize("device", ["auto", "cpu", " cpu "])
@@ -47,25 +56,25 @@ def test_mps_only_where_it_exists(monkeypatch):
 def test_runtime_spec_checks_its_device():
     absent = f"cuda:{max(7, torch.cuda.device_count())}"  # the issue's cuda:7, absent here
     with pytest.raises(ConfigError, match=rf"^runtime\.device={absent}: "):
-        runtime_spec({"device": absent})
-    assert runtime_spec({"device": "cpu"}).devices == ("cpu",)
+        runtime(device=absent)
+    assert runtime(device="cpu").devices == ("cpu",)
 
 
 def test_runtime_devices_lists_and_aliases(monkeypatch):
-    assert runtime_spec({"devices": ["cpu", "cpu"]}).devices == ("cpu", "cpu")
-    assert runtime_spec({"devices": "cpu"}).devices == ("cpu",)
+    assert runtime(devices=["cpu", "cpu"]).devices == ("cpu", "cpu")
+    assert runtime(devices="cpu").devices == ("cpu",)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert runtime_spec({"devices": "auto"}).devices == ("cuda:0", "cuda:1")
-    assert runtime_spec({"devices": "all"}).devices == ("cuda:0", "cuda:1")
-    assert runtime_spec({"devices": ["cuda:1", "cuda:0"]}).devices == ("cuda:1", "cuda:0")
+    assert runtime(devices="auto").devices == ("cuda:0", "cuda:1")
+    assert runtime(devices="all").devices == ("cuda:0", "cuda:1")
+    assert runtime(devices=["cuda:1", "cuda:0"]).devices == ("cuda:1", "cuda:0")
     with pytest.raises(ConfigError, match=r"^runtime\.devices=cuda:2: this machine has 2"):
-        runtime_spec({"devices": ["cuda:0", "cuda:2"]})
+        runtime(devices=["cuda:0", "cuda:2"])
     with pytest.raises(ConfigError, match="not both"):
-        runtime_spec({"devices": ["cuda:0"], "device": "cuda:1"})
+        runtime(devices=["cuda:0"], device="cuda:1")
     with pytest.raises(ConfigError, match="not auto"):
-        runtime_spec({"devices": ["auto", "cpu"]})
+        runtime(devices=["auto", "cpu"])
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match=r"^runtime\.devices=all: no CUDA device"):
-        runtime_spec({"devices": "all"})
+        runtime(devices="all")

@@ -19,6 +19,7 @@ from qzhou_eval.runs.identity import task_fields
 from qzhou_eval.store import model_fingerprint
 
 OLD_KEYS = ["~model.token_prepending.starting_index", "~model.token_prepending.exiting_index"]
+ON = {"enabled": True, "placeholder": "<|im_start|>"}
 
 
 def zh(*overrides: str):
@@ -44,15 +45,15 @@ def test_model_files_state_their_numerics_and_layers():
 
 def test_deprecated_inclusive_keys_map_to_the_same_layers(capsys):
     _warn_once.cache_clear()
-    tp = token_prepending_spec({"enabled": True, "start_layer": 1, "end_layer": 7})
+    tp = token_prepending_spec({**ON, "start_layer": 1, "end_layer": 7})
     assert (tp.starting_index, tp.exiting_index) == (1, 8)
     assert list(tp.layers) == [1, 2, 3, 4, 5, 6, 7]  # what end_layer=7 always meant
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "deprecated" in err[0] and "exiting_index=8" in err[0]
-    token_prepending_spec({"enabled": True, "start_layer": 1, "end_layer": 7})
+    token_prepending_spec({**ON, "start_layer": 1, "end_layer": 7})
     assert capsys.readouterr().err == ""  # once per process
     # an old file that set only one key keeps the old default of the other (1..7 inclusive)
-    assert list(token_prepending_spec({"enabled": True, "start_layer": 3}).layers) == [
+    assert list(token_prepending_spec({**ON, "start_layer": 3}).layers) == [
         3,
         4,
         5,
@@ -103,6 +104,19 @@ def test_fingerprint_depends_on_the_layers_applied_not_the_key_names():
     # layers do not matter when Token Prepending is off
     off = TokenPrependingSpec(enabled=False, starting_index=2, exiting_index=4)
     assert off.fingerprint() == TokenPrependingSpec().fingerprint() == {"enabled": False}
+    st = model_spec(compose_config("cmteb", ["model=qzhou_embedding_zh_st"]).model)
+    assert st.token_prepending.fingerprint() == {"enabled": False}
+
+
+def test_token_prepending_reads_its_keys_from_the_model_file():
+    assert token_prepending_spec({"enabled": False}) == TokenPrependingSpec(enabled=False)
+    for absent in ("placeholder", "starting_index", "exiting_index"):
+        cfg = {**ON, "starting_index": 1, "exiting_index": 7}
+        del cfg[absent]
+        with pytest.raises(ConfigError, match=rf"^model\.token_prepending\.{absent} is not set"):
+            token_prepending_spec(cfg)
+    with pytest.raises(ConfigError, match=r"^model\.token_prepending\.enabled is not set"):
+        token_prepending_spec({})
 
 
 def test_numerics_is_in_the_fingerprint():

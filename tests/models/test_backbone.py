@@ -84,9 +84,9 @@ def test_inner_truncation_keeps_the_template(tiny_qwen2):
 
     recipe = Recipe(
         name="eol",
-        template="Instruct: {instruction}\nQuery: ",
+        instruction_template="Instruct: {instruction}\nQuery: ",
         instructions={"T": "Retrieve semantically similar text"},
-        wrapper="This sentence: <|im_start|>“{text}” means in one word: “",
+        input_template="This sentence: <|im_start|>“{text}” means in one word: “",
     )
     long_text = "many words here " * 40
     inputs, spans = zip(

@@ -15,9 +15,9 @@ from tests.models.conftest import native_spec
 
 EOL = Recipe(
     name="eol",
-    template="Instruct: {instruction}\nQuery: ",
+    instruction_template="Instruct: {instruction}\nQuery: ",
     instructions={"T": "Retrieve semantically similar text"},
-    wrapper="This sentence: <|im_start|>“{text}” means in one word: “",
+    input_template="This sentence: <|im_start|>“{text}” means in one word: “",
 )
 TEXTS = ["你好", "Hello world, a somewhat longer sentence here", "短", "another input"]
 

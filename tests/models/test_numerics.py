@@ -186,7 +186,7 @@ def _encode(vectors: np.ndarray, **kw) -> np.ndarray:
     class Meta:
         name = "T"
 
-    recipe = Recipe(name="r", template="{instruction}", instructions={"T": "x"})
+    recipe = Recipe(name="r", instruction_template="{instruction}", instructions={"T": "x"})
     encoder = RecipeEncoder(meta=None, recipe=recipe, embedder=_FixedEmbedder(vectors), **kw)
     texts = [f"text {i}" for i in range(len(vectors))]
     return encoder.encode(

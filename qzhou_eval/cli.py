@@ -1,0 +1,95 @@
+"""``qzhou-eval <command> [Hydra overrides]``: the console script, one subcommand per app.
+
+    qzhou-eval run model=minilm benchmark=demo_eng      # evaluate (conf/mteb.yaml)
+    qzhou-eval prompts model=qzhou_embedding_zh benchmark=cmteb
+    qzhou-eval report results_dir=results benchmark=cmteb
+    qzhou-eval mirror benchmark=cmteb data.mirror=/data/mteb-mirror
+
+Each subcommand is a Hydra app (:func:`qzhou_eval.config.hydra_app`): the same overrides, flags
+(``-m``, ``--cfg job``, ``--help``) and one-line errors as ``run_mteb.py`` /
+``python -m qzhou_eval.<app>``. A subcommand is one line in :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import NamedTuple
+
+from omegaconf import DictConfig
+
+from qzhou_eval.config.app import INTERRUPTED, hydra_app
+
+
+class Command(NamedTuple):
+    app: str  # "module:attribute" of the Hydra app, imported only when the command runs
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    "run": Command("qzhou_eval.cli:run", "evaluate a model on a benchmark (conf/mteb.yaml)"),
+    "prompts": Command("qzhou_eval.prompts:main", "print the exact model input of every task"),
+    "report": Command("qzhou_eval.report.__main__:main", "leaderboard tables, reproduction report"),
+    "mirror": Command("qzhou_eval.mirror.__main__:main", "fill an offline mirror of the datasets"),
+}
+
+
+def run_app(config_name: str) -> Callable[[], None]:
+    """The evaluation app over ``conf/<config_name>.yaml`` (``mteb``: any benchmark=...)."""
+
+    @hydra_app(config_name)
+    def evaluate(cfg: DictConfig) -> None:
+        # Imported here, not at the top: the app's one-line Ctrl-C handling covers these seconds.
+        from qzhou_eval.runs.cli import run_from_config
+
+        code = run_from_config(cfg)
+        if code:
+            sys.exit(code)
+
+    return evaluate
+
+
+run = run_app("mteb")
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {c.help}" for name, c in COMMANDS.items()]
+    return "\n".join(
+        [
+            "usage: qzhou-eval <command> [key=value ...] [Hydra flags]",
+            "",
+            "commands:",
+            *lines,
+            "",
+            "qzhou-eval <command> --help lists the command's config; see the README.",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Dispatch ``qzhou-eval <command> ...`` to the command's Hydra app."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args:
+        print(usage(), file=sys.stderr)
+        sys.exit(2)
+    if args[0] in ("-h", "--help", "help"):
+        print(usage())
+        sys.exit(0)
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; use one of {list(COMMANDS)}", file=sys.stderr)
+        sys.exit(2)
+    module, _, attribute = COMMANDS[name].app.partition(":")
+    try:
+        app = getattr(importlib.import_module(module), attribute)
+    except KeyboardInterrupt:  # the app's own handling starts once it runs
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(130)
+    sys.argv = [f"qzhou-eval {name}", *rest]  # what the Hydra app reads (and --help shows)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""``qzhou-eval <command>``: the subcommand table, and a wheel that carries its configs."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from qzhou_eval import cli
+from qzhou_eval.config import CONF_DIR
+from tests.conftest import REPO
+
+
+def _main(capsys, *args: str) -> tuple[int, str, list[str]]:
+    """Run ``qzhou-eval <args>`` in this process: (exit code, stdout, non-empty stderr lines)."""
+    argv = sys.argv
+    capsys.readouterr()
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        sys.argv = argv
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, [ln for ln in err.splitlines() if ln.strip()]
+
+
+def test_every_command_is_a_hydra_app():
+    assert {"run", "report", "prompts", "mirror"} <= set(cli.COMMANDS)
+    for name, command in cli.COMMANDS.items():
+        module, _, attribute = command.app.partition(":")
+        assert callable(getattr(importlib.import_module(module), attribute)), name
+
+
+def test_usage_and_unknown_command(capsys):
+    code, out, err = _main(capsys, "--help")
+    assert code == 0 and err == [] and all(name in out for name in cli.COMMANDS)
+    code, out, err = _main(capsys)
+    assert code == 2 and out == "" and err[0].startswith("usage: qzhou-eval <command>")
+    code, out, err = _main(capsys, "nosuch")
+    assert code == 2
+    assert err == [f"error: unknown command 'nosuch'; use one of {list(cli.COMMANDS)}"]
+
+
+def test_prompts_command(capsys):
+    code, out, err = _main(capsys, "prompts", "model=qzhou_embedding", "benchmark=demo_eng")
+    assert code == 0 and err[0].startswith("numerics: official")
+    rows = [json.loads(line) for line in out.splitlines()]
+    sts = [r for r in rows if r["task"] == "DemoEngSTS"]
+    assert sts == [
+        {
+            "task": "DemoEngSTS",
+            "side": "none",
+            "input": "Instruct: Retrieve semantically similar text\nQuery: TEXT",
+        }
+    ]
+
+
+def test_run_command_takes_any_benchmark_and_fails_in_one_line(capsys, tmp_path):
+    results = tmp_path / "r"
+    for bench, needle in (("cmteb", "NoSuchTask"), ("demo_zho", "NoSuchTask")):
+        code, _, err = _main(
+            capsys,
+            "run",
+            "model=minilm",
+            f"benchmark={bench}",
+            "benchmark.tasks=[NoSuchTask]",
+            f"runtime.results_dir={results}",
+        )
+        assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0]
+    code, _, err = _main(capsys, "run", "model.pooling=max")
+    assert code == 2 and err == [
+        "error: model.pooling='max' is unknown; use one of ['mean', 'last_token', 'cls', "
+        "'weighted_mean']"
+    ]
+    assert not results.exists()
+
+
+def _copy_source(to: Path) -> Path:
+    """What a source checkout hands to the build: no build/ or egg-info leftovers of this one."""
+    to.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+        shutil.copy2(REPO / name, to / name)
+    for folder in ("conf", "qzhou_eval"):
+        shutil.copytree(REPO / folder, to / folder, ignore=ignore)
+    return to
+
+
+@pytest.mark.slow
+def test_wheel_carries_its_configs_and_runs_every_command(tmp_path):
+    """``pip wheel .``, install it (--target: the editable install cannot shadow it), then from an
+    empty folder: prompts, run, report and mirror read the configs inside the installed package."""
+    source = _copy_source(tmp_path / "src")
+    conf_files = sorted(p.relative_to(CONF_DIR).as_posix() for p in CONF_DIR.rglob("*.yaml"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    # --no-build-isolation: build with this environment's setuptools (the test extra), offline
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", tmp_path / "whl"],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "whl").glob("qzhou_eval-*.whl")
+    target = tmp_path / "site"
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", target, wheel], check=True, capture_output=True
+    )
+    packaged = sorted(
+        p.relative_to(target / "qzhou_eval" / "conf").as_posix()
+        for p in (target / "qzhou_eval" / "conf").rglob("*.yaml")
+    )
+    assert packaged == conf_files
+
+    cwd = tmp_path / "empty"
+    cwd.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+
+    where = run(
+        sys.executable, "-c", "import qzhou_eval.config as c, qzhou_eval; print(c.CONF_DIR)"
+    )
+    assert Path(where.stdout.strip()) == target / "qzhou_eval" / "conf", where.stderr
+    script = str(target / "bin" / "qzhou-eval")
+
+    prompts = run(script, "prompts", "model=minilm", "benchmark=demo_eng")
+    assert prompts.returncode == 0, prompts.stderr[-2000:]
+    assert {json.loads(line)["task"] for line in prompts.stdout.splitlines()} >= {"DemoEngSTS"}
+
+    args = ("model=minilm", "benchmark=demo_eng", "benchmark.tasks=[DemoEngSTS]")
+    evaluated = run(script, "run", *args, "runtime.progress=false")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "DemoEngSTS" in evaluated.stdout and "Mean(TaskType)" in evaluated.stdout
+    # the config's relative folders, in the folder the command was started from, and nothing else
+    assert sorted(p.name for p in cwd.iterdir()) == ["embeddings", "results"]
+    assert list(cwd.glob("results/*/*/DemoEngSTS.json"))
+
+    report = run(script, "report", "results_dir=results", "benchmark=demo_eng", "out_dir=false")
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "all-MiniLM-L6-v2" in report.stdout
+
+    mirror = run(script, "mirror", "benchmark=demo_eng")
+    assert mirror.returncode == 2
+    assert mirror.stderr.strip() == "error: set data.mirror=<folder> (the mirror to fill)"
+
+
+@pytest.mark.slow
+def test_sdist_carries_the_configs(tmp_path):
+    source = _copy_source(tmp_path / "src")
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from setuptools import build_meta; build_meta.build_sdist({str(tmp_path)!r})",
+        ],
+        cwd=source,
+        check=True,
+        capture_output=True,
+    )
+    (sdist,) = tmp_path.glob("qzhou_eval-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    assert {"setup.py", "conf/mteb.yaml", "conf/hydra/default.yaml"} <= names
+    assert {f"conf/{p.relative_to(CONF_DIR).as_posix()}" for p in CONF_DIR.rglob("*.yaml")} <= names
