@@ -30,6 +30,7 @@ from mteb.results import TaskResult
 
 from qzhou_eval import atomic
 from qzhou_eval.atomic import move_aside, remove_stale_temp_files, replacing, temp_path
+from qzhou_eval.errors import WriteError
 
 __all__ = ["ResultsFolder"]
 
@@ -123,10 +124,18 @@ class ResultsFolder(ResultCache):
         encode_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         path = self.get_task_result_path(task_result.task_name, model_name, model_revision)
-        json_obj = task_result.model_dump()
-        json_obj["date"] = task_result.date.timestamp() if task_result.date else None
-        task_result._round_scores(json_obj["scores"], 6)  # what mteb's TaskResult.to_disk does
-        atomic.write_text(path, json.dumps(json_obj, indent=2))
+        # mteb's own serialization (public TaskResult.to_disk, which writes in place) goes to a
+        # scratch file; its bytes then go through the one atomic writer.
+        scratch = temp_path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            task_result.to_disk(scratch)
+            data = scratch.read_bytes()
+        except OSError as e:
+            raise WriteError(path, e) from e
+        finally:
+            scratch.unlink(missing_ok=True)
+        atomic.write_bytes(path, data)
         if isinstance(model_name, ModelMeta):
             meta_text = json.dumps(model_name.to_dict(), default=str, indent=4)
             atomic.write_text(path.parent / "model_meta.json", meta_text)
