@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,16 +33,36 @@ STALE_AFTER_S = 3600.0
 """A temporary (or orphan) file this many seconds old belongs to no live writer (1 hour: a writer
 keeps touching its file while it writes; the margin covers clock skew between cluster nodes)."""
 
-_TEMP = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
+_TEMP = re.compile(r"^\..+\.[0-9a-f]{32}(?:-(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+))?\.tmp$")
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
 
 
 def temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    """``.<name>.<32 hex>-<host>-<pid>.tmp``: the writer's host and pid let a later run on the same
+    host remove it as soon as that process is gone (kill -9), not only once it is old."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}-{_HOST}-{os.getpid()}.tmp")
 
 
 def is_temp_name(name: str) -> bool:
     """Whether ``name`` is one of this module's temporary file names."""
     return bool(_TEMP.match(name))
+
+
+def _writer_gone(name: str) -> bool:
+    """A temporary file whose writer ran on this host and no longer runs."""
+    match = _TEMP.match(name)
+    if match is None or match["host"] != _HOST or match["pid"] is None:
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _open_temp(tmp: Path) -> BinaryIO:
@@ -158,7 +179,10 @@ def probe(folder: Path) -> None:
 
 
 def is_stale(path: Path, now: float | None = None) -> bool:
-    """Older than :data:`STALE_AFTER_S` (False for a file that is already gone)."""
+    """No live writer can own it: a temporary file of a process of this host that is gone, or
+    any file older than :data:`STALE_AFTER_S` (False for a file that is already gone)."""
+    if _writer_gone(path.name):
+        return path.exists()
     try:
         mtime = path.stat().st_mtime
     except FileNotFoundError:

@@ -112,3 +112,22 @@ def test_move_aside_keeps_the_damaged_file_under_a_name_no_loader_reads(tmp_path
     assert first.read_text() == "{trunc" and second.read_text() == "{again"
     with pytest.raises(FileNotFoundError):
         atomic.move_aside(a)
+
+
+def test_a_temp_file_of_a_dead_process_on_this_host_is_stale_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    mine = atomic.temp_path(tmp_path / "A.json")  # this live process's
+    dead = mine.with_name(mine.name.replace(f"-{os.getpid()}.tmp", f"-{proc.stdout.strip()}.tmp"))
+    for p in (mine, dead):
+        p.write_text("partial")
+    assert atomic.is_temp_name(dead.name)
+    assert atomic.remove_stale_temp_files(tmp_path) == 1
+    assert mine.exists() and not dead.exists()

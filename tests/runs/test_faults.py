@@ -176,7 +176,7 @@ def _fail_writes(monkeypatch, error: int, when: Callable[[Path], bool]) -> list[
 
 def _target(tmp: Path) -> Path:
     """The file a temporary file ``.<name>.<32 hex>.tmp`` was going to become."""
-    return tmp.with_name(tmp.name[1 : -len(".0123456789abcdef0123456789abcdef.tmp")])
+    return tmp.with_name(re.sub(r"\.[0-9a-f]{32}(-[A-Za-z0-9-]+-\d+)?\.tmp$", "", tmp.name[1:]))
 
 
 def _under(folder: Path) -> Callable[[Path], bool]:

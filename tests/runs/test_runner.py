@@ -70,7 +70,7 @@ def test_recipe_variant_gets_its_own_folder(tmp_path):
 def test_one_tasks_instruction_makes_only_that_task_a_variant(tmp_path):
     override = [
         "+prompts.instructions.DemoEngClassification=Classify the topic of the news article",
-        "+prompts.both_sides=[DemoEngClassification]",
+        "prompts.instruction_on_all_texts=[DemoEngClassification]",
     ]
     plan = plan_run(_cfg(tmp_path, *override))
     assert plan.variant("DemoEngSTS") is None
