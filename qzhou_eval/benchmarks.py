@@ -3,6 +3,9 @@
 Official benchmarks come from ``mteb.get_benchmark``: the benchmark object carries the leaderboard's
 split and subset filters, which ``mteb.get_tasks`` by name does not. Demo suites come from
 :mod:`qzhou_eval.demo`.
+
+Two narrowings, in this order: ``benchmark.tasks`` (names), then ``benchmark.num_shards`` /
+``benchmark.shard`` (one of N cost-balanced shards of what remains, see :mod:`qzhou_eval.shards`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,30 @@ SOURCES = ("mteb", "demo")
 
 
 def load_benchmark_tasks(bench_cfg: Mapping[str, Any]) -> list[AbsTask]:
-    """All tasks of the configured benchmark, narrowed by ``tasks`` when it is set.
+    """The tasks to run: the benchmark's, narrowed by ``tasks``, then by the shard.
 
-    Raises ConfigError naming the unknown benchmark or task.
+    Raises ConfigError naming the unknown benchmark or task, or the bad shard setting.
     """
+    from qzhou_eval.shards import check_shard_settings, shard_tasks
+
+    num_shards, shard = check_shard_settings(
+        bench_cfg.get("num_shards", 1), bench_cfg.get("shard", 0)
+    )
+    return shard_tasks(filtered_tasks(bench_cfg), num_shards, shard)
+
+
+def is_narrowed(bench_cfg: Mapping[str, Any]) -> bool:
+    """Whether the config runs less than the whole benchmark (a task list or a shard)."""
+    return bench_cfg.get("tasks") is not None or bench_cfg.get("num_shards", 1) != 1
+
+
+def whole_benchmark(bench_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The same benchmark config without its narrowings (every task, one shard)."""
+    return {**bench_cfg, "tasks": None, "num_shards": 1, "shard": 0}
+
+
+def filtered_tasks(bench_cfg: Mapping[str, Any]) -> list[AbsTask]:
+    """The benchmark's tasks narrowed by ``tasks`` (not by the shard)."""
     source = bench_cfg.get("source")
     name = bench_cfg.get("name")
     if source not in SOURCES:

@@ -57,11 +57,11 @@ def benchmark_info(bench_cfg: Mapping[str, Any], tasks: Sequence[AbsTask]) -> Be
 
     ``key`` (the config file's name, used in report file names) falls back to ``name``.
     """
-    from qzhou_eval.benchmarks import load_benchmark_tasks
+    from qzhou_eval.benchmarks import is_narrowed, load_benchmark_tasks, whole_benchmark
 
     n_full = len(tasks)
-    if bench_cfg.get("tasks") is not None:
-        n_full = len(load_benchmark_tasks({**bench_cfg, "tasks": None}))
+    if is_narrowed(bench_cfg):  # a task list or a shard: count the whole benchmark
+        n_full = len(load_benchmark_tasks(whole_benchmark(bench_cfg)))
     name = str(bench_cfg.get("name"))
     return BenchmarkInfo(str(bench_cfg.get("key") or name), name, n_full)
 

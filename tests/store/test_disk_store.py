@@ -263,14 +263,27 @@ def test_full_disk_while_writing_a_shard_leaves_the_store_as_it_was(tmp_path, mo
 
 
 def _writer(root: str, start: int, rounds: int, ready, go) -> None:
-    """One of several processes writing one store at once (overlapping keys)."""
+    """One of several processes writing one store at once (overlapping keys).
+
+    While the others write and compact, every input this process stored so far must stay
+    readable with its own vector, and whatever else it reads must be the right vector (an
+    assertion error makes the exit code non-zero).
+    """
     store = DiskStore(root, "fp")
     ready.set()
     go.wait()
+    mine: list[str] = []
     for r in range(rounds):
         texts = _texts(start + r * 7, start + r * 7 + 20)
         store.put_many("query", texts, _vectors(texts))
-        store.get_many("query", _texts(0, 200))  # read while others write and compact
+        mine = sorted({*mine, *texts})
+        _assert_serves(store, mine)  # nothing stored is lost or unreadable mid-race
+        others = _texts(0, 200)
+        got = store.get_many("query", others)  # read while others write and compact
+        hits = [i for i, v in enumerate(got) if v is not None]
+        np.testing.assert_array_equal(
+            np.stack([got[i] for i in hits]), _vectors([others[i] for i in hits])
+        )
 
 
 def test_processes_writing_one_store_at_once_lose_nothing_and_leave_no_duplicates(tmp_path):
@@ -297,3 +310,5 @@ def test_processes_writing_one_store_at_once_lose_nothing_and_leave_no_duplicate
     rows = sum(len(np.load(p)) for p in store.folder.glob(f"*{disk.KEYS}"))
     assert rows == len(every)
     assert not [p for p in store.folder.iterdir() if atomic.is_temp_name(p.name)]
+    # no shard was ever judged unreadable (a reader racing a writer or a compactor)
+    assert not [p for p in store.folder.iterdir() if ".corrupt-" in p.name]

@@ -1,0 +1,35 @@
+"""Shards through Hydra's launchers write what one plain run writes (issue 11)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cluster.conftest import TASKS, run_args, scores, sweep
+
+pytestmark = pytest.mark.slow
+
+
+def test_joblib_two_jobs_over_two_shards_give_the_single_run_scores(tmp_path, single_run):
+    res = sweep(
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *run_args(tmp_path, "benchmark.num_shards=2", "benchmark.shard=0,1"),
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("on 1 task(s)") == 2  # each job ran its own shard
+    assert scores(tmp_path) == single_run  # every metric of every split, both tasks
+
+
+def test_submitit_local_runs_one_shard_end_to_end(tmp_path, single_run):
+    res = sweep(
+        tmp_path,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        *run_args(tmp_path, "benchmark.num_shards=2", "benchmark.shard=1"),
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert scores(tmp_path) == {TASKS[1]: single_run[TASKS[1]]}  # shard 1 only
+    (log,) = tmp_path.rglob(".submitit/*/*_0_log.out")  # the job's stdout, in the sweep folder
+    text = log.read_text()
+    assert "on 1 task(s)" in text and "encoded" in text
