@@ -61,6 +61,28 @@ TERMINATED = INTERRUPTED.replace("interrupted:", "terminated (SIGTERM):")
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+class JobFailed(Exception):
+    """A multirun job that stopped with ``code`` (its one line already printed).
+
+    An Exception, not SystemExit: Hydra records the job as failed and every launcher (basic,
+    joblib, submitit) runs the other jobs to their end; the sweep then exits with ``code``.
+    """
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"job failed with exit code {code}")
+        self.code = code
+
+    def __reduce__(self):  # picklable across joblib / submitit processes
+        return (JobFailed, (self.code,))
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 class Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so that a run stops like on Ctrl-C."""
 
@@ -290,8 +312,15 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
         def task(cfg: DictConfig) -> None:
             try:
                 fn(cfg)
+                code = 0
+            except SystemExit as e:  # the app's own exit code (e.g. a task failed)
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
             except (Exception, KeyboardInterrupt, Terminated) as e:
-                sys.exit(_report(e, cfg))
+                code = _report(e, cfg)
+            if code:
+                if _in_multirun() and code not in (130, 143):
+                    raise JobFailed(code)  # Hydra marks this job failed; the others still run
+                sys.exit(code)
 
         main = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base=None)(
             task
@@ -302,6 +331,8 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
                 try:
                     _precheck(config_name, sys.argv[1:])
                     main()
+                except JobFailed as e:  # after every job ran; its line was printed
+                    sys.exit(e.code)
                 except (KeyboardInterrupt, Terminated) as e:  # before or between Hydra's jobs
                     sys.exit(_report(e, None))
                 except Exception as e:  # Hydra composing a job (a multirun's sweep values)

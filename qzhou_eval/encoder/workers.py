@@ -155,6 +155,10 @@ class WorkerPool:
         if self._procs:
             return
         ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
+        if mp.get_start_method(allow_none=True) not in (None, "spawn", "fork", "forkserver"):
+            # Inside a joblib (loky) job the global start method is "loky", which a spawned
+            # child cannot set up; the pool's own children only need the standard one.
+            mp.set_start_method("spawn", force=True)
         self._tasks = ctx.Queue()
         self._results = ctx.Queue()
         cores = os.cpu_count() or 1
