@@ -298,6 +298,14 @@ def _signals_raise() -> Iterator[None]:
             signal.signal(signum, default)
 
 
+def _printing_not_sweeping(args: list[str]) -> list[str]:
+    """``-m ... --cfg hydra`` prints the config a sweep would use; Hydra allows only one of the
+    two flags, so the sweep flag goes (the printed settings, the launcher's included, are the
+    same)."""
+    prints = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in args)
+    return [a for a in args if a not in ("-m", "--multirun")] if prints else args
+
+
 def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
     """Decorator: turn ``fn(cfg)`` into a Hydra command-line app over ``conf/``.
 
@@ -327,6 +335,7 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
         )
 
         def entry() -> None:
+            sys.argv = [sys.argv[0], *_printing_not_sweeping(sys.argv[1:])]
             with _signals_raise(), _hydra_reraises():
                 try:
                     _precheck(config_name, sys.argv[1:])

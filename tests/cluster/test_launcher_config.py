@@ -42,11 +42,18 @@ def test_the_plugins_own_launchers_compose(launcher):
     assert _hydra(f"hydra/launcher={launcher}").launcher._target_.startswith("hydra_plugins.")
 
 
-def test_cfg_hydra_prints_the_slurm_settings():
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--cfg", "hydra", "hydra/launcher=slurm"],
+        ["-m", "hydra/launcher=slurm", "--cfg", "hydra"],  # as the issue writes it
+    ],
+)
+def test_cfg_hydra_prints_the_slurm_settings(args):
     import run_mteb
 
     out = io.StringIO()
-    argv, sys.argv = sys.argv, ["run_mteb.py", "--cfg", "hydra", "hydra/launcher=slurm"]
+    argv, sys.argv = sys.argv, ["run_mteb.py", *args]
     try:
         with contextlib.redirect_stdout(out):
             run_mteb.main()
