@@ -1,5 +1,6 @@
 """Every file in conf/ composes, and the composed configs validate (or fail as documented)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -115,9 +116,17 @@ def test_hydra_settings_are_config():
     GlobalHydra.instance().clear()
     for name in ("mteb", "cmteb", "report"):
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            hydra = compose(name, return_hydra_config=True).hydra
+            cfg = compose(
+                name,
+                ["runtime.results_dir=/x/res"] if name != "report" else [],
+                return_hydra_config=True,
+            )
+        hydra = cfg.hydra
         assert hydra.output_subdir is None and hydra.run.dir == "." and not hydra.job.chdir
-        assert hydra.sweep.dir == "multirun"
+        if name == "report":
+            assert hydra.sweep.dir == "multirun"
+        else:  # a sweep's job folders and launcher logs go beside the results, not into the cwd
+            assert re.fullmatch(r"/x/res_jobs/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", hydra.sweep.dir)
         assert hydra.job_logging.handlers.console.stream == "ext://sys.stdout"
         assert "file" not in hydra.job_logging.handlers
         assert hydra.hydra_logging.loggers.hydra.level == "WARNING"

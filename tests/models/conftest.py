@@ -35,3 +35,19 @@ def native_spec(path: Path, **overrides) -> ModelSpec:
     }
     base.update(overrides)
     return ModelSpec(**base)
+
+
+@pytest.fixture
+def fired_layers(monkeypatch) -> list[int]:
+    """Indices of the decoder layers whose Token Prepending hook fired, in firing order."""
+    from qzhou_eval.models.token_prepending import TokenPrependingHandle
+
+    fired: list[int] = []
+    original = TokenPrependingHandle._before_layer
+
+    def counting(self, module, args, kwargs):
+        fired.append(next(i for i, layer in enumerate(self.decoder.layers) if layer is module))
+        return original(self, module, args, kwargs)
+
+    monkeypatch.setattr(TokenPrependingHandle, "_before_layer", counting)
+    return fired

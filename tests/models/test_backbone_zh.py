@@ -107,24 +107,15 @@ def test_every_mrl_dim_from_one_pass_equals_a_separate_encode(tiny_qwen3_zh):
     assert not np.allclose(from_one_pass[16], full[:, :16])
 
 
-def test_shipped_config_applies_token_prepending_before_layers_1_to_6(tiny_qwen3_zh, monkeypatch):
+def test_shipped_config_applies_token_prepending_before_layers_1_to_6(tiny_qwen3_zh, fired_layers):
     """conf/model/qzhou_embedding_zh.yaml on the tiny Qwen3: the hooks of layers 1..6 fire, once
     each per forward, and no other layer's."""
     from qzhou_eval.config import compose_config
     from qzhou_eval.config.spec import model_spec
-    from qzhou_eval.models.token_prepending import TokenPrependingHandle
 
     cfg = compose_config("cmteb", ["model=qzhou_embedding_zh", f"model.path={tiny_qwen3_zh}"])
     spec = model_spec(cfg.model)
-    fired: list[int] = []
-    original = TokenPrependingHandle._before_layer
-
-    def counting(self, module, args, kwargs):
-        fired.append(next(i for i, layer in enumerate(self.decoder.layers) if layer is module))
-        return original(self, module, args, kwargs)
-
-    monkeypatch.setattr(TokenPrependingHandle, "_before_layer", counting)
     bb = TransformersBackbone(spec)
     assert len(bb.model.layers) == 8 and spec.numerics == "official"
     bb.embed_ids(bb.tokenize(_inputs()[:2]))
-    assert fired == [1, 2, 3, 4, 5, 6]
+    assert fired_layers == [1, 2, 3, 4, 5, 6]

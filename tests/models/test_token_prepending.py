@@ -11,7 +11,6 @@ from torch import nn
 from qzhou_eval.models.token_prepending import (
     QWEN_IM_START_ID,
     TokenPrepending,
-    TokenPrependingHandle,
     attach_for_spec,
     find_decoder,
     locate_positions,
@@ -135,19 +134,12 @@ def test_hooks_match_layer_by_layer_reference(load_model, tokenizer, arch, attn)
 
 @pytest.mark.parametrize("arch", ARCHS)
 @torch.no_grad()
-def test_writes_happen_before_exactly_layers_1_to_6(load_model, tokenizer, arch, monkeypatch):
+def test_writes_happen_before_exactly_layers_1_to_6(load_model, tokenizer, arch, fired_layers):
     """(1, 7) fires the hook of layers 1..6 once per forward, and only there does the placeholder
     enter a layer holding the last token's state."""
     model = load_model(arch, "sdpa")
     batch = _batch(tokenizer, [PROMPT_EOL.format(text=t) for t in TEXTS])
-    fired: list[int] = []
-    original = TokenPrependingHandle._before_layer
-
-    def counting(self, module, args, kwargs):
-        fired.append(next(i for i, layer in enumerate(self.decoder.layers) if layer is module))
-        return original(self, module, args, kwargs)
-
-    monkeypatch.setattr(TokenPrependingHandle, "_before_layer", counting)
+    fired = fired_layers
     positions = locate_positions(batch["input_ids"], QWEN_IM_START_ID, batch["attention_mask"])
     assert positions.has_placeholder.all()
     rows = torch.arange(len(TEXTS))
