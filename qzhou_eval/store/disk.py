@@ -286,12 +286,22 @@ class DiskStore:
         if self.duplicate_rows:  # another process wrote some of the same keys meanwhile
             self.compact()
 
-    def _write_shard(self, keys: np.ndarray, vectors: np.ndarray) -> Shard:
+    def _write_shard(self, keys: np.ndarray, vectors: np.ndarray) -> Shard | None:
+        """Commit a new shard and index it; None when another process merged it away already.
+
+        Another process may index the shard the moment its keys file lands, find keys it
+        shares, and merge and delete it before it is read back here. Its vectors then live in
+        that merged shard (committed before any deletion), which the refresh indexes.
+        """
         name = uuid.uuid4().hex
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         atomic.save_npy(self.folder / f"{name}{VECS}", vectors)
         atomic.save_npy(self.folder / f"{name}{KEYS}", keys)  # the commit point
-        shard = read_shard(self.folder, name)
+        try:
+            shard = read_shard(self.folder, name)
+        except FileNotFoundError:
+            self.refresh()
+            return None
         self._shards[name] = shard
         self._index_shards([shard])
         return shard
@@ -356,6 +366,9 @@ class DiskStore:
         _, first = np.unique(keys, axis=0, return_index=True)
         first.sort()
         merged = self._write_shard(keys[first], vectors[first])
+        if merged is None:  # another compactor merged it already: its keys are safe there
+            self._forget_vanished()
+            return 0
         # Every key of every member must be in the committed merged shard before any deletion.
         on_disk = read_shard(self.folder, merged.name)
         if {k.tobytes() for k in on_disk.keys} != {k.tobytes() for k in keys}:

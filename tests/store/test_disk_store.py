@@ -163,6 +163,42 @@ def test_reader_whose_shard_was_compacted_elsewhere_rereads_from_the_merged_shar
     _assert_serves(reader, texts)  # its index named shards that no longer exist
 
 
+def test_shard_merged_away_by_another_process_before_its_read_back_is_not_an_error(
+    tmp_path, monkeypatch
+):
+    # a writes keys that b wrote after a's refresh; the moment a's keys file lands, b compacts
+    # both shards into one and deletes a's, before a reads its new shard back (seen in CI)
+    texts = _texts(0, 10)
+    a = DiskStore(tmp_path, "fp")
+    b = DiskStore(tmp_path, "fp")
+    real_save = atomic.save_npy
+    real_refresh = DiskStore.refresh
+    state = {"b_wrote": False, "raced": False}
+
+    def refresh(self: DiskStore) -> None:
+        real_refresh(self)
+        if self is a and not state["b_wrote"]:
+            b.put_many("query", texts[5:], _vectors(texts[5:]))  # behind a's dedupe
+            state["b_wrote"] = True
+
+    def save(path: Path, array: np.ndarray) -> None:
+        real_save(path, array)
+        if path.name.endswith(disk.KEYS) and state["b_wrote"] and not state["raced"]:
+            state["raced"] = True
+            b.refresh()
+            assert b.compact() == 5  # merges a's new shard and deletes it
+
+    monkeypatch.setattr(DiskStore, "refresh", refresh)
+    monkeypatch.setattr(atomic, "save_npy", save)
+    a.put_many("query", texts, _vectors(texts))
+    monkeypatch.undo()
+    assert state["raced"]
+    _assert_serves(a, texts)
+    fresh = DiskStore(tmp_path, "fp")
+    assert fresh.duplicate_rows == 0 and len(_shard_names(fresh.folder)) == 1
+    _assert_serves(fresh, texts)
+
+
 def test_put_many_stores_only_keys_not_yet_stored_by_anyone(tmp_path):
     a = DiskStore(tmp_path, "fp")
     b = DiskStore(tmp_path, "fp")  # another process, opened before a wrote
