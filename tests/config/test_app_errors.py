@@ -16,6 +16,14 @@ from qzhou_eval.config.folders import check_writable_folder
 from qzhou_eval.errors import ConfigError, WriteError
 
 
+@pytest.fixture(autouse=True)
+def _in_a_fresh_folder(tmp_path, monkeypatch) -> None:
+    """A sweep writes Hydra's ``multirun.yaml`` below the working folder before its first job
+    fails; keep that out of the checkout (and apart from the files the tests name)."""
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+
+
 def _run(monkeypatch, capsys, fn, *args: str) -> tuple[int, list[str]]:
     """Run ``fn`` as a command-line app with ``args``; (exit code, non-empty stderr lines)."""
     monkeypatch.setattr(sys, "argv", ["app", *args])

@@ -38,6 +38,14 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+def _mapped_weights(pid: int) -> bool:
+    """Whether process ``pid`` has the model's weights mapped (safetensors loads by mmap)."""
+    try:
+        return b".safetensors" in Path(f"/proc/{pid}/maps").read_bytes()
+    except OSError:
+        return False
+
+
 def _workers_of(pid: int) -> list[int]:
     """Worker processes (multiprocessing spawn children) of ``pid``."""
     found = []
@@ -120,7 +128,11 @@ def test_no_worker_outlives_the_main_process(tmp_path, how):
             assert time.monotonic() < deadline, "the workers never started"
             time.sleep(0.5)
             workers = _workers_of(proc.pid)
-        time.sleep(8)  # let them load the model and take batches
+        while not all(_mapped_weights(w) for w in workers):  # each has loaded the model
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "the workers never loaded the model"
+            time.sleep(0.2)
+        time.sleep(1)  # and taken batches
         assert proc.poll() is None and all(_alive(w) for w in workers)
         os.kill(proc.pid, how)
         proc.wait(timeout=60)

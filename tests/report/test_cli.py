@@ -16,6 +16,7 @@ import pytest
 from qzhou_eval.config.app import compose_config
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.report.cli import run_report
+from tests.in_process import qzhou_eval
 from tests.report.report_testdata import (
     CMN,
     CURRENT_CMN,
@@ -280,7 +281,6 @@ def test_command_line(package_results: Path, tmp_path: Path) -> None:
     assert (tmp_path / "mteb_eng_v2.md").is_file()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", ["unclosed_quote", "binary", "short_row"])
 def test_malformed_reference_csv_is_one_line_exit_2(
     package_results: Path, tmp_path: Path, case: str
@@ -288,17 +288,18 @@ def test_malformed_reference_csv_is_one_line_exit_2(
     data, line, _ = MALFORMED[case]
     bad = tmp_path / f"{case}.csv"
     bad.write_bytes(data)
-    done = _cli(
+    done = qzhou_eval(
+        "report",
         f"results_dir={package_results}",
         "benchmark.tasks=[STS12]",
         f"reference={bad}",
         "out_dir=false",
     )
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [done.stderr.strip()]  # exactly one line
-    assert done.stderr.startswith(f"error: reference CSV {bad}, line {line}: ")
-    assert "Traceback" not in done.stderr + done.stdout
-    assert done.stdout == ""  # no tables above it, no "no reference run" line
+    assert done.code == 2
+    assert done.err.splitlines() == [done.err.strip()]  # exactly one line
+    assert done.err.startswith(f"error: reference CSV {bad}, line {line}: ")
+    assert "Traceback" not in done.err + done.out
+    assert done.out == ""  # no tables above it, no "no reference run" line
 
 
 def test_never_touches_result_files(results_copy: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.conftest import REPO
+from tests.in_process import qzhou_eval
 
 MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
 
@@ -35,10 +36,20 @@ def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     ],
 )
 def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle):
-    res = _run("run_mteb.py", *args, f"runtime.results_dir={tmp_path / 'r'}")
+    res = qzhou_eval("run", *args, f"runtime.results_dir={tmp_path / 'r'}")
+    assert res.code == 2, res.err
+    lines = res.err_lines
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+    assert "Traceback" not in res.err and res.out == ""
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_config_from_the_interpreter_is_one_line_exit_2(tmp_path):
+    """The same through a real ``python run_mteb.py`` (the exit code the shell sees)."""
+    res = _run("run_mteb.py", "model.pooling=max", f"runtime.results_dir={tmp_path / 'r'}")
     assert res.returncode == 2, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "model.pooling" in lines[0]
     assert not (tmp_path / "r").exists()
 
 

@@ -9,9 +9,7 @@ patched ``sys.argv``); real subprocesses only where a signal is involved or two 
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
 import os
 import re
@@ -32,25 +30,11 @@ from qzhou_eval import atomic
 from qzhou_eval.config import app
 from qzhou_eval.store import disk
 from tests.conftest import REPO
+from tests.in_process import Run, qzhou_eval
 from tests.test_atomic import DiskFillsUp
 
 MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
 STS, CLS = "DemoEngSTS", "DemoEngClassification"
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return [ln for ln in self.err.splitlines() if ln.strip()]
-
-    @property
-    def encoded(self) -> int:
-        return int(re.search(r"^encoded (\d+) input", self.out, re.M)[1])
 
 
 def _args(root: Path, *extra: str, tasks: str = f"{STS},{CLS}") -> list[str]:
@@ -67,20 +51,7 @@ def _args(root: Path, *extra: str, tasks: str = f"{STS},{CLS}") -> list[str]:
 
 def cli(*args: str) -> Run:
     """``python run_mteb.py <args>``, in this process."""
-    import run_mteb
-
-    out, err = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = ["run_mteb.py", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            run_mteb.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    finally:
-        sys.argv = argv
-    return Run(code, out.getvalue(), err.getvalue())
+    return qzhou_eval("run", *args)
 
 
 def _scores(root: Path) -> dict[str, list[float]]:

@@ -1,0 +1,47 @@
+"""``qzhou-eval <command> ...`` in this process: a subprocess's exit code, stdout and stderr.
+
+Cheaper than a subprocess (no second import of torch and mteb), so bad-input cases can afford
+one run each. Real subprocesses stay where a signal, a second process or the interpreter's own
+exit is what is tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import sys
+from dataclasses import dataclass
+
+from qzhou_eval import cli
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return [ln for ln in self.err.splitlines() if ln.strip()]
+
+    @property
+    def encoded(self) -> int:
+        """What a run's "encoded N input(s)" line says."""
+        return int(re.search(r"^encoded (\d+) input", self.out, re.M)[1])
+
+
+def qzhou_eval(*args: str) -> Run:
+    """``qzhou-eval <args>`` (``run ...`` is ``run_mteb.py ...``), in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            cli.main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        sys.argv = argv
+    return Run(code, out.getvalue(), err.getvalue())
