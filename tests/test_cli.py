@@ -16,22 +16,14 @@ import pytest
 from qzhou_eval import cli
 from qzhou_eval.config import CONF_DIR
 from tests.conftest import REPO
+from tests.in_process import qzhou_eval
 
 
-def _main(capsys, *args: str) -> tuple[int, str, list[str]]:
+def _main(*args: str) -> tuple[int, str, list[str]]:
     """Run ``qzhou-eval <args>`` in this process: (exit code, stdout, non-empty stderr lines)."""
-    argv = sys.argv
-    capsys.readouterr()
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    finally:
-        sys.argv = argv
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, [ln for ln in err.splitlines() if ln.strip()]
+    run = qzhou_eval(*args)
+    assert "Traceback" not in run.err
+    return run.code, run.out, run.err_lines
 
 
 def test_every_command_is_a_hydra_app():
@@ -41,18 +33,18 @@ def test_every_command_is_a_hydra_app():
         assert callable(getattr(importlib.import_module(module), attribute)), name
 
 
-def test_usage_and_unknown_command(capsys):
-    code, out, err = _main(capsys, "--help")
+def test_usage_and_unknown_command():
+    code, out, err = _main("--help")
     assert code == 0 and err == [] and all(name in out for name in cli.COMMANDS)
-    code, out, err = _main(capsys)
+    code, out, err = _main()
     assert code == 2 and out == "" and err[0].startswith("usage: qzhou-eval <command>")
-    code, out, err = _main(capsys, "nosuch")
+    code, out, err = _main("nosuch")
     assert code == 2
     assert err == [f"error: unknown command 'nosuch'; use one of {list(cli.COMMANDS)}"]
 
 
-def test_prompts_command(capsys):
-    code, out, err = _main(capsys, "prompts", "model=qzhou_embedding", "benchmark=demo_eng")
+def test_prompts_command():
+    code, out, err = _main("prompts", "model=qzhou_embedding", "benchmark=demo_eng")
     assert code == 0 and err[0].startswith("numerics: official")
     rows = [json.loads(line) for line in out.splitlines()]
     sts = [r for r in rows if r["task"] == "DemoEngSTS"]
@@ -65,11 +57,10 @@ def test_prompts_command(capsys):
     ]
 
 
-def test_run_command_takes_any_benchmark_and_fails_in_one_line(capsys, tmp_path):
+def test_run_command_takes_any_benchmark_and_fails_in_one_line(tmp_path):
     results = tmp_path / "r"
     for bench, needle in (("cmteb", "NoSuchTask"), ("demo_zho", "NoSuchTask")):
         code, _, err = _main(
-            capsys,
             "run",
             "model=minilm",
             f"benchmark={bench}",
@@ -77,7 +68,7 @@ def test_run_command_takes_any_benchmark_and_fails_in_one_line(capsys, tmp_path)
             f"runtime.results_dir={results}",
         )
         assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0]
-    code, _, err = _main(capsys, "run", "model.pooling=max")
+    code, _, err = _main("run", "model.pooling=max")
     assert code == 2 and err == [
         "error: model.pooling='max' is unknown; use one of ['mean', 'last_token', 'cls', "
         "'weighted_mean']"

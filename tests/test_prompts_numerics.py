@@ -18,7 +18,7 @@ def test_zh_states_numerics_and_layers_on_stderr_and_keeps_stdout_json():
     rows = [json.loads(line) for line in run.out.splitlines()]  # every line is JSON
     assert len({r["task"] for r in rows}) == 31
     assert all(set(r) == {"task", "side", "input"} for r in rows)
-    err = [line for line in run.err.splitlines() if line.strip()]
+    err = run.err_lines
     numerics = [line for line in err if line.startswith("numerics: ")]
     layers = [line for line in err if line.startswith("token prepending: ")]
     assert numerics == [

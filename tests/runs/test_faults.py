@@ -3,8 +3,8 @@
 Each case damages a copy of one clean reference run (or makes a folder unwritable, or fills the
 disk, or interrupts the run) and checks: the exit code, exactly one line on stderr naming the
 thing to fix, no traceback, no temporary or 0-byte file, earlier result files unchanged, and that
-the rerun ends with the reference run's scores. The CLI runs in-process (``run_mteb.main`` with
-patched ``sys.argv``); real subprocesses only where a signal is involved or two runs race.
+the rerun ends with the reference run's scores. The CLI runs in-process (``qzhou-eval run``, see
+``tests.in_process``); real subprocesses only where a signal is involved or two runs race.
 """
 
 from __future__ import annotations
