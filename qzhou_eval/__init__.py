@@ -1,3 +1,3 @@
 """qzhou-eval: reproduce the QZhou embedding models' MTEB / CMTEB scores on mteb 2.x."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

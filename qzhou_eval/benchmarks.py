@@ -17,6 +17,7 @@ import mteb
 from mteb.abstasks import AbsTask
 
 from qzhou_eval.errors import ConfigError
+from qzhou_eval.fresh_tasks import fresh_copy
 
 SOURCES = ("mteb", "demo")
 
@@ -63,7 +64,10 @@ def filtered_tasks(bench_cfg: Mapping[str, Any]) -> list[AbsTask]:
                 f"benchmark.name={name!r} is not a demo suite; use one of {sorted(DEMO_SUITES)}"
             )
         tasks = get_demo_tasks(name)
-    return select_tasks(tasks, bench_cfg.get("tasks"), str(name))
+    # fresh copies: mteb's benchmark objects are shared by every caller in the process, and an
+    # earlier evaluation in it (a Hydra multirun job, a joblib worker reused) advanced their
+    # random generators (see qzhou_eval.fresh_tasks)
+    return [fresh_copy(t) for t in select_tasks(tasks, bench_cfg.get("tasks"), str(name))]
 
 
 def select_tasks(

@@ -389,7 +389,11 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
 
 
 def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
-    """The output dimensions to evaluate: ``mrl.dims``, else ``[mrl.dim]`` (None = full size)."""
+    """The output dimensions to evaluate: ``mrl.dims``, else ``[mrl.dim]``.
+
+    The full size is one identity, None, however it is asked for (unset, ``null`` or
+    ``model.embed_dim``): the same folder, record, vectors and scores as a run without a cut.
+    """
     mrl = setting(cfg, "", "mrl")
     dims, dim = setting(mrl, "mrl", "dims"), setting(mrl, "mrl", "dim")
     if dims is not None and dim is not None:
@@ -405,9 +409,10 @@ def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
         d = _positive_int("mrl", "dims" if dims is not None else "dim", d)
         if embed_dim is not None and d > embed_dim:
             raise ConfigError(f"mrl dimension {d} exceeds model.embed_dim={embed_dim}")
-        out.append(d)
+        out.append(None if d == embed_dim else d)
     if len(set(out)) != len(out):
-        raise ConfigError(f"mrl.dims has duplicates: {raw}")
+        full = f" ({embed_dim} is the full size, the same as null)" if None in out else ""
+        raise ConfigError(f"mrl.dims has duplicates: {raw}{full}")
     return out
 
 

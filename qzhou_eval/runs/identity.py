@@ -180,6 +180,8 @@ class TaskRecord:
     task: str
     fields: dict[str, Any]
     recipe_name: str
+    # fingerprints earlier releases recorded for this same identity (read as ours, never written)
+    aliases: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -207,7 +209,7 @@ class TaskRecord:
     def conflict(self) -> str | None:
         """Why this task may not be written here, or None. Heals a damaged record."""
         recorded = self._read()
-        if recorded is None or recorded == self.fingerprint:
+        if recorded is None or recorded == self.fingerprint or recorded in self.aliases:
             return None
         return (
             f"{self.folder} holds a {self.task} result of a different configuration (see "
@@ -263,6 +265,19 @@ class TaskRecord:
             logger.warning("%s was damaged or unverifiable: moved to %s", path, moved.name)
 
 
+def task_record(
+    folder: Path, spec: ModelSpec, recipe: Recipe, task: str, dim: int | None
+) -> TaskRecord:
+    """The record of ``task`` at output size ``dim`` (None: the full size) in ``folder``.
+
+    Releases before 0.2.0 recorded a sweep's full size as ``dim: <embed_dim>``; that is the same
+    identity as no cut, so such a record is read as this one's."""
+    aliases: tuple[str, ...] = ()
+    if dim is None and spec.embed_dim is not None:
+        aliases = (fingerprint(task_fields(spec, recipe, task, spec.embed_dim)),)
+    return TaskRecord(folder, task, task_fields(spec, recipe, task, dim), recipe.name, aliases)
+
+
 # --- folders of qzhou-eval 0.1 ------------------------------------------------------------------
 
 
@@ -278,7 +293,8 @@ def migrate_legacy(folder: Path, spec: ModelSpec, recipe: Recipe, dim: int | Non
         old = yaml.safe_load(legacy.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError:
         old = {}
-    if old.get("fingerprint") != legacy_fingerprint(spec, recipe) or old.get("dim") != dim:
+    old_dim = None if old.get("dim") == spec.embed_dim else old.get("dim")  # full size = None
+    if old.get("fingerprint") != legacy_fingerprint(spec, recipe) or old_dim != dim:
         raise ConfigError(
             f"{folder} holds results recorded by qzhou-eval 0.1 for another configuration (see "
             f"{legacy}); set experiment=<name> or runtime.results_dir=<another folder>"

@@ -29,6 +29,7 @@ from qzhou_eval.encoder import RecipeEncoder
 from qzhou_eval.encoder.embedder import Embedder, MemoryStore
 from qzhou_eval.encoder.engines import make_engine
 from qzhou_eval.errors import ConfigError, UserError
+from qzhou_eval.fresh_tasks import evaluation_copy
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
@@ -40,7 +41,7 @@ from qzhou_eval.runs.identity import (
     Variant,
     build_model_meta,
     migrate_legacy,
-    task_fields,
+    task_record,
 )
 from qzhou_eval.store import DiskStore, model_fingerprint
 
@@ -211,7 +212,7 @@ def _evaluate(
     def record_of(task: str, dim: int | None) -> TaskRecord:
         meta = encoder_for(dim, plan.variant(task)).mteb_model_meta
         where = folder.get_task_result_path(task, meta).parent
-        return TaskRecord(where, task, task_fields(spec, plan.recipe, task, dim), plan.recipe.name)
+        return task_record(where, spec, plan.recipe, task, dim)
 
     # Check every task's record before evaluating any: a refused run writes nothing.
     records = {
@@ -228,8 +229,11 @@ def _evaluate(
     strategy = "always" if runtime.overwrite else "only-missing"
     for task in plan.tasks:
         name = task.metadata.name
-        if len(plan.dims) > 1:
-            task.load_data()  # once for all dimensions (mteb would load it per evaluate call)
+        pending = [
+            d for d in plan.dims if runtime.overwrite or not records[(name, d)].result.exists()
+        ]
+        if len(pending) > 1 and not task.data_loaded:
+            task.load_data()  # once for all dimensions (mteb keeps data it did not load)
         for dim in plan.dims:
             encoder = encoder_for(dim, plan.variant(name))
             record = records[(name, dim)]
@@ -239,7 +243,7 @@ def _evaluate(
             try:
                 result = mteb.evaluate(
                     encoder,
-                    task,
+                    evaluation_copy(task),  # scores as a fresh task: see fresh_tasks
                     cache=folder,
                     overwrite_strategy=strategy,
                     encode_kwargs=ENCODE_KWARGS,

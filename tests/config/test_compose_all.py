@@ -82,10 +82,14 @@ def test_unknown_group_option_is_one_line():
 def test_mrl_dims():
     assert mrl_dims({"mrl": {"dim": None, "dims": None}}, 1792) == [None]
     assert mrl_dims({"mrl": {"dim": 256, "dims": None}}, 1792) == [256]
-    assert mrl_dims({"mrl": {"dim": None, "dims": [128, 1792]}}, 1792) == [128, 1792]
+    # the full size is one identity, None, however it is asked for
+    assert mrl_dims({"mrl": {"dim": None, "dims": [128, 1792]}}, 1792) == [128, None]
+    assert mrl_dims({"mrl": {"dim": 1792, "dims": None}}, 1792) == [None]
+    assert mrl_dims({"mrl": {"dim": 768, "dims": None}}, None) == [768]  # full size unknown
     for bad in (
         {"dim": 4096, "dims": None},
         {"dim": None, "dims": [128, 128]},
+        {"dim": None, "dims": [None, 1792]},
         {"dim": 128, "dims": [256]},
         {"dim": -1, "dims": None},
     ):

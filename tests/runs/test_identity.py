@@ -20,6 +20,7 @@ from qzhou_eval.runs.identity import (
     legacy_fingerprint,
     migrate_legacy,
     task_fields,
+    task_record,
 )
 from qzhou_eval.runs.runner import plan_run
 
@@ -138,3 +139,23 @@ def test_a_folder_of_qzhou_eval_0_1_is_migrated_or_refused(tmp_path):
     assert not (tmp_path / LEGACY_RECORD).exists()
     official = compose_config("mteb", ["benchmark=demo_eng"])  # QZhou: official numerics
     assert legacy_fingerprint(model_spec(official.model, resolve_path=False), recipe) is None
+
+
+def test_a_full_size_record_of_an_earlier_release_is_the_plain_runs(tmp_path):
+    # Before 0.2.0 a sweep's full size was recorded as dim: <embed_dim>, apart from dim: null.
+    cfg = compose_config("mteb", ["model=minilm", "benchmark=demo_eng"])
+    spec, recipe = model_spec(cfg.model), recipe_from_config(cfg.prompts, KNOWN_TASKS)
+    old = TaskRecord(tmp_path, "DemoEngSTS", task_fields(spec, recipe, "DemoEngSTS", 384), "")
+    assert old.claim() is True
+    full = task_record(tmp_path, spec, recipe, "DemoEngSTS", None)
+    assert full.fingerprint != old.fingerprint and full.conflict() is None
+    assert full.claim() is False  # accepted as the same identity; the old record stays
+    cut = task_record(tmp_path, spec, recipe, "DemoEngSTS", 256)
+    assert cut.conflict() is not None  # a real cut is still another configuration
+    # and a 0.1 folder recorded at the full size migrates as the plain run's
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "DemoEngSTS.json").write_text("{}")
+    fp = legacy_fingerprint(spec, recipe)
+    (tmp_path / "b" / LEGACY_RECORD).write_text(yaml.safe_dump({"fingerprint": fp, "dim": 384}))
+    migrate_legacy(tmp_path / "b", spec, recipe, None)
+    assert task_record(tmp_path / "b", spec, recipe, "DemoEngSTS", None).path.exists()
