@@ -19,6 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from qzhou_eval.config.cores import default_scoring_workers, usable_cores
 from qzhou_eval.config.deprecation import warn_once as _warn_once
 from qzhou_eval.config.devices import resolve_devices
 from qzhou_eval.errors import ConfigError
@@ -149,6 +150,9 @@ class RuntimeSpec:
     progress: bool
     continue_on_error: bool
     store_dir: Path | None
+    encode: bool = True  # false: score from the store only, never load the model
+    scoring_workers: int = 0  # processes that score from the store (0: in this process)
+    lookahead: int = 0  # tasks the encoder may run ahead of the scoring
 
 
 # Where the keys of a config section are all stated, for the error naming a key that is not set.
@@ -374,8 +378,28 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
     results_dir, store_dir = get("results_dir"), get("store_dir")
     if not results_dir:
         raise ConfigError("runtime.results_dir must be set (a folder)")
+    encode = get("encode")
+    if not isinstance(encode, bool):
+        raise ConfigError(f"runtime.encode={encode!r}: give true or false")
+    if not encode and not store_dir:
+        raise ConfigError(
+            "runtime.encode=false scores from the embedding store: set runtime.store_dir"
+        )
+    # encode=false never starts a device: a CPU node may score what a GPU node encoded
+    resolved = tuple(resolve_devices(devices, get("device"))) if encode else ()
+    workers = get("scoring_workers")
+    if workers == "auto":
+        # the cores this job may use, less the main process and tokenization; processes score
+        # from the disk store, so with vectors in memory only (store_dir: null) they cannot
+        workers = default_scoring_workers(usable_cores()) if store_dir else 0
+    workers = _non_negative_int(s, "scoring_workers", workers, also="'auto'")
+    if workers and not store_dir:
+        raise ConfigError(
+            "runtime.scoring_workers needs runtime.store_dir (processes read the vectors from "
+            "the disk store); set runtime.scoring_workers=0 or a store folder"
+        )
     return RuntimeSpec(
-        devices=tuple(resolve_devices(devices, get("device"))),
+        devices=resolved,
         tokens_per_batch=_positive_int(s, "tokens_per_batch", get("tokens_per_batch")),
         max_batch_size=_positive_int(s, "max_batch_size", get("max_batch_size")),
         max_padding=None if max_padding is None else float(max_padding),
@@ -385,7 +409,17 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         progress=bool(get("progress")),
         continue_on_error=bool(get("continue_on_error")),
         store_dir=Path(str(store_dir)).expanduser() if store_dir else None,
+        encode=encode,
+        scoring_workers=workers,
+        lookahead=_non_negative_int(s, "lookahead", get("lookahead")),
     )
+
+
+def _non_negative_int(section: str, key: str, value: Any, also: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        other = f" or {also}" if also else ""
+        raise ConfigError(f"{section}.{key}={value!r}: give a whole number >= 0{other}")
+    return value
 
 
 def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:

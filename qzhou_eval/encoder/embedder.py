@@ -107,6 +107,19 @@ class _StoreWriter:
             self._last.result()
 
 
+class MissingInputs(Exception):
+    """Inputs that are not in the store, asked of an embedder that may not encode."""
+
+    def __init__(
+        self, side: str, inputs: list[str], spans: list[tuple[int, int]] | None = None
+    ) -> None:
+        super().__init__(f"{len(inputs)} {side} input(s) are not in the embedding store")
+        self.side, self.inputs, self.spans = side, inputs, spans
+
+    def __reduce__(self):  # picklable: scoring processes hand it to the main process
+        return (type(self), (self.side, self.inputs, self.spans))
+
+
 class Embedder:
     """Turns exact model inputs into raw (unnormalized, full-dimension) float32 vectors."""
 
@@ -121,11 +134,14 @@ class Embedder:
         progress: bool = True,
         flush_every: int = 4096,
         chunk_size: int = CHUNK_SIZE,
+        encode: bool = True,
     ) -> None:
         """``engine_factory`` builds an :class:`Engine`, or a backbone to run in this process.
 
         ``max_padding``: cut batches so that padding stays within that fraction of each batch
         (see :func:`token_budget_batches`); None = token budget and row limit only.
+        ``encode=False``: vectors come from the store only; an input that is not stored raises
+        :class:`MissingInputs` (the model is never loaded).
         """
         self._factory = engine_factory
         self._engine: Engine | None = None
@@ -141,6 +157,9 @@ class Embedder:
         self.model_seconds = 0.0  # time spent loading the model, tokenizing and encoding
         self.real_tokens = 0  # tokens of the encoded inputs
         self.padded_tokens = 0  # tokens their batches cost once padded (== real when packing)
+        self.encode = encode
+        self.asked_inputs = 0  # distinct inputs asked for per call, summed (look-ahead coverage)
+        self.stored_hits = 0  # of those, the ones the store already had
 
     @property
     def engine(self) -> Engine:
@@ -186,8 +205,12 @@ class Embedder:
         unique = list(dict.fromkeys(inputs))
         found = dict(zip(unique, self.store.get_many(side, unique), strict=True))
         todo = [x for x in unique if found[x] is None]
+        self.asked_inputs += len(unique)
+        self.stored_hits += len(unique) - len(todo)
         if todo:
             todo_spans = [span_of[x] for x in todo] if span_of is not None else None
+            if not self.encode:
+                raise MissingInputs(side, todo, todo_spans)
             found.update(zip(todo, self._run_model(todo, side, desc, todo_spans), strict=True))
         return np.stack([found[x] for x in inputs]).astype(np.float32, copy=False)
 

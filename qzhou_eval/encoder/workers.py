@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import logging
 import multiprocessing as mp
 import os
 import queue
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,10 +36,10 @@ import numpy as np
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.errors import DeviceError
 from qzhou_eval.models.inputs import TokenBatch
+from qzhou_eval.processes import die_with_parent, one_line
 
 logger = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 _POLL_SECONDS = 0.5
 
 
@@ -63,30 +61,9 @@ class WorkerSettings:
     kill_with_parent: bool
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _die_with_parent(parent_pid: int, kernel_signal: bool) -> None:
-    if kernel_signal and sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the parent died before the signal was armed
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(_POLL_SECONDS)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="qzhou-eval-watchdog", daemon=True).start()
-
-
 def _worker_main(index: int, settings: WorkerSettings, tasks: Any, results: Any) -> None:
     """Body of one worker process."""
-    _die_with_parent(settings.parent_pid, settings.kill_with_parent)
+    die_with_parent(settings.parent_pid, settings.kill_with_parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us
     logging.basicConfig(
         level=logging.WARNING, format=f"[worker {settings.device}] %(levelname)s %(message)s"
@@ -104,7 +81,7 @@ def _worker_main(index: int, settings: WorkerSettings, tasks: Any, results: Any)
             torch.cuda.set_device(torch.device(settings.device))  # no stray context on cuda:0
         backbone = (settings.factory or load_backbone)(settings.spec, settings.device)
     except BaseException as e:
-        results.put(("error", index, f"cannot load the model: {_one_line(e)}"))
+        results.put(("error", index, f"cannot load the model: {one_line(e)}"))
         return
     results.put(("ready", index, int(backbone.output_dim)))
     loop = DeviceLoop(backbone)
@@ -121,7 +98,7 @@ def _worker_main(index: int, settings: WorkerSettings, tasks: Any, results: Any)
         for (call, number), vectors in loop.run(feed()):
             results.put(("done", index, call, number, vectors, loop.forward_calls))
     except BaseException as e:
-        results.put(("error", index, _one_line(e)))
+        results.put(("error", index, one_line(e)))
 
 
 class WorkerPool:

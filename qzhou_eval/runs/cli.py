@@ -7,6 +7,7 @@ import sys
 
 from omegaconf import DictConfig
 
+from qzhou_eval.pipeline import coverage_line
 from qzhou_eval.report import render_run_summary
 from qzhou_eval.runs.runner import execute, plan_run
 
@@ -49,8 +50,18 @@ def run_from_config(cfg: DictConfig) -> int:
     )
     if outcome.store_summary:
         print(outcome.store_summary)
+    if (coverage := coverage_line(outcome.coverage)) is not None:
+        print(coverage)
+    if outcome.missing:
+        print(
+            f"error: runtime.encode=false: {len(outcome.missing)} task(s) lack stored inputs "
+            "(run them with runtime.encode=true, or point runtime.store_dir at the store that "
+            "encoded them): "
+            + "; ".join(f"{task} ({what})" for task, what in outcome.missing.items()),
+            file=sys.stderr,
+        )
     if outcome.failures:
         for task, err in outcome.failures.items():
             print(f"FAILED {task}: {err}", file=sys.stderr)
         return 1
-    return 0
+    return 1 if outcome.missing else 0

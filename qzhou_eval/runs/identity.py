@@ -26,9 +26,11 @@ section the run configs' defaults list adds): no second composition, no file rea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -263,6 +265,20 @@ class TaskRecord:
             except FileNotFoundError:
                 continue
             logger.warning("%s was damaged or unverifiable: moved to %s", path, moved.name)
+
+
+@contextlib.contextmanager
+def claimed(record: TaskRecord, overwrite: bool) -> Iterator[None]:
+    """Around the evaluation of a record's task: the record is created before the result (a
+    result never lacks its record) and removed again when the evaluation fails (no result:
+    another configuration may run the task)."""
+    created = record.claim() if overwrite or not record.result.exists() else False
+    try:
+        yield
+    except BaseException:
+        if created:
+            record.release()
+        raise
 
 
 def task_record(

@@ -10,10 +10,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import mteb
 from mteb.abstasks import AbsTask
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config.folders import check_writable_folder
@@ -26,10 +26,9 @@ from qzhou_eval.config.spec import (
     runtime_spec,
 )
 from qzhou_eval.encoder import RecipeEncoder
-from qzhou_eval.encoder.embedder import Embedder, MemoryStore
+from qzhou_eval.encoder.embedder import Embedder, MemoryStore, MissingInputs
 from qzhou_eval.encoder.engines import make_engine
 from qzhou_eval.errors import ConfigError, UserError
-from qzhou_eval.fresh_tasks import evaluation_copy
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
@@ -39,15 +38,14 @@ from qzhou_eval.runs.identity import (
     Identity,
     TaskRecord,
     Variant,
-    build_model_meta,
+    claimed,
     migrate_legacy,
     task_record,
 )
+from qzhou_eval.runs.scoring import ENCODE_KWARGS, Encoders, score
 from qzhou_eval.store import DiskStore, model_fingerprint
 
 logger = logging.getLogger(__name__)
-
-ENCODE_KWARGS = {"batch_size": 1024, "show_progress_bar": False}  # what mteb records per run
 
 
 @dataclass
@@ -61,6 +59,7 @@ class RunPlan:
     dims: list[int | None]
     identity: Identity  # where each task is filed
     benchmark: BenchmarkInfo  # what the tasks are: all of a benchmark or a subset of it
+    config: dict[str, Any] = field(default_factory=dict)  # the composed config (scoring processes)
 
     def variant(self, task: str) -> Variant | None:
         return self.identity.variant(task)
@@ -88,6 +87,17 @@ class RunOutcome:
     model_seconds: float = 0.0
     store_summary: str = ""
     seconds: float = 0.0
+    # runtime.encode=false: tasks whose inputs are not all stored -> how many are missing
+    missing: dict[str, str] = field(default_factory=dict)
+    # look-ahead: task -> (distinct inputs mteb asked for, of those already stored)
+    coverage: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, task: str, encoder: RecipeEncoder, errors: list[str]) -> None:
+        """A finished evaluation of ``task`` (its errors: mteb's per-split exceptions)."""
+        meta = encoder.mteb_model_meta
+        self.runs.setdefault(RunId(meta.name, meta.revision, meta.experiment_name), []).append(task)
+        for err in errors:
+            self.failures[task] = err
 
 
 def canonical_of(cfg: DictConfig) -> Canonical | None:
@@ -119,7 +129,8 @@ def canonical_of(cfg: DictConfig) -> Canonical | None:
 def plan_run(cfg: DictConfig) -> RunPlan:
     """Validate the whole config and resolve tasks; fail fast with one line."""
     runtime = runtime_spec(cfg.runtime)
-    spec = with_packing(model_spec(cfg.model), runtime.packing)
+    # runtime.encode=false never loads the model: its folder need not exist on a scoring node
+    spec = with_packing(model_spec(cfg.model, resolve_path=runtime.encode), runtime.packing)
     recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
@@ -138,7 +149,14 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     if runtime.store_dir is not None:
         check_writable_folder("runtime.store_dir", runtime.store_dir)
     return RunPlan(
-        spec, runtime, recipe, tasks, dims, identity, benchmark_info(cfg.benchmark, tasks)
+        spec,
+        runtime,
+        recipe,
+        tasks,
+        dims,
+        identity,
+        benchmark_info(cfg.benchmark, tasks),
+        OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
     )
 
 
@@ -173,102 +191,16 @@ def execute(plan: RunPlan) -> RunOutcome:
         max_padding=runtime.max_padding,
         store=store,
         progress=runtime.progress,
+        encode=runtime.encode,
     )
     # The worker processes, if any, live as long as the run; after an error or Ctrl-C they are
     # stopped at once rather than left to finish the batches still queued.
     try:
-        outcome = _evaluate(plan, folder, store, embedder, started)
+        outcome = _evaluate(plan, folder, store, embedder)
     except BaseException:
         embedder.close(force=True)
         raise
     embedder.close()
-    return outcome
-
-
-def _evaluate(
-    plan: RunPlan,
-    folder: ResultsFolder,
-    store: MemoryStore | DiskStore,
-    embedder: Embedder,
-    started: float,
-) -> RunOutcome:
-    spec, runtime = plan.spec, plan.runtime
-    encoders: dict[tuple[int | None, Variant | None], RecipeEncoder] = {}
-
-    def encoder_for(dim: int | None, variant: Variant | None) -> RecipeEncoder:
-        key = (dim, variant)
-        if key not in encoders:
-            encoders[key] = RecipeEncoder(
-                meta=build_model_meta(spec, plan.recipe, dim=dim, variant=variant),
-                recipe=plan.recipe,
-                embedder=embedder,
-                dim=dim,
-                normalize=spec.normalize,
-                numerics=spec.numerics,
-                prenormalized=spec.backbone_normalizes,
-            )
-        return encoders[key]
-
-    def record_of(task: str, dim: int | None) -> TaskRecord:
-        meta = encoder_for(dim, plan.variant(task)).mteb_model_meta
-        where = folder.get_task_result_path(task, meta).parent
-        return task_record(where, spec, plan.recipe, task, dim)
-
-    # Check every task's record before evaluating any: a refused run writes nothing.
-    records = {
-        (t.metadata.name, d): record_of(t.metadata.name, d) for t in plan.tasks for d in plan.dims
-    }
-    for (_, dim), record in records.items():
-        migrate_legacy(record.folder, spec, plan.recipe, dim)
-    conflicts = [p for r in records.values() if (p := r.conflict()) is not None]
-    if conflicts:
-        more = f" (and {len(conflicts) - 1} more task(s))" if len(conflicts) > 1 else ""
-        raise ConfigError(conflicts[0] + more)
-
-    outcome = RunOutcome(plan)
-    strategy = "always" if runtime.overwrite else "only-missing"
-    for task in plan.tasks:
-        name = task.metadata.name
-        pending = [
-            d for d in plan.dims if runtime.overwrite or not records[(name, d)].result.exists()
-        ]
-        if len(pending) > 1 and not task.data_loaded:
-            task.load_data()  # once for all dimensions (mteb keeps data it did not load)
-        for dim in plan.dims:
-            encoder = encoder_for(dim, plan.variant(name))
-            record = records[(name, dim)]
-            created = False
-            if runtime.overwrite or not record.result.exists():
-                created = record.claim()  # before the result: a result never lacks its record
-            try:
-                result = mteb.evaluate(
-                    encoder,
-                    evaluation_copy(task),  # scores as a fresh task: see fresh_tasks
-                    cache=folder,
-                    overwrite_strategy=strategy,
-                    encode_kwargs=ENCODE_KWARGS,
-                    show_progress_bar=False,
-                    raise_error=True,
-                    co2_tracker=False,
-                )
-            except BaseException as e:
-                if created:
-                    record.release()  # no result: another configuration may run it
-                if isinstance(e, UserError) or not isinstance(e, Exception):
-                    raise
-                if not runtime.continue_on_error:  # a failed task keeps the finished ones
-                    raise
-                logger.exception("task %s failed", name)
-                outcome.failures[name] = f"{type(e).__name__}: {e}"
-                break
-            for err in result.exceptions or []:
-                outcome.failures[name] = str(err.exception)
-            meta = encoder.mteb_model_meta
-            run = RunId(meta.name, meta.revision, meta.experiment_name)
-            outcome.runs.setdefault(run, []).append(name)
-        store.clear()
-        if task.data_loaded:
-            task.unload_data()
     outcome.encoded_inputs = embedder.encoded_inputs
     outcome.forward_calls = embedder.forward_calls
     outcome.model_seconds = embedder.model_seconds
@@ -280,3 +212,90 @@ def _evaluate(
     outcome.seconds = time.monotonic() - started
     outcome.results_dir = folder.results_dir
     return outcome
+
+
+def _evaluate(
+    plan: RunPlan, folder: ResultsFolder, store: MemoryStore | DiskStore, embedder: Embedder
+) -> RunOutcome:
+    encoders = Encoders(plan, embedder)
+    records = task_records(plan, folder, encoders)  # a refused run writes nothing
+    outcome = RunOutcome(plan)
+    if plan.runtime.scoring_workers:
+        from qzhou_eval.pipeline import run_pipeline
+
+        run_pipeline(plan, records, encoders, folder, outcome)
+    else:
+        for task in plan.tasks:
+            evaluate_in_process(plan, task, records, encoders, folder, outcome)
+            store.clear()
+    return outcome
+
+
+def task_records(
+    plan: RunPlan, folder: ResultsFolder, encoders: Encoders
+) -> dict[tuple[str, int | None], TaskRecord]:
+    """Every (task, dimension)'s record, checked before any task is evaluated: a task whose
+    folder holds another configuration's result stops the run (one line) before it writes."""
+
+    def record_of(task: str, dim: int | None) -> TaskRecord:
+        where = folder.get_task_result_path(task, encoders(task, dim).mteb_model_meta).parent
+        return task_record(where, plan.spec, plan.recipe, task, dim)
+
+    records = {
+        (t.metadata.name, d): record_of(t.metadata.name, d) for t in plan.tasks for d in plan.dims
+    }
+    for (_, dim), record in records.items():
+        migrate_legacy(record.folder, plan.spec, plan.recipe, dim)
+    conflicts = [p for r in records.values() if (p := r.conflict()) is not None]
+    if conflicts:
+        more = f" (and {len(conflicts) - 1} more task(s))" if len(conflicts) > 1 else ""
+        raise ConfigError(conflicts[0] + more)
+    return records
+
+
+def evaluate_in_process(
+    plan: RunPlan,
+    task: AbsTask,
+    records: dict[tuple[str, int | None], TaskRecord],
+    encoders: Encoders,
+    folder: ResultsFolder,
+    outcome: RunOutcome,
+) -> None:
+    """Evaluate ``task`` at every dimension in this process, one after the other."""
+    runtime = plan.runtime
+    name = task.metadata.name
+    pending = [d for d in plan.dims if runtime.overwrite or not records[(name, d)].result.exists()]
+    if len(pending) > 1 and not task.data_loaded:
+        task.load_data()  # once for all dimensions (mteb keeps data it did not load)
+    try:
+        for dim in plan.dims:
+            encoder = encoders(name, dim)
+            try:
+                with claimed(records[(name, dim)], runtime.overwrite):
+                    result = score(encoder, task, folder, runtime.overwrite)
+            except MissingInputs as e:
+                if runtime.encode:
+                    raise
+                outcome.missing[name] = missing_description(plan, task, encoders.embedder, e)
+                return
+            except Exception as e:
+                if isinstance(e, UserError) or not runtime.continue_on_error:
+                    raise  # a failed task keeps the finished ones
+                logger.exception("task %s failed", name)
+                outcome.failures[name] = f"{type(e).__name__}: {e}"
+                return
+            outcome.add(name, encoder, [str(err.exception) for err in result.exceptions or []])
+    finally:
+        if task.data_loaded:
+            task.unload_data()
+
+
+def missing_description(
+    plan: RunPlan, task: AbsTask, embedder: Embedder, first: MissingInputs
+) -> str:
+    """How many of ``task``'s inputs the store lacks (``runtime.encode=false``): counted over
+    every input the look-ahead derives, else the first request that missed some."""
+    from qzhou_eval.pipeline.lookahead import count_missing
+
+    n = count_missing(task, plan.recipe, embedder.store)
+    return f"{n} input(s) not stored" if n else f"{len(first.inputs)}+ input(s) not stored"

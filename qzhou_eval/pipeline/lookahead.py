@@ -1,0 +1,184 @@
+"""The texts a loaded task will ask the encoder for, known before mteb asks: the look-ahead.
+
+The embedding store keys a vector by the exact model input, so what this module derives is only a
+hint: an input it misses is encoded when mteb asks for it, an input it adds costs encoding time,
+and neither changes a score. Per task type, mteb 2.26's rules (which splits and subsets, which
+columns, which prompt type per side):
+
+- Retrieval and Reranking: every query (``PromptType.query``) and every corpus document
+  (``PromptType.document``) of each evaluated split and subset, as mteb's dataloaders build their
+  text (title and text joined and stripped; instructions and conversations folded in). Reranking
+  encodes only each query's candidates; all documents are a superset.
+- STS and PairClassification: both text columns, with the task's ``input1/2_prompt_type``.
+- Classification: the test split, and the union of the training undersamples of all experiments
+  (the task's own sampler, from a copy of the task, so the task's state is untouched); where that
+  sampler is not there, the whole training split.
+- Clustering (v2): the documents mteb embeds: its random sample (``max_document_to_embed`` /
+  ``max_fraction_of_documents_to_embed``) drawn the way ``evaluate`` draws it, from a copy of the
+  task's generator, split by split; legacy clustering: every sentence.
+- Other types: not derived (None); mteb's requests are encoded on demand.
+
+mteb has no public API for any of this; ``_retrieval_texts`` (the text of each query or document
+as the model reads it) and ``_undersample_data`` are its private helpers, used so that the
+derived texts follow mteb's rules rather than a copy of them. A change in mteb lowers the hit
+rate, which the run log reports per task, and never a score.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from mteb.abstasks import AbsTask
+from mteb.types import PromptType
+
+from qzhou_eval.encoder.embedder import VectorStore
+from qzhou_eval.fresh_tasks import evaluation_copy
+from qzhou_eval.recipe import Recipe, side_of
+
+logger = logging.getLogger(__name__)
+
+Expected = dict[PromptType | None, list[str]]
+Span = tuple[int, int]
+
+
+def expected_texts(task: AbsTask) -> Expected | None:
+    """Texts (before the recipe) that evaluating the loaded ``task`` asks for, per prompt type.
+
+    None when the task's type is not derived. Never raises for a task whose data is unusual: a
+    derivation that fails is logged and returns None (the inputs are encoded on demand instead).
+    """
+    if not task.data_loaded:
+        raise ValueError(f"{task.metadata.name}: load the data first")
+    try:
+        return _derive(evaluation_copy(task))
+    except Exception as e:  # a hint only: never stop a run for it
+        logger.info("look-ahead: %s not derived (%s: %s)", task.metadata.name, type(e).__name__, e)
+        return None
+
+
+def _derive(task: AbsTask) -> Expected | None:
+    from mteb.abstasks.classification import AbsTaskClassification
+    from mteb.abstasks.clustering import AbsTaskClustering
+    from mteb.abstasks.clustering_legacy import AbsTaskClusteringLegacy
+    from mteb.abstasks.pair_classification import AbsTaskPairClassification
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+    from mteb.abstasks.sts import AbsTaskSTS
+
+    if task.metadata.modalities != ["text"]:
+        return None
+    out: Expected = {}
+
+    def add(prompt_type: PromptType | None, texts: Iterable[Any]) -> None:
+        out.setdefault(prompt_type, []).extend(_flat_texts(texts))
+
+    # mteb.evaluate runs split by split, and each split subset by subset
+    for split in task.eval_splits:
+        for subset in task.hf_subsets:
+            splits = _subset_data(task, subset)  # split -> that split's data
+            data = splits[split]
+            if isinstance(task, AbsTaskRetrieval):
+                from mteb._create_dataloaders import _retrieval_texts
+
+                add(PromptType.query, _retrieval_texts(data["queries"], PromptType.query))
+                add(PromptType.document, _retrieval_texts(data["corpus"], PromptType.document))
+            elif isinstance(task, AbsTaskSTS):
+                first, second = task.column_names
+                add(task.input1_prompt_type, data[first])
+                add(task.input2_prompt_type, data[second])
+            elif isinstance(task, AbsTaskPairClassification):
+                add(task.input1_prompt_type, data[task.input1_column_name])
+                add(task.input2_prompt_type, data[task.input2_column_name])
+            elif isinstance(task, AbsTaskClassification):
+                add(None, data[task.input_column_name])
+                add(None, _training_texts(task, splits[task.train_split]))
+            elif isinstance(task, AbsTaskClustering):
+                add(None, _clustering_sample(task, data))
+            elif isinstance(task, AbsTaskClusteringLegacy):
+                add(None, data[task.input_column_name])
+            else:
+                return None
+    return {pt: list(dict.fromkeys(texts)) for pt, texts in out.items()}
+
+
+def _subset_data(task: AbsTask, subset: str) -> Any:
+    """Split -> data of one subset, as ``AbsTask.evaluate`` indexes it."""
+    dataset = task.dataset
+    assert dataset is not None
+    if subset not in dataset and subset == "default":
+        return dataset
+    return dataset[subset]
+
+
+def _flat_texts(values: Iterable[Any]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out.extend(_flat_texts(v))
+    return out
+
+
+def _training_texts(task: Any, train: Any) -> list[str]:
+    """The union of the training undersamples of all experiments (the task's own sampler)."""
+    column = task.input_column_name
+    try:
+        sim_idxs, union = None, set()
+        for i in range(task.n_experiments):
+            _, sim_idxs, selected = task._undersample_data(train, i, sim_idxs)
+            union.update(selected)
+    except (AttributeError, TypeError, ValueError):  # another mteb: every candidate
+        return list(train[column])
+    return list(train.select(sorted(union))[column])
+
+
+def _clustering_sample(task: Any, rows: Any) -> list[str]:
+    """The documents ``AbsTaskClustering._evaluate_subset`` embeds, drawn the same way from the
+    (copied) task's own generator, which this advances as evaluate does."""
+    limit = task.max_document_to_embed
+    if task.max_fraction_of_documents_to_embed is not None:
+        limit = int(task.max_fraction_of_documents_to_embed * len(rows))
+    if limit is None:
+        return list(rows[task.input_column_name])
+    picked = task.rng_state.sample(range(len(rows)), k=min(len(rows), limit))
+    return list(rows.select(picked)[task.input_column_name])
+
+
+def model_inputs(task: AbsTask, recipe: Recipe) -> dict[str, tuple[list[str], list[Span]]] | None:
+    """The exact model inputs (and task-text spans) per side that ``task`` will ask for, as
+    :class:`~qzhou_eval.encoder.RecipeEncoder` formats them; loads the data of a copy when the
+    task is not loaded. None when the task's type is not derived."""
+    loaded = task
+    if not task.data_loaded:
+        loaded = evaluation_copy(task)
+        loaded.load_data()
+    try:
+        expected = expected_texts(loaded)
+    finally:
+        if loaded is not task:
+            loaded.unload_data()
+    if expected is None:
+        return None
+    name = task.metadata.name
+    out: dict[str, tuple[list[str], list[Span]]] = {}
+    for prompt_type, texts in expected.items():
+        side = side_of(prompt_type)
+        inputs, spans = out.setdefault(side, ([], []))
+        for text in texts:
+            formatted, span = recipe.format_with_span(name, side, text)
+            inputs.append(formatted)
+            spans.append(span)
+    return out
+
+
+def count_missing(task: AbsTask, recipe: Recipe, store: VectorStore) -> int | None:
+    """How many of ``task``'s derived model inputs ``store`` lacks (None: not derived)."""
+    wanted = model_inputs(task, recipe)
+    if wanted is None:
+        return None
+    return sum(
+        sum(v is None for v in store.get_many(side, list(dict.fromkeys(inputs))))
+        for side, (inputs, _) in wanted.items()
+    )

@@ -1,0 +1,162 @@
+"""The main process of a pipelined run: the devices encode ahead while processes score.
+
+For each task in order, the main process derives the model inputs the task will ask for
+(:mod:`.lookahead`), encodes those the store lacks (the devices work), and hands the task's
+evaluations, one per output size, to the scoring processes (:mod:`.scoring_pool`), which read
+the vectors from the store. It then goes on to the next task's inputs while they score, at most
+``runtime.lookahead`` tasks ahead of the oldest task still being scored (0: a task is encoded
+only once every earlier task is scored). What a scoring process finds missing (the look-ahead's
+misses) comes back to the main process, which encodes it and submits the job again: the
+look-ahead is a hint; scores never depend on it.
+
+Records are claimed by the main process before a job is submitted and released when the job
+fails, exactly as in a sequential run; the first failure stops the run (the pool is killed,
+finished results stay) unless ``runtime.continue_on_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+from qzhou_eval.encoder.embedder import MissingInputs
+from qzhou_eval.errors import UserError
+from qzhou_eval.pipeline.lookahead import model_inputs
+from qzhou_eval.pipeline.scoring_pool import Job, JobDone, ScoringPool, ScoringProcessDied
+from qzhou_eval.runs.identity import TaskRecord, claimed
+
+if TYPE_CHECKING:
+    from mteb.abstasks import AbsTask
+
+    from qzhou_eval.results import ResultsFolder
+    from qzhou_eval.runs.runner import RunOutcome, RunPlan
+    from qzhou_eval.runs.scoring import Encoders
+
+logger = logging.getLogger(__name__)
+
+# Inputs per encode call of the look-ahead: bounds the vectors it holds in memory at once
+# (32,768 x 3,584 float32 = 470 MB) while keeping length-sorted batches full.
+ENCODE_AHEAD_CHUNK = 32768
+
+
+def run_pipeline(
+    plan: RunPlan,
+    records: dict[tuple[str, int | None], TaskRecord],
+    encoders: Encoders,
+    folder: ResultsFolder,
+    outcome: RunOutcome,
+) -> None:
+    """Evaluate every task of ``plan`` at every dimension; see the module docstring."""
+    runtime = plan.runtime
+    embedder = encoders.embedder
+    pool = ScoringPool(runtime.scoring_workers, plan.config)
+    inflight: dict[Future[JobDone], Job] = {}
+    unfinished: dict[str, int] = {}  # task -> its jobs not done yet
+    claims: dict[Job, ExitStack] = {}  # the records of jobs in flight, released if they fail
+
+    def submit(job: Job) -> None:
+        if job not in claims:
+            claim = ExitStack()
+            claim.enter_context(claimed(records[(job.task, job.dim)], runtime.overwrite))
+            claims[job] = claim
+        inflight[pool.submit(job)] = job
+
+    def finish(job: Job, failed: BaseException | None) -> None:
+        claim = claims.pop(job)
+        if failed is None:
+            claim.pop_all()  # keep the record: its result exists
+        else:
+            claim.__exit__(type(failed), failed, failed.__traceback__)  # release it
+        unfinished[job.task] -= 1
+
+    def settle(block: bool) -> None:
+        if not inflight:
+            return
+        done, _ = wait(list(inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in done:
+            job = inflight.pop(future)
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                raise ScoringProcessDied(
+                    f"a scoring process died while scoring {job.task} (killed, or out of memory); "
+                    "finished results and stored vectors are kept: rerun the same command to resume"
+                ) from None
+            except MissingInputs as e:
+                if not runtime.encode:
+                    finish(job, e)
+                    outcome.missing[job.task] = f"{len(e.inputs)}+ input(s) not stored"
+                    continue
+                embedder.embed(e.inputs, e.side, desc=f"{job.task} [{e.side}]", spans=e.spans)
+                submit(Job(job.task, job.dim, job.attempt + 1))
+                continue
+            except Exception as e:
+                finish(job, e)
+                if isinstance(e, UserError) or not runtime.continue_on_error:
+                    raise
+                logger.error("task %s failed: %s: %s", job.task, type(e).__name__, e)
+                outcome.failures[job.task] = f"{type(e).__name__}: {e}"
+                continue
+            finish(job, None)
+            if job.attempt == 0:
+                asked, stored = outcome.coverage.get(job.task, (0, 0))
+                outcome.coverage[job.task] = (asked + result.asked, stored + result.stored)
+            outcome.add(job.task, encoders(job.task, job.dim), result.errors)
+
+    try:
+        for task in plan.tasks:
+            name = task.metadata.name
+            while sum(1 for n in unfinished.values() if n) > runtime.lookahead:
+                settle(block=True)
+            if runtime.encode:
+                encode_ahead(plan, task, encoders, folder)
+            unfinished[name] = len(plan.dims)
+            for dim in plan.dims:
+                submit(Job(name, dim))
+            settle(block=False)
+        while inflight:
+            settle(block=True)
+    except BaseException as e:
+        pool.close(force=True)
+        for claim in claims.values():
+            claim.__exit__(type(e), e, e.__traceback__)
+        raise
+    pool.close()
+
+
+def encode_ahead(plan: RunPlan, task: AbsTask, encoders: Encoders, folder: ResultsFolder) -> None:
+    """Encode into the store the inputs ``task`` will ask for (those not stored yet)."""
+    name = task.metadata.name
+    if not plan.runtime.overwrite and all(
+        folder.get_task_result_path(name, encoders(name, d).mteb_model_meta).exists()
+        for d in plan.dims
+    ):
+        return  # finished at every size: nothing will be asked
+    wanted = model_inputs(task, plan.recipe)
+    if wanted is None:
+        logger.info("look-ahead: %s (%s) not derived, encoded on demand", name, task.metadata.type)
+        return
+    for side, (inputs, spans) in wanted.items():
+        for start in range(0, len(inputs), ENCODE_AHEAD_CHUNK):
+            stop = start + ENCODE_AHEAD_CHUNK
+            encoders.embedder.embed(
+                inputs[start:stop], side, desc=f"{name} [{side}]", spans=spans[start:stop]
+            )
+
+
+def coverage_line(coverage: dict[str, tuple[int, int]]) -> str | None:
+    """The run log's line on the look-ahead: how much of what mteb asked for was stored before
+    it asked, per task (None without a look-ahead)."""
+    if not coverage:
+        return None
+    below = {t: stored / asked for t, (asked, stored) in coverage.items() if stored < asked}
+    text = (
+        f"look-ahead coverage: every input stored before mteb asked on "
+        f"{len(coverage) - len(below)} of {len(coverage)} task(s)"
+    )
+    if below:
+        text += "; below: " + ", ".join(f"{t} {100 * r:.1f}%" for t, r in sorted(below.items()))
+    return text

@@ -1,0 +1,163 @@
+"""CPU processes that score tasks from the embedding store while the devices encode.
+
+Contract:
+
+- A job is one (task, output size). A scoring process builds the run's plan from the composed
+  config once (same tasks, recipe, identity, mirror), with an embedder that reads the disk store
+  only (``encode=False``: it never loads the model), and evaluates the job through the same
+  :func:`qzhou_eval.runs.scoring.score` as the main process: a fresh copy of the task, results
+  and ``run_settings.jsonl`` written by mteb through the one atomic writer. A job's task stays
+  loaded in its process for the next job of the same task (the other output sizes).
+- A job whose inputs are not all stored raises :class:`MissingInputs` (the first encode call
+  that missed some: side, inputs, spans) in the main process, which encodes them and submits the
+  job again; nothing is written for the failed attempt. Any other exception is the job's
+  failure, raised in the main process as the task's failure would be in a sequential run.
+- Processes ignore Ctrl-C (the main process stops them) and die with the main process
+  (``kill -9`` included). A process that dies makes every job still pending fail with
+  :class:`ScoringProcessDied`; finished results are files of their own and stay.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from qzhou_eval.errors import DeviceError
+
+logger = logging.getLogger(__name__)
+
+
+class ScoringProcessDied(DeviceError):
+    """A scoring process ended without finishing its job (killed, out of memory)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    task: str
+    dim: int | None
+    attempt: int = 0  # 1, 2, ...: after the main process encoded what the last one missed
+
+
+@dataclass(frozen=True)
+class JobDone:
+    job: Job
+    errors: list[str]  # mteb's per-split exceptions of the result
+    asked: int  # distinct inputs mteb asked for, summed over its encode calls
+    stored: int  # of those, the ones already in the store when it asked
+    seconds: float
+
+
+class ScoringPool:
+    """``workers`` spawned processes scoring jobs of one run (see the module's contract)."""
+
+    def __init__(self, workers: int, config: dict[str, Any]) -> None:
+        self.workers = workers
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_start,
+            initargs=(config, os.getpid(), threading.current_thread() is threading.main_thread()),
+        )
+
+    def submit(self, job: Job) -> Future[JobDone]:
+        return self._executor.submit(_score, job)
+
+    def close(self, force: bool = False) -> None:
+        """Wait for the jobs and stop the processes; ``force``: drop pending jobs and kill the
+        processes now (after an error or Ctrl-C)."""
+        if not force:
+            self._executor.shutdown(wait=True)
+            return
+        # ProcessPoolExecutor has no public way to kill its processes before Python 3.14
+        # (terminate_workers); shutdown(wait=False) alone would let running jobs finish.
+        processes = list((getattr(self._executor, "_processes", None) or {}).values())
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+        for process in processes:
+            process.join(timeout=5)
+
+
+# --- inside a scoring process -------------------------------------------------------------------
+
+_state: dict[str, Any] = {}
+
+
+def _start(config: dict[str, Any], parent_pid: int, kernel_signal: bool) -> None:
+    from qzhou_eval.processes import die_with_parent
+
+    die_with_parent(parent_pid, kernel_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us
+    logging.basicConfig(level=logging.WARNING, format="[scoring] %(levelname)s %(message)s")
+    logging.getLogger("mteb").setLevel(logging.WARNING)
+    import datasets
+    import transformers
+    from omegaconf import OmegaConf
+
+    from qzhou_eval.encoder.embedder import Embedder
+    from qzhou_eval.results import ResultsFolder
+    from qzhou_eval.runs.runner import plan_run
+    from qzhou_eval.runs.scoring import ENCODE_KWARGS, Encoders
+    from qzhou_eval.store import DiskStore, model_fingerprint
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    cfg = OmegaConf.create(config)
+    cfg.runtime.encode = False  # never the model: vectors come from the store
+    cfg.runtime.scoring_workers = 0
+    plan = plan_run(cfg)
+    assert plan.runtime.store_dir is not None
+
+    def no_model() -> Any:
+        raise AssertionError("a scoring process never loads the model")
+
+    embedder = Embedder(
+        no_model,
+        tokens_per_batch=1,
+        max_batch_size=1,
+        store=DiskStore(plan.runtime.store_dir, model_fingerprint(plan.spec)),
+        progress=False,
+        encode=False,
+    )
+    _state.update(
+        plan=plan,
+        tasks={t.metadata.name: t for t in plan.tasks},
+        folder=ResultsFolder(plan.runtime.results_dir, encode_kwargs=ENCODE_KWARGS),
+        encoders=Encoders(plan, embedder),
+        embedder=embedder,
+        loaded=None,
+    )
+
+
+def _score(job: Job) -> JobDone:
+    import time
+
+    from qzhou_eval.runs.scoring import score
+
+    started = time.monotonic()
+    plan, embedder = _state["plan"], _state["embedder"]
+    task, folder = _state["tasks"][job.task], _state["folder"]
+    encoder = _state["encoders"](job.task, job.dim)
+    loaded = _state["loaded"]
+    if loaded is not None and loaded is not task and loaded.data_loaded:
+        loaded.unload_data()  # one task's data at a time
+    finished = folder.get_task_result_path(job.task, encoder.mteb_model_meta).exists()
+    if not task.data_loaded and (plan.runtime.overwrite or not finished):
+        task.load_data()  # kept for the task's other output sizes
+        _state["loaded"] = task
+    asked, stored = embedder.asked_inputs, embedder.stored_hits
+    result = score(encoder, task, folder, plan.runtime.overwrite)
+    return JobDone(
+        job,
+        [str(err.exception) for err in result.exceptions or []],
+        embedder.asked_inputs - asked,
+        embedder.stored_hits - stored,
+        time.monotonic() - started,
+    )

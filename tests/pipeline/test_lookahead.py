@@ -1,0 +1,64 @@
+"""The look-ahead derives every input mteb asks for, on every demo task type: evaluating a task
+with an embedder that may only read what the look-ahead stored never misses."""
+
+from __future__ import annotations
+
+import mteb
+import numpy as np
+import pytest
+
+from qzhou_eval.config import compose_config
+from qzhou_eval.config.spec import model_spec
+from qzhou_eval.demo import get_demo_tasks
+from qzhou_eval.encoder import RecipeEncoder
+from qzhou_eval.encoder.embedder import Embedder, MemoryStore, MissingInputs
+from qzhou_eval.known_tasks import KNOWN_TASKS
+from qzhou_eval.pipeline.lookahead import count_missing, model_inputs
+from qzhou_eval.recipe import recipe_from_config
+from qzhou_eval.runs.identity import build_model_meta
+
+TASKS = [
+    (suite, t.metadata.name) for suite in ("demo_eng", "demo_zho") for t in get_demo_tasks(suite)
+]
+
+
+def _no_model():
+    raise AssertionError("the model is never needed")
+
+
+@pytest.mark.parametrize(("suite", "name"), TASKS)
+def test_every_input_mteb_asks_for_was_derived(suite, name):
+    cfg = compose_config("mteb", ["model=minilm", f"benchmark={suite}"])
+    spec = model_spec(cfg.model)
+    # an instructed recipe: the derived inputs must carry the instruction exactly as mteb's do
+    recipe = recipe_from_config(
+        compose_config("mteb", ["model=qzhou_embedding"]).prompts, KNOWN_TASKS
+    )
+    (task,) = [t for t in get_demo_tasks(suite) if t.metadata.name == name]
+    store = MemoryStore()
+    wanted = model_inputs(task, recipe)
+    assert wanted is not None and not task.data_loaded  # derived from a copy, left unloaded
+    rng = np.random.default_rng(0)
+    for side, (inputs, _) in wanted.items():
+        store.put_many(side, inputs, rng.standard_normal((len(inputs), 8)).astype(np.float32))
+    assert count_missing(task, recipe, store) == 0
+    embedder = Embedder(_no_model, tokens_per_batch=1, max_batch_size=1, store=store, encode=False)
+    encoder = RecipeEncoder(
+        meta=build_model_meta(spec, recipe, dim=None, variant=None),
+        recipe=recipe,
+        embedder=embedder,
+    )
+    mteb.evaluate(encoder, task, cache=None, raise_error=True, show_progress_bar=False)
+    assert embedder.asked_inputs > 0
+    assert embedder.stored_hits == embedder.asked_inputs  # coverage 100%
+
+
+def test_an_input_not_stored_is_named_by_side():
+    (task,) = [t for t in get_demo_tasks("demo_eng") if t.metadata.type == "STS"]
+    recipe = recipe_from_config(compose_config("mteb", ["model=minilm"]).prompts, KNOWN_TASKS)
+    store = MemoryStore()
+    assert count_missing(task, recipe, store) == 47  # every distinct sentence of the pairs
+    embedder = Embedder(_no_model, tokens_per_batch=1, max_batch_size=1, store=store, encode=False)
+    with pytest.raises(MissingInputs) as e:
+        embedder.embed(["a", "b", "a"], "none")
+    assert e.value.side == "none" and e.value.inputs == ["a", "b"]
