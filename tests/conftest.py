@@ -30,3 +30,28 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def minilm_demo(tmp_path_factory) -> Path:
+    """A folder with ``store/`` (MiniLM's vectors of every input of both demo suites) and
+    ``results/`` (the plain sequential runs of both suites), made once per session: tests that
+    compare scoring paths read vectors from it instead of encoding again."""
+    from qzhou_eval.config import compose_config
+    from qzhou_eval.runs.runner import execute, plan_run
+
+    root = tmp_path_factory.mktemp("minilm_demo")
+    for suite in ("demo_eng", "demo_zho"):
+        cfg = compose_config(
+            "mteb",
+            [
+                "model=minilm",
+                f"benchmark={suite}",
+                f"runtime.results_dir={root / 'results'}",
+                f"runtime.store_dir={root / 'store'}",
+                "runtime.progress=false",
+                "runtime.scoring_workers=0",
+            ],
+        )
+        execute(plan_run(cfg))
+    return root

@@ -52,7 +52,7 @@ def run_pipeline(
     """Evaluate every task of ``plan`` at every dimension; see the module docstring."""
     runtime = plan.runtime
     embedder = encoders.embedder
-    pool = ScoringPool(runtime.scoring_workers, plan.config)
+    pool = ScoringPool(runtime.scoring_workers, plan)
     inflight: dict[Future[JobDone], Job] = {}
     unfinished: dict[str, int] = {}  # task -> its jobs not done yet
     claims: dict[Job, ExitStack] = {}  # the records of jobs in flight, released if they fail
@@ -62,7 +62,10 @@ def run_pipeline(
             claim = ExitStack()
             claim.enter_context(claimed(records[(job.task, job.dim)], runtime.overwrite))
             claims[job] = claim
-        inflight[pool.submit(job)] = job
+        try:
+            inflight[pool.submit(job)] = job
+        except BrokenProcessPool:  # a process died while idle
+            raise died(job) from None
 
     def finish(job: Job, failed: BaseException | None) -> None:
         claim = claims.pop(job)
@@ -81,10 +84,7 @@ def run_pipeline(
             try:
                 result = future.result()
             except BrokenProcessPool:
-                raise ScoringProcessDied(
-                    f"a scoring process died while scoring {job.task} (killed, or out of memory); "
-                    "finished results and stored vectors are kept: rerun the same command to resume"
-                ) from None
+                raise died(job) from None
             except MissingInputs as e:
                 if not runtime.encode:
                     finish(job, e)
@@ -125,6 +125,13 @@ def run_pipeline(
             claim.__exit__(type(e), e, e.__traceback__)
         raise
     pool.close()
+
+
+def died(job: Job) -> ScoringProcessDied:
+    return ScoringProcessDied(
+        f"a scoring process died while {job.task} was being scored (killed, or out of "
+        "memory); finished results and stored vectors are kept: rerun the same command to resume"
+    )
 
 
 def encode_ahead(plan: RunPlan, task: AbsTask, encoders: Encoders, folder: ResultsFolder) -> None:

@@ -2,8 +2,8 @@
 
 Contract:
 
-- A job is one (task, output size). A scoring process builds the run's plan from the composed
-  config once (same tasks, recipe, identity, mirror), with an embedder that reads the disk store
+- A job is one (task, output size). A scoring process gets the run's plan once (pickled: the
+  same task objects, recipe, identity, mirror), makes an embedder that reads the disk store
   only (``encode=False``: it never loads the model), and evaluates the job through the same
   :func:`qzhou_eval.runs.scoring.score` as the main process: a fresh copy of the task, results
   and ``run_settings.jsonl`` written by mteb through the one atomic writer. A job's task stays
@@ -26,9 +26,12 @@ import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qzhou_eval.errors import DeviceError
+
+if TYPE_CHECKING:
+    from qzhou_eval.runs.runner import RunPlan
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +59,13 @@ class JobDone:
 class ScoringPool:
     """``workers`` spawned processes scoring jobs of one run (see the module's contract)."""
 
-    def __init__(self, workers: int, config: dict[str, Any]) -> None:
+    def __init__(self, workers: int, plan: RunPlan) -> None:
         self.workers = workers
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=mp.get_context("spawn"),
             initializer=_start,
-            initargs=(config, os.getpid(), threading.current_thread() is threading.main_thread()),
+            initargs=(plan, os.getpid(), threading.current_thread() is threading.main_thread()),
         )
 
     def submit(self, job: Job) -> Future[JobDone]:
@@ -83,6 +86,9 @@ class ScoringPool:
                 process.kill()
         for process in processes:
             process.join(timeout=5)
+        # now that no process runs, the executor's thread finds them gone and releases its
+        # queues (their semaphores would otherwise be reported leaked at exit)
+        self._executor.shutdown(wait=True)
 
 
 # --- inside a scoring process -------------------------------------------------------------------
@@ -90,7 +96,7 @@ class ScoringPool:
 _state: dict[str, Any] = {}
 
 
-def _start(config: dict[str, Any], parent_pid: int, kernel_signal: bool) -> None:
+def _start(plan: RunPlan, parent_pid: int, kernel_signal: bool) -> None:
     from qzhou_eval.processes import die_with_parent
 
     die_with_parent(parent_pid, kernel_signal)
@@ -99,20 +105,18 @@ def _start(config: dict[str, Any], parent_pid: int, kernel_signal: bool) -> None
     logging.getLogger("mteb").setLevel(logging.WARNING)
     import datasets
     import transformers
-    from omegaconf import OmegaConf
+    from tqdm import tqdm
 
     from qzhou_eval.encoder.embedder import Embedder
     from qzhou_eval.results import ResultsFolder
-    from qzhou_eval.runs.runner import plan_run
     from qzhou_eval.runs.scoring import ENCODE_KWARGS, Encoders
     from qzhou_eval.store import DiskStore, model_fingerprint
 
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
-    cfg = OmegaConf.create(config)
-    cfg.runtime.encode = False  # never the model: vectors come from the store
-    cfg.runtime.scoring_workers = 0
-    plan = plan_run(cfg)
+    # tqdm's default lock is a multiprocessing lock (a named semaphore): one left by a process
+    # killed on Ctrl-C makes Python's resource tracker print a warning as the run exits
+    tqdm.set_lock(threading.RLock())
     assert plan.runtime.store_dir is not None
 
     def no_model() -> Any:

@@ -10,10 +10,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mteb.abstasks import AbsTask
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config.folders import check_writable_folder
@@ -59,7 +58,6 @@ class RunPlan:
     dims: list[int | None]
     identity: Identity  # where each task is filed
     benchmark: BenchmarkInfo  # what the tasks are: all of a benchmark or a subset of it
-    config: dict[str, Any] = field(default_factory=dict)  # the composed config (scoring processes)
 
     def variant(self, task: str) -> Variant | None:
         return self.identity.variant(task)
@@ -156,7 +154,6 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         dims,
         identity,
         benchmark_info(cfg.benchmark, tasks),
-        OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
     )
 
 

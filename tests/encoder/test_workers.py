@@ -19,6 +19,7 @@ from qzhou_eval.errors import DeviceError
 from qzhou_eval.models.backbone import TransformersBackbone
 from tests.conftest import REPO
 from tests.models.conftest import native_spec
+from tests.processes import alive, spawned_children
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -29,37 +30,12 @@ def _embedder(factory) -> Embedder:
     return Embedder(factory, tokens_per_batch=512, max_batch_size=16, progress=False)
 
 
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
-
-
 def _mapped_weights(pid: int) -> bool:
     """Whether process ``pid`` has the model's weights mapped (safetensors loads by mmap)."""
     try:
         return b".safetensors" in Path(f"/proc/{pid}/maps").read_bytes()
     except OSError:
         return False
-
-
-def _workers_of(pid: int) -> list[int]:
-    """Worker processes (multiprocessing spawn children) of ``pid``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (proc / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid and b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
-            found.append(int(proc.name))
-    return found
 
 
 def test_one_and_two_workers_give_equal_vectors_in_input_order(tiny_qwen2):
@@ -70,7 +46,7 @@ def test_one_and_two_workers_give_equal_vectors_in_input_order(tiny_qwen2):
     try:
         got = pool.embed(TEXTS, "none")
         workers = [p.pid for p in pool.engine.pool._procs]
-        assert len(workers) == 2 and all(_alive(w) for w in workers)
+        assert len(workers) == 2 and all(alive(w) for w in workers)
         # the same workers serve the next call (persistent), which mixes new and known inputs
         more = pool.embed(["a new one", *TEXTS[:5]], "query")
         assert [p.pid for p in pool.engine.pool._procs] == workers
@@ -80,9 +56,9 @@ def test_one_and_two_workers_give_equal_vectors_in_input_order(tiny_qwen2):
     np.testing.assert_array_equal(more[1:], alone.embed(TEXTS[:5], "query"))
     assert pool.forward_calls > 1 and pool.encoded_inputs == len(TEXTS) + 6
     deadline = time.monotonic() + 20
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not any(_alive(w) for w in workers)
+    assert not any(alive(w) for w in workers)
 
 
 def test_a_worker_that_cannot_load_its_model_is_one_line_naming_the_device(tmp_path):
@@ -127,13 +103,13 @@ def test_no_worker_outlives_the_main_process(tmp_path, how):
             assert proc.poll() is None, proc.stderr.read()[-2000:]
             assert time.monotonic() < deadline, "the workers never started"
             time.sleep(0.5)
-            workers = _workers_of(proc.pid)
+            workers = spawned_children(proc.pid)
         while not all(_mapped_weights(w) for w in workers):  # each has loaded the model
             assert proc.poll() is None, proc.stderr.read()[-2000:]
             assert time.monotonic() < deadline, "the workers never loaded the model"
             time.sleep(0.2)
         time.sleep(1)  # and taken batches
-        assert proc.poll() is None and all(_alive(w) for w in workers)
+        assert proc.poll() is None and all(alive(w) for w in workers)
         os.kill(proc.pid, how)
         proc.wait(timeout=60)
         if how == signal.SIGINT:  # one line, exit 130, as without workers
@@ -141,11 +117,11 @@ def test_no_worker_outlives_the_main_process(tmp_path, how):
             assert proc.returncode == 130, err[-2000:]
             assert "Traceback" not in err and err.strip().startswith("interrupted:"), err
         deadline = time.monotonic() + 30
-        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not [w for w in workers if _alive(w)], "a worker outlived the main process"
+        assert not [w for w in workers if alive(w)], "a worker outlived the main process"
     finally:
         if proc.poll() is None:
             proc.kill()
-        for w in _workers_of(proc.pid):
+        for w in spawned_children(proc.pid):
             os.kill(w, signal.SIGKILL)

@@ -16,14 +16,15 @@ pytestmark = pytest.mark.slow
 MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
 
 
-def _run(tmp: Path, results: str, suite: str, *extra: str):
+def _run(tmp: Path, store: Path, results: str, suite: str, *extra: str):
     cfg = compose_config(
         "mteb",
         [
             "model=minilm",
             f"benchmark={suite}",
             f"runtime.results_dir={tmp / results}",
-            f"runtime.store_dir={tmp / 'store'}",  # one store: only the first run encodes
+            f"runtime.store_dir={store}",  # vectors encoded once per session
+            "runtime.scoring_workers=0",
             "runtime.progress=false",
             *extra,
         ],
@@ -55,13 +56,13 @@ SUITES = {
 
 
 @pytest.mark.parametrize("suite", sorted(SUITES))
-def test_every_dimension_of_a_sweep_scores_as_a_run_of_it_alone(tmp_path, suite):
+def test_every_dimension_of_a_sweep_scores_as_a_run_of_it_alone(tmp_path, minilm_demo, suite):
     narrow, types = SUITES[suite]
-    plain = _run(tmp_path, "one", suite, narrow)
-    assert plain.encoded_inputs > 0
+    store = minilm_demo / "store"
+    plain = _run(tmp_path, store, "one", suite, narrow)
     assert {t.metadata.type for t in plain.plan.tasks} == types
-    _run(tmp_path, "one", suite, narrow, "mrl.dim=128")  # each dimension alone
-    _run(tmp_path, "one", suite, narrow, "mrl.dim=256")
+    _run(tmp_path, store, "one", suite, narrow, "mrl.dim=128")  # each dimension alone
+    _run(tmp_path, store, "one", suite, narrow, "mrl.dim=256")
     alone = {d: _scores(tmp_path, "one", f"experiments/embed_dim_{d}") for d in (128, 256)}
     full = _scores(tmp_path, "one")
     assert len(full) == len(alone[128]) == len(alone[256]) == len(types)
@@ -71,13 +72,13 @@ def test_every_dimension_of_a_sweep_scores_as_a_run_of_it_alone(tmp_path, suite)
     # identity, however it is asked for), nothing encoded, no finished result touched.
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "one").rglob("*.json")}
     for dims in ("mrl.dims=[128,256,384]", "mrl.dim=384"):
-        again = _run(tmp_path, "one", suite, narrow, dims)
+        again = _run(tmp_path, store, "one", suite, narrow, dims)
         assert again.encoded_inputs == 0
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "one").rglob("*.json")} == before
 
     # The sweep into a fresh folder, full size last: every dimension equals its run alone, to
     # the last digit of every metric mteb computed.
-    sweep = _run(tmp_path, "sweep", suite, narrow, "mrl.dims=[128,256,384]")
+    sweep = _run(tmp_path, store, "sweep", suite, narrow, "mrl.dims=[128,256,384]")
     assert sweep.encoded_inputs == 0
     assert _scores(tmp_path, "sweep") == full
     for d in (128, 256):

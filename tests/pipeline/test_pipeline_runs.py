@@ -1,0 +1,220 @@
+"""Pipelined runs score exactly as the sequential runner, score without a model, and survive a
+killed scoring process and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qzhou_eval.config import compose_config
+from qzhou_eval.runs.runner import execute, plan_run
+from tests.conftest import REPO
+from tests.in_process import qzhou_eval
+from tests.processes import alive, spawned_children
+
+pytestmark = pytest.mark.slow
+
+MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
+SIZES = ("", "experiments/embed_dim_128", "experiments/embed_dim_256")
+
+
+def _run(results: Path, store: Path, suite: str, *extra: str):
+    cfg = compose_config(
+        "mteb",
+        [
+            "model=minilm",
+            f"benchmark={suite}",
+            f"runtime.results_dir={results}",
+            f"runtime.store_dir={store}",
+            "runtime.progress=false",
+            *extra,
+        ],
+    )
+    return execute(plan_run(cfg))
+
+
+def _scores(results: Path, experiment: str = "") -> dict[str, dict]:
+    folder = results / MINILM / experiment
+    return {
+        p.stem: json.loads(p.read_text())["scores"]
+        for p in folder.glob("*.json")
+        if p.name != "model_meta.json"
+    }
+
+
+@pytest.mark.parametrize("suite", ["demo_eng", "demo_zho"])
+def test_scoring_processes_score_as_the_sequential_runner(tmp_path, minilm_demo, suite):
+    store, sweep = minilm_demo / "store", "mrl.dims=[128,256,384]"
+    _run(tmp_path / "seq", store, suite, sweep, "runtime.scoring_workers=0")
+    par = _run(tmp_path / "par", store, suite, sweep, "runtime.scoring_workers=2")
+    assert par.encoded_inputs == 0 and par.forward_calls == 0
+    n = len(par.plan.tasks)
+    assert set(par.coverage) == {t.metadata.name for t in par.plan.tasks}
+    assert all(asked == stored > 0 for asked, stored in par.coverage.values())
+    assert sum(len(v) for v in par.runs.values()) == 3 * n and not par.failures
+    for size in SIZES:
+        seq = _scores(tmp_path / "seq", size)
+        assert len(seq) == n
+        assert _scores(tmp_path / "par", size) == seq, size  # every metric, to the last digit
+    plain, par_full = _scores(minilm_demo / "results"), _scores(tmp_path / "par")
+    assert par_full == {task: plain[task] for task in par_full}  # both suites are in there
+
+
+def test_the_pipeline_encodes_what_the_store_lacks(tmp_path):
+    # a fresh store: the look-ahead encodes every input before the processes ask
+    par = _run(
+        tmp_path / "par",
+        tmp_path / "store",
+        "demo_zho",
+        "benchmark.tasks=[DemoZhoPairClassification,DemoZhoClustering]",
+        "runtime.scoring_workers=2",
+        "runtime.lookahead=1",
+    )
+    assert par.encoded_inputs > 0
+    assert par.coverage and all(a == s for a, s in par.coverage.values())
+    seq = _run(
+        tmp_path / "seq",
+        tmp_path / "store",
+        "demo_zho",
+        "benchmark.tasks=[DemoZhoPairClassification,DemoZhoClustering]",
+        "runtime.scoring_workers=0",
+    )
+    assert seq.encoded_inputs == 0
+    assert _scores(tmp_path / "par") == _scores(tmp_path / "seq")
+
+
+def test_scoring_from_the_store_never_loads_the_model(tmp_path, minilm_demo):
+    common = [
+        "model=minilm",
+        "model.path=/nonexistent",  # a CPU node without the weights
+        "runtime.encode=false",
+        "runtime.progress=false",
+    ]
+    run = qzhou_eval(
+        "run",
+        *common,
+        "benchmark=demo_eng",
+        f"runtime.results_dir={tmp_path / 'b'}",
+        f"runtime.store_dir={minilm_demo / 'store'}",
+    )
+    assert run.code == 0, run.err
+    assert run.encoded == 0
+    plain, scored = _scores(minilm_demo / "results"), _scores(tmp_path / "b")
+    assert len(scored) == 5
+    assert scored == {task: plain[task] for task in scored}  # every task, exactly
+
+    # A store with one task's inputs only: the other task is listed with its count, exit 1.
+    _run(tmp_path / "c", tmp_path / "partial", "demo_eng", "benchmark.tasks=[DemoEngSTS]")
+    run = qzhou_eval(
+        "run",
+        *common,
+        "benchmark=demo_eng",
+        "benchmark.tasks=[DemoEngSTS,DemoEngClustering]",
+        f"runtime.results_dir={tmp_path / 'd'}",
+        f"runtime.store_dir={tmp_path / 'partial'}",
+    )
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    (line,) = [ln for ln in run.err_lines if ln.startswith("error:")]
+    assert "1 task(s) lack stored inputs" in line and "DemoEngClustering (319 input(s)" in line
+    folder = tmp_path / "d" / MINILM
+    assert (folder / "DemoEngSTS.json").exists()
+    assert not (folder / "DemoEngClustering.json").exists()
+    assert not (folder / "qzhou_eval_records" / "DemoEngClustering.yaml").exists()
+
+
+def _start(tmp_path: Path, store: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "run_mteb.py",
+            "model=minilm",
+            "benchmark=demo_eng",
+            "mrl.dims=[32,64,128,256,384]",  # enough jobs to outlast the signal
+            "runtime.scoring_workers=2",
+            f"runtime.results_dir={tmp_path / 'results'}",
+            f"runtime.store_dir={store}",
+            "runtime.progress=false",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _scoring_underway(proc: subprocess.Popen, results: Path) -> list[int]:
+    """Wait until a result is written and both scoring processes are alive; their pids."""
+    deadline = time.monotonic() + 300
+    while True:
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, "no result was written"
+        workers = spawned_children(proc.pid)
+        if len(workers) == 2 and any(results.rglob("Demo*.json")):
+            return workers
+        time.sleep(0.2)
+
+
+def _whole_results(results: Path) -> dict[str, dict]:
+    """Every result file parses and no temporary file is left: nothing half-written."""
+    assert not [p for p in results.rglob("*") if p.name.endswith(".tmp")]
+    return {
+        str(p.relative_to(results)): json.loads(p.read_text())["scores"]
+        for p in results.rglob("Demo*.json")
+    }
+
+
+def test_a_killed_scoring_process_loses_nothing_finished(tmp_path, minilm_demo):
+    proc = _start(tmp_path, minilm_demo / "store")
+    try:
+        workers = _scoring_underway(proc, tmp_path / "results")
+        before = _whole_results(tmp_path / "results")
+        os.kill(workers[0], signal.SIGKILL)
+        proc.wait(timeout=120)
+        err = proc.stderr.read()
+        assert proc.returncode == 1, err[-2000:]
+        assert "Traceback" not in err
+        assert "error: a scoring process died" in err
+        after = _whole_results(tmp_path / "results")
+        assert {k: after[k] for k in before} == before  # finished results kept
+        deadline = time.monotonic() + 30
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [w for w in workers if alive(w)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rerun = _start(tmp_path, minilm_demo / "store")
+    assert rerun.wait(timeout=600) == 0, rerun.stderr.read()[-2000:]
+    final = _whole_results(tmp_path / "results")
+    assert len(final) == 5 * 5
+    full = {k.rsplit("/", 1)[-1]: v for k, v in final.items() if "experiments" not in k}
+    plain = _scores(minilm_demo / "results")
+    assert full == {f"{t}.json": plain[t] for t in plain if t.startswith("DemoEng")}
+
+
+def test_ctrl_c_stops_the_scoring_processes(tmp_path, minilm_demo):
+    proc = _start(tmp_path, minilm_demo / "store")
+    try:
+        workers = _scoring_underway(proc, tmp_path / "results")
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+        err = proc.stderr.read()
+        assert proc.returncode == 130, err[-2000:]
+        assert "Traceback" not in err and err.strip().startswith("interrupted:"), err
+        assert len(err.strip().splitlines()) == 1, err
+        deadline = time.monotonic() + 5
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [w for w in workers if alive(w)], "a scoring process outlived Ctrl-C"
+        _whole_results(tmp_path / "results")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
