@@ -1,0 +1,65 @@
+"""Checks over the listed devices: each gives the first one's vectors, and the worker pool gives
+the in-process path's."""
+
+from __future__ import annotations
+
+import gc
+
+from qzhou_eval.check.context import PASS, Context, Result, Skip, embed, max_diff
+from qzhou_eval.encoder.engines import LocalEngine, PoolEngine
+from qzhou_eval.models.inputs import TokenBatch
+
+
+def _release(device: str) -> None:
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        with torch.cuda.device(device):
+            torch.cuda.empty_cache()
+
+
+def devices_vs_first(ctx: Context) -> Result:
+    """Every listed device, in this process, gives the vectors of the first."""
+    if len(ctx.devices) < 2:
+        raise Skip(f"one device listed (runtime.devices={ctx.devices[0]})")
+    first = embed(ctx.backbone, ctx.ids)
+    worst, diffs = 0.0, {}
+    for device in ctx.devices[1:]:
+        backbone = ctx.subject.build(device)
+        try:
+            diffs[device] = diff = max_diff(embed(backbone, ctx.ids), first)
+        finally:
+            del backbone
+            _release(device)
+        worst = max(worst, diff)
+    ok = ctx.ok(worst)
+    each = ", ".join(f"{d} {v:.1e}" for d, v in diffs.items())
+    return Result(
+        "devices_vs_first",
+        PASS if ok else "FAIL",
+        f"{ctx.within(worst)}; against {ctx.devices[0]}: {each}",
+        {"max_diff": worst},
+    )
+
+
+def pool_vs_in_process(ctx: Context) -> Result:
+    """One worker process per listed device (as a run with several devices) gives the vectors of
+    the in-process path on the first device."""
+    batches = [TokenBatch.from_lists([x]) for x in ctx.ids[:2]] + [TokenBatch.from_lists(ctx.ids)]
+    local = dict(LocalEngine(ctx.backbone).run(batches))
+    pool = PoolEngine(ctx.subject.spec, list(ctx.devices), ctx.subject.factory)
+    try:
+        pooled = dict(pool.run(batches))
+    finally:
+        pool.close()
+    diff = max(max_diff(pooled[k], local[k]) for k in range(len(batches)))
+    ok = ctx.ok(diff) and sorted(pooled) == list(range(len(batches)))
+    n = len(ctx.devices)
+    what = f"{n} worker process{'es' if n > 1 else ''} on {', '.join(ctx.devices)}"
+    return Result(
+        "pool_vs_in_process",
+        PASS if ok else "FAIL",
+        f"{ctx.within(diff)}; {what}",
+        {"max_diff": diff, "vectors": int(sum(v.shape[0] for v in pooled.values()))},
+    )
