@@ -37,6 +37,11 @@ def oom_recovery(ctx: Context) -> Result:
             embed(ctx.backbone, probe)
             per_token = max((torch.cuda.max_memory_allocated(device) - before) / (2 * width), 1)
             room = fraction * total - before
+            if room < 4 * per_token * width:
+                raise Skip(
+                    f"the model leaves {max(room, 0) / _GIB:.1f} GiB under a {fraction:.0%} cap, "
+                    "less than 4 full-length inputs need; raise check.oom_memory_fraction"
+                )
             rows = max(math.ceil(1.5 * room / per_token / width), 2)  # 1.5x what can fit
             ids = synthetic_ids([width] * rows, vocab, seed=2)
             loop = DeviceLoop(ctx.backbone)
