@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gc
 
-from qzhou_eval.check.context import PASS, Context, Result, Skip, embed, max_diff
+import numpy as np
+
+from qzhou_eval.check.context import PASS, Context, Result, Skip, max_diff
+from qzhou_eval.encoder.device_loop import select_device
 from qzhou_eval.encoder.engines import LocalEngine, PoolEngine
 from qzhou_eval.models.inputs import TokenBatch
 
@@ -19,20 +22,31 @@ def _release(device: str) -> None:
             torch.cuda.empty_cache()
 
 
+def _looped(backbone, batches: list[TokenBatch]) -> np.ndarray:
+    """The batches through the device loop (async copies and events on the backbone's device)."""
+    out = dict(LocalEngine(backbone).run(batches))
+    return np.concatenate([out[k] for k in range(len(batches))])
+
+
 def devices_vs_first(ctx: Context) -> Result:
-    """Every listed device, in this process, gives the vectors of the first."""
+    """Every listed device, in this process and through the device loop (cuda:N selected, events
+    on its own stream), gives the vectors of the first."""
     if len(ctx.devices) < 2:
         raise Skip(f"one device listed (runtime.devices={ctx.devices[0]})")
-    first = embed(ctx.backbone, ctx.ids)
+    batches = [TokenBatch.from_lists(ctx.ids[i : i + 3]) for i in range(0, len(ctx.ids), 3)]
+    first = _looped(ctx.backbone, batches)
     worst, diffs = 0.0, {}
-    for device in ctx.devices[1:]:
-        backbone = ctx.subject.build(device)
-        try:
-            diffs[device] = diff = max_diff(embed(backbone, ctx.ids), first)
-        finally:
-            del backbone
-            _release(device)
-        worst = max(worst, diff)
+    try:
+        for device in ctx.devices[1:]:
+            backbone = ctx.subject.build(device)
+            try:
+                diffs[device] = diff = max_diff(_looped(backbone, batches), first)
+            finally:
+                del backbone
+                _release(device)
+            worst = max(worst, diff)
+    finally:
+        select_device(ctx.devices[0])  # LocalEngine selected each device in turn
     ok = ctx.ok(worst)
     each = ", ".join(f"{d} {v:.1e}" for d, v in diffs.items())
     return Result(

@@ -71,14 +71,16 @@ def test_minilm_check_runs_with_mteb_blocked():
         ["mteb"],
         [
             "model=minilm",
+            "runtime.devices=[cpu,cpu]",
             "check.texts=6",
             "check.speed_tokens=1024",
             "check.only=[batch_vs_alone,padding_finite,packed_vs_padded,async_vs_sync,"
-            "oom_recovery,throughput]",
+            "devices_vs_first,oom_recovery,throughput]",
         ],
     )
     summary = _summary(proc)
-    assert summary["passed"] == ["batch_vs_alone", "padding_finite", "async_vs_sync", "throughput"]
+    passed = ["batch_vs_alone", "padding_finite", "async_vs_sync", "devices_vs_first"]
+    assert summary["passed"] == [*passed, "throughput"]
     assert summary["skipped"] == ["packed_vs_padded", "oom_recovery"]  # not native; no CUDA
     assert "SKIP  oom_recovery         needs a CUDA device" in proc.stdout
 
