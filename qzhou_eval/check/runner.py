@@ -24,6 +24,7 @@ from qzhou_eval.check.numerics import (
 from qzhou_eval.check.speed import throughput
 from qzhou_eval.check.subject import make_subject, with_packing
 from qzhou_eval.config.spec import model_spec, runtime_spec, setting
+from qzhou_eval.errors import ConfigError
 
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
     ("batch_vs_alone", batch_vs_alone),
@@ -37,6 +38,44 @@ CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
 ]
 
 
+def validate(check: Any) -> None:
+    """A ConfigError (one line, exit code 2) for a ``check.*`` value that cannot work."""
+
+    def value(key: str) -> Any:
+        return setting(check, "check", key)
+
+    def positive_int(key: str, low: int = 1) -> None:
+        v = value(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(f"check.{key}={v!r} must be an integer >= {low}")
+
+    for key, low in (("texts", 2), ("scaled_layers", 1), ("scaled_hidden_size", 32)):
+        positive_int(key, low)
+    if value("scaled_hidden_size") % 32:
+        raise ConfigError("check.scaled_hidden_size must be a multiple of 32 (heads of 32)")
+    for key in ("tolerance_float32", "tolerance_half"):
+        v = value(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise ConfigError(f"check.{key}={v!r} must be a positive number")
+    fraction = value("oom_memory_fraction")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ConfigError(f"check.oom_memory_fraction={fraction!r}: give a fraction in (0, 1)")
+    budgets = value("budgets")
+    if budgets is not None and (
+        len(budgets) != 2
+        or any(isinstance(b, bool) or not isinstance(b, int) or b <= 0 for b in budgets)
+    ):
+        raise ConfigError(f"check.budgets={budgets!r}: give two token budgets, e.g. [16384,32768]")
+    if value("speed_tokens") is not None:
+        positive_int("speed_tokens")
+    for key in ("random_weights", "scale_down", "seed", "only"):
+        value(key)
+    names = [n for n, _ in CHECKS]
+    unknown = set(value("only") or []) - set(names)
+    if unknown:
+        raise ConfigError(f"check.only: unknown check(s) {sorted(unknown)}; use {names}")
+
+
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return f"{type(e).__name__}: {text[:400]}"
@@ -48,21 +87,15 @@ def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:
     check = setting(cfg, "", "check")
     runtime = runtime_spec(cfg.runtime)
     spec = with_packing(model_spec(cfg.model), runtime.packing)
+    validate(check)
     only = set(check.only or [])
-    unknown = only - {name for name, _ in CHECKS}
-    if unknown:
-        from qzhou_eval.errors import ConfigError
-
-        raise ConfigError(
-            f"check.only: unknown check(s) {sorted(unknown)}; use {[n for n, _ in CHECKS]}"
-        )
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one line per step, no loading bars
     lines, facts = environment()
     for line in lines:
         out(line)
-    subject = make_subject(spec, check, runtime.devices, cfg.model.get("key"))
+    subject = make_subject(spec, check, runtime.devices)
     results: list[Result] = []
     try:
         out(f"model {subject.description}; devices {', '.join(runtime.devices)}")

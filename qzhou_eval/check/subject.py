@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,6 @@ class Subject:
     spec: ModelSpec
     factory: Callable[[ModelSpec, str], Any] | None  # None: load_backbone (the real weights)
     description: str
-    config: dict[str, Any] = field(default_factory=dict)  # architecture figures, for the FLOPs
     folder: Path | None = None  # a temporary folder to remove at the end
 
     def build(self, device: str) -> Any:
@@ -95,9 +94,7 @@ def with_packing(spec: ModelSpec, packing: bool) -> ModelSpec:
     return dataclasses.replace(spec, packing=True)
 
 
-def make_subject(
-    spec: ModelSpec, check: Any, devices: tuple[str, ...], model_key: str | None
-) -> Subject:
+def make_subject(spec: ModelSpec, check: Any, devices: tuple[str, ...]) -> Subject:
     """The configured model, or (``check.random_weights``) its architecture with random weights."""
     if not check.random_weights:
         return Subject(spec, None, f"{spec.name} from model.path={spec.path}")
@@ -151,7 +148,6 @@ def make_subject(
         dataclasses.replace(spec, path=str(folder)),
         random_backbone,
         f"{arch['model_type']} architecture of {spec.name}, random weights (seed {seed}), {how}",
-        config={k: arch[k] for k in ("hidden_size", "num_hidden_layers")},
         folder=folder,
     )
 

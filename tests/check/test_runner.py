@@ -40,11 +40,21 @@ def test_a_failing_check_is_a_fail_line_and_exit_code_1(monkeypatch):
     assert summary["passed"] == ["fine"] and summary["skipped"] == ["elsewhere"]
 
 
-def test_an_unknown_check_name_is_one_error_line():
-    run = qzhou_eval("check", "model=minilm", "check.only=[nosuch]")
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("check.only=[nosuch]", "error: check.only: unknown check(s) ['nosuch']"),
+        ("check.texts=1", "error: check.texts=1 must be an integer >= 2"),
+        ("check.oom_memory_fraction=1.5", "error: check.oom_memory_fraction=1.5: give a fraction"),
+        ("check.budgets=[4096]", "error: check.budgets=[4096]: give two token budgets"),
+        ("check.scaled_hidden_size=100", "error: check.scaled_hidden_size must be a multiple"),
+    ],
+)
+def test_a_bad_check_setting_is_one_error_line(override, message):
+    run = qzhou_eval("check", "model=minilm", override)
     assert run.code == 2
-    assert run.err_lines[-1].startswith("error: check.only: unknown check(s) ['nosuch']")
-    assert "Traceback" not in run.err
+    assert run.err_lines[-1].startswith(message), run.err_lines
+    assert "Traceback" not in run.err and run.out == ""
 
 
 def _run_blocked(blocked: list[str], args: list[str]) -> subprocess.CompletedProcess:

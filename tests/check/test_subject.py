@@ -38,7 +38,7 @@ def test_a_model_of_unknown_architecture_is_one_config_error():
         "check", ["model=hf_auto", "model.name=org/unknown", "check.random_weights=true"]
     )
     with pytest.raises(ConfigError, match=r"no known architecture for model\.name=org/unknown"):
-        make_subject(model_spec(cfg.model), cfg.check, ("cpu",), None)
+        make_subject(model_spec(cfg.model), cfg.check, ("cpu",))
 
 
 def test_token_prepending_needs_enough_scaled_layers():
@@ -46,4 +46,4 @@ def test_token_prepending_needs_enough_scaled_layers():
         "check", ["model=qzhou_embedding_zh", "check.random_weights=true", "check.scaled_layers=4"]
     )
     with pytest.raises(ConfigError, match=r"check\.scaled_layers=4"):
-        make_subject(model_spec(cfg.model), cfg.check, ("cpu",), None)
+        make_subject(model_spec(cfg.model), cfg.check, ("cpu",))
