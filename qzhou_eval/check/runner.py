@@ -32,9 +32,11 @@ CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
     ("packed_vs_padded", packed_vs_padded),
     ("async_vs_sync", async_vs_sync),
     ("devices_vs_first", devices_vs_first),
-    ("pool_vs_in_process", pool_vs_in_process),
     ("oom_recovery", oom_recovery),
     ("throughput", throughput),
+    # Last: it frees the in-process model before the workers load theirs (one GPU may not hold
+    # two copies of a 7B model).
+    ("pool_vs_in_process", pool_vs_in_process),
 ]
 
 
@@ -104,6 +106,7 @@ def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:
         out(f"model loaded on {runtime.devices[0]} in {time.perf_counter() - load_started:.1f} s")
         inputs = model_inputs(cfg.prompts, sample_texts(int(check.texts)))
         ctx = Context(subject, runtime, check, backbone, inputs, backbone.tokenize(inputs))
+        del backbone  # held by ctx alone: the last check frees it
         for name, run in CHECKS:
             if only and name not in only:
                 continue
