@@ -111,3 +111,24 @@ def test_scaled_down_random_qzhou_zh_runs_without_mteb_datasets_pyarrow_polars()
     assert summary["skipped"] == ["packed_vs_padded"]  # not with Token Prepending yet
     assert "scaled down (check.scale_down): 8 of 36 layers, hidden size 256 of 4096" in proc.stdout
     assert "causal attention (sdpa), Token Prepending layers 1..6" in proc.stdout
+
+
+@pytest.mark.slow
+def test_random_weights_take_the_architecture_and_tokenizer_of_a_local_folder(tiny_qwen2):
+    """A folder with config.json and the tokenizer but any weights: its architecture at full
+    size (small enough here not to be scaled down), random weights, its own tokenizer."""
+    lines: list[str] = []
+    cfg = compose_config(
+        "check",
+        [
+            "model=qzhou_embedding",
+            f"model.path={tiny_qwen2}",
+            "check.random_weights=true",
+            "check.texts=4",
+            "check.only=[batch_vs_alone,packed_vs_padded]",
+        ],
+    )
+    assert runner.run_checks(cfg, lines.append) == 0, lines
+    assert any("qwen2 architecture of Kingsoft-LLM/QZhou-Embedding" in ln for ln in lines)
+    assert any("full size" in ln for ln in lines)
+    assert json.loads(lines[-1])["passed"] == ["batch_vs_alone", "packed_vs_padded"]
