@@ -93,7 +93,7 @@ def load_dense_projection(
     local = Path(model_path).expanduser()
     try:
         from sentence_transformers.sentence_transformer.modules import Dense
-    except ImportError:
+    except Exception:  # not installed, or its own imports fail (datasets absent, a version clash)
         if not local.is_dir():
             raise
         dense: nn.Module = PlainDense(local / subfolder)  # see the module docstring
