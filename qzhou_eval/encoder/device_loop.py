@@ -9,7 +9,13 @@ The loop is the same in the main process (one device) and in each data-parallel 
   k + 1, so the only synchronisation per batch is the one that returns its vectors;
 - after a CUDA out-of-memory error the batch is split, and every later batch above the size
   that failed is split before it runs (logged once per reduction), instead of failing and
-  splitting again on every long batch.
+  splitting again on every long batch. The recovery (``empty_cache`` and the retry) runs after
+  the ``except`` block is left: inside it the exception's traceback still holds the failed
+  forward's activations, which ``empty_cache`` then cannot free;
+- every CUDA call names the loop's device: the device is selected (``torch.cuda.device``) around
+  each forward and in the prefetch thread (the current device is per thread), and the copy-back
+  event is recorded on that device's current stream. ``cuda:N`` with N >= 1 thus never reads a
+  pinned buffer before its copy landed, and opens no context on cuda:0.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import numpy as np
@@ -101,6 +107,13 @@ class prefetch(Iterator[T]):
         self.close()
 
 
+def select_device(device: torch.device | str) -> None:
+    """Make a CUDA device with an index this thread's current device (CUDA calls without a device,
+    such as ``torch.cuda.Event().record()``, use it); nothing for other devices."""
+    if str(device).startswith("cuda:"):
+        torch.cuda.set_device(torch.device(device))
+
+
 class DeviceLoop:
     """Turns token batches into vectors on one backbone's device."""
 
@@ -122,38 +135,57 @@ class DeviceLoop:
     def _cost(self, batch: TokenBatch) -> int:
         return batch.real_tokens if self.packing else batch.padded_tokens
 
+    def on_device(self) -> contextlib.AbstractContextManager[Any]:
+        """The loop's CUDA device selected (the current device is per thread); a no-op elsewhere."""
+        return torch.cuda.device(self.device) if self.cuda else contextlib.nullcontext()
+
+    def _collated(
+        self, batches: Iterable[tuple[K, TokenBatch]]
+    ) -> Iterator[tuple[K, TokenBatch, Any]]:
+        """Collated batches; runs in the prefetch thread, with the loop's device selected."""
+        select_device(self.device)  # this thread's current device (pinned buffers)
+        collate = self.backbone.collate
+        for key, batch in batches:
+            yield key, batch, collate(batch, pin=self.cuda)
+
     def run(self, batches: Iterable[tuple[K, TokenBatch]]) -> Iterator[tuple[K, np.ndarray]]:
         """Vectors (float32, CPU) of each batch, in the order the batches were given."""
-        collate = self.backbone.collate
-        prepared = prefetch(
-            ((key, batch, collate(batch, pin=self.cuda)) for key, batch in batches),
-            self.prefetch_depth,
-        )
+        prepared = prefetch(self._collated(batches), self.prefetch_depth)
         pending: deque[tuple[K, torch.Tensor, Any]] = deque()
+        error: BaseException | None = None
         try:
             yield from self._loop(prepared, pending)
-        except BaseException:
-            # A failed batch or Ctrl-C: hand over the batches already computed, then stop.
-            while pending:
-                with contextlib.suppress(Exception):
-                    yield self._finish(pending.popleft())
+        except GeneratorExit:  # the consumer stopped early: nobody wants the pending vectors
             raise
+        except BaseException as e:  # a failed batch or Ctrl-C
+            error = e
         finally:
             prepared.close()
+        if error is None:
+            return
+        # Hand over the batches already computed, then stop. Outside the except block: a consumer
+        # that closes the generator here gets a clean GeneratorExit.
+        while pending:
+            try:
+                item = self._finish(pending.popleft())
+            except Exception:
+                continue
+            yield item
+        raise error
 
     def _loop(
         self, prepared: prefetch, pending: deque[tuple[K, torch.Tensor, Any]]
     ) -> Iterator[tuple[K, np.ndarray]]:
         for key, batch, inputs in prepared:
-            if self.token_limit is not None and self._cost(batch) > self.token_limit:
-                vectors = self._run_split(batch)
-            else:
-                try:
-                    vectors = self.backbone.forward(to_device(inputs, self.device))
-                except torch.cuda.OutOfMemoryError:
-                    self._learn(self._cost(batch))
+            with self.on_device():
+                if self.token_limit is not None and self._cost(batch) > self.token_limit:
                     vectors = self._run_split(batch)
-            pending.append(self._to_host(key, vectors))
+                else:
+                    vectors = self._forward(inputs)
+                    if vectors is None:  # out of memory: recover now that the except is left
+                        self._learn(self._cost(batch))
+                        vectors = self._run_split(batch)
+                pending.append(self._to_host(key, vectors))
             # Wait for a batch only once the next one is queued behind it; when no next batch is
             # ready (a worker between calls), return everything: nobody may wait on us.
             while pending and (len(pending) >= self.in_flight or not prepared.ready()):
@@ -161,13 +193,24 @@ class DeviceLoop:
         while pending:
             yield self._finish(pending.popleft())
 
+    def _forward(self, inputs: dict[str, Any]) -> torch.Tensor | None:
+        """The batch's vectors, or None after a CUDA out-of-memory error.
+
+        Nothing is done inside the ``except`` block: its traceback keeps the failed forward's
+        frames, and with them its activations, alive until the block is left.
+        """
+        try:
+            return self.backbone.forward(to_device(inputs, self.device))
+        except torch.cuda.OutOfMemoryError:
+            return None
+
     def _to_host(self, key: K, vectors: torch.Tensor) -> tuple[K, torch.Tensor, Any]:
         if not self.cuda or not vectors.is_cuda:
             return key, vectors, None
         host = torch.empty(vectors.shape, dtype=vectors.dtype, pin_memory=True)
-        host.copy_(vectors, non_blocking=True)
+        host.copy_(vectors, non_blocking=True)  # queued on the vectors' device's current stream
         event = torch.cuda.Event()
-        event.record()
+        event.record(torch.cuda.current_stream(self.device))  # that stream, not cuda:0's
         return key, host, event
 
     @staticmethod
@@ -196,18 +239,15 @@ class DeviceLoop:
         rows = max(self.token_limit // max(batch.width, 1), 1)
         parts = []
         for part in batch.split(rows):
-            run: Callable[[], torch.Tensor] = lambda p=part: self.backbone.forward(  # noqa: E731
-                to_device(self.backbone.collate(p), self.device)
-            )
-            try:
-                parts.append(run())
-            except torch.cuda.OutOfMemoryError:
+            vectors = self._forward(self.backbone.collate(part))
+            if vectors is None:  # recovered here, after the except block (see _forward)
                 if part.rows == 1:
                     torch.cuda.empty_cache()
                     raise DeviceError(
                         f"out of memory on {self.device} for one input of {part.real_tokens} "
                         "tokens; lower model.max_length or use a device with more memory"
-                    ) from None
+                    )
                 self._learn(self._cost(part))
-                parts.append(self._run_split(part))
+                vectors = self._run_split(part)
+            parts.append(vectors)
         return torch.cat(parts)

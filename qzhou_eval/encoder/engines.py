@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from qzhou_eval.config.spec import ModelSpec
-from qzhou_eval.encoder.device_loop import DeviceLoop
+from qzhou_eval.encoder.device_loop import DeviceLoop, select_device
 from qzhou_eval.errors import ModelLoadError
 from qzhou_eval.models.backbone import Backbone, InputTokenizer, load_backbone, load_input_tokenizer
 from qzhou_eval.models.inputs import TokenBatch
@@ -46,6 +46,7 @@ class LocalEngine:
     """One device, in this process (today's behaviour, the default on a CPU machine)."""
 
     def __init__(self, backbone: Backbone) -> None:
+        select_device(backbone.device)
         self.backbone = backbone
         self.loop = DeviceLoop(backbone)
         self.packing = self.loop.packing
@@ -114,5 +115,6 @@ def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -
 def make_engine(spec: ModelSpec, devices: Sequence[str]) -> Engine:
     """An in-process engine for one device, a worker pool for several."""
     if len(devices) == 1:
+        select_device(devices[0])  # before the model loads: no context on cuda:0
         return LocalEngine(loading(spec, "model", load_backbone, devices[0]))
     return PoolEngine(spec, devices)

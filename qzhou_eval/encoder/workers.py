@@ -13,7 +13,11 @@ length-sorted batches. Workers only turn token ids into vectors:
   kernel to kill them when the main process dies (Linux ``PR_SET_PDEATHSIG``), and a watchdog
   thread exits when their parent changes (``kill -9`` of the main process included);
 - a worker that fails (cannot load the model, out of memory on one input, killed) stops the run
-  with one line naming its device.
+  with one line naming its device;
+- each worker gets the usable cores (the process's affinity mask, e.g. a SLURM job's
+  ``cpus_per_task``) shared out as torch threads, and CUDA workers start with
+  ``PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True`` (less fragmentation from variable batch
+  shapes) unless ``PYTORCH_CUDA_ALLOC_CONF`` or ``PYTORCH_ALLOC_CONF`` is already set.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from qzhou_eval.config.cores import usable_cores
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.errors import DeviceError
 from qzhou_eval.models.inputs import TokenBatch
@@ -59,6 +64,40 @@ class WorkerSettings:
     # PR_SET_PDEATHSIG fires when the *thread* that started the process ends, so it is only
     # used when the pool is started from the main thread (the watchdog covers the rest).
     kill_with_parent: bool
+
+
+# Against fragmentation from variable batch shapes; the user's own setting wins.
+CUDA_ALLOC_CONF = "expandable_segments:True"
+_ALLOC_CONF_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
+
+
+def threads_per_worker(devices: int) -> int:
+    """torch threads of each worker: the usable cores shared out, at least one."""
+    return max(usable_cores() // max(devices, 1), 1)
+
+
+def worker_environment(devices: Sequence[str]) -> dict[str, str]:
+    """Variables a worker process starts with on top of ours: the CUDA allocator's
+    ``expandable_segments`` for CUDA workers, unless the user set an allocator config."""
+    cuda = any(str(d).startswith("cuda") for d in devices)
+    if not cuda or any(v in os.environ for v in _ALLOC_CONF_VARS):
+        return {}
+    return {"PYTORCH_CUDA_ALLOC_CONF": CUDA_ALLOC_CONF}
+
+
+@contextlib.contextmanager
+def _environment(extra: dict[str, str]) -> Iterator[None]:
+    """``extra`` in os.environ while the workers start (a spawned child copies it at start)."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _worker_main(index: int, settings: WorkerSettings, tasks: Any, results: Any) -> None:
@@ -138,21 +177,21 @@ class WorkerPool:
             mp.set_start_method("spawn", force=True)
         self._tasks = ctx.Queue()
         self._results = ctx.Queue()
-        cores = os.cpu_count() or 1
-        threads = max(cores // len(self.devices), 1)
+        threads = threads_per_worker(len(self.devices))
         main_thread = threading.current_thread() is threading.main_thread()
-        for index, device in enumerate(self.devices):
-            settings = WorkerSettings(
-                self.spec, device, self.factory, threads, os.getpid(), main_thread
-            )
-            proc = ctx.Process(
-                target=_worker_main,
-                args=(index, settings, self._tasks, self._results),
-                name=f"qzhou-eval-worker-{index}-{device}",
-                daemon=True,
-            )
-            proc.start()
-            self._procs.append(proc)
+        with _environment(worker_environment(self.devices)):
+            for index, device in enumerate(self.devices):
+                settings = WorkerSettings(
+                    self.spec, device, self.factory, threads, os.getpid(), main_thread
+                )
+                proc = ctx.Process(
+                    target=_worker_main,
+                    args=(index, settings, self._tasks, self._results),
+                    name=f"qzhou-eval-worker-{index}-{device}",
+                    daemon=True,
+                )
+                proc.start()
+                self._procs.append(proc)
         atexit.register(self.close)
         logger.info("started %d worker(s) on %s", len(self._procs), ", ".join(self.devices))
 

@@ -7,7 +7,11 @@ varlen path, reading ``cu_seq_lens_q`` / ``max_length_q`` from the forward's kwa
 
 - on CUDA with bfloat16/float16: ``torch.nn.attention.varlen.varlen_attn`` (PyTorch's
   FlashAttention varlen kernel; no extra package), non-causal when the module's ``is_causal`` is
-  False (QZhou-Embedding's bidirectional attention), causal otherwise;
+  False (QZhou-Embedding's bidirectional attention), causal otherwise. Its keywords changed
+  between torch releases (2.10: ``is_causal``; 2.11/2.12: ``scale``, ``window_size``; 2.13+:
+  also ``enable_gqa``, required when K/V have fewer heads), so the call form is read from its
+  signature once, when packing is set up (:func:`register`), never at the first forward; without
+  ``enable_gqa`` grouped K/V heads are expanded to the query heads first;
 - elsewhere (CPU, float32): SDPA over each input's span, one call per input; exact, slow, meant
   for tests and for checking the CUDA path against.
 
@@ -17,16 +21,101 @@ packed run's vectors are filed apart (it is part of the model fingerprint).
 
 from __future__ import annotations
 
+import inspect
 import itertools
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from qzhou_eval.models.pooling import official_span_means
 
+logger = logging.getLogger(__name__)
+
 ATTN_IMPLEMENTATION = "qzhou_varlen"
 PACKED_MODEL_TYPES = ("qwen2", "qwen3", "llama", "mistral")
+
+
+@dataclass(frozen=True)
+class VarlenKernel:
+    """How this torch's ``varlen_attn`` is called (read from its signature, once)."""
+
+    fn: Callable[..., torch.Tensor] | None  # None: no varlen_attn (torch < 2.10)
+    gqa_flag: bool = False  # takes enable_gqa (2.13+); else grouped K/V heads are expanded
+    window: bool = False  # takes window_size (2.11+); else is_causal (2.10)
+    scale: bool = False  # takes scale (2.11+)
+
+    @classmethod
+    def of(cls, fn: Callable[..., torch.Tensor] | None) -> VarlenKernel:
+        if fn is None:
+            return cls(None)
+        params = inspect.signature(fn).parameters
+        window = "window_size" in params
+        if not window and "is_causal" not in params:
+            return cls(None)  # a form this code does not know: the exact SDPA loop instead
+        return cls(fn, "enable_gqa" in params, window, "scale" in params)
+
+    @property
+    def form(self) -> str:
+        if self.fn is None:
+            return "none (per-input SDPA)"
+        if self.gqa_flag:
+            return "varlen_attn(enable_gqa=, window_size=, scale=) (torch >= 2.13)"
+        if self.window:
+            return "varlen_attn(window_size=, scale=), K/V heads expanded (torch 2.11-2.12)"
+        return "varlen_attn(is_causal=), K/V heads expanded (torch 2.10)"
+
+    def __call__(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        cu: torch.Tensor,
+        max_length: int,
+        causal: bool,
+        scale: float | None,
+    ) -> torch.Tensor:
+        """(tokens, heads, dim) in, (tokens, heads, dim) out."""
+        assert self.fn is not None
+        kwargs: dict[str, object] = {}
+        heads, kv_heads = q.shape[1], k.shape[1]
+        if self.gqa_flag:
+            kwargs["enable_gqa"] = kv_heads != heads
+        elif kv_heads != heads:  # query head h reads K/V head h // (heads / kv_heads)
+            k = k.repeat_interleave(heads // kv_heads, dim=1, output_size=heads)
+            v = v.repeat_interleave(heads // kv_heads, dim=1, output_size=heads)
+        if self.window:
+            kwargs["window_size"] = (-1, 0) if causal else (-1, -1)
+        else:
+            kwargs["is_causal"] = causal
+        if self.scale:
+            kwargs["scale"] = scale
+        elif scale is not None and abs(scale - q.shape[-1] ** -0.5) > 1e-9:
+            raise ValueError(f"this torch's varlen_attn has no scale argument (scale={scale})")
+        return self.fn(q, k, v, cu, cu, max_length, max_length, **kwargs)
+
+
+def varlen_kernel() -> VarlenKernel:
+    """This torch's ``varlen_attn`` and its call form."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return VarlenKernel(None)
+    return VarlenKernel.of(varlen_attn)
+
+
+# Set by register(), when a packed backbone is built: the kernel every packed forward uses.
+_kernel: VarlenKernel | None = None
+
+
+def kernel() -> VarlenKernel:
+    """The call form decided by :func:`register` (decided now if it was not called)."""
+    global _kernel
+    if _kernel is None:
+        _kernel = varlen_kernel()
+    return _kernel
 
 
 def varlen_attention(
@@ -54,21 +143,9 @@ def varlen_attention(
     causal = bool(getattr(module, "is_causal", True))
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (tokens, heads, dim)
     gqa = k.shape[1] != q.shape[1]
-    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
-        from torch.nn.attention.varlen import varlen_attn
-
-        out = varlen_attn(
-            q,
-            k,
-            v,
-            cu,
-            cu,
-            int(max_length),
-            int(max_length),
-            scale=scaling,
-            window_size=(-1, 0) if causal else (-1, -1),
-            enable_gqa=gqa,
-        )
+    fast = kernel()
+    if fast.fn is not None and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+        out = fast(q, k, v, cu, int(max_length), causal, scaling)
     else:
         out = torch.empty_like(q)
         bounds = cu.tolist()
@@ -86,9 +163,13 @@ def varlen_attention(
 
 
 def register() -> str:
-    """Register the packed attention with transformers (idempotent); returns its name."""
+    """Register the packed attention with transformers (idempotent) and decide, from the
+    installed torch's signature, how ``varlen_attn`` is called; returns the attention's name."""
     from transformers import AttentionInterface
 
+    global _kernel
+    _kernel = varlen_kernel()
+    logger.info("packed attention on CUDA: %s", _kernel.form)
     AttentionInterface.register(ATTN_IMPLEMENTATION, varlen_attention)
     return ATTN_IMPLEMENTATION
 
@@ -120,7 +201,9 @@ def pool_packed(
         return h[cu[1:] - 1]
     if mode == "cls":
         return h[cu[:-1]]
-    segment = torch.repeat_interleave(torch.arange(rows, device=h.device), lengths)
+    segment = torch.repeat_interleave(
+        torch.arange(rows, device=h.device), lengths, output_size=h.shape[0]
+    )  # output_size: no device-to-host read of the lengths
     if mode == "mean":
         sums = torch.zeros(rows, h.shape[1], dtype=h.dtype, device=h.device)
         sums.index_add_(0, segment, h)

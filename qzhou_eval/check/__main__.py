@@ -1,0 +1,22 @@
+"""``qzhou-eval check [overrides]`` / ``python -m qzhou_eval.check``: see the package docstring."""
+
+from __future__ import annotations
+
+import sys
+
+from omegaconf import DictConfig
+
+from qzhou_eval.config.app import hydra_app
+
+
+@hydra_app("check")
+def main(cfg: DictConfig) -> None:
+    from qzhou_eval.check.runner import run_checks
+
+    code = run_checks(cfg)
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

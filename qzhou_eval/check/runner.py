@@ -1,0 +1,141 @@
+"""``qzhou-eval check``: every check in turn, one line each, a JSON summary line last."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig
+
+from qzhou_eval.check.context import FAIL, PASS, SKIP, Context, Result, Skip
+from qzhou_eval.check.devices import devices_vs_first, pool_vs_in_process
+from qzhou_eval.check.environment import environment
+from qzhou_eval.check.inputs import model_inputs, sample_texts
+from qzhou_eval.check.memory import oom_recovery
+from qzhou_eval.check.numerics import (
+    async_vs_sync,
+    batch_vs_alone,
+    packed_vs_padded,
+    padding_finite,
+)
+from qzhou_eval.check.speed import throughput
+from qzhou_eval.check.subject import make_subject, with_packing
+from qzhou_eval.config.spec import model_spec, runtime_spec, setting
+from qzhou_eval.errors import ConfigError
+
+CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
+    ("batch_vs_alone", batch_vs_alone),
+    ("padding_finite", padding_finite),
+    ("packed_vs_padded", packed_vs_padded),
+    ("async_vs_sync", async_vs_sync),
+    ("devices_vs_first", devices_vs_first),
+    ("oom_recovery", oom_recovery),
+    ("throughput", throughput),
+    # Last: it frees the in-process model before the workers load theirs (one GPU may not hold
+    # two copies of a 7B model).
+    ("pool_vs_in_process", pool_vs_in_process),
+]
+
+
+def validate(check: Any) -> None:
+    """A ConfigError (one line, exit code 2) for a ``check.*`` value that cannot work."""
+
+    def value(key: str) -> Any:
+        return setting(check, "check", key)
+
+    def positive_int(key: str, low: int = 1) -> None:
+        v = value(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(f"check.{key}={v!r} must be an integer >= {low}")
+
+    for key, low in (("texts", 2), ("scaled_layers", 1), ("scaled_hidden_size", 32)):
+        positive_int(key, low)
+    if value("scaled_hidden_size") % 32:
+        raise ConfigError("check.scaled_hidden_size must be a multiple of 32 (heads of 32)")
+    for key in ("tolerance_float32", "tolerance_half"):
+        v = value(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise ConfigError(f"check.{key}={v!r} must be a positive number")
+    fraction = value("oom_memory_fraction")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ConfigError(f"check.oom_memory_fraction={fraction!r}: give a fraction in (0, 1)")
+    budgets = value("budgets")
+    if budgets is not None and (
+        len(budgets) != 2
+        or any(isinstance(b, bool) or not isinstance(b, int) or b <= 0 for b in budgets)
+    ):
+        raise ConfigError(f"check.budgets={budgets!r}: give two token budgets, e.g. [16384,32768]")
+    if value("speed_tokens") is not None:
+        positive_int("speed_tokens")
+    for key in ("random_weights", "scale_down", "seed", "only"):
+        value(key)
+    names = [n for n, _ in CHECKS]
+    unknown = set(value("only") or []) - set(names)
+    if unknown:
+        raise ConfigError(f"check.only: unknown check(s) {sorted(unknown)}; use {names}")
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return f"{type(e).__name__}: {text[:400]}"
+
+
+def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:
+    """Print every check's line and the JSON summary; return the exit code (1: a check failed)."""
+    started = time.perf_counter()
+    check = setting(cfg, "", "check")
+    runtime = runtime_spec(cfg.runtime)
+    spec = with_packing(model_spec(cfg.model), runtime.packing)
+    validate(check)
+    only = set(check.only or [])
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one line per step, no loading bars
+    lines, facts = environment()
+    for line in lines:
+        out(line)
+    subject = make_subject(spec, check, runtime.devices)
+    results: list[Result] = []
+    try:
+        out(f"model {subject.description}; devices {', '.join(runtime.devices)}")
+        load_started = time.perf_counter()
+        backbone = subject.build(runtime.devices[0])
+        out(f"model loaded on {runtime.devices[0]} in {time.perf_counter() - load_started:.1f} s")
+        inputs = model_inputs(cfg.prompts, sample_texts(int(check.texts)))
+        ctx = Context(subject, runtime, check, backbone, inputs, backbone.tokenize(inputs))
+        del backbone  # held by ctx alone: the last check frees it
+        for name, run in CHECKS:
+            if only and name not in only:
+                continue
+            t0 = time.perf_counter()
+            try:
+                result = run(ctx)
+            except Skip as e:
+                result = Result(name, SKIP, str(e))
+            except Exception as e:  # a check that breaks is a failed check, not a crash
+                result = Result(name, FAIL, _one_line(e))
+            result.figures["seconds"] = round(time.perf_counter() - t0, 2)
+            results.append(result)
+            out(result.line())
+            sys.stdout.flush()
+    finally:
+        subject.close()
+    failed = [r.name for r in results if r.status == FAIL]
+    summary: dict[str, Any] = {
+        "ok": not failed,
+        "passed": [r.name for r in results if r.status == PASS],
+        "failed": failed,
+        "skipped": [r.name for r in results if r.status == SKIP],
+        "model": spec.name,
+        "random_weights": bool(check.random_weights),
+        "description": subject.description,
+        "devices": list(runtime.devices),
+        "environment": facts,
+        "figures": {r.name: r.figures for r in results},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    out(json.dumps(summary, default=str))
+    return 1 if failed else 0

@@ -1,0 +1,134 @@
+"""``qzhou-eval check``: one line per check, a JSON summary last, exit 1 on a failure; runs with
+mteb (and, on the native backend, datasets, pyarrow and polars) blocked from import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qzhou_eval.check import runner
+from qzhou_eval.check.context import Result, Skip
+from qzhou_eval.config import compose_config
+from tests.conftest import REPO
+from tests.in_process import qzhou_eval
+
+
+def test_a_failing_check_is_a_fail_line_and_exit_code_1(monkeypatch):
+    def fine(ctx):
+        return Result("fine", "PASS", f"{len(ctx.ids)} inputs")
+
+    def broken(ctx):
+        raise RuntimeError("the kernel said no")
+
+    def elsewhere(ctx):
+        raise Skip("not on this machine")
+
+    monkeypatch.setattr(
+        runner, "CHECKS", [("fine", fine), ("broken", broken), ("elsewhere", elsewhere)]
+    )
+    lines: list[str] = []
+    cfg = compose_config("check", ["model=minilm", "check.texts=3"])
+    assert runner.run_checks(cfg, lines.append) == 1
+    assert "PASS  fine                 3 inputs" in lines
+    assert "FAIL  broken               RuntimeError: the kernel said no" in lines
+    assert "SKIP  elsewhere            not on this machine" in lines
+    summary = json.loads(lines[-1])
+    assert summary["failed"] == ["broken"] and summary["ok"] is False
+    assert summary["passed"] == ["fine"] and summary["skipped"] == ["elsewhere"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("check.only=[nosuch]", "error: check.only: unknown check(s) ['nosuch']"),
+        ("check.texts=1", "error: check.texts=1 must be an integer >= 2"),
+        ("check.oom_memory_fraction=1.5", "error: check.oom_memory_fraction=1.5: give a fraction"),
+        ("check.budgets=[4096]", "error: check.budgets=[4096]: give two token budgets"),
+        ("check.scaled_hidden_size=100", "error: check.scaled_hidden_size must be a multiple"),
+    ],
+)
+def test_a_bad_check_setting_is_one_error_line(override, message):
+    run = qzhou_eval("check", "model=minilm", override)
+    assert run.code == 2
+    assert run.err_lines[-1].startswith(message), run.err_lines
+    assert "Traceback" not in run.err and run.out == ""
+
+
+def _run_blocked(blocked: list[str], args: list[str]) -> subprocess.CompletedProcess:
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}:\n"
+        "    sys.modules[name] = None  # any import of it fails\n"
+        "from qzhou_eval.cli import main\n"
+        f"main({['check', *args]!r})\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
+
+
+def _summary(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_minilm_check_runs_with_mteb_blocked():
+    proc = _run_blocked(
+        ["mteb"],
+        [
+            "model=minilm",
+            "runtime.devices=[cpu,cpu]",
+            "check.texts=6",
+            "check.speed_tokens=1024",
+            "check.only=[batch_vs_alone,padding_finite,packed_vs_padded,async_vs_sync,"
+            "devices_vs_first,oom_recovery,throughput]",
+        ],
+    )
+    summary = _summary(proc)
+    passed = ["batch_vs_alone", "padding_finite", "async_vs_sync", "devices_vs_first"]
+    assert summary["passed"] == [*passed, "throughput"]
+    assert summary["skipped"] == ["packed_vs_padded", "oom_recovery"]  # not native; no CUDA
+    assert "SKIP  oom_recovery         needs a CUDA device" in proc.stdout
+
+
+@pytest.mark.slow
+def test_scaled_down_random_qzhou_zh_runs_without_mteb_datasets_pyarrow_polars():
+    proc = _run_blocked(
+        ["mteb", "datasets", "pyarrow", "polars"],
+        [
+            "model=qzhou_embedding_zh",
+            "check.random_weights=true",
+            "check.texts=6",
+            "check.only=[batch_vs_alone,padding_finite,packed_vs_padded,async_vs_sync]",
+        ],
+    )
+    summary = _summary(proc)
+    assert summary["passed"] == ["batch_vs_alone", "padding_finite", "async_vs_sync"]
+    assert summary["skipped"] == ["packed_vs_padded"]  # not with Token Prepending yet
+    assert "scaled down (check.scale_down): 8 of 36 layers, hidden size 256 of 4096" in proc.stdout
+    assert "causal attention (sdpa), Token Prepending layers 1..6" in proc.stdout
+
+
+@pytest.mark.slow
+def test_random_weights_take_the_architecture_and_tokenizer_of_a_local_folder(tiny_qwen2):
+    """A folder with config.json and the tokenizer but any weights: its architecture at full
+    size (small enough here not to be scaled down), random weights, its own tokenizer."""
+    lines: list[str] = []
+    cfg = compose_config(
+        "check",
+        [
+            "model=qzhou_embedding",
+            f"model.path={tiny_qwen2}",
+            "check.random_weights=true",
+            "check.texts=4",
+            "check.only=[batch_vs_alone,packed_vs_padded]",
+        ],
+    )
+    assert runner.run_checks(cfg, lines.append) == 0, lines
+    assert any("qwen2 architecture of Kingsoft-LLM/QZhou-Embedding" in ln for ln in lines)
+    assert any("full size" in ln for ln in lines)
+    assert json.loads(lines[-1])["passed"] == ["batch_vs_alone", "packed_vs_padded"]
