@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from omegaconf import DictConfig
 
-from qzhou_eval.config.app import INTERRUPTED, hydra_app
+from qzhou_eval.config.app import INTERRUPTED, hydra_app, quiet_broken_pipe, tolerant_console
 
 
 class Command(NamedTuple):
@@ -70,7 +70,12 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Dispatch ``qzhou-eval <command> ...`` to the command's Hydra app."""
-    args = sys.argv[1:] if argv is None else list(argv)
+    tolerant_console()
+    with quiet_broken_pipe():
+        _dispatch(sys.argv[1:] if argv is None else list(argv))
+
+
+def _dispatch(args: list[str]) -> None:
     if not args:
         print(usage(), file=sys.stderr)
         sys.exit(2)

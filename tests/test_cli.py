@@ -142,7 +142,7 @@ def test_wheel_carries_its_configs_and_runs_every_command(tmp_path):
     assert report.returncode == 0, report.stderr[-2000:]
     assert "all-MiniLM-L6-v2" in report.stdout
 
-    mirror = run(script, "mirror", "benchmark=demo_eng")
+    mirror = run(script, "mirror", "benchmark=cmteb")
     assert mirror.returncode == 2
     assert mirror.stderr.strip() == "error: set data.mirror=<folder> (the mirror to fill)"
 
