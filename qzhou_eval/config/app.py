@@ -56,6 +56,18 @@ def config_dir() -> Path:
 CONF_DIR = config_dir()
 
 
+def _register_resolvers() -> None:
+    """``${qzhou_eval.conf_dir:}``: the config folder in use (a checkout's ``conf/`` or a wheel's
+    copy), for ``--help``."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("qzhou_eval.conf_dir"):
+        OmegaConf.register_new_resolver("qzhou_eval.conf_dir", lambda: str(CONF_DIR))
+
+
+_register_resolvers()
+
+
 INTERRUPTED = (
     "interrupted: finished results and stored vectors are kept; rerun the same command to resume"
 )
@@ -379,6 +391,17 @@ def _printing_not_sweeping(args: list[str]) -> list[str]:
     return [a for a in args if a not in ("-m", "--multirun")] if prints else args
 
 
+def _help_names_the_command(args: list[str]) -> list[str]:
+    """``--help`` shows the command as it was typed (``qzhou-eval run``, ``python run_mteb.py``)."""
+    if not any(a in ("--help", "-h") for a in args):
+        return args
+    program = sys.argv[0]
+    if not program.startswith("qzhou-eval"):
+        name = os.path.basename(program)
+        program = f"python {name}" if name.endswith(".py") and name != "__main__.py" else ""
+    return [*args, f"hydra.help.app_name='{program}'"] if program else args
+
+
 def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
     """Decorator: turn ``fn(cfg)`` into a Hydra command-line app over ``conf/``.
 
@@ -410,7 +433,7 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
         )
 
         def entry() -> None:
-            sys.argv = [sys.argv[0], *_printing_not_sweeping(sys.argv[1:])]
+            sys.argv = [sys.argv[0], *_help_names_the_command(_printing_not_sweeping(sys.argv[1:]))]
             tolerant_console()
             with quiet_broken_pipe(), _signals_raise(), _hydra_reraises():
                 try:
