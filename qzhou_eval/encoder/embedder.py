@@ -20,7 +20,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from qzhou_eval.encoder.batching import packed_batches, token_budget_batches
 from qzhou_eval.encoder.device_loop import prefetch
@@ -28,6 +27,7 @@ from qzhou_eval.encoder.engines import Engine, LocalEngine
 from qzhou_eval.errors import WriteError
 from qzhou_eval.models.backbone import Backbone
 from qzhou_eval.models.inputs import TokenBatch
+from qzhou_eval.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,7 @@ class Embedder:
         self.flush_every = flush_every
         self.chunk_size = chunk_size
         self.encoded_inputs = 0  # inputs that went through the model (tests, benchmarks)
+        self.stored_inputs = 0  # distinct inputs of each call that the store already held (reused)
         self.model_seconds = 0.0  # time spent loading the model, tokenizing and encoding
         self.real_tokens = 0  # tokens of the encoded inputs
         self.padded_tokens = 0  # tokens their batches cost once padded (== real when packing)
@@ -186,6 +187,7 @@ class Embedder:
         unique = list(dict.fromkeys(inputs))
         found = dict(zip(unique, self.store.get_many(side, unique), strict=True))
         todo = [x for x in unique if found[x] is None]
+        self.stored_inputs += len(unique) - len(todo)
         if todo:
             todo_spans = [span_of[x] for x in todo] if span_of is not None else None
             found.update(zip(todo, self._run_model(todo, side, desc, todo_spans), strict=True))
@@ -225,7 +227,7 @@ class Embedder:
 
         try:
             with (
-                tqdm(total=len(texts), desc=desc, disable=not self.progress, leave=False) as bar,
+                progress(len(texts), desc, self.progress) as bar,
                 prefetch(map(tokenize, starts), depth=1) as chunks,
             ):
                 for chunk in chunks:

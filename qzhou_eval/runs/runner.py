@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config.folders import check_writable_folder
+from qzhou_eval.config.hub import check_hub_model
 from qzhou_eval.config.spec import (
     ModelSpec,
     RuntimeSpec,
@@ -27,7 +29,7 @@ from qzhou_eval.config.spec import (
 )
 from qzhou_eval.encoder import RecipeEncoder
 from qzhou_eval.encoder.embedder import Embedder, MemoryStore
-from qzhou_eval.encoder.engines import make_engine
+from qzhou_eval.encoder.engines import Engine, make_engine
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import Recipe, recipe_from_config
@@ -83,6 +85,8 @@ class RunOutcome:
     # the result folders (one per dimension and experiment) and the tasks filed in each
     runs: dict[RunId, list[str]] = field(default_factory=dict)
     encoded_inputs: int = 0
+    stored_inputs: int = 0  # inputs the store already held (not encoded again)
+    task_seconds: dict[str, float] = field(default_factory=dict)  # wall time per task
     forward_calls: int = 0
     model_seconds: float = 0.0
     store_summary: str = ""
@@ -166,7 +170,7 @@ def execute(plan: RunPlan) -> RunOutcome:
     else:
         store = MemoryStore()
     embedder = Embedder(
-        lambda: make_engine(spec, runtime.devices),
+        lambda: _engine(spec, runtime.devices),
         tokens_per_batch=runtime.tokens_per_batch,
         max_batch_size=runtime.max_batch_size,
         max_padding=runtime.max_padding,
@@ -182,6 +186,12 @@ def execute(plan: RunPlan) -> RunOutcome:
         raise
     embedder.close()
     return outcome
+
+
+def _engine(spec: ModelSpec, devices: Sequence[str]) -> Engine:
+    """The engine, once a Hub id is known to be loadable here (seconds, not the Hub's retries)."""
+    check_hub_model(spec.path, spec.revision)
+    return make_engine(spec, devices)
 
 
 def _evaluate(
@@ -228,6 +238,7 @@ def _evaluate(
     strategy = "always" if runtime.overwrite else "only-missing"
     for task in plan.tasks:
         name = task.metadata.name
+        task_started = time.monotonic()
         if len(plan.dims) > 1:
             task.load_data()  # once for all dimensions (mteb would load it per evaluate call)
         for dim in plan.dims:
@@ -265,7 +276,9 @@ def _evaluate(
         store.clear()
         if task.data_loaded:
             task.unload_data()
+        outcome.task_seconds[name] = time.monotonic() - task_started
     outcome.encoded_inputs = embedder.encoded_inputs
+    outcome.stored_inputs = embedder.stored_inputs
     outcome.forward_calls = embedder.forward_calls
     outcome.model_seconds = embedder.model_seconds
     if isinstance(store, DiskStore):
