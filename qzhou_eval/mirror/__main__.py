@@ -12,6 +12,7 @@ machine and run with ``data.mirror=<folder>``.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -22,6 +23,7 @@ from qzhou_eval.config.folders import check_writable_folder
 from qzhou_eval.config.spec import mirror_dir
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.mirror import fill_mirror, task_repos
+from qzhou_eval.progress import stderr_is_terminal
 
 
 def fill(cfg: DictConfig) -> list[Path]:
@@ -38,11 +40,18 @@ def fill(cfg: DictConfig) -> list[Path]:
     tasks = load_benchmark_tasks(cfg.benchmark)
     repos = sorted({repo for task in tasks for repo in task_repos(task)})
     print(f"mirror {target}: {len(repos)} dataset repo(s) for {len(tasks)} task(s)", flush=True)
+    from huggingface_hub.utils import disable_progress_bars
+
+    # the download bars only on a terminal: in a log they are carriage-return noise
+    quiet = contextlib.nullcontext() if stderr_is_terminal() else disable_progress_bars()
     try:
-        fetched = fill_mirror(tasks, target)
+        with quiet:
+            fetched = fill_mirror(tasks, target)
     except (OSError, ValueError, RuntimeError) as e:  # huggingface_hub's errors derive from these
-        if isinstance(e, OSError) and e.filename:  # a local file or folder: named as such
-            raise
+        if isinstance(e, OSError) and e.filename:  # a local file or folder, not the Hub
+            raise UserError(
+                f"data.mirror={target}: cannot write {e.filename}: {e.strerror or e}"
+            ) from None
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
             f"could not download into mirror {target} (is the Hugging Face Hub reachable?): "
