@@ -5,9 +5,11 @@
     qzhou-eval report results_dir=results benchmark=cmteb
     qzhou-eval mirror benchmark=cmteb data.mirror=/data/mteb-mirror
     qzhou-eval check model=qzhou_embedding check.random_weights=true
+    qzhou-eval shards benchmark=mteb_eng_v2 benchmark.num_shards=2
+    qzhou-eval list tasks benchmark=cmteb
 
-Each subcommand is a Hydra app (:func:`qzhou_eval.config.hydra_app`): the same overrides, flags
-(``-m``, ``--cfg job``, ``--help``) and one-line errors as ``run_mteb.py`` /
+Each subcommand but ``list`` is a Hydra app (:func:`qzhou_eval.config.hydra_app`): the same
+overrides, flags (``-m``, ``--cfg job``, ``--help``) and one-line errors as ``run_mteb.py`` /
 ``python -m qzhou_eval.<app>``. A subcommand is one line in :data:`COMMANDS`.
 """
 
@@ -20,7 +22,14 @@ from typing import NamedTuple
 
 from omegaconf import DictConfig
 
-from qzhou_eval.config.app import INTERRUPTED, hydra_app
+from qzhou_eval import __version__
+from qzhou_eval.config.app import (
+    CONF_DIR,
+    INTERRUPTED,
+    hydra_app,
+    quiet_broken_pipe,
+    tolerant_console,
+)
 
 
 class Command(NamedTuple):
@@ -29,11 +38,13 @@ class Command(NamedTuple):
 
 
 COMMANDS: dict[str, Command] = {
-    "run": Command("qzhou_eval.cli:run", "evaluate a model on a benchmark (conf/mteb.yaml)"),
+    "run": Command("qzhou_eval.cli:run", "evaluate a model on a benchmark"),
     "prompts": Command("qzhou_eval.prompts:main", "print the exact model input of every task"),
     "report": Command("qzhou_eval.report.__main__:main", "leaderboard tables, reproduction report"),
     "mirror": Command("qzhou_eval.mirror.__main__:main", "fill an offline mirror of the datasets"),
     "check": Command("qzhou_eval.check.__main__:main", "check this machine before a long run"),
+    "shards": Command("qzhou_eval.shards.__main__:main", "show the tasks of each of N shards"),
+    "list": Command("qzhou_eval.listing:main", "list benchmarks, models or a benchmark's tasks"),
 }
 
 
@@ -61,23 +72,49 @@ def usage() -> str:
     return "\n".join(
         [
             "usage: qzhou-eval <command> [key=value ...] [Hydra flags]",
+            "       qzhou-eval --version",
             "",
             "commands:",
             *lines,
             "",
-            "qzhou-eval <command> --help lists the command's config; see the README.",
+            "qzhou-eval <command> --help: the command's main keys; --cfg job: every key.",
+            f"config files: {CONF_DIR}",
+            "the README (in the source, and the package's description) explains each command",
         ]
     )
 
 
+def version() -> str:
+    """``qzhou-eval 0.1.0 (mteb 2.26.24, Python 3.11.7)``: what decides a run's numbers."""
+    from importlib import metadata
+
+    def installed(dist: str, fallback: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return fallback
+
+    mteb = installed("mteb", "not installed")
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"qzhou-eval {installed('qzhou-eval', __version__)} (mteb {mteb}, Python {python})"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Dispatch ``qzhou-eval <command> ...`` to the command's Hydra app."""
-    args = sys.argv[1:] if argv is None else list(argv)
+    tolerant_console()
+    with quiet_broken_pipe():
+        _dispatch(sys.argv[1:] if argv is None else list(argv))
+
+
+def _dispatch(args: list[str]) -> None:
     if not args:
         print(usage(), file=sys.stderr)
         sys.exit(2)
     if args[0] in ("-h", "--help", "help"):
         print(usage())
+        sys.exit(0)
+    if args[0] in ("-V", "--version"):
+        print(version())
         sys.exit(0)
     name, rest = args[0], args[1:]
     if name not in COMMANDS:

@@ -56,3 +56,9 @@ class DeviceError(UserError):
 
 class ModelLoadError(UserError):
     """The model or its tokenizer cannot be loaded from ``model.path`` (missing or bad files)."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line of at most 300 characters (for ``error:`` lines)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

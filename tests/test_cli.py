@@ -36,11 +36,45 @@ def test_every_command_is_a_hydra_app():
 def test_usage_and_unknown_command():
     code, out, err = _main("--help")
     assert code == 0 and err == [] and all(name in out for name in cli.COMMANDS)
+    assert f"config files: {CONF_DIR}" in out  # the folder in use, a wheel's copy included
+    assert "conf/" not in out.replace(str(CONF_DIR), "")
     code, out, err = _main()
     assert code == 2 and out == "" and err[0].startswith("usage: qzhou-eval <command>")
     code, out, err = _main("nosuch")
     assert code == 2
     assert err == [f"error: unknown command 'nosuch'; use one of {list(cli.COMMANDS)}"]
+
+
+def test_version():
+    from importlib import metadata
+
+    code, out, err = _main("--version")
+    python = ".".join(map(str, sys.version_info[:3]))
+    assert (code, err) == (0, [])
+    assert out == (
+        f"qzhou-eval {metadata.version('qzhou-eval')} (mteb {metadata.version('mteb')}, "
+        f"Python {python})\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "keys"),
+    [("run", ["model.path=", "benchmark=", "runtime.devices="]), ("report", ["results_dir="])],
+)
+def test_command_help_is_a_short_usage_not_the_whole_config(command, keys):
+    code, out, err = _main(command, "--help")
+    assert code == 0 and err == []
+    lines = out.splitlines()
+    assert lines[0] == f"usage: qzhou-eval {command} [-m] [key=value ...]"
+    assert len(lines) < 40  # Hydra's default printed every key: 500 lines
+    assert all(key in out for key in keys)
+    assert "n_parameters" not in out  # a key of the full config
+    assert f"qzhou-eval {command} --cfg job" in out and str(CONF_DIR) in out
+
+
+def test_shards_is_a_command():
+    code, out, _ = _main("shards", "benchmark=demo_eng", "benchmark.num_shards=2")
+    assert code == 0 and out.startswith("demo_eng: 5 task(s) in 2 shard(s)")
 
 
 def test_prompts_command():
@@ -142,7 +176,10 @@ def test_wheel_carries_its_configs_and_runs_every_command(tmp_path):
     assert report.returncode == 0, report.stderr[-2000:]
     assert "all-MiniLM-L6-v2" in report.stdout
 
-    mirror = run(script, "mirror", "benchmark=demo_eng")
+    helped = run(script, "--help")
+    assert f"config files: {target / 'qzhou_eval' / 'conf'}" in helped.stdout
+
+    mirror = run(script, "mirror", "benchmark=cmteb")
     assert mirror.returncode == 2
     assert mirror.stderr.strip() == "error: set data.mirror=<folder> (the mirror to fill)"
 

@@ -9,8 +9,12 @@ command reaches the user as one line on stderr, never a traceback:
   config name, missing folder, unwritable folder, absent device): ``error: ...``, exit code 2;
 - a write that fails mid-run (disk full, quota, read-only mount): ``error: ...`` naming the config
   key and folder, exit code 1 (finished results and stored vectors are kept);
-- Ctrl-C (SIGINT) or SIGTERM (a scheduler's preemption): ``interrupted: ...`` / ``terminated:
-  ...``, exit code 130 / 143; vectors computed so far are stored on the way out.
+- Ctrl-C (SIGINT), SIGTERM (a scheduler's preemption) or SIGHUP (the terminal or ssh session
+  closed): ``interrupted: ...`` / ``terminated (SIGTERM): ...`` / ``terminated (SIGHUP): ...``,
+  exit code 130 / 143 / 129; vectors computed so far are stored on the way out;
+- a reader that goes away (``| head``): no output, no traceback, exit code 141 (as a command
+  killed by SIGPIPE); text the console's encoding cannot show (``PYTHONIOENCODING=ascii``) is
+  written as backslash escapes, never a ``UnicodeEncodeError``.
 """
 
 from __future__ import annotations
@@ -52,10 +56,26 @@ def config_dir() -> Path:
 CONF_DIR = config_dir()
 
 
+def _register_resolvers() -> None:
+    """``${qzhou_eval.conf_dir:}``: the config folder in use (a checkout's ``conf/`` or a wheel's
+    copy), for ``--help``."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("qzhou_eval.conf_dir"):
+        OmegaConf.register_new_resolver("qzhou_eval.conf_dir", lambda: str(CONF_DIR))
+
+
+_register_resolvers()
+
+
 INTERRUPTED = (
     "interrupted: finished results and stored vectors are kept; rerun the same command to resume"
 )
 TERMINATED = INTERRUPTED.replace("interrupted:", "terminated (SIGTERM):")
+HANGUP = INTERRUPTED.replace("interrupted:", "terminated (SIGHUP: the terminal or session closed):")
+# Exit codes of a command that stopped on a signal: 128 + the signal's number, as a shell shows.
+BROKEN_PIPE_EXIT = 128 + 13  # SIGPIPE
+STOPPED_CODES = {130, 143, 129, BROKEN_PIPE_EXIT}
 
 # OSErrors that are the machine's state, not a bug: one line, exit code 1.
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
@@ -84,7 +104,15 @@ def _in_multirun() -> bool:
 
 
 class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM, so that a run stops like on Ctrl-C."""
+    """Raised in the main thread on SIGTERM or SIGHUP, so that a run stops like on Ctrl-C."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+    @property
+    def line(self) -> str:
+        return HANGUP if self.signum == signal.SIGHUP else TERMINATED
 
 
 def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
@@ -186,7 +214,7 @@ def _without_sweeps(overrides: list[str]) -> list[str]:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as e:
-        raise ConfigError(_one_line(str(e))) from None
+        raise ConfigError(_config_problem(e) or _one_line(str(e))) from None
     return [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line]
 
 
@@ -196,8 +224,8 @@ def _report(e: BaseException, cfg: DictConfig | None) -> int:
         print(INTERRUPTED, file=sys.stderr)
         return 130
     if isinstance(e, Terminated):
-        print(TERMINATED, file=sys.stderr)
-        return 143
+        print(e.line, file=sys.stderr)
+        return 128 + e.signum
     if isinstance(e, WriteError) or (isinstance(e, OSError) and e.errno in _DISK_ERRNOS):
         print(f"error: {_write_problem(e, cfg)}", file=sys.stderr)
         return 1
@@ -208,12 +236,15 @@ def _report(e: BaseException, cfg: DictConfig | None) -> int:
 
 
 def _write_problem(e: OSError, cfg: DictConfig | None) -> str:
-    from qzhou_eval.config.folders import key_of_path
+    from qzhou_eval.config.folders import cache_writer, key_of_path
 
     path = e.path if isinstance(e, WriteError) else e.filename
     what = str(e) if isinstance(e, WriteError) else f"{path}: {e.strerror}"
     where = key_of_path(cfg, path) if cfg is not None and path else None
     prefix = f"{where[0]}={where[1]}: " if where else ""
+    writer = cache_writer(e, path) if path and not where else None
+    if writer:
+        what += f" ({writer})"
     return f"{prefix}{what}; finished results and stored vectors are kept; fix it and rerun"
 
 
@@ -227,9 +258,29 @@ def _config_problem(e: Exception) -> str | None:
         return _yaml_problem(e)
     if isinstance(e, HydraException | OmegaConfBaseException):
         override = getattr(e, "override", None)  # OverrideParseException: name the override
-        prefix = f"cannot parse the override {override!r}: " if override else ""
-        return _missing_option(e) or _renamed_key(e) or prefix + _one_line(str(e))
+        if override:
+            return _override_problem(override, str(e))
+        return _missing_option(e) or _renamed_key(e) or _one_line(str(e))
     return None
+
+
+_LEXER_ERROR = "LexerNoViableAltException: "
+
+
+def _override_problem(override: str, message: str) -> str:
+    """``cannot parse the override ...``: the character Hydra's lexer stopped at, and the quoting
+    that makes a value of any text (``'+text="今天天气很好"'``)."""
+    lines = message.splitlines()
+    problem = _one_line(message.split("See https://hydra.cc")[0])
+    if lines and lines[0].startswith(_LEXER_ERROR) and len(lines) > 1 and "^" in lines[1]:
+        column = lines[1].index("^") - len(_LEXER_ERROR)
+        if 0 <= column < len(override):
+            problem = f"Hydra's override grammar takes {override[column]!r} only inside quotes"
+            key, _, value = override.partition("=")
+            if column > len(key) and '"' not in value:  # a character of the value
+                problem += "; quote the value, Hydra's quotes inside the shell's: "
+                problem += f"'{key}=\"{value}\"'"
+    return f"cannot parse the override {override!r}: {problem}"
 
 
 @contextlib.contextmanager
@@ -246,10 +297,12 @@ def _hydra_reraises() -> Iterator[None]:
             os.environ["HYDRA_FULL_ERROR"] = previous
 
 
-# Signals the app turns into exceptions while it runs: Ctrl-C, and a scheduler's preemption.
+# Signals the app turns into exceptions while it runs (signal -> the handler it replaces): Ctrl-C,
+# a scheduler's preemption, a closed terminal or ssh session (not under nohup, which ignores it).
 _STOPPING_SIGNALS = {
-    signal.SIGINT: (signal.default_int_handler, KeyboardInterrupt),
-    signal.SIGTERM: (signal.SIG_DFL, Terminated),
+    signal.SIGINT: signal.default_int_handler,
+    signal.SIGTERM: signal.SIG_DFL,
+    signal.SIGHUP: signal.SIG_DFL,
 }
 _REDELIVER_AFTER_S = 0.05
 
@@ -265,7 +318,7 @@ def _in_finalizer(frame: FrameType | None) -> bool:
 
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
-    """While the app runs, SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated`.
+    """While the app runs, SIGINT raises KeyboardInterrupt, SIGTERM and SIGHUP :class:`Terminated`.
 
     Only where no one else installed a handler. A signal that lands inside a finalizer (e.g. a
     library object's ``__del__`` run by the garbage collector) would be swallowed there ("Exception
@@ -281,11 +334,13 @@ def _signals_raise() -> Iterator[None]:
         if _in_finalizer(frame):
             threading.Timer(_REDELIVER_AFTER_S, redeliver, (signum,)).start()
             return
-        raise _STOPPING_SIGNALS[signal.Signals(signum)][1]()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
 
     installed = []
     if threading.current_thread() is threading.main_thread():
-        for signum, (default, _) in _STOPPING_SIGNALS.items():
+        for signum, default in _STOPPING_SIGNALS.items():
             if signal.getsignal(signum) == default:
                 signal.signal(signum, handler)
                 installed.append((signum, default))
@@ -298,12 +353,53 @@ def _signals_raise() -> Iterator[None]:
             signal.signal(signum, default)
 
 
+def tolerant_console() -> None:
+    """stdout and stderr never raise UnicodeEncodeError: what the console's encoding cannot show
+    (``PYTHONIOENCODING=ascii``, a C locale) is written as backslash escapes (``\\u4eca``)."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors="backslashreplace")
+
+
+@contextlib.contextmanager
+def quiet_broken_pipe() -> Iterator[None]:
+    """A reader that goes away (``qzhou-eval prompts | head -1``) ends the command quietly.
+
+    Exit code 141, as a command killed by SIGPIPE (Python ignores that signal and raises
+    BrokenPipeError instead). As Python's documentation advises, stdout is then pointed at
+    devnull, so that the interpreter's own flush at exit does not fail a second time.
+    """
+    try:
+        try:
+            yield
+        finally:
+            sys.stdout.flush()  # inside the try: buffered output meets the closed pipe here
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        sys.exit(BROKEN_PIPE_EXIT)
+
+
 def _printing_not_sweeping(args: list[str]) -> list[str]:
     """``-m ... --cfg hydra`` prints the config a sweep would use; Hydra allows only one of the
     two flags, so the sweep flag goes (the printed settings, the launcher's included, are the
     same)."""
     prints = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in args)
     return [a for a in args if a not in ("-m", "--multirun")] if prints else args
+
+
+def _help_names_the_command(args: list[str]) -> list[str]:
+    """``--help`` shows the command as it was typed (``qzhou-eval run``, ``python run_mteb.py``)."""
+    if not any(a in ("--help", "-h") for a in args):
+        return args
+    program = sys.argv[0]
+    if not program.startswith("qzhou-eval"):
+        name = os.path.basename(program)
+        program = f"python {name}" if name.endswith(".py") and name != "__main__.py" else ""
+    return [*args, f"hydra.help.app_name='{program}'"] if program else args
 
 
 def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
@@ -323,10 +419,12 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
                 code = 0
             except SystemExit as e:  # the app's own exit code (e.g. a task failed)
                 code = e.code if isinstance(e.code, int) else int(e.code is not None)
+            except BrokenPipeError:  # the reader went away: quiet_broken_pipe ends it
+                code = BROKEN_PIPE_EXIT
             except (Exception, KeyboardInterrupt, Terminated) as e:
                 code = _report(e, cfg)
             if code:
-                if _in_multirun() and code not in (130, 143):
+                if _in_multirun() and code not in STOPPED_CODES:
                     raise JobFailed(code)  # Hydra marks this job failed; the others still run
                 sys.exit(code)
 
@@ -335,8 +433,9 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
         )
 
         def entry() -> None:
-            sys.argv = [sys.argv[0], *_printing_not_sweeping(sys.argv[1:])]
-            with _signals_raise(), _hydra_reraises():
+            sys.argv = [sys.argv[0], *_help_names_the_command(_printing_not_sweeping(sys.argv[1:]))]
+            tolerant_console()
+            with quiet_broken_pipe(), _signals_raise(), _hydra_reraises():
                 try:
                     _precheck(config_name, sys.argv[1:])
                     main()

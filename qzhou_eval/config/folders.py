@@ -45,6 +45,44 @@ def key_of_path(cfg: DictConfig, path: Path | str) -> tuple[str, str] | None:
     return None
 
 
+# Libraries that write caches under the home folder, and the variable that moves each one.
+CACHE_VARIABLES = {
+    "mteb": "MTEB_CACHE",
+    "datasets": "HF_HOME",
+    "huggingface_hub": "HF_HOME",
+    "transformers": "HF_HOME",
+    "sentence_transformers": "HF_HOME",
+    "torch": "TORCH_HOME",
+    "triton": "TRITON_CACHE_DIR",
+    "matplotlib": "MPLCONFIGDIR",
+}
+
+
+def cache_writer(error: BaseException, path: Path | str) -> str | None:
+    """``mteb writes its cache there: set MTEB_CACHE=...`` for a write under the home folder (or
+    ``XDG_CACHE_HOME``) that failed inside a library; None for any other write.
+
+    The library is the innermost frame of the traceback that is neither the standard library nor
+    this package (a failed ``mkdir(parents=True)`` names only the first missing folder,
+    e.g. ``~/.cache``, so the path alone does not tell).
+    """
+    target = Path(path).expanduser().absolute()
+    homes = [Path.home(), Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")]
+    if not any(target == h or h in target.parents for h in homes):
+        return None
+    library = None
+    tb = error.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", "")).partition(".")[0]
+        if module in CACHE_VARIABLES:
+            library = module
+        tb = tb.tb_next
+    if library is None:
+        return "a library writes its cache there: set XDG_CACHE_HOME (or HOME) to a writable folder"
+    variable = CACHE_VARIABLES[library]
+    return f"{library} writes its cache there: set {variable} to a writable folder"
+
+
 def _folder_values(cfg: DictConfig, keys: Iterable[str]) -> Iterable[tuple[str, str]]:
     for key in keys:
         try:

@@ -200,8 +200,14 @@ def resolve_model_path(path: str) -> str:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
+            from qzhou_eval.demo.sources import DEMO_EXTRA, demo_extra_problem
+
+            problem = (
+                demo_extra_problem(f"model.path={path}") if module_name in DEMO_EXTRA else None
+            )
             raise ConfigError(
-                f"model.path={path}: package module {module_name!r} is not installed "
+                problem
+                or f"model.path={path}: package module {module_name!r} is not installed "
                 f"(pip install {module_name.replace('_', '-')})"
             ) from None
         getter = getattr(module, "get_model_path", None)

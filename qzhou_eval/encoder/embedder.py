@@ -20,7 +20,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from qzhou_eval.encoder.batching import packed_batches, token_budget_batches
 from qzhou_eval.encoder.device_loop import prefetch
@@ -28,6 +27,7 @@ from qzhou_eval.encoder.engines import Engine, LocalEngine
 from qzhou_eval.errors import WriteError
 from qzhou_eval.models.backbone import Backbone
 from qzhou_eval.models.inputs import TokenBatch
+from qzhou_eval.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -154,12 +154,12 @@ class Embedder:
         self.flush_every = flush_every
         self.chunk_size = chunk_size
         self.encoded_inputs = 0  # inputs that went through the model (tests, benchmarks)
+        self.stored_inputs = 0  # distinct inputs of each call that the store already held (reused)
         self.model_seconds = 0.0  # time spent loading the model, tokenizing and encoding
         self.real_tokens = 0  # tokens of the encoded inputs
         self.padded_tokens = 0  # tokens their batches cost once padded (== real when packing)
         self.encode = encode
         self.asked_inputs = 0  # distinct inputs asked for per call, summed (look-ahead coverage)
-        self.stored_hits = 0  # of those, the ones the store already had
 
     @property
     def engine(self) -> Engine:
@@ -206,7 +206,7 @@ class Embedder:
         found = dict(zip(unique, self.store.get_many(side, unique), strict=True))
         todo = [x for x in unique if found[x] is None]
         self.asked_inputs += len(unique)
-        self.stored_hits += len(unique) - len(todo)
+        self.stored_inputs += len(unique) - len(todo)
         if todo:
             todo_spans = [span_of[x] for x in todo] if span_of is not None else None
             if not self.encode:
@@ -248,7 +248,7 @@ class Embedder:
 
         try:
             with (
-                tqdm(total=len(texts), desc=desc, disable=not self.progress, leave=False) as bar,
+                progress(len(texts), desc, self.progress) as bar,
                 prefetch(map(tokenize, starts), depth=1) as chunks,
             ):
                 for chunk in chunks:

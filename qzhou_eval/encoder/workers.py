@@ -9,9 +9,10 @@ length-sorted batches. Workers only turn token ids into vectors:
   stealing), so devices finish together whatever their speed; each worker runs them through a
   :class:`~qzhou_eval.encoder.device_loop.DeviceLoop` (prefetch, async copies, OOM learning);
 - vectors come back tagged with their batch number and are put back in input order by the caller;
-- workers die with the main process: they ignore SIGINT (the main process stops them), ask the
-  kernel to kill them when the main process dies (Linux ``PR_SET_PDEATHSIG``), and a watchdog
-  thread exits when their parent changes (``kill -9`` of the main process included);
+- workers die with the main process, from their first moment (:mod:`.lifeline`, before torch is
+  imported): they ignore SIGINT and SIGHUP (the main process stops them), ask the kernel to kill
+  them when the main process dies (Linux ``PR_SET_PDEATHSIG``), and a watchdog thread exits when
+  their parent changes (``kill -9`` of the main process included);
 - a worker that fails (cannot load the model, out of memory on one input, killed) stops the run
   with one line naming its device;
 - each worker gets the usable cores (the process's affinity mask, e.g. a SLURM job's
@@ -27,8 +28,8 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
+import pickle
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,13 +40,13 @@ import numpy as np
 
 from qzhou_eval.config.cores import usable_cores
 from qzhou_eval.config.spec import ModelSpec
-from qzhou_eval.errors import DeviceError
+from qzhou_eval.encoder import lifeline
+from qzhou_eval.errors import DeviceError, one_line
 from qzhou_eval.models.inputs import TokenBatch
-from qzhou_eval.processes import die_with_parent, one_line
 
 logger = logging.getLogger(__name__)
 
-_POLL_SECONDS = 0.5
+_POLL_SECONDS = lifeline.POLL_SECONDS
 
 
 BackboneFactory = Callable[[ModelSpec, str], Any]
@@ -60,10 +61,6 @@ class WorkerSettings:
     device: str
     factory: BackboneFactory | None
     threads: int
-    parent_pid: int
-    # PR_SET_PDEATHSIG fires when the *thread* that started the process ends, so it is only
-    # used when the pool is started from the main thread (the watchdog covers the rest).
-    kill_with_parent: bool
 
 
 # Against fragmentation from variable batch shapes; the user's own setting wins.
@@ -101,9 +98,8 @@ def _environment(extra: dict[str, str]) -> Iterator[None]:
 
 
 def _worker_main(index: int, settings: WorkerSettings, tasks: Any, results: Any) -> None:
-    """Body of one worker process."""
-    die_with_parent(settings.parent_pid, settings.kill_with_parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us
+    """Body of one worker process (started through :func:`lifeline.run`, which has already tied
+    its life to the main process's and set it to ignore Ctrl-C and SIGHUP)."""
     logging.basicConfig(
         level=logging.WARNING, format=f"[worker {settings.device}] %(levelname)s %(message)s"
     )
@@ -181,12 +177,17 @@ class WorkerPool:
         main_thread = threading.current_thread() is threading.main_thread()
         with _environment(worker_environment(self.devices)):
             for index, device in enumerate(self.devices):
-                settings = WorkerSettings(
-                    self.spec, device, self.factory, threads, os.getpid(), main_thread
-                )
+                settings = WorkerSettings(self.spec, device, self.factory, threads)
                 proc = ctx.Process(
-                    target=_worker_main,
-                    args=(index, settings, self._tasks, self._results),
+                    target=lifeline.run,
+                    args=(
+                        os.getpid(),
+                        main_thread,  # PR_SET_PDEATHSIG fires when the starting *thread* ends
+                        f"{__name__}:_worker_main",
+                        pickle.dumps((index, settings)),
+                        self._tasks,
+                        self._results,
+                    ),
                     name=f"qzhou-eval-worker-{index}-{device}",
                     daemon=True,
                 )
@@ -216,17 +217,26 @@ class WorkerPool:
             elif kind == "ready":
                 self.output_dim = message[2]
             else:
-                raise DeviceError(f"the worker on {self.devices[index]} failed: {message[2]}")
+                raise DeviceError(f"{self.worker_name(index)} failed: {message[2]}")
+
+    def worker_name(self, index: int) -> str:
+        """``the worker on cuda:3``; where a device is listed twice (``[cpu,cpu]``) also its
+        place in ``runtime.devices`` and its process id: ``the worker on cpu (#1, pid 4242)``."""
+        device = self.devices[index]
+        if self.devices.count(device) == 1:
+            return f"the worker on {device}"
+        pid = self._procs[index].pid if index < len(self._procs) else None
+        return f"the worker on {device} (#{index}{f', pid {pid}' if pid else ''})"
 
     def _next(self) -> tuple:
         while True:
             try:
                 return self._results.get(timeout=_POLL_SECONDS)
             except queue.Empty:
-                for device, proc in zip(self.devices, self._procs, strict=True):
+                for index, proc in enumerate(self._procs):
                     if proc.exitcode is not None:
                         raise DeviceError(
-                            f"the worker on {device} exited (code {proc.exitcode}) before it "
+                            f"{self.worker_name(index)} exited (code {proc.exitcode}) before it "
                             "finished its batches"
                         ) from None
 

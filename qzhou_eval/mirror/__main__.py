@@ -12,27 +12,46 @@ machine and run with ``data.mirror=<folder>``.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
+from qzhou_eval.config.folders import check_writable_folder
 from qzhou_eval.config.spec import mirror_dir
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.mirror import fill_mirror, task_repos
+from qzhou_eval.progress import stderr_is_terminal
 
 
 def fill(cfg: DictConfig) -> list[Path]:
+    if cfg.benchmark.get("source") == "demo":  # built from installed packages: nothing to fetch
+        print(
+            f"benchmark={cfg.benchmark.key}: the demo suites are built from installed packages "
+            "and need no mirror; nothing to download"
+        )
+        return []
     target = mirror_dir(cfg, must_exist=False)
     if target is None:
         raise ConfigError("set data.mirror=<folder> (the mirror to fill)")
+    check_writable_folder("data.mirror", target)  # a file in the way is not a Hub problem
     tasks = load_benchmark_tasks(cfg.benchmark)
     repos = sorted({repo for task in tasks for repo in task_repos(task)})
     print(f"mirror {target}: {len(repos)} dataset repo(s) for {len(tasks)} task(s)", flush=True)
+    from huggingface_hub.utils import disable_progress_bars
+
+    # the download bars only on a terminal: in a log they are carriage-return noise
+    quiet = contextlib.nullcontext() if stderr_is_terminal() else disable_progress_bars()
     try:
-        fetched = fill_mirror(tasks, target)
+        with quiet:
+            fetched = fill_mirror(tasks, target)
     except (OSError, ValueError, RuntimeError) as e:  # huggingface_hub's errors derive from these
+        if isinstance(e, OSError) and e.filename:  # a local file or folder, not the Hub
+            raise UserError(
+                f"data.mirror={target}: cannot write {e.filename}: {e.strerror or e}"
+            ) from None
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
             f"could not download into mirror {target} (is the Hugging Face Hub reachable?): "

@@ -17,6 +17,7 @@ finished results stay) unless ``runtime.continue_on_error``.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
@@ -55,6 +56,7 @@ def run_pipeline(
     pool = ScoringPool(runtime.scoring_workers, plan)
     inflight: dict[Future[JobDone], Job] = {}
     unfinished: dict[str, int] = {}  # task -> its jobs not done yet
+    started: dict[str, float] = {}  # task -> when its turn came
     claims: dict[Job, ExitStack] = {}  # the records of jobs in flight, released if they fail
 
     def submit(job: Job) -> None:
@@ -74,6 +76,8 @@ def run_pipeline(
         else:
             claim.__exit__(type(failed), failed, failed.__traceback__)  # release it
         unfinished[job.task] -= 1
+        if not unfinished[job.task]:  # from its look-ahead to its last evaluation
+            outcome.task_seconds[job.task] = time.monotonic() - started[job.task]
 
     def settle(block: bool) -> None:
         if not inflight:
@@ -111,6 +115,7 @@ def run_pipeline(
             name = task.metadata.name
             while sum(1 for n in unfinished.values() if n) > runtime.lookahead:
                 settle(block=True)
+            started[name] = time.monotonic()
             if runtime.encode:
                 encode_ahead(plan, task, encoders, folder)
             unfinished[name] = len(plan.dims)

@@ -97,10 +97,12 @@ _state: dict[str, Any] = {}
 
 
 def _start(plan: RunPlan, parent_pid: int, kernel_signal: bool) -> None:
-    from qzhou_eval.processes import die_with_parent
+    from qzhou_eval.encoder.lifeline import die_with_parent
 
     die_with_parent(parent_pid, kernel_signal)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us
+    # Ctrl-C and a closed terminal reach the whole process group: the main process stops us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="[scoring] %(levelname)s %(message)s")
     logging.getLogger("mteb").setLevel(logging.WARNING)
     import datasets
@@ -156,12 +158,12 @@ def _score(job: Job) -> JobDone:
     if not task.data_loaded and (plan.runtime.overwrite or not finished):
         task.load_data()  # kept for the task's other output sizes
         _state["loaded"] = task
-    asked, stored = embedder.asked_inputs, embedder.stored_hits
+    asked, stored = embedder.asked_inputs, embedder.stored_inputs
     result = score(encoder, task, folder, plan.runtime.overwrite)
     return JobDone(
         job,
         [str(err.exception) for err in result.exceptions or []],
         embedder.asked_inputs - asked,
-        embedder.stored_hits - stored,
+        embedder.stored_inputs - stored,
         time.monotonic() - started,
     )

@@ -1,7 +1,11 @@
-"""Write a report's files: Markdown, CSV, JSON and PNG, each atomically.
+"""Write a report's files: Markdown, CSV, JSON and (where there is a curve or a comparison) PNG,
+each atomically.
 
-Machine-readable files keep the 0–1 scale and full precision of mteb's result files; only the
-Markdown tables are ×100 and rounded. ``*_scores.csv`` can be read back as ``reference=``.
+Machine-readable files keep the 0–1 scale of mteb's result files, at 10 decimals in the CSVs (far
+below any score's own precision; it drops float noise such as ``0.7317335999999999``, which is
+73.17336 / 100); only the Markdown tables are ×100 and rounded. ``*_scores.csv`` can be read back
+as ``reference=``. PNG plots only where there is something to draw: a comparison with a reference,
+an MRL sweep.
 """
 
 from __future__ import annotations
@@ -128,7 +132,7 @@ def scores_csv(report: Report) -> str:
                         p.split,
                         p.subset,
                         t.main_score_name,
-                        repr(p.score),
+                        _num(p.score),
                     ]
                 )
     return _csv(header, rows)
@@ -262,8 +266,12 @@ def _run_cells(r: RunId) -> list[str]:
     return [r.model, r.revision, r.experiment or ""]
 
 
+CSV_DECIMALS = 10
+
+
 def _num(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
+    """A CSV number: shortest repr at ``CSV_DECIMALS`` decimals (``0.7317336``), "" for missing."""
+    return "" if value is None else repr(round(float(value), CSV_DECIMALS))
 
 
 def _csv(header: list[str], rows: Iterable[list[object]]) -> str:

@@ -8,14 +8,17 @@ import sys
 from omegaconf import DictConfig
 
 from qzhou_eval.pipeline import coverage_line
+from qzhou_eval.progress import stderr_is_terminal
 from qzhou_eval.report import render_run_summary
-from qzhou_eval.runs.runner import execute, plan_run
+from qzhou_eval.runs.runner import RunOutcome, execute, plan_run
 
 
 def run_from_config(cfg: DictConfig) -> int:
     """Plan (validate everything), execute, print the tables; return the exit code."""
     logging.getLogger("mteb").setLevel(logging.WARNING)
-    if not cfg.runtime.progress:
+    # the libraries' bars only on a terminal (in a log they are carriage-return noise; the
+    # encoder prints plain periodic lines there instead)
+    if not cfg.runtime.progress or not stderr_is_terminal():
         import datasets
         import transformers
 
@@ -44,10 +47,7 @@ def run_from_config(cfg: DictConfig) -> int:
                 benchmark=plan.benchmark,
             )
         )
-    print(
-        f"encoded {outcome.encoded_inputs} input(s) in {outcome.seconds:.1f} s",
-        flush=True,
-    )
+    print("\n".join([*wall_times(outcome), encoded_line(outcome)]), flush=True)
     if outcome.store_summary:
         print(outcome.store_summary)
     if (coverage := coverage_line(outcome.coverage)) is not None:
@@ -65,3 +65,27 @@ def run_from_config(cfg: DictConfig) -> int:
             print(f"FAILED {task}: {err}", file=sys.stderr)
         return 1
     return 1 if outcome.missing else 0
+
+
+def wall_times(outcome: RunOutcome) -> list[str]:
+    """``wall time 41.2 s in all``, then one line per task evaluated (loading its data, encoding,
+    scoring; the first task that encodes also loads the model)."""
+    lines = [f"wall time {outcome.seconds:.1f} s in all"]
+    width = max(map(len, outcome.task_seconds), default=0)
+    lines += [f"  {task:<{width}}  {s:8.1f} s" for task, s in outcome.task_seconds.items()]
+    return lines
+
+
+def encoded_line(outcome: RunOutcome) -> str:
+    """How many inputs went through the model, and how many vectors the store gave instead (an
+    input met twice in one run, e.g. in both columns of an STS task, is stored then reused)."""
+    encoded, stored = outcome.encoded_inputs, outcome.stored_inputs
+    if encoded:
+        line = f"encoded {encoded} input(s) in {outcome.model_seconds:.1f} s of model time"
+        return line + (f"; {stored} vector(s) reused from the store" if stored else "")
+    if stored:
+        return f"encoded 0 input(s): every vector ({stored}) came from the embedding store"
+    return (
+        "encoded 0 input(s): every task was finished already (runtime.overwrite=true "
+        "evaluates them again)"
+    )

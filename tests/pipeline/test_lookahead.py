@@ -50,7 +50,7 @@ def test_every_input_mteb_asks_for_was_derived(suite, name):
     )
     mteb.evaluate(encoder, task, cache=None, raise_error=True, show_progress_bar=False)
     assert embedder.asked_inputs > 0
-    assert embedder.stored_hits == embedder.asked_inputs  # coverage 100%
+    assert embedder.stored_inputs == embedder.asked_inputs  # coverage 100%
 
 
 def test_an_input_not_stored_is_named_by_side():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,3 +117,39 @@ def test_hydra_multirun_over_mrl_dim_reuses_stored_vectors(tmp_path):
     exp = tmp_path / "results" / MINILM / "experiments"
     assert (exp / "embed_dim_128" / "DemoEngSTS.json").exists()
     assert (exp / "embed_dim_256" / "DemoEngSTS.json").exists()
+
+
+def test_summary_gives_wall_times_and_says_where_the_vectors_came_from(tmp_path):
+    args = (
+        "run",
+        "model=minilm",
+        "benchmark=demo_eng",
+        "benchmark.tasks=[DemoEngSTS]",
+        f"runtime.results_dir={tmp_path / 'r'}",
+        f"runtime.store_dir={tmp_path / 'e'}",
+    )
+    first = qzhou_eval(*args)
+    assert first.code == 0, first.err
+    lines = first.out.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("wall time "))
+    assert re.fullmatch(r"wall time \d+\.\d s in all", lines[at])
+    assert re.fullmatch(r"  DemoEngSTS +\d+\.\d s", lines[at + 1])
+    encoded = (
+        r"encoded 47 input\(s\) in \d+\.\d s of model time; (\d+) vector\(s\) reused from the store"
+    )
+    reused = int(re.fullmatch(encoded, lines[at + 2])[1])  # texts in both columns of a pair
+    assert 0 < reused < 47
+
+    again = qzhou_eval(*args, "runtime.overwrite=true")  # evaluated again, from the store
+    assert again.code == 0 and again.encoded == 0
+    assert (
+        f"encoded 0 input(s): every vector ({47 + reused}) came from the embedding store"
+        in again.out.splitlines()
+    )
+
+    finished = qzhou_eval(*args)
+    assert finished.code == 0 and finished.encoded == 0
+    assert (
+        "encoded 0 input(s): every task was finished already (runtime.overwrite=true evaluates "
+        "them again)"
+    ) in finished.out.splitlines()

@@ -1,0 +1,62 @@
+"""The console: a reader that goes away, an encoding that lacks a character, a closed terminal.
+
+Real processes: what is tested is the interpreter's own exit (its last flush of stdout, its
+stream encodings), which an in-process run does not have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from qzhou_eval.config.app import BROKEN_PIPE_EXIT
+from tests.conftest import REPO
+
+
+def _qzhou_eval(*args: str, closed_stdout: bool = False, env: dict[str, str] | None = None):
+    """``python -m qzhou_eval <args>``: (exit code, stdout, stderr). ``closed_stdout``: stdout is
+    a pipe whose reader is gone before the command writes (what ``| head -1`` ends in)."""
+    environ = {**os.environ, **(env or {})}
+    command = [sys.executable, "-m", "qzhou_eval", *args]
+    if not closed_stdout:
+        done = subprocess.run(command, cwd=REPO, env=environ, capture_output=True, timeout=300)
+        return done.returncode, done.stdout, done.stderr.decode()
+    read, write = os.pipe()
+    proc = subprocess.Popen(command, cwd=REPO, env=environ, stdout=write, stderr=subprocess.PIPE)
+    os.close(write)
+    os.close(read)  # the reader leaves before the first line
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, b"", err.decode()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("prompts", "model=minilm", "benchmark=demo_zho"),  # JSON lines, then the exit's flush
+        ("run", "--help"),  # Hydra's own printing
+    ],
+)
+def test_a_reader_that_goes_away_ends_the_command_quietly(args):
+    code, _, err = _qzhou_eval(*args, closed_stdout=True)
+    assert code == BROKEN_PIPE_EXIT == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+    assert "Error executing job" not in err  # Hydra's own line about a failed job
+
+
+def test_an_ascii_console_gets_escapes_not_a_unicode_error():
+    code, out, err = _qzhou_eval(
+        "prompts",
+        "model=minilm",
+        "benchmark=demo_zho",
+        "+text='今天'",
+        env={"PYTHONIOENCODING": "ascii"},
+    )
+    assert code == 0 and "Traceback" not in err, err
+    out.decode("ascii")  # every byte is ASCII
+    rows = [json.loads(line) for line in out.decode("ascii").splitlines()]
+    # the escapes are JSON's own: the lines still parse to the exact input
+    assert rows and all(row["input"].endswith("今天") for row in rows)

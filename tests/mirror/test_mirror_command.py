@@ -1,0 +1,36 @@
+"""``qzhou-eval mirror``: what it says before (or instead of) going to the Hub."""
+
+from __future__ import annotations
+
+from tests.in_process import qzhou_eval
+
+
+def test_demo_suites_need_no_mirror(tmp_path):
+    run = qzhou_eval("mirror", "benchmark=demo_eng", f"data.mirror={tmp_path / 'm'}")
+    assert run.code == 0 and run.err_lines == []
+    assert run.out.splitlines() == [
+        "benchmark=demo_eng: the demo suites are built from installed packages and need no "
+        "mirror; nothing to download"
+    ]
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_file_as_the_mirror_is_named_and_not_blamed_on_the_hub(tmp_path):
+    file = tmp_path / "mirror.tar"
+    file.write_text("not a folder")
+    run = qzhou_eval("mirror", "benchmark=cmteb", "benchmark.tasks=[BQ]", f"data.mirror={file}")
+    assert run.code == 2 and "Traceback" not in run.err
+    assert run.err_lines == [
+        f"error: data.mirror={file} is a file, not a folder; point data.mirror at a folder"
+    ]
+    assert run.out == ""  # refused before it lists or fetches anything
+
+
+def test_a_local_write_problem_inside_the_mirror_is_not_blamed_on_the_hub(tmp_path):
+    mirror = tmp_path / "m"
+    (mirror / ".staging").parent.mkdir()
+    (mirror / ".staging").write_text("a file where the staging folder goes")
+    run = qzhou_eval("mirror", "benchmark=cmteb", "benchmark.tasks=[BQ]", f"data.mirror={mirror}")
+    assert run.code == 2 and "Traceback" not in run.err
+    assert len(run.err_lines) == 1 and "Hub" not in run.err_lines[0]
+    assert run.err_lines[0].startswith(f"error: data.mirror={mirror}: cannot write {mirror}")
