@@ -15,6 +15,7 @@ import mteb
 from mteb.abstasks import AbsTask
 from omegaconf import DictConfig
 
+from qzhou_eval import atomic
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config.folders import check_writable_folder
 from qzhou_eval.config.spec import (
@@ -237,16 +238,17 @@ def _evaluate(
             if runtime.overwrite or not record.result.exists():
                 created = record.claim()  # before the result: a result never lacks its record
             try:
-                result = mteb.evaluate(
-                    encoder,
-                    task,
-                    cache=folder,
-                    overwrite_strategy=strategy,
-                    encode_kwargs=ENCODE_KWARGS,
-                    show_progress_bar=False,
-                    raise_error=True,
-                    co2_tracker=False,
-                )
+                with atomic.kept_fresh(record.path):  # a live run's record never looks stale
+                    result = mteb.evaluate(
+                        encoder,
+                        task,
+                        cache=folder,
+                        overwrite_strategy=strategy,
+                        encode_kwargs=ENCODE_KWARGS,
+                        show_progress_bar=False,
+                        raise_error=True,
+                        co2_tracker=False,
+                    )
             except BaseException as e:
                 if created:
                     record.release()  # no result: another configuration may run it
