@@ -228,6 +228,15 @@ class TaskRecord:
             f"{self.path}); set experiment=<name> or runtime.results_dir=<another folder>"
         )
 
+    def finished(self) -> bool:
+        """This configuration's result is here (only reads: nothing is healed)."""
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return False
+        recorded = data.get("fingerprint") if isinstance(data, dict) else None
+        return recorded == self.fingerprint and self.result.is_file()
+
     def claim(self) -> bool:
         """Record this configuration for the task, or refuse (RecordConflict) where another
         configuration's record is there. Race-free: of concurrent first writers one wins.

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from qzhou_eval import atomic
 from qzhou_eval.benchmarks import load_benchmark_tasks
-from qzhou_eval.config.folders import check_writable_folder
+from qzhou_eval.config.folders import FolderNotWritable, check_writable_folder
 from qzhou_eval.config.spec import (
     ModelSpec,
     RuntimeSpec,
@@ -61,6 +61,7 @@ class RunPlan:
     dims: list[int | None]
     identity: Identity  # where each task is filed
     benchmark: BenchmarkInfo  # what the tasks are: all of a benchmark or a subset of it
+    read_only: bool = False  # every result is finished and a folder is not writable
 
     def variant(self, task: str) -> Variant | None:
         return self.identity.variant(task)
@@ -134,11 +135,35 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             "'benchmark.tasks=[{task}]'"
         )
         apply_mirror(tasks, mirror, hint)
-    check_writable_folder("runtime.results_dir", runtime.results_dir)
-    if runtime.store_dir is not None:
-        check_writable_folder("runtime.store_dir", runtime.store_dir)
-    return RunPlan(
+    plan = RunPlan(
         spec, runtime, recipe, tasks, dims, identity, benchmark_info(cfg.benchmark, tasks)
+    )
+    try:
+        check_writable_folder("runtime.results_dir", runtime.results_dir)
+        if runtime.store_dir is not None:
+            check_writable_folder("runtime.store_dir", runtime.store_dir)
+    except FolderNotWritable:
+        if runtime.overwrite or not all_finished(plan):
+            raise
+        plan.read_only = True  # nothing to write: the summary is read from the results
+    return plan
+
+
+def task_record(folder: ResultsFolder, plan: RunPlan, task: str, dim: int | None) -> TaskRecord:
+    """The record of ``task`` at ``dim`` in the folder it is filed in."""
+    meta = build_model_meta(plan.spec, plan.recipe, dim=dim, variant=plan.variant(task))
+    where = folder.get_task_result_path(task, meta).parent
+    fields = task_fields(plan.spec, plan.recipe, task, dim)
+    return TaskRecord(where, task, fields, plan.recipe.name)
+
+
+def all_finished(plan: RunPlan) -> bool:
+    """Whether every task at every dimension has this configuration's result (reads only)."""
+    folder = ResultsFolder(plan.runtime.results_dir)
+    return all(
+        task_record(folder, plan, t.metadata.name, d).finished()
+        for t in plan.tasks
+        for d in plan.dims
     )
 
 
@@ -160,9 +185,10 @@ def execute(plan: RunPlan) -> RunOutcome:
     started = time.monotonic()
     spec, runtime = plan.spec, plan.runtime
     folder = ResultsFolder(runtime.results_dir, encode_kwargs=ENCODE_KWARGS)
-    folder.remove_stale_temp_files()
+    if not plan.read_only:
+        folder.remove_stale_temp_files()
     store: MemoryStore | DiskStore
-    if runtime.store_dir is not None:
+    if runtime.store_dir is not None and not plan.read_only:
         store = DiskStore(runtime.store_dir, model_fingerprint(spec))
     else:
         store = MemoryStore()
@@ -209,14 +235,11 @@ def _evaluate(
             )
         return encoders[key]
 
-    def record_of(task: str, dim: int | None) -> TaskRecord:
-        meta = encoder_for(dim, plan.variant(task)).mteb_model_meta
-        where = folder.get_task_result_path(task, meta).parent
-        return TaskRecord(where, task, task_fields(spec, plan.recipe, task, dim), plan.recipe.name)
-
     # Check every task's record before evaluating any: a refused run writes nothing.
     records = {
-        (t.metadata.name, d): record_of(t.metadata.name, d) for t in plan.tasks for d in plan.dims
+        (t.metadata.name, d): task_record(folder, plan, t.metadata.name, d)
+        for t in plan.tasks
+        for d in plan.dims
     }
     for (_, dim), record in records.items():
         migrate_legacy(record.folder, spec, plan.recipe, dim)

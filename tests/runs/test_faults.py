@@ -290,6 +290,7 @@ def test_read_only_folder_is_refused_before_anything_loads(case, reference, monk
     # Running as root, chmod does not make a folder unwritable: opening a file there fails the
     # way it does on a read-only mount (EROFS) instead.
     folder = case / ("results" if key == "results_dir" else "store")
+    _result(case, STS).unlink()  # something to write
     before = _files(case)
     _fail_writes(monkeypatch, errno.EROFS, _under(folder))
     run = cli(*_args(case))
@@ -300,6 +301,23 @@ def test_read_only_folder_is_refused_before_anything_loads(case, reference, monk
     rerun = cli(*_args(case))
     assert rerun.code == 0 and rerun.encoded == 0
     assert_reference_scores(case, reference)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folders", [("results",), ("store",), ("results", "store")])
+def test_read_only_folders_with_every_result_finished_print_the_summary(
+    case, reference, monkeypatch, folders
+):
+    before = _files(case)
+    failed = _fail_writes(
+        monkeypatch, errno.EROFS, lambda tmp: any(case / f in tmp.parents for f in folders)
+    )
+    run = cli(*_args(case))
+    assert run.code == 0 and run.err_lines == [], run.err
+    assert "Traceback" not in run.out
+    assert STS in run.out and CLS in run.out and run.encoded == 0  # the summary, from the files
+    assert failed  # the probe found the folder read-only
+    assert _files(case) == before  # nothing was written
 
 
 @pytest.mark.slow
