@@ -56,3 +56,10 @@ class DeviceError(UserError):
 
 class ModelLoadError(UserError):
     """The model or its tokenizer cannot be loaded from ``model.path`` (missing or bad files)."""
+
+
+class DataError(UserError):
+    """A task's data cannot be used as it is: a text that is not valid Unicode, a damaged file.
+
+    The message names the task and what to fix in its data.
+    """

@@ -423,6 +423,24 @@ def test_bad_input_is_one_line_and_changes_nothing(case, reference, override, ne
     assert_reference_scores(case, reference)
 
 
+def test_a_text_that_is_not_valid_unicode_is_one_line_naming_the_task(tmp_path, monkeypatch):
+    from qzhou_eval.encoder.encoder import RecipeEncoder
+
+    real = RecipeEncoder.encode
+
+    def encode(self, inputs, **kwargs):  # the task's data holds a lone surrogate
+        batches = [dict(b) for b in inputs]
+        batches[0]["text"] = ["a \ud800 b", *batches[0]["text"][1:]]
+        return real(self, batches, **kwargs)
+
+    monkeypatch.setattr(RecipeEncoder, "encode", encode)
+    run = cli(*_args(tmp_path, tasks=STS))
+    line = assert_one_error(run, 2, f"task {STS} (test, default): text 0 is not valid Unicode")
+    assert "U+D800" in line
+    assert not list((tmp_path / "results").rglob("*.json"))
+    assert not list((tmp_path / "results").rglob("*.yaml"))  # its record was released
+
+
 @pytest.mark.slow
 def test_yaml_syntax_error_in_a_config_file(case, reference, monkeypatch, tmp_path):
     conf = tmp_path / "conf"
