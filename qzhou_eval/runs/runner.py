@@ -31,6 +31,7 @@ from qzhou_eval.encoder.embedder import Embedder, MemoryStore
 from qzhou_eval.encoder.engines import make_engine
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.known_tasks import KNOWN_TASKS
+from qzhou_eval.mirror.offline import check_offline_data, unreachable_data
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
 from qzhou_eval.results import ResultsFolder
@@ -127,7 +128,9 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     dims = mrl_dims(cfg, spec.embed_dim)
     identity = Identity(spec, recipe, canonical_of(cfg), cfg.get("experiment"))
     mirror = mirror_dir(cfg)
-    if mirror is not None:
+    if mirror is None:
+        check_offline_data(tasks, fill_hint(cfg.benchmark.key))
+    else:
         from qzhou_eval.mirror import apply_mirror
 
         hint = (
@@ -165,6 +168,11 @@ def all_finished(plan: RunPlan) -> bool:
         for t in plan.tasks
         for d in plan.dims
     )
+
+
+def fill_hint(benchmark_key: str) -> str:
+    """The command that fills a mirror with a benchmark's datasets."""
+    return f"python -m qzhou_eval.mirror benchmark={benchmark_key} data.mirror=<folder>"
 
 
 def with_packing(spec: ModelSpec, packing: bool) -> ModelSpec:
@@ -275,6 +283,9 @@ def _evaluate(
             except BaseException as e:
                 if created:
                     record.release()  # no result: another configuration may run it
+                unreachable = unreachable_data(task, e, fill_hint(plan.benchmark.key))
+                if unreachable is not None:  # offline, or the Hub unreachable: one line
+                    raise unreachable from None
                 if isinstance(e, UserError) or not isinstance(e, Exception):
                     raise
                 if not runtime.continue_on_error:  # a failed task keeps the finished ones
