@@ -186,7 +186,9 @@ class TaskRecord:
     task: str
     fields: dict[str, Any]
     recipe_name: str
-    data: dict[str, Any] | None = None  # where the task's data came from (not fingerprinted)
+    # where the task's data came from (qzhou_eval.mirror.provenance); not in the fingerprint,
+    # which holds only what the data add to the identity (``fields["data_content"]``)
+    data_source: dict[str, Any] | None = None
 
     @property
     def path(self) -> Path:
@@ -208,7 +210,7 @@ class TaskRecord:
             "recipe": self.recipe_name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "writer": atomic.this_process(),  # tells a dead writer's record from a live one's
-            **({"data": self.data} if self.data is not None else {}),
+            **({"data_source": self.data_source} if self.data_source is not None else {}),
             **self.fields,
         }
         return yaml.safe_dump(record, sort_keys=False, allow_unicode=True, width=1000)
@@ -223,9 +225,14 @@ class TaskRecord:
             return None
         if self._replace_if_stale():
             return None
+        ours, theirs = self.fields.get("data_content"), (self._load() or {}).get("data_content")
+        other_data = ""
+        if ours != theirs:
+            what = f"content {ours[:19]}..." if ours else "the pinned revision"
+            other_data = f", made from other data (this run reads {what})"
         return (
-            f"{self.folder} holds a {self.task} result of a different configuration (see "
-            f"{self.path}); set experiment=<name> or runtime.results_dir=<another folder>"
+            f"{self.folder} holds a {self.task} result of a different configuration{other_data} "
+            f"(see {self.path}); set experiment=<name> or runtime.results_dir=<another folder>"
         )
 
     def finished(self) -> bool:

@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mteb
 from mteb.abstasks import AbsTask
@@ -32,6 +33,7 @@ from qzhou_eval.encoder.engines import make_engine
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.mirror.offline import check_offline_data, unreachable_data
+from qzhou_eval.mirror.provenance import data_identity, data_provenance
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
 from qzhou_eval.results import ResultsFolder
@@ -63,6 +65,7 @@ class RunPlan:
     identity: Identity  # where each task is filed
     benchmark: BenchmarkInfo  # what the tasks are: all of a benchmark or a subset of it
     read_only: bool = False  # every result is finished and a folder is not writable
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> data provenance
 
     def variant(self, task: str) -> Variant | None:
         return self.identity.variant(task)
@@ -141,6 +144,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     plan = RunPlan(
         spec, runtime, recipe, tasks, dims, identity, benchmark_info(cfg.benchmark, tasks)
     )
+    plan.data = {t.metadata.name: data_provenance(t, mirror) for t in tasks}
     try:
         check_writable_folder("runtime.results_dir", runtime.results_dir)
         if runtime.store_dir is not None:
@@ -157,7 +161,10 @@ def task_record(folder: ResultsFolder, plan: RunPlan, task: str, dim: int | None
     meta = build_model_meta(plan.spec, plan.recipe, dim=dim, variant=plan.variant(task))
     where = folder.get_task_result_path(task, meta).parent
     fields = task_fields(plan.spec, plan.recipe, task, dim)
-    return TaskRecord(where, task, fields, plan.recipe.name)
+    data = plan.data.get(task)
+    if (content := data_identity(data)) is not None:  # not the pinned data: another identity
+        fields = {**fields, "data_content": content}
+    return TaskRecord(where, task, fields, plan.recipe.name, data_source=data)
 
 
 def all_finished(plan: RunPlan) -> bool:
