@@ -32,6 +32,7 @@ from qzhou_eval.encoder.embedder import Embedder, MemoryStore
 from qzhou_eval.encoder.engines import make_engine
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.known_tasks import KNOWN_TASKS
+from qzhou_eval.mirror.content import damaged_data
 from qzhou_eval.mirror.offline import check_offline_data, unreachable_data
 from qzhou_eval.mirror.provenance import data_identity, data_provenance
 from qzhou_eval.recipe import Recipe, recipe_from_config
@@ -182,6 +183,16 @@ def fill_hint(benchmark_key: str) -> str:
     return f"python -m qzhou_eval.mirror benchmark={benchmark_key} data.mirror=<folder>"
 
 
+def data_problem(plan: RunPlan, task: AbsTask, error: BaseException) -> UserError | None:
+    """The one line for a task whose data could not be loaded: unreachable (offline, no Hub),
+    or a damaged mirror file (named); None for any other error."""
+    hint = fill_hint(plan.benchmark.key)
+    name = task.metadata.name
+    return unreachable_data(task, error, hint) or damaged_data(
+        name, error, plan.data.get(name), hint
+    )
+
+
 def with_packing(spec: ModelSpec, packing: bool) -> ModelSpec:
     """``runtime.packing`` joins the model spec: it changes the vectors, so their fingerprint."""
     if not packing:
@@ -268,7 +279,12 @@ def _evaluate(
     for task in plan.tasks:
         name = task.metadata.name
         if len(plan.dims) > 1:
-            task.load_data()  # once for all dimensions (mteb would load it per evaluate call)
+            try:
+                task.load_data()  # once for all dimensions (mteb would load it per evaluate call)
+            except Exception as e:
+                if (problem := data_problem(plan, task, e)) is not None:
+                    raise problem from None
+                raise
         for dim in plan.dims:
             encoder = encoder_for(dim, plan.variant(name))
             record = records[(name, dim)]
@@ -290,9 +306,8 @@ def _evaluate(
             except BaseException as e:
                 if created:
                     record.release()  # no result: another configuration may run it
-                unreachable = unreachable_data(task, e, fill_hint(plan.benchmark.key))
-                if unreachable is not None:  # offline, or the Hub unreachable: one line
-                    raise unreachable from None
+                if (problem := data_problem(plan, task, e)) is not None:
+                    raise problem from None
                 if isinstance(e, UserError) or not isinstance(e, Exception):
                     raise
                 if not runtime.continue_on_error:  # a failed task keeps the finished ones
