@@ -306,14 +306,16 @@ def _evaluate(
             except BaseException as e:
                 if created:
                     record.release()  # no result: another configuration may run it
-                if (problem := data_problem(plan, task, e)) is not None:
+                problem = data_problem(plan, task, e)  # its data unreachable or damaged
+                if problem is not None and not runtime.continue_on_error:
                     raise problem from None
-                if isinstance(e, UserError) or not isinstance(e, Exception):
+                if problem is None and (isinstance(e, UserError) or not isinstance(e, Exception)):
                     raise
                 if not runtime.continue_on_error:  # a failed task keeps the finished ones
                     raise
-                logger.exception("task %s failed", name)
-                outcome.failures[name] = f"{type(e).__name__}: {e}"
+                if problem is None:
+                    logger.exception("task %s failed", name)
+                outcome.failures[name] = str(problem) if problem else f"{type(e).__name__}: {e}"
                 break
             for err in result.exceptions or []:
                 outcome.failures[name] = str(err.exception)

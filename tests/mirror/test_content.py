@@ -89,5 +89,31 @@ def test_a_damaged_mirror_file_stops_the_run_with_one_line(tmp_path, bench_task,
     assert not list((tmp_path / "results").rglob("*.json"))
 
 
+@pytest.mark.slow
+def test_with_continue_on_error_a_damaged_mirror_file_is_the_tasks_failure(tmp_path, bench_task):
+    mirror = tmp_path / "mirror"
+    task = bench_task("MTEB(eng, v2)", "STSBenchmark")
+    folder = write_task_repo(
+        mirror, task, pairs=[("A man plays a guitar.", "A man plays.", 4.0)] * 3
+    )
+    test_file = folder / "test.jsonl.gz"
+    test_file.write_bytes(test_file.read_bytes()[:-8])  # the gzip trailer is cut off
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark.tasks=[STSBenchmark]",
+        f"data.mirror={mirror}",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        "runtime.store_dir=null",
+        "runtime.progress=false",
+        "runtime.continue_on_error=true",
+    )
+    assert run.code == 1 and "Traceback" not in run.err + run.out, run.err[-3000:]
+    (line,) = run.err_lines  # the task's failure, listed at the end
+    assert line.startswith(
+        f"FAILED STSBenchmark: task STSBenchmark: mirror file {test_file} is truncated or damaged"
+    )
+
+
 def _text(gz: bytes) -> str:
     return gzip.decompress(gz).decode()
