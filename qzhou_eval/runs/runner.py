@@ -132,9 +132,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     dims = mrl_dims(cfg, spec.embed_dim)
     identity = Identity(spec, recipe, canonical_of(cfg), cfg.get("experiment"))
     mirror = mirror_dir(cfg)
-    if mirror is None:
-        check_offline_data(tasks, fill_hint(cfg.benchmark.key))
-    else:
+    if mirror is not None:
         from qzhou_eval.mirror import apply_mirror
 
         hint = (
@@ -146,12 +144,14 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         spec, runtime, recipe, tasks, dims, identity, benchmark_info(cfg.benchmark, tasks)
     )
     plan.data = {t.metadata.name: data_provenance(t, mirror) for t in tasks}
+    if mirror is None:  # offline, Hub data must be cached (finished tasks need none)
+        check_offline_data(unfinished_tasks(plan), fill_hint(cfg.benchmark.key))
     try:
         check_writable_folder("runtime.results_dir", runtime.results_dir)
         if runtime.store_dir is not None:
             check_writable_folder("runtime.store_dir", runtime.store_dir)
     except FolderNotWritable:
-        if runtime.overwrite or not all_finished(plan):
+        if not all_finished(plan):
             raise
         plan.read_only = True  # nothing to write: the summary is read from the results
     return plan
@@ -168,14 +168,21 @@ def task_record(folder: ResultsFolder, plan: RunPlan, task: str, dim: int | None
     return TaskRecord(where, task, fields, plan.recipe.name, data_source=data)
 
 
+def unfinished_tasks(plan: RunPlan) -> list[AbsTask]:
+    """The tasks that lack this configuration's result at some dimension (reads only)."""
+    if plan.runtime.overwrite or not Path(plan.runtime.results_dir).expanduser().is_dir():
+        return list(plan.tasks)  # (and nothing is created here)
+    folder = ResultsFolder(plan.runtime.results_dir)
+    return [
+        t
+        for t in plan.tasks
+        if not all(task_record(folder, plan, t.metadata.name, d).finished() for d in plan.dims)
+    ]
+
+
 def all_finished(plan: RunPlan) -> bool:
     """Whether every task at every dimension has this configuration's result (reads only)."""
-    folder = ResultsFolder(plan.runtime.results_dir)
-    return all(
-        task_record(folder, plan, t.metadata.name, d).finished()
-        for t in plan.tasks
-        for d in plan.dims
-    )
+    return not unfinished_tasks(plan)
 
 
 def fill_hint(benchmark_key: str) -> str:

@@ -55,6 +55,24 @@ def test_offline_without_mirror_is_one_line_before_anything_is_created(tmp_path,
     assert not (tmp_path / "results").exists() and not (tmp_path / "store").exists()
 
 
+@pytest.mark.slow
+def test_offline_without_mirror_finished_tasks_need_no_data(tmp_path, empty_caches):
+    import mteb
+
+    from tests.mirror.repo_writer import write_task_repo
+
+    (sts,) = [
+        t for t in mteb.get_benchmark("MTEB(eng, v2)").tasks if t.metadata.name == "STSBenchmark"
+    ]
+    pairs = [("a man plays", "a man is playing", 4.0), ("cats", "stocks fell", 0.0)]
+    write_task_repo(tmp_path / "mirror", sts, pairs=pairs)
+    first = _run(tmp_path, f"data.mirror={tmp_path / 'mirror'}")  # the pinned data, mirrored
+    assert first.code == 0, first.err[-3000:]
+    again = _run(tmp_path)  # offline, no mirror, nothing cached: the result is finished
+    assert again.code == 0 and again.err_lines == [], again.err[-3000:]
+    assert "STSBenchmark" in again.out and again.encoded == 0
+
+
 def test_offline_with_a_cache_that_cannot_serve_the_data_is_one_line(tmp_path, empty_caches):
     _, hub = empty_caches
     (hub / "datasets--mteb--stsbenchmark-sts").mkdir(parents=True)  # present, but no snapshot
