@@ -4,6 +4,7 @@ Per task, one of:
 
 - ``demo``: a demo suite built from installed packages (its revision names the package versions);
 - ``hub``: the Hugging Face repo at the revision the task pins (``datasets`` checks the revision);
+- ``local``: a task of its own that reads a local path (named);
 - ``mirror``: a folder of ``data.mirror``, with a SHA-256 over the files the task's loader reads
   (data files and README, by relative path) and whether that content *is* the pinned revision:
   every file's hash equals the one ``snapshot_download`` recorded for it at that revision (its
@@ -70,6 +71,8 @@ def describe(provenance: dict[str, Any] | None) -> str:
         return "demo suite built from installed packages"
     if source == "hub":
         return "Hugging Face Hub, pinned revision"
+    if source == "local":
+        return f"local data {provenance.get('path', '?')}"
     if source == "mirror":
         where = f"mirror {provenance.get('mirror', '?')}"
         if provenance.get("matches_revision"):
@@ -79,9 +82,14 @@ def describe(provenance: dict[str, Any] | None) -> str:
 
 
 def _leaf_provenance(task: AbsTask, mirror: Path | None) -> dict[str, Any]:
+    from qzhou_eval.demo.base import BuiltLocally
+
     repo = hub_repo(task)
     if repo is None:
-        return {"source": "demo", "revision": str(task.metadata.dataset.get("revision", ""))}
+        dataset = task.metadata.dataset
+        if isinstance(task, BuiltLocally):
+            return {"source": "demo", "revision": str(dataset.get("revision", ""))}
+        return {"source": "local", "path": str(dataset.get("path", ""))}  # a task of its own
     repo_id, revision = repo
     if mirror is None:
         return {"source": "hub", "repo": repo_id, "revision": revision}
