@@ -225,7 +225,16 @@ class TaskRecord:
             return None
         if self._replace_if_stale():
             return None
-        ours, theirs = self.fields.get("data_content"), (self._load() or {}).get("data_content")
+        recorded_data = self._load() or {}
+        if not self.result.exists():  # its writer is alive (or on another node, recently)
+            writer = recorded_data.get("writer") or {}
+            who = f" (pid {writer.get('pid')} on {writer.get('host')})" if writer else ""
+            return (
+                f"a run of another configuration{who} is evaluating {self.task} into "
+                f"{self.folder} (its record {self.path} has no result yet); set "
+                "experiment=<name> or runtime.results_dir=<another folder>, or wait for it"
+            )
+        ours, theirs = self.fields.get("data_content"), recorded_data.get("data_content")
         other_data = ""
         if ours != theirs:
             what = f"content {ours[:19]}..." if ours else "the pinned revision"

@@ -77,8 +77,12 @@ def test_record_refuses_another_configuration_and_accepts_its_own(tmp_path):
     assert mine.claim() is True
     assert mine.claim() is False  # the same configuration again: fine, nothing new
     assert other.conflict() is not None
+    with pytest.raises(RecordConflict, match="another configuration.* is evaluating STS12"):
+        other.claim()  # no result yet: this process, alive, is evaluating it
+    mine.result.write_text("{}")
     with pytest.raises(RecordConflict, match="STS12 result of a different configuration"):
         other.claim()
+    mine.result.unlink()
     assert yaml.safe_load(mine.path.read_text())["fingerprint"] == mine.fingerprint
     mine.release()  # no result: our record goes, another configuration may run the task
     assert not mine.path.exists()
@@ -145,7 +149,7 @@ def test_a_record_without_result_of_a_live_or_unknown_writer_is_kept(tmp_path):
     mine, other = _record(tmp_path, {"a": 1}), _record(tmp_path, {"a": 2})
     mine.claim()
     _with_writer(mine, atomic.this_process()["host"], os.getppid())  # alive: evaluating
-    with pytest.raises(RecordConflict):
+    with pytest.raises(RecordConflict, match=f"pid {os.getppid()} on .* is evaluating STS12"):
         other.claim()
     _with_writer(mine, "another-node", 12345)  # cannot be asked: fresh means alive
     with pytest.raises(RecordConflict):
