@@ -77,7 +77,7 @@ def test_record_refuses_another_configuration_and_accepts_its_own(tmp_path):
     assert mine.claim() is True
     assert mine.claim() is False  # the same configuration again: fine, nothing new
     assert other.conflict() is not None
-    with pytest.raises(RecordConflict, match="another configuration.* is evaluating STS12"):
+    with pytest.raises(RecordConflict, match=r"another configuration.* is evaluating STS12"):
         other.claim()  # no result yet: this process, alive, is evaluating it
     mine.result.write_text("{}")
     with pytest.raises(RecordConflict, match="STS12 result of a different configuration"):
