@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,10 +52,20 @@ def is_temp_name(name: str) -> bool:
 def _writer_gone(name: str) -> bool:
     """A temporary file whose writer ran on this host and no longer runs."""
     match = _TEMP.match(name)
-    if match is None or match["host"] != _HOST or match["pid"] is None:
+    if match is None or match["pid"] is None:
         return False
-    pid = int(match["pid"])
-    if pid == os.getpid():
+    return process_gone(match["host"], int(match["pid"]))
+
+
+def this_process() -> dict[str, str | int]:
+    """``{"host": ..., "pid": ...}`` of this process, as :func:`process_gone` reads it back."""
+    return {"host": _HOST, "pid": os.getpid()}
+
+
+def process_gone(host: object, pid: object) -> bool:
+    """Whether process ``pid`` of ``host`` is known to be gone: only for this host's processes
+    (another node's cannot be asked; False)."""
+    if host != _HOST or not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
@@ -63,6 +74,26 @@ def _writer_gone(name: str) -> bool:
     except PermissionError:  # alive, another user's
         return False
     return False
+
+
+@contextlib.contextmanager
+def kept_fresh(path: Path, every_s: float = STALE_AFTER_S / 6) -> Iterator[None]:
+    """Touch ``path`` every ``every_s`` seconds while the block runs: a file a live process
+    owns never looks older than :data:`STALE_AFTER_S` to another node (best effort)."""
+    stop = threading.Event()
+
+    def touch() -> None:
+        while not stop.wait(every_s):
+            with contextlib.suppress(OSError):
+                os.utime(path)
+
+    thread = threading.Thread(target=touch, name=f"keep-fresh {Path(path).name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _open_temp(tmp: Path) -> BinaryIO:
@@ -206,18 +237,19 @@ def remove_stale_temp_files(folder: Path, *, recursive: bool = False) -> int:
     return n
 
 
-def move_aside(path: Path) -> Path:
-    """Rename a damaged file to ``<name>.corrupt-<UTC time>`` (no loader reads it); return that.
+def move_aside(path: Path, label: str = "corrupt") -> Path:
+    """Rename a damaged file to ``<name>.<label>-<UTC time>`` (no loader reads it); return that.
 
     The file is kept, not deleted: it may be evidence of a failing disk, and the user decides.
-    Raises FileNotFoundError when another process already moved (or removed) it.
+    ``label`` says why (``corrupt``; ``stale``, ``unrecorded``). Raises FileNotFoundError when
+    another process already moved (or removed) it.
     """
     path = Path(path)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    target = path.with_name(f"{path.name}.{label}-{stamp}")
     n = 1
     while target.exists():
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        target = path.with_name(f"{path.name}.{label}-{stamp}-{n}")
         n += 1
     os.rename(path, target)
     return target

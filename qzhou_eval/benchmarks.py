@@ -78,6 +78,11 @@ def select_tasks(
         return list(tasks)
     if isinstance(wanted, str):
         wanted = [wanted]
+    if not wanted:
+        raise ConfigError(
+            f"benchmark.tasks is empty: it selects no task of {bench}; name at least one task, "
+            "or leave benchmark.tasks out to run them all"
+        )
     by_name = {t.metadata.name: t for t in tasks}
     unknown = [w for w in wanted if w not in by_name]
     if unknown:

@@ -58,6 +58,13 @@ class ModelLoadError(UserError):
     """The model or its tokenizer cannot be loaded from ``model.path`` (missing or bad files)."""
 
 
+class DataError(UserError):
+    """A task's data cannot be used as it is: a text that is not valid Unicode, a damaged file.
+
+    The message names the task and what to fix in its data.
+    """
+
+
 def one_line(error: BaseException) -> str:
     """An exception's message on one line of at most 300 characters (for ``error:`` lines)."""
     text = " ".join(str(error).split()) or type(error).__name__

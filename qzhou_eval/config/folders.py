@@ -15,6 +15,10 @@ from qzhou_eval.errors import ConfigError
 WRITTEN_FOLDER_KEYS = ("runtime.results_dir", "runtime.store_dir", "data.mirror", "out_dir")
 
 
+class FolderNotWritable(ConfigError):
+    """A folder exists (or can be made) but cannot be written: read-only, no permission, full."""
+
+
 def check_writable_folder(key: str, folder: Path) -> None:
     """Create ``folder`` if needed and write, fsync and remove a probe file in it.
 
@@ -32,7 +36,7 @@ def check_writable_folder(key: str, folder: Path) -> None:
             f"{key}={folder}: a file is in the way of this folder; point {key} at a folder"
         ) from None
     except OSError as e:
-        raise ConfigError(f"{key}={folder} is not writable: {e.strerror or e}") from None
+        raise FolderNotWritable(f"{key}={folder} is not writable: {e.strerror or e}") from None
 
 
 def key_of_path(cfg: DictConfig, path: Path | str) -> tuple[str, str] | None:

@@ -10,8 +10,27 @@ from mteb.models.abs_encoder import AbsEncoder
 
 from qzhou_eval.config.spec import DEFAULT_NUMERICS
 from qzhou_eval.encoder.embedder import Embedder
+from qzhou_eval.errors import DataError
 from qzhou_eval.models.pooling import normalize_rows
 from qzhou_eval.recipe import Recipe, side_of
+
+
+def check_unicode(texts: list[str], where: str) -> None:
+    """DataError naming ``where`` and the text when one is not valid Unicode (a lone surrogate
+    such as ``"\\ud800"``): no tokenizer can take it, and it has no UTF-8 form to store."""
+    for i, text in enumerate(texts):
+        if text.isascii():
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            code = ord(text[e.start])
+            around = text[max(0, e.start - 20) : e.start + 20].encode("utf-8", "backslashreplace")
+            raise DataError(
+                f"task {where}: text {i} is not valid Unicode (a lone surrogate U+{code:04X} at "
+                f'character {e.start}: "{around.decode("utf-8")}"); remove or '
+                "replace it in the task's data"
+            ) from None
 
 
 class RecipeEncoder(AbsEncoder):
@@ -57,6 +76,7 @@ class RecipeEncoder(AbsEncoder):
             texts.extend(batch["text"])
         side = side_of(prompt_type)
         task = task_metadata.name
+        check_unicode(texts, f"{task} ({hf_split}, {hf_subset})")
         formatted = [self.recipe.format_with_span(task, side, t) for t in texts]
         model_inputs = [s for s, _ in formatted]
         spans = [span for _, span in formatted]

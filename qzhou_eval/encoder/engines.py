@@ -101,9 +101,11 @@ class PoolEngine:
 
 def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -> T:
     """``load(spec, *args)``, with a failure turned into one line naming the model and path."""
+    from safetensors import SafetensorError  # a truncated or damaged model.safetensors
+
     try:
         return load(spec, *args)
-    except (OSError, ValueError, ImportError, KeyError, RuntimeError) as e:
+    except (OSError, ValueError, ImportError, KeyError, RuntimeError, SafetensorError) as e:
         if isinstance(e, torch.cuda.OutOfMemoryError):
             raise
         detail = " ".join(str(e).split())[:300] or type(e).__name__

@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING
 from qzhou_eval.errors import MirrorError
 from qzhou_eval.mirror.check import repo_problem
 from qzhou_eval.mirror.layout import mirror_folder
-from qzhou_eval.mirror.repos import hub_dataset, leaf_tasks, required_splits, sub_tasks
+from qzhou_eval.mirror.repos import (
+    hub_dataset,
+    leaf_tasks,
+    reads_lang_column,
+    required_configs,
+    required_splits,
+    sub_tasks,
+)
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -65,7 +72,13 @@ def apply_mirror(tasks: Iterable[AbsTask], mirror_dir: Path | str, fetch_hint: s
         for leaf in leaf_tasks(task):
             dataset = hub_dataset(leaf)
             folder = mirror_folder(mirror_dir, dataset["path"])
-            problem = repo_problem(folder, dataset["revision"], required_splits(leaf))
+            problem = repo_problem(
+                folder,
+                dataset["revision"],
+                required_splits(leaf),
+                configs=required_configs(leaf),
+                lang_column=reads_lang_column(leaf),
+            )
             if problem:
                 name = task.metadata.name
                 missing.append(

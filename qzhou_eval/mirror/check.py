@@ -11,6 +11,11 @@ before a run costs milliseconds. A folder is accepted when all of these hold:
   retrieval repo has its corpus, queries, qrels and, for reranking, ``top_ranked``); without
   README configs, every split the task reads has a file named after it (``datasets``' own
   split-from-file-name rules);
+- every config the task loads by name is declared (``repos.required_configs``):
+  retrieval and reranking read ``corpus``, ``queries`` and the qrels (``default``/``qrels``) as
+  configs, reranking also ``top_ranked``, so a BEIR archive unpacked as it is (``corpus.jsonl``,
+  ``queries.jsonl``, ``qrels/test.tsv``, no README configs) is refused; other multilingual tasks
+  read a config per subset, or the ``lang`` column of the default config (``fast_loading``);
 - the revision it records equals the pinned one: the marker's revision if ``fill_mirror`` wrote
   the folder, else the commit hash in ``snapshot_download``'s per-file metadata; a folder that
   records no revision at all (files copied by hand) is accepted as is;
@@ -55,12 +60,21 @@ def data_files(folder: Path) -> list[Path]:
     )
 
 
-def repo_problem(folder: Path, revision: str, splits: Sequence[str] = ()) -> str | None:
+def repo_problem(
+    folder: Path,
+    revision: str,
+    splits: Sequence[str] = (),
+    *,
+    configs: Sequence[tuple[str, ...]] = (),
+    lang_column: bool = False,
+) -> str | None:
     """Why ``folder`` is not a complete copy of its repo at ``revision``; None when it is.
 
     ``splits``: the splits the task reads; checked for repos without README ``configs``, whose
-    splits ``datasets`` infers from the file names. The reason completes the sentence
-    "the mirror folder <folder> ...".
+    splits ``datasets`` infers from the file names. ``configs``: the configs the task loads by
+    name, each as its alternatives (see :func:`~qzhou_eval.mirror.repos.required_configs`);
+    ``lang_column``: the task splits the default config by its ``lang`` column. The reason
+    completes the sentence "the mirror folder <folder> ...".
     """
     if not folder.is_dir():
         return "does not exist"
@@ -70,7 +84,9 @@ def repo_problem(folder: Path, revision: str, splits: Sequence[str] = ()) -> str
         or _revision_problem(folder, revision)
         or _data_problem(folder)
         or _configs_problem(folder)
+        or _needed_configs_problem(folder, configs)
         or _splits_problem(folder, splits)
+        or _lang_problem(folder, lang_column)
     )
 
 
@@ -125,6 +141,72 @@ def _configs_problem(folder: Path) -> str | None:
     for config, pattern in readme_data_files(folder):
         if next(folder.glob(pattern.lstrip("/")), None) is None:
             return f"lacks the files of config {config!r} ({pattern})"
+    return None
+
+
+def _needed_configs_problem(folder: Path, configs: Sequence[tuple[str, ...]]) -> str | None:
+    """Every config the task loads by name is declared (without README configs, ``datasets``
+    knows only ``default``)."""
+    declared = {name for name, _ in readme_data_files(folder)}
+    missing = [
+        alternatives
+        for alternatives in configs
+        if not set(alternatives) & (declared or {"default"})
+    ]
+    if not missing:
+        return None
+    names = ", ".join(" or ".join(repr(a) for a in alternatives) for alternatives in missing)
+    if not declared:
+        return (
+            f"declares no configs (no README.md front matter), but the task loads {names} as "
+            "configs; a BEIR archive unpacked as it is has none: fill the mirror with the "
+            "command below instead"
+        )
+    found = ", ".join(sorted(declared))
+    return f"lacks the config(s) {names} the task loads (README.md declares {found})"
+
+
+def _lang_problem(folder: Path, needed: bool) -> str | None:
+    """The default config's rows carry the ``lang`` column the task splits its subsets by."""
+    if not needed:
+        return None
+    patterns = [p for name, p in readme_data_files(folder) if name == "default"]
+    files = sorted({f for p in patterns for f in folder.glob(p.lstrip("/"))}) or data_files(folder)
+    columns = _columns(files[0]) if files else None
+    if columns is None or "lang" in columns:
+        return None  # a format whose columns are not read cheaply is left to the loader
+    rel = files[0].relative_to(folder).as_posix()
+    return (
+        f"has no 'lang' column in {rel} (columns: {', '.join(columns)}); the task splits its "
+        "language subsets by it"
+    )
+
+
+def _columns(path: Path) -> list[str] | None:
+    """The column names of a data file's first row (parquet schema, JSON lines, CSV/TSV header)."""
+    import gzip
+    import json
+
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            first = f.readline()
+        stem = name.removesuffix(".gz")
+        if stem.endswith((".jsonl", ".ndjson", ".json")):
+            row = json.loads(first)
+            return list(row) if isinstance(row, dict) else None
+        if stem.endswith((".csv", ".tsv")):
+            return [
+                c.strip()
+                for c in first.rstrip("\r\n").split("\t" if stem.endswith(".tsv") else ",")
+            ]
+    except (OSError, ValueError, EOFError):
+        return None  # damaged: the content check names it
     return None
 
 

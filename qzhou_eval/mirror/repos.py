@@ -60,3 +60,36 @@ def hub_dataset(task: AbsTask) -> dict[str, str]:
         f"task {task.metadata.name} reads its data from {task.metadata.dataset.get('path')!r}, "
         "not from a Hugging Face repo; it cannot be mirrored"
     )
+
+
+def required_configs(task: AbsTask) -> tuple[tuple[str, ...], ...]:
+    """The configs a (leaf) task loads by name, each as its accepted alternatives.
+
+    Retrieval and reranking (mteb's ``RetrievalDatasetLoader``): ``corpus``, ``queries`` (or
+    ``query``), the qrels as ``default`` (or ``qrels``) and, for reranking, ``top_ranked``; a
+    subset ``s`` other than ``default`` prefixes them (``s-corpus``...). Other multilingual tasks
+    load each subset as a config, unless they split one ``default`` config by its ``lang`` column
+    (``fast_loading``). Monolingual tasks: none (the default config).
+    """
+    from mteb.abstasks import AbsTaskRetrieval
+
+    subsets = list(dict.fromkeys(task.hf_subsets))
+    if isinstance(task, AbsTaskRetrieval):
+        needed: list[tuple[str, ...]] = []
+        for subset in subsets:
+            prefix = "" if subset == "default" else f"{subset}-"
+            needed += [(f"{prefix}corpus",), (f"{prefix}queries",) + (() if prefix else ("query",))]
+            needed.append((f"{prefix}qrels",) if prefix else ("default", "qrels"))
+            if task.metadata.type == "Reranking":
+                needed.append((f"{prefix}top_ranked",))
+        return tuple(needed)
+    if not task.metadata.is_multilingual:
+        return ()
+    if getattr(task, "fast_loading", False):
+        return (("default",),)
+    return tuple((subset,) for subset in subsets)
+
+
+def reads_lang_column(task: AbsTask) -> bool:
+    """Whether the task splits its default config into subsets by a ``lang`` column."""
+    return bool(task.metadata.is_multilingual and getattr(task, "fast_loading", False))

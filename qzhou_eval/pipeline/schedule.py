@@ -23,11 +23,12 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
+from qzhou_eval import atomic
 from qzhou_eval.encoder.embedder import MissingInputs
-from qzhou_eval.errors import UserError
 from qzhou_eval.pipeline.lookahead import model_inputs
 from qzhou_eval.pipeline.scoring_pool import Job, JobDone, ScoringPool, ScoringProcessDied
 from qzhou_eval.runs.identity import TaskRecord, claimed
+from qzhou_eval.runs.scoring import failed
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -58,23 +59,26 @@ def run_pipeline(
     unfinished: dict[str, int] = {}  # task -> its jobs not done yet
     started: dict[str, float] = {}  # task -> when its turn came
     claims: dict[Job, ExitStack] = {}  # the records of jobs in flight, released if they fail
+    tasks = {t.metadata.name: t for t in plan.tasks}
 
     def submit(job: Job) -> None:
         if job not in claims:
+            record = records[(job.task, job.dim)]
             claim = ExitStack()
-            claim.enter_context(claimed(records[(job.task, job.dim)], runtime.overwrite))
+            claim.enter_context(claimed(record, runtime.overwrite))
+            claim.enter_context(atomic.kept_fresh(record.path))  # a live run's: never stale
             claims[job] = claim
         try:
             inflight[pool.submit(job)] = job
         except BrokenProcessPool:  # a process died while idle
             raise died(job) from None
 
-    def finish(job: Job, failed: BaseException | None) -> None:
+    def finish(job: Job, error: BaseException | None) -> None:
         claim = claims.pop(job)
-        if failed is None:
-            claim.pop_all()  # keep the record: its result exists
+        if error is None:
+            claim.close()  # the record stays: its result exists
         else:
-            claim.__exit__(type(failed), failed, failed.__traceback__)  # release it
+            claim.__exit__(type(error), error, error.__traceback__)  # the record goes
         unfinished[job.task] -= 1
         if not unfinished[job.task]:  # from its look-ahead to its last evaluation
             outcome.task_seconds[job.task] = time.monotonic() - started[job.task]
@@ -99,11 +103,9 @@ def run_pipeline(
                 continue
             except Exception as e:
                 finish(job, e)
-                if isinstance(e, UserError) or not runtime.continue_on_error:
-                    raise
-                logger.error("task %s failed: %s: %s", job.task, type(e).__name__, e)
-                outcome.failures[job.task] = f"{type(e).__name__}: {e}"
-                continue
+                if failed(plan, tasks[job.task], e, outcome):
+                    continue
+                raise
             finish(job, None)
             if job.attempt == 0:
                 asked, stored = outcome.coverage.get(job.task, (0, 0))

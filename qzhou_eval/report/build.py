@@ -24,6 +24,7 @@ from qzhou_eval.report.compare import (
     load_reference,
     published_mrl,
 )
+from qzhou_eval.report.data import run_data
 from qzhou_eval.report.discover import RunDir, RunId, experiment_dim, run_dir
 from qzhou_eval.report.score import (
     DEFAULT_DEFINITION,
@@ -129,6 +130,8 @@ class Report:
     reference_label: str | None = None
     no_reference: list[RunId] = field(default_factory=list)
     skipped: list[RunId] = field(default_factory=list)
+    # per run: description of where its data came from -> tasks (from the task records)
+    data: dict[RunId, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def is_subset(self) -> bool:
@@ -186,6 +189,8 @@ def build_report(
             report.skipped.append(run.id)
             continue
         main.append(summarize(scores))
+        if sources := run_data(run.path, [t.metadata.name for t in tasks]):
+            report.data[run.id] = sources
         if alt_tasks:
             alt_scores = score_run(run.id, alt_tasks, loaded, str(run.path), run.embed_dim)
             alt[run.id] = summarize(alt_scores)

@@ -263,7 +263,23 @@ def _csv_score(row: _CsvRow, path: Path) -> float:
     return value
 
 
+def _check_unique(rows: list[_CsvRow], path: Path, key: tuple[str, ...]) -> None:
+    """UserError naming the line of a second, different score for the same ``key`` columns
+    (a repeated identical row is harmless)."""
+    first: dict[tuple[str, ...], _CsvRow] = {}
+    for row in rows:
+        other = first.setdefault(tuple(row[k] for k in key), row)
+        if other is not row and _csv_score(other, path) != _csv_score(row, path):
+            what = " ".join(f"{k} {row[k]!r}" for k in key)
+            raise UserError(
+                f"reference CSV {path}, line {row.line}: a second main_score for {what} of "
+                f"model {row['model']!r} ({row['main_score']}; line {other.line} has "
+                f"{other['main_score']}); keep one row"
+            )
+
+
 def _csv_task_result(task: str, rows: list[_CsvRow], path: Path) -> TaskResult:
+    _check_unique(rows, path, ("task", "split", "subset"))
     scores: dict[str, list[dict[str, object]]] = {}
     for row in rows:
         entry = {"hf_subset": row["subset"], "main_score": _csv_score(row, path), "languages": []}
@@ -289,6 +305,7 @@ def _csv_task_scores(
         if not rows:
             scored.append(TaskScore(**base, score=None, problem="not in the reference CSV"))
             continue
+        _check_unique(rows, path, ("task",))
         value = _csv_score(rows[-1], path)
         scored.append(TaskScore(**base, score=value, parts=(Part("-", "-", value),)))
     return RunScores(run, tuple(scored), str(path), experiment_dim(run.experiment))

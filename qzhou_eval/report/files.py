@@ -196,6 +196,7 @@ def _run_dict(s: Summary, alt: Summary | None, report: Report) -> dict[str, obje
     out: dict[str, object] = {
         **_run_id_dict(s.run),
         "source": s.scores.source,
+        "data": report.data.get(s.run, {}),  # where its data came from -> tasks (records)
         "embed_dim": s.scores.embed_dim,
         "complete": s.complete,
         **_means_dict(s),

@@ -16,6 +16,7 @@ from mteb.abstasks import AbsTask
 
 from qzhou_eval.report.build import BenchmarkInfo, MrlCurve, Report, run_summary
 from qzhou_eval.report.compare import DEFAULT_LABEL, Comparison, Delta
+from qzhou_eval.report.data import data_line
 from qzhou_eval.report.discover import RunId
 from qzhou_eval.report.score import (
     DEFAULT_DEFINITION,
@@ -265,6 +266,10 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
 
     head = [*heading(1, report.describe_tasks())]
     head.append("Results: " + ", ".join(str(d) for d in report.results_dirs))
+    data_labels = run_labels(list(report.data))
+    for run, sources in report.data.items():
+        label = f" of {data_labels[run]}" if len(report.summaries) > 1 else ""
+        head.append(f"Data{label}: {data_line(sources, report.n_tasks)}")
     if report.definition_line:
         head.append(f"Definition: {report.definition_line}")
     head.append(SCALE_NOTE)

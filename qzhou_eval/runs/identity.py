@@ -16,7 +16,11 @@ the empty-text rule), nothing else.
 - Each folder records, per task, the fingerprint of what produced its result
   (``qzhou_eval_records/<Task>.yaml``). A run refuses only a task whose recorded fingerprint
   differs from its own. Records are created race-free (of two first writers with different
-  configurations exactly one wins), before the task is evaluated.
+  configurations exactly one wins), before the task is evaluated, so a result never lacks its
+  record: one that does (the record was deleted) has unknown provenance and is set aside. A
+  record without a result whose writer is gone (killed between the two writes: its process is
+  gone, or the record is older than ``atomic.STALE_AFTER_S``; a live run keeps touching its
+  record) is stale and replaced.
 - Folders written by qzhou-eval 0.1 (one ``qzhou_eval_run.yaml`` for the whole folder) are
   migrated to per-task records when their configuration is this run's, else refused.
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -182,6 +187,9 @@ class TaskRecord:
     task: str
     fields: dict[str, Any]
     recipe_name: str
+    # where the task's data came from (qzhou_eval.mirror.provenance); not in the fingerprint,
+    # which holds only what the data add to the identity (``fields["data_content"]``)
+    data_source: dict[str, Any] | None = None
     # fingerprints earlier releases recorded for this same identity (read as ours, never written)
     aliases: tuple[str, ...] = ()
 
@@ -204,19 +212,50 @@ class TaskRecord:
             "fingerprint": self.fingerprint,
             "recipe": self.recipe_name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "writer": atomic.this_process(),  # tells a dead writer's record from a live one's
+            **({"data_source": self.data_source} if self.data_source is not None else {}),
             **self.fields,
         }
         return yaml.safe_dump(record, sort_keys=False, allow_unicode=True, width=1000)
 
     def conflict(self) -> str | None:
-        """Why this task may not be written here, or None. Heals a damaged record."""
+        """Why this task may not be written here, or None. Heals a damaged record, sets aside a
+        result without a record and replaces a stale record of another configuration."""
+        if self.result.exists() and not self.path.exists():  # in write order: record first
+            self._set_aside_unrecorded()
         recorded = self._read()
         if recorded is None or recorded == self.fingerprint or recorded in self.aliases:
             return None
+        if self._replace_if_stale():
+            return None
+        recorded_data = self._load() or {}
+        if not self.result.exists():  # its writer is alive (or on another node, recently)
+            writer = recorded_data.get("writer") or {}
+            who = f" (pid {writer.get('pid')} on {writer.get('host')})" if writer else ""
+            return (
+                f"a run of another configuration{who} is evaluating {self.task} into "
+                f"{self.folder} (its record {self.path} has no result yet); set "
+                "experiment=<name> or runtime.results_dir=<another folder>, or wait for it"
+            )
+        ours, theirs = self.fields.get("data_content"), recorded_data.get("data_content")
+        other_data = ""
+        if ours != theirs:
+            what = f"content {ours[:19]}..." if ours else "the pinned revision"
+            other_data = f", made from other data (this run reads {what})"
         return (
-            f"{self.folder} holds a {self.task} result of a different configuration (see "
-            f"{self.path}); set experiment=<name> or runtime.results_dir=<another folder>"
+            f"{self.folder} holds a {self.task} result of a different configuration{other_data} "
+            f"(see {self.path}); set experiment=<name> or runtime.results_dir=<another folder>"
         )
+
+    def finished(self) -> bool:
+        """This configuration's result is here (only reads: nothing is healed)."""
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return False
+        recorded = data.get("fingerprint") if isinstance(data, dict) else None
+        ours = recorded == self.fingerprint or recorded in self.aliases
+        return ours and self.result.is_file()
 
     def claim(self) -> bool:
         """Record this configuration for the task, or refuse (RecordConflict) where another
@@ -240,6 +279,11 @@ class TaskRecord:
     def _read(self) -> str | None:
         """The recorded fingerprint (None: no record). A record that does not parse is set
         aside with its result, which is then evaluated again (its provenance is unknown)."""
+        data = self._load()
+        return None if data is None else data["fingerprint"]
+
+    def _load(self) -> dict[str, Any] | None:
+        """The record's content (None: no record); see :meth:`_read`."""
         for attempt in range(3):
             try:
                 text = self.path.read_text(encoding="utf-8")
@@ -250,7 +294,7 @@ class TaskRecord:
             except yaml.YAMLError:
                 data = None
             if isinstance(data, dict) and isinstance(data.get("fingerprint"), str):
-                return data["fingerprint"]
+                return data
             if attempt < 2 and time.time() - self.path.stat().st_mtime < 2.0:
                 time.sleep(0.5)  # maybe being written (filesystems without hard links)
                 continue
@@ -265,6 +309,52 @@ class TaskRecord:
             except FileNotFoundError:
                 continue
             logger.warning("%s was damaged or unverifiable: moved to %s", path, moved.name)
+
+    def _set_aside_unrecorded(self) -> None:
+        """A result without a record: what produced it is unknown, so it is not this run's."""
+        try:
+            moved = atomic.move_aside(self.result, "unrecorded")
+        except FileNotFoundError:  # another run set it aside first
+            return
+        logger.warning(
+            "%s has no record (%s), so what produced it is unknown: moved aside as %s; "
+            "evaluating %s again",
+            self.result,
+            self.path,
+            moved.name,
+            self.task,
+        )
+
+    def _replace_if_stale(self) -> bool:
+        """Set aside another configuration's record that has no result and whose writer is
+        gone; True if it was (or another run just did). Race-safe: the file renamed is checked
+        to be the one judged stale; a fresh record renamed by mistake is put back."""
+        try:
+            seen = self.path.stat()
+        except FileNotFoundError:
+            return True
+        data = self._load() or {}
+        writer = data.get("writer") if isinstance(data.get("writer"), dict) else {}
+        gone = atomic.process_gone(writer.get("host"), writer.get("pid"))
+        if self.result.exists() or not (gone or atomic.is_stale(self.path)):
+            return False
+        try:
+            moved = atomic.move_aside(self.path, "stale")
+        except FileNotFoundError:
+            return True
+        if moved.stat().st_ino != seen.st_ino:  # another run replaced it in between: restore
+            with contextlib.suppress(OSError):
+                os.link(moved, self.path)
+                moved.unlink()
+            return not self.path.exists()
+        logger.warning(
+            "%s recorded a run of another configuration that left no %s result (killed before "
+            "writing it): moved aside as %s",
+            self.path,
+            self.task,
+            moved.name,
+        )
+        return True
 
 
 @contextlib.contextmanager
@@ -281,17 +371,27 @@ def claimed(record: TaskRecord, overwrite: bool) -> Iterator[None]:
         raise
 
 
-def task_record(
-    folder: Path, spec: ModelSpec, recipe: Recipe, task: str, dim: int | None
+def record_for(
+    folder: Path,
+    spec: ModelSpec,
+    recipe: Recipe,
+    task: str,
+    dim: int | None,
+    *,
+    extra: dict[str, Any] | None = None,
+    data_source: dict[str, Any] | None = None,
 ) -> TaskRecord:
-    """The record of ``task`` at output size ``dim`` (None: the full size) in ``folder``.
+    """The record of ``task`` at output size ``dim`` (None: the full size) in ``folder``;
+    ``extra``: further fields of its identity (the data's content when it is not the pinned one).
 
     Releases before 0.2.0 recorded a sweep's full size as ``dim: <embed_dim>``; that is the same
     identity as no cut, so such a record is read as this one's."""
+    extra = extra or {}
     aliases: tuple[str, ...] = ()
     if dim is None and spec.embed_dim is not None:
-        aliases = (fingerprint(task_fields(spec, recipe, task, spec.embed_dim)),)
-    return TaskRecord(folder, task, task_fields(spec, recipe, task, dim), recipe.name, aliases)
+        aliases = (fingerprint({**task_fields(spec, recipe, task, spec.embed_dim), **extra}),)
+    fields = {**task_fields(spec, recipe, task, dim), **extra}
+    return TaskRecord(folder, task, fields, recipe.name, data_source=data_source, aliases=aliases)
 
 
 # --- folders of qzhou-eval 0.1 ------------------------------------------------------------------

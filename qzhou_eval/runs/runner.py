@@ -11,12 +11,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mteb.abstasks import AbsTask
 from omegaconf import DictConfig
 
+from qzhou_eval import atomic
 from qzhou_eval.benchmarks import load_benchmark_tasks
-from qzhou_eval.config.folders import check_writable_folder
+from qzhou_eval.config.folders import FolderNotWritable, check_writable_folder
 from qzhou_eval.config.hub import check_hub_model
 from qzhou_eval.config.spec import (
     ModelSpec,
@@ -29,8 +31,10 @@ from qzhou_eval.config.spec import (
 from qzhou_eval.encoder import RecipeEncoder
 from qzhou_eval.encoder.embedder import Embedder, MemoryStore, MissingInputs
 from qzhou_eval.encoder.engines import Engine, make_engine
-from qzhou_eval.errors import ConfigError, UserError
+from qzhou_eval.errors import ConfigError
 from qzhou_eval.known_tasks import KNOWN_TASKS
+from qzhou_eval.mirror.offline import check_offline_data
+from qzhou_eval.mirror.provenance import data_identity, data_provenance
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
 from qzhou_eval.results import ResultsFolder
@@ -39,11 +43,12 @@ from qzhou_eval.runs.identity import (
     Identity,
     TaskRecord,
     Variant,
+    build_model_meta,
     claimed,
     migrate_legacy,
-    task_record,
+    record_for,
 )
-from qzhou_eval.runs.scoring import ENCODE_KWARGS, Encoders, score
+from qzhou_eval.runs.scoring import ENCODE_KWARGS, Encoders, failed, fill_hint, score
 from qzhou_eval.store import DiskStore, model_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -60,6 +65,8 @@ class RunPlan:
     dims: list[int | None]
     identity: Identity  # where each task is filed
     benchmark: BenchmarkInfo  # what the tasks are: all of a benchmark or a subset of it
+    read_only: bool = False  # every result is finished and a folder is not writable
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> data provenance
 
     def variant(self, task: str) -> Variant | None:
         return self.identity.variant(task)
@@ -147,18 +154,49 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             "'benchmark.tasks=[{task}]'"
         )
         apply_mirror(tasks, mirror, hint)
-    check_writable_folder("runtime.results_dir", runtime.results_dir)
-    if runtime.store_dir is not None:
-        check_writable_folder("runtime.store_dir", runtime.store_dir)
-    return RunPlan(
-        spec,
-        runtime,
-        recipe,
-        tasks,
-        dims,
-        identity,
-        benchmark_info(cfg.benchmark, tasks),
+    plan = RunPlan(
+        spec, runtime, recipe, tasks, dims, identity, benchmark_info(cfg.benchmark, tasks)
     )
+    plan.data = {t.metadata.name: data_provenance(t, mirror) for t in tasks}
+    if mirror is None:  # offline, Hub data must be cached (finished tasks need none)
+        check_offline_data(unfinished_tasks(plan), fill_hint(cfg.benchmark.key))
+    try:
+        check_writable_folder("runtime.results_dir", runtime.results_dir)
+        if runtime.store_dir is not None:
+            check_writable_folder("runtime.store_dir", runtime.store_dir)
+    except FolderNotWritable:
+        if not all_finished(plan):
+            raise
+        plan.read_only = True  # nothing to write: the summary is read from the results
+    return plan
+
+
+def task_record(folder: ResultsFolder, plan: RunPlan, task: str, dim: int | None) -> TaskRecord:
+    """The record of ``task`` at ``dim`` in the folder it is filed in."""
+    meta = build_model_meta(plan.spec, plan.recipe, dim=dim, variant=plan.variant(task))
+    where = folder.get_task_result_path(task, meta).parent
+    data = plan.data.get(task)
+    extra = {}
+    if (content := data_identity(data)) is not None:  # not the pinned data: another identity
+        extra["data_content"] = content
+    return record_for(where, plan.spec, plan.recipe, task, dim, extra=extra, data_source=data)
+
+
+def unfinished_tasks(plan: RunPlan) -> list[AbsTask]:
+    """The tasks that lack this configuration's result at some dimension (reads only)."""
+    if plan.runtime.overwrite or not Path(plan.runtime.results_dir).expanduser().is_dir():
+        return list(plan.tasks)  # (and nothing is created here)
+    folder = ResultsFolder(plan.runtime.results_dir)
+    return [
+        t
+        for t in plan.tasks
+        if not all(task_record(folder, plan, t.metadata.name, d).finished() for d in plan.dims)
+    ]
+
+
+def all_finished(plan: RunPlan) -> bool:
+    """Whether every task at every dimension has this configuration's result (reads only)."""
+    return not unfinished_tasks(plan)
 
 
 def with_packing(spec: ModelSpec, packing: bool) -> ModelSpec:
@@ -179,9 +217,10 @@ def execute(plan: RunPlan) -> RunOutcome:
     started = time.monotonic()
     spec, runtime = plan.spec, plan.runtime
     folder = ResultsFolder(runtime.results_dir, encode_kwargs=ENCODE_KWARGS)
-    folder.remove_stale_temp_files()
+    if not plan.read_only:
+        folder.remove_stale_temp_files()
     store: MemoryStore | DiskStore
-    if runtime.store_dir is not None:
+    if runtime.store_dir is not None and not plan.read_only:
         store = DiskStore(runtime.store_dir, model_fingerprint(spec))
     else:
         store = MemoryStore()
@@ -226,7 +265,7 @@ def _evaluate(
     plan: RunPlan, folder: ResultsFolder, store: MemoryStore | DiskStore, embedder: Embedder
 ) -> RunOutcome:
     encoders = Encoders(plan, embedder)
-    records = task_records(plan, folder, encoders)  # a refused run writes nothing
+    records = task_records(plan, folder)  # a refused run writes nothing
     outcome = RunOutcome(plan)
     if plan.runtime.scoring_workers:
         from qzhou_eval.pipeline import run_pipeline
@@ -239,18 +278,14 @@ def _evaluate(
     return outcome
 
 
-def task_records(
-    plan: RunPlan, folder: ResultsFolder, encoders: Encoders
-) -> dict[tuple[str, int | None], TaskRecord]:
+def task_records(plan: RunPlan, folder: ResultsFolder) -> dict[tuple[str, int | None], TaskRecord]:
     """Every (task, dimension)'s record, checked before any task is evaluated: a task whose
     folder holds another configuration's result stops the run (one line) before it writes."""
 
-    def record_of(task: str, dim: int | None) -> TaskRecord:
-        where = folder.get_task_result_path(task, encoders(task, dim).mteb_model_meta).parent
-        return task_record(where, plan.spec, plan.recipe, task, dim)
-
     records = {
-        (t.metadata.name, d): record_of(t.metadata.name, d) for t in plan.tasks for d in plan.dims
+        (t.metadata.name, d): task_record(folder, plan, t.metadata.name, d)
+        for t in plan.tasks
+        for d in plan.dims
     }
     for (_, dim), record in records.items():
         migrate_legacy(record.folder, plan.spec, plan.recipe, dim)
@@ -274,13 +309,20 @@ def evaluate_in_process(
     name = task.metadata.name
     started = time.monotonic()
     pending = [d for d in plan.dims if runtime.overwrite or not records[(name, d)].result.exists()]
-    if len(pending) > 1 and not task.data_loaded:
-        task.load_data()  # once for all dimensions (mteb keeps data it did not load)
     try:
+        try:
+            if len(pending) > 1 and not task.data_loaded:
+                task.load_data()  # once for all dimensions (mteb keeps data it did not load)
+        except Exception as e:
+            if failed(plan, task, e, outcome):
+                return
+            raise
         for dim in plan.dims:
             encoder = encoders(name, dim)
+            record = records[(name, dim)]
             try:
-                with claimed(records[(name, dim)], runtime.overwrite):
+                # a live run's record never looks stale
+                with claimed(record, runtime.overwrite), atomic.kept_fresh(record.path):
                     result = score(encoder, task, folder, runtime.overwrite)
             except MissingInputs as e:
                 if runtime.encode:
@@ -288,11 +330,9 @@ def evaluate_in_process(
                 outcome.missing[name] = missing_description(plan, task, encoders.embedder, e)
                 return
             except Exception as e:
-                if isinstance(e, UserError) or not runtime.continue_on_error:
-                    raise  # a failed task keeps the finished ones
-                logger.exception("task %s failed", name)
-                outcome.failures[name] = f"{type(e).__name__}: {e}"
-                return
+                if failed(plan, task, e, outcome):
+                    return
+                raise
             outcome.add(name, encoder, [str(err.exception) for err in result.exceptions or []])
     finally:
         if task.data_loaded:

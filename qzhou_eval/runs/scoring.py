@@ -6,6 +6,7 @@ scoring processes of :mod:`qzhou_eval.pipeline`, so both score exactly alike.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import mteb
@@ -14,12 +15,17 @@ from mteb.results import ModelResult
 
 from qzhou_eval.encoder import RecipeEncoder
 from qzhou_eval.encoder.embedder import Embedder
+from qzhou_eval.errors import UserError
 from qzhou_eval.fresh_tasks import evaluation_copy
+from qzhou_eval.mirror.content import damaged_data
+from qzhou_eval.mirror.offline import unreachable_data
 from qzhou_eval.results import ResultsFolder
 from qzhou_eval.runs.identity import Variant, build_model_meta
 
 if TYPE_CHECKING:
-    from qzhou_eval.runs.runner import RunPlan
+    from qzhou_eval.runs.runner import RunOutcome, RunPlan
+
+logger = logging.getLogger(__name__)
 
 ENCODE_KWARGS = {"batch_size": 1024, "show_progress_bar": False}  # what mteb records per run
 
@@ -63,3 +69,33 @@ def score(
         raise_error=True,
         co2_tracker=False,
     )
+
+
+def failed(plan: RunPlan, task: AbsTask, error: Exception, outcome: RunOutcome) -> bool:
+    """Whether ``error`` of ``task`` is recorded as its failure (``runtime.continue_on_error``);
+    False: the caller re-raises it. Unreachable or damaged data become their one-line error."""
+    name = task.metadata.name
+    problem = data_problem(plan, task, error)
+    if problem is not None and not plan.runtime.continue_on_error:
+        raise problem from None
+    if problem is None and (isinstance(error, UserError) or not plan.runtime.continue_on_error):
+        return False  # a failed task keeps the finished ones
+    if problem is None:
+        logger.exception("task %s failed", name)
+    outcome.failures[name] = str(problem) if problem else f"{type(error).__name__}: {error}"
+    return True
+
+
+def data_problem(plan: RunPlan, task: AbsTask, error: BaseException) -> UserError | None:
+    """The one line for a task whose data could not be loaded: unreachable (offline, no Hub),
+    or a damaged mirror file (named); None for any other error."""
+    hint = fill_hint(plan.benchmark.key)
+    name = task.metadata.name
+    return unreachable_data(task, error, hint) or damaged_data(
+        name, error, plan.data.get(name), hint
+    )
+
+
+def fill_hint(benchmark_key: str) -> str:
+    """The command that fills a mirror with a benchmark's datasets."""
+    return f"python -m qzhou_eval.mirror benchmark={benchmark_key} data.mirror=<folder>"

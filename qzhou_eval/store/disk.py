@@ -61,7 +61,9 @@ def model_fingerprint(spec: ModelSpec) -> str:
 
 
 def _key(side: str, text: str) -> bytes:
-    return hashlib.sha256(f"{side}\0{text}".encode()).digest()
+    # surrogatepass: a lone surrogate (not valid Unicode) still gets a key of its own; every
+    # valid text's bytes are its UTF-8 bytes, as before
+    return hashlib.sha256(f"{side}\0{text}".encode("utf-8", "surrogatepass")).digest()
 
 
 # What numpy raises on a file that is not a valid .npy (bad magic, garbled header, short data).

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from qzhou_eval.mirror import MARKER_NAME, repo_problem
+from qzhou_eval.errors import MirrorError
+from qzhou_eval.mirror import MARKER_NAME, apply_mirror, repo_problem
 from qzhou_eval.mirror.layout import write_marker
-from tests.mirror.repo_writer import write_retrieval_repo, write_sts_repo
+from qzhou_eval.mirror.repos import reads_lang_column, required_configs
+from tests.mirror.repo_writer import write_retrieval_repo, write_sts_repo, write_table
 
 REV = "b0fddb56ed78048fa8b90373c8a3cfc37b684831"
 OTHER = "0" * 40
@@ -97,3 +99,49 @@ def test_marker_lists_a_file_that_is_gone(tmp_path: Path) -> None:
     assert repo_problem(folder, REV) is None
     (folder / "queries" / "test-00000-of-00001.parquet").unlink()
     assert "its marker lists" in (repo_problem(folder, REV) or "")
+
+
+# ---- what each task type loads ------------------------------------------------------------
+
+
+def _beir_archive(folder: Path) -> Path:
+    """How a BEIR zip unpacks: corpus.jsonl, queries.jsonl, qrels/test.tsv, no README configs."""
+    write_table(folder / "corpus.jsonl", [{"_id": "d1", "title": "", "text": "x"}])
+    write_table(folder / "queries.jsonl", [{"_id": "q1", "text": "z"}])
+    write_table(folder / "qrels" / "test.tsv", [{"query-id": "q1", "corpus-id": "d1", "score": 1}])
+    return folder
+
+
+def test_a_beir_archive_is_refused_for_a_retrieval_task(mirror: Path, bench_task) -> None:
+    task = bench_task("MTEB(eng, v2)", "SCIDOCS")
+    assert required_configs(task) == (("corpus",), ("queries", "query"), ("default", "qrels"))
+    _beir_archive(mirror / "mteb__scidocs")
+    with pytest.raises(MirrorError) as info:
+        apply_mirror([task], mirror, "fetch {task}")
+    message = str(info.value)
+    assert "task SCIDOCS: repo mteb/scidocs@" in message and "\n" not in message
+    assert "declares no configs" in message and "'corpus'" in message and "BEIR" in message
+
+
+def test_a_reranking_task_needs_its_candidate_lists(bench_task) -> None:
+    task = bench_task("MTEB(eng, v2)", "AskUbuntuDupQuestions")
+    assert ("top_ranked",) in required_configs(task)
+
+
+def test_a_task_split_by_lang_needs_the_column(tmp_path: Path, bench_task) -> None:
+    task = bench_task("MTEB(eng, v2)", "STS17")  # fast_loading: the default config, by 'lang'
+    assert required_configs(task) == (("default",),) and reads_lang_column(task)
+    folder = write_sts_repo(tmp_path / "r", PAIRS, splits=["test"], revision=REV)
+    problem = repo_problem(folder, REV, configs=required_configs(task), lang_column=True)
+    assert problem is not None and "no 'lang' column in test.jsonl.gz" in problem
+    rows = [{"sentence1": a, "sentence2": b, "score": s, "lang": "en-en"} for a, b, s in PAIRS]
+    write_table(folder / "test.jsonl.gz", rows)
+    assert repo_problem(folder, REV, configs=required_configs(task), lang_column=True) is None
+
+
+def test_a_task_read_per_subset_needs_a_config_per_subset(tmp_path: Path, bench_task) -> None:
+    task = bench_task("MTEB(eng, v2)", "MTOPDomainClassification")  # one config per language
+    assert required_configs(task) == (("en",),) and not reads_lang_column(task)
+    folder = write_sts_repo(tmp_path / "r", PAIRS, splits=["test"])  # files, no configs
+    problem = repo_problem(folder, REV, configs=required_configs(task))
+    assert problem is not None and "the task loads 'en' as configs" in problem

@@ -13,7 +13,9 @@ import mteb
 import numpy as np
 import pytest
 
+from qzhou_eval.errors import MirrorError
 from qzhou_eval.mirror import apply_mirror
+from qzhou_eval.mirror.apply import _mirror_task
 from tests.mirror.lookup_encoder import LookupEncoder
 from tests.mirror.repo_writer import write_task_repo
 
@@ -171,10 +173,13 @@ def test_reranking_uses_the_candidate_lists(
 def test_same_data_without_candidate_lists_is_full_corpus_retrieval(
     mirror: Path, bench_task
 ) -> None:
-    """The contrast: what a reranking task scores when ``top_ranked`` is lost."""
+    """The contrast: what a reranking task scores when ``top_ranked`` is lost, which is why the
+    mirror check refuses a reranking repo without it."""
     task = bench_task("MTEB(eng, v2)", "AskUbuntuDupQuestions")
     write_task_repo(mirror, task, **RERANK_DATA)
-    apply_mirror([task], mirror, HINT)
+    with pytest.raises(MirrorError, match="lacks the config\\(s\\) 'top_ranked' the task loads"):
+        apply_mirror([task], mirror, HINT)
+    _mirror_task(task, mirror)  # pointed at the folder without the check
     assert _main_score(LookupEncoder(RERANK_VECTORS), task) == pytest.approx(1 / 2, abs=1e-5)
 
 

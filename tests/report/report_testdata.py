@@ -88,4 +88,16 @@ MALFORMED = {
         "2 field(s) where the header has 3",
     ),
     "long_row": (HEADER + b"me/m,STS12,0.5,extra\n", 2, "4 field(s) where the header has 3"),
+    # two different scores for one task (the last row won silently); a repeat of a row is fine
+    "two_scores": (
+        HEADER + b"me/m,STS12,0.5\nme/m,STS12,0.5\nme/m,STS12,0.6\n",
+        4,
+        "a second main_score for task 'STS12' of model 'me/m' (0.6; line 2 has 0.5)",
+    ),
+    "two_subset_scores": (
+        b"model,task,split,subset,main_score\nme/m,STS12,test,default,0.5\n"
+        b"me/m,STS12,test,default,0.7\n",
+        3,
+        "a second main_score for task 'STS12' split 'test' subset 'default'",
+    ),
 }

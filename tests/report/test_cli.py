@@ -281,7 +281,7 @@ def test_command_line(package_results: Path, tmp_path: Path) -> None:
     assert (tmp_path / "mteb_eng_v2.md").is_file()
 
 
-@pytest.mark.parametrize("case", ["unclosed_quote", "binary", "short_row"])
+@pytest.mark.parametrize("case", ["unclosed_quote", "binary", "short_row", "two_scores"])
 def test_malformed_reference_csv_is_one_line_exit_2(
     package_results: Path, tmp_path: Path, case: str
 ) -> None:

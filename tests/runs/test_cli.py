@@ -31,6 +31,7 @@ def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         (["model.dtype=fp8"], "model.dtype"),
         (["model=nosuch"], "model=nosuch is unknown; use one of ["),
         (["model=minilm", "benchmark=demo_eng", "benchmark.tasks=[NoSuchTask]"], "NoSuchTask"),
+        (["model=minilm", "benchmark=demo_eng", "benchmark.tasks=[]"], "benchmark.tasks is empty"),
         (["model=minilm", "data.mirror=/no/such/mirror"], "data.mirror"),
         (["model=minilm", "model.path=/no/such/model"], "model.path"),
         (["prompts.instructions.NotATask=x"], "NotATask"),

@@ -220,6 +220,67 @@ def test_damaged_store_shards_are_set_aside_and_their_inputs_encoded_again(case,
     assert "is damaged (" not in again.out and again.encoded == 0
 
 
+@pytest.mark.slow
+def test_a_result_whose_record_was_deleted_is_set_aside_and_evaluated_again(case, reference):
+    records = case / "results" / MINILM / "qzhou_eval_records"
+    (records / f"{STS}.yaml").unlink()
+    cls_before = _result(case, CLS).read_bytes()
+    run = cli(*_args(case))
+    assert run.code == 0 and run.err_lines == [], run.err
+    warnings = [ln for ln in run.out.splitlines() if "has no record" in ln]
+    assert len(warnings) == 1 and STS in warnings[0], run.out
+    (moved,) = _result(case, STS).parent.glob(f"{STS}.json.unrecorded-*")
+    assert moved.name in warnings[0]  # kept beside, not deleted
+    assert run.encoded == 0  # evaluated again from the stored vectors
+    assert (records / f"{STS}.yaml").exists()  # and recorded this time
+    assert _result(case, CLS).read_bytes() == cls_before
+    assert_reference_scores(case, reference)
+    assert "has no record" not in cli(*_args(case)).out
+
+
+@pytest.mark.slow
+def test_the_record_is_written_before_the_result(case, monkeypatch):
+    from qzhou_eval.results import ResultsFolder
+
+    _result(case, STS).unlink()
+    (case / "results" / MINILM / "qzhou_eval_records" / f"{STS}.yaml").unlink()
+    real, seen = ResultsFolder.save_to_cache, []
+
+    def save(self, task_result, model_name, *args, **kwargs):
+        path = self.get_task_result_path(task_result.task_name, model_name)
+        seen.append((path.parent / "qzhou_eval_records" / f"{path.stem}.yaml").exists())
+        return real(self, task_result, model_name, *args, **kwargs)
+
+    monkeypatch.setattr(ResultsFolder, "save_to_cache", save)
+    assert cli(*_args(case, tasks=STS)).code == 0
+    assert seen and all(seen)  # so a kill between the two writes leaves a record, not a result
+
+
+@pytest.mark.slow
+def test_a_run_killed_between_record_and_result_does_not_block_another_configuration(tmp_path):
+    # Both configurations file into experiments/experiment_shared/ (experiment= names it).
+    proc = _popen(*_args(tmp_path, "experiment=shared", tasks=STS))
+    folder = tmp_path / "results" / MINILM / "experiments" / "experiment_shared"
+    record = folder / "qzhou_eval_records" / f"{STS}.yaml"
+    deadline = time.monotonic() + 300
+    while not record.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # preempted: no result, its record stays
+    proc.communicate(timeout=60)
+    assert not (folder / f"{STS}.json").exists()
+
+    other = cli(*_args(tmp_path, "experiment=shared", "model.max_length=128", tasks=STS))
+    assert other.code == 0 and other.err_lines == [], other.err
+    warnings = [ln for ln in other.out.splitlines() if "left no" in ln]
+    assert len(warnings) == 1 and str(record) in warnings[0], other.out
+    assert (folder / f"{STS}.json").exists()
+    assert "max_length: 128" in record.read_text()  # the record is the new configuration's
+    assert len(list(record.parent.glob(f"{STS}.yaml.stale-*"))) == 1
+    assert_clean(tmp_path / "results")
+
+
 # ---- unwritable folders and full disks -------------------------------------------------
 
 
@@ -229,6 +290,7 @@ def test_read_only_folder_is_refused_before_anything_loads(case, reference, monk
     # Running as root, chmod does not make a folder unwritable: opening a file there fails the
     # way it does on a read-only mount (EROFS) instead.
     folder = case / ("results" if key == "results_dir" else "store")
+    _result(case, STS).unlink()  # something to write
     before = _files(case)
     _fail_writes(monkeypatch, errno.EROFS, _under(folder))
     run = cli(*_args(case))
@@ -239,6 +301,23 @@ def test_read_only_folder_is_refused_before_anything_loads(case, reference, monk
     rerun = cli(*_args(case))
     assert rerun.code == 0 and rerun.encoded == 0
     assert_reference_scores(case, reference)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folders", [("results",), ("store",), ("results", "store")])
+def test_read_only_folders_with_every_result_finished_print_the_summary(
+    case, reference, monkeypatch, folders
+):
+    before = _files(case)
+    failed = _fail_writes(
+        monkeypatch, errno.EROFS, lambda tmp: any(case / f in tmp.parents for f in folders)
+    )
+    run = cli(*_args(case))
+    assert run.code == 0 and run.err_lines == [], run.err
+    assert "Traceback" not in run.out
+    assert STS in run.out and CLS in run.out and run.encoded == 0  # the summary, from the files
+    assert failed  # the probe found the folder read-only
+    assert _files(case) == before  # nothing was written
 
 
 @pytest.mark.slow
@@ -342,6 +421,24 @@ def test_bad_input_is_one_line_and_changes_nothing(case, reference, override, ne
     assert _files(case) == before
     assert cli(*_args(case)).code == 0
     assert_reference_scores(case, reference)
+
+
+def test_a_text_that_is_not_valid_unicode_is_one_line_naming_the_task(tmp_path, monkeypatch):
+    from qzhou_eval.encoder.encoder import RecipeEncoder
+
+    real = RecipeEncoder.encode
+
+    def encode(self, inputs, **kwargs):  # the task's data holds a lone surrogate
+        batches = [dict(b) for b in inputs]
+        batches[0]["text"] = ["a \ud800 b", *batches[0]["text"][1:]]
+        return real(self, batches, **kwargs)
+
+    monkeypatch.setattr(RecipeEncoder, "encode", encode)
+    run = cli(*_args(tmp_path, tasks=STS))
+    line = assert_one_error(run, 2, f"task {STS} (test, default): text 0 is not valid Unicode")
+    assert "U+D800" in line
+    assert not list((tmp_path / "results").rglob("*.json"))
+    assert not list((tmp_path / "results").rglob("*.yaml"))  # its record was released
 
 
 @pytest.mark.slow

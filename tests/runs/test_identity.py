@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
 
+from qzhou_eval import atomic
 from qzhou_eval.config import compose_config
 from qzhou_eval.config.spec import model_spec
 from qzhou_eval.errors import ConfigError
@@ -19,8 +25,8 @@ from qzhou_eval.runs.identity import (
     TaskRecord,
     legacy_fingerprint,
     migrate_legacy,
+    record_for,
     task_fields,
-    task_record,
 )
 from qzhou_eval.runs.runner import plan_run
 
@@ -30,7 +36,9 @@ def _plan(tmp_path: Path, *overrides: str):
         "mteb",
         [f"runtime.results_dir={tmp_path / 'r'}", "runtime.store_dir=null", *overrides],
     )
-    return plan_run(cfg)
+    # Only planned, never run: offline (conftest), these Hub tasks' data need not be reachable.
+    with mock.patch("qzhou_eval.runs.runner.check_offline_data"):
+        return plan_run(cfg)
 
 
 def test_overriding_one_instruction_files_only_that_task_apart(tmp_path):
@@ -70,8 +78,12 @@ def test_record_refuses_another_configuration_and_accepts_its_own(tmp_path):
     assert mine.claim() is True
     assert mine.claim() is False  # the same configuration again: fine, nothing new
     assert other.conflict() is not None
+    with pytest.raises(RecordConflict, match=r"another configuration.* is evaluating STS12"):
+        other.claim()  # no result yet: this process, alive, is evaluating it
+    mine.result.write_text("{}")
     with pytest.raises(RecordConflict, match="STS12 result of a different configuration"):
         other.claim()
+    mine.result.unlink()
     assert yaml.safe_load(mine.path.read_text())["fingerprint"] == mine.fingerprint
     mine.release()  # no result: our record goes, another configuration may run the task
     assert not mine.path.exists()
@@ -83,14 +95,83 @@ def test_a_damaged_record_is_set_aside_with_its_result(tmp_path):
     record.path.parent.mkdir(parents=True)
     record.path.write_text("{{{ not yaml")
     record.result.write_text("{}")
-    import os
-    import time
-
     old = time.time() - 60
     os.utime(record.path, (old, old))
     assert record.conflict() is None  # healed: the task is evaluated again
     assert not record.result.exists() and not record.path.exists()
     assert len(list(tmp_path.glob("STS12.json.corrupt-*"))) == 1
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _with_writer(record: TaskRecord, host: str, pid: int) -> None:
+    data = yaml.safe_load(record.path.read_text())
+    data["writer"] = {"host": host, "pid": pid}
+    record.path.write_text(yaml.safe_dump(data))
+
+
+def test_a_result_without_record_is_set_aside_for_any_configuration(tmp_path, caplog):
+    for value in (1, 2):  # the configuration that wrote it, and another one
+        folder = tmp_path / str(value)
+        first = _record(folder, {"a": 1})
+        first.claim()
+        first.result.write_text('{"scores": {}}')
+        first.path.unlink()  # the record is gone: who produced the result is unknown
+        record = _record(folder, {"a": value})
+        with caplog.at_level("WARNING"):
+            assert record.conflict() is None
+        assert not record.result.exists()  # not taken as finished: evaluated again
+        (moved,) = folder.glob("STS12.json.unrecorded-*")
+        assert moved.read_text() == '{"scores": {}}'  # kept, not deleted
+        warnings = [r.getMessage() for r in caplog.records if "has no record" in r.getMessage()]
+        assert len(warnings) == 1 and moved.name in warnings[0], warnings
+        caplog.clear()
+        assert record.claim() is True
+
+
+def test_a_record_without_result_of_a_dead_writer_is_replaced(tmp_path, caplog):
+    killed = _record(tmp_path, {"a": 1})
+    killed.claim()  # then killed before its result was written
+    _with_writer(killed, atomic.this_process()["host"], _dead_pid())
+    other = _record(tmp_path, {"a": 2})
+    with caplog.at_level("WARNING"):
+        assert other.claim() is True
+    assert yaml.safe_load(other.path.read_text())["fingerprint"] == other.fingerprint
+    (moved,) = (tmp_path / "qzhou_eval_records").glob("STS12.yaml.stale-*")
+    assert yaml.safe_load(moved.read_text())["fingerprint"] == killed.fingerprint
+    assert sum("left no STS12 result" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_record_without_result_of_a_live_or_unknown_writer_is_kept(tmp_path):
+    mine, other = _record(tmp_path, {"a": 1}), _record(tmp_path, {"a": 2})
+    mine.claim()
+    _with_writer(mine, atomic.this_process()["host"], os.getppid())  # alive: evaluating
+    with pytest.raises(RecordConflict, match=f"pid {os.getppid()} on .* is evaluating STS12"):
+        other.claim()
+    _with_writer(mine, "another-node", 12345)  # cannot be asked: fresh means alive
+    with pytest.raises(RecordConflict):
+        other.claim()
+    mine.result.write_text("{}")  # a finished result: never stale, however old
+    old = time.time() - atomic.STALE_AFTER_S - 60
+    os.utime(mine.path, (old, old))
+    with pytest.raises(RecordConflict):
+        other.claim()
+    mine.result.unlink()  # no result, untouched for over an hour: its writer is gone
+    assert other.claim() is True
+
+
+def test_a_live_run_keeps_its_record_fresh(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("x")
+    old = time.time() - atomic.STALE_AFTER_S - 60
+    os.utime(path, (old, old))
+    with atomic.kept_fresh(path, every_s=0.05):
+        time.sleep(0.3)
+    assert not atomic.is_stale(path)
 
 
 def _race(folder: str, value: int, barrier, outcomes) -> None:
@@ -101,6 +182,7 @@ def _race(folder: str, value: int, barrier, outcomes) -> None:
         outcomes.put(("won", value))
     except RecordConflict:
         outcomes.put(("refused", value))
+    barrier.wait()  # the winner stays alive (evaluating) while the other one decides
 
 
 def test_two_first_writers_with_different_configurations_exactly_one_wins(tmp_path):
@@ -147,10 +229,10 @@ def test_a_full_size_record_of_an_earlier_release_is_the_plain_runs(tmp_path):
     spec, recipe = model_spec(cfg.model), recipe_from_config(cfg.prompts, KNOWN_TASKS)
     old = TaskRecord(tmp_path, "DemoEngSTS", task_fields(spec, recipe, "DemoEngSTS", 384), "")
     assert old.claim() is True
-    full = task_record(tmp_path, spec, recipe, "DemoEngSTS", None)
+    full = record_for(tmp_path, spec, recipe, "DemoEngSTS", None)
     assert full.fingerprint != old.fingerprint and full.conflict() is None
     assert full.claim() is False  # accepted as the same identity; the old record stays
-    cut = task_record(tmp_path, spec, recipe, "DemoEngSTS", 256)
+    cut = record_for(tmp_path, spec, recipe, "DemoEngSTS", 256)
     assert cut.conflict() is not None  # a real cut is still another configuration
     # and a 0.1 folder recorded at the full size migrates as the plain run's
     (tmp_path / "b").mkdir()
@@ -158,4 +240,4 @@ def test_a_full_size_record_of_an_earlier_release_is_the_plain_runs(tmp_path):
     fp = legacy_fingerprint(spec, recipe)
     (tmp_path / "b" / LEGACY_RECORD).write_text(yaml.safe_dump({"fingerprint": fp, "dim": 384}))
     migrate_legacy(tmp_path / "b", spec, recipe, None)
-    assert task_record(tmp_path / "b", spec, recipe, "DemoEngSTS", None).path.exists()
+    assert record_for(tmp_path / "b", spec, recipe, "DemoEngSTS", None).path.exists()

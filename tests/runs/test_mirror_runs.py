@@ -10,9 +10,11 @@ from pathlib import Path
 
 import mteb
 import pytest
+import yaml
 
 from tests.conftest import REPO
-from tests.mirror.repo_writer import write_task_repo
+from tests.in_process import qzhou_eval
+from tests.mirror.repo_writer import write_table, write_task_repo
 
 MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
 PAIRS = [
@@ -107,3 +109,58 @@ def test_missing_dataset_fails_before_encoding(tmp_path):
     assert len(line) == 1
     assert "BQ" in line[0] and "C-MTEB/BQ" in line[0] and "python -m qzhou_eval.mirror" in line[0]
     assert not (tmp_path / "results").exists()
+
+
+def test_records_and_reports_say_where_the_data_came_from(tmp_path):
+    mirror = tmp_path / "mirror"
+    folder = write_task_repo(mirror, _task("MTEB(eng, v2)", "STSBenchmark"), pairs=PAIRS)
+    args = [
+        "model=minilm",
+        "benchmark.tasks=[STSBenchmark]",
+        f"data.mirror={mirror}",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        f"runtime.store_dir={tmp_path / 's'}",
+        "runtime.progress=false",
+    ]
+    first = qzhou_eval("run", *args)
+    assert first.code == 0, first.err[-3000:]
+    record = yaml.safe_load(
+        (tmp_path / "results" / MINILM / "qzhou_eval_records" / "STSBenchmark.yaml").read_text()
+    )
+    source = record["data_source"]
+    assert source["source"] == "mirror" and source["folder"] == str(folder.resolve())
+    assert source["matches_revision"] is True and len(source["sha256"]) == 64
+    assert "data_content" not in record  # the pinned data: the official identity
+    assert f"Data: mirror {mirror.resolve()}, files match the pinned revision" in first.out
+
+    # Other rows under the same revision's download metadata: never filed as the official data.
+    write_table(
+        folder / "test.jsonl.gz",
+        [{"sentence1": "a", "sentence2": "b", "score": 1.0}] * 2
+        + [{"sentence1": "a", "sentence2": "c", "score": 0.0}],
+    )
+    refused = qzhou_eval("run", *args)
+    assert refused.code == 2 and "Traceback" not in refused.err
+    (line,) = refused.err_lines
+    assert "STSBenchmark result of a different configuration, made from other data" in line
+
+    apart = qzhou_eval("run", *args, "experiment=edited_mirror")
+    assert apart.code == 0, apart.err[-3000:]
+    edited = tmp_path / "results" / MINILM / "experiments" / "experiment_edited_mirror"
+    record = yaml.safe_load((edited / "qzhou_eval_records" / "STSBenchmark.yaml").read_text())
+    assert record["data_content"] == f"sha256:{record['data_source']['sha256']}"
+    assert record["data_source"]["matches_revision"] is False
+
+    report = qzhou_eval(
+        "report",
+        f"results_dir={tmp_path / 'results'}",
+        "benchmark.tasks=[STSBenchmark]",
+        "out_dir=false",
+    )
+    assert report.code == 0, report.err[-3000:]
+    lines = [ln for ln in report.out.splitlines() if ln.startswith("Data of ")]
+    assert len(lines) == 2, report.out
+    assert any("files match the pinned revision" in ln for ln in lines)
+    assert any(
+        "edited_mirror" in ln and "NOT shown to be the pinned revision" in ln for ln in lines
+    )

@@ -65,6 +65,15 @@ def test_put_get_roundtrip_and_rows_read_in_any_order(tmp_path):
     assert len(DiskStore(tmp_path, "fp")) == 30
 
 
+def test_a_text_that_is_not_valid_unicode_has_a_key_and_valid_keys_are_unchanged(tmp_path):
+    store = DiskStore(tmp_path, "fp")
+    texts = ["a \ud800 b", "a \udfff b", "a b"]
+    vectors = np.eye(3, DIM, dtype=np.float32)
+    store.put_many("query", texts, vectors)  # no UnicodeEncodeError
+    np.testing.assert_array_equal(np.stack(store.get_many("query", texts)), vectors)
+    assert disk._key("query", "日本") == hashlib.sha256("query\0日本".encode()).digest()
+
+
 def _garbage_keys(folder: Path, name: str) -> None:
     (folder / f"{name}{disk.KEYS}").write_bytes(os.urandom(300))
 

@@ -1,0 +1,119 @@
+"""A damaged mirror file is named in one line once loading the task's data failed."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from qzhou_eval.mirror.content import file_problem
+from tests.in_process import qzhou_eval
+from tests.mirror.repo_writer import write_table, write_task_repo
+
+GOOD = '{"sentence1": "a", "sentence2": "b", "score": 1.0}\n'
+
+
+def _gz(path: Path, data: bytes) -> Path:
+    path.write_bytes(gzip.compress(data, mtime=0))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "problem"),
+    [
+        ("t.jsonl", (GOOD * 3)[:-20].encode(), "is cut off mid-line at line 3"),
+        (
+            "t.jsonl",
+            (GOOD + GOOD.replace('"a"', '"a \\ud800"')).encode(),
+            "the escape \\ud800 on line 2",
+        ),
+        ("t.jsonl", GOOD.encode() + b'{"sentence1": "caf\xe9"}\n', "0xe9 at byte"),
+        ("t.jsonl", (GOOD + GOOD.replace('"a"', '"\\ud83d\\ude00"')).encode(), None),  # a pair
+        ("t.tsv", b"a\tb\tscore\nx\ty\t1\nx\ty", "is cut off mid-line at line 3"),
+        ("t.json", b'{"a": [1, 2', "is not valid JSON"),
+    ],
+)
+def test_damaged_text_files(tmp_path, name, data, problem):
+    path = tmp_path / name
+    path.write_bytes(data)
+    found = file_problem(path)
+    assert (found is None) if problem is None else (problem in (found or "")), found
+
+
+def test_damaged_compressed_and_parquet_files(tmp_path):
+    whole = gzip.compress((GOOD * 2000).encode(), mtime=0)
+    cut = tmp_path / "t.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    assert "is truncated or damaged" in (file_problem(cut) or "")
+    assert file_problem(_gz(tmp_path / "ok.jsonl.gz", (GOOD * 3).encode())) is None
+    table = write_table(tmp_path / "t.parquet", [{"a": 1}] * 10)
+    assert file_problem(table) is None
+    table.write_bytes(table.read_bytes()[:-30])
+    assert "not a readable parquet file" in (file_problem(table) or "")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (lambda data: data[: len(data) // 2], "is truncated or damaged"),
+        (lambda data: _text(data).replace('"A man', '"\\ud800 A man', 1).encode(), "\\ud800"),
+        (lambda data: _text(data).encode().replace(b"guitar", b"guit\xffr", 1), "not UTF-8"),
+    ],
+)
+def test_a_damaged_mirror_file_stops_the_run_with_one_line(tmp_path, bench_task, damage, needle):
+    mirror = tmp_path / "mirror"
+    task = bench_task("MTEB(eng, v2)", "STSBenchmark")
+    folder = write_task_repo(
+        mirror, task, pairs=[("A man plays a guitar.", "A man plays.", 4.0)] * 3
+    )
+    test_file = folder / "test.jsonl.gz"
+    raw = test_file.read_bytes()
+    damaged = damage(raw)
+    test_file.write_bytes(damaged if damaged[:2] == raw[:2] else gzip.compress(damaged, mtime=0))
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark.tasks=[STSBenchmark]",
+        f"data.mirror={mirror}",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        "runtime.store_dir=null",
+        "runtime.progress=false",
+    )
+    assert run.code == 2, run.err[-3000:]
+    assert "Traceback" not in run.err + run.out
+    (line,) = run.err_lines
+    assert line.startswith(f"error: task STSBenchmark: mirror file {test_file} ") and needle in line
+    assert "python -m qzhou_eval.mirror benchmark=mteb_eng_v2" in line
+    assert not list((tmp_path / "results").rglob("*.json"))
+
+
+@pytest.mark.slow
+def test_with_continue_on_error_a_damaged_mirror_file_is_the_tasks_failure(tmp_path, bench_task):
+    mirror = tmp_path / "mirror"
+    task = bench_task("MTEB(eng, v2)", "STSBenchmark")
+    folder = write_task_repo(
+        mirror, task, pairs=[("A man plays a guitar.", "A man plays.", 4.0)] * 3
+    )
+    test_file = folder / "test.jsonl.gz"
+    test_file.write_bytes(test_file.read_bytes()[:-8])  # the gzip trailer is cut off
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark.tasks=[STSBenchmark]",
+        f"data.mirror={mirror}",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        "runtime.store_dir=null",
+        "runtime.progress=false",
+        "runtime.continue_on_error=true",
+    )
+    assert run.code == 1 and "Traceback" not in run.err + run.out, run.err[-3000:]
+    (line,) = run.err_lines  # the task's failure, listed at the end
+    assert line.startswith(
+        f"FAILED STSBenchmark: task STSBenchmark: mirror file {test_file} is truncated or damaged"
+    )
+
+
+def _text(gz: bytes) -> str:
+    return gzip.decompress(gz).decode()
