@@ -12,7 +12,6 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
-export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install demo test lint bench
 

@@ -9,7 +9,7 @@ import subprocess
 
 import torch
 
-from qzhou_eval.encoder.workers import usable_cpus
+from qzhou_eval.config.cores import usable_cores
 
 
 def _version(package: str) -> str:
@@ -44,7 +44,7 @@ def environment() -> tuple[list[str], dict]:
         "cuda": torch.version.cuda,
         "transformers": _version("transformers"),
         "sentence_transformers": _version("sentence-transformers"),
-        "cpus": usable_cpus(),
+        "cpus": usable_cores(),
         "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF")
         or os.environ.get("PYTORCH_ALLOC_CONF"),
     }

@@ -28,6 +28,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from qzhou_eval.config.cores import usable_cores
 from qzhou_eval.errors import DeviceError
 
 if TYPE_CHECKING:
@@ -65,8 +66,18 @@ class ScoringPool:
             max_workers=workers,
             mp_context=mp.get_context("spawn"),
             initializer=_start,
-            initargs=(plan, os.getpid(), threading.current_thread() is threading.main_thread()),
+            initargs=(
+                plan,
+                os.getpid(),
+                threading.current_thread() is threading.main_thread(),
+                max(1, usable_cores() // workers),
+            ),
         )
+        # Start every process now: their imports (torch, mteb: seconds each) overlap the first
+        # task's encoding instead of delaying its scoring. (The executor starts a process per
+        # submit while none is idle.)
+        for _ in range(workers):
+            self._executor.submit(_ready)
 
     def submit(self, job: Job) -> Future[JobDone]:
         return self._executor.submit(_score, job)
@@ -96,7 +107,11 @@ class ScoringPool:
 _state: dict[str, Any] = {}
 
 
-def _start(plan: RunPlan, parent_pid: int, kernel_signal: bool) -> None:
+def _ready() -> None:
+    """A job that only makes the executor start a process."""
+
+
+def _start(plan: RunPlan, parent_pid: int, kernel_signal: bool, threads: int = 1) -> None:
     from qzhou_eval.encoder.lifeline import die_with_parent
 
     die_with_parent(parent_pid, kernel_signal)
@@ -116,6 +131,13 @@ def _start(plan: RunPlan, parent_pid: int, kernel_signal: bool) -> None:
 
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
+    # the job's share of the cores, not every core per process: torch (retrieval search) and
+    # the BLAS under numpy and scikit-learn (classifiers, k-means)
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    _state["limits"] = threadpool_limits(threads)
     # tqdm's default lock is a multiprocessing lock (a named semaphore): one left by a process
     # killed on Ctrl-C makes Python's resource tracker print a warning as the run exits
     tqdm.set_lock(threading.RLock())

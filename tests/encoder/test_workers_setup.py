@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from typing import ClassVar
 
 import pytest
@@ -16,7 +17,8 @@ class _Process:
     started: ClassVar[list[tuple[int, str | None]]] = []  # (threads, allocator setting) at start
 
     def __init__(self, target, args, name, daemon) -> None:
-        self.settings = args[1]
+        # lifeline.run(parent pid, kernel signal, body, pickled (index, settings), queues...)
+        self.settings = pickle.loads(args[3])[1]
         self.exitcode = 0
 
     def start(self) -> None:

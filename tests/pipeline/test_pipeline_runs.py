@@ -137,7 +137,7 @@ def _start(tmp_path: Path, store: Path) -> subprocess.Popen:
             "run_mteb.py",
             "model=minilm",
             "benchmark=demo_eng",
-            "mrl.dims=[32,64,128,256,384]",  # enough jobs to outlast the signal
+            "mrl.dims=[64,128,384]",  # enough jobs to outlast the signal
             "runtime.scoring_workers=2",
             f"runtime.results_dir={tmp_path / 'results'}",
             f"runtime.store_dir={store}",
@@ -194,7 +194,7 @@ def test_a_killed_scoring_process_loses_nothing_finished(tmp_path, minilm_demo):
     rerun = _start(tmp_path, minilm_demo / "store")
     assert rerun.wait(timeout=600) == 0, rerun.stderr.read()[-2000:]
     final = _whole_results(tmp_path / "results")
-    assert len(final) == 5 * 5
+    assert len(final) == 5 * 3
     full = {k.rsplit("/", 1)[-1]: v for k, v in final.items() if "experiments" not in k}
     plain = _scores(minilm_demo / "results")
     assert full == {f"{t}.json": plain[t] for t in plain if t.startswith("DemoEng")}
