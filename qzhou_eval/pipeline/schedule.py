@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING
 
 from qzhou_eval import atomic
 from qzhou_eval.encoder.embedder import MissingInputs
+from qzhou_eval.errors import one_line
 from qzhou_eval.pipeline.lookahead import model_inputs
 from qzhou_eval.pipeline.scoring_pool import Job, JobDone, ScoringPool, ScoringProcessDied
 from qzhou_eval.runs.identity import TaskRecord, claimed
-from qzhou_eval.runs.scoring import failed
+from qzhou_eval.runs.scoring import failed, missing_description
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 # Inputs per encode call of the look-ahead: bounds the vectors it holds in memory at once
 # (32,768 x 3,584 float32 = 470 MB) while keeping length-sorted batches full.
 ENCODE_AHEAD_CHUNK = 32768
+# Rounds of encoding what a scoring process missed, per job: each round is one encode call of
+# mteb's that the look-ahead did not foresee (retrieval: queries, then corpus chunks).
+MAX_ATTEMPTS = 50
 
 
 def run_pipeline(
@@ -96,8 +100,15 @@ def run_pipeline(
             except MissingInputs as e:
                 if not runtime.encode:
                     finish(job, e)
-                    outcome.missing[job.task] = f"{len(e.inputs)}+ input(s) not stored"
+                    task = tasks[job.task]
+                    outcome.missing[job.task] = missing_description(plan, task, embedder, e)
                     continue
+                if job.attempt >= MAX_ATTEMPTS:  # the store does not keep what is written
+                    finish(job, e)
+                    raise RuntimeError(
+                        f"{job.task}: {len(e.inputs)} input(s) still missing from the embedding "
+                        f"store after {job.attempt} rounds of encoding them"
+                    ) from None
                 embedder.embed(e.inputs, e.side, desc=f"{job.task} [{e.side}]", spans=e.spans)
                 submit(Job(job.task, job.dim, job.attempt + 1))
                 continue
@@ -149,7 +160,11 @@ def encode_ahead(plan: RunPlan, task: AbsTask, encoders: Encoders, folder: Resul
         for d in plan.dims
     ):
         return  # finished at every size: nothing will be asked
-    wanted = model_inputs(task, plan.recipe)
+    try:
+        wanted = model_inputs(task, plan.recipe)
+    except Exception as e:  # its data do not load: the scoring process meets it, as a failure
+        logger.info("look-ahead: %s not derived (%s)", name, one_line(e))
+        return
     if wanted is None:
         logger.info("look-ahead: %s (%s) not derived, encoded on demand", name, task.metadata.type)
         return

@@ -48,7 +48,14 @@ from qzhou_eval.runs.identity import (
     migrate_legacy,
     record_for,
 )
-from qzhou_eval.runs.scoring import ENCODE_KWARGS, Encoders, failed, fill_hint, score
+from qzhou_eval.runs.scoring import (
+    ENCODE_KWARGS,
+    Encoders,
+    failed,
+    fill_hint,
+    missing_description,
+    score,
+)
 from qzhou_eval.store import DiskStore, model_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -267,7 +274,7 @@ def _evaluate(
     encoders = Encoders(plan, embedder)
     records = task_records(plan, folder)  # a refused run writes nothing
     outcome = RunOutcome(plan)
-    if plan.runtime.scoring_workers:
+    if plan.runtime.scoring_workers and not plan.read_only:
         from qzhou_eval.pipeline import run_pipeline
 
         run_pipeline(plan, records, encoders, folder, outcome)
@@ -338,14 +345,3 @@ def evaluate_in_process(
         if task.data_loaded:
             task.unload_data()
         outcome.task_seconds[name] = time.monotonic() - started
-
-
-def missing_description(
-    plan: RunPlan, task: AbsTask, embedder: Embedder, first: MissingInputs
-) -> str:
-    """How many of ``task``'s inputs the store lacks (``runtime.encode=false``): counted over
-    every input the look-ahead derives, else the first request that missed some."""
-    from qzhou_eval.pipeline.lookahead import count_missing
-
-    n = count_missing(task, plan.recipe, embedder.store)
-    return f"{n} input(s) not stored" if n else f"{len(first.inputs)}+ input(s) not stored"

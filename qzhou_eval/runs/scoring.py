@@ -14,7 +14,7 @@ from mteb.abstasks import AbsTask
 from mteb.results import ModelResult
 
 from qzhou_eval.encoder import RecipeEncoder
-from qzhou_eval.encoder.embedder import Embedder
+from qzhou_eval.encoder.embedder import Embedder, MissingInputs
 from qzhou_eval.errors import UserError
 from qzhou_eval.fresh_tasks import evaluation_copy
 from qzhou_eval.mirror.content import damaged_data
@@ -99,3 +99,14 @@ def data_problem(plan: RunPlan, task: AbsTask, error: BaseException) -> UserErro
 def fill_hint(benchmark_key: str) -> str:
     """The command that fills a mirror with a benchmark's datasets."""
     return f"python -m qzhou_eval.mirror benchmark={benchmark_key} data.mirror=<folder>"
+
+
+def missing_description(
+    plan: RunPlan, task: AbsTask, embedder: Embedder, first: MissingInputs
+) -> str:
+    """How many of ``task``'s inputs the store lacks (``runtime.encode=false``): counted over
+    every input the look-ahead derives, else the first request that missed some."""
+    from qzhou_eval.pipeline.lookahead import count_missing
+
+    n = count_missing(task, plan.recipe, embedder.store)
+    return f"{n} input(s) not stored" if n else f"{len(first.inputs)}+ input(s) not stored"

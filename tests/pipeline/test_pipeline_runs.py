@@ -110,11 +110,13 @@ def test_scoring_from_the_store_never_loads_the_model(tmp_path, minilm_demo):
     assert len(scored) == 5
     assert scored == {task: plain[task] for task in scored}  # every task, exactly
 
-    # A store with one task's inputs only: the other task is listed with its count, exit 1.
+    # A store with one task's inputs only: the other task is listed with its count, exit 1
+    # (here from scoring processes).
     _run(tmp_path / "c", tmp_path / "partial", "demo_eng", "benchmark.tasks=[DemoEngSTS]")
     run = qzhou_eval(
         "run",
         *common,
+        "runtime.scoring_workers=2",
         "benchmark=demo_eng",
         "benchmark.tasks=[DemoEngSTS,DemoEngClustering]",
         f"runtime.results_dir={tmp_path / 'd'}",
