@@ -22,8 +22,8 @@ from qzhou_eval.check.numerics import (
     padding_finite,
 )
 from qzhou_eval.check.speed import throughput
-from qzhou_eval.check.subject import make_subject, with_packing
-from qzhou_eval.config.spec import model_spec, runtime_spec, setting
+from qzhou_eval.check.subject import make_subject
+from qzhou_eval.config.spec import model_spec, runtime_spec, setting, with_packing
 from qzhou_eval.errors import ConfigError
 
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [

@@ -81,19 +81,6 @@ class Subject:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def with_packing(spec: ModelSpec, packing: bool) -> ModelSpec:
-    """``runtime.packing`` joins the spec, with the run's own refusals."""
-    if not packing:
-        return spec
-    if spec.backend != "native":
-        raise ConfigError("runtime.packing=true needs model.backend=native")
-    if spec.token_prepending.enabled:
-        raise ConfigError(
-            "runtime.packing=true does not support Token Prepending yet; set runtime.packing=false"
-        )
-    return dataclasses.replace(spec, packing=True)
-
-
 def make_subject(spec: ModelSpec, check: Any, devices: tuple[str, ...]) -> Subject:
     """The configured model, or (``check.random_weights``) its architecture with random weights."""
     if not check.random_weights:

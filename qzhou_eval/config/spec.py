@@ -11,6 +11,7 @@ serve only code that builds a spec directly (tests, benchmarks); the config path
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -464,3 +465,16 @@ def mirror_dir(cfg: Mapping[str, Any], *, must_exist: bool = True) -> Path | Non
     if must_exist and not p.is_dir():
         raise ConfigError(f"data.mirror={mirror} does not exist or is not a folder")
     return p
+
+
+def with_packing(spec: ModelSpec, packing: bool) -> ModelSpec:
+    """``runtime.packing`` joins the model spec: it changes the vectors, so their fingerprint."""
+    if not packing:
+        return spec
+    if spec.backend != "native":
+        raise ConfigError("runtime.packing=true needs model.backend=native")
+    if spec.token_prepending.enabled:
+        raise ConfigError(
+            "runtime.packing=true does not support Token Prepending yet; set runtime.packing=false"
+        )
+    return dataclasses.replace(spec, packing=True)

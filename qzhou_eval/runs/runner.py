@@ -5,7 +5,6 @@ The runner only wires objects together; each step lives in its own module.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from qzhou_eval.config.spec import (
     model_spec,
     mrl_dims,
     runtime_spec,
+    with_packing,
 )
 from qzhou_eval.encoder import RecipeEncoder
 from qzhou_eval.encoder.embedder import Embedder, MemoryStore, MissingInputs
@@ -204,19 +204,6 @@ def unfinished_tasks(plan: RunPlan) -> list[AbsTask]:
 def all_finished(plan: RunPlan) -> bool:
     """Whether every task at every dimension has this configuration's result (reads only)."""
     return not unfinished_tasks(plan)
-
-
-def with_packing(spec: ModelSpec, packing: bool) -> ModelSpec:
-    """``runtime.packing`` joins the model spec: it changes the vectors, so their fingerprint."""
-    if not packing:
-        return spec
-    if spec.backend != "native":
-        raise ConfigError("runtime.packing=true needs model.backend=native")
-    if spec.token_prepending.enabled:
-        raise ConfigError(
-            "runtime.packing=true does not support Token Prepending yet; set runtime.packing=false"
-        )
-    return dataclasses.replace(spec, packing=True)
 
 
 def execute(plan: RunPlan) -> RunOutcome:
