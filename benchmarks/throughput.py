@@ -74,6 +74,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from qzhou_eval.check.subject import KNOWN_ARCHITECTURES
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.encoder.embedder import Embedder
 from qzhou_eval.encoder.engines import LocalEngine, PoolEngine
@@ -91,16 +92,11 @@ Call = tuple[str, list[str]]  # (side, model inputs) of one encode call
 # --- the model ----------------------------------------------------------------------------------
 
 
+# the QZhou-Embedding architecture as `qzhou-eval check` knows it (one copy of its config values)
 QWEN25_7B = {
-    "hidden_size": 3584,
-    "intermediate_size": 18944,
-    "num_hidden_layers": 28,
-    "num_attention_heads": 28,
-    "num_key_value_heads": 4,
-    "vocab_size": 152064,
-    "max_position_embeddings": 32768,
-    "rope_theta": 1000000.0,
-    "rms_norm_eps": 1e-6,
+    k: v
+    for k, v in KNOWN_ARCHITECTURES["Kingsoft-LLM/QZhou-Embedding"].items()
+    if k not in ("model_type", "tokenizer")
 }
 TINY = {
     "hidden_size": 128,

@@ -34,7 +34,6 @@ from qzhou_eval.runs.scoring import failed, missing_description
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
-    from qzhou_eval.results import ResultsFolder
     from qzhou_eval.runs.runner import RunOutcome, RunPlan
     from qzhou_eval.runs.scoring import Encoders
 
@@ -52,7 +51,6 @@ def run_pipeline(
     plan: RunPlan,
     records: dict[tuple[str, int | None], TaskRecord],
     encoders: Encoders,
-    folder: ResultsFolder,
     outcome: RunOutcome,
 ) -> None:
     """Evaluate every task of ``plan`` at every dimension; see the module docstring."""
@@ -130,7 +128,7 @@ def run_pipeline(
                 settle(block=True)
             started[name] = time.monotonic()
             if runtime.encode:
-                encode_ahead(plan, task, encoders, folder)
+                encode_ahead(plan, task, encoders, records)
             unfinished[name] = len(plan.dims)
             for dim in plan.dims:
                 submit(Job(name, dim))
@@ -152,13 +150,15 @@ def died(job: Job) -> ScoringProcessDied:
     )
 
 
-def encode_ahead(plan: RunPlan, task: AbsTask, encoders: Encoders, folder: ResultsFolder) -> None:
+def encode_ahead(
+    plan: RunPlan,
+    task: AbsTask,
+    encoders: Encoders,
+    records: dict[tuple[str, int | None], TaskRecord],
+) -> None:
     """Encode into the store the inputs ``task`` will ask for (those not stored yet)."""
     name = task.metadata.name
-    if not plan.runtime.overwrite and all(
-        folder.get_task_result_path(name, encoders(name, d).mteb_model_meta).exists()
-        for d in plan.dims
-    ):
+    if not plan.runtime.overwrite and all(records[(name, d)].result.exists() for d in plan.dims):
         return  # finished at every size: nothing will be asked
     try:
         wanted = model_inputs(task, plan.recipe)

@@ -111,7 +111,7 @@ def _ready() -> None:
     """A job that only makes the executor start a process."""
 
 
-def _start(plan: RunPlan, parent_pid: int, kernel_signal: bool, threads: int = 1) -> None:
+def _start(plan: RunPlan, parent_pid: int, kernel_signal: bool, threads: int) -> None:
     from qzhou_eval.encoder.lifeline import die_with_parent
 
     die_with_parent(parent_pid, kernel_signal)

@@ -264,7 +264,7 @@ def _evaluate(
     if plan.runtime.scoring_workers and not plan.read_only:
         from qzhou_eval.pipeline import run_pipeline
 
-        run_pipeline(plan, records, encoders, folder, outcome)
+        run_pipeline(plan, records, encoders, outcome)
     else:
         for task in plan.tasks:
             evaluate_in_process(plan, task, records, encoders, folder, outcome)
