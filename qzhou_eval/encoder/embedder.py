@@ -35,12 +35,30 @@ logger = logging.getLogger(__name__)
 # that length-sorted batches within a chunk are as full as over all inputs, small enough that
 # the token ids of one chunk stay a few hundred MB at most.
 CHUNK_SIZE = 32768
+# The first chunk of a call: the devices wait while it is tokenized (32,768 documents of 500
+# tokens: about a minute on one core), so a call starts small and doubles each chunk up to
+# CHUNK_SIZE, each chunk tokenized while the devices encode the one before.
+FIRST_CHUNK = 256
+
+
+def chunk_bounds(n: int, first: int, largest: int) -> list[tuple[int, int]]:
+    """(start, stop) of the chunks of ``n`` texts: ``first``, then doubling up to ``largest``."""
+    bounds, start, size = [], 0, max(1, min(first, largest))
+    while start < n:
+        bounds.append((start, min(n, start + size)))
+        start += size
+        size = min(largest, 2 * size)
+    return bounds
 
 
 class VectorStore(Protocol):
     """Where computed vectors are kept between calls (memory, or disk for resumable runs)."""
 
     def get_many(self, side: str, inputs: Sequence[str]) -> list[np.ndarray | None]: ...
+
+    def has_many(self, side: str, inputs: Sequence[str]) -> list[bool]:
+        """Whether each input is stored (without reading its vector)."""
+        ...
 
     def put_many(self, side: str, inputs: Sequence[str], vectors: np.ndarray) -> None: ...
 
@@ -56,6 +74,9 @@ class MemoryStore:
 
     def get_many(self, side: str, inputs: Sequence[str]) -> list[np.ndarray | None]:
         return [self._data.get((side, x)) for x in inputs]
+
+    def has_many(self, side: str, inputs: Sequence[str]) -> list[bool]:
+        return [(side, x) in self._data for x in inputs]
 
     def put_many(self, side: str, inputs: Sequence[str], vectors: np.ndarray) -> None:
         for x, v in zip(inputs, vectors, strict=True):
@@ -89,16 +110,24 @@ class _Chunk:
 class _StoreWriter:
     """Hands vectors to the store from one background thread, in order."""
 
-    def __init__(self, store: VectorStore, side: str) -> None:
+    def __init__(
+        self, store: VectorStore, side: str, on_stored: Callable[[], None] | None = None
+    ) -> None:
         self.store = store
         self.side = side
+        self.on_stored = on_stored
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qzhou-eval-store")
         self._last: Future | None = None
 
     def submit(self, texts: list[str], vectors: np.ndarray) -> None:
         if self._last is not None and self._last.done():
             self._last.result()  # a failed write stops the run at the next flush
-        self._last = self._pool.submit(self.store.put_many, self.side, texts, vectors)
+        self._last = self._pool.submit(self._write, texts, vectors)
+
+    def _write(self, texts: list[str], vectors: np.ndarray) -> None:
+        self.store.put_many(self.side, texts, vectors)
+        if self.on_stored is not None:
+            self.on_stored()
 
     def finish(self) -> None:
         """Wait for every write; re-raise the first failure."""
@@ -141,7 +170,9 @@ class Embedder:
         ``max_padding``: cut batches so that padding stays within that fraction of each batch
         (see :func:`token_budget_batches`); None = token budget and row limit only.
         ``encode=False``: vectors come from the store only; an input that is not stored raises
-        :class:`MissingInputs` (the model is never loaded).
+        :class:`MissingInputs` (the model is never loaded), unless :attr:`wait_for_inputs` is
+        set: a callable that blocks until another process may have stored more (True: look
+        again) or will store no more (False: raise).
         """
         self._factory = engine_factory
         self._engine: Engine | None = None
@@ -154,12 +185,16 @@ class Embedder:
         self.flush_every = flush_every
         self.chunk_size = chunk_size
         self.encoded_inputs = 0  # inputs that went through the model (tests, benchmarks)
-        self.stored_inputs = 0  # distinct inputs of each call that the store already held (reused)
+        self.stored_inputs = 0  # distinct inputs of each call found in the store (or waited for)
         self.model_seconds = 0.0  # time spent loading the model, tokenizing and encoding
         self.real_tokens = 0  # tokens of the encoded inputs
         self.padded_tokens = 0  # tokens their batches cost once padded (== real when packing)
         self.encode = encode
         self.asked_inputs = 0  # distinct inputs asked for per call, summed (look-ahead coverage)
+        self.wait_for_inputs: Callable[[], bool] | None = None
+        # called (from the store's writer thread) each time encoded vectors reach the store
+        self.on_stored: Callable[[], None] | None = None
+        self.waits = 0  # times wait_for_inputs returned True (inputs were on their way)
 
     @property
     def engine(self) -> Engine:
@@ -205,14 +240,42 @@ class Embedder:
         unique = list(dict.fromkeys(inputs))
         found = dict(zip(unique, self.store.get_many(side, unique), strict=True))
         todo = [x for x in unique if found[x] is None]
+        if not self.encode:
+            while todo and self.wait_for_inputs is not None and self.wait_for_inputs():
+                self.waits += 1
+                found.update(zip(todo, self.store.get_many(side, todo), strict=True))
+                todo = [x for x in todo if found[x] is None]
         self.asked_inputs += len(unique)
         self.stored_inputs += len(unique) - len(todo)
         if todo:
             todo_spans = [span_of[x] for x in todo] if span_of is not None else None
             if not self.encode:
                 raise MissingInputs(side, todo, todo_spans)
-            found.update(zip(todo, self._run_model(todo, side, desc, todo_spans), strict=True))
+            vectors = self._run_model(todo, side, desc, todo_spans)
+            assert vectors is not None
+            found.update(zip(todo, vectors, strict=True))
         return np.stack([found[x] for x in inputs]).astype(np.float32, copy=False)
+
+    def fill(
+        self,
+        inputs: Sequence[str],
+        side: str,
+        desc: str = "encode",
+        spans: Sequence[tuple[int, int]] | None = None,
+    ) -> int:
+        """Encode into the store the distinct ``inputs`` it lacks, in one pass, and return how
+        many: the look-ahead's call. Neither reads the stored vectors nor holds the new ones
+        (they go to the store as they come), so one call may cover a whole corpus."""
+        span_of = dict(zip(inputs, spans, strict=True)) if spans is not None else None
+        unique = list(dict.fromkeys(inputs))
+        todo = [
+            x for x, has in zip(unique, self.store.has_many(side, unique), strict=True) if not has
+        ]
+        self.stored_inputs += len(unique) - len(todo)
+        if todo:
+            todo_spans = [span_of[x] for x in todo] if span_of is not None else None
+            self._run_model(todo, side, desc, todo_spans, keep=False)
+        return len(todo)
 
     def _batches(self, lengths: np.ndarray) -> list[list[int]]:
         if self.engine.packing:
@@ -227,29 +290,35 @@ class Embedder:
         side: str,
         desc: str,
         spans: Sequence[tuple[int, int]] | None = None,
-    ) -> np.ndarray:
+        keep: bool = True,
+    ) -> np.ndarray | None:
+        """The vectors of ``texts``, also handed to the store; ``keep=False``: only stored."""
         started = time.perf_counter()
         engine = self.engine
-        starts = range(0, len(texts), self.chunk_size)
+        bounds = chunk_bounds(len(texts), FIRST_CHUNK, self.chunk_size)
 
-        def tokenize(start: int) -> _Chunk:
-            stop = start + self.chunk_size
+        def tokenize(bound: tuple[int, int]) -> _Chunk:
+            start, stop = bound
             part_spans = spans[start:stop] if spans is not None else None
             return _Chunk(start, engine.tokenize(texts[start:stop], part_spans))
 
         out: np.ndarray | None = None
-        pending: list[int] = []
-        writer = _StoreWriter(self.store, side)
+        # batches not handed to the store yet (copies: an engine may reuse its output buffer)
+        pending: list[tuple[list[int], np.ndarray]] = []
+
+        writer = _StoreWriter(self.store, side, self.on_stored)
 
         def flush() -> None:
-            if pending and out is not None:
-                writer.submit([texts[i] for i in pending], out[pending])
+            if pending:
+                rows = [i for batch_rows, _ in pending for i in batch_rows]
+                vectors = np.concatenate([v for _, v in pending])
+                writer.submit([texts[i] for i in rows], vectors)
                 pending.clear()
 
         try:
             with (
                 progress(len(texts), desc, self.progress) as bar,
-                prefetch(map(tokenize, starts), depth=1) as chunks,
+                prefetch(map(tokenize, bounds), depth=1) as chunks,
             ):
                 for chunk in chunks:
                     batches = self._batches(chunk.lengths)
@@ -259,12 +328,13 @@ class Embedder:
                         b.real_tokens if engine.packing else b.padded_tokens for b in payload
                     )
                     for number, vectors in engine.run(payload):
-                        if out is None:
-                            out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
                         rows = [chunk.start + i for i in batches[number]]
-                        out[rows] = vectors
-                        pending.extend(rows)
-                        if len(pending) >= self.flush_every:
+                        if keep:
+                            if out is None:
+                                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                            out[rows] = vectors
+                        pending.append((rows, vectors.astype(np.float32, copy=True)))
+                        if sum(len(r) for r, _ in pending) >= self.flush_every:
                             flush()
                         bar.update(len(rows))
         except BaseException as e:
@@ -280,6 +350,6 @@ class Embedder:
             self.model_seconds += time.perf_counter() - started
         flush()
         writer.finish()
-        assert out is not None
+        assert out is not None or not keep
         self.encoded_inputs += len(texts)
         return out

@@ -2,6 +2,7 @@
 
 - :mod:`.lookahead`: the model inputs a loaded task will ask for, before mteb asks;
 - :mod:`.scoring_pool`: the processes that score (task, output size) jobs from the store;
+- :mod:`.handoff`: how those processes wait for inputs the devices are still encoding;
 - :mod:`.schedule`: the main process's loop that ties both together.
 """
 

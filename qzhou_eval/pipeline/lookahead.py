@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 Expected = dict[PromptType | None, list[str]]
 Span = tuple[int, int]
+Inputs = dict[str, tuple[list[str], list[Span]]]  # side -> (model inputs, task-text spans)
 
 
 def expected_texts(task: AbsTask) -> Expected | None:
@@ -146,7 +147,7 @@ def _clustering_sample(task: Any, rows: Any) -> list[str]:
     return list(rows.select(picked)[task.input_column_name])
 
 
-def model_inputs(task: AbsTask, recipe: Recipe) -> dict[str, tuple[list[str], list[Span]]] | None:
+def model_inputs(task: AbsTask, recipe: Recipe) -> Inputs | None:
     """The exact model inputs (and task-text spans) per side that ``task`` will ask for, as
     :class:`~qzhou_eval.encoder.RecipeEncoder` formats them; loads the data of a copy when the
     task is not loaded. None when the task's type is not derived."""
@@ -162,7 +163,7 @@ def model_inputs(task: AbsTask, recipe: Recipe) -> dict[str, tuple[list[str], li
     if expected is None:
         return None
     name = task.metadata.name
-    out: dict[str, tuple[list[str], list[Span]]] = {}
+    out: Inputs = {}
     for prompt_type, texts in expected.items():
         side = side_of(prompt_type)
         inputs, spans = out.setdefault(side, ([], []))

@@ -1,9 +1,11 @@
 """The main process of a pipelined run: the devices encode ahead while processes score.
 
-For each task in order, the main process derives the model inputs the task will ask for
-(:mod:`.lookahead`), encodes those the store lacks (the devices work), and hands the task's
-evaluations, one per output size, to the scoring processes (:mod:`.scoring_pool`), which read
-the vectors from the store. It then goes on to the next task's inputs while they score, at most
+For each task in order, the main process hands the task's evaluations, one per output size, to
+the scoring processes (:mod:`.scoring_pool`), derives the model inputs the task will ask for
+(:mod:`.lookahead`) and encodes those the store lacks (the devices work), in the order mteb asks
+for them. The scoring processes load the task meanwhile and read the vectors from the store as
+they are stored (:mod:`.handoff`): a retrieval task scores its first corpus chunks while the
+devices encode the next. The main process then goes on to the next task's inputs, at most
 ``runtime.lookahead`` tasks ahead of the oldest task still being scored (0: a task is encoded
 only once every earlier task is scored). What a scoring process finds missing (the look-ahead's
 misses) comes back to the main process, which encodes it and submits the job again: the
@@ -17,16 +19,18 @@ finished results stay) unless ``runtime.continue_on_error``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qzhou_eval import atomic
 from qzhou_eval.encoder.embedder import MissingInputs
 from qzhou_eval.errors import one_line
-from qzhou_eval.pipeline.lookahead import model_inputs
+from qzhou_eval.pipeline.lookahead import Inputs, model_inputs
 from qzhou_eval.pipeline.scoring_pool import Job, JobDone, ScoringPool, ScoringProcessDied
 from qzhou_eval.runs.identity import TaskRecord, claimed
 from qzhou_eval.runs.scoring import failed, missing_description
@@ -38,10 +42,8 @@ if TYPE_CHECKING:
     from qzhou_eval.runs.scoring import Encoders
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
-# Inputs per encode call of the look-ahead: bounds the vectors it holds in memory at once
-# (32,768 x 3,584 float32 = 470 MB) while keeping length-sorted batches full.
-ENCODE_AHEAD_CHUNK = 32768
 # Rounds of encoding what a scoring process missed, per job: each round is one encode call of
 # mteb's that the look-ahead did not foresee (retrieval: queries, then corpus chunks).
 MAX_ATTEMPTS = 50
@@ -57,6 +59,7 @@ def run_pipeline(
     runtime = plan.runtime
     embedder = encoders.embedder
     pool = ScoringPool(runtime.scoring_workers, plan)
+    embedder.on_stored = pool.handoff.stored  # waiting scoring processes look again
     inflight: dict[Future[JobDone], Job] = {}
     unfinished: dict[str, int] = {}  # task -> its jobs not done yet
     started: dict[str, float] = {}  # task -> when its turn came
@@ -119,19 +122,31 @@ def run_pipeline(
             if job.attempt == 0:
                 asked, stored = outcome.coverage.get(job.task, (0, 0))
                 outcome.coverage[job.task] = (asked + result.asked, stored + result.stored)
+            if result.waited:
+                outcome.overlapped.add(job.task)
             outcome.add(job.task, encoders(job.task, job.dim), result.errors)
 
+    derived: dict[int, Future[Inputs | None]] = {}  # task position -> its derived inputs
+
+    def derive(i: int) -> None:  # in a thread, while the devices encode the task before
+        if runtime.encode and i < len(plan.tasks):
+            derived[i] = in_background(inputs_ahead, plan, plan.tasks[i], records)
+
     try:
-        for task in plan.tasks:
+        derive(0)
+        for i, task in enumerate(plan.tasks):
             name = task.metadata.name
             while sum(1 for n in unfinished.values() if n) > runtime.lookahead:
                 settle(block=True)
             started[name] = time.monotonic()
-            if runtime.encode:
-                encode_ahead(plan, task, encoders, records)
             unfinished[name] = len(plan.dims)
-            for dim in plan.dims:
+            for dim in plan.dims:  # its processes load its data and wait for its inputs
                 submit(Job(name, dim))
+            wanted = derived.pop(i).result() if runtime.encode else None
+            derive(i + 1)
+            if wanted:
+                encode_inputs(name, wanted, encoders)
+            pool.handoff.finished(name)  # before anything can block on the task's jobs
             settle(block=False)
         while inflight:
             settle(block=True)
@@ -140,6 +155,8 @@ def run_pipeline(
         for claim in claims.values():
             claim.__exit__(type(e), e, e.__traceback__)
         raise
+    finally:
+        embedder.on_stored = None
     pool.close()
 
 
@@ -150,42 +167,61 @@ def died(job: Job) -> ScoringProcessDied:
     )
 
 
-def encode_ahead(
-    plan: RunPlan,
-    task: AbsTask,
-    encoders: Encoders,
-    records: dict[tuple[str, int | None], TaskRecord],
-) -> None:
-    """Encode into the store the inputs ``task`` will ask for (those not stored yet)."""
+def inputs_ahead(
+    plan: RunPlan, task: AbsTask, records: dict[tuple[str, int | None], TaskRecord]
+) -> Inputs | None:
+    """The model inputs ``task`` will ask for, per side, in the order mteb asks for them; None
+    when nothing will be asked (finished at every size) or they cannot be derived."""
     name = task.metadata.name
     if not plan.runtime.overwrite and all(records[(name, d)].result.exists() for d in plan.dims):
-        return  # finished at every size: nothing will be asked
+        return None  # finished at every size: nothing will be asked
     try:
         wanted = model_inputs(task, plan.recipe)
     except Exception as e:  # its data do not load: the scoring process meets it, as a failure
         logger.info("look-ahead: %s not derived (%s)", name, one_line(e))
-        return
+        return None
     if wanted is None:
         logger.info("look-ahead: %s (%s) not derived, encoded on demand", name, task.metadata.type)
-        return
+    return wanted
+
+
+def encode_inputs(name: str, wanted: Inputs, encoders: Encoders) -> None:
+    """Encode into the store the inputs of task ``name`` that it lacks (the embedder skips the
+    stored ones)."""
     for side, (inputs, spans) in wanted.items():
-        for start in range(0, len(inputs), ENCODE_AHEAD_CHUNK):
-            stop = start + ENCODE_AHEAD_CHUNK
-            encoders.embedder.embed(
-                inputs[start:stop], side, desc=f"{name} [{side}]", spans=spans[start:stop]
-            )
+        encoders.embedder.fill(inputs, side, desc=f"{name} [{side}]", spans=spans)
 
 
-def coverage_line(coverage: dict[str, tuple[int, int]]) -> str | None:
-    """The run log's line on the look-ahead: how much of what mteb asked for was stored before
-    it asked, per task (None without a look-ahead)."""
+def in_background(fn: Callable[..., T], *args: Any) -> Future[T]:
+    """``fn(*args)`` in a daemon thread (one that never delays the exit after Ctrl-C)."""
+    future: Future[T] = Future()
+
+    def target() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as e:
+                future.set_exception(e)
+
+    threading.Thread(target=target, name="look-ahead", daemon=True).start()
+    return future
+
+
+def coverage_line(
+    coverage: dict[str, tuple[int, int]], overlapped: Collection[str] = ()
+) -> str | None:
+    """The run log's line on the look-ahead: how much of what mteb asked for came from the store
+    (stored ahead, or waited for while the devices encoded it) per task, and how many tasks
+    scored while their inputs were being encoded (None without a look-ahead)."""
     if not coverage:
         return None
     below = {t: stored / asked for t, (asked, stored) in coverage.items() if stored < asked}
     text = (
-        f"look-ahead coverage: every input stored before mteb asked on "
+        f"look-ahead coverage: every input came from the store on "
         f"{len(coverage) - len(below)} of {len(coverage)} task(s)"
     )
+    if overlapped:
+        text += f" ({len(overlapped)} scored while their inputs were encoded)"
     if below:
         text += "; below: " + ", ".join(f"{t} {100 * r:.1f}%" for t, r in sorted(below.items()))
     return text

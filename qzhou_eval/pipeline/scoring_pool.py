@@ -8,9 +8,12 @@ Contract:
   :func:`qzhou_eval.runs.scoring.score` as the main process: a fresh copy of the task, results
   and ``run_settings.jsonl`` written by mteb through the one atomic writer. A job's task stays
   loaded in its process for the next job of the same task (the other output sizes).
-- A job whose inputs are not all stored raises :class:`MissingInputs` (the first encode call
-  that missed some: side, inputs, spans) in the main process, which encodes them and submits the
-  job again; nothing is written for the failed attempt. Any other exception is the job's
+- A job may be submitted while the main process still encodes its task: inputs that are not
+  stored yet are waited for through the pool's :class:`~.handoff.Handoff` (the main process
+  reports each encode call of the task's look-ahead, and its end). Inputs still missing once
+  the look-ahead is over raise :class:`MissingInputs` (the first encode call that missed some:
+  side, inputs, spans) in the main process, which encodes them and submits the job again;
+  nothing is written for the failed attempt. Any other exception is the job's
   failure, raised in the main process as the task's failure would be in a sequential run.
 - Processes ignore Ctrl-C (the main process stops them) and die with the main process
   (``kill -9`` included). A process that dies makes every job still pending fail with
@@ -26,10 +29,12 @@ import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from qzhou_eval.config.cores import usable_cores
 from qzhou_eval.errors import DeviceError
+from qzhou_eval.pipeline.handoff import Handoff
 
 if TYPE_CHECKING:
     from qzhou_eval.runs.runner import RunPlan
@@ -53,7 +58,8 @@ class JobDone:
     job: Job
     errors: list[str]  # mteb's per-split exceptions of the result
     asked: int  # distinct inputs mteb asked for, summed over its encode calls
-    stored: int  # of those, the ones already in the store when it asked
+    stored: int  # of those, the ones found in the store (stored ahead, or waited for)
+    waited: bool  # some were waited for: the job scored while the devices encoded its inputs
     seconds: float
 
 
@@ -62,12 +68,15 @@ class ScoringPool:
 
     def __init__(self, workers: int, plan: RunPlan) -> None:
         self.workers = workers
+        context = mp.get_context("spawn")
+        self.handoff = Handoff(context, [t.metadata.name for t in plan.tasks])
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=mp.get_context("spawn"),
+            mp_context=context,
             initializer=_start,
             initargs=(
                 plan,
+                self.handoff,
                 os.getpid(),
                 threading.current_thread() is threading.main_thread(),
                 max(1, usable_cores() // workers),
@@ -111,7 +120,9 @@ def _ready() -> None:
     """A job that only makes the executor start a process."""
 
 
-def _start(plan: RunPlan, parent_pid: int, kernel_signal: bool, threads: int) -> None:
+def _start(
+    plan: RunPlan, handoff: Handoff, parent_pid: int, kernel_signal: bool, threads: int
+) -> None:
     from qzhou_eval.encoder.lifeline import die_with_parent
 
     die_with_parent(parent_pid, kernel_signal)
@@ -160,6 +171,7 @@ def _start(plan: RunPlan, parent_pid: int, kernel_signal: bool, threads: int) ->
         folder=ResultsFolder(plan.runtime.results_dir, encode_kwargs=ENCODE_KWARGS),
         encoders=Encoders(plan, embedder),
         embedder=embedder,
+        handoff=handoff,
         loaded=None,
     )
 
@@ -180,12 +192,14 @@ def _score(job: Job) -> JobDone:
     if not task.data_loaded and (plan.runtime.overwrite or not finished):
         task.load_data()  # kept for the task's other output sizes
         _state["loaded"] = task
-    asked, stored = embedder.asked_inputs, embedder.stored_inputs
+    embedder.wait_for_inputs = partial(_state["handoff"].wait, job.task)
+    asked, stored, waits = embedder.asked_inputs, embedder.stored_inputs, embedder.waits
     result = score(encoder, task, folder, plan.runtime.overwrite)
     return JobDone(
         job,
         [str(err.exception) for err in result.exceptions or []],
         embedder.asked_inputs - asked,
         embedder.stored_inputs - stored,
+        embedder.waits > waits,
         time.monotonic() - started,
     )

@@ -55,7 +55,7 @@ def run_from_config(cfg: DictConfig) -> int:
     print("\n".join([*wall_times(outcome), encoded_line(outcome)]), flush=True)
     if outcome.store_summary:
         print(outcome.store_summary)
-    if (coverage := coverage_line(outcome.coverage)) is not None:
+    if (coverage := coverage_line(outcome.coverage, outcome.overlapped)) is not None:
         print(coverage)
     if outcome.missing:
         print(

@@ -105,8 +105,10 @@ class RunOutcome:
     seconds: float = 0.0
     # runtime.encode=false: tasks whose inputs are not all stored -> how many are missing
     missing: dict[str, str] = field(default_factory=dict)
-    # look-ahead: task -> (distinct inputs mteb asked for, of those already stored)
+    # look-ahead: task -> (distinct inputs mteb asked for, of those found in the store)
     coverage: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # tasks that scored while the devices still encoded their inputs (waited for some)
+    overlapped: set[str] = field(default_factory=set)
 
     def add(self, task: str, encoder: RecipeEncoder, errors: list[str]) -> None:
         """A finished evaluation of ``task`` (its errors: mteb's per-split exceptions)."""

@@ -264,6 +264,12 @@ class DiskStore:
             self._forget_vanished()
         return out  # what could not be read counts as not stored: it is encoded again
 
+    def has_many(self, side: str, inputs: Sequence[str]) -> list[bool]:
+        """Whether each input is indexed (no vector is read; one that turns out unreadable
+        later counts as not stored then, and is encoded again)."""
+        self.refresh()
+        return [_key(side, t) in self._index for t in inputs]
+
     def _forget_vanished(self) -> None:
         self._shards = {
             n: s for n, s in self._shards.items() if (self.folder / f"{n}{KEYS}").exists()

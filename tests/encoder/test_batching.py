@@ -7,6 +7,7 @@ from qzhou_eval.encoder.batching import (
     padding_efficiency,
     token_budget_batches,
 )
+from qzhou_eval.encoder.embedder import chunk_bounds
 
 
 def test_sorted_longest_first_and_within_budget():
@@ -96,3 +97,19 @@ def test_packed_batches_bound_real_tokens(lengths, budget, max_bs):
 def test_padded_tokens_counts_the_longest_input_per_batch():
     assert padded_tokens([3, 5, 2], [[1, 0], [2]]) == 2 * 5 + 2
     assert padding_efficiency([3, 5, 2], [[1, 0], [2]]) == (3 + 5 + 2) / 12
+
+
+@given(n=st.integers(0, 5000), first=st.integers(1, 300), largest=st.integers(1, 2000))
+def test_a_call_starts_with_a_small_chunk_and_doubles(n, first, largest):
+    bounds = chunk_bounds(n, first, largest)
+    if not n:
+        assert bounds == []
+        return
+    assert [b[0] for b in bounds] == [0] + [b[1] for b in bounds[:-1]]  # back to back
+    assert bounds[-1][1] == n
+    sizes = [stop - start for start, stop in bounds]
+    expected = min(first, largest)
+    for size in sizes[:-1]:
+        assert size == expected
+        expected = min(largest, 2 * expected)
+    assert 0 < sizes[-1] <= expected

@@ -67,8 +67,29 @@ def test_scoring_processes_score_as_the_sequential_runner(tmp_path, minilm_demo,
     assert par_full == {task: plain[task] for task in par_full}  # both suites are in there
 
 
-def test_the_pipeline_encodes_what_the_store_lacks(tmp_path):
-    # a fresh store: the look-ahead encodes every input before the processes ask
+def test_the_pipeline_encodes_what_the_store_lacks(tmp_path, monkeypatch):
+    # A fresh store: each task's job is in a scoring process that waits for its inputs before
+    # the main process starts encoding them (made certain here: the encoding waits for that),
+    # and scores with what the look-ahead stores, nothing handed back.
+    from qzhou_eval.pipeline import schedule
+
+    pools: list[schedule.ScoringPool] = []
+
+    class Recorded(schedule.ScoringPool):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    def encode_once_awaited(name, wanted, encoders):
+        deadline = time.monotonic() + 120
+        while not pools[0].handoff.waited(name):
+            assert time.monotonic() < deadline, f"no scoring process waited for {name}"
+            time.sleep(0.05)
+        encode_inputs(name, wanted, encoders)
+
+    encode_inputs = schedule.encode_inputs
+    monkeypatch.setattr(schedule, "ScoringPool", Recorded)
+    monkeypatch.setattr(schedule, "encode_inputs", encode_once_awaited)
     par = _run(
         tmp_path / "par",
         tmp_path / "store",
@@ -79,6 +100,7 @@ def test_the_pipeline_encodes_what_the_store_lacks(tmp_path):
     )
     assert par.encoded_inputs > 0
     assert par.coverage and all(a == s for a, s in par.coverage.values())
+    assert par.overlapped == {"DemoZhoPairClassification", "DemoZhoClustering"}
     seq = _run(
         tmp_path / "seq",
         tmp_path / "store",

@@ -357,3 +357,12 @@ def test_processes_writing_one_store_at_once_lose_nothing_and_leave_no_duplicate
     assert not [p for p in store.folder.iterdir() if atomic.is_temp_name(p.name)]
     # no shard was ever judged unreadable (a reader racing a writer or a compactor)
     assert not [p for p in store.folder.iterdir() if ".corrupt-" in p.name]
+
+
+def test_presence_is_known_without_reading_and_sees_other_writers(tmp_path):
+    store = _store_with_shards(tmp_path, _texts(0, 5))
+    other = DiskStore(tmp_path, "fp")  # another process's view of the same store
+    assert other.has_many("query", ["text 1", "text 9"]) == [True, False]
+    store.put_many("query", _texts(9, 10), _vectors(_texts(9, 10)))
+    assert other.has_many("query", ["text 9", "text 1"]) == [True, True]
+    assert other.has_many("document", ["text 1"]) == [False]  # the side is part of the key
