@@ -19,7 +19,7 @@ scoring of one dimension (as on an 8-GPU node, see the pipeline issue): one run 
 device measures the tokens and the scoring seconds. Then, each with a fresh store:
 
 - sequential (``runtime.scoring_workers=0 runtime.lookahead=0``) and pipeline
-  (``runtime.scoring_workers=<--workers> runtime.lookahead=2``), one dimension;
+  (``runtime.scoring_workers=<--workers>``, ``runtime.lookahead=all``), one dimension;
 - the same for an 8-dimension MRL sweep (``--skip-sequential-sweep`` skips the slowest run).
 
 Per run: wall seconds, device busy seconds and fraction, and for the pipeline the lower bound
@@ -214,6 +214,7 @@ class SimulatedDevice:
         self.table = np.random.default_rng(0).standard_normal((self.tokenizer.vocab_size, dim))
         self.table = self.table.astype(np.float32)
         self.busy = 0.0
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each forward (monotonic)
         self.tokens = 0
         self.forward_calls = 0
         self._lock = threading.Lock()
@@ -224,7 +225,9 @@ class SimulatedDevice:
     def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
         for number, batch in enumerate(batches):
             seconds = batch.padded_tokens / self.rate if self.rate != float("inf") else 0.0
+            begun = time.monotonic()
             time.sleep(seconds)  # the device computes; the host is free
+            self.spans.append((begun, time.monotonic()))
             with self._lock:
                 self.busy += seconds
                 self.tokens += batch.padded_tokens
@@ -276,6 +279,8 @@ def run(root: Path, device: SimulatedDevice, scale: float, *overrides: str) -> d
     return {
         "wall": wall,
         "busy": device.busy - busy0,
+        "idle": _idle_gaps(device.spans, started, started + wall),
+        "task_seconds": outcome.task_seconds,
         "scoring": wall - outcome.model_seconds,  # sequential runs: the scoring seconds
         "scores": scores,
     }
@@ -286,6 +291,9 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=SCALE)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-sequential-sweep", action="store_true")
+    parser.add_argument(
+        "--timeline", action="store_true", help="print each run's device idle stretches"
+    )
     args = parser.parse_args()
     import logging
 
@@ -304,7 +312,7 @@ def main() -> int:
         print(f"  {cls.metadata.name:<34} {cls.metadata.type:<15} {sizes}")
     tmp = Path(tempfile.mkdtemp(prefix="qzhou-pipeline-bench-"))
     sequential = ["runtime.scoring_workers=0", "runtime.lookahead=0"]
-    pipeline = [f"runtime.scoring_workers={args.workers}", "runtime.lookahead=2"]
+    pipeline = [f"runtime.scoring_workers={args.workers}", "runtime.lookahead=all"]
     sweep = "mrl.dims=[" + ",".join(map(str, DIMS8)) + "]"
 
     # calibration: an instant device; the sequential runner's time is then encode-free scoring
@@ -338,6 +346,9 @@ def main() -> int:
             bound = max(f["busy"], scoring_cpu / args.workers)
             line += f"  lower bound {bound:6.1f} s (x{f['wall'] / bound:.2f})"
         print(line, flush=True)
+        if args.timeline:
+            print(f"  device idle (start s, seconds): {f['idle']}")
+            print(f"  task seconds: { ({k: round(v, 1) for k, v in f['task_seconds'].items()}) }")
     equal = figures["sequential 1 dim"]["scores"] == figures["pipeline 1 dim"]["scores"]
     if "sequential 8 dims" in figures:
         equal = (
@@ -360,6 +371,20 @@ def main() -> int:
     shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(summary))
     return 0
+
+
+def _idle_gaps(
+    spans: list[tuple[float, float]], start: float, end: float, least: float = 0.5
+) -> list[tuple[float, float]]:
+    """(offset from the run's start, seconds) of each device idle stretch of ``least`` or more."""
+    gaps, last = [], start
+    for begun, ended in sorted(s for s in spans if s[0] >= start):
+        if begun - last >= least:
+            gaps.append((round(last - start, 1), round(begun - last, 1)))
+        last = max(last, ended)
+    if end - last >= least:
+        gaps.append((round(last - start, 1), round(end - last, 1)))
+    return gaps
 
 
 def _sizes(task) -> dict:

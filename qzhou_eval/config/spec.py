@@ -153,7 +153,7 @@ class RuntimeSpec:
     store_dir: Path | None
     encode: bool = True  # false: score from the store only, never load the model
     scoring_workers: int = 0  # processes that score from the store (0: in this process)
-    lookahead: int = 0  # tasks the encoder may run ahead of the scoring
+    lookahead: int | None = 0  # tasks the encoder may run ahead of the scoring (None: all)
 
 
 # Where the keys of a config section are all stated, for the error naming a key that is not set.
@@ -418,7 +418,9 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         store_dir=Path(str(store_dir)).expanduser() if store_dir else None,
         encode=encode,
         scoring_workers=workers,
-        lookahead=_non_negative_int(s, "lookahead", get("lookahead")),
+        lookahead=None
+        if get("lookahead") == "all"
+        else _non_negative_int(s, "lookahead", get("lookahead"), also="'all'"),
     )
 
 

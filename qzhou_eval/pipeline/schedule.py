@@ -6,10 +6,10 @@ the scoring processes (:mod:`.scoring_pool`), derives the model inputs the task 
 for them. The scoring processes load the task meanwhile and read the vectors from the store as
 they are stored (:mod:`.handoff`): a retrieval task scores its first corpus chunks while the
 devices encode the next. The main process then goes on to the next task's inputs, at most
-``runtime.lookahead`` tasks ahead of the oldest task still being scored (0: a task is encoded
-only once every earlier task is scored). What a scoring process finds missing (the look-ahead's
-misses) comes back to the main process, which encodes it and submits the job again: the
-look-ahead is a hint; scores never depend on it.
+``runtime.lookahead`` tasks ahead of the oldest task still being scored (``all``, the default:
+no bound; 0: a task is encoded only once every earlier task is scored). What a scoring process
+finds missing (the look-ahead's misses) comes back to the main process, which encodes it and
+submits the job again: the look-ahead is a hint; scores never depend on it.
 
 Records are claimed by the main process before a job is submitted and released when the job
 fails, exactly as in a sequential run; the first failure stops the run (the pool is killed,
@@ -136,7 +136,10 @@ def run_pipeline(
         derive(0)
         for i, task in enumerate(plan.tasks):
             name = task.metadata.name
-            while sum(1 for n in unfinished.values() if n) > runtime.lookahead:
+            while (
+                runtime.lookahead is not None
+                and sum(1 for n in unfinished.values() if n) > runtime.lookahead
+            ):
                 settle(block=True)
             started[name] = time.monotonic()
             unfinished[name] = len(plan.dims)

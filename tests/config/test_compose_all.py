@@ -158,3 +158,14 @@ def test_every_key_is_read_from_the_yaml(group, option):
 def test_runtime_defaults_are_the_yaml():
     spec = runtime_spec(compose_config("mteb").runtime)
     assert str(spec.store_dir) == "embeddings" and str(spec.results_dir) == "results"
+
+
+def test_lookahead_is_all_or_a_whole_number():
+    def lookahead(value: str):
+        return runtime_spec(compose_config("mteb", [f"runtime.lookahead={value}"]).runtime)
+
+    assert runtime_spec(compose_config("mteb").runtime).lookahead is None  # all: no bound
+    assert lookahead("0").lookahead == 0 and lookahead("3").lookahead == 3
+    for bad in ("-1", "some", "1.5"):
+        with pytest.raises(ConfigError, match=r"^runtime\.lookahead=.*or 'all'$"):
+            lookahead(bad)
