@@ -34,6 +34,7 @@ from qzhou_eval.runs.scoring import failed, missing_description
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
+    from qzhou_eval.precision import Point
     from qzhou_eval.runs.runner import RunOutcome, RunPlan
     from qzhou_eval.runs.scoring import Encoders
 
@@ -49,7 +50,7 @@ MAX_ATTEMPTS = 50
 
 def run_pipeline(
     plan: RunPlan,
-    records: dict[tuple[str, int | None], TaskRecord],
+    records: dict[tuple[str, Point], TaskRecord],
     encoders: Encoders,
     outcome: RunOutcome,
 ) -> None:
@@ -65,7 +66,7 @@ def run_pipeline(
 
     def submit(job: Job) -> None:
         if job not in claims:
-            record = records[(job.task, job.dim)]
+            record = records[(job.task, job.point)]
             claim = ExitStack()
             claim.enter_context(claimed(record, runtime.overwrite))
             claim.enter_context(atomic.kept_fresh(record.path))  # a live run's: never stale
@@ -108,7 +109,7 @@ def run_pipeline(
                         f"store after {job.attempt} rounds of encoding them"
                     ) from None
                 embedder.embed(e.inputs, e.side, desc=f"{job.task} [{e.side}]", spans=e.spans)
-                submit(Job(job.task, job.dim, job.attempt + 1))
+                submit(Job(job.task, job.point, job.attempt + 1))
                 continue
             except Exception as e:
                 finish(job, e)
@@ -119,7 +120,7 @@ def run_pipeline(
             if job.attempt == 0:
                 asked, stored = outcome.coverage.get(job.task, (0, 0))
                 outcome.coverage[job.task] = (asked + result.asked, stored + result.stored)
-            outcome.add(job.task, encoders(job.task, job.dim), result.errors)
+            outcome.add(job.task, encoders(job.task, job.point), result.errors)
 
     try:
         for task in plan.tasks:
@@ -129,9 +130,9 @@ def run_pipeline(
             started[name] = time.monotonic()
             if runtime.encode:
                 encode_ahead(plan, task, encoders, records)
-            unfinished[name] = len(plan.dims)
-            for dim in plan.dims:
-                submit(Job(name, dim))
+            unfinished[name] = len(plan.points)
+            for point in plan.points:
+                submit(Job(name, point))
             settle(block=False)
         while inflight:
             settle(block=True)
@@ -154,11 +155,11 @@ def encode_ahead(
     plan: RunPlan,
     task: AbsTask,
     encoders: Encoders,
-    records: dict[tuple[str, int | None], TaskRecord],
+    records: dict[tuple[str, Point], TaskRecord],
 ) -> None:
     """Encode into the store the inputs ``task`` will ask for (those not stored yet)."""
     name = task.metadata.name
-    if not plan.runtime.overwrite and all(records[(name, d)].result.exists() for d in plan.dims):
+    if not plan.runtime.overwrite and all(records[(name, p)].result.exists() for p in plan.points):
         return  # finished at every size: nothing will be asked
     try:
         wanted = model_inputs(task, plan.recipe)

@@ -16,6 +16,7 @@ from typing import Any
 from mteb.abstasks import AbsTask
 
 from qzhou_eval.errors import UserError
+from qzhou_eval.precision import BITS, DEFAULT_PRECISION, bytes_per_vector
 from qzhou_eval.report.compare import (
     DEFAULT_TOLERANCE,
     Comparison,
@@ -25,7 +26,7 @@ from qzhou_eval.report.compare import (
     published_mrl,
 )
 from qzhou_eval.report.data import run_data
-from qzhou_eval.report.discover import RunDir, RunId, experiment_dim, run_dir
+from qzhou_eval.report.discover import RunDir, RunId, experiment_dim, experiment_point, run_dir
 from qzhou_eval.report.score import (
     DEFAULT_DEFINITION,
     PUBLISHED,
@@ -112,6 +113,66 @@ def mrl_curves(summaries: Sequence[Summary]) -> list[MrlCurve]:
     return curves
 
 
+@dataclass(frozen=True)
+class PrecisionGrid:
+    """One model revision's summaries by (output dimension, precision), for the quality per byte
+    of a stored vector: the points of ``mrl.dims`` x ``mrl.precisions``.
+
+    ``published``: the model card's MRL rows (float32; points ×100 by dimension and column).
+    """
+
+    model: str
+    revision: str
+    points: dict[tuple[int, str], Summary]  # by dimension, then precision from most bits
+    published: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def precisions(self) -> list[str]:
+        """The precisions of the grid, most bits first."""
+        return sorted({p for _, p in self.points}, key=_precision_order)
+
+    def front(self) -> list[tuple[int, str]]:
+        """The Pareto front of Mean(Task) against bytes per vector, fewest bytes first: the
+        points no other point beats with as few bytes and as high a Mean(Task) (one of them
+        strictly). A point without a Mean(Task) (incomplete) is on no front."""
+        scored = [
+            (bytes_per_vector(*point), s.mean_task.value, point)
+            for point, s in self.points.items()
+            if s.mean_task.value is not None
+        ]
+        front = [
+            point
+            for size, score, point in scored
+            if not any(b <= size and v >= score and (b < size or v > score) for b, v, _ in scored)
+        ]
+        return sorted(front, key=lambda point: bytes_per_vector(*point))
+
+
+def _precision_order(precision: str) -> tuple[int, str]:
+    return (-BITS[precision], precision)
+
+
+def precision_grids(summaries: Sequence[Summary]) -> list[PrecisionGrid]:
+    """The sweeps with a precision other than float32 and at least two points, one per (model,
+    revision). Experiments named from ``embed_dim`` and ``output_dtypes`` only (as mteb names
+    them) are points; the base run is the full size at float32; each point's dimension is the one
+    its results state (``model_meta.json``)."""
+    by_model: dict[tuple[str, str], dict[tuple[int, str], Summary]] = {}
+    for s in sorted(summaries, key=lambda s: s.run.experiment is None):  # experiments first
+        point = experiment_point(s.run.experiment)
+        dim = s.scores.embed_dim
+        if point is None or dim is None:
+            continue
+        by_model.setdefault((s.run.model, s.run.revision), {}).setdefault((dim, point[1]), s)
+    grids = []
+    for key, points in sorted(by_model.items()):
+        if len(points) < 2 or all(p == DEFAULT_PRECISION for _, p in points):
+            continue
+        ordered = sorted(points, key=lambda point: (point[0], _precision_order(point[1])))
+        grids.append(PrecisionGrid(key[0], key[1], {point: points[point] for point in ordered}))
+    return grids
+
+
 @dataclass
 class Report:
     """Everything the tables, files and plots are made from."""
@@ -127,6 +188,7 @@ class Report:
     alternative: list[Summary] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     mrl: list[MrlCurve] = field(default_factory=list)
+    precision: list[PrecisionGrid] = field(default_factory=list)
     reference_label: str | None = None
     no_reference: list[RunId] = field(default_factory=list)
     skipped: list[RunId] = field(default_factory=list)
@@ -202,6 +264,10 @@ def build_report(
     report.mrl = [
         dataclasses.replace(c, published=published_mrl(c.model, benchmark.name)) if show_card else c
         for c in mrl_curves(report.summaries)
+    ]
+    report.precision = [
+        dataclasses.replace(g, published=published_mrl(g.model, benchmark.name)) if show_card else g
+        for g in precision_grids(report.summaries)
     ]
     ref = load_reference(reference, effective) if report.summaries else None
     if ref is not None:
