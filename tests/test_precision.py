@@ -101,17 +101,32 @@ def test_results_are_filed_as_mteb_files_them(kwargs):
     ours = compressed_meta(_meta(kwargs), "int8")
     assert ours.model_dump() == theirs.model_dump()
     assert experiment_point(ours.experiment_name) == (
-        (32, "int8") if kwargs == {"embed_dim": 32} else (None, "int8") if kwargs is None else None
+        (kwargs or {}).get("embed_dim"),
+        "int8",
+        "variant_ab" if kwargs and "variant" in kwargs else None,
     )
 
 
 def test_experiment_points():
-    assert experiment_point(None) == (None, "float32")
-    assert experiment_point("embed_dim_128") == (128, "float32")
-    assert experiment_point("output_dtypes_binary") == (None, "binary")
-    assert experiment_point("embed_dim_64__output_dtypes_float8_e4m3fn") == (64, "float8_e4m3fn")
-    for other in ("variant_1a2b", "embed_dim_64__variant_1a2b", "output_dtypes_int7", "x"):
-        assert experiment_point(other) is None
+    assert experiment_point(None) == (None, "float32", None)
+    assert experiment_point("embed_dim_128") == (128, "float32", None)
+    assert experiment_point("output_dtypes_binary") == (None, "binary", None)
+    assert experiment_point("embed_dim_64__output_dtypes_float8_e4m3fn") == (
+        64,
+        "float8_e4m3fn",
+        None,
+    )
+    assert experiment_point("embed_dim_64__output_dtypes_int8__variant_1a") == (
+        64,
+        "int8",
+        "variant_1a",
+    )
+    assert experiment_point("experiment_my__name__output_dtypes_int4") == (
+        None,
+        "int4",
+        "experiment_my__name",
+    )
+    assert experiment_point("output_dtypes_int7") == (None, "float32", "output_dtypes_int7")
 
 
 def test_bytes_per_vector():

@@ -115,16 +115,24 @@ def mrl_curves(summaries: Sequence[Summary]) -> list[MrlCurve]:
 
 @dataclass(frozen=True)
 class PrecisionGrid:
-    """One model revision's summaries by (output dimension, precision), for the quality per byte
+    """One configuration's summaries by (output dimension, precision), for the quality per byte
     of a stored vector: the points of ``mrl.dims`` x ``mrl.precisions``.
 
-    ``published``: the model card's MRL rows (float32; points ×100 by dimension and column).
+    ``experiment``: the configuration's experiment apart from dimension and precision (a
+    variant, the user's experiment; None: the model file's own). ``published``: the model
+    card's MRL rows (float32; points ×100 by dimension and column).
     """
 
     model: str
     revision: str
+    experiment: str | None
     points: dict[tuple[int, str], Summary]  # by dimension, then precision from most bits
     published: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def run(self) -> RunId:
+        """The configuration as a run id (its base run's)."""
+        return RunId(self.model, self.revision, self.experiment)
 
     @property
     def precisions(self) -> list[str]:
@@ -153,23 +161,25 @@ def _precision_order(precision: str) -> tuple[int, str]:
 
 
 def precision_grids(summaries: Sequence[Summary]) -> list[PrecisionGrid]:
-    """The sweeps with a precision other than float32 and at least two points, one per (model,
-    revision). Experiments named from ``embed_dim`` and ``output_dtypes`` only (as mteb names
-    them) are points; the base run is the full size at float32; each point's dimension is the one
-    its results state (``model_meta.json``)."""
-    by_model: dict[tuple[str, str], dict[tuple[int, str], Summary]] = {}
+    """The sweeps with a precision other than float32 and at least two points, one per
+    configuration (model, revision and the experiment apart from ``embed_dim`` and
+    ``output_dtypes``, which mteb names the points by; see ``experiment_point``). Each point's
+    dimension is the one its results state (``model_meta.json``: the base run's is the full
+    size); an experiment ``embed_dim_<full>`` and the base run are one point."""
+    by_run: dict[tuple[str, str, str], dict[tuple[int, str], Summary]] = {}
     for s in sorted(summaries, key=lambda s: s.run.experiment is None):  # experiments first
-        point = experiment_point(s.run.experiment)
+        _, precision, rest = experiment_point(s.run.experiment)
         dim = s.scores.embed_dim
-        if point is None or dim is None:
+        if dim is None:
             continue
-        by_model.setdefault((s.run.model, s.run.revision), {}).setdefault((dim, point[1]), s)
+        key = (s.run.model, s.run.revision, rest or "")
+        by_run.setdefault(key, {}).setdefault((dim, precision), s)
     grids = []
-    for key, points in sorted(by_model.items()):
+    for (model, revision, rest), points in sorted(by_run.items()):
         if len(points) < 2 or all(p == DEFAULT_PRECISION for _, p in points):
             continue
         ordered = sorted(points, key=lambda point: (point[0], _precision_order(point[1])))
-        grids.append(PrecisionGrid(key[0], key[1], {point: points[point] for point in ordered}))
+        grids.append(PrecisionGrid(model, revision, rest or None, {p: points[p] for p in ordered}))
     return grids
 
 
@@ -266,7 +276,9 @@ def build_report(
         for c in mrl_curves(report.summaries)
     ]
     report.precision = [
-        dataclasses.replace(g, published=published_mrl(g.model, benchmark.name)) if show_card else g
+        dataclasses.replace(g, published=published_mrl(g.model, benchmark.name))
+        if show_card and g.experiment is None
+        else g
         for g in precision_grids(report.summaries)
     ]
     ref = load_reference(reference, effective) if report.summaries else None

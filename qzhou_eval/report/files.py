@@ -85,8 +85,7 @@ def _write_plots(report: Report, out_dir: Path, stem: str) -> list[Path]:
         png = mrl_png(curve, title)
         written.append(write_file(out_dir / f"{stem}_mrl_{_slug(label)}.png", png))
     for grid in report.precision:
-        run = RunId(grid.model, grid.revision)
-        label = run_labels([run])[run]
+        label = run_labels([grid.run])[grid.run]
         title = f"{report.benchmark.name}: {label}, {MEAN_TASK} vs bytes per vector"
         png = precision_png(grid, title)
         written.append(write_file(out_dir / f"{stem}_precision_{_slug(label)}.png", png))

@@ -257,7 +257,8 @@ def precision_table(grid: PrecisionGrid) -> Table:
     types = task_types(summaries)
     columns = [*types, MEAN_TASK, MEAN_TASK_TYPE]
     front = set(grid.front())
-    title = f"Quality per byte: {grid.model} by output dimension and precision (* Pareto front)"
+    what = f"{grid.model} [{grid.experiment}]" if grid.experiment else grid.model
+    title = f"Quality per byte: {what} by output dimension and precision (* Pareto front)"
     labels = [type_label(t) for t in types]
     table = Table(
         ["dim", "precision", "bytes/vector", "front", *labels, MEAN_TASK, MEAN_TASK_TYPE],

@@ -106,3 +106,24 @@ def test_no_grid_without_a_precision(grid_results: Path, cmn_tasks: list) -> Non
     # the card's rows only where they compare (the published definition)
     current = _report(grid_results, cmn_tasks, definition=CURRENT)
     assert current.precision[0].published == {}
+
+
+def test_a_variants_sweep_is_a_grid_of_its_own(grid_results: Path, cmn_tasks: list) -> None:
+    """The points of another configuration (here a recipe variant) are not mixed with the
+    official ones; the card's rows stand beside the official configuration only."""
+    official = run_path(grid_results, QZHOU_ZH, QZHOU_ZH_REV, "output_dtypes_binary")
+    for name in ("variant_ab", "output_dtypes_binary__variant_ab"):
+        folder = run_path(grid_results, QZHOU_ZH, QZHOU_ZH_REV, name)
+        folder.mkdir(parents=True)
+        for f in official.glob("*.json"):
+            (folder / f.name).write_bytes(f.read_bytes())
+    grids = _report(grid_results, cmn_tasks).precision
+    assert [(g.experiment, list(g.points)) for g in grids] == [
+        (
+            None,
+            [(256, "float32"), (256, "int8"), (512, "binary"), (1792, "float32"), (1792, "binary")],
+        ),
+        ("variant_ab", [(1792, "float32"), (1792, "binary")]),
+    ]
+    assert grids[0].published and not grids[1].published
+    assert f"Quality per byte: {QZHOU_ZH} [variant_ab] by" in precision_table(grids[1]).title
