@@ -24,6 +24,7 @@ from qzhou_eval.config.cores import default_scoring_workers, usable_cores
 from qzhou_eval.config.deprecation import warn_once as _warn_once
 from qzhou_eval.config.devices import resolve_devices
 from qzhou_eval.errors import ConfigError
+from qzhou_eval.precision import PRECISIONS, Point
 
 POOLING_MODES = ("mean", "last_token", "cls", "weighted_mean")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -457,6 +458,29 @@ def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
         full = f" ({embed_dim} is the full size, the same as null)" if None in out else ""
         raise ConfigError(f"mrl.dims has duplicates: {raw}{full}")
     return out
+
+
+def mrl_precisions(cfg: Mapping[str, Any]) -> list[str]:
+    """The output precisions to evaluate: ``mrl.precisions`` (one name is a list of one)."""
+    raw = setting(setting(cfg, "", "mrl"), "mrl", "precisions")
+    values = [raw] if isinstance(raw, str) else raw
+    if not isinstance(values, (list, tuple)) and not OmegaConf.is_list(values):
+        raise ConfigError(f"mrl.precisions={raw!r}: give a list of {list(PRECISIONS)}")
+    values = list(values)
+    if not values:
+        raise ConfigError("mrl.precisions must not be empty")
+    for p in values:
+        _choice("mrl", "precisions", p, PRECISIONS)
+    if len(set(values)) != len(values):
+        raise ConfigError(f"mrl.precisions has duplicates: {values}")
+    return [str(p) for p in values]
+
+
+def mrl_points(cfg: Mapping[str, Any], embed_dim: int | None) -> list[Point]:
+    """Every (output size, precision) of the sweep, sizes first: ``mrl_dims`` x
+    ``mrl_precisions``, all scored from one encoding pass."""
+    dims, precisions = mrl_dims(cfg, embed_dim), mrl_precisions(cfg)
+    return [Point(d, p) for d in dims for p in precisions]
 
 
 def mirror_dir(cfg: Mapping[str, Any], *, must_exist: bool = True) -> Path | None:

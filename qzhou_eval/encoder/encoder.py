@@ -12,6 +12,7 @@ from qzhou_eval.config.spec import DEFAULT_NUMERICS
 from qzhou_eval.encoder.embedder import Embedder
 from qzhou_eval.errors import DataError
 from qzhou_eval.models.pooling import normalize_rows
+from qzhou_eval.precision import DEFAULT_PRECISION, quantizer
 from qzhou_eval.recipe import Recipe, side_of
 
 
@@ -40,6 +41,8 @@ class RecipeEncoder(AbsEncoder):
     ``dim`` values -> L2-normalize (when ``normalize``), with the normalization of ``numerics``.
     ``prenormalized``: the embedder's full-size vectors are already final (the backbone normalized
     them, ``ModelSpec.backbone_normalizes``); they are normalized again only after a cut.
+    ``precision`` other than float32: then each encode call's vectors are quantized as mteb's
+    ``CompressionWrapper`` does (:mod:`qzhou_eval.precision`), returned as its torch tensor.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class RecipeEncoder(AbsEncoder):
         normalize: bool = True,
         numerics: str = DEFAULT_NUMERICS,
         prenormalized: bool = False,
+        precision: str = DEFAULT_PRECISION,
     ) -> None:
         self.mteb_model_meta = meta
         self.recipe = recipe
@@ -60,6 +64,8 @@ class RecipeEncoder(AbsEncoder):
         self.normalize = normalize
         self.numerics = numerics
         self.prenormalized = prenormalized
+        self.precision = precision
+        self._quantize = quantizer(meta, precision)
 
     def encode(
         self,
@@ -70,7 +76,7 @@ class RecipeEncoder(AbsEncoder):
         hf_subset: str,
         prompt_type: Any = None,
         **kwargs: Any,
-    ) -> np.ndarray:
+    ) -> Any:
         texts: list[str] = []
         for batch in inputs:
             texts.extend(batch["text"])
@@ -81,7 +87,9 @@ class RecipeEncoder(AbsEncoder):
         model_inputs = [s for s, _ in formatted]
         spans = [span for _, span in formatted]
         vectors = self.embedder.embed(model_inputs, side, desc=f"{task} [{side}]", spans=spans)
-        return self.finish(vectors)
+        vectors = self.finish(vectors)
+        # per encode call, as mteb's CompressionWrapper calibrates
+        return vectors if self._quantize is None else self._quantize(vectors)
 
     def finish(self, vectors: np.ndarray) -> np.ndarray:
         """Raw vectors -> first ``dim`` values -> L2 normalization."""

@@ -38,6 +38,7 @@ from qzhou_eval.runs.scoring import failed, missing_description
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
+    from qzhou_eval.precision import Point
     from qzhou_eval.runs.runner import RunOutcome, RunPlan
     from qzhou_eval.runs.scoring import Encoders
 
@@ -51,7 +52,7 @@ MAX_ATTEMPTS = 50
 
 def run_pipeline(
     plan: RunPlan,
-    records: dict[tuple[str, int | None], TaskRecord],
+    records: dict[tuple[str, Point], TaskRecord],
     encoders: Encoders,
     outcome: RunOutcome,
 ) -> None:
@@ -68,7 +69,7 @@ def run_pipeline(
 
     def submit(job: Job) -> None:
         if job not in claims:
-            record = records[(job.task, job.dim)]
+            record = records[(job.task, job.point)]
             claim = ExitStack()
             claim.enter_context(claimed(record, runtime.overwrite))
             claim.enter_context(atomic.kept_fresh(record.path))  # a live run's: never stale
@@ -111,7 +112,7 @@ def run_pipeline(
                         f"store after {job.attempt} rounds of encoding them"
                     ) from None
                 embedder.embed(e.inputs, e.side, desc=f"{job.task} [{e.side}]", spans=e.spans)
-                submit(Job(job.task, job.dim, job.attempt + 1))
+                submit(Job(job.task, job.point, job.attempt + 1))
                 continue
             except Exception as e:
                 finish(job, e)
@@ -124,7 +125,7 @@ def run_pipeline(
                 outcome.coverage[job.task] = (asked + result.asked, stored + result.stored)
             if result.waited:
                 outcome.overlapped.add(job.task)
-            outcome.add(job.task, encoders(job.task, job.dim), result.errors)
+            outcome.add(job.task, encoders(job.task, job.point), result.errors)
 
     derived: dict[int, Future[Inputs | None]] = {}  # task position -> its derived inputs
 
@@ -142,9 +143,9 @@ def run_pipeline(
             ):
                 settle(block=True)
             started[name] = time.monotonic()
-            unfinished[name] = len(plan.dims)
-            for dim in plan.dims:  # its processes load its data and wait for its inputs
-                submit(Job(name, dim))
+            unfinished[name] = len(plan.points)
+            for point in plan.points:  # its processes load its data and wait for its inputs
+                submit(Job(name, point))
             wanted = derived.pop(i).result() if runtime.encode else None
             derive(i + 1)
             if wanted:
@@ -171,13 +172,13 @@ def died(job: Job) -> ScoringProcessDied:
 
 
 def inputs_ahead(
-    plan: RunPlan, task: AbsTask, records: dict[tuple[str, int | None], TaskRecord]
+    plan: RunPlan, task: AbsTask, records: dict[tuple[str, Point], TaskRecord]
 ) -> Inputs | None:
     """The model inputs ``task`` will ask for, per side, in the order mteb asks for them; None
-    when nothing will be asked (finished at every size) or they cannot be derived."""
+    when nothing will be asked (finished at every point) or they cannot be derived."""
     name = task.metadata.name
-    if not plan.runtime.overwrite and all(records[(name, d)].result.exists() for d in plan.dims):
-        return None  # finished at every size: nothing will be asked
+    if not plan.runtime.overwrite and all(records[(name, p)].result.exists() for p in plan.points):
+        return None  # finished at every point: nothing will be asked
     try:
         wanted = model_inputs(task, plan.recipe)
     except Exception as e:  # its data do not load: the scoring process meets it, as a failure

@@ -2,7 +2,7 @@
 
 Contract:
 
-- A job is one (task, output size). A scoring process gets the run's plan once (pickled: the
+- A job is one (task, sweep point). A scoring process gets the run's plan once (pickled: the
   same task objects, recipe, identity, mirror), makes an embedder that reads the disk store
   only (``encode=False``: it never loads the model), and evaluates the job through the same
   :func:`qzhou_eval.runs.scoring.score` as the main process: a fresh copy of the task, results
@@ -37,6 +37,7 @@ from qzhou_eval.errors import DeviceError
 from qzhou_eval.pipeline.handoff import Handoff
 
 if TYPE_CHECKING:
+    from qzhou_eval.precision import Point
     from qzhou_eval.runs.runner import RunPlan
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class ScoringProcessDied(DeviceError):
 @dataclass(frozen=True)
 class Job:
     task: str
-    dim: int | None
+    point: Point
     attempt: int = 0  # 1, 2, ...: after the main process encoded what the last one missed
 
 
@@ -184,7 +185,7 @@ def _score(job: Job) -> JobDone:
     started = time.monotonic()
     plan, embedder = _state["plan"], _state["embedder"]
     task, folder = _state["tasks"][job.task], _state["folder"]
-    encoder = _state["encoders"](job.task, job.dim)
+    encoder = _state["encoders"](job.task, job.point)
     loaded = _state["loaded"]
     if loaded is not None and loaded is not task and loaded.data_loaded:
         loaded.unload_data()  # one task's data at a time

@@ -16,6 +16,7 @@ from typing import Any
 from mteb.abstasks import AbsTask
 
 from qzhou_eval.errors import UserError
+from qzhou_eval.precision import BITS, DEFAULT_PRECISION, bytes_per_vector
 from qzhou_eval.report.compare import (
     DEFAULT_TOLERANCE,
     Comparison,
@@ -25,7 +26,7 @@ from qzhou_eval.report.compare import (
     published_mrl,
 )
 from qzhou_eval.report.data import run_data
-from qzhou_eval.report.discover import RunDir, RunId, experiment_dim, run_dir
+from qzhou_eval.report.discover import RunDir, RunId, experiment_dim, experiment_point, run_dir
 from qzhou_eval.report.score import (
     DEFAULT_DEFINITION,
     PUBLISHED,
@@ -112,6 +113,76 @@ def mrl_curves(summaries: Sequence[Summary]) -> list[MrlCurve]:
     return curves
 
 
+@dataclass(frozen=True)
+class PrecisionGrid:
+    """One configuration's summaries by (output dimension, precision), for the quality per byte
+    of a stored vector: the points of ``mrl.dims`` x ``mrl.precisions``.
+
+    ``experiment``: the configuration's experiment apart from dimension and precision (a
+    variant, the user's experiment; None: the model file's own). ``published``: the model
+    card's MRL rows (float32; points ×100 by dimension and column).
+    """
+
+    model: str
+    revision: str
+    experiment: str | None
+    points: dict[tuple[int, str], Summary]  # by dimension, then precision from most bits
+    published: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def run(self) -> RunId:
+        """The configuration as a run id (its base run's)."""
+        return RunId(self.model, self.revision, self.experiment)
+
+    @property
+    def precisions(self) -> list[str]:
+        """The precisions of the grid, most bits first."""
+        return sorted({p for _, p in self.points}, key=_precision_order)
+
+    def front(self) -> list[tuple[int, str]]:
+        """The Pareto front of Mean(Task) against bytes per vector, fewest bytes first: the
+        points no other point beats with as few bytes and as high a Mean(Task) (one of them
+        strictly). A point without a Mean(Task) (incomplete) is on no front."""
+        scored = [
+            (bytes_per_vector(*point), s.mean_task.value, point)
+            for point, s in self.points.items()
+            if s.mean_task.value is not None
+        ]
+        front = [
+            point
+            for size, score, point in scored
+            if not any(b <= size and v >= score and (b < size or v > score) for b, v, _ in scored)
+        ]
+        return sorted(front, key=lambda point: bytes_per_vector(*point))
+
+
+def _precision_order(precision: str) -> tuple[int, str]:
+    return (-BITS[precision], precision)
+
+
+def precision_grids(summaries: Sequence[Summary]) -> list[PrecisionGrid]:
+    """The sweeps with a precision other than float32 and at least two points, one per
+    configuration (model, revision and the experiment apart from ``embed_dim`` and
+    ``output_dtypes``, which mteb names the points by; see ``experiment_point``). Each point's
+    dimension is the one its results state (``model_meta.json``: the base run's is the full
+    size); an experiment ``embed_dim_<full>`` and the base run are one point."""
+    by_run: dict[tuple[str, str, str], dict[tuple[int, str], Summary]] = {}
+    for s in sorted(summaries, key=lambda s: s.run.experiment is None):  # experiments first
+        _, precision, rest = experiment_point(s.run.experiment)
+        dim = s.scores.embed_dim
+        if dim is None:
+            continue
+        key = (s.run.model, s.run.revision, rest or "")
+        by_run.setdefault(key, {}).setdefault((dim, precision), s)
+    grids = []
+    for (model, revision, rest), points in sorted(by_run.items()):
+        if len(points) < 2 or all(p == DEFAULT_PRECISION for _, p in points):
+            continue
+        ordered = sorted(points, key=lambda point: (point[0], _precision_order(point[1])))
+        grids.append(PrecisionGrid(model, revision, rest or None, {p: points[p] for p in ordered}))
+    return grids
+
+
 @dataclass
 class Report:
     """Everything the tables, files and plots are made from."""
@@ -127,6 +198,7 @@ class Report:
     alternative: list[Summary] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     mrl: list[MrlCurve] = field(default_factory=list)
+    precision: list[PrecisionGrid] = field(default_factory=list)
     reference_label: str | None = None
     no_reference: list[RunId] = field(default_factory=list)
     skipped: list[RunId] = field(default_factory=list)
@@ -202,6 +274,12 @@ def build_report(
     report.mrl = [
         dataclasses.replace(c, published=published_mrl(c.model, benchmark.name)) if show_card else c
         for c in mrl_curves(report.summaries)
+    ]
+    report.precision = [
+        dataclasses.replace(g, published=published_mrl(g.model, benchmark.name))
+        if show_card and g.experiment is None
+        else g
+        for g in precision_grids(report.summaries)
     ]
     ref = load_reference(reference, effective) if report.summaries else None
     if ref is not None:

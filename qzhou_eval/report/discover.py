@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qzhou_eval.errors import UserError
+from qzhou_eval.precision import DEFAULT_PRECISION, PRECISIONS
 
 EXPERIMENTS_FOLDER = "experiments"
 MODEL_META = "model_meta.json"
 _DIM_EXPERIMENT = re.compile(r"embed_dim_(\d+)")
+_DTYPE_PART = "output_dtypes_"  # mteb's CompressionWrapper: experiment_kwargs["output_dtypes"]
 
 
 @dataclass(frozen=True, order=True)
@@ -62,6 +64,23 @@ def experiment_dim(experiment: str | None) -> int | None:
     """The MRL output dimension an experiment name stands for (``embed_dim_256`` -> 256)."""
     match = _DIM_EXPERIMENT.fullmatch(experiment or "")
     return int(match.group(1)) if match else None
+
+
+def experiment_point(experiment: str | None) -> tuple[int | None, str, str | None]:
+    """The sweep point an experiment name stands for, (dimension, precision, the rest): mteb
+    names it from ``embed_dim`` and ``output_dtypes`` (``embed_dim_256__output_dtypes_int8``;
+    dimension None: the full size); the rest is what else the name holds (``variant_<id>``, the
+    user's ``experiment_<name>``; None when nothing), the configuration the point belongs to.
+    The base run is (None, float32, None)."""
+    dim, precision, rest = None, DEFAULT_PRECISION, []
+    for part in experiment.split("__") if experiment else []:
+        if (match := _DIM_EXPERIMENT.fullmatch(part)) is not None:
+            dim = int(match.group(1))
+        elif part.startswith(_DTYPE_PART) and part[len(_DTYPE_PART) :] in PRECISIONS:
+            precision = part[len(_DTYPE_PART) :]
+        else:
+            rest.append(part)
+    return dim, precision, "__".join(rest) or None
 
 
 def run_dir(results_dir: Path, model: str, revision: str, experiment: str | None = None) -> RunDir:

@@ -70,7 +70,7 @@ def write_report_files(report: Report, out_dir: Path, plots: bool = True) -> lis
 
 
 def _write_plots(report: Report, out_dir: Path, stem: str) -> list[Path]:
-    from qzhou_eval.report.plots import mrl_png, types_vs_reference_png
+    from qzhou_eval.report.plots import mrl_png, precision_png, types_vs_reference_png
 
     written = []
     labels = run_labels([c.run.run for c in report.comparisons])
@@ -84,6 +84,11 @@ def _write_plots(report: Report, out_dir: Path, stem: str) -> list[Path]:
         title = f"{report.benchmark.name}: {label}, score vs output dimension"
         png = mrl_png(curve, title)
         written.append(write_file(out_dir / f"{stem}_mrl_{_slug(label)}.png", png))
+    for grid in report.precision:
+        label = run_labels([grid.run])[grid.run]
+        title = f"{report.benchmark.name}: {label}, {MEAN_TASK} vs bytes per vector"
+        png = precision_png(grid, title)
+        written.append(write_file(out_dir / f"{stem}_precision_{_slug(label)}.png", png))
     return written
 
 

@@ -1,4 +1,5 @@
-"""PNG plots: per-type scores against the reference, and score versus MRL output dimension.
+"""PNG plots: per-type scores against the reference, score versus MRL output dimension, and
+Mean(Task) versus bytes per vector over output dimensions and precisions.
 
 Figures are built with matplotlib's object API (no pyplot, no display backend) and returned as PNG
 bytes, so the caller decides where and how (atomically) they are written.
@@ -10,9 +11,10 @@ import io
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from qzhou_eval.report.build import MrlCurve
+from qzhou_eval.precision import DEFAULT_PRECISION, bytes_per_vector
+from qzhou_eval.report.build import MrlCurve, PrecisionGrid
 from qzhou_eval.report.compare import Comparison
 from qzhou_eval.report.render import fmt_diff, type_label
 from qzhou_eval.report.score import MEAN_TASK, MEAN_TASK_TYPE, Summary
@@ -131,6 +133,62 @@ def mrl_png(curve: MrlCurve, title: str) -> bytes:
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def precision_png(grid: PrecisionGrid, title: str) -> bytes:
+    """Mean(Task) against bytes per vector (log scale): one line per precision across the output
+    dimensions (each point labelled with its dimension), the Pareto front as a thick grey step
+    line through ringed points, and the card's float32 rows (``grid.published``) as hollow
+    squares beside the float32 line."""
+    fig = Figure(figsize=(9, 5.5), dpi=110)
+    ax = fig.add_subplot()
+    for i, precision in enumerate(grid.precisions):
+        points = [(d, s) for (d, p), s in grid.points.items() if p == precision]
+        xs = [bytes_per_vector(d, precision) for d, _ in points]
+        ys = [_points(s.mean_task.value) for _, s in points]
+        ax.plot(xs, ys, marker="o", color=f"C{i}", linewidth=1.6, label=precision)
+        for x, y, (d, _) in zip(xs, ys, points, strict=True):
+            if not np.isnan(y):
+                ax.annotate(str(d), (x, y), xytext=(4, -11), textcoords="offset points", fontsize=7)
+    front = grid.front()
+    if front:
+        fx = [bytes_per_vector(*point) for point in front]
+        fy = [_points(grid.points[point].mean_task.value) for point in front]
+        ax.step(fx, fy, where="post", color="black", alpha=0.35, linewidth=4, zorder=0)
+        ax.plot(
+            fx,
+            fy,
+            linestyle="none",
+            marker="o",
+            markersize=12,
+            markerfacecolor="none",
+            markeredgecolor="black",
+            label="Pareto front",
+        )
+    published = {d: row[MEAN_TASK] for d, row in grid.published.items() if MEAN_TASK in row}
+    if published:
+        dims = sorted(published)
+        ax.plot(
+            [bytes_per_vector(d, DEFAULT_PRECISION) for d in dims],
+            [published[d] for d in dims],
+            linestyle="none",
+            marker="s",
+            markersize=8,
+            markerfacecolor="none",
+            markeredgecolor=f"C{grid.precisions.index(DEFAULT_PRECISION)}"
+            if DEFAULT_PRECISION in grid.precisions
+            else "black",
+            label="float32, published (model card)",
+        )
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.set_xlabel("bytes per vector (log scale)")
+    ax.set_ylabel(f"{MEAN_TASK} (×100)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, title="precision")
     fig.tight_layout()
     return _png(fig)
 

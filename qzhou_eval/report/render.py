@@ -14,7 +14,8 @@ from pathlib import Path
 
 from mteb.abstasks import AbsTask
 
-from qzhou_eval.report.build import BenchmarkInfo, MrlCurve, Report, run_summary
+from qzhou_eval.precision import DEFAULT_PRECISION, bytes_per_vector
+from qzhou_eval.report.build import BenchmarkInfo, MrlCurve, PrecisionGrid, Report, run_summary
 from qzhou_eval.report.compare import DEFAULT_LABEL, Comparison, Delta
 from qzhou_eval.report.data import data_line
 from qzhou_eval.report.discover import RunId
@@ -240,6 +241,45 @@ def mrl_table(curve: MrlCurve) -> Table:
     return table
 
 
+def fmt_bytes(size: float) -> str:
+    """Bytes per vector: whole bytes as an integer, a fraction with up to three decimals."""
+    return str(int(size)) if size == int(size) else f"{size:.3f}".rstrip("0")
+
+
+def precision_table(grid: PrecisionGrid) -> Table:
+    """Quality per byte: (dimension, precision) by task type, with bytes per vector and the
+    points on the Pareto front of Mean(Task) against bytes (``*``).
+
+    With the card's rows (``grid.published``, in points, float32) a float32 row of a dimension
+    the card has gets a second row.
+    """
+    summaries = list(grid.points.values())
+    types = task_types(summaries)
+    columns = [*types, MEAN_TASK, MEAN_TASK_TYPE]
+    front = set(grid.front())
+    what = f"{grid.model} [{grid.experiment}]" if grid.experiment else grid.model
+    title = f"Quality per byte: {what} by output dimension and precision (* Pareto front)"
+    labels = [type_label(t) for t in types]
+    table = Table(
+        ["dim", "precision", "bytes/vector", "front", *labels, MEAN_TASK, MEAN_TASK_TYPE],
+        align=["r", "l", "r", "l", *["r"] * len(columns)],
+        title=title,
+    )
+    for (dim, precision), s in grid.points.items():
+        cells = [
+            fmt_mean(s.mean(c)) if c in s.types or c in (MEAN_TASK, MEAN_TASK_TYPE) else ""
+            for c in columns
+        ]
+        size = fmt_bytes(bytes_per_vector(dim, precision))
+        mark = "*" if (dim, precision) in front else ""
+        table.rows.append([str(dim), precision, size, mark, *cells])
+        if precision == DEFAULT_PRECISION and dim in grid.published:
+            row = grid.published[dim]
+            published = [f"{row[c]:.2f}" if c in row else "" for c in columns]
+            table.rows.append([str(dim), "float32 (published)", size, "", *published])
+    return table
+
+
 # -- the whole report ----------------------------------------------------------------------------
 
 SCALE_NOTE = (
@@ -292,6 +332,8 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
 
     for curve in report.mrl:
         blocks.append([fmt(mrl_table(curve))])
+    for grid in report.precision:
+        blocks.append([fmt(precision_table(grid))])
 
     if per_task and (len(report.summaries) > 1 or not report.comparisons):
         blocks.append([fmt(task_table(report.summaries, title="Per task"))])

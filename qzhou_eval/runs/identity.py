@@ -7,7 +7,9 @@ and that task's own model inputs (its instruction, which sides get it, the templ
 the empty-text rule), nothing else.
 
 - A task whose identity equals the model config's own (official) configuration's files under
-  ``<org>__<model>/<revision>/`` (``experiments/embed_dim_<d>/`` below the full dimension).
+  ``<org>__<model>/<revision>/`` (``experiments/embed_dim_<d>/`` below the full dimension;
+  a precision other than float32 adds ``output_dtypes_<precision>``, where mteb's
+  ``CompressionWrapper`` files it: ``experiments/embed_dim_<d>__output_dtypes_int8/``).
 - Any other task files under ``experiments/variant_<id>/``. The id hashes the model settings and
   the recipe's differences from the official recipe over every task it names, so it does not
   depend on which tasks a run evaluates: overriding STS12's instruction and running STS12 and
@@ -48,6 +50,7 @@ from qzhou_eval import atomic
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.fingerprint import fingerprint
+from qzhou_eval.precision import DEFAULT_PRECISION, compressed_meta
 from qzhou_eval.recipe import SIDES, Recipe
 
 logger = logging.getLogger(__name__)
@@ -71,14 +74,24 @@ def task_inputs(recipe: Recipe, task: str) -> dict[str, list[str]]:
     }
 
 
-def task_fields(spec: ModelSpec, recipe: Recipe, task: str, dim: int | None) -> dict[str, Any]:
-    """Everything ``task``'s scores depend on."""
-    return {
+def task_fields(
+    spec: ModelSpec,
+    recipe: Recipe,
+    task: str,
+    dim: int | None,
+    precision: str = DEFAULT_PRECISION,
+) -> dict[str, Any]:
+    """Everything ``task``'s scores depend on. The precision is a field only when it is not
+    float32, so the records of float32 runs keep the fingerprints they always had."""
+    fields = {
         "model": spec.fingerprint_fields(),
         "normalize": spec.normalize,
         "dim": dim,
         "inputs": task_inputs(recipe, task),
     }
+    if precision != DEFAULT_PRECISION:
+        fields["precision"] = precision
+    return fields
 
 
 @dataclass(frozen=True)
@@ -144,13 +157,20 @@ def experiment_kwargs(
 
 
 def build_model_meta(
-    spec: ModelSpec, recipe: Recipe, *, dim: int | None, variant: Variant | None
+    spec: ModelSpec,
+    recipe: Recipe,
+    *,
+    dim: int | None,
+    variant: Variant | None,
+    precision: str = DEFAULT_PRECISION,
 ) -> ModelMeta:
-    """ModelMeta with the model's real name and revision (this decides the results folder)."""
+    """ModelMeta with the model's real name and revision (this decides the results folder); a
+    precision other than float32 is added as mteb's ``CompressionWrapper`` adds it (the
+    experiment gets ``output_dtypes_<precision>``)."""
     framework = ["PyTorch"]
     if spec.backend == "sentence_transformers":
         framework.append("Sentence Transformers")
-    return ModelMeta(
+    meta = ModelMeta(
         loader=None,
         name=spec.name,
         revision=spec.revision,
@@ -170,6 +190,7 @@ def build_model_meta(
         training_datasets=None,
         experiment_kwargs=experiment_kwargs(dim=dim, full_dim=spec.embed_dim, variant=variant),
     )
+    return compressed_meta(meta, precision)
 
 
 # --- per-task records ---------------------------------------------------------------------------
@@ -378,19 +399,21 @@ def record_for(
     task: str,
     dim: int | None,
     *,
+    precision: str = DEFAULT_PRECISION,
     extra: dict[str, Any] | None = None,
     data_source: dict[str, Any] | None = None,
 ) -> TaskRecord:
-    """The record of ``task`` at output size ``dim`` (None: the full size) in ``folder``;
-    ``extra``: further fields of its identity (the data's content when it is not the pinned one).
+    """The record of ``task`` at output size ``dim`` (None: the full size) and ``precision`` in
+    ``folder``; ``extra``: further fields of its identity (the data's content when it is not the
+    pinned one).
 
     Releases before 0.2.0 recorded a sweep's full size as ``dim: <embed_dim>``; that is the same
     identity as no cut, so such a record is read as this one's."""
     extra = extra or {}
     aliases: tuple[str, ...] = ()
-    if dim is None and spec.embed_dim is not None:
+    if dim is None and spec.embed_dim is not None and precision == DEFAULT_PRECISION:
         aliases = (fingerprint({**task_fields(spec, recipe, task, spec.embed_dim), **extra}),)
-    fields = {**task_fields(spec, recipe, task, dim), **extra}
+    fields = {**task_fields(spec, recipe, task, dim, precision), **extra}
     return TaskRecord(folder, task, fields, recipe.name, data_source=data_source, aliases=aliases)
 
 

@@ -24,7 +24,7 @@ from qzhou_eval.config.spec import (
     RuntimeSpec,
     mirror_dir,
     model_spec,
-    mrl_dims,
+    mrl_points,
     runtime_spec,
     with_packing,
 )
@@ -35,6 +35,7 @@ from qzhou_eval.errors import ConfigError
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.mirror.offline import check_offline_data
 from qzhou_eval.mirror.provenance import data_identity, data_provenance
+from qzhou_eval.precision import DEFAULT_PRECISION, Point
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
 from qzhou_eval.results import ResultsFolder
@@ -69,7 +70,7 @@ class RunPlan:
     runtime: RuntimeSpec
     recipe: Recipe
     tasks: list[AbsTask]
-    dims: list[int | None]
+    points: list[Point]  # (output size, precision) of the sweep, all from one encoding pass
     identity: Identity  # where each task is filed
     benchmark: BenchmarkInfo  # what the tasks are: all of a benchmark or a subset of it
     read_only: bool = False  # every result is finished and a folder is not writable
@@ -94,7 +95,7 @@ class RunOutcome:
     plan: RunPlan
     failures: dict[str, str] = field(default_factory=dict)
     results_dir: Path | None = None
-    # the result folders (one per dimension and experiment) and the tasks filed in each
+    # the result folders (one per sweep point and experiment) and the tasks filed in each
     runs: dict[RunId, list[str]] = field(default_factory=dict)
     encoded_inputs: int = 0
     stored_inputs: int = 0  # inputs the store already held (not encoded again)
@@ -152,7 +153,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
-    dims = mrl_dims(cfg, spec.embed_dim)
+    points = mrl_points(cfg, spec.embed_dim)
     identity = Identity(spec, recipe, canonical_of(cfg), cfg.get("experiment"))
     mirror = mirror_dir(cfg)
     if mirror is not None:
@@ -164,7 +165,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         )
         apply_mirror(tasks, mirror, hint)
     plan = RunPlan(
-        spec, runtime, recipe, tasks, dims, identity, benchmark_info(cfg.benchmark, tasks)
+        spec, runtime, recipe, tasks, points, identity, benchmark_info(cfg.benchmark, tasks)
     )
     plan.data = {t.metadata.name: data_provenance(t, mirror) for t in tasks}
     if mirror is None:  # offline, Hub data must be cached (finished tasks need none)
@@ -180,36 +181,47 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     return plan
 
 
-def task_record(folder: ResultsFolder, plan: RunPlan, task: str, dim: int | None) -> TaskRecord:
-    """The record of ``task`` at ``dim`` in the folder it is filed in."""
-    meta = build_model_meta(plan.spec, plan.recipe, dim=dim, variant=plan.variant(task))
+def task_record(folder: ResultsFolder, plan: RunPlan, task: str, point: Point) -> TaskRecord:
+    """The record of ``task`` at sweep point ``point`` in the folder it is filed in."""
+    meta = build_model_meta(
+        plan.spec, plan.recipe, dim=point.dim, variant=plan.variant(task), precision=point.precision
+    )
     where = folder.get_task_result_path(task, meta).parent
     data = plan.data.get(task)
     extra = {}
     if (content := data_identity(data)) is not None:  # not the pinned data: another identity
         extra["data_content"] = content
-    return record_for(where, plan.spec, plan.recipe, task, dim, extra=extra, data_source=data)
+    return record_for(
+        where,
+        plan.spec,
+        plan.recipe,
+        task,
+        point.dim,
+        precision=point.precision,
+        extra=extra,
+        data_source=data,
+    )
 
 
 def unfinished_tasks(plan: RunPlan) -> list[AbsTask]:
-    """The tasks that lack this configuration's result at some dimension (reads only)."""
+    """The tasks that lack this configuration's result at some sweep point (reads only)."""
     if plan.runtime.overwrite or not Path(plan.runtime.results_dir).expanduser().is_dir():
         return list(plan.tasks)  # (and nothing is created here)
     folder = ResultsFolder(plan.runtime.results_dir)
     return [
         t
         for t in plan.tasks
-        if not all(task_record(folder, plan, t.metadata.name, d).finished() for d in plan.dims)
+        if not all(task_record(folder, plan, t.metadata.name, p).finished() for p in plan.points)
     ]
 
 
 def all_finished(plan: RunPlan) -> bool:
-    """Whether every task at every dimension has this configuration's result (reads only)."""
+    """Whether every task at every sweep point has this configuration's result (reads only)."""
     return not unfinished_tasks(plan)
 
 
 def execute(plan: RunPlan) -> RunOutcome:
-    """Evaluate every task at every requested dimension; one encoding pass per task."""
+    """Evaluate every task at every sweep point; one encoding pass per task."""
     started = time.monotonic()
     spec, runtime = plan.spec, plan.runtime
     folder = ResultsFolder(runtime.results_dir, encode_kwargs=ENCODE_KWARGS)
@@ -274,17 +286,18 @@ def _evaluate(
     return outcome
 
 
-def task_records(plan: RunPlan, folder: ResultsFolder) -> dict[tuple[str, int | None], TaskRecord]:
-    """Every (task, dimension)'s record, checked before any task is evaluated: a task whose
+def task_records(plan: RunPlan, folder: ResultsFolder) -> dict[tuple[str, Point], TaskRecord]:
+    """Every (task, sweep point)'s record, checked before any task is evaluated: a task whose
     folder holds another configuration's result stops the run (one line) before it writes."""
 
     records = {
-        (t.metadata.name, d): task_record(folder, plan, t.metadata.name, d)
+        (t.metadata.name, p): task_record(folder, plan, t.metadata.name, p)
         for t in plan.tasks
-        for d in plan.dims
+        for p in plan.points
     }
-    for (_, dim), record in records.items():
-        migrate_legacy(record.folder, plan.spec, plan.recipe, dim)
+    for (_, point), record in records.items():
+        if point.precision == DEFAULT_PRECISION:  # 0.1 knew float32 only
+            migrate_legacy(record.folder, plan.spec, plan.recipe, point.dim)
     conflicts = [p for r in records.values() if (p := r.conflict()) is not None]
     if conflicts:
         more = f" (and {len(conflicts) - 1} more task(s))" if len(conflicts) > 1 else ""
@@ -295,27 +308,29 @@ def task_records(plan: RunPlan, folder: ResultsFolder) -> dict[tuple[str, int | 
 def evaluate_in_process(
     plan: RunPlan,
     task: AbsTask,
-    records: dict[tuple[str, int | None], TaskRecord],
+    records: dict[tuple[str, Point], TaskRecord],
     encoders: Encoders,
     folder: ResultsFolder,
     outcome: RunOutcome,
 ) -> None:
-    """Evaluate ``task`` at every dimension in this process, one after the other."""
+    """Evaluate ``task`` at every sweep point in this process, one after the other."""
     runtime = plan.runtime
     name = task.metadata.name
     started = time.monotonic()
-    pending = [d for d in plan.dims if runtime.overwrite or not records[(name, d)].result.exists()]
+    pending = [
+        p for p in plan.points if runtime.overwrite or not records[(name, p)].result.exists()
+    ]
     try:
         try:
             if len(pending) > 1 and not task.data_loaded:
-                task.load_data()  # once for all dimensions (mteb keeps data it did not load)
+                task.load_data()  # once for all points (mteb keeps data it did not load)
         except Exception as e:
             if failed(plan, task, e, outcome):
                 return
             raise
-        for dim in plan.dims:
-            encoder = encoders(name, dim)
-            record = records[(name, dim)]
+        for point in plan.points:
+            encoder = encoders(name, point)
+            record = records[(name, point)]
             try:
                 # a live run's record never looks stale
                 with claimed(record, runtime.overwrite), atomic.kept_fresh(record.path):

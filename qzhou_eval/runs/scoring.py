@@ -1,4 +1,4 @@
-"""One evaluation of one task at one output size: the encoders of a run, and the mteb call.
+"""One evaluation of one task at one sweep point: the encoders of a run, and the mteb call.
 
 Shared by the main process (sequential runs, and tasks the pipeline scores in-process) and the
 scoring processes of :mod:`qzhou_eval.pipeline`, so both score exactly alike.
@@ -19,6 +19,7 @@ from qzhou_eval.errors import UserError
 from qzhou_eval.fresh_tasks import evaluation_copy
 from qzhou_eval.mirror.content import damaged_data
 from qzhou_eval.mirror.offline import unreachable_data
+from qzhou_eval.precision import Point
 from qzhou_eval.results import ResultsFolder
 from qzhou_eval.runs.identity import Variant, build_model_meta
 
@@ -31,25 +32,29 @@ ENCODE_KWARGS = {"batch_size": 1024, "show_progress_bar": False}  # what mteb re
 
 
 class Encoders:
-    """The run's mteb encoders, one per (output size, experiment folder), over one embedder."""
+    """The run's mteb encoders, one per (sweep point, experiment folder), over one embedder."""
 
     def __init__(self, plan: RunPlan, embedder: Embedder) -> None:
         self.plan = plan
         self.embedder = embedder
-        self._made: dict[tuple[int | None, Variant | None], RecipeEncoder] = {}
+        self._made: dict[tuple[Point, Variant | None], RecipeEncoder] = {}
 
-    def __call__(self, task: str, dim: int | None) -> RecipeEncoder:
-        key = (dim, self.plan.variant(task))
+    def __call__(self, task: str, point: Point) -> RecipeEncoder:
+        key = (point, self.plan.variant(task))
         if key not in self._made:
             spec = self.plan.spec
+            meta = build_model_meta(
+                spec, self.plan.recipe, dim=point.dim, variant=key[1], precision=point.precision
+            )
             self._made[key] = RecipeEncoder(
-                meta=build_model_meta(spec, self.plan.recipe, dim=dim, variant=key[1]),
+                meta=meta,
                 recipe=self.plan.recipe,
                 embedder=self.embedder,
-                dim=dim,
+                dim=point.dim,
                 normalize=spec.normalize,
                 numerics=spec.numerics,
                 prenormalized=spec.backbone_normalizes,
+                precision=point.precision,
             )
         return self._made[key]
 

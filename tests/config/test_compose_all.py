@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from qzhou_eval.config import CONF_DIR, compose_config
-from qzhou_eval.config.spec import model_spec, mrl_dims, runtime_spec
+from qzhou_eval.config.spec import model_spec, mrl_dims, mrl_points, mrl_precisions, runtime_spec
 from qzhou_eval.errors import ConfigError
+from qzhou_eval.precision import Point
 from qzhou_eval.recipe import recipe_from_config
 
 PRIMARY = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
@@ -95,6 +96,23 @@ def test_mrl_dims():
     ):
         with pytest.raises(ConfigError):
             mrl_dims({"mrl": bad}, 1792)
+
+
+def test_mrl_precisions_and_points():
+    def cfg(precisions, dims=None):
+        return {"mrl": {"dim": None, "dims": dims, "precisions": precisions}}
+
+    assert mrl_precisions(compose_config("mteb")) == ["float32"]  # the default: today's runs
+    assert mrl_precisions(cfg("int8")) == ["int8"]  # one name is a list of one
+    assert mrl_points(cfg(["float32", "binary"], [128, 1792]), 1792) == [
+        Point(128, "float32"),
+        Point(128, "binary"),
+        Point(None, "float32"),
+        Point(None, "binary"),
+    ]
+    for bad in (["int7"], [], ["int8", "int8"], 8, [None]):
+        with pytest.raises(ConfigError, match=r"mrl\.precisions"):
+            mrl_precisions(cfg(bad))
 
 
 def test_conf_dir_is_the_repo_conf():

@@ -35,6 +35,12 @@ def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         (["model=minilm", "data.mirror=/no/such/mirror"], "data.mirror"),
         (["model=minilm", "model.path=/no/such/model"], "model.path"),
         (["prompts.instructions.NotATask=x"], "NotATask"),
+        (
+            ["model=minilm", "mrl.precisions=[float32,int7]"],
+            "mrl.precisions='int7' is unknown; use one of ['float32', 'float16',",
+        ),
+        (["model=minilm", "mrl.precisions=[]"], "mrl.precisions must not be empty"),
+        (["model=minilm", "mrl.precisions=[int8,int8]"], "mrl.precisions has duplicates"),
     ],
 )
 def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle):
