@@ -88,6 +88,8 @@ def quantizer(meta: ModelMeta, precision: str) -> Callable[[np.ndarray], Any] | 
     wrapper = _wrapper(meta.model_copy(update={"output_dtypes": None}), precision)
 
     def quantize(vectors: np.ndarray) -> torch.Tensor:
+        # mteb has no public quantization function: its wrapper's private method is the code
+        # that quantizes in mteb's own runs, called here rather than copied
         embeddings = vectors if isinstance(vectors, torch.Tensor) else torch.tensor(vectors)
         with _calibration_warning_once():
             return wrapper._quantize_embeddings(embeddings.float())
