@@ -20,8 +20,9 @@ No lock is shared: a counter of stores and a flag per task, in shared memory, wr
 main process only and polled by the readers; a scoring process killed at any moment cannot leave
 anything held. (Two threads of the main process may bump the counter at once and lose one of the
 two increments: the counter still moves, which is all a reader needs; a task's flag is set before
-its bump.) Deadlock-free by construction as long as the main process calls ``finished`` for a
-task before it blocks on any of that task's jobs.
+its bump.) The readers write one byte only: a mark per task that one of them waited for it
+(:meth:`Handoff.waited`, read by tests). Deadlock-free by construction as long as the main
+process calls ``finished`` for a task before it blocks on any of that task's jobs.
 """
 
 from __future__ import annotations
