@@ -237,12 +237,12 @@ def demo_calls(suite: str) -> list[Call]:
     import logging
 
     import mteb
-    from mteb.models import ModelMeta
     from mteb.models.abs_encoder import AbsEncoder
 
     from qzhou_eval.benchmarks import load_benchmark_tasks
     from qzhou_eval.config import compose_config
     from qzhou_eval.recipe import recipe_from_config, side_of
+    from qzhou_eval.testing.meta import stand_in_meta
 
     logging.getLogger("mteb").setLevel(logging.ERROR)
     cfg = compose_config("mteb", ["model=qzhou_embedding", f"benchmark={suite}"])
@@ -250,25 +250,7 @@ def demo_calls(suite: str) -> list[Call]:
     calls: list[Call] = []
 
     class Recorder(AbsEncoder):
-        mteb_model_meta = ModelMeta(
-            loader=None,
-            name="bench/recorder",
-            revision="0",
-            release_date=None,
-            languages=None,
-            n_parameters=None,
-            memory_usage_mb=None,
-            max_tokens=None,
-            embed_dim=8,
-            license=None,
-            open_weights=True,
-            public_training_code=None,
-            public_training_data=None,
-            framework=[],
-            similarity_fn_name="cosine",
-            use_instructions=True,
-            training_datasets=None,
-        )
+        mteb_model_meta = stand_in_meta("bench/recorder", 8, use_instructions=True)
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kw):
             side = side_of(prompt_type)

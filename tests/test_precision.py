@@ -19,31 +19,13 @@ from qzhou_eval.precision import (
     quantizer,
 )
 from qzhou_eval.report.discover import experiment_point
+from qzhou_eval.testing.meta import stand_in_meta
 
 COMPRESSED = [p for p in PRECISIONS if p != DEFAULT_PRECISION]
 
 
 def _meta(experiment_kwargs=None) -> ModelMeta:
-    return ModelMeta(
-        loader=None,
-        name="org/model",
-        revision="rev",
-        release_date=None,
-        languages=None,
-        n_parameters=None,
-        memory_usage_mb=None,
-        max_tokens=None,
-        embed_dim=64,
-        license=None,
-        open_weights=True,
-        public_training_code=None,
-        public_training_data=None,
-        framework=[],
-        similarity_fn_name="cosine",
-        use_instructions=False,
-        training_datasets=None,
-        experiment_kwargs=experiment_kwargs,
-    )
+    return stand_in_meta("org/model", 64, revision="rev", experiment_kwargs=experiment_kwargs)
 
 
 class _Fixed:

@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from mteb.models import ModelMeta
 from mteb.models.abs_encoder import AbsEncoder
-from mteb.models.model_meta import ScoringFunction
+
+from qzhou_eval.testing.meta import stand_in_meta
 
 
 class LookupEncoder(AbsEncoder):
@@ -21,25 +21,7 @@ class LookupEncoder(AbsEncoder):
         self.vectors = {text: np.asarray(v, dtype=np.float32) for text, v in vectors.items()}
         self.seen: list[str] = []
         dim = len(next(iter(self.vectors.values())))
-        self.mteb_model_meta = ModelMeta(
-            loader=None,
-            name=name,
-            revision="0",
-            release_date=None,
-            languages=None,
-            n_parameters=None,
-            memory_usage_mb=None,
-            max_tokens=None,
-            embed_dim=dim,
-            license=None,
-            open_weights=None,
-            public_training_code=None,
-            public_training_data=None,
-            framework=[],
-            similarity_fn_name=ScoringFunction.COSINE,
-            use_instructions=False,
-            training_datasets=None,
-        )
+        self.mteb_model_meta = stand_in_meta(name, dim)
 
     def encode(self, inputs: Any, **kwargs: Any) -> np.ndarray:
         out = []
