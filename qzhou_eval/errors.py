@@ -65,7 +65,7 @@ class DataError(UserError):
     """
 
 
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line of at most 300 characters (for ``error:`` lines)."""
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line of at most ``limit`` characters (``error:`` lines)."""
     text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

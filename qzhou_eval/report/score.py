@@ -33,7 +33,7 @@ import numpy as np
 from mteb.abstasks import AbsTask
 from mteb.results import TaskResult
 
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, one_line
 from qzhou_eval.report.discover import RunDir, RunId
 
 # -- which splits count -------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def load_task_results(path: Path, tasks: Sequence[AbsTask]) -> dict[str, Loaded]
             with _quiet_mteb():
                 loaded[name] = TaskResult.from_disk(file)
         except Exception as e:
-            loaded[name] = f"unreadable result file: {_one_line(e)}"
+            loaded[name] = f"unreadable result file: {one_line(e, limit=160)}"
     return loaded
 
 
@@ -250,11 +250,6 @@ def load_run_scores(run: RunDir, tasks: Sequence[AbsTask]) -> RunScores:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return (text[:157] + "...") if len(text) > 160 else text or type(error).__name__
 
 
 @contextlib.contextmanager
