@@ -131,6 +131,14 @@ def _started_workers(proc: subprocess.Popen, deadline: float, poll: float = 0.5)
     return workers
 
 
+def _kill_all(proc: subprocess.Popen) -> None:
+    """Whatever a failed test left: the main process and its workers."""
+    if proc.poll() is None:
+        proc.kill()
+    for w in spawned_children(proc.pid):
+        os.kill(w, signal.SIGKILL)
+
+
 def _gone_within(workers: list[int], seconds: float) -> float:
     """Seconds until every worker has exited (fails after ``seconds``)."""
     started = time.monotonic()
@@ -161,10 +169,7 @@ def test_no_worker_outlives_the_main_process(tmp_path, how):
             assert [ln for ln in err.splitlines() if ln.strip()] == [line], err
         _gone_within(workers, 5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        for w in spawned_children(proc.pid):
-            os.kill(w, signal.SIGKILL)
+        _kill_all(proc)
 
 
 def test_no_worker_outlives_a_main_process_killed_while_they_start(tmp_path):
@@ -177,7 +182,4 @@ def test_no_worker_outlives_a_main_process_killed_while_they_start(tmp_path):
         assert not any(_mapped_weights(w) for w in workers)  # still starting: no model yet
         _gone_within(workers, 3)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        for w in spawned_children(proc.pid):
-            os.kill(w, signal.SIGKILL)
+        _kill_all(proc)

@@ -63,24 +63,11 @@ def test_damaged_compressed_and_parquet_files(tmp_path):
     ],
 )
 def test_a_damaged_mirror_file_stops_the_run_with_one_line(tmp_path, bench_task, damage, needle):
-    mirror = tmp_path / "mirror"
-    task = bench_task("MTEB(eng, v2)", "STSBenchmark")
-    folder = write_task_repo(
-        mirror, task, pairs=[("A man plays a guitar.", "A man plays.", 4.0)] * 3
-    )
-    test_file = folder / "test.jsonl.gz"
+    mirror, test_file = _sts_mirror(tmp_path, bench_task)
     raw = test_file.read_bytes()
     damaged = damage(raw)
     test_file.write_bytes(damaged if damaged[:2] == raw[:2] else gzip.compress(damaged, mtime=0))
-    run = qzhou_eval(
-        "run",
-        "model=minilm",
-        "benchmark.tasks=[STSBenchmark]",
-        f"data.mirror={mirror}",
-        f"runtime.results_dir={tmp_path / 'results'}",
-        "runtime.store_dir=null",
-        "runtime.progress=false",
-    )
+    run = _run_sts(tmp_path, mirror)
     assert run.code == 2, run.err[-3000:]
     assert "Traceback" not in run.err + run.out
     (line,) = run.err_lines
@@ -91,23 +78,9 @@ def test_a_damaged_mirror_file_stops_the_run_with_one_line(tmp_path, bench_task,
 
 @pytest.mark.slow
 def test_with_continue_on_error_a_damaged_mirror_file_is_the_tasks_failure(tmp_path, bench_task):
-    mirror = tmp_path / "mirror"
-    task = bench_task("MTEB(eng, v2)", "STSBenchmark")
-    folder = write_task_repo(
-        mirror, task, pairs=[("A man plays a guitar.", "A man plays.", 4.0)] * 3
-    )
-    test_file = folder / "test.jsonl.gz"
+    mirror, test_file = _sts_mirror(tmp_path, bench_task)
     test_file.write_bytes(test_file.read_bytes()[:-8])  # the gzip trailer is cut off
-    run = qzhou_eval(
-        "run",
-        "model=minilm",
-        "benchmark.tasks=[STSBenchmark]",
-        f"data.mirror={mirror}",
-        f"runtime.results_dir={tmp_path / 'results'}",
-        "runtime.store_dir=null",
-        "runtime.progress=false",
-        "runtime.continue_on_error=true",
-    )
+    run = _run_sts(tmp_path, mirror, "runtime.continue_on_error=true")
     assert run.code == 1 and "Traceback" not in run.err + run.out, run.err[-3000:]
     (line,) = run.err_lines  # the task's failure, listed at the end
     assert line.startswith(
@@ -117,3 +90,26 @@ def test_with_continue_on_error_a_damaged_mirror_file_is_the_tasks_failure(tmp_p
 
 def _text(gz: bytes) -> str:
     return gzip.decompress(gz).decode()
+
+
+def _sts_mirror(tmp_path: Path, bench_task) -> tuple[Path, Path]:
+    """A mirror holding STSBenchmark only (three pairs): the mirror, and its test split's file."""
+    mirror = tmp_path / "mirror"
+    task = bench_task("MTEB(eng, v2)", "STSBenchmark")
+    folder = write_task_repo(
+        mirror, task, pairs=[("A man plays a guitar.", "A man plays.", 4.0)] * 3
+    )
+    return mirror, folder / "test.jsonl.gz"
+
+
+def _run_sts(tmp_path: Path, mirror: Path, *extra: str):
+    return qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark.tasks=[STSBenchmark]",
+        f"data.mirror={mirror}",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        "runtime.store_dir=null",
+        "runtime.progress=false",
+        *extra,
+    )

@@ -101,3 +101,17 @@ MALFORMED = {
         "a second main_score for task 'STS12' split 'test' subset 'default'",
     ),
 }
+
+
+def cmteb_report_plot(results: Path, out: Path, kind: str, model: str) -> tuple[str, Path]:
+    """The report of ``results`` against CMTEB written to ``out``: its text, and the path of its
+    ``kind`` plot (mrl, precision) of ``model`` (``org/name``), checked to be a drawn PNG."""
+    from qzhou_eval.config.app import compose_config
+    from qzhou_eval.report.cli import run_report
+
+    cfg = compose_config("report", [f"results_dir={results}", "benchmark=cmteb", f"out_dir={out}"])
+    text = run_report(cfg)
+    png = out / f"cmteb-published_{kind}_{model.replace('/', '_')}.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 20_000
+    return text, png

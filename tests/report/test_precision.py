@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from qzhou_eval.config.app import compose_config
 from qzhou_eval.report.build import BenchmarkInfo, build_report, precision_grids
-from qzhou_eval.report.cli import run_report
 from qzhou_eval.report.discover import discover_runs, run_path
 from qzhou_eval.report.render import precision_table
 from qzhou_eval.report.score import CURRENT
-from tests.report.report_testdata import CMN, QZHOU_ZH, QZHOU_ZH_REV, points
+from tests.report.report_testdata import CMN, QZHOU_ZH, QZHOU_ZH_REV, cmteb_report_plot, points
 
 # experiment -> (its experiment_kwargs, the factor on every score); 1792 is the full size
 FAKE = {
@@ -89,15 +87,8 @@ def test_table_rows(grid_results: Path, cmn_tasks: list) -> None:
 
 
 def test_report_prints_the_table_and_draws_the_plot(grid_results: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    cfg = compose_config(
-        "report", [f"results_dir={grid_results}", "benchmark=cmteb", f"out_dir={out}"]
-    )
-    text = run_report(cfg)
+    text, _ = cmteb_report_plot(grid_results, tmp_path / "out", "precision", QZHOU_ZH)
     assert f"Quality per byte: {QZHOU_ZH} by output dimension and precision" in text
-    png = out / "cmteb-published_precision_Kingsoft-LLM_QZhou-Embedding-Zh.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert png.stat().st_size > 20_000
 
 
 def test_no_grid_without_a_precision(grid_results: Path, cmn_tasks: list) -> None:
