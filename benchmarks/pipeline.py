@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing.forkserver as forkserver
 import random
 import shutil
 import sys
@@ -266,6 +267,10 @@ def run(root: Path, device: SimulatedDevice, scale: float, *overrides: str) -> d
     )
     plan = runner.plan_run(cfg)
     plan.tasks = [cls(scale=scale) for cls in TASKS]
+    # every run starts its scoring processes cold, as a command-line run does: the fork server
+    # an earlier run of this process left (with its imports done) is stopped (a private method,
+    # CPython's own tests use it; multiprocessing has no public one)
+    forkserver._forkserver._stop()
     runner.make_engine = lambda spec, devices: device  # the simulated device, in this process
     busy0 = device.busy
     started = time.monotonic()

@@ -1,4 +1,4 @@
-"""Helpers for tests that watch the processes of a run: alive or not, spawn children."""
+"""Helpers for tests that watch the processes of a run: alive or not, pool processes."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ def alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-def spawned_children(pid: int) -> list[int]:
-    """The multiprocessing ``spawn`` children of ``pid`` (worker processes of any pool)."""
+def _children(pid: int) -> list[tuple[int, bytes]]:
+    """(pid, command line) of each child of ``pid``."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -25,6 +25,25 @@ def spawned_children(pid: int) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == pid and b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
-            found.append(int(proc.name))
+        if ppid == pid:
+            found.append((int(proc.name), cmdline))
     return found
+
+
+def spawned_children(pid: int) -> list[int]:
+    """The multiprocessing ``spawn`` children of ``pid`` (worker processes of any pool)."""
+    return [
+        child
+        for child, cmdline in _children(pid)
+        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline
+    ]
+
+
+def fork_servers(pid: int) -> list[int]:
+    """The multiprocessing fork server(s) ``pid`` started."""
+    return [c for c, cmdline in _children(pid) if b"multiprocessing.forkserver" in cmdline]
+
+
+def forked_children(pid: int) -> list[int]:
+    """The processes the fork server of ``pid`` forked (the scoring processes)."""
+    return [child for server in fork_servers(pid) for child, _ in _children(server)]

@@ -45,6 +45,20 @@ def die_with_parent(parent_pid: int, kernel_signal: bool) -> None:
     threading.Thread(target=watch, name="qzhou-eval-watchdog", daemon=True).start()
 
 
+def die_with_fork_server(main_pid: int) -> None:
+    """:func:`die_with_parent` for a child of multiprocessing's fork server, which exits as soon
+    as the main process that started it does: the child dies with the server, and the main
+    process being gone already (before the ties were armed) is checked here."""
+    server = os.getppid()
+    try:
+        os.kill(main_pid, 0)  # signal 0: only whether the process exists
+    except ProcessLookupError:
+        os._exit(1)
+    except PermissionError:  # exists, as another user (a reused pid): nothing to tell
+        pass
+    die_with_parent(server, kernel_signal=True)
+
+
 def run(parent_pid: int, kernel_signal: bool, target: str, payload: bytes, *args: Any) -> None:
     """Arm the ties, then call ``target`` (``"module:function"``) with the unpickled
     ``payload`` (a tuple of arguments) followed by ``args``."""

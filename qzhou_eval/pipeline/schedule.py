@@ -74,10 +74,7 @@ def run_pipeline(
             claim.enter_context(claimed(record, runtime.overwrite))
             claim.enter_context(atomic.kept_fresh(record.path))  # a live run's: never stale
             claims[job] = claim
-        try:
-            inflight[pool.submit(job)] = job
-        except BrokenProcessPool:  # a process died while idle
-            raise died(job) from None
+        inflight[pool.submit(job)] = job
 
     def finish(job: Job, error: BaseException | None) -> None:
         claim = claims.pop(job)

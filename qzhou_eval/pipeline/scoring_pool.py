@@ -2,12 +2,12 @@
 
 Contract:
 
-- A job is one (task, sweep point). A scoring process gets the run's plan once (pickled: the
-  same task objects, recipe, identity, mirror), makes an embedder that reads the disk store
-  only (``encode=False``: it never loads the model), and evaluates the job through the same
-  :func:`qzhou_eval.runs.scoring.score` as the main process: a fresh copy of the task, results
-  and ``run_settings.jsonl`` written by mteb through the one atomic writer. A job's task stays
-  loaded in its process for the next job of the same task (the other output sizes).
+- A job is one (task, sweep point). A scoring process gets the run's plan once (pickled when the
+  pool is made: the same task objects, recipe, identity, mirror), makes an embedder that reads
+  the disk store only (``encode=False``: it never loads the model), and evaluates the job through
+  the same :func:`qzhou_eval.runs.scoring.score` as the main process: a fresh copy of the task,
+  results and ``run_settings.jsonl`` written by mteb through the one atomic writer. A job's task
+  stays loaded in its process for the next job of the same task (the other output sizes).
 - A job may be submitted while the main process still encodes its task: inputs that are not
   stored yet are waited for through the pool's :class:`~.handoff.Handoff` (the main process
   reports each encode call of the task's look-ahead, and its end). Inputs still missing once
@@ -17,7 +17,17 @@ Contract:
   failure, raised in the main process as the task's failure would be in a sequential run.
 - Processes ignore Ctrl-C (the main process stops them) and die with the main process
   (``kill -9`` included). A process that dies makes every job still pending fail with
-  :class:`ScoringProcessDied`; finished results are files of their own and stay.
+  ``BrokenProcessPool`` (see :func:`qzhou_eval.pipeline.schedule.died`); finished results are
+  files of their own and stay.
+- Submitting never blocks the main process: the processes are started, and jobs handed to
+  them, by a thread of the pool.
+
+How the processes start: where the platform has it, from multiprocessing's fork server, which
+imports :mod:`.scoring_process` (torch, mteb, sentence-transformers: about 10 CPU-seconds) once
+and forks every scoring process from there; spawned processes would each import it again, on
+the cores the tokenizer and the other processes need. The server lives as long as the main
+process, for every later pool. A later run in the same process whose environment differs in a
+variable those libraries read as they are imported spawns its processes instead.
 """
 
 from __future__ import annotations
@@ -25,9 +35,11 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import pickle
+import queue
 import signal
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -41,6 +53,28 @@ if TYPE_CHECKING:
     from qzhou_eval.runs.runner import RunPlan
 
 logger = logging.getLogger(__name__)
+
+PROCESS_MODULE = "qzhou_eval.pipeline.scoring_process"
+# Variables the libraries a scoring process imports read as they are imported (cache folders,
+# offline switches, thread counts): a fork server that imported them under other values is not
+# reused.
+IMPORT_TIME_VARIABLES = (
+    "HF_",
+    "HUGGINGFACE_",
+    "TRANSFORMERS_",
+    "SENTENCE_TRANSFORMERS_",
+    "MTEB_",
+    "TORCH",
+    "PYTORCH_",
+    "CUDA_",
+    "OMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "TOKENIZERS_",
+    "XDG_",
+    "HOME",
+    "PYTHON",
+)
 
 
 class ScoringProcessDied(DeviceError):
@@ -64,40 +98,102 @@ class JobDone:
     seconds: float
 
 
+_server_environment: dict[str, str] | None = None  # what the fork server was started with
+
+
+def start_method() -> str:
+    """``forkserver`` where the platform has it and the server (started by this process's first
+    pool) imported its libraries under this environment; else ``spawn``."""
+    global _server_environment
+    if "forkserver" not in mp.get_all_start_methods():
+        return "spawn"
+    environment = {k: v for k, v in os.environ.items() if k.startswith(IMPORT_TIME_VARIABLES)}
+    if _server_environment is None:
+        _server_environment = environment
+    return "forkserver" if environment == _server_environment else "spawn"
+
+
+_STOP = object()
+
+
 class ScoringPool:
-    """``workers`` spawned processes scoring jobs of one run (see the module's contract)."""
+    """``workers`` processes scoring jobs of one run (see the module's contract)."""
 
     def __init__(self, workers: int, plan: RunPlan) -> None:
         self.workers = workers
-        context = mp.get_context("spawn")
-        self.handoff = Handoff(context, [t.metadata.name for t in plan.tasks])
+        method = start_method()
+        self._context = mp.get_context(method)
+        self._forked = method == "forkserver"
+        if self._forked:
+            self._context.set_forkserver_preload([PROCESS_MODULE])
+        self.handoff = Handoff(self._context, [t.metadata.name for t in plan.tasks])
+        # pickled now, while no task's data are loaded (the processes start later)
+        payload = pickle.dumps((plan, max(1, usable_cores() // workers), dict(os.environ)))
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=context,
+            mp_context=self._context,
             initializer=_start,
-            initargs=(
-                plan,
-                self.handoff,
-                os.getpid(),
-                threading.current_thread() is threading.main_thread(),
-                max(1, usable_cores() // workers),
-            ),
+            # spawned processes are started by the pool's thread: PR_SET_PDEATHSIG, which
+            # fires when the starting *thread* ends, is for the fork server's children only
+            initargs=(payload, self.handoff, os.getpid(), self._forked),
         )
-        # Start every process now: their imports (torch, mteb: seconds each) overlap the first
-        # task's encoding instead of delaying its scoring. (The executor starts a process per
-        # submit while none is idle.)
-        for _ in range(workers):
-            self._executor.submit(_ready)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._killed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._hand_out, name="qzhou-eval-scoring-pool", daemon=True
+        )
+        self._thread.start()
 
     def submit(self, job: Job) -> Future[JobDone]:
-        return self._executor.submit(_score, job)
+        """The job's future, at once (its process may still be starting)."""
+        future: Future[JobDone] = Future()
+        self._queue.put((job, future))
+        return future
+
+    def _hand_out(self) -> None:
+        """The pool's thread: start every process, then hand each job to the executor."""
+        failure: BaseException | None = None
+        try:
+            if self._forked:
+                # The first child of a fresh server is forked once the server's imports are
+                # done (seconds): waited for here, by a process of our own, so that the
+                # executor's lock (which a forced close takes) is never held that long.
+                probe = self._context.Process(target=_ready, daemon=True)
+                probe.start()
+                probe.join()
+            # Start every process now, not at the first jobs. (The executor starts one per
+            # submit while none is idle.)
+            for _ in range(self.workers):
+                if not self._killed.is_set():
+                    self._executor.submit(_ready)
+        except Exception as e:  # the server could not start, or the pool was closed meanwhile
+            failure = e
+        while (item := self._queue.get()) is not _STOP:
+            job, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            if failure is not None:
+                future.set_exception(
+                    ScoringProcessDied(f"the scoring processes did not start: {failure}")
+                )
+                continue
+            try:
+                inner = self._executor.submit(_score, job)
+            except BaseException as e:  # BrokenProcessPool: a process died while idle
+                future.set_exception(e)
+                continue
+            inner.add_done_callback(partial(_forward, future))
 
     def close(self, force: bool = False) -> None:
         """Wait for the jobs and stop the processes; ``force``: drop pending jobs and kill the
         processes now (after an error or Ctrl-C)."""
         if not force:
+            self._queue.put(_STOP)
+            self._thread.join()
             self._executor.shutdown(wait=True)
             return
+        self._killed.set()
+        self._queue.put(_STOP)  # jobs still queued are dropped (their futures never finish)
         # ProcessPoolExecutor has no public way to kill its processes before Python 3.14
         # (terminate_workers); shutdown(wait=False) alone would let running jobs finish.
         processes = list((getattr(self._executor, "_processes", None) or {}).values())
@@ -112,95 +208,40 @@ class ScoringPool:
         self._executor.shutdown(wait=True)
 
 
-# --- inside a scoring process -------------------------------------------------------------------
+def _forward(future: Future[JobDone], inner: Future[JobDone]) -> None:
+    """The executor's outcome of a job, onto the future the main process holds."""
+    if inner.cancelled():
+        future.set_exception(CancelledError())
+    elif (error := inner.exception()) is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(inner.result())
 
-_state: dict[str, Any] = {}
+
+# --- the first calls inside a scoring process: light, so that its ties to the main process are
+# armed before the heavy imports (a spawned process's) --------------------------------------
 
 
 def _ready() -> None:
-    """A job that only makes the executor start a process."""
+    """A job that only makes the executor (or the fork server) start a process."""
 
 
-def _start(
-    plan: RunPlan, handoff: Handoff, parent_pid: int, kernel_signal: bool, threads: int
-) -> None:
-    from qzhou_eval.encoder.lifeline import die_with_parent
+def _start(payload: bytes, handoff: Handoff, main_pid: int, forked: bool) -> None:
+    from qzhou_eval.encoder.lifeline import die_with_fork_server, die_with_parent
 
-    die_with_parent(parent_pid, kernel_signal)
+    if forked:
+        die_with_fork_server(main_pid)
+    else:
+        die_with_parent(main_pid, kernel_signal=False)
     # Ctrl-C and a closed terminal reach the whole process group: the main process stops us
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING, format="[scoring] %(levelname)s %(message)s")
-    logging.getLogger("mteb").setLevel(logging.WARNING)
-    import datasets
-    import transformers
-    from tqdm import tqdm
+    from qzhou_eval.pipeline import scoring_process
 
-    from qzhou_eval.encoder.embedder import Embedder
-    from qzhou_eval.results import ResultsFolder
-    from qzhou_eval.runs.scoring import ENCODE_KWARGS, Encoders
-    from qzhou_eval.store import DiskStore, model_fingerprint
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    # the job's share of the cores, not every core per process: torch (retrieval search) and
-    # the BLAS under numpy and scikit-learn (classifiers, k-means)
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(threads)
-    _state["limits"] = threadpool_limits(threads)
-    # tqdm's default lock is a multiprocessing lock (a named semaphore): one left by a process
-    # killed on Ctrl-C makes Python's resource tracker print a warning as the run exits
-    tqdm.set_lock(threading.RLock())
-    assert plan.runtime.store_dir is not None
-
-    def no_model() -> Any:
-        raise AssertionError("a scoring process never loads the model")
-
-    embedder = Embedder(
-        no_model,
-        tokens_per_batch=1,
-        max_batch_size=1,
-        store=DiskStore(plan.runtime.store_dir, model_fingerprint(plan.spec)),
-        progress=False,
-        encode=False,
-    )
-    _state.update(
-        plan=plan,
-        tasks={t.metadata.name: t for t in plan.tasks},
-        folder=ResultsFolder(plan.runtime.results_dir, encode_kwargs=ENCODE_KWARGS),
-        encoders=Encoders(plan, embedder),
-        embedder=embedder,
-        handoff=handoff,
-        loaded=None,
-    )
+    scoring_process.start(payload, handoff)
 
 
 def _score(job: Job) -> JobDone:
-    import time
+    from qzhou_eval.pipeline import scoring_process
 
-    from qzhou_eval.runs.scoring import score
-
-    started = time.monotonic()
-    plan, embedder = _state["plan"], _state["embedder"]
-    task, folder = _state["tasks"][job.task], _state["folder"]
-    encoder = _state["encoders"](job.task, job.point)
-    loaded = _state["loaded"]
-    if loaded is not None and loaded is not task and loaded.data_loaded:
-        loaded.unload_data()  # one task's data at a time
-    finished = folder.get_task_result_path(job.task, encoder.mteb_model_meta).exists()
-    if not task.data_loaded and (plan.runtime.overwrite or not finished):
-        task.load_data()  # kept for the task's other output sizes
-        _state["loaded"] = task
-    embedder.wait_for_inputs = partial(_state["handoff"].wait, job.task)
-    asked, stored, waits = embedder.asked_inputs, embedder.stored_inputs, embedder.waits
-    result = score(encoder, task, folder, plan.runtime.overwrite)
-    return JobDone(
-        job,
-        [str(err.exception) for err in result.exceptions or []],
-        embedder.asked_inputs - asked,
-        embedder.stored_inputs - stored,
-        embedder.waits > waits,
-        time.monotonic() - started,
-    )
+    return scoring_process.score_job(job)

@@ -17,7 +17,7 @@ from qzhou_eval.config import compose_config
 from qzhou_eval.runs.runner import execute, plan_run
 from tests.conftest import REPO
 from tests.in_process import qzhou_eval
-from tests.processes import alive, spawned_children
+from tests.processes import alive, fork_servers, forked_children
 
 pytestmark = pytest.mark.slow
 
@@ -175,12 +175,13 @@ def _start(tmp_path: Path, store: Path) -> subprocess.Popen:
 
 
 def _scoring_underway(proc: subprocess.Popen, results: Path) -> list[int]:
-    """Wait until a result is written and both scoring processes are alive; their pids."""
+    """Wait until a result is written and both scoring processes (children of the fork server)
+    are alive; their pids."""
     deadline = time.monotonic() + 300
     while True:
         assert proc.poll() is None, proc.stderr.read()[-2000:]
         assert time.monotonic() < deadline, "no result was written"
-        workers = spawned_children(proc.pid)
+        workers = forked_children(proc.pid)
         if len(workers) == 2 and any(results.rglob("Demo*.json")):
             return workers
         time.sleep(0.2)
@@ -201,6 +202,7 @@ def test_a_killed_scoring_process_loses_nothing_finished(tmp_path, minilm_demo):
     proc = _start(tmp_path, minilm_demo / "store")
     try:
         workers = _scoring_underway(proc, tmp_path / "results")
+        servers = fork_servers(proc.pid)
         before = _whole_results(tmp_path / "results", temp_files=True)
         os.kill(workers[0], signal.SIGKILL)
         proc.wait(timeout=120)
@@ -211,9 +213,9 @@ def test_a_killed_scoring_process_loses_nothing_finished(tmp_path, minilm_demo):
         after = _whole_results(tmp_path / "results", temp_files=True)
         assert {k: after[k] for k in before} == before  # finished results kept
         deadline = time.monotonic() + 30
-        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        while any(alive(w) for w in workers + servers) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not [w for w in workers if alive(w)]
+        assert not [w for w in workers + servers if alive(w)]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -230,6 +232,7 @@ def test_ctrl_c_stops_the_scoring_processes(tmp_path, minilm_demo):
     proc = _start(tmp_path, minilm_demo / "store")
     try:
         workers = _scoring_underway(proc, tmp_path / "results")
+        workers += fork_servers(proc.pid)
         os.kill(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
         err = proc.stderr.read()
