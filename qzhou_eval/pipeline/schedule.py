@@ -1,15 +1,15 @@
 """The main process of a pipelined run: the devices encode ahead while processes score.
 
-For each task in order, the main process hands the task's evaluations, one per output size, to
-the scoring processes (:mod:`.scoring_pool`), derives the model inputs the task will ask for
-(:mod:`.lookahead`) and encodes those the store lacks (the devices work), in the order mteb asks
-for them. The scoring processes load the task meanwhile and read the vectors from the store as
-they are stored (:mod:`.handoff`): a retrieval task scores its first corpus chunks while the
-devices encode the next. The main process then goes on to the next task's inputs, at most
-``runtime.lookahead`` tasks ahead of the oldest task still being scored (``all``, the default:
-no bound; 0: a task is encoded only once every earlier task is scored). What a scoring process
-finds missing (the look-ahead's misses) comes back to the main process, which encodes it and
-submits the job again: the look-ahead is a hint; scores never depend on it.
+For each task, in the order of :mod:`.order` (the longest scoring tail first), the main process
+hands the task's evaluations, one per output size, to the scoring processes (:mod:`.scoring_pool`),
+derives the model inputs the task will ask for (:mod:`.lookahead`) and encodes those the store lacks
+(the devices work), in the order mteb asks for them. The scoring processes load the task meanwhile
+and read the vectors from the store as they are stored (:mod:`.handoff`): a retrieval task scores
+its first corpus chunks while the devices encode the next. The main process then goes on to the next
+task's inputs, at most ``runtime.lookahead`` tasks ahead of the oldest task still being scored
+(``all``, the default: no bound; 0: a task is encoded only once every earlier task is scored). What
+a scoring process finds missing (the look-ahead's misses) comes back to the main process, which
+encodes it and submits the job again: the look-ahead is a hint; scores never depend on it.
 
 Records are claimed by the main process before a job is submitted and released when the job
 fails, exactly as in a sequential run; the first failure stops the run (the pool is killed,
@@ -31,6 +31,7 @@ from qzhou_eval import atomic
 from qzhou_eval.encoder.embedder import MissingInputs
 from qzhou_eval.errors import one_line
 from qzhou_eval.pipeline.lookahead import Inputs, model_inputs
+from qzhou_eval.pipeline.order import encode_order
 from qzhou_eval.pipeline.scoring_pool import Job, JobDone, ScoringPool, ScoringProcessDied
 from qzhou_eval.runs.identity import TaskRecord, claimed
 from qzhou_eval.runs.scoring import failed, missing_description
@@ -66,6 +67,9 @@ def run_pipeline(
     started: dict[str, float] = {}  # task -> when its turn came
     claims: dict[Job, ExitStack] = {}  # the records of jobs in flight, released if they fail
     tasks = {t.metadata.name: t for t in plan.tasks}
+    order = encode_order(plan.tasks)  # the longest scoring tail first
+    if order != list(plan.tasks):
+        logger.info("encoding order: %s", ", ".join(t.metadata.name for t in order))
 
     def submit(job: Job) -> None:
         if job not in claims:
@@ -127,12 +131,12 @@ def run_pipeline(
     derived: dict[int, Future[Inputs | None]] = {}  # task position -> its derived inputs
 
     def derive(i: int) -> None:  # in a thread, while the devices encode the task before
-        if runtime.encode and i < len(plan.tasks):
-            derived[i] = in_background(inputs_ahead, plan, plan.tasks[i], records)
+        if runtime.encode and i < len(order):
+            derived[i] = in_background(inputs_ahead, plan, order[i], records)
 
     try:
         derive(0)
-        for i, task in enumerate(plan.tasks):
+        for i, task in enumerate(order):
             name = task.metadata.name
             while (
                 runtime.lookahead is not None

@@ -17,8 +17,9 @@ from qzhou_eval.runs.runner import RunOutcome, execute, plan_run
 def run_from_config(cfg: DictConfig) -> int:
     """Plan (validate everything), execute, print the tables; return the exit code."""
     # The tokenizer's own threads (Rust, outside the GIL) unless the user chose: one core
-    # tokenizes about what 6-9 GPUs consume. Worker processes are spawned, never forked, so the
-    # tokenizers library's fork warning does not apply.
+    # tokenizes about what 6-9 GPUs consume. Device workers are spawned and scoring processes
+    # forked from a server that never tokenizes, so the tokenizers library's fork warning does not
+    # apply.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     logging.getLogger("mteb").setLevel(logging.WARNING)
     # the libraries' bars only on a terminal (in a log they are carriage-return noise; the
