@@ -45,18 +45,22 @@ def die_with_parent(parent_pid: int, kernel_signal: bool) -> None:
     threading.Thread(target=watch, name="qzhou-eval-watchdog", daemon=True).start()
 
 
-def die_with_fork_server(main_pid: int) -> None:
-    """:func:`die_with_parent` for a child of multiprocessing's fork server, which exits as soon
-    as the main process that started it does: the child dies with the server, and the main
-    process being gone already (before the ties were armed) is checked here."""
-    server = os.getppid()
-    try:
-        os.kill(main_pid, 0)  # signal 0: only whether the process exists
-    except ProcessLookupError:
+def die_with_writer(reader: Any) -> None:
+    """Exit once the writing end of ``reader`` (a one-way multiprocessing pipe whose writing end
+    the main process alone holds, and never writes to) is closed: the main process ended,
+    ``kill -9`` included, whoever this process's parent is.
+
+    For the children of multiprocessing's fork server, which neither :func:`die_with_parent`
+    nor the server can tie to the main process: they are the server's children, and each holds
+    a copy of the pipe that would tell the server the main process is gone.
+    """
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            reader.recv_bytes()
         os._exit(1)
-    except PermissionError:  # exists, as another user (a reused pid): nothing to tell
-        pass
-    die_with_parent(server, kernel_signal=True)
+
+    threading.Thread(target=watch, name="qzhou-eval-lifeline", daemon=True).start()
 
 
 def run(parent_pid: int, kernel_signal: bool, target: str, payload: bytes, *args: Any) -> None:

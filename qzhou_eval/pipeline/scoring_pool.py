@@ -129,13 +129,14 @@ class ScoringPool:
         self.handoff = Handoff(self._context, [t.metadata.name for t in plan.tasks])
         # pickled now, while no task's data are loaded (the processes start later)
         payload = pickle.dumps((plan, max(1, usable_cores() // workers), dict(os.environ)))
+        # the processes' tie to this one: the writing end stays here, unused, until the pool
+        # closes (or this process ends, however it ends)
+        lifeline, self._lifeline = self._context.Pipe(duplex=False)
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=self._context,
             initializer=_start,
-            # spawned processes are started by the pool's thread: PR_SET_PDEATHSIG, which
-            # fires when the starting *thread* ends, is for the fork server's children only
-            initargs=(payload, self.handoff, os.getpid(), self._forked),
+            initargs=(payload, self.handoff, lifeline),
         )
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._killed = threading.Event()
@@ -170,6 +171,8 @@ class ScoringPool:
             failure = e
         while (item := self._queue.get()) is not _STOP:
             job, future = item
+            if self._killed.is_set():
+                future.cancel()
             if not future.set_running_or_notify_cancel():
                 continue
             if failure is not None:
@@ -191,13 +194,17 @@ class ScoringPool:
             self._queue.put(_STOP)
             self._thread.join()
             self._executor.shutdown(wait=True)
+            self._lifeline.close()
             return
         self._killed.set()
-        self._queue.put(_STOP)  # jobs still queued are dropped (their futures never finish)
+        self._queue.put(_STOP)  # jobs still queued are cancelled
         # ProcessPoolExecutor has no public way to kill its processes before Python 3.14
-        # (terminate_workers); shutdown(wait=False) alone would let running jobs finish.
-        processes = list((getattr(self._executor, "_processes", None) or {}).values())
+        # (terminate_workers); shutdown(wait=False) alone would let running jobs finish. Its
+        # table of processes is read after the shutdown (which waits for a submit of the pool's
+        # thread that may be starting one), from the reference taken before (which it drops).
+        table = getattr(self._executor, "_processes", None)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        processes = list(table.values()) if table is not None else []
         for process in processes:
             if process.is_alive():
                 process.kill()
@@ -206,6 +213,7 @@ class ScoringPool:
         # now that no process runs, the executor's thread finds them gone and releases its
         # queues (their semaphores would otherwise be reported leaked at exit)
         self._executor.shutdown(wait=True)
+        self._lifeline.close()  # any process still starting ends as it starts
 
 
 def _forward(future: Future[JobDone], inner: Future[JobDone]) -> None:
@@ -226,13 +234,10 @@ def _ready() -> None:
     """A job that only makes the executor (or the fork server) start a process."""
 
 
-def _start(payload: bytes, handoff: Handoff, main_pid: int, forked: bool) -> None:
-    from qzhou_eval.encoder.lifeline import die_with_fork_server, die_with_parent
+def _start(payload: bytes, handoff: Handoff, lifeline: Any) -> None:
+    from qzhou_eval.encoder.lifeline import die_with_writer
 
-    if forked:
-        die_with_fork_server(main_pid)
-    else:
-        die_with_parent(main_pid, kernel_signal=False)
+    die_with_writer(lifeline)
     # Ctrl-C and a closed terminal reach the whole process group: the main process stops us
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -254,3 +254,20 @@ def test_ctrl_c_stops_the_scoring_processes(tmp_path, minilm_demo):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_scoring_processes_die_with_a_killed_main_process(tmp_path, minilm_demo):
+    # main -> fork server -> scoring processes: the server exits as soon as the main process
+    # is gone, and its children die with it (PR_SET_PDEATHSIG, and a watchdog)
+    proc = _start(tmp_path, minilm_demo / "store")
+    try:
+        left = _scoring_underway(proc, tmp_path / "results") + fork_servers(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 5
+        while any(alive(p) for p in left) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in left if alive(p)], "a process outlived the killed main process"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

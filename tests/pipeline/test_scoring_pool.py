@@ -40,6 +40,37 @@ def test_a_job_is_taken_at_once_and_handed_out_when_the_processes_start(
         start(process)
 
     monkeypatch.setattr(multiprocessing.context.ForkServerProcess, "start", held_start)
+    plan = _plan(tmp_path, minilm_demo)
+    pool = ScoringPool(1, plan)
+    try:
+        future = pool.submit(Job("DemoEngSTS", plan.points[0]))
+        assert not future.done()
+        pool.handoff.finished("DemoEngSTS")  # every input is stored
+        release.set()
+        done = future.result(timeout=300)
+    finally:
+        release.set()
+        pool.close()
+    _check(done, tmp_path, minilm_demo)
+
+
+@pytest.mark.slow
+def test_spawned_processes_score_alike(tmp_path, minilm_demo, monkeypatch):
+    # where the fork server cannot serve (another platform, another import environment)
+    monkeypatch.setattr(scoring_pool, "start_method", lambda: "spawn")
+    plan = _plan(tmp_path, minilm_demo)
+    pool = ScoringPool(1, plan)
+    try:
+        assert not pool._forked
+        future = pool.submit(Job("DemoEngSTS", plan.points[0]))
+        pool.handoff.finished("DemoEngSTS")
+        done = future.result(timeout=300)
+    finally:
+        pool.close()
+    _check(done, tmp_path, minilm_demo)
+
+
+def _plan(tmp_path, minilm_demo):
     cfg = compose_config(
         "mteb",
         [
@@ -51,17 +82,11 @@ def test_a_job_is_taken_at_once_and_handed_out_when_the_processes_start(
             "runtime.progress=false",
         ],
     )
-    plan = plan_run(cfg)
-    pool = ScoringPool(1, plan)
-    try:
-        future = pool.submit(Job("DemoEngSTS", plan.points[0]))
-        assert not future.done()
-        pool.handoff.finished("DemoEngSTS")  # every input is stored
-        release.set()
-        done = future.result(timeout=300)
-    finally:
-        release.set()
-        pool.close()
+    return plan_run(cfg)
+
+
+def _check(done, tmp_path, minilm_demo) -> None:
+    """A job that read every input from the store and wrote the plain run's scores."""
     assert isinstance(done, JobDone) and done.asked == done.stored > 0 and not done.waited
     (result,) = (tmp_path / "results").rglob("DemoEngSTS.json")
     (plain,) = (minilm_demo / "results").rglob("DemoEngSTS.json")
