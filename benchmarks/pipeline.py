@@ -16,7 +16,8 @@ labelled by word distributions.
 
 The device rate is calibrated first so that encoding takes as long as the sequential runner's
 scoring of one dimension (as on an 8-GPU node, see the pipeline issue): one run with an instant
-device measures the tokens and the scoring seconds. Then, each with a fresh store:
+device measures the tokens and the scoring seconds. Then, each with a fresh store and its scoring
+processes started cold, as in a command-line run:
 
 - sequential (``runtime.scoring_workers=0 runtime.lookahead=0``) and pipeline
   (``runtime.scoring_workers=<--workers>``, ``runtime.lookahead=all``), one dimension;
