@@ -16,9 +16,10 @@ Contract:
   nothing is written for the failed attempt. Any other exception is the job's
   failure, raised in the main process as the task's failure would be in a sequential run.
 - Processes ignore Ctrl-C (the main process stops them) and die with the main process
-  (``kill -9`` included). A process that dies makes every job still pending fail with
-  ``BrokenProcessPool`` (see :func:`qzhou_eval.pipeline.schedule.died`); finished results are
-  files of their own and stay.
+  (``kill -9`` included: each watches a pipe whose writing end only the main process holds;
+  see :func:`qzhou_eval.encoder.lifeline.die_with_writer`). A process that dies makes every
+  job still pending fail with ``BrokenProcessPool`` (see
+  :func:`qzhou_eval.pipeline.schedule.died`); finished results are files of their own and stay.
 - Submitting never blocks the main process: the processes are started, and jobs handed to
   them, by a thread of the pool.
 
