@@ -57,6 +57,20 @@ def edit_scores(path: Path, edit: Callable[[dict], None]) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
 
 
+def scaled_copies(base: Path, experiment: Path, factor: float, **fields) -> None:
+    """Copy every task result of run folder ``base`` into ``experiment`` with each main score
+    times ``factor`` (and top-level ``fields`` set), as a fake experiment of the same model."""
+    for f in base.glob("*.json"):
+        if f.name == "model_meta.json":
+            continue
+        data = json.loads(f.read_text(encoding="utf-8"))
+        for split in data["scores"].values():
+            for entry in split:
+                entry["main_score"] *= factor
+        data.update(fields)
+        (experiment / f.name).write_text(json.dumps(data), encoding="utf-8")
+
+
 def golden_task_scores(csv_path: Path, model: str, benchmark: str) -> dict[str, float]:
     """Per-task scores from a ``*_per_task.csv``: the mean of the counted rows (0–1)."""
     rows: dict[str, list[float]] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from tests.report.report_testdata import (
     QZHOU_ZH_REV,
     cmteb_report_plot,
     points,
+    scaled_copies,
 )
 
 FACTORS = {256: 0.96, 512: 0.98}
@@ -32,15 +32,7 @@ def mrl_results(results_copy: Path) -> Path:
     for dim, factor in FACTORS.items():
         exp = run_path(results_copy, QZHOU_ZH, QZHOU_ZH_REV, f"embed_dim_{dim}")
         exp.mkdir(parents=True)
-        for f in base.glob("*.json"):
-            if f.name == "model_meta.json":
-                continue
-            data = json.loads(f.read_text(encoding="utf-8"))
-            for split in data["scores"].values():
-                for entry in split:
-                    entry["main_score"] *= factor
-            data["mteb_version"] = "2.26.24"
-            (exp / f.name).write_text(json.dumps(data), encoding="utf-8")
+        scaled_copies(base, exp, factor, mteb_version="2.26.24")
     return results_copy
 
 

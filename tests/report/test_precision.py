@@ -12,7 +12,14 @@ from qzhou_eval.report.build import BenchmarkInfo, build_report, precision_grids
 from qzhou_eval.report.discover import discover_runs, run_path
 from qzhou_eval.report.render import precision_table
 from qzhou_eval.report.score import CURRENT
-from tests.report.report_testdata import CMN, QZHOU_ZH, QZHOU_ZH_REV, cmteb_report_plot, points
+from tests.report.report_testdata import (
+    CMN,
+    QZHOU_ZH,
+    QZHOU_ZH_REV,
+    cmteb_report_plot,
+    points,
+    scaled_copies,
+)
 
 # experiment -> (its experiment_kwargs, the factor on every score); 1792 is the full size
 FAKE = {
@@ -33,14 +40,7 @@ def grid_results(results_copy: Path) -> Path:
         exp = run_path(results_copy, QZHOU_ZH, QZHOU_ZH_REV, name)
         exp.mkdir(parents=True)
         (exp / "model_meta.json").write_text(json.dumps({**meta, "experiment_kwargs": kwargs}))
-        for f in base.glob("*.json"):
-            if f.name == "model_meta.json":
-                continue
-            data = json.loads(f.read_text(encoding="utf-8"))
-            for split in data["scores"].values():
-                for entry in split:
-                    entry["main_score"] *= factor
-            (exp / f.name).write_text(json.dumps(data), encoding="utf-8")
+        scaled_copies(base, exp, factor)
     return results_copy
 
 
