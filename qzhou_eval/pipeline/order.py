@@ -12,10 +12,10 @@ run long after the devices were done; encoded first, it scores while they encode
 The tail is estimated from mteb's descriptive statistics, which mteb ships per task (no data is
 loaded), at rates measured for the pipeline issue (one core, mteb 2.26, 3584 dimensions):
 MindSmallReranking's 97M (query, candidate) rows in about 20 minutes, StackExchangeClusteringP2P.v2
-(about 1,500 documents in 524 clusters) in about 2. Retrieval: each query's top 1,000 of the last
-corpus chunk, and as many for the metrics. Other task types (classification, STS, pair
-classification: seconds to a minute) and tasks without statistics count as no tail and keep their
-order after the others. The order changes when scoring ends, never a score: every task is
+(about 1,500 documents in 524 clusters) in about 2. Retrieval: each query's top 1,000 (the task's
+largest k) of the last corpus chunk, and as many for the metrics. Other task types (classification,
+STS, pair classification: seconds to a minute) and tasks without statistics count as no tail and
+keep their order after the others. The order changes when scoring ends, never a score: every task is
 evaluated on a fresh copy whatever ran before it.
 """
 
@@ -31,7 +31,6 @@ from qzhou_eval.shards.cost import estimate_cost
 
 SECONDS_PER_RANKED_ROW = 20 * 60 / 97e6  # one (query, document) row of mteb's Python loops
 SECONDS_PER_CLUSTERED_PAIR = 2 * 60 / (1_545 * 524)  # one (document, cluster) of k-means
-TOP_K = 1_000  # documents mteb keeps per query and chunk (max of the task's k_values)
 
 
 def scoring_tail(task: AbsTask) -> float:
@@ -41,7 +40,8 @@ def scoring_tail(task: AbsTask) -> float:
         stats = task.metadata.descriptive_stats or {}
         splits = [stats[s] for s in task.eval_splits if s in stats]
         if isinstance(task, AbsTaskRetrieval):
-            return SECONDS_PER_RANKED_ROW * sum(_ranked_rows(s) for s in splits)
+            top_k = max(task.k_values)  # documents mteb keeps per query and corpus chunk
+            return SECONDS_PER_RANKED_ROW * sum(_ranked_rows(s, top_k) for s in splits)
         if isinstance(task, (AbsTaskClustering, AbsTaskClusteringLegacy)):
             cost = estimate_cost(task)
             clusters = max((_labels(s) for s in splits), default=0)
@@ -53,11 +53,10 @@ def scoring_tail(task: AbsTask) -> float:
 
 def encode_order(tasks: Sequence[AbsTask]) -> list[AbsTask]:
     """``tasks`` by decreasing estimated scoring tail; equal tails keep their order."""
-    tails = {id(t): scoring_tail(t) for t in tasks}
-    return sorted(tasks, key=lambda t: -tails[id(t)])
+    return sorted(tasks, key=lambda t: -scoring_tail(t))
 
 
-def _ranked_rows(split: Mapping[str, Any]) -> float:
+def _ranked_rows(split: Mapping[str, Any], top_k: int) -> float:
     top = split.get("top_ranked_statistics") or {}
     if top.get("num_top_ranked"):  # reranking: every candidate of every query
         return float(top["num_top_ranked"])
@@ -65,7 +64,7 @@ def _ranked_rows(split: Mapping[str, Any]) -> float:
         "unique_texts", 0
     )
     documents = (split.get("documents_text_statistics") or {}).get("unique_texts", 0)
-    return 2.0 * queries * min(TOP_K, documents)  # the last chunk's search, then the metrics
+    return 2.0 * queries * min(top_k, documents)  # the last chunk's search, then the metrics
 
 
 def _labels(split: Mapping[str, Any]) -> int:
