@@ -103,15 +103,17 @@ def _meta(base: type, name: str):
     return base.metadata.model_copy(update={"name": f"Shape{name.replace('.', '')}"})
 
 
-class _ScaledChunks(SearchEncoderWrapper):
+def _scaled_chunks(scale: float) -> type[SearchEncoderWrapper]:
     """mteb's search over an encoder, with its corpus chunk (50,000 documents) scaled like the
-    data: a scaled corpus is encoded and scored in as many chunks as the real one."""
+    data: a scaled corpus is encoded and scored in as many chunks as the real one. The chunk is
+    the default of the wrapper's own parameter, where the look-ahead reads mteb's."""
+    chunk = max(1, round(50_000 * scale))
 
-    scale = SCALE
+    class ScaledChunks(SearchEncoderWrapper):
+        def __init__(self, model, corpus_chunk_size: int = chunk, index_backend=None) -> None:
+            super().__init__(model, corpus_chunk_size, index_backend)
 
-    def __init__(self, model, **kwargs) -> None:
-        kwargs.setdefault("corpus_chunk_size", max(1, round(50_000 * self.scale)))
-        super().__init__(model, **kwargs)
+    return ScaledChunks
 
 
 class ShapeRetrieval(Scaled, AbsTaskRetrieval):
@@ -120,8 +122,7 @@ class ShapeRetrieval(Scaled, AbsTaskRetrieval):
     def load_data(self, *args, **kwargs) -> None:
         # mteb's retrieval task makes its search wrapper from this module-level name; every
         # process that evaluates the task loads it first (the runners alike)
-        _ScaledChunks.scale = self.scale
-        mteb_retrieval.SearchEncoderWrapper = _ScaledChunks
+        mteb_retrieval.SearchEncoderWrapper = _scaled_chunks(self.scale)
         super().load_data(*args, **kwargs)
 
     def build(self):

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import time
@@ -41,13 +42,18 @@ CHUNK_SIZE = 32768
 FIRST_CHUNK = 256
 
 
-def chunk_bounds(n: int, first: int, largest: int) -> list[tuple[int, int]]:
-    """(start, stop) of the chunks of ``n`` texts: ``first``, then doubling up to ``largest``."""
+def chunk_bounds(
+    n: int, first: int, largest: int, breaks: Sequence[int] = ()
+) -> list[tuple[int, int]]:
+    """(start, stop) of the chunks of ``n`` texts: ``first``, then doubling up to ``largest``;
+    no chunk spans one of ``breaks`` (a chunk is cut there and the next goes on doubling)."""
     bounds, start, size = [], 0, max(1, min(first, largest))
-    while start < n:
-        bounds.append((start, min(n, start + size)))
-        start += size
-        size = min(largest, 2 * size)
+    for limit in [*sorted({b for b in breaks if 0 < b < n}), n]:
+        while start < limit:
+            stop = min(limit, start + size)
+            bounds.append((start, stop))
+            start = stop
+            size = min(largest, 2 * size)
     return bounds
 
 
@@ -262,19 +268,30 @@ class Embedder:
         side: str,
         desc: str = "encode",
         spans: Sequence[tuple[int, int]] | None = None,
+        breaks: Sequence[int] = (),
     ) -> int:
         """Encode into the store the distinct ``inputs`` it lacks, in one pass, and return how
         many: the look-ahead's call. Neither reads the stored vectors nor holds the new ones
-        (they go to the store as they come), so one call may cover a whole corpus."""
-        span_of = dict(zip(inputs, spans, strict=True)) if spans is not None else None
-        unique = list(dict.fromkeys(inputs))
+        (they go to the store as they come), so one call may cover a whole corpus.
+
+        ``breaks`` (sorted): positions in ``inputs`` where one of mteb's encode calls ends and
+        the next begins (a retrieval corpus's chunks). Inputs are encoded in order, in
+        length-sorted chunks that never span a break, and each call's last vectors go to the
+        store as its last chunk ends: a scoring process waiting for that call goes on then,
+        not once the chunk around the break is done."""
+        first: dict[str, int] = {}  # input -> where it first occurs
+        for i, x in enumerate(inputs):
+            first.setdefault(x, i)
+        unique = list(first)
         todo = [
             x for x, has in zip(unique, self.store.has_many(side, unique), strict=True) if not has
         ]
         self.stored_inputs += len(unique) - len(todo)
         if todo:
-            todo_spans = [span_of[x] for x in todo] if span_of is not None else None
-            self._run_model(todo, side, desc, todo_spans, keep=False)
+            todo_spans = [spans[first[x]] for x in todo] if spans is not None else None
+            calls = [bisect.bisect_right(breaks, first[x]) for x in todo]  # nondecreasing
+            cuts = [i for i in range(1, len(todo)) if calls[i] != calls[i - 1]]
+            self._run_model(todo, side, desc, todo_spans, keep=False, breaks=cuts)
         return len(todo)
 
     def _batches(self, lengths: np.ndarray) -> list[list[int]]:
@@ -291,11 +308,14 @@ class Embedder:
         desc: str,
         spans: Sequence[tuple[int, int]] | None = None,
         keep: bool = True,
+        breaks: Sequence[int] = (),
     ) -> np.ndarray | None:
-        """The vectors of ``texts``, also handed to the store; ``keep=False``: only stored."""
+        """The vectors of ``texts``, also handed to the store; ``keep=False``: only stored.
+        ``breaks``: see :meth:`fill`."""
         started = time.perf_counter()
         engine = self.engine
-        bounds = chunk_bounds(len(texts), FIRST_CHUNK, self.chunk_size)
+        bounds = chunk_bounds(len(texts), FIRST_CHUNK, self.chunk_size, breaks)
+        flush_at = set(breaks)
 
         def tokenize(bound: tuple[int, int]) -> _Chunk:
             start, stop = bound
@@ -337,6 +357,8 @@ class Embedder:
                         if sum(len(r) for r, _ in pending) >= self.flush_every:
                             flush()
                         bar.update(len(rows))
+                    if chunk.start + len(chunk.lengths) in flush_at:
+                        flush()  # one of mteb's encode calls is all done
         except BaseException as e:
             # Ctrl-C, a failed worker: store what was computed, so a rerun resumes from there
             # (not after a failed write: a full store cannot take more).

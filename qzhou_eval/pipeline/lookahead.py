@@ -8,7 +8,11 @@ columns, which prompt type per side):
 - Retrieval and Reranking: every query (``PromptType.query``) and every corpus document
   (``PromptType.document``) of each evaluated split and subset, as mteb's dataloaders build their
   text (title and text joined and stripped; instructions and conversations folded in). Reranking
-  encodes only each query's candidates; all documents are a superset.
+  encodes only each query's candidates; all documents are a superset. mteb searches a whole corpus
+  in chunks (``corpus_chunk_size`` of its search wrapper, 50,000 documents), one encode call each:
+  the derived documents say where each chunk ends (:attr:`SideInputs.breaks`), so that the
+  devices finish one chunk before they start the next and the scoring process searches it while
+  they encode the next.
 - STS and PairClassification: both text columns, with the task's ``input1/2_prompt_type``.
 - Classification: the test split, and the union of the training undersamples of all experiments
   (the task's own sampler, from a copy of the task, so the task's state is untouched); where that
@@ -26,9 +30,10 @@ rate, which the run log reports per task, and never a score.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from mteb.abstasks import AbsTask
 from mteb.types import PromptType
@@ -39,9 +44,28 @@ from qzhou_eval.recipe import Recipe, side_of
 
 logger = logging.getLogger(__name__)
 
-Expected = dict[PromptType | None, list[str]]
 Span = tuple[int, int]
-Inputs = dict[str, tuple[list[str], list[Span]]]  # side -> (model inputs, task-text spans)
+
+
+class Asked(NamedTuple):
+    """Texts of one prompt type in the order mteb asks for them, and the positions where one of
+    its encode calls ends and the next begins (retrieval corpus chunks; not every call)."""
+
+    texts: list[str]
+    breaks: list[int]
+
+
+class SideInputs(NamedTuple):
+    """The exact model inputs of one side, their task-text spans, and the breaks between
+    mteb's encode calls (see :meth:`qzhou_eval.encoder.embedder.Embedder.fill`)."""
+
+    inputs: list[str]
+    spans: list[Span]
+    breaks: list[int]
+
+
+Expected = dict[PromptType | None, Asked]
+Inputs = dict[str, SideInputs]  # side -> its inputs
 
 
 def expected_texts(task: AbsTask) -> Expected | None:
@@ -71,8 +95,14 @@ def _derive(task: AbsTask) -> Expected | None:
         return None
     out: Expected = {}
 
-    def add(prompt_type: PromptType | None, texts: Iterable[Any]) -> None:
-        out.setdefault(prompt_type, []).extend(_flat_texts(texts))
+    def add(prompt_type: PromptType | None, texts: Iterable[Any], chunk: int = 0) -> None:
+        """``chunk``: mteb encodes these ``chunk`` at a time, one call each (0: in one call)."""
+        asked = out.setdefault(prompt_type, Asked([], []))
+        flat = _flat_texts(texts)
+        for start in range(0, len(flat), chunk or max(1, len(flat))):
+            if asked.texts:
+                asked.breaks.append(len(asked.texts))
+            asked.texts.extend(flat[start : start + (chunk or len(flat))])
 
     # mteb.evaluate runs split by split, and each split subset by subset
     for split in task.eval_splits:
@@ -83,7 +113,14 @@ def _derive(task: AbsTask) -> Expected | None:
                 from mteb._create_dataloaders import _retrieval_texts
 
                 add(PromptType.query, _retrieval_texts(data["queries"], PromptType.query))
-                add(PromptType.document, _retrieval_texts(data["corpus"], PromptType.document))
+                # a full-corpus search encodes the corpus chunk by chunk; reranking the
+                # pre-ranked candidates (top_ranked) encodes them in one call
+                full_search = data.get("top_ranked") is None
+                add(
+                    PromptType.document,
+                    _retrieval_texts(data["corpus"], PromptType.document),
+                    _corpus_chunk_size() if full_search else 0,
+                )
             elif isinstance(task, AbsTaskSTS):
                 first, second = task.column_names
                 add(task.input1_prompt_type, data[first])
@@ -100,7 +137,20 @@ def _derive(task: AbsTask) -> Expected | None:
                 add(None, data[task.input_column_name])
             else:
                 return None
-    return {pt: list(dict.fromkeys(texts)) for pt, texts in out.items()}
+    return out
+
+
+def _corpus_chunk_size() -> int:
+    """The documents mteb's retrieval search encodes per call: the default of the search
+    wrapper that ``AbsTaskRetrieval`` makes (mteb has no other public place for it); 0 where
+    that wrapper does not say (the corpus is then derived as one call)."""
+    from mteb.abstasks import retrieval
+
+    parameter = inspect.signature(retrieval.SearchEncoderWrapper).parameters.get(
+        "corpus_chunk_size"
+    )
+    default = parameter.default if parameter is not None else None
+    return default if isinstance(default, int) and default > 0 else 0
 
 
 def _subset_data(task: AbsTask, subset: str) -> Any:
@@ -164,9 +214,12 @@ def model_inputs(task: AbsTask, recipe: Recipe) -> Inputs | None:
         return None
     name = task.metadata.name
     out: Inputs = {}
-    for prompt_type, texts in expected.items():
+    for prompt_type, (texts, breaks) in expected.items():
         side = side_of(prompt_type)
-        inputs, spans = out.setdefault(side, ([], []))
+        inputs, spans, side_breaks = out.setdefault(side, SideInputs([], [], []))
+        if inputs:
+            side_breaks.append(len(inputs))
+        side_breaks.extend(len(inputs) + b for b in breaks)
         for text in texts:
             formatted, span = recipe.format_with_span(name, side, text)
             inputs.append(formatted)
@@ -181,5 +234,5 @@ def count_missing(task: AbsTask, recipe: Recipe, store: VectorStore) -> int | No
         return None
     return sum(
         sum(v is None for v in store.get_many(side, list(dict.fromkeys(inputs))))
-        for side, (inputs, _) in wanted.items()
+        for side, (inputs, _, _) in wanted.items()
     )

@@ -193,8 +193,8 @@ def inputs_ahead(
 def encode_inputs(name: str, wanted: Inputs, encoders: Encoders) -> None:
     """Encode into the store the inputs of task ``name`` that it lacks (the embedder skips the
     stored ones)."""
-    for side, (inputs, spans) in wanted.items():
-        encoders.embedder.fill(inputs, side, desc=f"{name} [{side}]", spans=spans)
+    for side, (inputs, spans, breaks) in wanted.items():
+        encoders.embedder.fill(inputs, side, desc=f"{name} [{side}]", spans=spans, breaks=breaks)
 
 
 def in_background(fn: Callable[..., T], *args: Any) -> Future[T]:

@@ -113,3 +113,20 @@ def test_a_call_starts_with_a_small_chunk_and_doubles(n, first, largest):
         assert size == expected
         expected = min(largest, 2 * expected)
     assert 0 < sizes[-1] <= expected
+
+
+@given(
+    n=st.integers(0, 3000),
+    first=st.integers(1, 300),
+    largest=st.integers(1, 2000),
+    breaks=st.lists(st.integers(-5, 3005), max_size=6),
+)
+def test_no_chunk_spans_a_break_and_sizes_go_on_doubling(n, first, largest, breaks):
+    bounds = chunk_bounds(n, first, largest, breaks)
+    starts = [0] + [stop for _, stop in bounds]
+    assert [start for start, _ in bounds] == starts[:-1] and starts[-1] == n  # back to back
+    cut = {b for b in breaks if 0 < b < n}
+    for i, (start, stop) in enumerate(bounds):
+        assert not any(start < b < stop for b in breaks)
+        size = min(largest, first * 2**i)  # the doubling does not restart after a break
+        assert stop - start == size or (0 < stop - start < size and stop in cut | {n})

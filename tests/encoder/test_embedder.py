@@ -73,3 +73,35 @@ def test_fill_stores_what_is_missing_once_and_reads_no_vector(monkeypatch):
     assert first.fill(texts, "doc") == 0
     got = np.stack(store.get_many("doc", texts))
     np.testing.assert_array_equal(got, reference)  # no batch overwrote another's vectors
+
+
+class RecordingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[list[str]] = []
+
+    def put_many(self, side, inputs, vectors):
+        self.writes.append(list(inputs))
+        super().put_many(side, inputs, vectors)
+
+
+def test_fill_stores_each_of_mteb_calls_as_its_last_chunk_ends(monkeypatch):
+    # breaks: where one of mteb's encode calls (a corpus chunk) ends; the store gets all of it
+    # then, not at the next flush of flush_every inputs
+    monkeypatch.setattr(embedder_module, "FIRST_CHUNK", 3)
+    texts = [f"text number {i}" + "x" * (i % 5) for i in range(40)]
+    store = RecordingStore()
+    embedder = Embedder(
+        ReusingEngine, tokens_per_batch=40, max_batch_size=4, store=store, flush_every=1000
+    )
+    embedder.embed(texts[5:8], "doc")  # stored already
+    store.writes.clear()
+    assert embedder.fill([*texts, texts[3], texts[30]], "doc", breaks=[12, 25]) == 37
+    written: set[str] = set()
+    prefixes = []
+    for batch in store.writes:
+        written |= set(batch)
+        prefixes.append(set(written))
+    todo = [t for t in texts if t not in texts[5:8]]
+    assert written == set(todo)
+    assert set(todo[: 12 - 3]) in prefixes and set(todo[: 25 - 3]) in prefixes

@@ -3,9 +3,13 @@ with an embedder that may only read what the look-ahead stored never misses."""
 
 from __future__ import annotations
 
+import itertools
+
 import mteb
 import numpy as np
 import pytest
+from mteb.abstasks import retrieval as mteb_retrieval
+from mteb.models import SearchEncoderWrapper
 
 from qzhou_eval.config import compose_config
 from qzhou_eval.config.spec import model_spec
@@ -26,8 +30,16 @@ def _no_model():
     raise AssertionError("the model is never needed")
 
 
+class SmallChunks(SearchEncoderWrapper):
+    """mteb's search with a corpus chunk of 7 documents: the demo corpora span several chunks."""
+
+    def __init__(self, model, corpus_chunk_size: int = 7, index_backend=None) -> None:
+        super().__init__(model, corpus_chunk_size, index_backend)
+
+
 @pytest.mark.parametrize(("suite", "name"), TASKS)
-def test_every_input_mteb_asks_for_was_derived(suite, name):
+def test_every_input_mteb_asks_for_was_derived(suite, name, monkeypatch):
+    monkeypatch.setattr(mteb_retrieval, "SearchEncoderWrapper", SmallChunks)
     cfg = compose_config("mteb", ["model=minilm", f"benchmark={suite}"])
     spec = model_spec(cfg.model)
     # an instructed recipe: the derived inputs must carry the instruction exactly as mteb's do
@@ -39,7 +51,7 @@ def test_every_input_mteb_asks_for_was_derived(suite, name):
     wanted = model_inputs(task, recipe)
     assert wanted is not None and not task.data_loaded  # derived from a copy, left unloaded
     rng = np.random.default_rng(0)
-    for side, (inputs, _) in wanted.items():
+    for side, (inputs, _, _) in wanted.items():
         store.put_many(side, inputs, rng.standard_normal((len(inputs), 8)).astype(np.float32))
     assert count_missing(task, recipe, store) == 0
     embedder = Embedder(_no_model, tokens_per_batch=1, max_batch_size=1, store=store, encode=False)
@@ -48,9 +60,27 @@ def test_every_input_mteb_asks_for_was_derived(suite, name):
         recipe=recipe,
         embedder=embedder,
     )
+    calls: list[tuple[str, list[str]]] = []  # mteb's encode calls: (side, model inputs)
+    embed = embedder.embed
+
+    def recorded(inputs, side, **kwargs):
+        calls.append((side, list(inputs)))
+        return embed(inputs, side, **kwargs)
+
+    embedder.embed = recorded
     mteb.evaluate(encoder, task, cache=None, raise_error=True, show_progress_bar=False)
     assert embedder.asked_inputs > 0
     assert embedder.stored_inputs == embedder.asked_inputs  # coverage 100%
+    # the breaks: each of mteb's calls lies between two of them, so that the devices finish it
+    # before the next; a corpus searched in chunks is derived as exactly those chunks
+    for side, (inputs, _, breaks) in wanted.items():
+        bounds = [0, *breaks, len(inputs)]
+        groups = [inputs[a:b] for a, b in itertools.pairwise(bounds)]
+        asked = [c for s, c in calls if s == side]
+        for call in asked:
+            assert any(set(call) <= set(g) for g in groups), (side, call[:3])
+        if task.metadata.type == "Retrieval" and side == "document":
+            assert len(asked) > 1 and groups == asked
 
 
 def test_an_input_not_stored_is_named_by_side():
