@@ -1,10 +1,12 @@
 """How busy the devices stay: today's sequential runner against the pipeline, side by side.
 
 A simulated device stands in for the GPUs: it tokenizes with MiniLM's real tokenizer, and its
-forward pass sleeps for ``padded tokens / rate`` seconds (releasing the GIL, as a GPU leaves the
-host free) and returns bag-of-token vectors (the mean of fixed random token vectors), so the
-same input always gets the same vector and scores are comparable between runs. Busy seconds are
-the sum of those sleeps.
+forward pass takes ``padded tokens / rate`` seconds, sleeping (releasing the GIL, as a GPU leaves
+the host free) for what its stand-in vectors leave of that time: bag-of-token vectors (the mean
+of fixed random token vectors), so the same input always gets the same vector and scores are
+comparable between runs. As the device loop does on CUDA, the next batch is queued before the
+vectors of the current one are handed back: the host's work per batch overlaps the device's.
+Busy seconds are the sum of ``padded tokens / rate``.
 
 Tasks: synthetic tasks of the shapes of five MTEB(eng, v2)/CMTEB tasks, built with mteb's own
 task classes and scaled down by ``--scale`` (default 1/20 of the real sizes; the sizes are
@@ -17,7 +19,7 @@ labelled by word distributions.
 The device rate is calibrated first so that encoding takes as long as the sequential runner's
 scoring of one dimension (as on an 8-GPU node, see the pipeline issue): one run with an instant
 device measures the tokens and the scoring seconds. Then, each with a fresh store and its scoring
-processes started cold, as in a command-line run:
+processes started as in a command-line run (see :func:`run`; ``--cold-server``: with the run):
 
 - sequential (``runtime.scoring_workers=0 runtime.lookahead=0``) and pipeline
   (``runtime.scoring_workers=<--workers>``, ``runtime.lookahead=all``), one dimension;
@@ -27,7 +29,7 @@ Per run: wall seconds, device busy seconds and fraction, and for the pipeline th
 ``max(encode seconds, scoring CPU-seconds / scoring processes)``. Scores of every task and
 dimension are compared between the two runners. The last line is one JSON object.
 
-Usage: python benchmarks/pipeline.py [--scale 0.05] [--workers 2]
+Usage: python benchmarks/pipeline.py [--scale 0.05] [--workers 2] [--cold-server] [--timeline]
 """
 
 from __future__ import annotations
@@ -35,13 +37,17 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing.forkserver as forkserver
+import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -226,34 +232,54 @@ class SimulatedDevice:
         return self.tokenizer(list(texts), truncation=True, max_length=256)["input_ids"]
 
     def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
-        for number, batch in enumerate(batches):
-            seconds = batch.padded_tokens / self.rate if self.rate != float("inf") else 0.0
-            begun = time.monotonic()
-            time.sleep(seconds)  # the device computes; the host is free
-            self.spans.append((begun, time.monotonic()))
-            with self._lock:
-                self.busy += seconds
-                self.tokens += batch.padded_tokens
-                self.forward_calls += 1
-            # bag of tokens as a sparse product: a GPU leaves the host's cores to the host, so
-            # the stand-in computes its vectors with as little CPU as it can (a gather of the
-            # table rows costs 25x more, which the scoring processes would feel)
-            indptr = np.zeros(len(batch.lengths) + 1, dtype=np.int64)
-            np.cumsum(batch.lengths, out=indptr[1:])
-            ones = np.ones(len(batch.flat), dtype=np.float32)
-            bag = csr_matrix(
-                (ones, batch.flat, indptr), shape=(len(batch.lengths), len(self.table))
-            )
-            yield number, (bag @ self.table) / batch.lengths[:, None].astype(np.float32)
+        # the device: one batch at a time, in its own thread; batch k + 1 is queued before the
+        # vectors of batch k are handed back (qzhou_eval.encoder.device_loop on CUDA)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="device") as device:
+            queued = deque(device.submit(self._forward, b) for b in batches[:2])
+            for number in range(len(batches)):
+                vectors = queued.popleft().result()
+                if number + 2 < len(batches):
+                    queued.append(device.submit(self._forward, batches[number + 2]))
+                yield number, vectors
+
+    def _forward(self, batch: TokenBatch) -> np.ndarray:
+        seconds = batch.padded_tokens / self.rate if self.rate != float("inf") else 0.0
+        begun = time.monotonic()
+        # bag of tokens as a sparse product: a GPU leaves the host's cores to the host, so the
+        # stand-in computes its vectors with as little CPU as it can (a gather of the table rows
+        # costs 25x more, which the scoring processes would feel)
+        indptr = np.zeros(len(batch.lengths) + 1, dtype=np.int64)
+        np.cumsum(batch.lengths, out=indptr[1:])
+        ones = np.ones(len(batch.flat), dtype=np.float32)
+        bag = csr_matrix((ones, batch.flat, indptr), shape=(len(batch.lengths), len(self.table)))
+        vectors = (bag @ self.table) / batch.lengths[:, None].astype(np.float32)
+        time.sleep(max(0.0, seconds - (time.monotonic() - begun)))  # the rest of the forward
+        self.spans.append((begun, time.monotonic()))
+        with self._lock:
+            self.busy += seconds
+            self.tokens += batch.padded_tokens
+            self.forward_calls += 1
+        return vectors
 
     def close(self, force: bool = False) -> None:
         pass
 
 
-def run(root: Path, device: SimulatedDevice, scale: float, *overrides: str) -> dict:
-    """One run of the runner over the shape tasks with ``device``; figures and scores."""
+def run(
+    root: Path, device: SimulatedDevice, scale: float, *overrides: str, cold: bool = False
+) -> dict:
+    """One run of the runner over the shape tasks with ``device``; figures and scores.
+
+    Its scoring processes start as in a command-line run: the fork server an earlier run of this
+    process left (its imports done) is stopped (a private method: multiprocessing has no public
+    one; CPython's own tests use it), then started by the command's first step,
+    :func:`qzhou_eval.runs.launch.prepare`, while the command imports its libraries (a process
+    stands in for those imports, which this one has done already) and plans the run.
+    ``cold``: the server is started by the run itself, as a library call of ``runner.execute``
+    does."""
     from qzhou_eval.config import compose_config
-    from qzhou_eval.runs import runner
+    from qzhou_eval.config.spec import scoring_workers
+    from qzhou_eval.runs import launch, runner
 
     shutil.rmtree(root, ignore_errors=True)
     cfg = compose_config(
@@ -267,12 +293,12 @@ def run(root: Path, device: SimulatedDevice, scale: float, *overrides: str) -> d
             *overrides,
         ],
     )
+    forkserver._forkserver._stop()
+    if scoring_workers(cfg.runtime) and not cold:
+        launch.prepare(cfg)
+        subprocess.run([sys.executable, "-c", "import qzhou_eval.runs.cli"], check=True)
     plan = runner.plan_run(cfg)
     plan.tasks = [cls(scale=scale) for cls in TASKS]
-    # every run starts its scoring processes cold, as a command-line run does: the fork server
-    # an earlier run of this process left (with its imports done) is stopped (a private method,
-    # CPython's own tests use it; multiprocessing has no public one)
-    forkserver._forkserver._stop()
     runner.make_engine = lambda spec, devices: device  # the simulated device, in this process
     busy0 = device.busy
     started = time.monotonic()
@@ -299,10 +325,24 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-sequential-sweep", action="store_true")
     parser.add_argument(
+        "--cold-server",
+        action="store_true",
+        help="start the scoring processes' fork server with each run (runner.execute called "
+        "from Python), not before the command's own imports (qzhou-eval run)",
+    )
+    parser.add_argument(
         "--timeline", action="store_true", help="print each run's device idle stretches"
     )
     args = parser.parse_args()
     import logging
+    import warnings
+
+    # mteb's classification scores on random words: scikit-learn warns of labels never
+    # predicted, in this process and (through the environment they start with) the scoring ones
+    module = "sklearn.metrics._classification"
+    quiet = [os.environ.get("PYTHONWARNINGS"), f"ignore::UserWarning:{module}"]
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, quiet))
+    warnings.filterwarnings("ignore", category=UserWarning, module=module)
 
     logging.getLogger("mteb").setLevel(logging.ERROR)
     import datasets
@@ -342,16 +382,18 @@ def main() -> int:
         if name == "sequential 8 dims" and args.skip_sequential_sweep:
             continue
         device = SimulatedDevice(rate)
-        figures[name] = run(tmp / name.replace(" ", "_"), device, args.scale, *overrides)
+        figures[name] = run(
+            tmp / name.replace(" ", "_"), device, args.scale, *overrides, cold=args.cold_server
+        )
         f = figures[name]
         busy = f"device busy {f['busy']:6.1f} s ({f['busy'] / f['wall']:.2f})"
         line = f"{name:<18} wall {f['wall']:7.1f} s  {busy}"
         if name.startswith("pipeline"):
             # scoring CPU-seconds: what the sequential runner spent outside the encoder
             twin = figures.get(name.replace("pipeline", "sequential"))
-            scoring_cpu = twin["scoring"] if twin else 8 * score_s
-            bound = max(f["busy"], scoring_cpu / args.workers)
-            line += f"  lower bound {bound:6.1f} s (x{f['wall'] / bound:.2f})"
+            if twin:  # (none with --skip-sequential-sweep)
+                bound = max(f["busy"], twin["scoring"] / args.workers)
+                line += f"  lower bound {bound:6.1f} s (x{f['wall'] / bound:.2f})"
         print(line, flush=True)
         if args.timeline:
             print(f"  device idle (start s, seconds): {f['idle']}")

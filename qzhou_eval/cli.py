@@ -53,6 +53,9 @@ def run_app(config_name: str) -> Callable[[], None]:
 
     @hydra_app(config_name)
     def evaluate(cfg: DictConfig) -> None:
+        from qzhou_eval.runs.launch import prepare
+
+        prepare(cfg)  # before the imports below: the scoring processes' imports overlap them
         # Imported here, not at the top: the app's one-line Ctrl-C handling covers these seconds.
         from qzhou_eval.runs.cli import run_from_config
 

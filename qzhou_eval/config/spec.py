@@ -395,17 +395,6 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         )
     # encode=false never starts a device: a CPU node may score what a GPU node encoded
     resolved = tuple(resolve_devices(devices, get("device"))) if encode else ()
-    workers = get("scoring_workers")
-    if workers == "auto":
-        # the cores this job may use, less the main process and tokenization; processes score
-        # from the disk store, so with vectors in memory only (store_dir: null) they cannot
-        workers = default_scoring_workers(usable_cores()) if store_dir else 0
-    workers = _non_negative_int(s, "scoring_workers", workers, also="'auto'")
-    if workers and not store_dir:
-        raise ConfigError(
-            "runtime.scoring_workers needs runtime.store_dir (processes read the vectors from "
-            "the disk store); set runtime.scoring_workers=0 or a store folder"
-        )
     return RuntimeSpec(
         devices=resolved,
         tokens_per_batch=_positive_int(s, "tokens_per_batch", get("tokens_per_batch")),
@@ -418,11 +407,29 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         continue_on_error=bool(get("continue_on_error")),
         store_dir=Path(str(store_dir)).expanduser() if store_dir else None,
         encode=encode,
-        scoring_workers=workers,
+        scoring_workers=scoring_workers(cfg),
         lookahead=None
         if get("lookahead") == "all"
         else _non_negative_int(s, "lookahead", get("lookahead"), also="'all'"),
     )
+
+
+def scoring_workers(cfg: Mapping[str, Any]) -> int:
+    """``runtime.scoring_workers`` of the runtime section ``cfg``, resolved (light: the CLI reads
+    it before the heavy imports, see :func:`qzhou_eval.pipeline.scoring_pool.start_server`)."""
+    s = "runtime"
+    workers, store_dir = setting(cfg, s, "scoring_workers"), setting(cfg, s, "store_dir")
+    if workers == "auto":
+        # the cores this job may use, less the main process and tokenization; processes score
+        # from the disk store, so with vectors in memory only (store_dir: null) they cannot
+        workers = default_scoring_workers(usable_cores()) if store_dir else 0
+    workers = _non_negative_int(s, "scoring_workers", workers, also="'auto'")
+    if workers and not store_dir:
+        raise ConfigError(
+            "runtime.scoring_workers needs runtime.store_dir (processes read the vectors from "
+            "the disk store); set runtime.scoring_workers=0 or a store folder"
+        )
+    return workers
 
 
 def _non_negative_int(section: str, key: str, value: Any, also: str = "") -> int:

@@ -6,8 +6,7 @@
   (:mod:`.scoring_process`: what runs inside one);
 - :mod:`.handoff`: how those processes wait for inputs the devices are still encoding;
 - :mod:`.schedule`: the main process's loop that ties both together.
+
+Importing the package imports none of them: a command starts the scoring processes' fork server
+(:func:`.scoring_pool.start_server`) before its own heavy imports.
 """
-
-from qzhou_eval.pipeline.schedule import coverage_line, run_pipeline
-
-__all__ = ["coverage_line", "run_pipeline"]

@@ -26,15 +26,20 @@ Contract:
 How the processes start: where the platform has it, from multiprocessing's fork server, which
 imports :mod:`.scoring_process` (torch, mteb, sentence-transformers: about 10 CPU-seconds) once
 and forks every scoring process from there; spawned processes would each import it again, on
-the cores the tokenizer and the other processes need. The server lives as long as the main
-process, for every later pool. A later run in the same process whose environment differs in a
-variable those libraries read as they are imported spawns its processes instead.
+the cores the tokenizer and the other processes need. :func:`start_server` starts the server
+without waiting for its imports: the run command calls it before its own imports, so that both
+import at once and the first scoring process can be forked as soon as the run wants it. The
+server ignores Ctrl-C (the main process stops the run; the server exits with it, once its
+imports are done if it is still importing) and lives as long as the main process, for every
+later pool. A later run in the same process whose environment differs in a variable those
+libraries read as they are imported spawns its processes instead.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import multiprocessing.forkserver
 import os
 import pickle
 import queue
@@ -114,6 +119,27 @@ def start_method() -> str:
     return "forkserver" if environment == _server_environment else "spawn"
 
 
+def start_server() -> bool:
+    """Start the fork server now and return at once (its imports take seconds; the first
+    scoring process is forked once they are done); False where processes will be spawned.
+    Idempotent. Call it from the main thread: the server then ignores Ctrl-C from its start
+    (a signal ignored across exec stays ignored, and Python installs no KeyboardInterrupt
+    handler for it), rather than printing a KeyboardInterrupt traceback from its imports."""
+    if start_method() != "forkserver":
+        return False
+    mp.get_context("forkserver").set_forkserver_preload([PROCESS_MODULE])
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+    try:
+        # in the module's __all__, not in the docs: the server is otherwise started by the
+        # first process, which waits for its imports
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if in_main_thread:  # (None: a handler not set from Python, which it cannot restore)
+            signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+    return True
+
+
 _STOP = object()
 
 
@@ -122,11 +148,8 @@ class ScoringPool:
 
     def __init__(self, workers: int, plan: RunPlan) -> None:
         self.workers = workers
-        method = start_method()
-        self._context = mp.get_context(method)
-        self._forked = method == "forkserver"
-        if self._forked:
-            self._context.set_forkserver_preload([PROCESS_MODULE])
+        self._forked = start_server()
+        self._context = mp.get_context("forkserver" if self._forked else "spawn")
         self.handoff = Handoff(self._context, [t.metadata.name for t in plan.tasks])
         # pickled now, while no task's data are loaded (the processes start later)
         payload = pickle.dumps((plan, max(1, usable_cores() // workers), dict(os.environ)))

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from omegaconf import DictConfig
 
-from qzhou_eval.pipeline import coverage_line
+from qzhou_eval.pipeline.schedule import coverage_line
 from qzhou_eval.progress import stderr_is_terminal
 from qzhou_eval.report import render_run_summary
 from qzhou_eval.runs.runner import RunOutcome, execute, plan_run
 
 
 def run_from_config(cfg: DictConfig) -> int:
-    """Plan (validate everything), execute, print the tables; return the exit code."""
-    # The tokenizer's own threads (Rust, outside the GIL) unless the user chose: one core
-    # tokenizes about what 6-9 GPUs consume. Device workers are spawned and scoring processes
-    # forked from a server that never tokenizes, so the tokenizers library's fork warning does not
-    # apply.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    """Plan (validate everything), execute, print the tables; return the exit code (after
+    :func:`qzhou_eval.runs.launch.prepare`)."""
     logging.getLogger("mteb").setLevel(logging.WARNING)
     # the libraries' bars only on a terminal (in a log they are carriage-return noise; the
     # encoder prints plain periodic lines there instead)

@@ -276,7 +276,7 @@ def _evaluate(
     records = task_records(plan, folder)  # a refused run writes nothing
     outcome = RunOutcome(plan)
     if plan.runtime.scoring_workers and not plan.read_only:
-        from qzhou_eval.pipeline import run_pipeline
+        from qzhou_eval.pipeline.schedule import run_pipeline
 
         run_pipeline(plan, records, encoders, outcome)
     else:

@@ -161,7 +161,7 @@ def test_scoring_from_the_store_never_loads_the_model(tmp_path, minilm_demo):
     assert not (folder / "qzhou_eval_records" / "DemoEngClustering.yaml").exists()
 
 
-def _start(tmp_path: Path, store: Path) -> subprocess.Popen:
+def _start(tmp_path: Path, store: Path, start_new_session: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -178,6 +178,7 @@ def _start(tmp_path: Path, store: Path) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=start_new_session,
     )
 
 
@@ -251,6 +252,32 @@ def test_ctrl_c_stops_the_scoring_processes(tmp_path, minilm_demo):
             time.sleep(0.1)
         assert not [w for w in workers if alive(w)], "a scoring process outlived Ctrl-C"
         _whole_results(tmp_path / "results", temp_files=True)  # processes were killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_ctrl_c_while_the_fork_server_imports_prints_one_line(tmp_path, minilm_demo):
+    # A terminal's Ctrl-C reaches the whole process group, the fork server too, which the run
+    # command starts first (its imports take seconds): it ignores the signal, prints nothing,
+    # and exits once its imports are done.
+    proc = _start(tmp_path, minilm_demo / "store", start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (servers := fork_servers(proc.pid)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        assert not forked_children(proc.pid)  # still importing
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+        err = proc.stderr.read()
+        assert proc.returncode == 130, err[-2000:]
+        assert err.strip().startswith("interrupted:") and len(err.strip().splitlines()) == 1, err
+        deadline = time.monotonic() + 60
+        while any(alive(s) for s in servers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [s for s in servers if alive(s)], "the fork server outlived its imports"
+        assert not any((tmp_path / "results").rglob("Demo*.json"))
     finally:
         if proc.poll() is None:
             proc.kill()
