@@ -99,10 +99,11 @@ def _derive(task: AbsTask) -> Expected | None:
         """``chunk``: mteb encodes these ``chunk`` at a time, one call each (0: in one call)."""
         asked = out.setdefault(prompt_type, Asked([], []))
         flat = _flat_texts(texts)
-        for start in range(0, len(flat), chunk or max(1, len(flat))):
+        size = chunk or max(1, len(flat))
+        for start in range(0, len(flat), size):
             if asked.texts:
                 asked.breaks.append(len(asked.texts))
-            asked.texts.extend(flat[start : start + (chunk or len(flat))])
+            asked.texts.extend(flat[start : start + size])
 
     # mteb.evaluate runs split by split, and each split subset by subset
     for split in task.eval_splits:
