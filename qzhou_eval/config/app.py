@@ -308,9 +308,11 @@ _REDELIVER_AFTER_S = 0.05
 
 
 def _in_finalizer(frame: FrameType | None) -> bool:
-    """Whether ``frame`` runs inside a ``__del__``, where Python swallows what is raised."""
+    """Whether ``frame`` runs inside a ``__del__`` or in the import machinery, whose module
+    locks are dropped by weakref callbacks: Python swallows what is raised in either."""
     while frame is not None:
-        if frame.f_code.co_name == "__del__":
+        code = frame.f_code
+        if code.co_name == "__del__" or code.co_filename.startswith("<frozen importlib"):
             return True
         frame = frame.f_back
     return False

@@ -15,10 +15,13 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from functools import partial
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -116,22 +119,34 @@ class _Chunk:
 class _StoreWriter:
     """Hands vectors to the store from one background thread, in order."""
 
-    def __init__(
-        self, store: VectorStore, side: str, on_stored: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, store: VectorStore, on_stored: Callable[[], None] | None = None) -> None:
         self.store = store
-        self.side = side
         self.on_stored = on_stored
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qzhou-eval-store")
         self._last: Future | None = None
+        self._lock = threading.Lock()
 
-    def submit(self, texts: list[str], vectors: np.ndarray) -> None:
-        if self._last is not None and self._last.done():
-            self._last.result()  # a failed write stops the run at the next flush
-        self._last = self._pool.submit(self._write, texts, vectors)
+    def submit(self, side: str, texts: list[str], vectors: np.ndarray) -> None:
+        self._enqueue(self._write, side, texts, vectors)
 
-    def _write(self, texts: list[str], vectors: np.ndarray) -> None:
-        self.store.put_many(self.side, texts, vectors)
+    def then(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` in the writer's thread once every write submitted before is done."""
+        self._enqueue(fn)
+
+    def _enqueue(self, fn: Callable[..., None], *args: object) -> None:
+        with self._lock:  # the stream's threads both enqueue
+            if self._last is not None and self._last.done():
+                self._last.result()  # a failed write stops the run at the next flush
+            self._last = self._pool.submit(self._after_last, self._last, fn, *args)
+
+    @staticmethod
+    def _after_last(last: Future | None, fn: Callable[..., None], *args: object) -> None:
+        if last is not None:
+            last.result()  # nothing after a failed write
+        fn(*args)
+
+    def _write(self, side: str, texts: list[str], vectors: np.ndarray) -> None:
+        self.store.put_many(side, texts, vectors)
         if self.on_stored is not None:
             self.on_stored()
 
@@ -140,6 +155,57 @@ class _StoreWriter:
         self._pool.shutdown(wait=True)
         if self._last is not None:
             self._last.result()
+
+
+class FillRequest(NamedTuple):
+    """Inputs of one side to encode into the store (see :meth:`Embedder.fill_all`)."""
+
+    inputs: Sequence[str]
+    side: str
+    desc: str = "encode"
+    spans: Sequence[tuple[int, int]] | None = None
+    breaks: Sequence[int] = ()
+    # called with how many inputs were encoded, once all of them are in the store
+    done: Callable[[int], None] | None = None
+
+
+class Stopped(Exception):
+    """A stream was stopped from another thread (see :meth:`Embedder.fill_all`)."""
+
+
+class _Chunked:
+    """One call's texts on their way through the model: the chunks cut so far and their batches
+    not back yet. The producer (the engine's feeding thread) writes what it creates before it
+    hands a batch over; the consumer (the caller's thread) then owns the counts."""
+
+    def __init__(
+        self,
+        texts: list[str],
+        side: str,
+        desc: str,
+        spans: Sequence[tuple[int, int]] | None,
+        breaks: Sequence[int],
+        keep: bool,
+        done: Callable[[int], None] | None,
+    ) -> None:
+        self.texts, self.side, self.desc, self.spans = texts, side, desc, spans
+        self.breaks, self.keep, self.done = breaks, keep, done
+        self.out: np.ndarray | None = None
+        # batches not handed to the store yet (copies: an engine may reuse its output buffer)
+        self.pending: list[tuple[list[int], np.ndarray]] = []
+        self.cut = 0  # chunks cut into batches (by the producer)
+        self.chunks: int | None = None  # all of them: set by the producer with the last one
+        self.chunks_done = 0  # chunks whose vectors are all back (by the consumer)
+        self.bar: Any = None
+        self.complete = False  # all of it stored or on its way (set once, under a lock)
+        self.closing = contextlib.ExitStack()  # its progress bar, closed when it is done
+
+
+class _Cut(NamedTuple):
+    call: _Chunked
+    end: int  # where the chunk ends in the call's texts
+    rows: list[int]  # the batch's rows in the call's texts
+    left: list[int]  # [batches of the chunk not back yet], shared by its batches
 
 
 class MissingInputs(Exception):
@@ -271,28 +337,54 @@ class Embedder:
         breaks: Sequence[int] = (),
     ) -> int:
         """Encode into the store the distinct ``inputs`` it lacks, in one pass, and return how
-        many: the look-ahead's call. Neither reads the stored vectors nor holds the new ones
-        (they go to the store as they come), so one call may cover a whole corpus.
+        many: :meth:`fill_all` for one request."""
+        encoded: list[int] = []
+        self.fill_all([FillRequest(inputs, side, desc, spans, breaks, encoded.append)])
+        return encoded[0]
+
+    def fill_all(
+        self, requests: Iterable[FillRequest], stop: threading.Event | None = None
+    ) -> None:
+        """Encode into the store what each request's distinct inputs lack, the requests one
+        after the other in one stream of batches: the next request's first chunk is tokenized
+        and queued while the devices finish the last one's, so a stream of requests (a run's
+        look-ahead, task after task) never leaves the devices idle between them. ``requests``
+        may be lazy and block (the stream then waits, and hands back all it has first); each
+        request's ``done`` is called once all its vectors are stored. Neither reads the stored
+        vectors nor holds the new ones, so one request may cover a whole corpus.
 
         ``breaks`` (sorted): positions in ``inputs`` where one of mteb's encode calls ends and
         the next begins (a retrieval corpus's chunks). Inputs are encoded in order, in
         length-sorted chunks that never span a break, and each call's last vectors go to the
         store as its last chunk ends: a scoring process waiting for that call goes on then,
-        not once the chunk around the break is done."""
+        not once the chunk around the break is done.
+
+        ``stop``: set from another thread to end the stream at the next batch (raises
+        :class:`Stopped`, after storing what was computed)."""
+        on_the_way: set[tuple[str, str]] = set()  # (side, input) taken, not stored yet
+        calls = (self._fill_call(r, on_the_way) for r in requests)
+        self._stream(calls, stop, on_the_way)
+
+    def _fill_call(self, request: FillRequest, on_the_way: set[tuple[str, str]]) -> _Chunked:
+        """A request as a call of the stream: the distinct inputs the store lacks, in order,
+        less those an earlier call of the stream is encoding (stored before this one is
+        reported: calls are reported in order)."""
+        inputs, side, desc, spans, breaks, done = request
         first: dict[str, int] = {}  # input -> where it first occurs
         for i, x in enumerate(inputs):
             first.setdefault(x, i)
         unique = list(first)
+        # on the way first: one leaves that set only once it is stored
+        fresh = [x for x in unique if (side, x) not in on_the_way]
         todo = [
-            x for x, has in zip(unique, self.store.has_many(side, unique), strict=True) if not has
+            x for x, has in zip(fresh, self.store.has_many(side, fresh), strict=True) if not has
         ]
+        on_the_way.update((side, x) for x in todo)
         self.stored_inputs += len(unique) - len(todo)
-        if todo:
-            todo_spans = [spans[first[x]] for x in todo] if spans is not None else None
-            calls = [bisect.bisect_right(breaks, first[x]) for x in todo]  # nondecreasing
-            cuts = [i for i in range(1, len(todo)) if calls[i] != calls[i - 1]]
-            self._run_model(todo, side, desc, todo_spans, keep=False, breaks=cuts)
-        return len(todo)
+        todo_spans = [spans[first[x]] for x in todo] if spans is not None else None
+        calls = [bisect.bisect_right(breaks, first[x]) for x in todo]  # nondecreasing
+        cuts = [i for i in range(1, len(todo)) if calls[i] != calls[i - 1]]
+        return _Chunked(todo, side, desc, todo_spans, cuts, keep=False, done=done)
 
     def _batches(self, lengths: np.ndarray) -> list[list[int]]:
         if self.engine.packing:
@@ -307,71 +399,173 @@ class Embedder:
         side: str,
         desc: str,
         spans: Sequence[tuple[int, int]] | None = None,
-        keep: bool = True,
-        breaks: Sequence[int] = (),
-    ) -> np.ndarray | None:
-        """The vectors of ``texts``, also handed to the store; ``keep=False``: only stored.
-        ``breaks``: see :meth:`fill`."""
-        started = time.perf_counter()
+    ) -> np.ndarray:
+        """The vectors of ``texts`` (distinct), also handed to the store."""
+        call = _Chunked(texts, side, desc, spans, (), keep=True, done=None)
+        self._stream([call])
+        assert call.out is not None
+        return call.out
+
+    def _stream(
+        self,
+        calls: Iterable[_Chunked],
+        stop: threading.Event | None = None,
+        on_the_way: set[tuple[str, str]] | None = None,
+    ) -> None:
+        """Every call's texts through the model in one engine stream (see :meth:`fill_all`).
+
+        Three threads: the tokenizer runs one chunk ahead (:func:`prefetch`), the engine's
+        feeding thread cuts each chunk into length-sorted batches as it needs them, and this
+        one takes the vectors back, keeps them (``keep``) and hands them to the store: every
+        ``flush_every`` inputs, at each break, and at the end of each call, after which the
+        call's ``done`` runs in the store's writer thread. Calls are reported in the order they
+        came, a call with nothing to encode too (after what is on its way); the model is loaded
+        (in this thread) by the first call that has something. ``on_the_way``: the (side, input)
+        pairs of :meth:`fill_all`'s calls not stored yet, each removed once it is."""
+        started = last_done = time.perf_counter()
+        waited = 0.0  # seconds with no call underway, waiting for the next: not model time
+        taken, finished = [0], [0]  # calls taken (the tokenizer's count) and done (this thread's)
+        remaining = iter(calls)
+        writer: _StoreWriter | None = None
+        unreported: deque[_Chunked] = deque()  # calls taken, in order, not reported yet
+        reporting = threading.Lock()
+
+        def report(call: _Chunked) -> None:
+            """``call`` is all stored (or on its way to the store): report it, and every call
+            after it that is, once those before it are (from either thread)."""
+            with reporting:
+                call.complete = True
+                if not call.texts:  # nothing to encode: in line all the same
+                    unreported.append(call)
+                ready = []
+                while unreported and unreported[0].complete:
+                    ready.append(unreported.popleft())
+                for c in ready:
+                    if c.done is None:
+                        continue
+                    if writer is None:  # nothing written by this stream yet
+                        c.done(len(c.texts))
+                    else:  # after the writes before it
+                        writer.then(partial(c.done, len(c.texts)))
+
+        def next_call() -> _Chunked | None:
+            nonlocal waited
+            while True:
+                asked = time.perf_counter()
+                call = next(remaining, None)
+                if taken[0] == finished[0]:
+                    waited += time.perf_counter() - max(asked, last_done)
+                if call is None:
+                    return None
+                if call.texts:
+                    with reporting:
+                        unreported.append(call)
+                    taken[0] += 1
+                    return call
+                report(call)  # everything stored, or on its way
+
+        first = next_call()
+        if first is None:
+            return
         engine = self.engine
-        bounds = chunk_bounds(len(texts), FIRST_CHUNK, self.chunk_size, breaks)
-        flush_at = set(breaks)
+        writer = _StoreWriter(self.store, self.on_stored)
+        assert writer is not None  # (for the type checker: report reads it from a closure)
+        cuts: dict[int, _Cut] = {}  # batch number in the stream -> where its vectors go
 
-        def tokenize(bound: tuple[int, int]) -> _Chunk:
-            start, stop = bound
-            part_spans = spans[start:stop] if spans is not None else None
-            return _Chunk(start, engine.tokenize(texts[start:stop], part_spans))
+        def chunks() -> Iterator[tuple[_Chunked, _Chunk, bool]]:
+            """The tokenizer's thread."""
+            call = first
+            while call is not None:
+                bounds = chunk_bounds(len(call.texts), FIRST_CHUNK, self.chunk_size, call.breaks)
+                for k, (begin, end) in enumerate(bounds):
+                    part = call.spans[begin:end] if call.spans is not None else None
+                    ids = engine.tokenize(call.texts[begin:end], part)
+                    yield call, _Chunk(begin, ids), k == len(bounds) - 1
+                call = next_call()
 
-        out: np.ndarray | None = None
-        # batches not handed to the store yet (copies: an engine may reuse its output buffer)
-        pending: list[tuple[list[int], np.ndarray]] = []
+        def batches(tokenized: Iterator[tuple[_Chunked, _Chunk, bool]]) -> Iterator[TokenBatch]:
+            """The engine's feeding thread: each chunk cut into batches as they are needed."""
+            number = 0
+            for call, chunk, last in tokenized:
+                rows = self._batches(chunk.lengths)
+                payload = [chunk.batch(r) for r in rows]
+                self.real_tokens += sum(b.real_tokens for b in payload)
+                self.padded_tokens += sum(
+                    b.real_tokens if engine.packing else b.padded_tokens for b in payload
+                )
+                left = [len(rows)]
+                end = chunk.start + len(chunk.lengths)
+                for r in rows:  # registered before the engine can hand back their vectors
+                    cuts[number] = _Cut(call, end, [chunk.start + i for i in r], left)
+                    number += 1
+                call.cut += 1
+                if last:
+                    call.chunks = call.cut
+                yield from payload
 
-        writer = _StoreWriter(self.store, side, self.on_stored)
+        def flush(call: _Chunked) -> None:
+            if call.pending:
+                rows = [i for batch_rows, _ in call.pending for i in batch_rows]
+                vectors = np.concatenate([v for _, v in call.pending])
+                texts = [call.texts[i] for i in rows]
+                writer.submit(call.side, texts, vectors)
+                if on_the_way is not None:
+                    writer.then(
+                        partial(on_the_way.difference_update, [(call.side, t) for t in texts])
+                    )
+                call.pending.clear()
 
-        def flush() -> None:
-            if pending:
-                rows = [i for batch_rows, _ in pending for i in batch_rows]
-                vectors = np.concatenate([v for _, v in pending])
-                writer.submit([texts[i] for i in rows], vectors)
-                pending.clear()
+        underway: dict[int, _Chunked] = {}  # calls with vectors back, not done yet
+
+        def take(number: int, vectors: np.ndarray) -> None:
+            nonlocal last_done
+            call, end, rows, left = cuts.pop(number)
+            if id(call) not in underway:
+                underway[id(call)] = call
+                call.bar = call.closing.enter_context(
+                    progress(len(call.texts), call.desc, self.progress)
+                )
+            if call.keep:
+                if call.out is None:
+                    call.out = np.empty((len(call.texts), vectors.shape[1]), np.float32)
+                call.out[rows] = vectors
+            call.pending.append((rows, vectors.astype(np.float32, copy=True)))
+            if sum(len(r) for r, _ in call.pending) >= self.flush_every:
+                flush(call)
+            call.bar.update(len(rows))
+            left[0] -= 1
+            if left[0]:
+                return
+            call.chunks_done += 1
+            if call.chunks_done == call.chunks:  # the whole call is back
+                flush(call)
+                call.closing.close()
+                del underway[id(call)]
+                self.encoded_inputs += len(call.texts)
+                last_done = time.perf_counter()
+                finished[0] += 1
+                report(call)
+            elif end in call.breaks:
+                flush(call)  # one of mteb's encode calls is all done
 
         try:
-            with (
-                progress(len(texts), desc, self.progress) as bar,
-                prefetch(map(tokenize, bounds), depth=1) as chunks,
-            ):
-                for chunk in chunks:
-                    batches = self._batches(chunk.lengths)
-                    payload = [chunk.batch(b) for b in batches]
-                    self.real_tokens += sum(b.real_tokens for b in payload)
-                    self.padded_tokens += sum(
-                        b.real_tokens if engine.packing else b.padded_tokens for b in payload
-                    )
-                    for number, vectors in engine.run(payload):
-                        rows = [chunk.start + i for i in batches[number]]
-                        if keep:
-                            if out is None:
-                                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-                            out[rows] = vectors
-                        pending.append((rows, vectors.astype(np.float32, copy=True)))
-                        if sum(len(r) for r, _ in pending) >= self.flush_every:
-                            flush()
-                        bar.update(len(rows))
-                    if chunk.start + len(chunk.lengths) in flush_at:
-                        flush()  # one of mteb's encode calls is all done
+            with prefetch(chunks(), depth=1) as tokenized:
+                for number, vectors in engine.run(batches(tokenized)):
+                    take(number, vectors)
+                    if stop is not None and stop.is_set():
+                        raise Stopped
         except BaseException as e:
             # Ctrl-C, a failed worker: store what was computed, so a rerun resumes from there
             # (not after a failed write: a full store cannot take more).
             if not isinstance(e, WriteError):
-                with contextlib.suppress(Exception):
-                    flush()
+                for call in underway.values():
+                    with contextlib.suppress(Exception):
+                        flush(call)
             with contextlib.suppress(Exception):
                 writer.finish()
+            for call in underway.values():
+                call.closing.close()
             raise
         finally:
-            self.model_seconds += time.perf_counter() - started
-        flush()
+            self.model_seconds += time.perf_counter() - started - waited
         writer.finish()
-        assert out is not None or not keep
-        self.encoded_inputs += len(texts)
-        return out

@@ -32,7 +32,7 @@ import pickle
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,9 @@ from qzhou_eval.models.inputs import TokenBatch
 logger = logging.getLogger(__name__)
 
 _POLL_SECONDS = lifeline.POLL_SECONDS
+# Batches of a call queued or running per worker: enough that a worker always finds its next
+# one queued (its device loop prefetches two), few enough to hold little memory.
+IN_FLIGHT_PER_WORKER = 4
 
 
 BackboneFactory = Callable[[ModelSpec, str], Any]
@@ -154,6 +157,7 @@ class WorkerPool:
         self._call = 0
         self._forwards = [0] * len(self.devices)
         self.output_dim: int | None = None
+        self._starting = threading.Lock()
 
     @property
     def started(self) -> bool:
@@ -164,8 +168,12 @@ class WorkerPool:
         return sum(self._forwards)
 
     def start(self) -> None:
-        if self._procs:
-            return
+        """Start the workers (once; the embedder's tokenizer and its caller may both ask)."""
+        with self._starting:
+            if not self._procs:
+                self._start()
+
+    def _start(self) -> None:
         ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
         if mp.get_start_method(allow_none=True) not in (None, "spawn", "fork", "forkserver"):
             # Inside a joblib (loky) job the global start method is "loky", which a spawned
@@ -196,28 +204,62 @@ class WorkerPool:
         atexit.register(self.close)
         logger.info("started %d worker(s) on %s", len(self._procs), ", ".join(self.devices))
 
-    def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
-        """Vectors of each batch as ``(batch number, vectors)``, in completion order."""
+    def run(self, batches: Iterable[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
+        """Vectors of each batch as ``(batch number, vectors)``, in completion order.
+
+        ``batches`` may be lazy: a thread of this call takes them as the workers need them, up
+        to ``IN_FLIGHT_PER_WORKER`` per worker queued or running, so a long stream never
+        drains the devices between its parts and holds only a few batches at a time."""
         self.start()
         self._call += 1
         call = self._call
-        for number, batch in enumerate(batches):
-            self._tasks.put((call, number, batch))
-        left = len(batches)
-        while left:
-            message = self._next()
-            kind, index = message[0], message[1]
-            if kind == "done":
-                _, _, msg_call, number, vectors, forwards = message
-                self._forwards[index] = forwards
-                if msg_call != call:  # left over from an abandoned call
-                    continue
-                left -= 1
-                yield number, vectors
-            elif kind == "ready":
-                self.output_dim = message[2]
-            else:
-                raise DeviceError(f"{self.worker_name(index)} failed: {message[2]}")
+        slots = threading.Semaphore(IN_FLIGHT_PER_WORKER * len(self.devices))
+        stop = threading.Event()
+        fed = [0]  # batches queued so far
+        ended: list[BaseException | None] = []  # [error or None] once the feeding ends
+
+        def feed() -> None:
+            error: BaseException | None = None
+            try:
+                for number, batch in enumerate(batches):
+                    while not slots.acquire(timeout=_POLL_SECONDS):
+                        if stop.is_set():
+                            return
+                    if stop.is_set():
+                        return
+                    self._tasks.put((call, number, batch))
+                    fed[0] = number + 1
+            except BaseException as e:  # raised in the caller's thread
+                error = e
+            finally:
+                ended.append(error)
+                with contextlib.suppress(Exception):
+                    self._results.put(("fed", -1))  # wakes the caller if it waits
+
+        feeder = threading.Thread(target=feed, name="qzhou-eval-pool-feed", daemon=True)
+        feeder.start()
+        received = 0
+        try:
+            while not (ended and received == fed[0]):
+                message = self._next()
+                kind, index = message[0], message[1]
+                if kind == "done":
+                    _, _, msg_call, number, vectors, forwards = message
+                    self._forwards[index] = forwards
+                    if msg_call != call:  # left over from an abandoned call
+                        continue
+                    received += 1
+                    slots.release()
+                    yield number, vectors
+                elif kind == "ready":
+                    self.output_dim = message[2]
+                elif kind != "fed":
+                    raise DeviceError(f"{self.worker_name(index)} failed: {message[2]}")
+            if ended[0] is not None:
+                raise ended[0]
+        finally:
+            # not joined: it may wait on a lazy source that ends only once our caller goes on
+            stop.set()
 
     def worker_name(self, index: int) -> str:
         """``the worker on cuda:3``; where a device is listed twice (``[cpu,cpu]``) also its

@@ -1,15 +1,18 @@
 """The main process of a pipelined run: the devices encode ahead while processes score.
 
 For each task, in the order of :mod:`.order` (the longest scoring tail first), the main process
-hands the task's evaluations, one per output size, to the scoring processes (:mod:`.scoring_pool`),
-derives the model inputs the task will ask for (:mod:`.lookahead`) and encodes those the store lacks
-(the devices work), in the order mteb asks for them. The scoring processes load the task meanwhile
-and read the vectors from the store as they are stored (:mod:`.handoff`): a retrieval task scores
-its first corpus chunks while the devices encode the next. The main process then goes on to the next
-task's inputs, at most ``runtime.lookahead`` tasks ahead of the oldest task still being scored
-(``all``, the default: no bound; 0: a task is encoded only once every earlier task is scored). What
-a scoring process finds missing (the look-ahead's misses) comes back to the main process, which
-encodes it and submits the job again: the look-ahead is a hint; scores never depend on it.
+derives the model inputs the task will ask for (:mod:`.lookahead`, in a thread while the task
+before is encoded) and puts them into the devices' one stream (:mod:`.feed`), which encodes those
+the store lacks in the order mteb asks for them. Once the stream takes the task, its evaluations,
+one per output size, go to the scoring processes (:mod:`.scoring_pool`), which load the task and
+read the vectors as they are stored (:mod:`.handoff`): a retrieval task scores its first corpus
+chunks while the devices encode the next. The main process then puts the next task, so that its
+first chunk is tokenized while the devices finish this one, at most ``runtime.lookahead`` tasks
+ahead of the oldest task still being scored (``all``, the default: no bound; 0: a task is encoded
+only once every earlier task is scored). The first two tasks are derived at once and the one ready
+first goes first. What a scoring process finds missing (the look-ahead's misses) comes back to the
+main process, which puts it into the stream and submits the job again once it is stored: the
+look-ahead is a hint; scores never depend on it.
 
 Records are claimed by the main process before a job is submitted and released when the job
 fails, exactly as in a sequential run; the first failure stops the run (the pool is killed,
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from qzhou_eval import atomic
 from qzhou_eval.encoder.embedder import MissingInputs
 from qzhou_eval.errors import one_line
+from qzhou_eval.pipeline.feed import EncodeFeed
 from qzhou_eval.pipeline.lookahead import Inputs, model_inputs
 from qzhou_eval.pipeline.order import encode_order
 from qzhou_eval.pipeline.scoring_pool import Job, JobDone, ScoringPool, ScoringProcessDied
@@ -49,6 +53,8 @@ T = TypeVar("T")
 # Rounds of encoding what a scoring process missed, per job: each round is one encode call of
 # mteb's that the look-ahead did not foresee (retrieval: queries, then corpus chunks).
 MAX_ATTEMPTS = 50
+# After an error or Ctrl-C, how long the encoding stream may take to store what it computed.
+STOP_SECONDS = 60.0
 
 
 def run_pipeline(
@@ -62,6 +68,8 @@ def run_pipeline(
     embedder = encoders.embedder
     pool = ScoringPool(runtime.scoring_workers, plan)
     embedder.on_stored = pool.handoff.stored  # waiting scoring processes look again
+    feed = EncodeFeed(embedder) if runtime.encode else None  # the devices' one stream
+    encoding: dict[Future[None], str | Job] = {}  # a task's look-ahead, or a job's misses
     inflight: dict[Future[JobDone], Job] = {}
     unfinished: dict[str, int] = {}  # task -> its jobs not done yet
     started: dict[str, float] = {}  # task -> when its turn came
@@ -90,11 +98,24 @@ def run_pipeline(
         if not unfinished[job.task]:  # from its look-ahead to its last evaluation
             outcome.task_seconds[job.task] = time.monotonic() - started[job.task]
 
-    def settle(block: bool) -> None:
-        if not inflight:
+    def settle(block: bool, until: Future[None] | None = None) -> None:
+        """Take what is done of the jobs and encodings; ``block``: wait for one of them, or
+        for ``until``."""
+        waiting = [*inflight, *encoding, *([until] if until is not None else [])]
+        if not waiting:
             return
-        done, _ = wait(list(inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        done, _ = wait(waiting, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in done:
+            if future in encoding:
+                after = encoding.pop(future)
+                future.result()  # the stream failed: the run stops
+                if isinstance(after, Job):
+                    submit(after)  # what it missed is stored: again
+                else:
+                    pool.handoff.finished(after)  # the task's look-ahead is all stored
+                continue
+            if future not in inflight:  # ``until``
+                continue
             job = inflight.pop(future)
             try:
                 result = future.result()
@@ -112,8 +133,9 @@ def run_pipeline(
                         f"{job.task}: {len(e.inputs)} input(s) still missing from the embedding "
                         f"store after {job.attempt} rounds of encoding them"
                     ) from None
-                embedder.embed(e.inputs, e.side, desc=f"{job.task} [{e.side}]", spans=e.spans)
-                submit(Job(job.task, job.point, job.attempt + 1))
+                assert feed is not None
+                missing = feed.put_missing(job.task, e.side, e.inputs, e.spans)
+                encoding[missing] = Job(job.task, job.point, job.attempt + 1)
                 continue
             except Exception as e:
                 finish(job, e)
@@ -131,11 +153,15 @@ def run_pipeline(
     derived: dict[int, Future[Inputs | None]] = {}  # task position -> its derived inputs
 
     def derive(i: int) -> None:  # in a thread, while the devices encode the task before
-        if runtime.encode and i < len(order):
+        if runtime.encode and i < len(order) and i not in derived:
             derived[i] = in_background(inputs_ahead, plan, order[i], records)
 
     try:
         derive(0)
+        derive(1)
+        if quicker_second(derived):  # the devices (and the model's loading) start sooner
+            order[0], order[1] = order[1], order[0]
+            derived[0], derived[1] = derived[1], derived[0]
         for i, task in enumerate(order):
             name = task.metadata.name
             while (
@@ -143,26 +169,43 @@ def run_pipeline(
                 and sum(1 for n in unfinished.values() if n) > runtime.lookahead
             ):
                 settle(block=True)
+            wanted = derived.pop(i).result() if runtime.encode else None
+            derive(i + 1)
+            if feed is not None and wanted:
+                encoding[feed.put(name, wanted)] = name  # its handoff ends once stored
+                while not feed.ready.done():  # its encoding starts: the next may follow
+                    settle(block=True, until=feed.ready)
+            else:
+                pool.handoff.finished(name)  # before anything can block on the task's jobs
             started[name] = time.monotonic()
             unfinished[name] = len(plan.points)
             for point in plan.points:  # its processes load its data and wait for its inputs
                 submit(Job(name, point))
-            wanted = derived.pop(i).result() if runtime.encode else None
-            derive(i + 1)
-            if wanted:
-                encode_inputs(name, wanted, encoders)
-            pool.handoff.finished(name)  # before anything can block on the task's jobs
             settle(block=False)
-        while inflight:
+        while inflight or encoding:
             settle(block=True)
     except BaseException as e:
         pool.close(force=True)
+        if feed is not None:
+            feed.close(force=True, timeout=STOP_SECONDS)
         for claim in claims.values():
             claim.__exit__(type(e), e, e.__traceback__)
         raise
     finally:
         embedder.on_stored = None
+    if feed is not None:
+        feed.close()
     pool.close()
+
+
+def quicker_second(derived: dict[int, Future[Inputs | None]]) -> bool:
+    """Whether the second task's inputs are derived before the first's (both are derived at
+    once at the start): then it is encoded first, while the first is derived, instead of the
+    devices waiting for that. Only the first two swap: the order after them stands."""
+    if 1 not in derived:
+        return False
+    wait([derived[0], derived[1]], return_when=FIRST_COMPLETED)
+    return derived[1].done() and not derived[0].done()
 
 
 def died(job: Job) -> ScoringProcessDied:
@@ -188,13 +231,6 @@ def inputs_ahead(
     if wanted is None:
         logger.info("look-ahead: %s (%s) not derived, encoded on demand", name, task.metadata.type)
     return wanted
-
-
-def encode_inputs(name: str, wanted: Inputs, encoders: Encoders) -> None:
-    """Encode into the store the inputs of task ``name`` that it lacks (the embedder skips the
-    stored ones)."""
-    for side, (inputs, spans, breaks) in wanted.items():
-        encoders.embedder.fill(inputs, side, desc=f"{name} [{side}]", spans=spans, breaks=breaks)
 
 
 def in_background(fn: Callable[..., T], *args: Any) -> Future[T]:

@@ -270,3 +270,27 @@ def test_read_only_folder(tmp_path, monkeypatch):
         ConfigError, match=rf"^runtime\.results_dir={tmp_path} is not writable: Read-only file"
     ):
         check_writable_folder("runtime.results_dir", tmp_path)
+
+
+def test_a_signal_inside_the_import_machinery_is_delivered_again():
+    # importlib drops its module locks in weakref callbacks, where Python swallows what is
+    # raised (a pipelined run imports in its threads while the main thread waits)
+    import importlib
+
+    frames = []
+
+    class Finder:
+        def find_spec(self, name, path, target=None):
+            if name == "qzhou_eval_no_such_module":
+                frames.append(sys._getframe())
+            return None
+
+    finder = Finder()
+    sys.meta_path.insert(0, finder)
+    try:
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module("qzhou_eval_no_such_module")
+    finally:
+        sys.meta_path.remove(finder)
+    assert app._in_finalizer(frames[0])
+    assert not app._in_finalizer(sys._getframe())

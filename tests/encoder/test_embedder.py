@@ -3,12 +3,14 @@ as it comes, without reading stored vectors back."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import pytest
 
 from qzhou_eval.encoder import embedder as embedder_module
-from qzhou_eval.encoder.embedder import Embedder, MemoryStore
+from qzhou_eval.encoder.embedder import Embedder, FillRequest, MemoryStore, Stopped
 from qzhou_eval.models.inputs import TokenBatch
 
 
@@ -105,3 +107,71 @@ def test_fill_stores_each_of_mteb_calls_as_its_last_chunk_ends(monkeypatch):
     todo = [t for t in texts if t not in texts[5:8]]
     assert written == set(todo)
     assert set(todo[: 12 - 3]) in prefixes and set(todo[: 25 - 3]) in prefixes
+
+
+class CountingRuns(ReusingEngine):
+    """Counts the engine streams started (one per ``run`` call)."""
+
+    runs = 0
+
+    def run(self, batches):
+        CountingRuns.runs += 1
+        return super().run(batches)
+
+
+def test_fill_all_runs_every_request_in_one_stream_and_reports_each_once_stored(monkeypatch):
+    monkeypatch.setattr(embedder_module, "FIRST_CHUNK", 3)
+    monkeypatch.setattr(CountingRuns, "runs", 0)
+    texts = [f"text number {i}" + "x" * (i % 5) for i in range(30)]
+    reference = _embedder(MemoryStore()).embed(texts, "doc")
+    store = MemoryStore()
+    embedder = Embedder(
+        CountingRuns, tokens_per_batch=40, max_batch_size=4, store=store, flush_every=1000
+    )
+    embedder.embed(texts[10:20], "doc")  # the second request is all stored already
+    runs_before = CountingRuns.runs
+    reported: list[tuple[str, int, bool]] = []
+
+    def done(name: str, inputs: list[str]):
+        # called once the request's vectors are all in the store
+        return lambda n: reported.append((name, n, all(store.has_many("doc", inputs))))
+
+    parts = {"a": texts[:10], "b": texts[10:20], "c": [*texts[20:], texts[0]]}
+    embedder.fill_all(FillRequest(p, "doc", done=done(k, p)) for k, p in parts.items())
+    assert CountingRuns.runs - runs_before == 1  # one stream: no drain between requests
+    assert sorted(reported) == [("a", 10, True), ("b", 0, True), ("c", 10, True)]
+    np.testing.assert_array_equal(np.stack(store.get_many("doc", texts)), reference)
+
+
+def test_a_stream_hands_back_a_request_before_it_waits_for_the_next():
+    # A lazy source that blocks (a run's next task not derived yet): what came before is stored
+    # and reported first, even though the device loop queues batches ahead.
+    from tests.encoder.test_device_loop import FakeBackbone
+
+    class Tokenizing(FakeBackbone):
+        def tokenize(self, texts, spans=None):
+            return [[ord(c) for c in t] for t in texts]
+
+    store = MemoryStore()
+    embedder = Embedder(Tokenizing, tokens_per_batch=64, max_batch_size=4, store=store)
+    first_done = threading.Event()
+
+    def requests():
+        yield FillRequest([f"first {i}" for i in range(9)], "doc", done=lambda n: first_done.set())
+        assert first_done.wait(30), "the first request was held back while the source waited"
+        yield FillRequest([f"second {i}" for i in range(5)], "doc")
+
+    embedder.fill_all(requests())
+    assert len(store) == 14
+
+
+def test_a_stream_stopped_from_another_thread_stores_what_it_computed(monkeypatch):
+    monkeypatch.setattr(embedder_module, "FIRST_CHUNK", 2)
+    store = MemoryStore()
+    embedder = Embedder(ReusingEngine, tokens_per_batch=8, max_batch_size=1, store=store)
+    stop = threading.Event()
+    stop.set()  # at the first batch
+    texts = [f"t{i}" for i in range(20)]
+    with pytest.raises(Stopped):
+        embedder.fill_all([FillRequest(texts, "doc")], stop=stop)
+    assert 0 < len(store) < len(texts)

@@ -87,16 +87,17 @@ def test_the_pipeline_encodes_what_the_store_lacks(tmp_path, monkeypatch):
             super().__init__(*args, **kwargs)
             pools.append(self)
 
-    def encode_once_awaited(name, wanted, encoders):
-        deadline = time.monotonic() + 120
-        while not pools[0].handoff.waited(name):
-            assert time.monotonic() < deadline, f"no scoring process waited for {name}"
-            time.sleep(0.05)
-        encode_inputs(name, wanted, encoders)
+    class Awaited(schedule.EncodeFeed):
+        def _requests(self):  # each task encoded once a scoring process waits for it
+            for request in super()._requests():
+                task, deadline = request.desc.split(" [")[0], time.monotonic() + 120
+                while not pools[0].handoff.waited(task):
+                    assert time.monotonic() < deadline, f"no scoring process waited for {task}"
+                    time.sleep(0.05)
+                yield request
 
-    encode_inputs = schedule.encode_inputs
     monkeypatch.setattr(schedule, "ScoringPool", Recorded)
-    monkeypatch.setattr(schedule, "encode_inputs", encode_once_awaited)
+    monkeypatch.setattr(schedule, "EncodeFeed", Awaited)
     par = _run(
         tmp_path / "par",
         tmp_path / "store",
