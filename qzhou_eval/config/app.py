@@ -308,11 +308,15 @@ _REDELIVER_AFTER_S = 0.05
 
 
 def _in_finalizer(frame: FrameType | None) -> bool:
-    """Whether ``frame`` runs inside a ``__del__`` or in the import machinery, whose module
-    locks are dropped by weakref callbacks: Python swallows what is raised in either."""
+    """Whether ``frame`` runs inside a ``__del__``, or inside the weakref callback that drops one
+    of the import machinery's module locks (``_get_module_lock``'s ``cb``; another thread's
+    import can run it in this one): Python swallows what is raised in either. An import itself
+    is not one: an exception raised there propagates."""
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "__del__" or code.co_filename.startswith("<frozen importlib"):
+        if code.co_name == "__del__" or (
+            code.co_name == "cb" and code.co_filename.startswith("<frozen importlib")
+        ):
             return True
         frame = frame.f_back
     return False

@@ -53,8 +53,9 @@ T = TypeVar("T")
 # Rounds of encoding what a scoring process missed, per job: each round is one encode call of
 # mteb's that the look-ahead did not foresee (retrieval: queries, then corpus chunks).
 MAX_ATTEMPTS = 50
-# After an error or Ctrl-C, how long the encoding stream may take to store what it computed.
-STOP_SECONDS = 60.0
+# After an error or Ctrl-C, how long the encoding stream may take to stop at its next batch and
+# store what it computed (one batch's forward; a model still loading is not waited for).
+STOP_SECONDS = 10.0
 
 
 def run_pipeline(

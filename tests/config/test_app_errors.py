@@ -272,25 +272,39 @@ def test_read_only_folder(tmp_path, monkeypatch):
         check_writable_folder("runtime.results_dir", tmp_path)
 
 
-def test_a_signal_inside_the_import_machinery_is_delivered_again():
-    # importlib drops its module locks in weakref callbacks, where Python swallows what is
-    # raised (a pipelined run imports in its threads while the main thread waits)
-    import importlib
+def test_a_signal_inside_importlibs_module_lock_callback_is_delivered_again():
+    # importlib drops a module lock in a weakref callback, where Python swallows what is
+    # raised; in a pipelined run another thread's import can run it in the main thread. An
+    # import itself is not such a place.
+    import gc
+    import importlib._bootstrap as bootstrap
 
     frames = []
 
-    class Finder:
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "cb":
+            frames.append(frame)
+
+    sys.setprofile(profile)
+    try:
+        lock = bootstrap._get_module_lock("qzhou_eval_no_such_module")
+        del lock
+        gc.collect()
+    finally:
+        sys.setprofile(None)
+    assert frames, "importlib no longer drops its module locks in a callback named cb"
+    assert app._in_finalizer(frames[0])
+
+    class Finder:  # a frame inside an import
         def find_spec(self, name, path, target=None):
             if name == "qzhou_eval_no_such_module":
                 frames.append(sys._getframe())
-            return None
 
     finder = Finder()
     sys.meta_path.insert(0, finder)
     try:
         with pytest.raises(ModuleNotFoundError):
-            importlib.import_module("qzhou_eval_no_such_module")
+            __import__("qzhou_eval_no_such_module")
     finally:
         sys.meta_path.remove(finder)
-    assert app._in_finalizer(frames[0])
-    assert not app._in_finalizer(sys._getframe())
+    assert not app._in_finalizer(frames[-1])
