@@ -4,6 +4,7 @@ stored, the next taken while the one before is encoded."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -103,6 +104,10 @@ def test_a_forced_close_stops_at_the_next_batch(gated):
     feed.ready.result(timeout=30)
     closing = threading.Thread(target=feed.close, kwargs={"force": True})
     closing.start()
+    deadline = time.monotonic() + 30
+    while not feed._stop.is_set():  # the close has asked the stream to stop
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     gate.set()
     closing.join(30)
     assert not closing.is_alive()
