@@ -82,6 +82,9 @@ class EncodeFeed:
 
     def _put(self, requests: list[FillRequest]) -> Future[None]:
         future: Future[None] = Future()
+        if not requests:  # nothing to encode
+            future.set_result(None)
+            return future
         left = [len(requests)]
 
         def done(_: int) -> None:  # the store's writer thread, once a request is all stored
@@ -93,11 +96,8 @@ class EncodeFeed:
             future.set_result(None)
 
         with self._lock:
-            if self._ended is not None and requests:
+            if self._ended is not None:
                 future.set_exception(self._ended)  # how it ended: its error, or FeedClosed
-                return future
-            if not requests:
-                future.set_result(None)
                 return future
             self._open.add(future)
             self._waiting += 1
