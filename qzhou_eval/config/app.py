@@ -11,7 +11,12 @@ command reaches the user as one line on stderr, never a traceback:
   key and folder, exit code 1 (finished results and stored vectors are kept);
 - Ctrl-C (SIGINT), SIGTERM (a scheduler's preemption) or SIGHUP (the terminal or ssh session
   closed): ``interrupted: ...`` / ``terminated (SIGTERM): ...`` / ``terminated (SIGHUP): ...``,
-  exit code 130 / 143 / 129; vectors computed so far are stored on the way out;
+  exit code 130 / 143 / 129; vectors computed so far are stored on the way out. A second such
+  signal (a second Ctrl-C) ends the process at once, with the first one's line and code: the way
+  out is not waited for, and no thread left in a library's native code is there when the
+  interpreter finalizes ("terminate called without an active exception", exit code 134). One
+  that comes once the command is done (threads being joined, atexit callbacks) ends it at once
+  too, with nothing more printed;
 - a reader that goes away (``| head``): no output, no traceback, exit code 141 (as a command
   killed by SIGPIPE); text the console's encoding cannot show (``PYTHONIOENCODING=ascii``) is
   written as backslash escapes, never a ``UnicodeEncodeError``.
@@ -19,6 +24,7 @@ command reaches the user as one line on stderr, never a traceback:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import functools
@@ -220,12 +226,11 @@ def _without_sweeps(overrides: list[str]) -> list[str]:
 
 def _report(e: BaseException, cfg: DictConfig | None) -> int:
     """Print ``e`` as one line on stderr; return the exit code (re-raise what is a bug)."""
-    if isinstance(e, KeyboardInterrupt):
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    if isinstance(e, Terminated):
-        print(e.line, file=sys.stderr)
-        return 128 + e.signum
+    if isinstance(e, (KeyboardInterrupt, Terminated)):
+        signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
+        print(_stop_line(signum), file=sys.stderr)
+        _stop["quiet"] = True
+        return 128 + signum
     if isinstance(e, WriteError) or (isinstance(e, OSError) and e.errno in _DISK_ERRNOS):
         print(f"error: {_write_problem(e, cfg)}", file=sys.stderr)
         return 1
@@ -340,6 +345,9 @@ def _signals_raise() -> Iterator[None]:
         if _in_finalizer(frame):
             threading.Timer(_REDELIVER_AFTER_S, redeliver, (signum,)).start()
             return
+        _stop["signal"] = signum
+        for other, _ in installed:  # a second one ends the process at once
+            signal.signal(other, _exit_now)
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise Terminated(signum)
@@ -357,6 +365,58 @@ def _signals_raise() -> Iterator[None]:
         active.clear()
         for signum, default in installed:
             signal.signal(signum, default)
+        if installed:
+            _quiet_at_shutdown()
+
+
+_shutdown_hook_registered = False
+
+
+def _quiet_at_shutdown() -> None:
+    """Once the interpreter shuts down (after the command: threads joined, atexit callbacks such
+    as torch's), a stopping signal exits at once, quietly (:func:`_exit_now`).
+
+    Registered with threading's shutdown callbacks, which run first at exit (before it joins
+    threads and before any atexit callback) and last-registered first: a private function of the
+    standard library (used by concurrent.futures since 3.9), as no public hook runs that early;
+    ``atexit`` where it is missing. Registered after the command ran, so that a process that goes
+    on (tests that call an app in-process) keeps the usual handlers until it exits."""
+    global _shutdown_hook_registered
+    if _shutdown_hook_registered:
+        return
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        (register or atexit.register)(_signals_exit_now)
+    except RuntimeError:  # the interpreter is shutting down already
+        _signals_exit_now()
+    _shutdown_hook_registered = True
+
+
+def _signals_exit_now() -> None:
+    _stop["quiet"] = True  # the command said all it had to
+    if threading.current_thread() is threading.main_thread():
+        for signum, default in _STOPPING_SIGNALS.items():
+            if signal.getsignal(signum) == default:  # not one ignored (nohup) or taken
+                signal.signal(signum, _exit_now)
+
+
+# The first stopping signal, and whether its line is printed (or the command is done).
+_stop: dict[str, Any] = {"signal": None, "quiet": False}
+
+
+def _stop_line(signum: int) -> str:
+    return INTERRUPTED if signum == signal.SIGINT else Terminated(signum).line
+
+
+def _exit_now(signum: int, frame: FrameType | None) -> None:
+    """End the process now, with the first stopping signal's code and line (once)."""
+    first = _stop["signal"] or signum
+    with contextlib.suppress(Exception):
+        if not _stop["quiet"]:
+            print(_stop_line(first), file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(128 + first)
 
 
 def tolerant_console() -> None:

@@ -308,3 +308,74 @@ def test_a_signal_inside_importlibs_module_lock_callback_is_delivered_again():
     finally:
         sys.meta_path.remove(finder)
     assert not app._in_finalizer(frames[-1])
+
+
+SLOW_APP = """
+import atexit, os, sys, threading, time
+from qzhou_eval.config import hydra_app
+
+def slow_exit() -> None:
+    print("exiting", flush=True)
+    time.sleep(60)
+
+@hydra_app("mteb")
+def main(cfg) -> None:
+    if os.environ["MODE"] == "done":  # the command is done; the interpreter's shutdown is slow
+        atexit.register(slow_exit)
+        print("started", flush=True)
+        return
+    # a thread at work that the interpreter's exit would wait for (or, in a library's native
+    # code, abort on: "terminate called without an active exception")
+    threading.Thread(target=time.sleep, args=(60,)).start()
+    try:
+        print("started", flush=True)
+        time.sleep(60)
+    finally:  # a slow way out, as a stream storing what it computed
+        print("stopping", flush=True)
+        time.sleep(60)
+
+main()
+"""
+
+
+def _slow_app(tmp_path: Path, mode: str):
+    import subprocess
+
+    script = tmp_path / "slow_app.py"
+    script.write_text(SLOW_APP)
+    return subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "MODE": mode},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_second_ctrl_c_ends_the_way_out_at_once_with_the_one_line(tmp_path):
+    proc = _slow_app(tmp_path, "stop")
+    try:
+        assert proc.stdout.readline() == "started\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline() == "stopping\n"
+        proc.send_signal(signal.SIGINT)  # the way out and the thread: not waited for
+        proc.wait(timeout=30)
+        err = proc.stderr.read()
+        assert proc.returncode == 130, err
+        assert err.splitlines() == [app.INTERRUPTED]  # once, no traceback
+    finally:
+        proc.kill()
+
+
+def test_a_signal_once_the_command_is_done_ends_the_process_quietly(tmp_path):
+    proc = _slow_app(tmp_path, "done")
+    try:
+        assert proc.stdout.readline() == "started\n"
+        assert proc.stdout.readline() == "exiting\n"  # an atexit callback (torch has one)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        assert proc.returncode == 130
+        assert proc.stderr.read() == ""  # not "Exception ignored in atexit callback" and a trace
+    finally:
+        proc.kill()
