@@ -16,7 +16,7 @@ from typing import Any
 import mteb
 from mteb.abstasks import AbsTask
 
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.fresh_tasks import fresh_copy
 
 SOURCES = ("mteb", "demo")
@@ -50,18 +50,23 @@ def filtered_tasks(bench_cfg: Mapping[str, Any]) -> list[AbsTask]:
     source = bench_cfg.get("source")
     name = bench_cfg.get("name")
     if source not in SOURCES:
-        raise ConfigError(f"benchmark.source={source!r} is unknown; use one of {list(SOURCES)}")
+        raise ConfigError(
+            f"benchmark.source={shown(source)} is unknown; use one of {list(SOURCES)}"
+        )
     if source == "mteb":
         try:
             tasks = list(mteb.get_benchmark(name).tasks)
         except (KeyError, ValueError) as e:
-            raise ConfigError(f"benchmark.name={name!r} is not an mteb benchmark ({e})") from None
+            raise ConfigError(
+                f"benchmark.name={shown(name)} is not an mteb benchmark ({e})"
+            ) from None
     else:
         from qzhou_eval.demo import DEMO_SUITES, get_demo_tasks
 
         if name not in DEMO_SUITES:
             raise ConfigError(
-                f"benchmark.name={name!r} is not a demo suite; use one of {sorted(DEMO_SUITES)}"
+                f"benchmark.name={shown(name)} is not a demo suite; "
+                f"use one of {sorted(DEMO_SUITES)}"
             )
         tasks = get_demo_tasks(name)
     # fresh copies: mteb's benchmark objects are shared by every caller in the process, and an

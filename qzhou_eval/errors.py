@@ -4,6 +4,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+
+def shown(value: Any) -> str:
+    """A config value as it is written in YAML or an override (``true``, ``null``, ``[1, 2]``),
+    not as Python prints it (``True``, ``None``): what error lines echo back."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "_is_missing"):  # an OmegaConf container (omegaconf not imported here)
+        from omegaconf import OmegaConf
+
+        value = OmegaConf.to_container(value, resolve=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {shown(v)}" for k, v in value.items()) + "}"
+    return repr(value)
 
 
 class UserError(Exception):

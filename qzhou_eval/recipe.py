@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from qzhou_eval.config.deprecation import warn_once
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, shown
 
 Side = Literal["query", "document", "none"]
 SIDES: tuple[Side, ...] = ("query", "document", "none")
@@ -138,7 +138,8 @@ def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | Non
     policy = values["on_missing_instruction"]
     if policy not in MISSING_POLICIES:
         raise ConfigError(
-            f"prompts.on_missing_instruction={policy!r} is unknown; use one of {MISSING_POLICIES}"
+            f"prompts.on_missing_instruction={shown(policy)} is unknown; "
+            f"use one of {MISSING_POLICIES}"
         )
     instructions = {str(k): str(v) for k, v in (values["instructions"] or {}).items()}
     on_all_texts = frozenset(str(t) for t in (values["instruction_on_all_texts"] or []))

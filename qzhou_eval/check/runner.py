@@ -24,7 +24,7 @@ from qzhou_eval.check.numerics import (
 from qzhou_eval.check.speed import throughput
 from qzhou_eval.check.subject import make_subject
 from qzhou_eval.config.spec import model_spec, runtime_spec, setting, with_packing
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, shown
 
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
     ("batch_vs_alone", batch_vs_alone),
@@ -49,7 +49,7 @@ def validate(check: Any) -> None:
     def positive_int(key: str, low: int = 1) -> None:
         v = value(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ConfigError(f"check.{key}={v!r} must be an integer >= {low}")
+            raise ConfigError(f"check.{key}={shown(v)} must be an integer >= {low}")
 
     for key, low in (("texts", 2), ("scaled_layers", 1), ("scaled_hidden_size", 32)):
         positive_int(key, low)
@@ -58,16 +58,18 @@ def validate(check: Any) -> None:
     for key in ("tolerance_float32", "tolerance_half"):
         v = value(key)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise ConfigError(f"check.{key}={v!r} must be a positive number")
+            raise ConfigError(f"check.{key}={shown(v)} must be a positive number")
     fraction = value("oom_memory_fraction")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ConfigError(f"check.oom_memory_fraction={fraction!r}: give a fraction in (0, 1)")
+        raise ConfigError(f"check.oom_memory_fraction={shown(fraction)}: give a fraction in (0, 1)")
     budgets = value("budgets")
     if budgets is not None and (
         len(budgets) != 2
         or any(isinstance(b, bool) or not isinstance(b, int) or b <= 0 for b in budgets)
     ):
-        raise ConfigError(f"check.budgets={budgets!r}: give two token budgets, e.g. [16384,32768]")
+        raise ConfigError(
+            f"check.budgets={shown(budgets)}: give two token budgets, e.g. [16384,32768]"
+        )
     if value("speed_tokens") is not None:
         positive_int("speed_tokens")
     for key in ("random_weights", "scale_down", "seed", "only"):

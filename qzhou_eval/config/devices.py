@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, shown
 
 DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda)(?::(\d+))?")
@@ -22,7 +22,7 @@ def check_device(device: str, key: str) -> str:
     """
     m = _DEVICE.fullmatch(str(device).strip())
     if m is None or (m[2] is not None and m[1] != "cuda"):
-        raise ConfigError(f"{key}={device!r} is not a device; use {DEVICE_FORMS}")
+        raise ConfigError(f"{key}={shown(device)} is not a device; use {DEVICE_FORMS}")
     kind, index = m[1], m[2]
     if kind in ("auto", "cpu"):
         return m[0]
@@ -88,5 +88,5 @@ def resolve_devices(devices: object, device: object = None) -> list[str]:
             raise ConfigError("runtime.devices: a list names devices (cpu, cuda:0, ...), not auto")
         return out
     raise ConfigError(
-        f"runtime.devices={devices!r}: give auto, all, one device or a list of devices"
+        f"runtime.devices={shown(devices)}: give auto, all, one device or a list of devices"
     )

@@ -39,6 +39,17 @@ def check_writable_folder(key: str, folder: Path) -> None:
         raise FolderNotWritable(f"{key}={folder} is not writable: {e.strerror or e}") from None
 
 
+def check_readable_folder(key: str, folder: Path, why: str) -> None:
+    """A ConfigError naming ``key`` unless ``folder`` is a folder this process may list and
+    read (it is only read: a read-only mount is fine). ``why``: what is read there."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"{key}={folder} {what}; {why}")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise ConfigError(f"{key}={folder} cannot be read (no permission); {why}")
+
+
 def key_of_path(cfg: DictConfig, path: Path | str) -> tuple[str, str] | None:
     """``(key, value)`` of the folder key in ``cfg`` that ``path`` lies under, if any."""
     target = Path(path).expanduser().absolute()

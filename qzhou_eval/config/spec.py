@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from qzhou_eval.config.cores import default_scoring_workers, usable_cores
 from qzhou_eval.config.deprecation import warn_once as _warn_once
 from qzhou_eval.config.devices import resolve_devices
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.precision import PRECISIONS, Point
 
 POOLING_MODES = ("mean", "last_token", "cls", "weighted_mean")
@@ -185,13 +185,13 @@ def setting(cfg: Mapping[str, Any], section: str, key: str) -> Any:
 
 def _choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ConfigError(f"{section}.{key}={value!r} is unknown; use one of {list(allowed)}")
+        raise ConfigError(f"{section}.{key}={shown(value)} is unknown; use one of {list(allowed)}")
     return str(value)
 
 
 def _positive_int(section: str, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{section}.{key}={value!r} must be a positive integer")
+        raise ConfigError(f"{section}.{key}={shown(value)} must be a positive integer")
     return value
 
 
@@ -357,7 +357,7 @@ def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
 
 def _layer_index(section: str, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{section}.{key}={value!r} must be an integer layer index")
+        raise ConfigError(f"{section}.{key}={shown(value)} must be an integer layer index")
     return value
 
 
@@ -378,7 +378,8 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         or not 0 <= max_padding < 1
     ):
         raise ConfigError(
-            f"runtime.max_padding={max_padding!r}: give a fraction in [0, 1), e.g. 0.03, or null"
+            f"runtime.max_padding={shown(max_padding)}: give a fraction in [0, 1), e.g. 0.03, "
+            "or null"
         )
     devices = get("devices")
     if OmegaConf.is_config(devices):
@@ -388,7 +389,7 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         raise ConfigError("runtime.results_dir must be set (a folder)")
     encode = get("encode")
     if not isinstance(encode, bool):
-        raise ConfigError(f"runtime.encode={encode!r}: give true or false")
+        raise ConfigError(f"runtime.encode={shown(encode)}: give true or false")
     if not encode and not store_dir:
         raise ConfigError(
             "runtime.encode=false scores from the embedding store: set runtime.store_dir"
@@ -424,6 +425,12 @@ def scoring_workers(cfg: Mapping[str, Any]) -> int:
         # from the disk store, so with vectors in memory only (store_dir: null) they cannot
         workers = default_scoring_workers(usable_cores()) if store_dir else 0
     workers = _non_negative_int(s, "scoring_workers", workers, also="'auto'")
+    if workers > (most := max(2, usable_cores())):  # each scores on a core and holds a task
+        _warn_once(
+            f"warning: runtime.scoring_workers={workers} is more than the {usable_cores()} "
+            f"core(s) this job may use; {most} processes score (scores do not depend on it)"
+        )
+        workers = most
     if workers and not store_dir:
         raise ConfigError(
             "runtime.scoring_workers needs runtime.store_dir (processes read the vectors from "
@@ -435,7 +442,7 @@ def scoring_workers(cfg: Mapping[str, Any]) -> int:
 def _non_negative_int(section: str, key: str, value: Any, also: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         other = f" or {also}" if also else ""
-        raise ConfigError(f"{section}.{key}={value!r}: give a whole number >= 0{other}")
+        raise ConfigError(f"{section}.{key}={shown(value)}: give a whole number >= 0{other}")
     return value
 
 
@@ -472,7 +479,7 @@ def mrl_precisions(cfg: Mapping[str, Any]) -> list[str]:
     raw = setting(setting(cfg, "", "mrl"), "mrl", "precisions")
     values = [raw] if isinstance(raw, str) else raw
     if not isinstance(values, (list, tuple)) and not OmegaConf.is_list(values):
-        raise ConfigError(f"mrl.precisions={raw!r}: give a list of {list(PRECISIONS)}")
+        raise ConfigError(f"mrl.precisions={shown(raw)}: give a list of {list(PRECISIONS)}")
     values = list(values)
     if not values:
         raise ConfigError("mrl.precisions must not be empty")

@@ -144,6 +144,8 @@ def run_pipeline(
                     continue
                 raise
             finish(job, None)
+            if not runtime.encode:  # every vector came from the store (read in the process)
+                outcome.stored_inputs += result.stored
             if job.attempt == 0:
                 asked, stored = outcome.coverage.get(job.task, (0, 0))
                 outcome.coverage[job.task] = (asked + result.asked, stored + result.stored)

@@ -64,7 +64,8 @@ def start(payload: bytes, handoff: Handoff) -> None:
         no_model,
         tokens_per_batch=1,
         max_batch_size=1,
-        store=DiskStore(plan.runtime.store_dir, model_fingerprint(plan.spec)),
+        # only read here: what a job misses is encoded and stored by the main process
+        store=DiskStore(plan.runtime.store_dir, model_fingerprint(plan.spec), writable=False),
         progress=False,
         encode=False,
     )

@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
-from qzhou_eval.errors import ConfigError, UserError
+from qzhou_eval.errors import ConfigError, UserError, shown
 from qzhou_eval.report.build import benchmark_info, build_report, check_nonempty
 from qzhou_eval.report.discover import discover_runs, resolve_results_dirs
 from qzhou_eval.report.render import render_text
@@ -40,7 +40,7 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
     tolerance = cfg.get("tolerance")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
         raise ConfigError(
-            f"tolerance={tolerance!r}: give a number of score points >= 0 (e.g. 0.01)"
+            f"tolerance={shown(tolerance)}: give a number of score points >= 0 (e.g. 0.01)"
         )
     experiments = _plain(cfg.get("experiments", "all"))
     if isinstance(experiments, str) and experiments not in ("all", "none"):

@@ -33,7 +33,7 @@ import numpy as np
 from mteb.abstasks import AbsTask
 from mteb.results import TaskResult
 
-from qzhou_eval.errors import ConfigError, one_line
+from qzhou_eval.errors import ConfigError, one_line, shown
 from qzhou_eval.report.discover import RunDir, RunId
 
 # -- which splits count -------------------------------------------------------------------------
@@ -52,7 +52,9 @@ PUBLISHED_SPLITS: dict[str, tuple[str, ...]] = {"MultilingualSentiment": ("valid
 def check_definition(definition: str) -> str:
     """Return ``definition`` if it is known, else raise a one-line ConfigError."""
     if definition not in DEFINITIONS:
-        raise ConfigError(f"definition={definition!r} is unknown; use one of {list(DEFINITIONS)}")
+        raise ConfigError(
+            f"definition={shown(definition)} is unknown; use one of {list(DEFINITIONS)}"
+        )
     return definition
 
 

@@ -43,14 +43,20 @@ class ResultsFolder(ResultCache):
     """A ResultCache whose ``results_dir`` holds ``<org>__<model>/`` folders directly.
 
     ``encode_kwargs``: what the run passes to ``mteb.evaluate`` (recorded when a missing
-    ``run_settings.jsonl`` line is restored).
+    ``run_settings.jsonl`` line is restored). ``writable=False`` (a read-only folder whose
+    results are all finished): reads heal nothing; a damaged file is left where it is.
     """
 
     def __init__(
-        self, results_dir: Path | str, encode_kwargs: Mapping[str, Any] | None = None
+        self,
+        results_dir: Path | str,
+        encode_kwargs: Mapping[str, Any] | None = None,
+        *,
+        writable: bool = True,
     ) -> None:
         self.results_dir = Path(results_dir).expanduser()
         self.encode_kwargs = dict(encode_kwargs or {})
+        self.writable = writable
         super().__init__(cache_path=self.results_dir)
 
     @property
@@ -92,11 +98,12 @@ class ResultsFolder(ResultCache):
                 experiment_name=experiment_name,
             )
         except (ValueError, KeyError, TypeError) as e:  # JSON, UTF-8, pydantic: ValueErrors
-            self._move_damaged(path, task_name, e)
+            if self.writable:
+                self._move_damaged(path, task_name, e)
             if raise_if_not_found:
-                raise FileNotFoundError(f"{path} was damaged and moved aside") from None
+                raise FileNotFoundError(f"{path} is damaged") from None
             return None
-        if result is not None:
+        if result is not None and self.writable:
             self._restore_run_settings(path.parent, result)
         return result
 

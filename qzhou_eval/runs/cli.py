@@ -58,7 +58,8 @@ def run_from_config(cfg: DictConfig) -> int:
             f"error: runtime.encode=false: {len(outcome.missing)} task(s) lack stored inputs "
             "(run them with runtime.encode=true, or point runtime.store_dir at the store that "
             "encoded them): "
-            + "; ".join(f"{task} ({what})" for task, what in outcome.missing.items()),
+            + "; ".join(f"{task} ({what})" for task, what in outcome.missing.items())
+            + _no_vectors_hint(outcome),
             file=sys.stderr,
         )
     if outcome.failures:
@@ -66,6 +67,17 @@ def run_from_config(cfg: DictConfig) -> int:
             print(f"FAILED {task}: {err}", file=sys.stderr)
         return 1
     return 1 if outcome.missing else 0
+
+
+def _no_vectors_hint(outcome: RunOutcome) -> str:
+    """Why a store may hold nothing for this run: its vectors are filed under a fingerprint of
+    every setting that changes a vector, so another dtype or max length finds none."""
+    if outcome.store_vectors != 0:
+        return ""
+    return (
+        ". The store holds no vector of this model configuration: a setting that changes "
+        "vectors (model.*, runtime.packing) differs from the encoding run's"
+    )
 
 
 def wall_times(outcome: RunOutcome) -> list[str]:

@@ -17,7 +17,11 @@ from omegaconf import DictConfig
 
 from qzhou_eval import atomic
 from qzhou_eval.benchmarks import load_benchmark_tasks
-from qzhou_eval.config.folders import FolderNotWritable, check_writable_folder
+from qzhou_eval.config.folders import (
+    FolderNotWritable,
+    check_readable_folder,
+    check_writable_folder,
+)
 from qzhou_eval.config.hub import check_hub_model
 from qzhou_eval.config.spec import (
     ModelSpec,
@@ -103,6 +107,7 @@ class RunOutcome:
     forward_calls: int = 0
     model_seconds: float = 0.0
     store_summary: str = ""
+    store_vectors: int | None = None  # vectors of this model configuration in the disk store
     seconds: float = 0.0
     # runtime.encode=false: tasks whose inputs are not all stored -> how many are missing
     missing: dict[str, str] = field(default_factory=dict)
@@ -172,12 +177,25 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         check_offline_data(unfinished_tasks(plan), fill_hint(cfg.benchmark.key))
     try:
         check_writable_folder("runtime.results_dir", runtime.results_dir)
-        if runtime.store_dir is not None:
-            check_writable_folder("runtime.store_dir", runtime.store_dir)
+        if runtime.store_dir is not None and runtime.encode:
+            try:
+                check_writable_folder("runtime.store_dir", runtime.store_dir)
+            except FolderNotWritable as e:
+                raise FolderNotWritable(
+                    f"{e} (to score from the vectors stored there: runtime.encode=false)"
+                ) from None
     except FolderNotWritable:
         if not all_finished(plan):
             raise
         plan.read_only = True  # nothing to write: the summary is read from the results
+    if runtime.store_dir is not None and not runtime.encode and unfinished_tasks(plan):
+        # only read (a read-only mount is fine); a finished run needs no store (deleted since)
+        check_readable_folder(
+            "runtime.store_dir",
+            runtime.store_dir,
+            "runtime.encode=false scores from the vectors stored there: point it at the store "
+            "the encoding run wrote",
+        )
     return plan
 
 
@@ -224,12 +242,15 @@ def execute(plan: RunPlan) -> RunOutcome:
     """Evaluate every task at every sweep point; one encoding pass per task."""
     started = time.monotonic()
     spec, runtime = plan.spec, plan.runtime
-    folder = ResultsFolder(runtime.results_dir, encode_kwargs=ENCODE_KWARGS)
+    folder = ResultsFolder(
+        runtime.results_dir, encode_kwargs=ENCODE_KWARGS, writable=not plan.read_only
+    )
     if not plan.read_only:
         folder.remove_stale_temp_files()
     store: MemoryStore | DiskStore
     if runtime.store_dir is not None and not plan.read_only:
-        store = DiskStore(runtime.store_dir, model_fingerprint(spec))
+        # runtime.encode=false only reads: the store may be on a read-only mount
+        store = DiskStore(runtime.store_dir, model_fingerprint(spec), writable=runtime.encode)
     else:
         store = MemoryStore()
     embedder = Embedder(
@@ -250,10 +271,11 @@ def execute(plan: RunPlan) -> RunOutcome:
         raise
     embedder.close()
     outcome.encoded_inputs = embedder.encoded_inputs
-    outcome.stored_inputs = embedder.stored_inputs
+    outcome.stored_inputs += embedder.stored_inputs  # (and a pipeline's processes')
     outcome.forward_calls = embedder.forward_calls
     outcome.model_seconds = embedder.model_seconds
     if isinstance(store, DiskStore):
+        outcome.store_vectors = len(store)
         outcome.store_summary = (
             f"embedding store {store.folder}: {len(store)} vectors, "
             f"{store.size_bytes() / 2**20:.1f} MiB"

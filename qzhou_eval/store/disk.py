@@ -34,6 +34,7 @@ in it: it is in the key, because the key is the exact model input.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -146,20 +147,28 @@ def read_rows(folder: Path, shard: Shard, rows: Sequence[int]) -> np.ndarray:
 class DiskStore:
     """Vectors of one model configuration, shared across tasks, runs, dims and processes."""
 
-    def __init__(self, root: Path | str, fingerprint: str) -> None:
+    def __init__(self, root: Path | str, fingerprint: str, *, writable: bool = True) -> None:
+        """``writable=False``: only read (a scoring process, ``runtime.encode=false``, a store on
+        a read-only mount): nothing in the folder is created, deleted, moved or merged, and a
+        folder that does not exist is an empty store."""
         self.folder = Path(root).expanduser() / fingerprint
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.writable = writable
+        if writable:
+            self.folder.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, Shard] = {}
         self._index: dict[bytes, tuple[str, int]] = {}
         self._unusable: set[str] = set()  # damaged shards that could not be moved aside
-        self.remove_stale_files()
+        if writable:
+            self.remove_stale_files()
         self.refresh()
-        if self.duplicate_rows:
+        if self.duplicate_rows and writable:
             logger.info("embedding store: %d duplicate vectors compacted", self.compact())
 
     # ---- reading the folder ----------------------------------------------------------------
 
     def _names_on_disk(self) -> set[str]:
+        if not self.writable and not self.folder.is_dir():
+            return set()  # nothing of this model configuration was stored
         with os.scandir(self.folder) as entries:
             return {
                 e.name[: -len(KEYS)]
@@ -199,18 +208,20 @@ class DiskStore:
     def _set_aside(self, name: str, problem: str) -> None:
         moved = []
         try:
+            if not self.writable:
+                raise PermissionError(errno.EROFS, "read-only here")
             for suffix in (KEYS, VECS):  # keys first: the shard stops existing at once
                 with contextlib.suppress(FileNotFoundError):
                     moved.append(atomic.move_aside(self.folder / f"{name}{suffix}").name)
         except OSError as e:  # cannot rename here: skip it in this process, warn once
             self._unusable.add(name)
-            done = f"could not move it aside ({e.strerror})"
+            done = f"left in place ({e.strerror or e})"
         else:
             if not moved:
                 return  # another process set it aside first (and warned)
             done = f"its files are now {name}.*{moved[0][moved[0].rindex('.') :]}"
         logger.warning(
-            "embedding store: shard %s is damaged (%s); %s; its inputs will be encoded again",
+            "embedding store: shard %s is damaged (%s); %s; its inputs count as not stored",
             self.folder / name,
             problem,
             done,
@@ -281,6 +292,8 @@ class DiskStore:
         """Store the vectors of inputs not stored yet (by this or any other process)."""
         if len(inputs) == 0:
             return
+        if not self.writable:
+            raise PermissionError(errno.EROFS, f"embedding store {self.folder} is read-only here")
         self.refresh()
         fresh: dict[bytes, int] = {}
         for row, text in enumerate(inputs):
@@ -331,6 +344,8 @@ class DiskStore:
         merged shard holding all its keys was committed and read back.
         """
         dropped = 0
+        if not self.writable:
+            return 0  # the index reads each key's first copy; a writer merges them
         for group in self._duplicate_groups():
             if not all(n in self._shards for n in group):
                 continue  # changed by an earlier group's re-indexing: next time

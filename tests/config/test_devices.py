@@ -78,3 +78,20 @@ def test_runtime_devices_lists_and_aliases(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match=r"^runtime\.devices=all: no CUDA device"):
         runtime(devices="all")
+
+
+def test_more_scoring_processes_than_cores_are_capped_with_one_warning(monkeypatch, capsys):
+    from qzhou_eval.config import deprecation, spec
+
+    monkeypatch.setattr(spec, "usable_cores", lambda: 4)
+    deprecation.warn_once.cache_clear()
+    assert runtime(scoring_workers=1000).scoring_workers == 4
+    assert runtime(scoring_workers=1000).scoring_workers == 4
+    assert runtime(scoring_workers=4).scoring_workers == 4
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: runtime.scoring_workers=1000 is more than the 4 core(s) this job may use; "
+        "4 processes score (scores do not depend on it)"
+    ]
+    monkeypatch.setattr(spec, "usable_cores", lambda: 1)  # two: one may wait for the devices
+    assert runtime(scoring_workers=2).scoring_workers == 2
+    assert capsys.readouterr().err == ""

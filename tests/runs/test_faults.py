@@ -308,6 +308,10 @@ def test_read_only_folder_is_refused_before_anything_loads(case, reference, monk
 def test_read_only_folders_with_every_result_finished_print_the_summary(
     case, reference, monkeypatch, folders
 ):
+    # a kill between a result and its run_settings.jsonl line: a writable folder heals that
+    # on reading (test_results_disk_filling_mid_run_...), a read-only one is only read
+    run_settings = case / "results" / MINILM / "run_settings.jsonl"
+    run_settings.write_text("".join(ln for ln in run_settings.open() if STS not in ln))
     before = _files(case)
     failed = _fail_writes(
         monkeypatch, errno.EROFS, lambda tmp: any(case / f in tmp.parents for f in folders)
@@ -318,6 +322,45 @@ def test_read_only_folders_with_every_result_finished_print_the_summary(
     assert STS in run.out and CLS in run.out and run.encoded == 0  # the summary, from the files
     assert failed  # the probe found the folder read-only
     assert _files(case) == before  # nothing was written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 2])
+def test_scoring_from_a_read_only_store_writes_nothing_there(case, reference, monkeypatch, workers):
+    # A CPU node scores from the store the GPU nodes wrote, mounted read-only; the scoring
+    # processes (workers=2) open it too.
+    _result(case, STS).unlink()
+    store = _files(case / "store")
+    failed = _fail_writes(monkeypatch, errno.EROFS, _under(case / "store"))
+    run = cli(
+        *_args(case),
+        "runtime.encode=false",
+        "model.path=/nonexistent",
+        f"runtime.scoring_workers={workers}",
+    )
+    assert run.code == 0 and run.err_lines == [], run.err
+    assert run.encoded == 0
+    assert re.search(r"every vector \(\d+\) came from the embedding store", run.out), run.out
+    assert not failed and _files(case / "store") == store
+    assert_reference_scores(case, reference)
+
+
+@pytest.mark.slow
+def test_scoring_from_a_store_that_is_not_there_is_refused(case, reference):
+    _result(case, STS).unlink()
+    nowhere = case / "nowhere"
+    run = cli(*_args(case), "runtime.encode=false", f"runtime.store_dir={nowhere}")
+    assert_one_error(run, 2, f"runtime.store_dir={nowhere} does not exist", "encode=false")
+    assert not nowhere.exists()
+
+
+@pytest.mark.slow
+def test_scoring_from_a_store_of_another_model_configuration_says_so(case, reference):
+    run = cli(*_args(case), "runtime.encode=false", "model.max_length=32")
+    line = assert_one_error(run, 1, f"{STS} (", f"{CLS} (")
+    assert line.endswith(
+        "a setting that changes vectors (model.*, runtime.packing) differs from the encoding run's"
+    )
 
 
 @pytest.mark.slow

@@ -366,3 +366,59 @@ def test_presence_is_known_without_reading_and_sees_other_writers(tmp_path):
     store.put_many("query", _texts(9, 10), _vectors(_texts(9, 10)))
     assert other.has_many("query", ["text 9", "text 1"]) == [True, True]
     assert other.has_many("document", ["text 1"]) == [False]  # the side is part of the key
+
+
+def _tree(root: Path) -> dict[str, tuple[bytes, float]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_a_store_opened_read_only_serves_and_never_changes_the_folder(tmp_path, caplog):
+    # What a writer would clean up, merge or move aside: an old temp file and an old orphan,
+    # duplicate keys (texts 5-14 in a second shard), a damaged shard (texts 20-24).
+    store = _store_with_shards(tmp_path, _texts(0, 10), _texts(10, 20))
+    folder = store.folder
+    kept = _shard_names(folder)
+    store.put_many("query", _texts(20, 25), _vectors(_texts(20, 25)))
+    (bad,) = set(_shard_names(folder)) - set(kept)
+    _truncated_vecs(folder, bad)
+    for p in (
+        atomic.temp_path(folder / f"{'a' * 32}{disk.VECS}"),
+        folder / f"{'c' * 32}{disk.VECS}",
+    ):
+        np.save(p.open("wb"), _vectors(["x"]))
+        _age(p, atomic.STALE_AFTER_S + 60)
+    keys = b"".join(disk._key("query", t) for t in _texts(5, 15))
+    atomic.save_npy(folder / f"{'e' * 32}{disk.VECS}", _vectors(_texts(5, 15)))
+    atomic.save_npy(
+        folder / f"{'e' * 32}{disk.KEYS}", np.frombuffer(keys, dtype=np.uint8).reshape(-1, 32)
+    )
+    before = _tree(tmp_path)
+
+    with caplog.at_level(logging.WARNING, logger="qzhou_eval.store.disk"):
+        reader = DiskStore(tmp_path, "fp", writable=False)
+    _assert_serves(reader, _texts(0, 20))
+    assert reader.get_many("query", _texts(20, 25)) == [None] * 5  # not stored, for this run
+    assert reader.duplicate_rows == 10  # read, not merged
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert bad in warning and "left in place" in warning and "count as not stored" in warning
+    with pytest.raises(PermissionError):
+        reader.put_many("query", ["new"], _vectors(["new"]))
+    assert _tree(tmp_path) == before  # nothing created, deleted, moved or merged
+
+    writer = DiskStore(tmp_path, "fp")  # a writer heals it all
+    assert writer.duplicate_rows == 0 and len(_tree(tmp_path)) < len(before)
+
+
+def test_a_read_only_store_of_a_configuration_never_stored_is_empty_and_creates_nothing(
+    tmp_path,
+):
+    _store_with_shards(tmp_path, _texts(0, 3))
+    before = sorted(tmp_path.rglob("*"))
+    reader = DiskStore(tmp_path, "another fingerprint", writable=False)
+    assert len(reader) == 0 and reader.get_many("query", _texts(0, 3)) == [None] * 3
+    assert reader.size_bytes() == 0
+    assert sorted(tmp_path.rglob("*")) == before
