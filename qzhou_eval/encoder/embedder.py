@@ -275,6 +275,14 @@ class Embedder:
             self._engine = built if hasattr(built, "run") else LocalEngine(built)  # type: ignore[arg-type]
         return self._engine
 
+    def load(self) -> None:
+        """Load the model (build the engine) now, rather than at the first input the store lacks:
+        for a run that will surely encode, in the main thread (where Ctrl-C stops it between two
+        of its steps) while another thread loads the first task's data."""
+        started = time.perf_counter()
+        self.engine  # noqa: B018  (built on first access)
+        self.model_seconds += time.perf_counter() - started
+
     @property
     def loaded_backbone(self) -> Backbone | None:
         """The in-process backbone if it was loaded (None when every vector came from the store

@@ -18,7 +18,8 @@ Contract:
 - :meth:`EncodeFeed.close` waits for everything put; ``force=True`` (an error, Ctrl-C) stops at
   the next batch, after storing what was computed. A failed stream fails every future not done.
 - The model is loaded by the stream's thread on the first input the store lacks (never when
-  everything is stored).
+  everything is stored), unless the run loaded it first (a first run, see
+  :func:`qzhou_eval.pipeline.schedule.run_pipeline`).
 """
 
 from __future__ import annotations

@@ -44,6 +44,11 @@ from qzhou_eval.recipe import Recipe, side_of
 
 logger = logging.getLogger(__name__)
 
+try:  # what ``dataset[column]`` returns since datasets 4 (a list before)
+    from datasets.arrow_dataset import Column as _COLUMN
+except ImportError:
+    _COLUMN = ()  # type: ignore[assignment,misc]
+
 Span = tuple[int, int]
 
 
@@ -164,6 +169,8 @@ def _subset_data(task: AbsTask, subset: str) -> Any:
 
 
 def _flat_texts(values: Iterable[Any]) -> list[str]:
+    if isinstance(values, _COLUMN):  # read at once: a datasets column iterates row by row,
+        values = values[:]  # formatting each (0.7 s for T2Retrieval's 118,605 documents)
     out: list[str] = []
     for v in values:
         if isinstance(v, str):

@@ -63,8 +63,11 @@ def run_pipeline(
     records: dict[tuple[str, Point], TaskRecord],
     encoders: Encoders,
     outcome: RunOutcome,
+    load_model: bool = False,
 ) -> None:
-    """Evaluate every task of ``plan`` at every dimension; see the module docstring."""
+    """Evaluate every task of ``plan`` at every dimension; see the module docstring.
+    ``load_model``: the model will surely be needed: it loads in this thread at once, while the
+    first two tasks are derived (else the stream loads it at the first input the store lacks)."""
     runtime = plan.runtime
     embedder = encoders.embedder
     pool = ScoringPool(runtime.scoring_workers, plan)
@@ -162,6 +165,8 @@ def run_pipeline(
     try:
         derive(0)
         derive(1)
+        if load_model:
+            embedder.load()
         if quicker_second(derived):  # the devices (and the model's loading) start sooner
             order[0], order[1] = order[1], order[0]
             derived[0], derived[1] = derived[1], derived[0]

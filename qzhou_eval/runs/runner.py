@@ -5,7 +5,9 @@ The runner only wires objects together; each step lives in its own module.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -297,15 +299,52 @@ def _evaluate(
     encoders = Encoders(plan, embedder)
     records = task_records(plan, folder)  # a refused run writes nothing
     outcome = RunOutcome(plan)
+    load = model_needed(plan, store, records)
     if plan.runtime.scoring_workers and not plan.read_only:
         from qzhou_eval.pipeline.schedule import run_pipeline
 
-        run_pipeline(plan, records, encoders, outcome)
+        run_pipeline(plan, records, encoders, outcome, load_model=load)
     else:
+        if load:
+            pending = (t for t in plan.tasks if _pending(plan, records, t.metadata.name))
+            load_model_beside_data(embedder, next(pending, None))
         for task in plan.tasks:
             evaluate_in_process(plan, task, records, encoders, folder, outcome)
             store.clear()
     return outcome
+
+
+def model_needed(
+    plan: RunPlan, store: MemoryStore | DiskStore, records: dict[tuple[str, Point], TaskRecord]
+) -> bool:
+    """Whether the model will surely be loaded: a task is to be evaluated and the store holds
+    no vector of this model configuration (a first run, or vectors kept in memory). A rerun
+    whose store has vectors may need none: its model loads only if an input is missing."""
+    if not plan.runtime.encode or plan.read_only or len(store):
+        return False
+    return any(_pending(plan, records, t.metadata.name) for t in plan.tasks)
+
+
+def _pending(plan: RunPlan, records: dict[tuple[str, Point], TaskRecord], task: str) -> bool:
+    """Whether ``task`` is to be evaluated at some sweep point."""
+    overwrite = plan.runtime.overwrite
+    return any(overwrite or not records[(task, p)].result.exists() for p in plan.points)
+
+
+def load_model_beside_data(embedder: Embedder, task: AbsTask | None) -> None:
+    """Load the model in this thread while a daemon thread loads ``task``'s data, which mteb
+    then finds loaded: a first run pays the longer of the two, not their sum. A data load that
+    fails there is left to the task's evaluation, which loads it again and meets the error."""
+
+    def load_data() -> None:
+        with contextlib.suppress(Exception):
+            if task is not None and not task.data_loaded:
+                task.load_data()
+
+    data = threading.Thread(target=load_data, name="qzhou-eval-first-data", daemon=True)
+    data.start()
+    embedder.load()
+    data.join()
 
 
 def task_records(plan: RunPlan, folder: ResultsFolder) -> dict[tuple[str, Point], TaskRecord]:

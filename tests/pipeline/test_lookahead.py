@@ -92,3 +92,15 @@ def test_an_input_not_stored_is_named_by_side():
     with pytest.raises(MissingInputs) as e:
         embedder.embed(["a", "b", "a"], "none")
     assert e.value.side == "none" and e.value.inputs == ["a", "b"]
+
+
+def test_a_datasets_column_is_read_at_once_and_flattened_in_order(monkeypatch):
+    import datasets
+
+    from qzhou_eval.pipeline import lookahead
+
+    rows = datasets.Dataset.from_dict({"t": [["a", "b"], ["c"]], "s": ["x", "y"]})
+    # read as one slice, never row by row
+    monkeypatch.setattr(datasets.arrow_dataset.Column, "__iter__", lambda self: iter(()))
+    assert lookahead._flat_texts(rows["t"]) == ["a", "b", "c"]
+    assert lookahead._flat_texts(rows["s"]) == ["x", "y"]

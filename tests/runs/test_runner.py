@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,38 @@ def test_two_worker_processes_give_the_scores_of_one_device(tmp_path):
     two = scores("[cpu,cpu]", tmp_path / "two")
     assert set(one) == {"DemoEngSTS", "DemoEngClassification"}
     assert two == one
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_first_run_loads_the_model_while_the_first_task_loads_its_data(
+    tmp_path, monkeypatch, workers
+):
+    from qzhou_eval.demo.eng import DemoEngSTS
+    from qzhou_eval.runs import runner
+
+    data_started, model_started = threading.Event(), threading.Event()
+    overlapped: list[tuple[str, bool]] = []
+    real_load, real_engine = DemoEngSTS.load_data, runner._engine
+
+    def load_data(self, *args, **kwargs):
+        data_started.set()
+        overlapped.append(("data", model_started.wait(10)))
+        return real_load(self, *args, **kwargs)
+
+    def engine(spec, devices):
+        model_started.set()
+        overlapped.append(("model", data_started.wait(10)))
+        return real_engine(spec, devices)
+
+    monkeypatch.setattr(DemoEngSTS, "load_data", load_data)
+    monkeypatch.setattr(runner, "_engine", engine)
+    sts = ["benchmark.tasks=[DemoEngSTS]", f"runtime.scoring_workers={workers}"]
+    first = execute(plan_run(_cfg(tmp_path, *sts)))
+    assert ("model", True) in overlapped and ("data", True) in overlapped
+    assert first.encoded_inputs > 0 and not first.failures
+
+    # a store with every vector: the model is not loaded ahead (nor at all)
+    overlapped.clear()
+    model_started.clear()
+    again = execute(plan_run(_cfg(tmp_path, *sts, "runtime.overwrite=true")))
+    assert again.encoded_inputs == 0 and not model_started.is_set()
