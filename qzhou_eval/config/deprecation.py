@@ -1,4 +1,5 @@
-"""Deprecated config keys: one warning line on stderr, once per process."""
+"""Config warnings (deprecated keys, a value cut to what the machine allows): one line on stderr,
+once per process."""
 
 from __future__ import annotations
 
