@@ -396,7 +396,8 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         )
     # encode=false never starts a device: a CPU node may score what a GPU node encoded
     resolved = tuple(resolve_devices(devices, get("device"))) if encode else ()
-    return RuntimeSpec(
+    workers, asked = _scoring_workers(cfg)
+    spec = RuntimeSpec(
         devices=resolved,
         tokens_per_batch=_positive_int(s, "tokens_per_batch", get("tokens_per_batch")),
         max_batch_size=_positive_int(s, "max_batch_size", get("max_batch_size")),
@@ -408,35 +409,41 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         continue_on_error=bool(get("continue_on_error")),
         store_dir=Path(str(store_dir)).expanduser() if store_dir else None,
         encode=encode,
-        scoring_workers=scoring_workers(cfg),
+        scoring_workers=workers,
         lookahead=None
         if get("lookahead") == "all"
         else _non_negative_int(s, "lookahead", get("lookahead"), also="'all'"),
     )
+    if asked > workers:  # after every runtime setting is checked: no warning before an error
+        _warn_once(
+            f"warning: runtime.scoring_workers={asked} is more than the {usable_cores()} "
+            f"core(s) this job may use; {workers} processes score (scores do not depend on it)"
+        )
+    return spec
 
 
 def scoring_workers(cfg: Mapping[str, Any]) -> int:
     """``runtime.scoring_workers`` of the runtime section ``cfg``, resolved (light: the CLI reads
     it before the heavy imports, see :func:`qzhou_eval.pipeline.scoring_pool.start_server`)."""
+    return _scoring_workers(cfg)[0]
+
+
+def _scoring_workers(cfg: Mapping[str, Any]) -> tuple[int, int]:
+    """The scoring processes, and how many were asked for: at most the cores this job may use
+    (two on one core): each scores on a core and holds a task's data."""
     s = "runtime"
     workers, store_dir = setting(cfg, s, "scoring_workers"), setting(cfg, s, "store_dir")
     if workers == "auto":
         # the cores this job may use, less the main process and tokenization; processes score
         # from the disk store, so with vectors in memory only (store_dir: null) they cannot
         workers = default_scoring_workers(usable_cores()) if store_dir else 0
-    workers = _non_negative_int(s, "scoring_workers", workers, also="'auto'")
-    if workers > (most := max(2, usable_cores())):  # each scores on a core and holds a task
-        _warn_once(
-            f"warning: runtime.scoring_workers={workers} is more than the {usable_cores()} "
-            f"core(s) this job may use; {most} processes score (scores do not depend on it)"
-        )
-        workers = most
-    if workers and not store_dir:
+    asked = _non_negative_int(s, "scoring_workers", workers, also="'auto'")
+    if asked and not store_dir:
         raise ConfigError(
             "runtime.scoring_workers needs runtime.store_dir (processes read the vectors from "
             "the disk store); set runtime.scoring_workers=0 or a store folder"
         )
-    return workers
+    return min(asked, max(2, usable_cores())), asked
 
 
 def _non_negative_int(section: str, key: str, value: Any, also: str = "") -> int:

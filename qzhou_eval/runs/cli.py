@@ -37,11 +37,11 @@ def run_from_config(cfg: DictConfig) -> int:
         flush=True,
     )
     outcome = execute(plan)
-    for run, names in outcome.runs.items():
+    for run in outcome.runs:
         print(
             render_run_summary(
                 outcome.results_dir,
-                [t for t in plan.tasks if t.metadata.name in names],
+                outcome.summary_tasks(run),
                 run.model,
                 run.revision,
                 run.experiment,
@@ -98,6 +98,8 @@ def encoded_line(outcome: RunOutcome) -> str:
         return line + (f"; {stored} vector(s) reused from the store" if stored else "")
     if stored:
         return f"encoded 0 input(s): every vector ({stored}) came from the embedding store"
+    if outcome.missing or outcome.failures:  # nothing was scored: the error lines say why
+        return "encoded 0 input(s)"
     return (
         "encoded 0 input(s): every task was finished already (runtime.overwrite=true "
         "evaluates them again)"

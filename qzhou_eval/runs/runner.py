@@ -125,6 +125,19 @@ class RunOutcome:
         for err in errors:
             self.failures[task] = err
 
+    def summary_tasks(self, run: RunId) -> list[AbsTask]:
+        """The tasks of ``run``'s summary: those it scored, and those filed in its folder that
+        got no result here (failed, or inputs missing from the store), which the summary shows
+        as missing rather than as a subset the user chose."""
+        scored = set(self.runs.get(run, ()))
+        unscored = {*self.missing, *self.failures} - scored
+        return [
+            t
+            for t in self.plan.tasks
+            if t.metadata.name in scored
+            or (t.metadata.name in unscored and run in run_ids(self.plan, t.metadata.name))
+        ]
+
 
 def canonical_of(cfg: DictConfig) -> Canonical | None:
     """The model file's own configuration, as Hydra composed it beside the run's (the run
@@ -199,6 +212,21 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             "the encoding run wrote",
         )
     return plan
+
+
+def run_ids(plan: RunPlan, task: str) -> set[RunId]:
+    """The result folders ``task`` is filed in, one per sweep point."""
+    out = set()
+    for point in plan.points:
+        meta = build_model_meta(
+            plan.spec,
+            plan.recipe,
+            dim=point.dim,
+            variant=plan.variant(task),
+            precision=point.precision,
+        )
+        out.add(RunId(meta.name, meta.revision, meta.experiment_name))
+    return out
 
 
 def task_record(folder: ResultsFolder, plan: RunPlan, task: str, point: Point) -> TaskRecord:

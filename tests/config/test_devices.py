@@ -85,6 +85,10 @@ def test_more_scoring_processes_than_cores_are_capped_with_one_warning(monkeypat
 
     monkeypatch.setattr(spec, "usable_cores", lambda: 4)
     deprecation.warn_once.cache_clear()
+    for bad in ({"store_dir": None}, {"lookahead": -1}):  # an error, and no warning before it
+        with pytest.raises(ConfigError):
+            runtime(scoring_workers=1000, **bad)
+    assert capsys.readouterr().err == ""
     assert runtime(scoring_workers=1000).scoring_workers == 4
     assert runtime(scoring_workers=1000).scoring_workers == 4
     assert runtime(scoring_workers=4).scoring_workers == 4

@@ -156,6 +156,7 @@ def test_scoring_from_the_store_never_loads_the_model(tmp_path, minilm_demo):
     assert "Traceback" not in run.err
     (line,) = [ln for ln in run.err_lines if ln.startswith("error:")]
     assert "1 task(s) lack stored inputs" in line and "DemoEngClustering (319 input(s)" in line
+    assert "DemoEngClustering (no result file)" in run.out  # the summary: missing, no subset
     folder = tmp_path / "d" / MINILM
     assert (folder / "DemoEngSTS.json").exists()
     assert not (folder / "DemoEngClustering.json").exists()

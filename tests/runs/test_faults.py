@@ -358,9 +358,23 @@ def test_scoring_from_a_store_that_is_not_there_is_refused(case, reference):
 def test_scoring_from_a_store_of_another_model_configuration_says_so(case, reference):
     run = cli(*_args(case), "runtime.encode=false", "model.max_length=32")
     line = assert_one_error(run, 1, f"{STS} (", f"{CLS} (")
+    assert "finished already" not in run.out and run.encoded == 0  # nothing was scored
     assert line.endswith(
         "a setting that changes vectors (model.*, runtime.packing) differs from the encoding run's"
     )
+
+
+@pytest.mark.slow
+def test_a_task_the_store_lacks_is_missing_from_the_summary_not_a_subset(case, reference):
+    run = cli(
+        *_args(case, tasks=f"{STS},{CLS},DemoEngClustering"),
+        "runtime.encode=false",
+        "model.path=/nonexistent",
+    )
+    assert_one_error(run, 1, "DemoEngClustering (")
+    assert "DemoEngClustering (no result file)" in run.out  # listed as missing
+    assert re.search(r"Mean\(Task\)\s+NA \(2/3\)", run.out), run.out  # no mean of the other two
+    assert "subset of 2" not in run.out and run.encoded == 0
 
 
 @pytest.mark.slow
