@@ -229,7 +229,7 @@ def inputs_ahead(
     """The model inputs ``task`` will ask for, per side, in the order mteb asks for them; None
     when nothing will be asked (finished at every point) or they cannot be derived."""
     name = task.metadata.name
-    if not plan.runtime.overwrite and all(records[(name, p)].result.exists() for p in plan.points):
+    if not plan.pending(records, name):
         return None  # finished at every point: nothing will be asked
     try:
         wanted = model_inputs(task, plan.recipe)

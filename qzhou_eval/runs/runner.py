@@ -85,6 +85,12 @@ class RunPlan:
     def variant(self, task: str) -> Variant | None:
         return self.identity.variant(task)
 
+    def pending(self, records: dict[tuple[str, Point], TaskRecord], task: str) -> bool:
+        """Whether ``task`` is to be evaluated at some sweep point (``records``: see
+        :func:`task_records`)."""
+        overwrite = self.runtime.overwrite
+        return any(overwrite or not records[(task, p)].result.exists() for p in self.points)
+
     @property
     def experiments(self) -> dict[str, list[str]]:
         """Experiment folder name (of the full-dimension results) -> its tasks; the revision's
@@ -188,8 +194,9 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         spec, runtime, recipe, tasks, points, identity, benchmark_info(cfg.benchmark, tasks)
     )
     plan.data = {t.metadata.name: data_provenance(t, mirror) for t in tasks}
+    unfinished = unfinished_tasks(plan)
     if mirror is None:  # offline, Hub data must be cached (finished tasks need none)
-        check_offline_data(unfinished_tasks(plan), fill_hint(cfg.benchmark.key))
+        check_offline_data(unfinished, fill_hint(cfg.benchmark.key))
     try:
         check_writable_folder("runtime.results_dir", runtime.results_dir)
         if runtime.store_dir is not None and runtime.encode:
@@ -200,10 +207,10 @@ def plan_run(cfg: DictConfig) -> RunPlan:
                     f"{e} (to score from the vectors stored there: runtime.encode=false)"
                 ) from None
     except FolderNotWritable:
-        if not all_finished(plan):
+        if unfinished:
             raise
         plan.read_only = True  # nothing to write: the summary is read from the results
-    if runtime.store_dir is not None and not runtime.encode and unfinished_tasks(plan):
+    if runtime.store_dir is not None and not runtime.encode and unfinished:
         # only read (a read-only mount is fine); a finished run needs no store (deleted since)
         check_readable_folder(
             "runtime.store_dir",
@@ -261,11 +268,6 @@ def unfinished_tasks(plan: RunPlan) -> list[AbsTask]:
         for t in plan.tasks
         if not all(task_record(folder, plan, t.metadata.name, p).finished() for p in plan.points)
     ]
-
-
-def all_finished(plan: RunPlan) -> bool:
-    """Whether every task at every sweep point has this configuration's result (reads only)."""
-    return not unfinished_tasks(plan)
 
 
 def execute(plan: RunPlan) -> RunOutcome:
@@ -334,7 +336,7 @@ def _evaluate(
         run_pipeline(plan, records, encoders, outcome, load_model=load)
     else:
         if load:
-            pending = (t for t in plan.tasks if _pending(plan, records, t.metadata.name))
+            pending = (t for t in plan.tasks if plan.pending(records, t.metadata.name))
             load_model_beside_data(embedder, next(pending, None))
         for task in plan.tasks:
             evaluate_in_process(plan, task, records, encoders, folder, outcome)
@@ -350,13 +352,7 @@ def model_needed(
     whose store has vectors may need none: its model loads only if an input is missing."""
     if not plan.runtime.encode or plan.read_only or len(store):
         return False
-    return any(_pending(plan, records, t.metadata.name) for t in plan.tasks)
-
-
-def _pending(plan: RunPlan, records: dict[tuple[str, Point], TaskRecord], task: str) -> bool:
-    """Whether ``task`` is to be evaluated at some sweep point."""
-    overwrite = plan.runtime.overwrite
-    return any(overwrite or not records[(task, p)].result.exists() for p in plan.points)
+    return any(plan.pending(records, t.metadata.name) for t in plan.tasks)
 
 
 def load_model_beside_data(embedder: Embedder, task: AbsTask | None) -> None:

@@ -206,20 +206,22 @@ class DiskStore:
         return None
 
     def _set_aside(self, name: str, problem: str) -> None:
-        moved = []
-        try:
-            if not self.writable:
-                raise PermissionError(errno.EROFS, "read-only here")
-            for suffix in (KEYS, VECS):  # keys first: the shard stops existing at once
-                with contextlib.suppress(FileNotFoundError):
-                    moved.append(atomic.move_aside(self.folder / f"{name}{suffix}").name)
-        except OSError as e:  # cannot rename here: skip it in this process, warn once
+        if not self.writable:  # skip it in this process, warn once
             self._unusable.add(name)
-            done = f"left in place ({e.strerror or e})"
+            done = "left in place (read-only here)"
         else:
-            if not moved:
-                return  # another process set it aside first (and warned)
-            done = f"its files are now {name}.*{moved[0][moved[0].rindex('.') :]}"
+            moved = []
+            try:
+                for suffix in (KEYS, VECS):  # keys first: the shard stops existing at once
+                    with contextlib.suppress(FileNotFoundError):
+                        moved.append(atomic.move_aside(self.folder / f"{name}{suffix}").name)
+            except OSError as e:  # cannot rename here: skip it in this process, warn once
+                self._unusable.add(name)
+                done = f"left in place ({e.strerror or e})"
+            else:
+                if not moved:
+                    return  # another process set it aside first (and warned)
+                done = f"its files are now {name}.*{moved[0][moved[0].rindex('.') :]}"
         logger.warning(
             "embedding store: shard %s is damaged (%s); %s; its inputs count as not stored",
             self.folder / name,
