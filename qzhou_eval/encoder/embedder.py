@@ -48,10 +48,16 @@ FIRST_CHUNK = 256
 def chunk_bounds(
     n: int, first: int, largest: int, breaks: Sequence[int] = ()
 ) -> list[tuple[int, int]]:
-    """(start, stop) of the chunks of ``n`` texts: ``first``, then doubling up to ``largest``;
-    no chunk spans one of ``breaks`` (a chunk is cut there and the next goes on doubling)."""
-    bounds, start, size = [], 0, max(1, min(first, largest))
+    """(start, stop) of the chunks of ``n`` texts: ``first``, then doubling up to ``largest``.
+
+    ``breaks`` cut the texts into calls (mteb's encode calls, as the look-ahead derives them),
+    each chunked as if it came alone: the doubling starts again at each break. A chunk's texts
+    are batched among themselves, so a call gets the batches it would get on its own, whatever
+    came before it: on a GPU, whose kernels round a row's vector differently in another batch,
+    the look-ahead's vectors are then bit for bit those of the sequential runner."""
+    bounds, start = [], 0
     for limit in [*sorted({b for b in breaks if 0 < b < n}), n]:
+        size = max(1, min(first, largest))
         while start < limit:
             stop = min(limit, start + size)
             bounds.append((start, stop))

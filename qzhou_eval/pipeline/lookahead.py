@@ -14,9 +14,14 @@ columns, which prompt type per side):
   devices finish one chunk before they start the next and the scoring process searches it while
   they encode the next.
 - STS and PairClassification: both text columns, with the task's ``input1/2_prompt_type``.
-- Classification: the test split, and the union of the training undersamples of all experiments
-  (the task's own sampler, from a copy of the task, so the task's state is untouched); where that
-  sampler is not there, the whole training split.
+- Classification: the union of the training undersamples of all experiments (the task's own
+  sampler, from a copy of the task, so the task's state is untouched; where that sampler is not
+  there, the whole training split), then the test split, mteb's two calls in its order.
+
+Each of mteb's encode calls is derived as a call of its own, in mteb's order (a break between
+two calls of one prompt type): the embedder batches each call as the sequential runner would
+(see :func:`qzhou_eval.encoder.embedder.chunk_bounds`), so that on a GPU, whose vectors depend
+in their last bits on the batch, the look-ahead stores the sequential runner's vectors.
 - Clustering (v2): the documents mteb embeds: its random sample (``max_document_to_embed`` /
   ``max_fraction_of_documents_to_embed``) drawn the way ``evaluate`` draws it, from a copy of the
   task's generator, split by split; legacy clustering: every sentence.
@@ -134,9 +139,9 @@ def _derive(task: AbsTask) -> Expected | None:
             elif isinstance(task, AbsTaskPairClassification):
                 add(task.input1_prompt_type, data[task.input1_column_name])
                 add(task.input2_prompt_type, data[task.input2_column_name])
-            elif isinstance(task, AbsTaskClassification):
-                add(None, data[task.input_column_name])
+            elif isinstance(task, AbsTaskClassification):  # as mteb: the training sample first
                 add(None, _training_texts(task, splits[task.train_split]))
+                add(None, data[task.input_column_name])
             elif isinstance(task, AbsTaskClustering):
                 add(None, _clustering_sample(task, data))
             elif isinstance(task, AbsTaskClusteringLegacy):

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qzhou_eval.config import compose_config
@@ -117,6 +118,48 @@ def test_the_pipeline_encodes_what_the_store_lacks(tmp_path, monkeypatch):
         "runtime.scoring_workers=0",
     )
     assert seq.encoded_inputs == 0
+    assert _scores(tmp_path / "par") == _scores(tmp_path / "seq")
+
+
+def test_the_pipeline_encodes_in_the_sequential_runners_batches(tmp_path, monkeypatch):
+    # On a GPU a row's vector depends, in its last bits, on the batch it ran in (kernels round
+    # otherwise for another shape), and the store keeps the first one computed. So that a
+    # pipelined run stores the sequential runner's vectors, the look-ahead must form the same
+    # batches: each of mteb's calls chunked as if it came alone. Both tasks make two calls of
+    # one prompt type (the pairs' two columns; the test texts, then the training sample).
+    from collections import Counter
+
+    from qzhou_eval.encoder import engines
+
+    batches: list[tuple] = []
+    run = engines.LocalEngine.run
+
+    def recorded(self, stream):
+        def rows():
+            for batch in stream:
+                ends = np.cumsum(batch.lengths)
+                inputs = (batch.flat[e - n : e] for n, e in zip(batch.lengths, ends, strict=True))
+                batches.append(tuple(sorted(tuple(x.tolist()) for x in inputs)))
+                yield batch
+
+        return run(self, rows())
+
+    monkeypatch.setattr(engines.LocalEngine, "run", recorded)
+    tasks = "benchmark.tasks=[DemoZhoPairClassification,DemoZhoClassification]"
+    formed = {}
+    for name, workers in (("seq", 0), ("par", 2)):
+        batches.clear()
+        done = _run(
+            tmp_path / name,
+            tmp_path / f"{name}-store",
+            "demo_zho",
+            tasks,
+            f"runtime.scoring_workers={workers}",
+        )
+        assert done.encoded_inputs > 0 and not done.failures
+        formed[name] = Counter(batches)
+    assert sum(formed["seq"].values()) > 2
+    assert formed["par"] == formed["seq"]
     assert _scores(tmp_path / "par") == _scores(tmp_path / "seq")
 
 
