@@ -39,7 +39,17 @@ retrieval task's last corpus chunk and its metrics). Measured per task and dimen
 sequential run (alone on the machine), the critical path ``max over tasks of (its device seconds
 + its tails / scoring processes, at least its longest tail)`` is printed beside the bound.
 
+``--device-model qzhou_embedding`` puts a real device in place of the simulated one: the model
+config's architecture with random weights (``qzhou-eval check``'s ``check.random_weights``, no
+download), run by the harness's own engine on ``--device`` (default cuda), busy seconds from CUDA
+events around each forward; no calibration (the device's speed sets the balance) and the sweep's
+dimensions spread up to the model's size. On a GPU a vector's last bits depend on its batch, so
+``--compare-vectors`` (one dimension) adds a second sequential run as a determinism control and
+compares the vectors each run stored. ``benchmarks/device_run.sh`` is the prepared GPU call.
+
 Usage: python benchmarks/pipeline.py [--scale 0.05] [--workers 2] [--cold-server] [--timeline]
+       python benchmarks/pipeline.py --device-model qzhou_embedding [--device cuda] [--scale 0.008]
+           [--workers 4] [--compare-vectors] [--scale-down]
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def suggest_budget(points: list[tuple[int, int]], total: int, cap: int, floor: i
 def throughput(ctx: Context) -> Result:
     spec, runtime = ctx.subject.spec, ctx.runtime
     budgets = list(ctx.check.budgets or [runtime.tokens_per_batch, 2 * runtime.tokens_per_batch])
-    total_tokens = int(ctx.check.speed_tokens or (2 * max(budgets) if ctx.cuda else _CPU_TOKENS))
+    total_tokens = int(ctx.check.speed_tokens or (4 * max(budgets) if ctx.cuda else _CPU_TOKENS))
     lengths = synthetic_lengths(total_tokens, spec.max_length)
     ids = synthetic_ids(lengths, len(ctx.backbone.tokenizer))
     params, layers, hidden = _architecture(ctx.backbone)
@@ -70,7 +70,10 @@ def throughput(ctx: Context) -> Result:
     for budget in budgets:
         cut = token_budget_batches(lengths, budget, runtime.max_batch_size, runtime.max_padding)
         batches = [TokenBatch.from_lists([ids[i] for i in r]) for r in cut]
-        list(engine.run(batches[:1]))  # warm-up: kernels chosen, memory pools grown
+        # warm-up: every batch once, so that each shape's kernels are chosen and the memory
+        # pools grown before the clock starts (one batch was not enough on an H200: the first
+        # budget timed at 11,439 tokens/s, the second at 27,594, a run's batches at 37,000)
+        list(engine.run(batches))
         if ctx.cuda:
             torch.cuda.synchronize(ctx.device)
             torch.cuda.reset_peak_memory_stats(ctx.device)

@@ -43,3 +43,38 @@ def test_critical_path_is_the_task_whose_encoding_and_tails_end_last(bench):
     assert clock.critical_path(16) == (10.0, "long corpus")
     clock.tails["long tails"] = [9.5]
     assert clock.critical_path(16) == (10.5, "long tails")
+
+
+def test_largest_difference_reads_every_number_and_flags_other_shapes(bench):
+    a = {"test": [{"main_score": 0.5, "ndcg": [0.1, 0.2], "hf_subset": "default"}]}
+    b = {"test": [{"main_score": 0.5, "ndcg": [0.1, 0.25], "hf_subset": "default"}]}
+    assert bench._largest_difference(a, a) == 0.0
+    assert abs(bench._largest_difference(a, b) - 0.05) < 1e-12
+    c = {"test": [{"main_score": 0.5, "ndcg": [0.1], "hf_subset": "default"}]}
+    assert bench._largest_difference(a, c) == float("inf")  # a list of another length
+    d = {"test": [{"main_score": 0.5, "ndcg": [0.1, 0.2], "hf_subset": "other"}]}
+    assert bench._largest_difference(a, d) == float("inf")  # another subset
+    assert bench._main_score(b) == 0.5
+
+
+def test_sweep_dims_spread_up_to_the_models_size(bench):
+    assert bench._sweep_dims(384) == bench.DIMS8  # MiniLM: the CPU rounds' sweep
+    dims = bench._sweep_dims(3584)
+    assert len(dims) == 8 and dims[-1] == 3584 and dims == sorted(set(dims))
+
+
+def test_compare_vectors_counts_inputs_whose_bits_differ(bench, tmp_path):
+    keys = np.arange(3 * 32, dtype=np.uint8).reshape(3, 32)
+    vecs = np.eye(3, 4, dtype=np.float32)
+    for run, change in (("a", 0.0), ("b", 1e-3)):
+        folder = tmp_path / run / "store" / "model"
+        folder.mkdir(parents=True)
+        other = vecs.copy()
+        other[2, 3] += change
+        np.save(folder / "s1.keys.npy", keys)
+        np.save(folder / "s1.vecs.npy", other)
+    line = bench._compare_vectors(tmp_path / "a", tmp_path / "b")
+    assert line.startswith(
+        "3 inputs in both stores; 1 differ in some bit; largest |difference| 1.00e-03"
+    )
+    assert "no input in both" in bench._compare_vectors(tmp_path / "a", tmp_path / "none")
