@@ -3,8 +3,9 @@
 #
 #   1. the pipeline benchmark with QZhou-Embedding's real architecture (Qwen2.5-7B, random bf16
 #      weights: no download) as the device, beside today's sequential runner;
-#   2. `qzhou-eval check` of the same architecture at full size (the CUDA paths: batch against
-#      alone, packed against padded, asynchronous copies, out-of-memory recovery, MFU).
+#   2. `python -m qzhou_eval.check` (`qzhou-eval check`) of the same architecture at full size
+#      (the CUDA paths: batch against alone, packed against padded, asynchronous copies,
+#      out-of-memory recovery, MFU).
 #
 # That machine has torch, transformers and sentence-transformers but no mteb, datasets, hydra or
 # network: the missing wheels travel in .whl/ (ignored; fetch them here first):
@@ -22,12 +23,18 @@
 #
 #   run(command="bash benchmarks/device_run.sh", carry=[".whl"], timeout_s=480)
 #
-# Here, as a trial on the CPU (no install; a scaled-down architecture):
-#   DEVICE=cpu SCALE_DOWN=1 OUT=/tmp/out bash benchmarks/device_run.sh
+# Here, as a trial on the CPU (no install; a scaled-down architecture; a smaller scale, or the
+# pipeline step outlasts its 300 s on 2 cores), about 3 minutes:
+#   DEVICE=cpu SCALE_DOWN=1 SCALE=0.003 OUT=/tmp/out bash benchmarks/device_run.sh
+# Variables: OUT (where the three output files go), DEVICE (cuda), SCALE (the shape tasks'
+# size, 0.008), WORKERS (scoring processes: 4 on cuda, 2 on a CPU), SCALE_DOWN (any value: the
+# scaled-down architecture). Exit status: 1 when a step failed (its file says how).
 set -u
 OUT=${OUT:-/tmp/qzhou-device-run}
 DEVICE=${DEVICE:-cuda}
 SCALE=${SCALE:-0.008}
+WORKERS=${WORKERS:-$([ "$DEVICE" = cuda ] && echo 4 || echo 2)}
+failed=0
 mkdir -p "$OUT"
 PY=python3
 if [ "$DEVICE" = cuda ]; then
@@ -38,12 +45,12 @@ else
     PY=${PYTHON:-.venv/bin/python}
 fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-down=(); check_down=check.scale_down=false
+down=(); check_down=check.scale_down=auto  # auto: full size on a GPU, scaled down on a CPU
 if [ -n "${SCALE_DOWN:-}" ]; then down=(--scale-down); check_down=check.scale_down=true; fi
 
 {
     date -u
-    nvidia-smi 2>&1 || true
+    if command -v nvidia-smi >/dev/null; then nvidia-smi; fi
     nproc
     $PY -c "import torch, transformers, pyarrow, pandas, sklearn, numpy, mteb, datasets
 print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__,
@@ -52,9 +59,15 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', tr
 } 2>&1 | tee "$OUT/environment.txt"
 
 timeout 300 $PY benchmarks/pipeline.py --device-model qzhou_embedding --device "$DEVICE" \
-    "${down[@]}" --scale "$SCALE" --workers 4 --timeline 2>&1 | tee "$OUT/pipeline_qzhou_embedding.txt"
-echo "pipeline exit: ${PIPESTATUS[0]}" | tee -a "$OUT/pipeline_qzhou_embedding.txt"
+    "${down[@]}" --scale "$SCALE" --workers "$WORKERS" --timeline 2>&1 \
+    | tee "$OUT/pipeline_qzhou_embedding.txt"
+status=${PIPESTATUS[0]}
+echo "pipeline exit: $status" | tee -a "$OUT/pipeline_qzhou_embedding.txt"
+[ "$status" = 0 ] || failed=1
 
 timeout 150 $PY -m qzhou_eval.check model=qzhou_embedding check.random_weights=true "$check_down" \
     2>&1 | tee "$OUT/check_qzhou_embedding.txt"
-echo "check exit: ${PIPESTATUS[0]}" | tee -a "$OUT/check_qzhou_embedding.txt"
+status=${PIPESTATUS[0]}
+echo "check exit: $status" | tee -a "$OUT/check_qzhou_embedding.txt"
+[ "$status" = 0 ] || failed=1
+exit "$failed"

@@ -89,6 +89,7 @@ from qzhou_eval.demo.eng import (
 )
 from qzhou_eval.encoder.device_loop import prefetch
 from qzhou_eval.encoder.encoder import RecipeEncoder
+from qzhou_eval.errors import UserError
 from qzhou_eval.models.inputs import TokenBatch
 
 DIMS8 = [32, 48, 64, 96, 128, 192, 256, 384]
@@ -544,7 +545,7 @@ def main() -> int:
         "check's check.random_weights: no download), on --device, instead of the simulated "
         "device; no calibration: the device's own speed sets the balance",
     )
-    parser.add_argument("--device", default="cuda", help="with --device-model (default: cuda)")
+    parser.add_argument("--device", help="with --device-model: cuda (default) or cpu")
     parser.add_argument(
         "--scale-down",
         action="store_true",
@@ -558,6 +559,48 @@ def main() -> int:
         "deterministic, and does the schedule change its vectors?)",
     )
     args = parser.parse_args()
+    _check_device_args(parser, args)
+    tmp = Path(tempfile.mkdtemp(prefix="qzhou-pipeline-bench-"))
+    model_device: ModelDevice | None = None
+    try:
+        if args.device_model:
+            model_device = ModelDevice(args.device_model, args.device, args.scale_down)
+        return _benchmark(args, tmp, model_device)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if model_device is not None:
+            model_device.release()
+
+
+def _check_device_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One line for a device option that cannot work, before anything is built."""
+    if not args.device_model:
+        if args.device or args.scale_down:
+            parser.error("--device and --scale-down go with --device-model")
+        return
+    args.device = args.device or "cuda"
+    from qzhou_eval.config import compose_config
+
+    try:
+        compose_config("check", [f"model={args.device_model}"])
+    except UserError as e:
+        parser.error(f"--device-model: {e}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(
+            f"--device {args.device}: torch {torch.__version__} sees no CUDA device here; "
+            "on a CPU: --device cpu --scale-down"
+        )
+    if not args.device.startswith("cuda") and not args.scale_down:
+        parser.error(
+            f"--device {args.device} builds the full architecture (billions of parameters) and "
+            "would encode for hours; add --scale-down for a trial on a CPU"
+        )
+
+
+def _benchmark(args: argparse.Namespace, tmp: Path, model_device: ModelDevice | None) -> int:
     ShapeClassification.experiments = args.classification_experiments
     import logging
     import warnings
@@ -582,15 +625,12 @@ def main() -> int:
         task.load_data()
         sizes = {k: len(v) for k, v in _sizes(task).items()}
         print(f"  {cls.metadata.name:<34} {cls.metadata.type:<15} {sizes}")
-    tmp = Path(tempfile.mkdtemp(prefix="qzhou-pipeline-bench-"))
     sequential = ["runtime.scoring_workers=0", "runtime.lookahead=0"]
     pipeline = [f"runtime.scoring_workers={args.workers}", "runtime.lookahead=all"]
     sweep = "mrl.dims=[" + ",".join(map(str, DIMS8)) + "]"
 
-    model_device: ModelDevice | None = None
     model = ["model=minilm"]
-    if args.device_model:
-        model_device = ModelDevice(args.device_model, args.device, args.scale_down)
+    if model_device is not None:
         model = [f"model={args.device_model}", f"model.path={model_device.subject.spec.path}"]
         full = int(model_device.subject.spec.embed_dim or 384)
         sweep = "mrl.dims=[" + ",".join(map(str, _sweep_dims(full))) + "]"
@@ -641,7 +681,7 @@ def main() -> int:
         if model_device is not None:
             rate = (device.tokens - tokens) / max(f["busy"], 1e-9)
             busy += f", {device.tokens - tokens:,} tokens at {rate:,.0f}/s"
-        line = f"{name:<18} wall {f['wall']:7.1f} s  {busy}"
+        line = f"{name:<22} wall {f['wall']:7.1f} s  {busy}"
         if name.startswith("pipeline"):
             # scoring CPU-seconds: what the sequential runner spent outside the encoder
             twin = name.replace("pipeline", "sequential")
@@ -674,6 +714,7 @@ def main() -> int:
         # batches a task's inputs otherwise than mteb's calls do)
         print(f"largest difference of any score between the runners: {difference:.2e}")
     if args.compare_vectors:
+        differing: dict[str, int] = {}
         for twin in ("sequential 1 dim again", "pipeline 1 dim"):
             a, b = figures["sequential 1 dim"]["scores"], figures[twin]["scores"]
             print(f"sequential 1 dim against {twin}:")
@@ -681,11 +722,18 @@ def main() -> int:
                 main_a, main_b = _main_score(a[file]), _main_score(b.get(file, {}))
                 print(f"  {Path(file).name:<40} main score {main_a:.6f} vs {main_b:.6f}")
             other = tmp / twin.replace(" ", "_")
-            print("  vectors: " + _compare_vectors(tmp / "sequential_1_dim", other))
-        print(json.dumps({"compared_vectors": True}))
-        shutil.rmtree(tmp, ignore_errors=True)
-        if model_device is not None:
-            model_device.release()
+            line, differing[twin] = _compare_vectors(tmp / "sequential_1_dim", other)
+            print("  vectors: " + line)
+        seq, again, par = (figures[n] for n in ("sequential 1 dim", *differing))
+        summary = {
+            "busy_sequential": round(seq["busy"] / seq["wall"], 3),
+            "busy_sequential_again": round(again["busy"] / again["wall"], 3),
+            "busy_pipeline": round(par["busy"] / par["wall"], 3),
+            "scores_equal": equal,
+            "vectors_differing_again": differing["sequential 1 dim again"],
+            "vectors_differing_pipeline": differing["pipeline 1 dim"],
+        }
+        print(json.dumps(summary))
         return 0
     seq, par = figures["sequential 1 dim"], figures["pipeline 1 dim"]
     summary = {
@@ -700,12 +748,10 @@ def main() -> int:
         summary["largest_score_difference"] = difference
     if model_device is not None:
         summary["device"] = f"{args.device_model} ({_device_name(args.device)})"
-        model_device.release()
     if "sequential 8 dims" in figures:
         summary["sequential_sweep8_over_1dim"] = round(
             figures["sequential 8 dims"]["wall"] / seq["wall"], 3
         )
-    shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(summary))
     return 0
 
@@ -718,8 +764,9 @@ def _main_score(scores: dict) -> float:
     return float("nan")
 
 
-def _compare_vectors(a: Path, b: Path) -> str:
-    """How the vectors two runs stored for the same inputs differ (their stores read directly)."""
+def _compare_vectors(a: Path, b: Path) -> tuple[str, int]:
+    """How the vectors two runs stored for the same inputs differ (their stores read directly):
+    a line, and how many inputs differ in some bit."""
 
     def read(root: Path) -> dict[bytes, np.ndarray]:
         out = {}
@@ -732,15 +779,20 @@ def _compare_vectors(a: Path, b: Path) -> str:
     left, right = read(a), read(b)
     common = sorted(left.keys() & right.keys())
     if not common:
-        return f"no input in both stores ({len(left)} and {len(right)} inputs)"
+        return f"no input in both stores ({len(left)} and {len(right)} inputs)", 0
     x = np.stack([left[k] for k in common]).astype(np.float64)
     y = np.stack([right[k] for k in common]).astype(np.float64)
-    differing = int((x != y).any(axis=1).sum())
-    cos = (x * y).sum(1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-30)
-    return (
-        f"{len(common)} inputs in both stores; {differing} differ in some bit; largest "
-        f"|difference| {np.abs(x - y).max():.2e}; largest 1 - cosine {(1 - cos).max():.2e}"
-    )
+    rows = (x != y).any(axis=1)
+    line = f"{len(common)} inputs in both stores; {int(rows.sum())} differ in some bit"
+    if rows.any():
+        x, y = x[rows], y[rows]
+        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+        cos = (x * y).sum(1) / np.maximum(norms, 1e-30)
+        line += (
+            f"; largest |difference| {np.abs(x - y).max():.2e}; largest 1 - cosine "
+            f"{(1 - cos).max():.2e}"
+        )
+    return line, int(rows.sum())
 
 
 def _sweep_dims(full: int) -> list[int]:

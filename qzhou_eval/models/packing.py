@@ -169,7 +169,7 @@ def register() -> str:
 
     global _kernel
     _kernel = varlen_kernel()
-    logger.info("packed attention on CUDA: %s", _kernel.form)
+    logger.info("packed attention: %s on CUDA, per-input SDPA elsewhere", _kernel.form)
     AttentionInterface.register(ATTN_IMPLEMENTATION, varlen_attention)
     return ATTN_IMPLEMENTATION
 

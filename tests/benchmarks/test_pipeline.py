@@ -73,8 +73,40 @@ def test_compare_vectors_counts_inputs_whose_bits_differ(bench, tmp_path):
         other[2, 3] += change
         np.save(folder / "s1.keys.npy", keys)
         np.save(folder / "s1.vecs.npy", other)
-    line = bench._compare_vectors(tmp_path / "a", tmp_path / "b")
+    line, differing = bench._compare_vectors(tmp_path / "a", tmp_path / "b")
+    assert differing == 1
     assert line.startswith(
         "3 inputs in both stores; 1 differ in some bit; largest |difference| 1.00e-03"
     )
-    assert "no input in both" in bench._compare_vectors(tmp_path / "a", tmp_path / "none")
+    assert bench._compare_vectors(tmp_path / "a", tmp_path / "a") == (
+        "3 inputs in both stores; 0 differ in some bit",
+        0,
+    )
+    line, differing = bench._compare_vectors(tmp_path / "a", tmp_path / "none")
+    assert "no input in both" in line and differing == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--device", "cpu"], "--device and --scale-down go with --device-model"),
+        (["--device-model", "nonexistent"], "--device-model: model=nonexistent is unknown"),
+        (["--device-model", "qzhou_embedding"], "sees no CUDA device here"),
+        (["--device-model", "qzhou_embedding", "--device", "cpu"], "add --scale-down"),
+    ],
+)
+def test_a_device_option_that_cannot_work_is_one_error_line(
+    bench, monkeypatch, capsys, argv, message
+):
+    import argparse
+
+    monkeypatch.setattr(bench.torch.cuda, "is_available", lambda: False)
+    parser = argparse.ArgumentParser()
+    for flag in ("--device-model", "--device"):
+        parser.add_argument(flag)
+    parser.add_argument("--scale-down", action="store_true")
+    args = parser.parse_args(argv)
+    with pytest.raises(SystemExit) as e:
+        bench._check_device_args(parser, args)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
