@@ -2,14 +2,16 @@
 
 The embedding store keys a vector by the exact model input, so what this module derives is only a
 hint: an input it misses is encoded when mteb asks for it, an input it adds costs encoding time,
-and neither changes a score. Per task type, mteb 2.26's rules (which splits and subsets, which
-columns, which prompt type per side):
+and neither changes a score (on a GPU, beyond the last bits of a vector batched otherwise than
+the sequential runner would: see below). Per task type, mteb 2.26's rules (which splits and
+subsets, which columns, which prompt type per side):
 
 - Retrieval and Reranking: every query (``PromptType.query``) and every corpus document
   (``PromptType.document``) of each evaluated split and subset, as mteb's dataloaders build their
-  text (title and text joined and stripped; instructions and conversations folded in). Reranking
-  encodes only each query's candidates; all documents are a superset. mteb searches a whole corpus
-  in chunks (``corpus_chunk_size`` of its search wrapper, 50,000 documents), one encode call each:
+  text (title and text joined and stripped; instructions and conversations folded in). A
+  reranking task's corpus is encoded whole, in one call, then each query's candidates ranked
+  (``rerank_top_ranked_documents``). mteb searches a whole corpus in chunks
+  (``corpus_chunk_size`` of its search wrapper, 50,000 documents), one encode call each:
   the derived documents say where each chunk ends (:attr:`SideInputs.breaks`), so that the
   devices finish one chunk before they start the next and the scoring process searches it while
   they encode the next.
@@ -17,15 +19,15 @@ columns, which prompt type per side):
 - Classification: the union of the training undersamples of all experiments (the task's own
   sampler, from a copy of the task, so the task's state is untouched; where that sampler is not
   there, the whole training split), then the test split, mteb's two calls in its order.
+- Clustering (v2): the documents mteb embeds: its random sample (``max_document_to_embed`` /
+  ``max_fraction_of_documents_to_embed``) drawn the way ``evaluate`` draws it, from a copy of the
+  task's generator, split by split; legacy clustering: every sentence.
+- Other types: not derived (None); mteb's requests are encoded on demand.
 
 Each of mteb's encode calls is derived as a call of its own, in mteb's order (a break between
 two calls of one prompt type): the embedder batches each call as the sequential runner would
 (see :func:`qzhou_eval.encoder.embedder.chunk_bounds`), so that on a GPU, whose vectors depend
 in their last bits on the batch, the look-ahead stores the sequential runner's vectors.
-- Clustering (v2): the documents mteb embeds: its random sample (``max_document_to_embed`` /
-  ``max_fraction_of_documents_to_embed``) drawn the way ``evaluate`` draws it, from a copy of the
-  task's generator, split by split; legacy clustering: every sentence.
-- Other types: not derived (None); mteb's requests are encoded on demand.
 
 mteb has no public API for any of this; ``_retrieval_texts`` (the text of each query or document
 as the model reads it) and ``_undersample_data`` are its private helpers, used so that the
