@@ -585,18 +585,19 @@ def _check_device_args(parser: argparse.ArgumentParser, args: argparse.Namespace
     from qzhou_eval.config import compose_config
 
     try:
-        compose_config("check", [f"model={args.device_model}"])
+        cfg = compose_config("check", [f"model={args.device_model}"])
     except UserError as e:
         parser.error(f"--device-model: {e}")
+    parameters = int(cfg.model.get("n_parameters") or 0)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(
             f"--device {args.device}: torch {torch.__version__} sees no CUDA device here; "
             "on a CPU: --device cpu --scale-down"
         )
-    if not args.device.startswith("cuda") and not args.scale_down:
+    if not args.device.startswith("cuda") and not args.scale_down and parameters >= 10**9:
         parser.error(
-            f"--device {args.device} builds the full architecture (billions of parameters) and "
-            "would encode for hours; add --scale-down for a trial on a CPU"
+            f"--device {args.device} builds the full architecture ({parameters / 1e9:.1f}B "
+            "parameters) and would encode for hours; add --scale-down for a trial on a CPU"
         )
 
 
