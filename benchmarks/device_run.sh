@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The prepared GPU measurement: one call of the device tool (see benchmarks/RESULTS.md, "GPU").
+# By default (STEPS=pipeline,check):
 #
 #   1. the pipeline benchmark with QZhou-Embedding's real architecture (Qwen2.5-7B, random bf16
 #      weights: no download) as the device, beside today's sequential runner;
@@ -26,14 +27,25 @@
 # Here, as a trial on the CPU (no install; a scaled-down architecture; a smaller scale, or the
 # pipeline step outlasts its 300 s on 2 cores), about 3 minutes:
 #   DEVICE=cpu SCALE_DOWN=1 SCALE=0.003 OUT=/tmp/out bash benchmarks/device_run.sh
-# Variables: OUT (where the three output files go), DEVICE (cuda), SCALE (the shape tasks'
-# size, 0.008), WORKERS (scoring processes: 4 on cuda, 2 on a CPU), SCALE_DOWN (any value: the
-# scaled-down architecture). Exit status: 1 when a step failed (its file says how).
+# Variables: OUT (where the output files go), DEVICE (cuda), SCALE (the shape tasks' size,
+# 0.008), WORKERS (scoring processes: 4 on cuda, 2 on a CPU), SCALE_DOWN (any value: the
+# scaled-down architecture), STEPS (comma-separated, in order; default pipeline,check; also
+# compare, check_zh, throughput: see each below, with its time on an H200 where measured).
+# Exit status: 1 when a step failed (its file ends with the step's exit code).
+#
+# Not measured on a GPU yet (2026-12-04), for the next session lent one, in one call:
+# STEPS=compare,check,check_zh,throughput (compare at 0.008: the scale where the look-ahead's
+# old chunking batched otherwise; check: the changed throughput warm-up). compare and check took
+# about 2.5 and 1 minute on an H200, check_zh and throughput are unmeasured there: give the call
+# timeout_s=600 and read what came back under $OUT even if it ran out. Trial here (4 minutes):
+#   DEVICE=cpu SCALE_DOWN=1 SCALE=0.002 OUT=/tmp/out STEPS=compare,check_zh,throughput \
+#       bash benchmarks/device_run.sh
 set -u
 OUT=${OUT:-/tmp/qzhou-device-run}
 DEVICE=${DEVICE:-cuda}
 SCALE=${SCALE:-0.008}
 WORKERS=${WORKERS:-$([ "$DEVICE" = cuda ] && echo 4 || echo 2)}
+STEPS=${STEPS:-pipeline,check}
 failed=0
 mkdir -p "$OUT"
 PY=python3
@@ -58,16 +70,38 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', tr
       'numpy', numpy.__version__, 'mteb', mteb.__version__, 'datasets', datasets.__version__)"
 } 2>&1 | tee "$OUT/environment.txt"
 
-timeout 300 $PY benchmarks/pipeline.py --device-model qzhou_embedding --device "$DEVICE" \
-    "${down[@]}" --scale "$SCALE" --workers "$WORKERS" --timeline 2>&1 \
-    | tee "$OUT/pipeline_qzhou_embedding.txt"
-status=${PIPESTATUS[0]}
-echo "pipeline exit: $status" | tee -a "$OUT/pipeline_qzhou_embedding.txt"
-[ "$status" = 0 ] || failed=1
+# step NAME SECONDS FILE COMMAND...: run COMMAND with a time limit, its output into $OUT/FILE
+step() {
+    local name=$1 limit=$2 file=$3
+    shift 3
+    timeout "$limit" "$@" 2>&1 | tee "$OUT/$file"
+    local status=${PIPESTATUS[0]}
+    echo "$name exit: $status" | tee -a "$OUT/$file"
+    [ "$status" = 0 ] || failed=1
+}
 
-timeout 150 $PY -m qzhou_eval.check model=qzhou_embedding check.random_weights=true "$check_down" \
-    2>&1 | tee "$OUT/check_qzhou_embedding.txt"
-status=${PIPESTATUS[0]}
-echo "check exit: $status" | tee -a "$OUT/check_qzhou_embedding.txt"
-[ "$status" = 0 ] || failed=1
+for name in ${STEPS//,/ }; do
+    case $name in
+    pipeline)  # the benchmark, 1 dim and an 8-dim sweep, both runners (4.5 min on an H200)
+        step pipeline 300 pipeline_qzhou_embedding.txt $PY benchmarks/pipeline.py \
+            --device-model qzhou_embedding --device "$DEVICE" "${down[@]}" --scale "$SCALE" \
+            --workers "$WORKERS" --timeline ;;
+    compare)  # stored vectors of both runners compared (2.5 min on an H200 at 0.008)
+        step compare 240 compare_vectors.txt $PY benchmarks/pipeline.py \
+            --device-model qzhou_embedding --device "$DEVICE" "${down[@]}" --scale "$SCALE" \
+            --workers "$WORKERS" --compare-vectors ;;
+    check)  # QZhou-Embedding's architecture, full size on a GPU (1 min on an H200)
+        step check 150 check_qzhou_embedding.txt $PY -m qzhou_eval.check \
+            model=qzhou_embedding check.random_weights=true "$check_down" ;;
+    check_zh)  # QZhou-Embedding-Zh's: Qwen3-8B, Token Prepending, the Dense projection
+        step check_zh 200 check_qzhou_embedding_zh.txt $PY -m qzhou_eval.check \
+            model=qzhou_embedding_zh check.random_weights=true "$check_down" ;;
+    throughput)  # the harness against the official policy, synthetic inputs
+        step throughput 300 throughput.txt $PY benchmarks/throughput.py --device "$DEVICE" \
+            --synthetic --queries 2000 --docs 3000 ;;
+    *)
+        echo "error: STEPS: no step $name (pipeline, compare, check, check_zh, throughput)"
+        failed=1 ;;
+    esac
+done
 exit "$failed"
