@@ -714,45 +714,34 @@ def _benchmark(args: argparse.Namespace, tmp: Path, model_device: ModelDevice | 
         # a real device's vectors may depend on which inputs share a batch (the look-ahead
         # batches a task's inputs otherwise than mteb's calls do)
         print(f"largest difference of any score between the runners: {difference:.2e}")
+    busy = {name: round(f["busy"] / f["wall"], 3) for name, f in figures.items()}
+    summary = {"busy_sequential": busy["sequential 1 dim"], "busy_pipeline": busy["pipeline 1 dim"]}
     if args.compare_vectors:
-        differing: dict[str, int] = {}
-        for twin in ("sequential 1 dim again", "pipeline 1 dim"):
+        for twin, key in (("sequential 1 dim again", "again"), ("pipeline 1 dim", "pipeline")):
             a, b = figures["sequential 1 dim"]["scores"], figures[twin]["scores"]
             print(f"sequential 1 dim against {twin}:")
             for file in sorted(a):
                 main_a, main_b = _main_score(a[file]), _main_score(b.get(file, {}))
                 print(f"  {Path(file).name:<40} main score {main_a:.6f} vs {main_b:.6f}")
             other = tmp / twin.replace(" ", "_")
-            line, differing[twin] = _compare_vectors(tmp / "sequential_1_dim", other)
+            line, differing = _compare_vectors(tmp / "sequential_1_dim", other)
             print("  vectors: " + line)
-        seq, again, par = (figures[n] for n in ("sequential 1 dim", *differing))
-        summary = {
-            "busy_sequential": round(seq["busy"] / seq["wall"], 3),
-            "busy_sequential_again": round(again["busy"] / again["wall"], 3),
-            "busy_pipeline": round(par["busy"] / par["wall"], 3),
-            "scores_equal": equal,
-            "vectors_differing_again": differing["sequential 1 dim again"],
-            "vectors_differing_pipeline": differing["pipeline 1 dim"],
-        }
-        print(json.dumps(summary))
-        return 0
-    seq, par = figures["sequential 1 dim"], figures["pipeline 1 dim"]
-    summary = {
-        "busy_sequential": round(seq["busy"] / seq["wall"], 3),
-        "busy_pipeline": round(par["busy"] / par["wall"], 3),
-        "wall_ratio_1dim": round(seq["wall"] / par["wall"], 3),
-        "pipeline_over_critical_path_1dim": round(par["wall"] / par["critical_path"], 3),
-        "sweep8_over_1dim": round(figures["pipeline 8 dims"]["wall"] / par["wall"], 3),
-        "scores_equal": equal,
-    }
+            summary[f"vectors_differing_{key}"] = differing
+        summary["busy_sequential_again"] = busy["sequential 1 dim again"]
+    else:
+        seq, par = figures["sequential 1 dim"], figures["pipeline 1 dim"]
+        summary["wall_ratio_1dim"] = round(seq["wall"] / par["wall"], 3)
+        summary["pipeline_over_critical_path_1dim"] = round(par["wall"] / par["critical_path"], 3)
+        summary["sweep8_over_1dim"] = round(figures["pipeline 8 dims"]["wall"] / par["wall"], 3)
+        if "sequential 8 dims" in figures:
+            summary["sequential_sweep8_over_1dim"] = round(
+                figures["sequential 8 dims"]["wall"] / seq["wall"], 3
+            )
+    summary["scores_equal"] = equal
     if not equal:
         summary["largest_score_difference"] = difference
     if model_device is not None:
         summary["device"] = f"{args.device_model} ({_device_name(args.device)})"
-    if "sequential 8 dims" in figures:
-        summary["sequential_sweep8_over_1dim"] = round(
-            figures["sequential 8 dims"]["wall"] / seq["wall"], 3
-        )
     print(json.dumps(summary))
     return 0
 

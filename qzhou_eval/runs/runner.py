@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mteb.abstasks import AbsTask
+from mteb.models import ModelMeta
 from omegaconf import DictConfig
 
 from qzhou_eval import atomic
@@ -85,6 +86,17 @@ class RunPlan:
     def variant(self, task: str) -> Variant | None:
         return self.identity.variant(task)
 
+    def model_meta(self, task: str, point: Point) -> ModelMeta:
+        """The mteb model meta of ``task`` at sweep point ``point``: its name, revision and
+        experiment decide the results folder it is filed in."""
+        return build_model_meta(
+            self.spec,
+            self.recipe,
+            dim=point.dim,
+            variant=self.variant(task),
+            precision=point.precision,
+        )
+
     def pending(self, records: dict[tuple[str, Point], TaskRecord], task: str) -> bool:
         """Whether ``task`` is to be evaluated at some sweep point (``records``: see
         :func:`task_records`)."""
@@ -126,8 +138,7 @@ class RunOutcome:
 
     def add(self, task: str, encoder: RecipeEncoder, errors: list[str]) -> None:
         """A finished evaluation of ``task`` (its errors: mteb's per-split exceptions)."""
-        meta = encoder.mteb_model_meta
-        self.runs.setdefault(RunId(meta.name, meta.revision, meta.experiment_name), []).append(task)
+        self.runs.setdefault(run_id(encoder.mteb_model_meta), []).append(task)
         for err in errors:
             self.failures[task] = err
 
@@ -221,27 +232,19 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     return plan
 
 
+def run_id(meta: ModelMeta) -> RunId:
+    """The results folder of a model meta, as the report names it."""
+    return RunId(meta.name, meta.revision, meta.experiment_name)
+
+
 def run_ids(plan: RunPlan, task: str) -> set[RunId]:
     """The result folders ``task`` is filed in, one per sweep point."""
-    out = set()
-    for point in plan.points:
-        meta = build_model_meta(
-            plan.spec,
-            plan.recipe,
-            dim=point.dim,
-            variant=plan.variant(task),
-            precision=point.precision,
-        )
-        out.add(RunId(meta.name, meta.revision, meta.experiment_name))
-    return out
+    return {run_id(plan.model_meta(task, point)) for point in plan.points}
 
 
 def task_record(folder: ResultsFolder, plan: RunPlan, task: str, point: Point) -> TaskRecord:
     """The record of ``task`` at sweep point ``point`` in the folder it is filed in."""
-    meta = build_model_meta(
-        plan.spec, plan.recipe, dim=point.dim, variant=plan.variant(task), precision=point.precision
-    )
-    where = folder.get_task_result_path(task, meta).parent
+    where = folder.get_task_result_path(task, plan.model_meta(task, point)).parent
     data = plan.data.get(task)
     extra = {}
     if (content := data_identity(data)) is not None:  # not the pinned data: another identity

@@ -21,7 +21,7 @@ from qzhou_eval.mirror.content import damaged_data
 from qzhou_eval.mirror.offline import unreachable_data
 from qzhou_eval.precision import Point
 from qzhou_eval.results import ResultsFolder
-from qzhou_eval.runs.identity import Variant, build_model_meta
+from qzhou_eval.runs.identity import Variant
 
 if TYPE_CHECKING:
     from qzhou_eval.runs.runner import RunOutcome, RunPlan
@@ -43,11 +43,8 @@ class Encoders:
         key = (point, self.plan.variant(task))
         if key not in self._made:
             spec = self.plan.spec
-            meta = build_model_meta(
-                spec, self.plan.recipe, dim=point.dim, variant=key[1], precision=point.precision
-            )
             self._made[key] = RecipeEncoder(
-                meta=meta,
+                meta=self.plan.model_meta(task, point),
                 recipe=self.plan.recipe,
                 embedder=self.embedder,
                 dim=point.dim,
