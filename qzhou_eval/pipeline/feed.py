@@ -8,12 +8,13 @@ next task's first chunk is tokenized and queued while the devices finish the one
 
 Contract:
 
-- :meth:`EncodeFeed.put` hands over one task's derived inputs (every side) and returns a future
-  done once all that the store lacked is stored, or failed with the stream's error. Tasks are
-  encoded in the order they are put; :meth:`EncodeFeed.put_missing` likewise for inputs a scoring
-  process missed.
-- :attr:`EncodeFeed.ready` is a future done once the stream has taken everything put so far
-  (the devices are on its last task): the moment to put the next. So at most one task waits
+- :meth:`EncodeFeed.put` hands over one task's derived calls and returns a future done once
+  all that the store lacked is stored, or failed with the stream's error. The calls may come
+  lazily (a :class:`~qzhou_eval.pipeline.derivation.Derivation`): the stream encodes each as it
+  comes, and the future waits for the last. Tasks are encoded in the order they are put;
+  :meth:`EncodeFeed.put_missing` likewise for inputs a scoring process missed.
+- :attr:`EncodeFeed.ready` is a future done once the stream has started on everything put so
+  far (the devices are on its last task): the moment to put the next. So at most one task waits
   behind the one being encoded, and its inputs are the only ones held ahead.
 - :meth:`EncodeFeed.close` waits for everything put; ``force=True`` (an error, Ctrl-C) stops at
   the next batch, after storing what was computed. A failed stream fails every future not done.
@@ -32,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 from qzhou_eval.encoder.embedder import Embedder, FillRequest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
-    from qzhou_eval.pipeline.lookahead import Inputs
+    from qzhou_eval.pipeline.lookahead import Call
 
 _STOP = object()
 
@@ -62,14 +63,16 @@ class EncodeFeed:
         """Done once the stream has taken everything put so far."""
         return self._ready
 
-    def put(self, task: str, wanted: Inputs) -> Future[None]:
-        """Encode into the store what ``task``'s derived inputs (every side) lack."""
-        return self._put(
-            [
-                FillRequest(inputs, side, f"{task} [{side}]", spans, breaks)
-                for side, (inputs, spans, breaks) in wanted.items()
-            ]
+    def put(self, task: str, calls: Iterable[Call]) -> Future[None]:
+        """Encode into the store what ``task``'s derived calls lack (each of mteb's calls, or
+        each side with its breaks). ``calls`` may be lazy and block (a
+        :class:`~qzhou_eval.pipeline.derivation.Derivation`): the stream takes each call as it
+        comes, and encodes the ones before meanwhile."""
+        requests = (
+            FillRequest(inputs, side, f"{task} [{side}]", spans, breaks)
+            for side, (inputs, spans, breaks) in calls
         )
+        return self._put(requests)
 
     def put_missing(
         self,
@@ -79,23 +82,10 @@ class EncodeFeed:
         spans: Sequence[tuple[int, int]] | None,
     ) -> Future[None]:
         """Encode into the store the inputs of ``task`` that a scoring process missed."""
-        return self._put([FillRequest(inputs, side, f"{task} [{side}]", spans)])
+        return self._put(iter([FillRequest(inputs, side, f"{task} [{side}]", spans)]))
 
-    def _put(self, requests: list[FillRequest]) -> Future[None]:
+    def _put(self, requests: Iterator[FillRequest]) -> Future[None]:
         future: Future[None] = Future()
-        if not requests:  # nothing to encode
-            future.set_result(None)
-            return future
-        left = [len(requests)]
-
-        def done(_: int) -> None:  # the store's writer thread, once a request is all stored
-            with self._lock:
-                left[0] -= 1
-                if left[0]:
-                    return
-                self._open.discard(future)
-            future.set_result(None)
-
         with self._lock:
             if self._ended is not None:
                 future.set_exception(self._ended)  # how it ended: its error, or FeedClosed
@@ -104,8 +94,31 @@ class EncodeFeed:
             self._waiting += 1
             if self._ready.done():
                 self._ready = Future()
-        self._queue.put([r._replace(done=done) for r in requests])
+        self._queue.put(self._group(requests, future))
         return future
+
+    def _group(
+        self, requests: Iterator[FillRequest], future: Future[None]
+    ) -> Iterator[FillRequest]:
+        """One put's requests as the stream takes them; ``future`` is done once the last one
+        was taken and every one taken is stored (the store's writer thread calls ``done``)."""
+        counts = {"taken": 0, "stored": 0, "ended": 0}
+
+        def settled(key: str) -> None:
+            with self._lock:
+                counts[key] += 1
+                if not counts["ended"] or counts["stored"] < counts["taken"]:
+                    return
+                if future not in self._open:  # the other thread saw it first
+                    return
+                self._open.discard(future)
+            future.set_result(None)
+
+        for request in requests:
+            with self._lock:
+                counts["taken"] += 1
+            yield request._replace(done=lambda _: settled("stored"))
+        settled("ended")
 
     def _requests(self) -> Iterator[FillRequest]:
         """The stream's source: blocks until a group is put; ends at close."""
@@ -115,7 +128,7 @@ class EncodeFeed:
                 ready = None if self._waiting else self._ready
             if ready is not None and not ready.done():
                 ready.set_result(None)
-            yield from group
+            yield from group  # type: ignore[misc]
 
     def _run(self) -> None:
         error: BaseException | None = None

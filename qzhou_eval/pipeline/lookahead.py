@@ -11,10 +11,8 @@ subsets, which columns, which prompt type per side):
   text (title and text joined and stripped; instructions and conversations folded in). A
   reranking task's corpus is encoded whole, in one call, then each query's candidates ranked
   (``rerank_top_ranked_documents``). mteb searches a whole corpus in chunks
-  (``corpus_chunk_size`` of its search wrapper, 50,000 documents), one encode call each:
-  the derived documents say where each chunk ends (:attr:`SideInputs.breaks`), so that the
-  devices finish one chunk before they start the next and the scoring process searches it while
-  they encode the next.
+  (``corpus_chunk_size`` of its search wrapper, 50,000 documents), one encode call each, so
+  that the scoring process searches one chunk while the devices encode the next.
 - STS and PairClassification: both text columns, with the task's ``input1/2_prompt_type``.
 - Classification: the union of the training undersamples of all experiments (the task's own
   sampler, from a copy of the task, so the task's state is untouched; where that sampler is not
@@ -24,10 +22,13 @@ subsets, which columns, which prompt type per side):
   task's generator, split by split; legacy clustering: every sentence.
 - Other types: not derived (None); mteb's requests are encoded on demand.
 
-Each of mteb's encode calls is derived as a call of its own, in mteb's order (a break between
-two calls of one prompt type): the embedder batches each call as the sequential runner would
-(see :func:`qzhou_eval.encoder.embedder.chunk_bounds`), so that on a GPU, whose vectors depend
-in their last bits on the batch, the look-ahead stores the sequential runner's vectors.
+Each of mteb's encode calls is derived as a call of its own, in mteb's order
+(:func:`model_input_calls`; :func:`model_inputs` groups them by side, with a break between two
+calls): the embedder batches each call as the sequential runner would (see
+:func:`qzhou_eval.encoder.embedder.chunk_bounds`), so that on a GPU, whose vectors depend in
+their last bits on the batch, the look-ahead stores the sequential runner's vectors. The calls
+are derived lazily, one when the one before was taken: the devices start on a task's first call
+(a retrieval task's queries) while its corpus is still being derived chunk by chunk.
 
 mteb has no public API for any of this; ``_retrieval_texts`` (the text of each query or document
 as the model reads it) and ``_undersample_data`` are its private helpers, used so that the
@@ -39,10 +40,16 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from mteb.abstasks import AbsTask
+from mteb.abstasks.classification import AbsTaskClassification
+from mteb.abstasks.clustering import AbsTaskClustering
+from mteb.abstasks.clustering_legacy import AbsTaskClusteringLegacy
+from mteb.abstasks.pair_classification import AbsTaskPairClassification
+from mteb.abstasks.retrieval import AbsTaskRetrieval
+from mteb.abstasks.sts import AbsTaskSTS
 from mteb.types import PromptType
 
 from qzhou_eval.encoder.embedder import VectorStore
@@ -60,11 +67,10 @@ Span = tuple[int, int]
 
 
 class Asked(NamedTuple):
-    """Texts of one prompt type in the order mteb asks for them, and the positions where one of
-    its encode calls ends and the next begins (retrieval corpus chunks; not every call)."""
+    """One of mteb's encode calls: its prompt type and texts (before the recipe)."""
 
-    texts: list[str]
-    breaks: list[int]
+    prompt_type: PromptType | None
+    texts: Any
 
 
 class SideInputs(NamedTuple):
@@ -76,47 +82,37 @@ class SideInputs(NamedTuple):
     breaks: list[int]
 
 
-Expected = dict[PromptType | None, Asked]
+class Call(NamedTuple):
+    """One of mteb's encode calls, derived: its side and model inputs (no breaks)."""
+
+    side: str
+    inputs: SideInputs
+
+
 Inputs = dict[str, SideInputs]  # side -> its inputs
 
 
-def expected_texts(task: AbsTask) -> Expected | None:
-    """Texts (before the recipe) that evaluating the loaded ``task`` asks for, per prompt type.
-
-    None when the task's type is not derived. Never raises for a task whose data is unusual: a
-    derivation that fails is logged and returns None (the inputs are encoded on demand instead).
-    """
-    if not task.data_loaded:
-        raise ValueError(f"{task.metadata.name}: load the data first")
-    try:
-        return _derive(evaluation_copy(task))
-    except Exception as e:  # a hint only: never stop a run for it
-        logger.info("look-ahead: %s not derived (%s: %s)", task.metadata.name, type(e).__name__, e)
-        return None
+# the task types whose inputs are derived
+_DERIVED = (
+    AbsTaskRetrieval,
+    AbsTaskSTS,
+    AbsTaskPairClassification,
+    AbsTaskClassification,
+    AbsTaskClustering,
+    AbsTaskClusteringLegacy,
+)
 
 
-def _derive(task: AbsTask) -> Expected | None:
-    from mteb.abstasks.classification import AbsTaskClassification
-    from mteb.abstasks.clustering import AbsTaskClustering
-    from mteb.abstasks.clustering_legacy import AbsTaskClusteringLegacy
-    from mteb.abstasks.pair_classification import AbsTaskPairClassification
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
-    from mteb.abstasks.sts import AbsTaskSTS
+def derived(task: AbsTask) -> bool:
+    """Whether ``task``'s type is one whose inputs are derived (the others: on demand)."""
+    return task.metadata.modalities == ["text"] and isinstance(task, _DERIVED)
 
-    if task.metadata.modalities != ["text"]:
-        return None
-    out: Expected = {}
 
-    def add(prompt_type: PromptType | None, texts: Iterable[Any], chunk: int = 0) -> None:
-        """``chunk``: mteb encodes these ``chunk`` at a time, one call each (0: in one call)."""
-        asked = out.setdefault(prompt_type, Asked([], []))
-        flat = _flat_texts(texts)
-        size = chunk or max(1, len(flat))
-        for start in range(0, len(flat), size):
-            if asked.texts:
-                asked.breaks.append(len(asked.texts))
-            asked.texts.extend(flat[start : start + size])
-
+def _mteb_calls(task: AbsTask) -> Iterator[Asked]:
+    """The encode calls mteb makes evaluating the loaded ``task`` (a derived type), in its
+    order: (prompt type, texts before the recipe), each derived only when the one before was taken,
+    so that the devices start on the first while the rest is derived (a large corpus's chunks
+    one by one: its text is mteb's ``datasets.map`` over every document)."""
     # mteb.evaluate runs split by split, and each split subset by subset
     for split in task.eval_splits:
         for subset in task.hf_subsets:
@@ -125,32 +121,34 @@ def _derive(task: AbsTask) -> Expected | None:
             if isinstance(task, AbsTaskRetrieval):
                 from mteb._create_dataloaders import _retrieval_texts
 
-                add(PromptType.query, _retrieval_texts(data["queries"], PromptType.query))
+                yield Asked(PromptType.query, _retrieval_texts(data["queries"], PromptType.query))
                 # a full-corpus search encodes the corpus chunk by chunk; reranking the
                 # pre-ranked candidates (top_ranked) encodes them in one call
-                full_search = data.get("top_ranked") is None
-                add(
-                    PromptType.document,
-                    _retrieval_texts(data["corpus"], PromptType.document),
-                    _corpus_chunk_size() if full_search else 0,
-                )
+                corpus = data["corpus"]
+                size = _corpus_chunk_size() if data.get("top_ranked") is None else 0
+                size = size or max(1, len(corpus))
+                for start in range(0, len(corpus), size):
+                    chunk = corpus if size >= len(corpus) else _rows(corpus, start, size)
+                    yield Asked(PromptType.document, _retrieval_texts(chunk, PromptType.document))
             elif isinstance(task, AbsTaskSTS):
                 first, second = task.column_names
-                add(task.input1_prompt_type, data[first])
-                add(task.input2_prompt_type, data[second])
+                yield Asked(task.input1_prompt_type, data[first])
+                yield Asked(task.input2_prompt_type, data[second])
             elif isinstance(task, AbsTaskPairClassification):
-                add(task.input1_prompt_type, data[task.input1_column_name])
-                add(task.input2_prompt_type, data[task.input2_column_name])
+                yield Asked(task.input1_prompt_type, data[task.input1_column_name])
+                yield Asked(task.input2_prompt_type, data[task.input2_column_name])
             elif isinstance(task, AbsTaskClassification):  # as mteb: the training sample first
-                add(None, _training_texts(task, splits[task.train_split]))
-                add(None, data[task.input_column_name])
+                yield Asked(None, _training_texts(task, splits[task.train_split]))
+                yield Asked(None, data[task.input_column_name])
             elif isinstance(task, AbsTaskClustering):
-                add(None, _clustering_sample(task, data))
-            elif isinstance(task, AbsTaskClusteringLegacy):
-                add(None, data[task.input_column_name])
-            else:
-                return None
-    return out
+                yield Asked(None, _clustering_sample(task, data))
+            else:  # legacy clustering
+                yield Asked(None, data[task.input_column_name])
+
+
+def _rows(dataset: Any, start: int, size: int) -> Any:
+    """Rows ``start`` to ``start + size`` of a datasets table (mteb's maps are row by row)."""
+    return dataset.select(range(start, min(start + size, len(dataset))))
 
 
 def _corpus_chunk_size() -> int:
@@ -212,33 +210,54 @@ def _clustering_sample(task: Any, rows: Any) -> list[str]:
     return list(rows.select(picked)[task.input_column_name])
 
 
-def model_inputs(task: AbsTask, recipe: Recipe) -> Inputs | None:
-    """The exact model inputs (and task-text spans) per side that ``task`` will ask for, as
-    :class:`~qzhou_eval.encoder.RecipeEncoder` formats them; loads the data of a copy when the
-    task is not loaded. None when the task's type is not derived."""
+def model_input_calls(task: AbsTask, recipe: Recipe) -> Iterator[Call] | None:
+    """The exact model inputs (and task-text spans) of each of mteb's encode calls for ``task``,
+    as :class:`~qzhou_eval.encoder.RecipeEncoder` formats them, in mteb's order; None when the
+    task's type is not derived. Lazy: the data of a copy are loaded (when the task is not) at the
+    first call taken, and each call is derived when the one before was taken. Raises what loading
+    or deriving raises, mid-way too (the caller decides: the look-ahead is a hint)."""
+    if not derived(task):
+        return None
+    return _formatted_calls(task, recipe)
+
+
+def _formatted_calls(task: AbsTask, recipe: Recipe) -> Iterator[Call]:
+    name = task.metadata.name
     loaded = task
     if not task.data_loaded:
         loaded = evaluation_copy(task)
         loaded.load_data()
     try:
-        expected = expected_texts(loaded)
+        # a copy of the loaded task: its samplers' state is advanced as evaluate advances it
+        for prompt_type, texts in _mteb_calls(evaluation_copy(loaded)):
+            side = side_of(prompt_type)
+            formatted = [recipe.format_with_span(name, side, t) for t in _flat_texts(texts)]
+            if formatted:
+                inputs = [x for x, _ in formatted]
+                yield Call(side, SideInputs(inputs, [span for _, span in formatted], []))
     finally:
         if loaded is not task:
             loaded.unload_data()
-    if expected is None:
+
+
+def model_inputs(task: AbsTask, recipe: Recipe) -> Inputs | None:
+    """Every model input per side that ``task`` will ask for, with a break between two of
+    mteb's calls (:func:`model_input_calls`, all at once); None when the task's type is not
+    derived, or its data do not load or its derivation fails (logged: a hint only)."""
+    calls = model_input_calls(task, recipe)
+    if calls is None:
         return None
-    name = task.metadata.name
     out: Inputs = {}
-    for prompt_type, (texts, breaks) in expected.items():
-        side = side_of(prompt_type)
-        inputs, spans, side_breaks = out.setdefault(side, SideInputs([], [], []))
-        if inputs:
-            side_breaks.append(len(inputs))
-        side_breaks.extend(len(inputs) + b for b in breaks)
-        for text in texts:
-            formatted, span = recipe.format_with_span(name, side, text)
-            inputs.append(formatted)
-            spans.append(span)
+    try:
+        for side, (texts, spans, _) in calls:
+            inputs, side_spans, breaks = out.setdefault(side, SideInputs([], [], []))
+            if inputs:
+                breaks.append(len(inputs))
+            inputs.extend(texts)
+            side_spans.extend(spans)
+    except Exception as e:  # a hint only: never stop a run for it
+        logger.info("look-ahead: %s not derived (%s: %s)", task.metadata.name, type(e).__name__, e)
+        return None
     return out
 
 

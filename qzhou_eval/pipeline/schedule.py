@@ -22,19 +22,19 @@ finished results stay) unless ``runtime.continue_on_error``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING
 
 from qzhou_eval import atomic
 from qzhou_eval.encoder.embedder import MissingInputs
-from qzhou_eval.errors import one_line
+from qzhou_eval.pipeline.derivation import Derivation
 from qzhou_eval.pipeline.feed import EncodeFeed
-from qzhou_eval.pipeline.lookahead import Inputs, model_inputs
+from qzhou_eval.pipeline.lookahead import Call, model_input_calls
 from qzhou_eval.pipeline.order import encode_order
 from qzhou_eval.pipeline.scoring_pool import Job, JobDone, ScoringPool, ScoringProcessDied
 from qzhou_eval.runs.identity import TaskRecord, claimed
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from qzhou_eval.runs.scoring import Encoders
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Rounds of encoding what a scoring process missed, per job: each round is one encode call of
 # mteb's that the look-ahead did not foresee (retrieval: queries, then corpus chunks).
@@ -156,18 +155,23 @@ def run_pipeline(
                 outcome.overlapped.add(job.task)
             outcome.add(job.task, encoders(job.task, job.point), result.errors)
 
-    derived: dict[int, Future[Inputs | None]] = {}  # task position -> its derived inputs
+    derived: dict[int, Derivation] = {}  # task position -> its look-ahead
 
     def derive(i: int) -> None:  # in a thread, while the devices encode the task before
         if runtime.encode and i < len(order) and i not in derived:
-            derived[i] = in_background(inputs_ahead, plan, order[i], records)
+            # the first two at once (the quicker may go first), then one at a time
+            after = derived.get(i - 1) if i >= 2 else None
+            task = order[i]
+            derived[i] = Derivation(
+                task.metadata.name, partial(calls_ahead, plan, task, records), after
+            )
 
     try:
         derive(0)
         derive(1)
         if load_model:
             embedder.load()
-        if quicker_second(derived):  # the devices (and the model's loading) start sooner
+        if quicker_second({k: d.first for k, d in derived.items()}):  # the devices start sooner
             order[0], order[1] = order[1], order[0]
             derived[0], derived[1] = derived[1], derived[0]
         for i, task in enumerate(order):
@@ -177,9 +181,11 @@ def run_pipeline(
                 and sum(1 for n in unfinished.values() if n) > runtime.lookahead
             ):
                 settle(block=True)
-            wanted = derived.pop(i).result() if runtime.encode else None
+            wanted = derived[i] if runtime.encode else None
+            if wanted is not None and not wanted.first.result():
+                wanted = None  # nothing to encode ahead for it
             derive(i + 1)
-            if feed is not None and wanted:
+            if feed is not None and wanted is not None:
                 encoding[feed.put(name, wanted)] = name  # its handoff ends once stored
                 while not feed.ready.done():  # its encoding starts: the next may follow
                     settle(block=True, until=feed.ready)
@@ -206,14 +212,14 @@ def run_pipeline(
     pool.close()
 
 
-def quicker_second(derived: dict[int, Future[Inputs | None]]) -> bool:
-    """Whether the second task's inputs are derived before the first's (both are derived at
+def quicker_second(first: dict[int, Future[bool]]) -> bool:
+    """Whether the second task's first call is derived before the first's (both are derived at
     once at the start): then it is encoded first, while the first is derived, instead of the
     devices waiting for that. Only the first two swap: the order after them stands."""
-    if 1 not in derived:
+    if 1 not in first:
         return False
-    wait([derived[0], derived[1]], return_when=FIRST_COMPLETED)
-    return derived[1].done() and not derived[0].done()
+    wait([first[0], first[1]], return_when=FIRST_COMPLETED)
+    return first[1].done() and not first[0].done()
 
 
 def died(job: Job) -> ScoringProcessDied:
@@ -223,37 +229,18 @@ def died(job: Job) -> ScoringProcessDied:
     )
 
 
-def inputs_ahead(
+def calls_ahead(
     plan: RunPlan, task: AbsTask, records: dict[tuple[str, Point], TaskRecord]
-) -> Inputs | None:
-    """The model inputs ``task`` will ask for, per side, in the order mteb asks for them; None
-    when nothing will be asked (finished at every point) or they cannot be derived."""
+) -> Iterator[Call] | None:
+    """The model inputs of each of mteb's calls for ``task``, lazily, in its order; None when
+    nothing will be asked (finished at every point) or the task's type is not derived."""
     name = task.metadata.name
     if not plan.pending(records, name):
         return None  # finished at every point: nothing will be asked
-    try:
-        wanted = model_inputs(task, plan.recipe)
-    except Exception as e:  # its data do not load: the scoring process meets it, as a failure
-        logger.info("look-ahead: %s not derived (%s)", name, one_line(e))
-        return None
-    if wanted is None:
+    calls = model_input_calls(task, plan.recipe)
+    if calls is None:
         logger.info("look-ahead: %s (%s) not derived, encoded on demand", name, task.metadata.type)
-    return wanted
-
-
-def in_background(fn: Callable[..., T], *args: Any) -> Future[T]:
-    """``fn(*args)`` in a daemon thread (one that never delays the exit after Ctrl-C)."""
-    future: Future[T] = Future()
-
-    def target() -> None:
-        if future.set_running_or_notify_cancel():
-            try:
-                future.set_result(fn(*args))
-            except BaseException as e:
-                future.set_exception(e)
-
-    threading.Thread(target=target, name="look-ahead", daemon=True).start()
-    return future
+    return calls
 
 
 def coverage_line(

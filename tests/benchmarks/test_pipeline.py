@@ -110,3 +110,32 @@ def test_a_device_option_that_cannot_work_is_one_error_line(
         bench._check_device_args(parser, args)
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_simulated_device_runs_queued_batches_back_to_back_on_its_own_clock(bench):
+    import time
+
+    from qzhou_eval.models.inputs import TokenBatch
+
+    device = bench.SimulatedDevice(rate=1000.0)  # 20 padded tokens: 20 ms a batch
+    batch = TokenBatch.from_lists([[101, 7592, 102], [101, 2088, 2003, 7592, 102, 0, 0, 0, 0, 0]])
+
+    def host(late_before: int | None = None):
+        for k in range(4):
+            if k == late_before:
+                time.sleep(0.1)  # the host has no batch ready: the device idles
+            yield batch
+
+    out = list(device.run(host()))
+    assert [n for n, _ in out] == [0, 1, 2, 3]
+    assert device.busy == pytest.approx(4 * 0.02) and device.forward_calls == 4
+    spans = device.spans
+    # queued before the one before ended: each starts as that one ends, whatever the host does
+    assert all(b[0] == a[1] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(e - s == pytest.approx(0.02) for s, e in spans)
+    assert out[0][1].shape == (2, 384)
+    np.testing.assert_array_equal(out[0][1], out[3][1])  # the same input, the same vector
+    late = bench.SimulatedDevice(rate=1000.0)
+    list(late.run(host(late_before=2)))
+    gap = late.spans[2][0] - late.spans[1][1]
+    assert gap > 0.05 and late.busy == pytest.approx(4 * 0.02)  # idle time is not busy time

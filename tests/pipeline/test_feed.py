@@ -34,13 +34,13 @@ class GatedEngine(ReusingEngine):
             yield item
 
 
-def _wanted(prefix: str, n: int) -> dict[str, SideInputs]:
+def _wanted(prefix: str, n: int) -> list[tuple[str, SideInputs]]:
     queries = [f"{prefix} query {i}" for i in range(n)]
     docs = [f"{prefix} document {i}" for i in range(2 * n)]
-    return {
-        "query": SideInputs(queries, [(0, len(q)) for q in queries], []),
-        "document": SideInputs(docs, [(0, len(d)) for d in docs], [n]),
-    }
+    return [
+        ("query", SideInputs(queries, [(0, len(q)) for q in queries], [])),
+        ("document", SideInputs(docs, [(0, len(d)) for d in docs], [n])),
+    ]
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_a_failed_stream_fails_every_task_still_waiting(gated):
     embedder, _, gate = gated
     gate.set()
     feed = EncodeFeed(embedder)
-    failing = feed.put("A", {"query": SideInputs(["!bad"], [(0, 4)], [])})
+    failing = feed.put("A", [("query", SideInputs(["!bad"], [(0, 4)], []))])
     with pytest.raises(DeviceError, match="device failed"):
         failing.result(timeout=30)
     feed.ready.result(timeout=30)  # nobody is left waiting to put the next
@@ -114,3 +114,29 @@ def test_a_forced_close_stops_at_the_next_batch(gated):
     with pytest.raises(Exception):  # noqa: B017  (Stopped, from the stream's thread)
         task.result(timeout=5)
     assert 0 < len(store) < 120  # what was computed is stored
+
+
+def test_calls_that_come_lazily_are_encoded_as_they_come(gated):
+    embedder, store, gate = gated
+    gate.set()
+    second_derived = threading.Event()
+
+    def derivation():  # a look-ahead still deriving its second call
+        (query, document) = _wanted("a", 3)
+        yield query
+        assert second_derived.wait(30)
+        yield document
+
+    feed = EncodeFeed(embedder)
+    task = feed.put("A", derivation())
+    feed.ready.result(timeout=30)  # the stream is on it: the next task may be put
+    deadline = time.monotonic() + 30
+    while not all(store.has_many("query", [f"a query {i}" for i in range(3)])):
+        assert time.monotonic() < deadline  # the first call is stored before the second exists
+        time.sleep(0.01)
+    assert not task.done()  # not before its last call is in
+    second_derived.set()
+    task.result(timeout=30)
+    assert all(store.has_many("document", [f"a document {i}" for i in range(6)]))
+    feed.put("B", iter(())).result(timeout=30)  # nothing derived: done all the same
+    feed.close()

@@ -104,3 +104,34 @@ def test_a_datasets_column_is_read_at_once_and_flattened_in_order(monkeypatch):
     monkeypatch.setattr(datasets.arrow_dataset.Column, "__iter__", lambda self: iter(()))
     assert lookahead._flat_texts(rows["t"]) == ["a", "b", "c"]
     assert lookahead._flat_texts(rows["s"]) == ["x", "y"]
+
+
+def test_a_corpus_is_derived_chunk_by_chunk_as_the_calls_are_taken(monkeypatch):
+    import mteb._create_dataloaders as loaders
+
+    from qzhou_eval.pipeline.lookahead import model_input_calls
+
+    monkeypatch.setattr(mteb_retrieval, "SearchEncoderWrapper", SmallChunks)
+    derived: list[int] = []  # rows of each of mteb's text helper calls
+    texts = loaders._retrieval_texts
+
+    def counted(dataset, prompt_type):
+        derived.append(len(dataset))
+        return texts(dataset, prompt_type)
+
+    monkeypatch.setattr(loaders, "_retrieval_texts", counted)
+    recipe = recipe_from_config(compose_config("mteb", ["model=minilm"]).prompts, KNOWN_TASKS)
+    (task,) = [t for t in get_demo_tasks("demo_eng") if t.metadata.type == "Retrieval"]
+    calls = model_input_calls(task, recipe)
+    assert calls is not None and derived == []  # nothing before the first call is taken
+    queries = next(calls)
+    assert queries.side == "query" and len(derived) == 1
+    first_chunk = next(calls)
+    assert first_chunk.side == "document" and derived[1] == len(first_chunk.inputs.inputs) == 7
+    rest = list(calls)
+    assert len(rest) == len(derived) - 2 >= 1  # one helper call per chunk, as each is taken
+    # the same inputs as derived at once: chunk by chunk, mteb's texts of every document
+    wanted = model_inputs(task, recipe)
+    documents = [x for c in [first_chunk, *rest] for x in c.inputs.inputs]
+    assert wanted is not None and wanted["document"].inputs == documents
+    assert wanted["document"].breaks == list(range(7, len(documents), 7))
