@@ -76,23 +76,26 @@ def run_pipeline(
     inflight: dict[Future[JobDone], Job] = {}
     unfinished: dict[str, int] = {}  # task -> its jobs not done yet
     started: dict[str, float] = {}  # task -> when its turn came
-    claims: dict[Job, ExitStack] = {}  # the records of jobs in flight, released if they fail
+    # the records of (task, point)s in flight, over every attempt; released if they fail
+    claims: dict[tuple[str, Point], ExitStack] = {}
+    handed_back: dict[tuple[str, Point], int] = {}  # inputs its earlier attempts missed
     tasks = {t.metadata.name: t for t in plan.tasks}
     order = encode_order(plan.tasks)  # the longest scoring tail first
     if order != list(plan.tasks):
         logger.info("encoding order: %s", ", ".join(t.metadata.name for t in order))
 
     def submit(job: Job) -> None:
-        if job not in claims:
-            record = records[(job.task, job.point)]
+        key = (job.task, job.point)
+        if key not in claims:  # (a later attempt's record is claimed already)
+            record = records[key]
             claim = ExitStack()
             claim.enter_context(claimed(record, runtime.overwrite))
             claim.enter_context(atomic.kept_fresh(record.path))  # a live run's: never stale
-            claims[job] = claim
+            claims[key] = claim
         inflight[pool.submit(job)] = job
 
     def finish(job: Job, error: BaseException | None) -> None:
-        claim = claims.pop(job)
+        claim = claims.pop((job.task, job.point))
         if error is None:
             claim.close()  # the record stays: its result exists
         else:
@@ -137,6 +140,8 @@ def run_pipeline(
                         f"store after {job.attempt} rounds of encoding them"
                     ) from None
                 assert feed is not None
+                key = (job.task, job.point)
+                handed_back[key] = handed_back.get(key, 0) + len(e.inputs)
                 missing = feed.put_missing(job.task, e.side, e.inputs, e.spans)
                 encoding[missing] = Job(job.task, job.point, job.attempt + 1)
                 continue
@@ -148,9 +153,10 @@ def run_pipeline(
             finish(job, None)
             if not runtime.encode:  # every vector came from the store (read in the process)
                 outcome.stored_inputs += result.stored
-            if job.attempt == 0:
-                asked, stored = outcome.coverage.get(job.task, (0, 0))
-                outcome.coverage[job.task] = (asked + result.asked, stored + result.stored)
+            # what mteb asked for, less what earlier attempts missed (encoded on demand)
+            missed = handed_back.pop((job.task, job.point), 0)
+            asked, stored = outcome.coverage.get(job.task, (0, 0))
+            outcome.coverage[job.task] = (asked + result.asked, stored + result.stored - missed)
             if result.waited:
                 outcome.overlapped.add(job.task)
             outcome.add(job.task, encoders(job.task, job.point), result.errors)

@@ -333,6 +333,8 @@ def _evaluate(
     records = task_records(plan, folder)  # a refused run writes nothing
     outcome = RunOutcome(plan)
     load = model_needed(plan, store, records)
+    if plan.runtime.encode:
+        import_model_libraries()  # before threads load data beside the model
     if plan.runtime.scoring_workers and not plan.read_only:
         from qzhou_eval.pipeline.schedule import run_pipeline
 
@@ -356,6 +358,19 @@ def model_needed(
     if not plan.runtime.encode or plan.read_only or len(store):
         return False
     return any(plan.pending(records, t.metadata.name) for t in plan.tasks)
+
+
+def import_model_libraries() -> None:
+    """Import transformers (its tokenizer base) in this thread, before other threads start.
+
+    The model loads in one thread while others load and derive task data (the pipeline's
+    look-ahead, the first task's data beside the model). transformers imports its modules
+    lazily, and not safely from two threads at once: datasets, hashing the functions mteb maps
+    over a dataset, reads ``transformers.PreTrainedTokenizerBase`` whenever transformers is in
+    ``sys.modules``, and met it half imported ("module 'transformers' has no attribute
+    'PreTrainedTokenizerBase'"): the look-ahead of a first run's first two tasks was lost (they
+    were encoded on demand). About 0.3 s once torch is imported; a run that encodes needs it."""
+    from transformers import PreTrainedTokenizerBase  # noqa: F401
 
 
 def load_model_beside_data(embedder: Embedder, task: AbsTask | None) -> None:

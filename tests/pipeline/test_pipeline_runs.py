@@ -121,6 +121,85 @@ def test_the_pipeline_encodes_what_the_store_lacks(tmp_path, monkeypatch):
     assert _scores(tmp_path / "par") == _scores(tmp_path / "seq")
 
 
+def test_a_derivation_that_fails_mid_way_leaves_the_rest_to_demand(tmp_path, monkeypatch, caplog):
+    # The look-ahead derives a retrieval task's queries, then fails on its corpus (in the main
+    # process only): the corpus is encoded when the scoring process asks for it, and the task
+    # scores as the sequential runner scores it.
+    import logging
+    import threading
+
+    import mteb._create_dataloaders as loaders
+    from mteb.types import PromptType
+
+    from qzhou_eval.pipeline.schedule import coverage_line
+
+    texts = loaders._retrieval_texts
+
+    def fails_on_the_corpus(dataset, prompt_type):
+        if prompt_type == PromptType.document:
+            raise RuntimeError("corpus unreadable (test)")
+        return texts(dataset, prompt_type)
+
+    monkeypatch.setattr(loaders, "_retrieval_texts", fails_on_the_corpus)
+    tasks = "benchmark.tasks=[DemoEngRetrieval,DemoEngSTS]"
+    with caplog.at_level(logging.INFO, logger="qzhou_eval.pipeline"):
+        par = _run(
+            tmp_path / "par", tmp_path / "store", "demo_eng", tasks, "runtime.scoring_workers=2"
+        )
+    assert not par.failures and par.encoded_inputs > 0
+    assert "look-ahead: DemoEngRetrieval derived in part, the rest on demand" in caplog.text
+    asked, stored = par.coverage["DemoEngRetrieval"]
+    assert 0 < stored < asked  # the queries came from the store, the corpus on demand
+    assert par.coverage["DemoEngSTS"][0] == par.coverage["DemoEngSTS"][1]
+    line = coverage_line(par.coverage)
+    assert line is not None and "below: DemoEngRetrieval" in line, line
+    # the record was claimed once over both attempts, and let go: nothing keeps it fresh
+    assert not [t for t in threading.enumerate() if t.name.startswith("keep-fresh")]
+    monkeypatch.setattr(loaders, "_retrieval_texts", texts)
+    seq = _run(tmp_path / "seq", tmp_path / "store", "demo_eng", tasks, "runtime.scoring_workers=0")
+    assert seq.encoded_inputs == 0  # the pipelined run stored every input
+    assert _scores(tmp_path / "par") == _scores(tmp_path / "seq")
+
+
+FIRST_RUN = """
+import json, sys
+from qzhou_eval.config import compose_config
+from qzhou_eval.runs.runner import execute, plan_run
+
+assert "transformers" not in sys.modules  # (the model's loading imports it, in the run)
+cfg = compose_config("mteb", ["model=minilm", "benchmark=demo_eng", *sys.argv[1:]])
+print(json.dumps(execute(plan_run(cfg)).coverage))
+"""
+
+
+def test_a_first_run_derives_every_task_while_the_model_loads(tmp_path, minilm_demo):
+    # A fresh process and a fresh store (runner.execute called from Python): the model loads,
+    # importing transformers, while the first two tasks are derived in other threads.
+    # transformers' lazy imports are not safe from two threads at once, and the derivation,
+    # through datasets' hashing of mteb's map functions, met a half-imported transformers
+    # ("no attribute 'PreTrainedTokenizerBase'"): both tasks' look-ahead was lost.
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FIRST_RUN,
+            "runtime.scoring_workers=2",
+            f"runtime.results_dir={tmp_path / 'results'}",
+            f"runtime.store_dir={tmp_path / 'store'}",
+            "runtime.progress=false",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    coverage = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(coverage) == 5 and all(asked == stored > 0 for asked, stored in coverage.values())
+    plain, scored = _scores(minilm_demo / "results"), _scores(tmp_path / "results")
+    assert len(scored) == 5 and scored == {t: plain[t] for t in scored}
+
+
 def test_the_pipeline_encodes_in_the_sequential_runners_batches(tmp_path, monkeypatch):
     # On a GPU a row's vector depends, in its last bits, on the batch it ran in (kernels round
     # otherwise for another shape), and the store keeps the first one computed. So that a
