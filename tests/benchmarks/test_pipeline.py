@@ -113,6 +113,7 @@ def test_a_device_option_that_cannot_work_is_one_error_line(
 
 
 def test_the_simulated_device_runs_queued_batches_back_to_back_on_its_own_clock(bench):
+    import itertools
     import time
 
     from qzhou_eval.models.inputs import TokenBatch
@@ -131,7 +132,7 @@ def test_the_simulated_device_runs_queued_batches_back_to_back_on_its_own_clock(
     assert device.busy == pytest.approx(4 * 0.02) and device.forward_calls == 4
     spans = device.spans
     # queued before the one before ended: each starts as that one ends, whatever the host does
-    assert all(b[0] == a[1] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(b[0] == a[1] for a, b in itertools.pairwise(spans))
     assert all(e - s == pytest.approx(0.02) for s, e in spans)
     assert out[0][1].shape == (2, 384)
     np.testing.assert_array_equal(out[0][1], out[3][1])  # the same input, the same vector
