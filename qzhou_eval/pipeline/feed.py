@@ -128,7 +128,7 @@ class EncodeFeed:
                 ready = None if self._waiting else self._ready
             if ready is not None and not ready.done():
                 ready.set_result(None)
-            yield from group  # type: ignore[misc]
+            yield from group
 
     def _run(self) -> None:
         error: BaseException | None = None

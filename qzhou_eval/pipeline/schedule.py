@@ -1,22 +1,23 @@
 """The main process of a pipelined run: the devices encode ahead while processes score.
 
 For each task, in the order of :mod:`.order` (the longest scoring tail first), the main process
-derives the model inputs the task will ask for (:mod:`.lookahead`, in a thread while the task
-before is encoded) and puts them into the devices' one stream (:mod:`.feed`), which encodes those
-the store lacks in the order mteb asks for them. Once the stream takes the task, its evaluations,
-one per output size, go to the scoring processes (:mod:`.scoring_pool`), which load the task and
-read the vectors as they are stored (:mod:`.handoff`): a retrieval task scores its first corpus
-chunks while the devices encode the next. The main process then puts the next task, so that its
-first chunk is tokenized while the devices finish this one, at most ``runtime.lookahead`` tasks
-ahead of the oldest task still being scored (``all``, the default: no bound; 0: a task is encoded
-only once every earlier task is scored). The first two tasks are derived at once and the one ready
-first goes first. What a scoring process finds missing (the look-ahead's misses) comes back to the
-main process, which puts it into the stream and submits the job again once it is stored: the
-look-ahead is a hint; scores never depend on it.
+derives the model inputs the task will ask for (:mod:`.lookahead`), call by call in a thread
+(:mod:`.derivation`) while the task before is encoded, and puts them into the devices' one stream
+(:mod:`.feed`), which encodes those the store lacks in the order mteb asks for them, each call as
+it is derived. Once the stream takes the task, its evaluations, one per output size, go to the
+scoring processes (:mod:`.scoring_pool`), which load the task and read the vectors as they are
+stored (:mod:`.handoff`): a retrieval task scores its first corpus chunks while the devices encode
+the next. The main process then puts the next task, so that its first chunk is tokenized while the
+devices finish this one, at most ``runtime.lookahead`` tasks ahead of the oldest task still being
+scored (``all``, the default: no bound; 0: a task is encoded only once every earlier task is
+scored). The first two tasks are derived at once and the one whose first call is ready first goes
+first; after them, one task is derived at a time. What a scoring process finds missing (the
+look-ahead's misses) comes back to the main process, which puts it into the stream and submits the
+job again once it is stored: the look-ahead is a hint; scores never depend on it.
 
-Records are claimed by the main process before a job is submitted and released when the job
-fails, exactly as in a sequential run; the first failure stops the run (the pool is killed,
-finished results stay) unless ``runtime.continue_on_error``.
+Records are claimed by the main process before a job is first submitted (once over all its
+attempts) and released when the job fails, exactly as in a sequential run; the first failure stops
+the run (the pool is killed, finished results stay) unless ``runtime.continue_on_error``.
 """
 
 from __future__ import annotations
