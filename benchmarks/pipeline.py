@@ -162,17 +162,17 @@ def _meta(base: type, name: str) -> ShapeMetadata:
 
 
 def _with_statistics(task: AbsTask) -> None:
-    """Give the loaded ``task``'s class the descriptive statistics of its data, per evaluated
-    split (and a classification task's training split, as mteb computes them), from mteb's own
-    per-split computation (private: the public one writes them into mteb's package)."""
+    """Give the loaded ``task``'s metadata (its class's, a :class:`ShapeMetadata`) the
+    descriptive statistics of its data, per evaluated split (and a classification task's
+    training split, as mteb computes them), from mteb's own per-split computation (private: the
+    public one writes them into mteb's package)."""
     splits = list(task.eval_splits)
     train = getattr(task, "train_split", None)
     if isinstance(task, AbsTaskClassification) and train not in splits:
         splits.append(train)
-    meta = ShapeMetadata.model_construct(**dict(task.metadata))
     with redirect_stderr(io.StringIO()):  # mteb's progress bars of hashing the texts
-        meta._statistics = {s: task._calculate_descriptive_statistics_from_split(s) for s in splits}
-    type(task).metadata = meta
+        stats = {s: task._calculate_descriptive_statistics_from_split(s) for s in splits}
+    task.metadata._statistics = stats
 
 
 def _scaled_chunks(scale: float) -> type[SearchEncoderWrapper]:

@@ -82,9 +82,9 @@ class EncodeFeed:
         spans: Sequence[tuple[int, int]] | None,
     ) -> Future[None]:
         """Encode into the store the inputs of ``task`` that a scoring process missed."""
-        return self._put(iter([FillRequest(inputs, side, f"{task} [{side}]", spans)]))
+        return self._put([FillRequest(inputs, side, f"{task} [{side}]", spans)])
 
-    def _put(self, requests: Iterator[FillRequest]) -> Future[None]:
+    def _put(self, requests: Iterable[FillRequest]) -> Future[None]:
         future: Future[None] = Future()
         with self._lock:
             if self._ended is not None:
@@ -98,7 +98,7 @@ class EncodeFeed:
         return future
 
     def _group(
-        self, requests: Iterator[FillRequest], future: Future[None]
+        self, requests: Iterable[FillRequest], future: Future[None]
     ) -> Iterator[FillRequest]:
         """One put's requests as the stream takes them; ``future`` is done once the last one
         was taken and every one taken is stored (the store's writer thread calls ``done``)."""
