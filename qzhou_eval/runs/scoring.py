@@ -22,6 +22,7 @@ from qzhou_eval.mirror.offline import unreachable_data
 from qzhou_eval.precision import Point
 from qzhou_eval.results import ResultsFolder
 from qzhou_eval.runs.identity import Variant
+from qzhou_eval.runs.similarity import similarities_on_cpu
 
 if TYPE_CHECKING:
     from qzhou_eval.runs.runner import RunOutcome, RunPlan
@@ -60,7 +61,9 @@ def score(
     encoder: RecipeEncoder, task: AbsTask, folder: ResultsFolder, overwrite: bool
 ) -> ModelResult:
     """Evaluate ``task`` with ``encoder`` into ``folder`` (a finished result is read, unless
-    ``overwrite``), on a copy of the task that scores as a fresh one (see fresh_tasks)."""
+    ``overwrite``), on a copy of the task that scores as a fresh one (see fresh_tasks), its
+    similarities computed on the CPU (see :mod:`.similarity`)."""
+    similarities_on_cpu()
     return mteb.evaluate(
         encoder,
         evaluation_copy(task),
