@@ -22,7 +22,9 @@ the data's scale alone leaves their cost whole: a quarter of all scoring at 1/20
 MTEB(eng, v2) the classification tasks are a small part of it; ``--classification-experiments
 10``: as before round 5), StackExchangeClustering.v2
 and STSBenchmark. Texts are random words of a fixed vocabulary,
-labelled by word distributions.
+labelled by word distributions. Each run reads the tasks' data from Arrow files of its own,
+memory-mapped, as a real task reads its datasets (``--in-memory``: built in memory, as before
+round 10; see :class:`Scaled`).
 
 The device rate is calibrated first so that encoding takes as long as the sequential runner's
 scoring of one dimension (as on an 8-GPU node, see the pipeline issue): one run with an instant
@@ -52,6 +54,7 @@ dimensions spread up to the model's size. On a GPU a vector's last bits depend o
 compares the vectors each run stored. ``benchmarks/device_run.sh`` is the prepared GPU call.
 
 Usage: python benchmarks/pipeline.py [--scale 0.05] [--workers 2] [--cold-server] [--timeline]
+           [--in-memory]
        python benchmarks/pipeline.py --device-model qzhou_embedding [--device cuda] [--scale 0.008]
            [--workers 4] [--compare-vectors] [--scale-down]
 """
@@ -76,7 +79,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict, load_from_disk
 from mteb.abstasks import (
     AbsTask,
     AbsTaskClassification,
@@ -135,11 +138,40 @@ def _n(task: str, key: str, scale: float) -> int:
 
 
 class Scaled(BuiltLocally):
-    """A shape task's size factor travels with the (pickled) task object to scoring processes."""
+    """A shape task's size factor and data folder travel with the (pickled) task object to
+    scoring processes.
 
-    def __init__(self, scale: float = SCALE, **kwargs) -> None:
+    ``data_dir``: the task's data are read from Arrow files there (written by :func:`on_disk`
+    the first time), memory-mapped, as a real task reads its data from the datasets cache or a
+    mirror. Then mteb's ``datasets.map`` over a corpus chunk is computed once per run and read
+    from its cache file by every later call over the same chunk (another output size, another
+    process, the look-ahead's derivation before the scoring process), as in a real run; built
+    in memory (``data_dir=None``; ``--in-memory``, as before round 10) it is computed again by
+    each of them."""
+
+    def __init__(self, scale: float = SCALE, data_dir: Path | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.scale = scale
+        self.data_dir = data_dir
+
+    def load_data(self, num_proc: int | None = None, **kwargs) -> None:
+        if self.data_loaded or self.data_dir is None:
+            super().load_data(num_proc, **kwargs)
+            return
+        self.dataset = on_disk(self.build(), self.data_dir / self.metadata.name)
+        self.data_loaded = True
+
+
+def on_disk(data, folder: Path):
+    """``data`` (what a task's ``build`` returns) with each of its datasets read from ``folder``
+    (saved there first if absent; a run saves them before its clock starts)."""
+    if isinstance(data, (Dataset, DatasetDict)):
+        if not folder.exists():
+            data.save_to_disk(folder)
+        return load_from_disk(folder)
+    if isinstance(data, dict):
+        return {k: on_disk(v, folder / str(k)) for k, v in data.items()}
+    return data  # qrels, candidate lists: plain Python, as mteb keeps them
 
 
 class ShapeMetadata(TaskMetadata):
@@ -506,6 +538,7 @@ def run(
     cold: bool = False,
     clock: TaskClock | None = None,
     model: Sequence[str] = ("model=minilm",),
+    in_memory: bool = False,
 ) -> dict:
     """One run of the runner over the shape tasks with ``device``; figures and scores.
 
@@ -516,7 +549,9 @@ def run(
     stands in for those imports, which this one has done already) and plans the run.
     ``cold``: the server is started by the run itself, as a library call of ``runner.execute``
     does. ``clock``: times a sequential run's tasks. ``model``: the model's overrides (its
-    recipe and spec; ``device`` encodes)."""
+    recipe and spec; ``device`` encodes). The tasks' data are saved to Arrow files under
+    ``root`` before the clock starts (a fresh copy per run: mteb's map caches start cold),
+    unless ``in_memory`` (see :class:`Scaled`)."""
     from qzhou_eval.config import compose_config
     from qzhou_eval.config.spec import scoring_workers
     from qzhou_eval.runs import launch, runner
@@ -538,7 +573,10 @@ def run(
         launch.prepare(cfg)
         subprocess.run([sys.executable, "-c", "import qzhou_eval.runs.cli"], check=True)
     plan = runner.plan_run(cfg)
-    plan.tasks = [cls(scale=scale) for cls in TASKS]
+    data = None if in_memory else root / "data"
+    plan.tasks = [cls(scale=scale, data_dir=data) for cls in TASKS]
+    for task in plan.tasks if data is not None else ():
+        on_disk(task.build(), data / task.metadata.name)
     runner.make_engine = lambda spec, devices: device  # the simulated device, in this process
     busy0 = device.busy
     started, cpu0 = time.monotonic(), time.process_time()
@@ -575,6 +613,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--timeline", action="store_true", help="print each run's device idle stretches"
+    )
+    parser.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="the tasks' data built in memory (as before round 10), not read from Arrow files "
+        "as a real task's: mteb's datasets.map is then computed again by every call",
     )
     parser.add_argument(
         "--classification-experiments",
@@ -689,7 +733,7 @@ def _benchmark(args: argparse.Namespace, tmp: Path, model_device: ModelDevice | 
         # calibration: an instant device; the sequential runner's time is then encode-free
         # scoring
         instant = SimulatedDevice(float("inf"))
-        cal = run(tmp / "cal", instant, args.scale, *sequential)
+        cal = run(tmp / "cal", instant, args.scale, *sequential, in_memory=args.in_memory)
         tokens = instant.tokens
         score_s = cal["scoring"]
         rate = tokens / score_s
@@ -721,6 +765,7 @@ def _benchmark(args: argparse.Namespace, tmp: Path, model_device: ModelDevice | 
             cold=args.cold_server,
             clock=clock if name.startswith("sequential") else None,
             model=model,
+            in_memory=args.in_memory,
         )
         f = figures[name]
         busy = f"device busy {f['busy']:6.1f} s ({f['busy'] / f['wall']:.2f})"

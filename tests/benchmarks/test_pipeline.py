@@ -140,3 +140,18 @@ def test_the_simulated_device_runs_queued_batches_back_to_back_on_its_own_clock(
     list(late.run(host(late_before=2)))
     gap = late.spans[2][0] - late.spans[1][1]
     assert gap > 0.05 and late.busy == pytest.approx(4 * 0.02)  # idle time is not busy time
+
+
+def test_shape_data_read_from_arrow_files_are_the_built_ones_memory_mapped(bench, tmp_path):
+    for cls, split in [(bench.ShapeRetrieval, "corpus"), (bench.ShapeSTS, None)]:
+        built, read = cls(scale=0.002), cls(scale=0.002, data_dir=tmp_path)
+        built.load_data()
+        read.load_data()
+        a, b = built.dataset, read.dataset
+        if split is not None:  # a retrieval split: its datasets, and the qrels as they were
+            a, b = a["default"]["test"], b["default"]["test"]
+            assert b["relevant_docs"] == a["relevant_docs"]
+        a, b = (a[split], b[split]) if split else (a["test"], b["test"])
+        assert b.cache_files and not a.cache_files  # read from the files (mteb's maps cache)
+        assert b.to_dict() == a.to_dict()
+        assert (tmp_path / cls.metadata.name).is_dir()
