@@ -18,8 +18,9 @@ command reaches the user as one line on stderr, never a traceback:
   that comes once the command is done (threads being joined, atexit callbacks) ends it at once
   too, with nothing more printed;
 - a reader that goes away (``| head``): no output, no traceback, exit code 141 (as a command
-  killed by SIGPIPE); text the console's encoding cannot show (``PYTHONIOENCODING=ascii``) is
-  written as backslash escapes, never a ``UnicodeEncodeError``.
+  killed by SIGPIPE), at the first print or log line that meets the closed pipe; text the
+  console's encoding cannot show (``PYTHONIOENCODING=ascii``) is written as backslash escapes,
+  never a ``UnicodeEncodeError``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import atexit
 import contextlib
 import errno
 import functools
+import logging
 import os
 import re
 import signal
@@ -226,6 +228,9 @@ def _without_sweeps(overrides: list[str]) -> list[str]:
 
 def _report(e: BaseException, cfg: DictConfig | None) -> int:
     """Print ``e`` as one line on stderr; return the exit code (re-raise what is a bug)."""
+    if isinstance(e, KeyboardInterrupt) and _stop["pipe"]:  # raised by stdout_closed
+        _stop["quiet"] = True
+        return BROKEN_PIPE_EXIT
     if isinstance(e, (KeyboardInterrupt, Terminated)):
         signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
         print(_stop_line(signum), file=sys.stderr)
@@ -359,9 +364,11 @@ def _signals_raise() -> Iterator[None]:
                 signal.signal(signum, handler)
                 installed.append((signum, default))
     active.set()
+    _stop["raising"] = any(signum == signal.SIGINT for signum, _ in installed)
     try:
         yield
     finally:
+        _stop["raising"] = False
         active.clear()
         for signum, default in installed:
             signal.signal(signum, default)
@@ -401,7 +408,7 @@ def _signals_exit_now() -> None:
 
 
 # The first stopping signal, and whether its line is printed (or the command is done).
-_stop: dict[str, Any] = {"signal": None, "quiet": False}
+_stop: dict[str, Any] = {"signal": None, "quiet": False, "pipe": False, "raising": False}
 
 
 def _stop_line(signum: int) -> str:
@@ -412,11 +419,45 @@ def _exit_now(signum: int, frame: FrameType | None) -> None:
     """End the process now, with the first stopping signal's code and line (once)."""
     first = _stop["signal"] or signum
     with contextlib.suppress(Exception):
-        if not _stop["quiet"]:
+        if not _stop["quiet"] and not _stop["pipe"]:
             print(_stop_line(first), file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
-    os._exit(128 + first)
+    os._exit(BROKEN_PIPE_EXIT if _stop["pipe"] else 128 + first)
+
+
+class StdoutLogHandler(logging.StreamHandler):
+    """The job logs' handler (``conf/hydra/job_logging/lines.yaml``: plain lines on stdout).
+
+    A reader that goes away (``qzhou-eval run ... | head -1``) ends the command as it ends one
+    that prints (exit code 141, nothing printed). logging catches the BrokenPipeError of its
+    handlers itself and prints a traceback for each record after it, so the print's way
+    (:func:`quiet_broken_pipe`) never sees it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            stdout_closed()
+        else:
+            super().handleError(record)
+
+
+def stdout_closed() -> None:
+    """stdout's reader went away (seen in any thread): stdout is pointed at devnull, so that
+    nothing else fails on it, and the command stops as on Ctrl-C (its way out: vectors stored,
+    processes stopped), quietly, with exit code 141."""
+    if _stop["pipe"]:
+        return
+    _stop["pipe"] = True
+    _stdout_to_devnull()
+    if _stop["raising"] and _stop["signal"] is None:
+        os.kill(os.getpid(), signal.SIGINT)  # raised in the main thread, whichever logged
+
+
+def _stdout_to_devnull() -> None:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def tolerant_console() -> None:
@@ -442,10 +483,7 @@ def quiet_broken_pipe() -> Iterator[None]:
         finally:
             sys.stdout.flush()  # inside the try: buffered output meets the closed pipe here
     except BrokenPipeError:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+        _stdout_to_devnull()
         sys.exit(BROKEN_PIPE_EXIT)
 
 
@@ -489,6 +527,8 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
                 code = BROKEN_PIPE_EXIT
             except (Exception, KeyboardInterrupt, Terminated) as e:
                 code = _report(e, cfg)
+            if _stop["pipe"] and code == 0:  # its log lines went to a reader that went away
+                code = BROKEN_PIPE_EXIT
             if code:
                 if _in_multirun() and code not in STOPPED_CODES:
                     raise JobFailed(code)  # Hydra marks this job failed; the others still run

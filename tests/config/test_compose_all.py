@@ -150,6 +150,10 @@ def test_hydra_settings_are_config():
         else:  # a sweep's job folders and launcher logs go beside the results, not into the cwd
             assert re.fullmatch(r"/x/res_jobs/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", hydra.sweep.dir)
         assert hydra.job_logging.handlers.console.stream == "ext://sys.stdout"
+        # conf/hydra/job_logging/lines.yaml: a reader that goes away ends the command quietly
+        assert (
+            hydra.job_logging.handlers.console["class"] == "qzhou_eval.config.app.StdoutLogHandler"
+        )
         assert "file" not in hydra.job_logging.handlers
         assert hydra.hydra_logging.loggers.hydra.level == "WARNING"
     GlobalHydra.instance().clear()

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.in_process import qzhou_eval
+from tests.processes import alive, fork_servers, forked_children
 
 MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
 
@@ -160,3 +161,42 @@ def test_summary_gives_wall_times_and_says_where_the_vectors_came_from(tmp_path)
         "encoded 0 input(s): every task was finished already (runtime.overwrite=true evaluates "
         "them again)"
     ) in finished.out.splitlines()
+
+
+@pytest.mark.slow
+def test_a_reader_that_goes_away_ends_the_run_quietly_with_141(tmp_path):
+    """``qzhou-eval run ... | head -1``: the reader closes stdout after the first line, while the
+    run goes on logging (the model loads): exit 141, no logging traceback, nothing half-written,
+    no process left behind."""
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "run_mteb.py",
+            "model=minilm",
+            "benchmark=demo_eng",
+            f"runtime.results_dir={results}",
+            f"runtime.store_dir={tmp_path / 'store'}",
+            "runtime.progress=false",
+            "runtime.scoring_workers=2",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = proc.stdout.readline()
+    started = fork_servers(proc.pid) + forked_children(proc.pid)  # the scoring processes' side
+    proc.stdout.close()  # as head -1 exits
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141, err[-2000:]
+    assert first.startswith("qzhou-eval: sentence-transformers/all-MiniLM-L6-v2")
+    assert err == "", err[-2000:]  # neither "--- Logging error ---" nor a line
+    for f in results.rglob("*.json"):  # what was finished is complete
+        json.loads(f.read_text())
+    assert not list(results.rglob(".*.tmp"))
+    assert started
+    deadline = time.monotonic() + 15  # a fork server still importing ends once it is done
+    while any(alive(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in started if alive(p)]
