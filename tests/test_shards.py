@@ -165,3 +165,14 @@ def test_listing_command_prints_every_shard():
     assert "MTEB(cmn, v1): 3 task(s) in 2 shard(s)" in out
     assert "shard 0: 1 task(s)" in out  # T2Retrieval alone outweighs the STS tasks
     assert "shard 1: 2 task(s)" in out
+
+
+def test_listing_command_refuses_a_shard_number_a_run_would_refuse():
+    from qzhou_eval.shards.__main__ import main
+
+    code, out, err = _cli(main, "benchmark=demo_eng", "benchmark.num_shards=2", "benchmark.shard=5")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and out == "", out
+    assert lines == [
+        "error: benchmark.shard=5 is not a shard of benchmark.num_shards=2; use 0 to 1"
+    ]

@@ -463,6 +463,13 @@ def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
     dims, dim = setting(mrl, "mrl", "dims"), setting(mrl, "mrl", "dim")
     if dims is not None and dim is not None:
         raise ConfigError("set mrl.dim or mrl.dims, not both")
+    if dims is not None and not isinstance(dims, (list, tuple)) and not OmegaConf.is_list(dims):
+        if isinstance(dims, str) or OmegaConf.is_dict(dims) or isinstance(dims, Mapping):
+            raise ConfigError(
+                f"mrl.dims={shown(dims)}: give a list of positive integers, e.g. "
+                "'mrl.dims=[256,1024]'"
+            )
+        dims = [dims]  # one size is a list of one (as mrl.precisions takes one name)
     raw = list(dims) if dims is not None else [dim]
     if not raw:
         raise ConfigError("mrl.dims must not be empty")

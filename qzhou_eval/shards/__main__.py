@@ -4,8 +4,8 @@
     python -m qzhou_eval.shards benchmark=cmteb benchmark.num_shards=2 'benchmark.tasks=[BQ,ATEC]'
 
 Per shard: its tasks, each with its estimated cost (characters of the distinct texts it encodes,
-from mteb's statistics) and share of the total. ``benchmark.shard`` is ignored: every shard is
-printed.
+from mteb's statistics) and share of the total. Every shard is printed, whatever
+``benchmark.shard`` says (a number outside ``0..num_shards-1`` is refused, as a run refuses it).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def render_shards(bench_cfg: Mapping[str, Any]) -> str:
     """The listing of every shard of the configured (filtered) benchmark."""
     from qzhou_eval.benchmarks import filtered_tasks
 
-    num_shards, _ = check_shard_settings(bench_cfg.get("num_shards", 1), 0)
+    # every shard is listed; a shard number the runs would refuse is refused here too
+    num_shards, _ = check_shard_settings(bench_cfg.get("num_shards", 1), bench_cfg.get("shard", 0))
     shards = split_tasks(filtered_tasks(bench_cfg), num_shards)
     items = [t for s in shards for t in s.tasks]
     costed = any(t.estimated for t in items)  # else every task counts 1

@@ -87,12 +87,18 @@ def test_mrl_dims():
     assert mrl_dims({"mrl": {"dim": None, "dims": [128, 1792]}}, 1792) == [128, None]
     assert mrl_dims({"mrl": {"dim": 1792, "dims": None}}, 1792) == [None]
     assert mrl_dims({"mrl": {"dim": 768, "dims": None}}, None) == [768]  # full size unknown
+    assert mrl_dims({"mrl": {"dim": None, "dims": 128}}, 1792) == [128]  # one size: a list of one
+    for junk in ("abc", {"a": 1}):  # not read letter by letter, key by key
+        with pytest.raises(ConfigError, match=r"mrl\.dims=.*give a list of positive integers"):
+            mrl_dims({"mrl": {"dim": None, "dims": junk}}, 1792)
     for bad in (
         {"dim": 4096, "dims": None},
         {"dim": None, "dims": [128, 128]},
         {"dim": None, "dims": [None, 1792]},
         {"dim": 128, "dims": [256]},
         {"dim": -1, "dims": None},
+        {"dim": None, "dims": 1.5},
+        {"dim": None, "dims": True},
     ):
         with pytest.raises(ConfigError):
             mrl_dims({"mrl": bad}, 1792)
