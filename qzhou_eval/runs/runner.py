@@ -208,19 +208,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     unfinished = unfinished_tasks(plan)
     if mirror is None:  # offline, Hub data must be cached (finished tasks need none)
         check_offline_data(unfinished, fill_hint(cfg.benchmark.key))
-    try:
-        check_writable_folder("runtime.results_dir", runtime.results_dir)
-        if runtime.store_dir is not None and runtime.encode:
-            try:
-                check_writable_folder("runtime.store_dir", runtime.store_dir)
-            except FolderNotWritable as e:
-                raise FolderNotWritable(
-                    f"{e} (to score from the vectors stored there: runtime.encode=false)"
-                ) from None
-    except FolderNotWritable:
-        if unfinished:
-            raise
-        plan.read_only = True  # nothing to write: the summary is read from the results
+    # the store first: a run it refuses leaves no (empty) results folder behind
     if runtime.store_dir is not None and not runtime.encode and unfinished:
         # only read (a read-only mount is fine); a finished run needs no store (deleted since)
         check_readable_folder(
@@ -229,6 +217,19 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             "runtime.encode=false scores from the vectors stored there: point it at the store "
             "the encoding run wrote",
         )
+    try:
+        if runtime.store_dir is not None and runtime.encode:
+            try:
+                check_writable_folder("runtime.store_dir", runtime.store_dir)
+            except FolderNotWritable as e:
+                raise FolderNotWritable(
+                    f"{e} (to score from the vectors stored there: runtime.encode=false)"
+                ) from None
+        check_writable_folder("runtime.results_dir", runtime.results_dir)
+    except FolderNotWritable:
+        if unfinished:
+            raise
+        plan.read_only = True  # nothing to write: the summary is read from the results
     return plan
 
 

@@ -257,6 +257,31 @@ def test_folder_that_is_a_file(tmp_path):
         check_writable_folder("runtime.store_dir", f / "sub")
 
 
+@pytest.mark.parametrize(
+    ("store", "extra", "needle"),
+    [
+        ("a_file", [], "is a file, not a folder"),
+        ("missing", ["runtime.encode=false", "model.path=/nonexistent"], "does not exist"),
+    ],
+)
+def test_a_store_the_run_refuses_leaves_no_results_folder(tmp_path, store, extra, needle):
+    from tests.in_process import qzhou_eval
+
+    (tmp_path / "a_file").write_text("x")
+    results = tmp_path / "results"
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark=demo_eng",
+        f"runtime.results_dir={results}",
+        f"runtime.store_dir={tmp_path / store}",
+        *extra,
+    )
+    (line,) = run.err_lines
+    assert run.code == 2 and line.startswith("error: runtime.store_dir=") and needle in line
+    assert not results.exists()  # not even empty
+
+
 def test_read_only_folder(tmp_path, monkeypatch):
     # Running as root, chmod does not make a folder unwritable; the probe's open fails as it
     # does on a read-only mount.
