@@ -43,6 +43,7 @@ from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.encoder import lifeline
 from qzhou_eval.errors import DeviceError, one_line
 from qzhou_eval.models.inputs import TokenBatch
+from qzhou_eval.process_tracker import start_resource_tracker
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ class WorkerPool:
                 self._start()
 
     def _start(self) -> None:
+        start_resource_tracker()  # before the queues' semaphores
         ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
         if mp.get_start_method(allow_none=True) not in (None, "spawn", "fork", "forkserver"):
             # Inside a joblib (loky) job the global start method is "loky", which a spawned

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from qzhou_eval.config.cores import usable_cores
 from qzhou_eval.errors import DeviceError
 from qzhou_eval.pipeline.handoff import Handoff
+from qzhou_eval.process_tracker import start_resource_tracker
 
 if TYPE_CHECKING:
     from qzhou_eval.precision import Point
@@ -127,6 +128,7 @@ def start_server() -> bool:
     handler for it), rather than printing a KeyboardInterrupt traceback from its imports."""
     if start_method() != "forkserver":
         return False
+    start_resource_tracker()  # the server and its processes share it
     mp.get_context("forkserver").set_forkserver_preload([PROCESS_MODULE])
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None

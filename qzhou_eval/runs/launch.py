@@ -9,6 +9,7 @@ from typing import Any
 from qzhou_eval.config.spec import scoring_workers
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.pipeline.scoring_pool import start_server
+from qzhou_eval.process_tracker import start_resource_tracker
 
 
 def prepare(cfg: Mapping[str, Any]) -> None:
@@ -20,6 +21,7 @@ def prepare(cfg: Mapping[str, Any]) -> None:
     # forked from a server that never tokenizes, so the tokenizers library's fork warning does
     # not apply. (Set before the server starts: it is one of the variables it is started under.)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    start_resource_tracker()  # before any process or queue: quiet if the run is killed outright
     try:
         workers = scoring_workers(cfg["runtime"])
     except (ConfigError, KeyError, TypeError):

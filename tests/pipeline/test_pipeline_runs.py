@@ -419,6 +419,10 @@ def test_the_scoring_processes_die_with_a_killed_main_process(tmp_path, minilm_d
         while any(alive(p) for p in left) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not [p for p in left if alive(p)], "a process outlived the killed main process"
+        # nothing on stderr from what it left (read to its end: the resource tracker, which
+        # removes the semaphores of the run's queues, holds it until it is done)
+        err = proc.stderr.read()
+        assert "leaked semaphore" not in err and "Traceback" not in err, err[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()

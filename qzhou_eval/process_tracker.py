@@ -1,0 +1,35 @@
+"""multiprocessing's resource tracker, started so that a run killed outright stays quiet.
+
+The queues and locks that connect a run's worker and scoring processes are named semaphores,
+which multiprocessing's resource tracker (a process of its own) removes if the run dies before it
+can: ``kill -9``, the OOM killer. It then also warns, on the run's stderr, "There appear to be 5
+leaked semaphore objects to clean up at shutdown": a line from a run that, killed outright,
+prints nothing (README, "What stops a run"). Started here first, before any semaphore exists, the
+tracker reads one more warning filter from its environment: that warning, and only it, is
+dropped; the clean-up is done as before.
+"""
+
+from __future__ import annotations
+
+import os
+from multiprocessing import resource_tracker
+
+# action:message:category:module, as in -W (the warning is raised in the tracker's main())
+_QUIET = "ignore:resource_tracker:UserWarning:multiprocessing.resource_tracker"
+
+
+def start_resource_tracker() -> None:
+    """Start this process's resource tracker, unless it runs already (then as it was started).
+
+    ``ensure_running`` is public in the module (joblib's loky calls it too), not in the docs;
+    the tracker is otherwise started by the first semaphore, with whatever environment the
+    process has then."""
+    previous = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [previous, _QUIET]))
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = previous
