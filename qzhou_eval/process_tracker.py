@@ -4,9 +4,9 @@ The queues and locks that connect a run's worker and scoring processes are named
 which multiprocessing's resource tracker (a process of its own) removes if the run dies before it
 can: ``kill -9``, the OOM killer. It then also warns, on the run's stderr, "There appear to be 5
 leaked semaphore objects to clean up at shutdown": a line from a run that, killed outright,
-prints nothing (README, "What stops a run"). Started here first, before any semaphore exists, the
-tracker reads one more warning filter from its environment: that warning, and only it, is
-dropped; the clean-up is done as before.
+prints nothing (README, "Embedding store, crashes and reruns"). Started here first, before any
+semaphore exists, the tracker reads one more warning filter from its environment: that
+warning, and only it, is dropped; the clean-up is done as before.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def start_resource_tracker() -> None:
     ``ensure_running`` is public in the module (joblib's loky calls it too), not in the docs;
     the tracker is otherwise started by the first semaphore, with whatever environment the
     process has then."""
+    if os.name != "posix":  # the tracker is POSIX's (named semaphores)
+        return
     previous = os.environ.get("PYTHONWARNINGS")
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [previous, _QUIET]))
     try:

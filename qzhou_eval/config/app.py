@@ -541,6 +541,7 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
         def entry() -> None:
             sys.argv = [sys.argv[0], *_help_names_the_command(_printing_not_sweeping(sys.argv[1:]))]
             tolerant_console()
+            _stop["pipe"] = False  # a command run in this process before may have met one
             with quiet_broken_pipe(), _signals_raise(), _hydra_reraises():
                 try:
                     _precheck(config_name, sys.argv[1:])

@@ -142,7 +142,13 @@ def test_the_simulated_device_runs_queued_batches_back_to_back_on_its_own_clock(
     assert gap > 0.05 and late.busy == pytest.approx(4 * 0.02)  # idle time is not busy time
 
 
-def test_shape_data_read_from_arrow_files_are_the_built_ones_memory_mapped(bench, tmp_path):
+def test_shape_data_read_from_arrow_files_are_the_built_ones_memory_mapped(
+    bench, tmp_path, monkeypatch
+):
+    # loading the retrieval shape scales mteb's corpus chunk (a module-level name): restored
+    # after the test, or every later retrieval evaluation in this process would search in
+    # chunks of 100 documents
+    monkeypatch.setattr(bench.mteb_retrieval, "SearchEncoderWrapper", bench.SearchEncoderWrapper)
     for cls, split in [(bench.ShapeRetrieval, "corpus"), (bench.ShapeSTS, None)]:
         built, read = cls(scale=0.002), cls(scale=0.002, data_dir=tmp_path)
         built.load_data()
