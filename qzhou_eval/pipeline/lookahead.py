@@ -53,6 +53,7 @@ from mteb.abstasks.sts import AbsTaskSTS
 from mteb.types import PromptType
 
 from qzhou_eval.encoder.embedder import VectorStore
+from qzhou_eval.errors import one_line
 from qzhou_eval.fresh_tasks import evaluation_copy
 from qzhou_eval.recipe import Recipe, side_of
 
@@ -256,7 +257,7 @@ def model_inputs(task: AbsTask, recipe: Recipe) -> Inputs | None:
             inputs.extend(texts)
             side_spans.extend(spans)
     except Exception as e:  # a hint only: never stop a run for it
-        logger.info("look-ahead: %s not derived (%s: %s)", task.metadata.name, type(e).__name__, e)
+        logger.info("look-ahead: %s not derived (%s)", task.metadata.name, one_line(e))
         return None
     return out
 
