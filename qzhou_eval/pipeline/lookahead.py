@@ -174,9 +174,19 @@ def _subset_data(task: AbsTask, subset: str) -> Any:
     return dataset[subset]
 
 
+def _column(dataset: Any, name: str) -> list[Any]:
+    """The values of one column of a datasets table (or a dict of lists), read at once: a
+    datasets column iterates row by row, formatting each (9x slower; 0.7 s for T2Retrieval's
+    118,605 documents, in the main process, while the devices wait for the task)."""
+    return _read(dataset[name])
+
+
+def _read(values: Iterable[Any]) -> list[Any]:
+    return values[:] if isinstance(values, _COLUMN) else list(values)
+
+
 def _flat_texts(values: Iterable[Any]) -> list[str]:
-    if isinstance(values, _COLUMN):  # read at once: a datasets column iterates row by row,
-        values = values[:]  # formatting each (0.7 s for T2Retrieval's 118,605 documents)
+    values = _read(values)
     out: list[str] = []
     for v in values:
         if isinstance(v, str):
@@ -195,8 +205,8 @@ def _training_texts(task: Any, train: Any) -> list[str]:
             _, sim_idxs, selected = task._undersample_data(train, i, sim_idxs)
             union.update(selected)
     except (AttributeError, TypeError, ValueError):  # another mteb: every candidate
-        return list(train[column])
-    return list(train.select(sorted(union))[column])
+        return _column(train, column)
+    return _column(train.select(sorted(union)), column)
 
 
 def _clustering_sample(task: Any, rows: Any) -> list[str]:
@@ -206,9 +216,9 @@ def _clustering_sample(task: Any, rows: Any) -> list[str]:
     if task.max_fraction_of_documents_to_embed is not None:
         limit = int(task.max_fraction_of_documents_to_embed * len(rows))
     if limit is None:
-        return list(rows[task.input_column_name])
+        return _column(rows, task.input_column_name)
     picked = task.rng_state.sample(range(len(rows)), k=min(len(rows), limit))
-    return list(rows.select(picked)[task.input_column_name])
+    return _column(rows.select(picked), task.input_column_name)
 
 
 def model_input_calls(task: AbsTask, recipe: Recipe) -> Iterator[Call] | None:

@@ -161,3 +161,8 @@ def test_shape_data_read_from_arrow_files_are_the_built_ones_memory_mapped(
         assert b.cache_files and not a.cache_files  # read from the files (mteb's maps cache)
         assert b.to_dict() == a.to_dict()
         assert (tmp_path / cls.metadata.name).is_dir()
+        # once saved, a load reads them without building them again (as a real task's cache)
+        again = cls(scale=0.002, data_dir=tmp_path)
+        monkeypatch.setattr(again, "build", lambda: pytest.fail("built again"))
+        again.load_data()
+        assert again.dataset.keys() == read.dataset.keys()
