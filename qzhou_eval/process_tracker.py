@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from multiprocessing import resource_tracker
 
+from qzhou_eval.environment import temporary_environment
+
 # action:message:category:module, as in -W (the warning is raised in the tracker's main())
 _QUIET = "ignore:resource_tracker:UserWarning:multiprocessing.resource_tracker"
 
@@ -26,12 +28,6 @@ def start_resource_tracker() -> None:
     process has then."""
     if os.name != "posix":  # the tracker is POSIX's (named semaphores)
         return
-    previous = os.environ.get("PYTHONWARNINGS")
-    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [previous, _QUIET]))
-    try:
+    warnings = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), _QUIET]))
+    with temporary_environment({"PYTHONWARNINGS": warnings}):  # (read as the tracker starts)
         resource_tracker.ensure_running()
-    finally:
-        if previous is None:
-            os.environ.pop("PYTHONWARNINGS", None)
-        else:
-            os.environ["PYTHONWARNINGS"] = previous

@@ -41,6 +41,7 @@ import numpy as np
 from qzhou_eval.config.cores import usable_cores
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.encoder import lifeline
+from qzhou_eval.environment import temporary_environment
 from qzhou_eval.errors import DeviceError, one_line
 from qzhou_eval.models.inputs import TokenBatch
 from qzhou_eval.process_tracker import start_resource_tracker
@@ -84,21 +85,6 @@ def worker_environment(devices: Sequence[str]) -> dict[str, str]:
     if not cuda or any(v in os.environ for v in _ALLOC_CONF_VARS):
         return {}
     return {"PYTORCH_CUDA_ALLOC_CONF": CUDA_ALLOC_CONF}
-
-
-@contextlib.contextmanager
-def _environment(extra: dict[str, str]) -> Iterator[None]:
-    """``extra`` in os.environ while the workers start (a spawned child copies it at start)."""
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _worker_main(index: int, settings: WorkerSettings, tasks: Any, results: Any) -> None:
@@ -185,7 +171,7 @@ class WorkerPool:
         self._results = ctx.Queue()
         threads = threads_per_worker(len(self.devices))
         main_thread = threading.current_thread() is threading.main_thread()
-        with _environment(worker_environment(self.devices)):
+        with temporary_environment(worker_environment(self.devices)):  # (copied at start)
             for index, device in enumerate(self.devices):
                 settings = WorkerSettings(self.spec, device, self.factory, threads)
                 proc = ctx.Process(
