@@ -29,6 +29,7 @@ import atexit
 import contextlib
 import errno
 import functools
+import gc
 import logging
 import os
 import re
@@ -42,6 +43,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from qzhou_eval.environment import temporary_environment
 from qzhou_eval.errors import ConfigError, UserError, WriteError
 
 PRIMARY_CONFIG = "mteb.yaml"  # a file every config folder has: tells it from any other conf/
@@ -296,15 +298,8 @@ def _override_problem(override: str, message: str) -> str:
 @contextlib.contextmanager
 def _hydra_reraises() -> Iterator[None]:
     """Let Hydra raise its errors to us (it would print them with a traceback, exit code 1)."""
-    previous = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
+    with temporary_environment({"HYDRA_FULL_ERROR": "1"}):
         yield
-    finally:
-        if previous is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = previous
 
 
 # Signals the app turns into exceptions while it runs (signal -> the handler it replaces): Ctrl-C,
@@ -318,14 +313,19 @@ _REDELIVER_AFTER_S = 0.05
 
 
 def _in_finalizer(frame: FrameType | None) -> bool:
-    """Whether ``frame`` runs inside a ``__del__``, or inside the weakref callback that drops one
-    of the import machinery's module locks (``_get_module_lock``'s ``cb``; another thread's
-    import can run it in this one): Python swallows what is raised in either. An import itself
-    is not one: an exception raised there propagates."""
+    """Whether ``frame`` runs inside a ``__del__``, inside a garbage collector callback (one of
+    ``gc.callbacks``, which libraries register: hypothesis times collections with one), or inside
+    the weakref callback that drops one of the import machinery's module locks
+    (``_get_module_lock``'s ``cb``; another thread's import can run it in this one): Python
+    swallows what is raised in any of them. An import itself is not one: an exception raised
+    there propagates."""
+    collector = {getattr(getattr(c, "__func__", c), "__code__", None) for c in gc.callbacks}
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "__del__" or (
-            code.co_name == "cb" and code.co_filename.startswith("<frozen importlib")
+        if (
+            code.co_name == "__del__"
+            or code in collector
+            or (code.co_name == "cb" and code.co_filename.startswith("<frozen importlib"))
         ):
             return True
         frame = frame.f_back

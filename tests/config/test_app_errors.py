@@ -233,6 +233,32 @@ def test_a_signal_that_lands_in_a_finalizer_still_stops_the_command(
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+def test_a_signal_that_lands_in_a_garbage_collector_callback_still_stops_the_command(
+    monkeypatch, capsys
+):
+    """Python swallows what a ``gc.callbacks`` entry raises, as what ``__del__`` raises."""
+    import gc
+    import time
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the handler runs here, inside the callback
+
+    def collected(cfg) -> None:
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the command goes on, as a run would
+            time.sleep(0.01)
+        raise AssertionError("the signal was swallowed")
+
+    assert _run(monkeypatch, capsys, collected) == (130, [app.INTERRUPTED])
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch):
     def bug(cfg) -> None:
         raise ZeroDivisionError("a bug")
