@@ -159,11 +159,17 @@ class Scaled(BuiltLocally):
         if self.data_loaded or self.data_dir is None:
             super().load_data(num_proc, **kwargs)
             return
-        folder = self.data_dir / self.metadata.name
-        if not (folder / LAYOUT).exists():  # (a run saves them before its clock starts)
-            save_on_disk(self.build(), folder)
-        self.dataset = read_from_disk(folder)
+        self.dataset = read_from_disk(self.save_data())
         self.data_loaded = True
+
+    def save_data(self) -> Path:
+        """Save the task's data under ``data_dir`` unless saved already (a run saves them before
+        its clock starts); their folder."""
+        assert self.data_dir is not None
+        folder = self.data_dir / self.metadata.name
+        if not (folder / LAYOUT).exists():
+            save_on_disk(self.build(), folder)
+        return folder
 
 
 LAYOUT = "layout.pkl"  # a saved task's data, each dataset in it replaced by a _SAVED mark
@@ -604,7 +610,7 @@ def run(
     data = None if in_memory else root / "data"
     plan.tasks = [cls(scale=scale, data_dir=data) for cls in TASKS]
     for task in plan.tasks if data is not None else ():
-        save_on_disk(task.build(), data / task.metadata.name)
+        task.save_data()
     runner.make_engine = lambda spec, devices: device  # the simulated device, in this process
     busy0 = device.busy
     started, cpu0 = time.monotonic(), time.process_time()
