@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import logging
 import threading
@@ -54,7 +53,12 @@ def chunk_bounds(
     each chunked as if it came alone: the doubling starts again at each break. A chunk's texts
     are batched among themselves, so a call gets the batches it would get on its own, whatever
     came before it: on a GPU, whose kernels round a row's vector differently in another batch,
-    the look-ahead's vectors are then bit for bit those of the sequential runner."""
+    the look-ahead's vectors are then bit for bit those of the sequential runner.
+
+    A call is chunked and batched over all its distinct inputs, the stored ones too, and only
+    the batches with an input to encode run: an input's batch, and so its vector, is the same
+    whatever the store holds (a rerun after Ctrl-C, a task run alone over a store that other
+    tasks filled). A stored input in such a batch is encoded again and keeps its stored vector."""
     bounds, start = [], 0
     for limit in [*sorted({b for b in breaks if 0 < b < n}), n]:
         size = max(1, min(first, largest))
@@ -182,11 +186,16 @@ class Stopped(Exception):
 class _Chunked:
     """One call's texts on their way through the model: the chunks cut so far and their batches
     not back yet. The producer (the engine's feeding thread) writes what it creates before it
-    hands a batch over; the consumer (the caller's thread) then owns the counts."""
+    hands a batch over; the consumer (the caller's thread) then owns the counts.
+
+    ``texts`` are all the call's distinct inputs, ``needed`` marks those to encode (the others
+    are stored, or on their way): the chunks and batches are cut over all of them, whatever the
+    store holds, and only the batches with a needed input run (see :func:`chunk_bounds`)."""
 
     def __init__(
         self,
         texts: list[str],
+        needed: np.ndarray,
         side: str,
         desc: str,
         spans: Sequence[tuple[int, int]] | None,
@@ -195,8 +204,10 @@ class _Chunked:
         done: Callable[[int], None] | None,
     ) -> None:
         self.texts, self.side, self.desc, self.spans = texts, side, desc, spans
+        self.needed = needed
+        self.count = int(needed.sum())  # inputs to encode
         self.breaks, self.keep, self.done = breaks, keep, done
-        self.out: np.ndarray | None = None
+        self.out: np.ndarray | None = None  # (keep) the needed inputs' vectors, in call order
         # batches not handed to the store yet (copies: an engine may reuse its output buffer)
         self.pending: list[tuple[list[int], np.ndarray]] = []
         self.cut = 0  # chunks cut into batches (by the producer)
@@ -215,16 +226,26 @@ class _Cut(NamedTuple):
 
 
 class MissingInputs(Exception):
-    """Inputs that are not in the store, asked of an embedder that may not encode."""
+    """Inputs that are not in the store, asked of an embedder that may not encode.
+
+    ``inputs`` (``spans``): those not stored; ``call`` (``call_spans``): every distinct input of
+    the encode call that asked for them, which whoever encodes them batches together, as the
+    call would have been (see :func:`chunk_bounds`)."""
 
     def __init__(
-        self, side: str, inputs: list[str], spans: list[tuple[int, int]] | None = None
+        self,
+        side: str,
+        inputs: list[str],
+        spans: list[tuple[int, int]] | None = None,
+        call: list[str] | None = None,
+        call_spans: list[tuple[int, int]] | None = None,
     ) -> None:
         super().__init__(f"{len(inputs)} {side} input(s) are not in the embedding store")
         self.side, self.inputs, self.spans = side, inputs, spans
+        self.call, self.call_spans = (inputs, spans) if call is None else (call, call_spans)
 
     def __reduce__(self):  # picklable: scoring processes hand it to the main process
-        return (type(self), (self.side, self.inputs, self.spans))
+        return (type(self), (self.side, self.inputs, self.spans, self.call, self.call_spans))
 
 
 class Embedder:
@@ -334,12 +355,14 @@ class Embedder:
         self.asked_inputs += len(unique)
         self.stored_inputs += len(unique) - len(todo)
         if todo:
-            todo_spans = [span_of[x] for x in todo] if span_of is not None else None
+            call_spans = [span_of[x] for x in unique] if span_of is not None else None
             if not self.encode:
-                raise MissingInputs(side, todo, todo_spans)
-            vectors = self._run_model(todo, side, desc, todo_spans)
-            assert vectors is not None
-            found.update(zip(todo, vectors, strict=True))
+                todo_spans = [span_of[x] for x in todo] if span_of is not None else None
+                raise MissingInputs(side, todo, todo_spans, unique, call_spans)
+            missing = set(todo)
+            needed = np.fromiter((x in missing for x in unique), dtype=bool, count=len(unique))
+            vectors = self._run_model(unique, needed, side, desc, call_spans)
+            found.update((x, vectors[i]) for i, x in enumerate(unique) if needed[i])
         return np.stack([found[x] for x in inputs]).astype(np.float32, copy=False)
 
     def fill(
@@ -380,25 +403,40 @@ class Embedder:
         self._stream(calls, stop, on_the_way)
 
     def _fill_call(self, request: FillRequest, on_the_way: set[tuple[str, str]]) -> _Chunked:
-        """A request as a call of the stream: the distinct inputs the store lacks, in order,
-        less those an earlier call of the stream is encoding (stored before this one is
-        reported: calls are reported in order)."""
+        """A request as a call of the stream: each of its encode calls (cut at ``breaks``) as
+        the sequential runner's embedder gets it, its distinct inputs in order, one after the
+        other. To encode: the inputs the store lacks, once each, less those an earlier call of
+        the stream is encoding (stored before this one is reported: calls are reported in
+        order)."""
         inputs, side, desc, spans, breaks, done = request
-        first: dict[str, int] = {}  # input -> where it first occurs
-        for i, x in enumerate(inputs):
-            first.setdefault(x, i)
-        unique = list(first)
+        texts: list[str] = []
+        where: list[int] = []  # each text's position in ``inputs``
+        cuts: list[int] = []
+        limits = sorted({b for b in breaks if 0 < b < len(inputs)})
+        for begin, end in zip([0, *limits], [*limits, len(inputs)], strict=True):
+            first: dict[str, int] = {}  # the call's distinct inputs -> where each first occurs
+            for i in range(begin, end):
+                first.setdefault(inputs[i], i)
+            if texts:
+                cuts.append(len(texts))
+            texts.extend(first)
+            where.extend(first.values())
+        unique = list(dict.fromkeys(texts))
         # on the way first: one leaves that set only once it is stored
         fresh = [x for x in unique if (side, x) not in on_the_way]
-        todo = [
+        todo = {
             x for x, has in zip(fresh, self.store.has_many(side, fresh), strict=True) if not has
-        ]
+        }
         on_the_way.update((side, x) for x in todo)
         self.stored_inputs += len(unique) - len(todo)
-        todo_spans = [spans[first[x]] for x in todo] if spans is not None else None
-        calls = [bisect.bisect_right(breaks, first[x]) for x in todo]  # nondecreasing
-        cuts = [i for i in range(1, len(todo)) if calls[i] != calls[i - 1]]
-        return _Chunked(todo, side, desc, todo_spans, cuts, keep=False, done=done)
+        needed = np.zeros(len(texts), dtype=bool)
+        pending = set(todo)
+        for i, x in enumerate(texts):
+            if x in pending:  # its first occurrence (a later call finds it stored)
+                needed[i] = True
+                pending.discard(x)
+        call_spans = [spans[i] for i in where] if spans is not None else None
+        return _Chunked(texts, needed, side, desc, call_spans, cuts, keep=False, done=done)
 
     def _batches(self, lengths: np.ndarray) -> list[list[int]]:
         if self.engine.packing:
@@ -410,12 +448,14 @@ class Embedder:
     def _run_model(
         self,
         texts: list[str],
+        needed: np.ndarray,
         side: str,
         desc: str,
         spans: Sequence[tuple[int, int]] | None = None,
     ) -> np.ndarray:
-        """The vectors of ``texts`` (distinct), also handed to the store."""
-        call = _Chunked(texts, side, desc, spans, (), keep=True, done=None)
+        """The vectors of the ``needed`` ones of ``texts`` (a call's distinct inputs), at their
+        rows (the others' rows are undefined), also handed to the store."""
+        call = _Chunked(texts, needed, side, desc, spans, (), keep=True, done=None)
         self._stream([call])
         assert call.out is not None
         return call.out
@@ -449,7 +489,7 @@ class Embedder:
             after it that is, once those before it are (from either thread)."""
             with reporting:
                 call.complete = True
-                if not call.texts:  # nothing to encode: in line all the same
+                if not call.count:  # nothing to encode: in line all the same
                     unreported.append(call)
                 ready = []
                 while unreported and unreported[0].complete:
@@ -458,9 +498,9 @@ class Embedder:
                     if c.done is None:
                         continue
                     if writer is None:  # nothing written by this stream yet
-                        c.done(len(c.texts))
+                        c.done(c.count)
                     else:  # after the writes before it
-                        writer.then(partial(c.done, len(c.texts)))
+                        writer.then(partial(c.done, c.count))
 
         def next_call() -> _Chunked | None:
             nonlocal waited
@@ -471,7 +511,7 @@ class Embedder:
                     waited += time.perf_counter() - max(asked, last_done)
                 if call is None:
                     return None
-                if call.texts:
+                if call.count:
                     with reporting:
                         unreported.append(call)
                     taken[0] += 1
@@ -491,6 +531,8 @@ class Embedder:
             call = first
             while call is not None:
                 bounds = chunk_bounds(len(call.texts), FIRST_CHUNK, self.chunk_size, call.breaks)
+                # (a chunk with nothing to encode is not even tokenized)
+                bounds = [(b, e) for b, e in bounds if call.needed[b:e].any()]
                 for k, (begin, end) in enumerate(bounds):
                     part = call.spans[begin:end] if call.spans is not None else None
                     ids = engine.tokenize(call.texts[begin:end], part)
@@ -501,7 +543,10 @@ class Embedder:
             """The engine's feeding thread: each chunk cut into batches as they are needed."""
             number = 0
             for call, chunk, last in tokenized:
-                rows = self._batches(chunk.lengths)
+                # the chunk's batches as if it were all to encode; those with nothing to encode
+                # are left out, so a needed input's batch never depends on what is stored
+                needed = call.needed[chunk.start : chunk.start + len(chunk.lengths)]
+                rows = [r for r in self._batches(chunk.lengths) if needed[r].any()]
                 payload = [chunk.batch(r) for r in rows]
                 self.real_tokens += sum(b.real_tokens for b in payload)
                 self.padded_tokens += sum(
@@ -537,8 +582,12 @@ class Embedder:
             if id(call) not in underway:
                 underway[id(call)] = call
                 call.bar = call.closing.enter_context(
-                    progress(len(call.texts), call.desc, self.progress)
+                    progress(call.count, call.desc, self.progress)
                 )
+            wanted = call.needed[rows]
+            if not wanted.all():  # the batch's stored inputs keep their stored vectors
+                rows = [i for i, w in zip(rows, wanted, strict=True) if w]
+                vectors = vectors[wanted]
             if call.keep:
                 if call.out is None:
                     call.out = np.empty((len(call.texts), vectors.shape[1]), np.float32)
@@ -555,7 +604,7 @@ class Embedder:
                 flush(call)
                 call.closing.close()
                 del underway[id(call)]
-                self.encoded_inputs += len(call.texts)
+                self.encoded_inputs += call.count
                 last_done = time.perf_counter()
                 finished[0] += 1
                 report(call)

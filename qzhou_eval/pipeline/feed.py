@@ -81,7 +81,9 @@ class EncodeFeed:
         inputs: Sequence[str],
         spans: Sequence[tuple[int, int]] | None,
     ) -> Future[None]:
-        """Encode into the store the inputs of ``task`` that a scoring process missed."""
+        """Encode into the store the inputs of ``task`` that a scoring process missed:
+        ``inputs`` are all those of the encode call that missed them (the store's are not
+        encoded again, but batched with the others as that call's are)."""
         return self._put([FillRequest(inputs, side, f"{task} [{side}]", spans)])
 
     def _put(self, requests: Iterable[FillRequest]) -> Future[None]:

@@ -143,7 +143,8 @@ def run_pipeline(
                 assert feed is not None
                 key = (job.task, job.point)
                 handed_back[key] = handed_back.get(key, 0) + len(e.inputs)
-                missing = feed.put_missing(job.task, e.side, e.inputs, e.spans)
+                # the whole call that missed them: batched as the sequential runner would
+                missing = feed.put_missing(job.task, e.side, e.call, e.call_spans)
                 encoding[missing] = Job(job.task, job.point, job.attempt + 1)
                 continue
             except Exception as e:

@@ -175,3 +175,78 @@ def test_a_stream_stopped_from_another_thread_stores_what_it_computed(monkeypatc
     with pytest.raises(Stopped):
         embedder.fill_all([FillRequest(texts, "doc")], stop=stop)
     assert 0 < len(store) < len(texts)
+
+
+class BatchSensitiveEngine(ReusingEngine):
+    """As a GPU's bf16 kernels: a row's vector depends on the batch it ran in (its rows and its
+    padded length), here in plain sight."""
+
+    def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
+        for number, out in super().run(batches):
+            yield number, out + np.float32(len(out) * 1000)  # the batch's rows
+
+
+def _batch_sensitive(store: MemoryStore, encode: bool = True) -> Embedder:
+    return Embedder(
+        BatchSensitiveEngine,
+        tokens_per_batch=40,
+        max_batch_size=4,
+        store=store,
+        flush_every=5,
+        encode=encode,
+    )
+
+
+def _store_holding(texts: list[str], reference: np.ndarray, keep: list[int]) -> MemoryStore:
+    """A store that already holds some of ``texts`` (an interrupted attempt, other tasks)."""
+    store = MemoryStore()
+    store.put_many("doc", [texts[i] for i in keep], reference[keep])
+    return store
+
+
+def test_an_inputs_vector_does_not_depend_on_what_the_store_already_holds(monkeypatch):
+    # A rerun after Ctrl-C finds part of a call stored; a task run alone finds inputs that other
+    # tasks stored. The inputs left are batched as the whole call is, so each gets the vector a
+    # run over an empty store gives it (the batches with nothing to encode do not run).
+    monkeypatch.setattr(embedder_module, "FIRST_CHUNK", 3)
+    texts = [f"text number {i}" + "x" * (i % 7) for i in range(40)]
+    reference = _batch_sensitive(MemoryStore()).embed(texts, "doc")
+    assert len(np.unique(reference[:, 0] // 1000)) > 1  # batches of several sizes
+    for keep in ([0, 5, 6, 17, 30, 39], list(range(0, 40, 2)), list(range(13))):
+        store = _store_holding(texts, reference, keep)
+        embedder = _batch_sensitive(store)
+        np.testing.assert_array_equal(embedder.embed(texts, "doc"), reference)
+        assert embedder.encoded_inputs == 40 - len(keep)
+        np.testing.assert_array_equal(np.stack(store.get_many("doc", texts)), reference)
+
+
+def test_the_look_ahead_encodes_what_is_left_of_each_call_in_that_calls_batches(monkeypatch):
+    # fill() with breaks (the look-ahead's form of several of mteb's calls) against the
+    # sequential runner's embed() call by call; an input in two calls is the first one's
+    monkeypatch.setattr(embedder_module, "FIRST_CHUNK", 3)
+    texts = [f"text number {i}" + "x" * (i % 7) for i in range(40)]
+    calls = [texts[:12], [*texts[12:25], texts[3]], [*texts[25:], texts[20], texts[30]]]
+    sequential = _batch_sensitive(MemoryStore())
+    for call in calls:
+        sequential.embed(call, "doc")
+    reference = np.stack(sequential.store.get_many("doc", texts))
+    for keep in ([], [1, 2, 14, 26, 27], list(range(0, 40, 3))):
+        store = _store_holding(texts, reference, keep)
+        flat = [t for call in calls for t in call]
+        breaks = [len(calls[0]), len(calls[0]) + len(calls[1])]
+        assert _batch_sensitive(store).fill(flat, "doc", breaks=breaks) == 40 - len(keep)
+        np.testing.assert_array_equal(np.stack(store.get_many("doc", texts)), reference)
+
+
+def test_inputs_missing_from_a_read_only_embedder_come_with_their_whole_call():
+    import pickle
+
+    from qzhou_eval.encoder.embedder import MissingInputs
+
+    texts = ["a", "bb", "a", "ccc", "dd"]
+    store = _store_holding(["a", "ccc"], np.ones((2, 4), np.float32), [0, 1])
+    with pytest.raises(MissingInputs) as caught:
+        _batch_sensitive(store, encode=False).embed(texts, "doc", spans=[(0, 1)] * 5)
+    e = pickle.loads(pickle.dumps(caught.value))  # as a scoring process hands it over
+    assert (e.side, e.inputs, e.call) == ("doc", ["bb", "dd"], ["a", "bb", "ccc", "dd"])
+    assert e.spans == [(0, 1)] * 2 and e.call_spans == [(0, 1)] * 4

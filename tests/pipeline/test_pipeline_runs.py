@@ -242,6 +242,44 @@ def test_the_pipeline_encodes_in_the_sequential_runners_batches(tmp_path, monkey
     assert _scores(tmp_path / "par") == _scores(tmp_path / "seq")
 
 
+def _vectors(store: Path) -> dict[bytes, bytes]:
+    """Every vector of a store folder (one model configuration), by key, as bytes."""
+    from qzhou_eval.store.disk import KEYS, read_rows, read_shard
+
+    (folder,) = [f for f in store.iterdir() if f.is_dir()]
+    found = {}
+    for keys in sorted(folder.glob(f"*{KEYS}")):
+        shard = read_shard(folder, keys.name[: -len(KEYS)])
+        rows = read_rows(folder, shard, range(len(shard.keys)))
+        found.update({k.tobytes(): v.tobytes() for k, v in zip(shard.keys, rows, strict=True)})
+    return found
+
+
+def test_a_rerun_over_a_partly_filled_store_stores_and_scores_as_one_run(tmp_path, minilm_demo):
+    # What Ctrl-C leaves (the batches computed so far of the calls underway) and what other
+    # tasks stored: the inputs left are batched as the whole call is, so a resumed pipelined run
+    # stores the bits of an uninterrupted one (MiniLM's CPU kernels round a row otherwise in
+    # another batch too) and scores every metric alike.
+    from qzhou_eval.store.disk import KEYS, VECS
+
+    reference = _vectors(minilm_demo / "store")
+    (fingerprint,) = [f.name for f in (minilm_demo / "store").iterdir() if f.is_dir()]
+    folder = tmp_path / "store" / fingerprint
+    folder.mkdir(parents=True)
+    keys = sorted(reference)[::2]  # every other input of every call, by key: a scattered half
+    np.save(
+        folder / f"half{VECS}", np.stack([np.frombuffer(reference[k], np.float32) for k in keys])
+    )
+    np.save(folder / f"half{KEYS}", np.stack([np.frombuffer(k, np.uint8) for k in keys]))
+
+    done = _run(tmp_path / "results", tmp_path / "store", "demo_eng", "runtime.scoring_workers=2")
+    assert not done.failures and done.encoded_inputs > 0
+    resumed = _vectors(tmp_path / "store")
+    assert {k: reference[k] for k in resumed} == resumed  # bit for bit
+    plain = _scores(minilm_demo / "results")
+    assert _scores(tmp_path / "results") == {t: plain[t] for t in plain if t.startswith("DemoEng")}
+
+
 def test_scoring_from_the_store_never_loads_the_model(tmp_path, minilm_demo):
     common = [
         "model=minilm",
