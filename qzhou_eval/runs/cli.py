@@ -59,7 +59,7 @@ def run_from_config(cfg: DictConfig) -> int:
             "(run them with runtime.encode=true, or point runtime.store_dir at the store that "
             "encoded them): "
             + "; ".join(f"{task} ({what})" for task, what in outcome.missing.items())
-            + _no_vectors_hint(outcome),
+            + _store_hint(outcome),
             file=sys.stderr,
         )
     if outcome.failures:
@@ -69,14 +69,24 @@ def run_from_config(cfg: DictConfig) -> int:
     return 1 if outcome.missing else 0
 
 
-def _no_vectors_hint(outcome: RunOutcome) -> str:
-    """Why a store may hold nothing for this run: its vectors are filed under a fingerprint of
-    every setting that changes a vector, so another dtype or max length finds none."""
+def _store_hint(outcome: RunOutcome) -> str:
+    """Why the store lacks inputs, where it can tell: damaged shards it skipped; or nothing at
+    all of this run's model configuration (vectors are filed under a fingerprint of every
+    setting that changes a vector, so another dtype or max length finds none)."""
+    if outcome.store_damaged:
+        return (
+            f". {outcome.store_damaged} damaged shard(s) of the store were skipped (named in "
+            "the warnings above): runtime.encode=true sets them aside and encodes their inputs "
+            "again"
+        )
     if outcome.store_vectors != 0:
         return ""
+    if not outcome.store_others:
+        return ". The store holds no vectors at all: nothing was encoded into it yet"
     return (
         ". The store holds no vector of this model configuration: a setting that changes "
-        "vectors (model.*, runtime.packing) differs from the encoding run's"
+        f"vectors (model.*, runtime.packing) differs from the encoding run's (it holds "
+        f"{outcome.store_others} other configuration(s))"
     )
 
 

@@ -128,6 +128,8 @@ class RunOutcome:
     model_seconds: float = 0.0
     store_summary: str = ""
     store_vectors: int | None = None  # vectors of this model configuration in the disk store
+    store_damaged: int = 0  # damaged shards of it left in place (read-only), inputs not stored
+    store_others: int = 0  # other model configurations the disk store holds vectors of
     seconds: float = 0.0
     # runtime.encode=false: tasks whose inputs are not all stored -> how many are missing
     missing: dict[str, str] = field(default_factory=dict)
@@ -312,6 +314,9 @@ def execute(plan: RunPlan) -> RunOutcome:
     outcome.model_seconds = embedder.model_seconds
     if isinstance(store, DiskStore):
         outcome.store_vectors = len(store)
+        outcome.store_damaged = len(store.damaged)
+        if not len(store):
+            outcome.store_others = store.other_configurations()
         outcome.store_summary = (
             f"embedding store {store.folder}: {len(store)} vectors, "
             f"{store.size_bytes() / 2**20:.1f} MiB"

@@ -412,6 +412,24 @@ class DiskStore:
     def __len__(self) -> int:
         return len(self._index)
 
+    @property
+    def damaged(self) -> list[str]:
+        """Damaged shards left in place (a read-only store, or one that could not be renamed):
+        warned about once, their inputs count as not stored."""
+        return sorted(self._unusable)
+
+    def other_configurations(self) -> int:
+        """How many other model configurations (fingerprint folders with a shard) the store's
+        root holds."""
+        root = self.folder.parent
+        if not root.is_dir():
+            return 0
+        return sum(
+            1
+            for f in root.iterdir()
+            if f.is_dir() and f != self.folder and next(f.glob(f"*{KEYS}"), None) is not None
+        )
+
     def size_bytes(self) -> int:
         total = 0
         for p in self.folder.glob("*.npy"):

@@ -323,6 +323,52 @@ def test_scoring_from_the_store_never_loads_the_model(tmp_path, minilm_demo):
     assert not (folder / "qzhou_eval_records" / "DemoEngClustering.yaml").exists()
 
 
+def test_scoring_from_the_store_says_why_inputs_are_missing(tmp_path, minilm_demo):
+    import shutil
+
+    from qzhou_eval.store.disk import VECS
+
+    def score(store: Path, *extra: str):
+        run = qzhou_eval(
+            "run",
+            "model=minilm",
+            "model.path=/nonexistent",
+            "runtime.encode=false",
+            "runtime.progress=false",
+            "benchmark=demo_eng",
+            "benchmark.tasks=[DemoEngSTS]",
+            f"runtime.results_dir={tmp_path / 'r' / store.name}",
+            f"runtime.store_dir={store}",
+            *extra,
+        )
+        assert run.code == 1 and "Traceback" not in run.err, run.err
+        (line,) = [ln for ln in run.err_lines if ln.startswith("error:")]
+        assert "DemoEngSTS (" in line
+        return line, run.out + run.err  # (the log's warnings go to stdout here)
+
+    # a damaged shard, read-only here: named in a warning, and the error says it was skipped
+    damaged = tmp_path / "damaged"
+    _run(tmp_path / "c", damaged, "demo_eng", "benchmark.tasks=[DemoEngSTS]")
+    vectors = sorted(damaged.glob(f"*/*{VECS}"))[0]
+    with vectors.open("r+b") as f:
+        f.truncate(100)
+    line, output = score(damaged)
+    assert "1 damaged shard(s) of the store were skipped" in line
+    assert f"shard {str(vectors)[: -len(VECS)]} is damaged" in output
+    assert vectors.exists()  # left in place: the store is only read
+
+    # an empty store: nothing was ever encoded into it
+    (tmp_path / "empty").mkdir()
+    line, _ = score(tmp_path / "empty")
+    assert "holds no vectors at all" in line
+
+    # vectors of another model configuration only
+    other = tmp_path / "other"
+    shutil.copytree(minilm_demo / "store", other)
+    line, _ = score(other, "model.max_length=128")
+    assert "no vector of this model configuration" in line and "1 other configuration" in line
+
+
 def _start(tmp_path: Path, store: Path, start_new_session: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
         [
