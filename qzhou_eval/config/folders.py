@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,24 +20,37 @@ class FolderNotWritable(ConfigError):
     """A folder exists (or can be made) but cannot be written: read-only, no permission, full."""
 
 
-def check_writable_folder(key: str, folder: Path) -> None:
-    """Create ``folder`` if needed and write, fsync and remove a probe file in it.
+def check_writable_folder(key: str, folder: Path) -> list[Path]:
+    """Create ``folder`` if needed and write, fsync and remove a probe file in it; return the
+    folders it created, outermost first (a run refused after all removes them again:
+    :func:`remove_empty`).
 
     A ConfigError names ``key`` and the folder: a file where the folder should be, a read-only
-    mount, no permission, a full disk or quota.
+    mount, no permission, a full disk or quota. Nothing it created is left then.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{key}={folder} is a file, not a folder; point {key} at a folder")
+    created = [f for f in (folder, *folder.parents) if not f.exists()][::-1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic.probe(folder)
     except (FileExistsError, NotADirectoryError):
+        remove_empty(created)
         raise ConfigError(
             f"{key}={folder}: a file is in the way of this folder; point {key} at a folder"
         ) from None
     except OSError as e:
+        remove_empty(created)
         raise FolderNotWritable(f"{key}={folder} is not writable: {e.strerror or e}") from None
+    return created
+
+
+def remove_empty(folders: Iterable[Path]) -> None:
+    """Remove ``folders`` (outermost first, as created), innermost first, where still empty."""
+    for folder in reversed(list(folders)):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def check_readable_folder(key: str, folder: Path, why: str) -> None:

@@ -24,6 +24,7 @@ from qzhou_eval.config.folders import (
     FolderNotWritable,
     check_readable_folder,
     check_writable_folder,
+    remove_empty,
 )
 from qzhou_eval.config.hub import check_hub_model
 from qzhou_eval.config.spec import (
@@ -219,19 +220,24 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             "runtime.encode=false scores from the vectors stored there: point it at the store "
             "the encoding run wrote",
         )
+    created: list[Path] = []  # a run refused here leaves none of them behind
     try:
         if runtime.store_dir is not None and runtime.encode:
             try:
-                check_writable_folder("runtime.store_dir", runtime.store_dir)
+                created += check_writable_folder("runtime.store_dir", runtime.store_dir)
             except FolderNotWritable as e:
                 raise FolderNotWritable(
                     f"{e} (to score from the vectors stored there: runtime.encode=false)"
                 ) from None
-        check_writable_folder("runtime.results_dir", runtime.results_dir)
+        created += check_writable_folder("runtime.results_dir", runtime.results_dir)
     except FolderNotWritable:
         if unfinished:
+            remove_empty(created)
             raise
         plan.read_only = True  # nothing to write: the summary is read from the results
+    except BaseException:
+        remove_empty(created)
+        raise
     return plan
 
 

@@ -308,6 +308,25 @@ def test_a_store_the_run_refuses_leaves_no_results_folder(tmp_path, store, extra
     assert not results.exists()  # not even empty
 
 
+@pytest.mark.parametrize("results", ["a_file", "a_file/sub"])
+def test_a_results_folder_the_run_refuses_leaves_no_store_folder(tmp_path, results):
+    # the store is checked (and created) first: refused after all, it is removed again
+    from tests.in_process import qzhou_eval
+
+    (tmp_path / "a_file").write_text("x")
+    store = tmp_path / "new" / "store"
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark=demo_eng",
+        f"runtime.results_dir={tmp_path / results}",
+        f"runtime.store_dir={store}",
+    )
+    (line,) = run.err_lines
+    assert run.code == 2 and line.startswith("error: runtime.results_dir=")
+    assert not (tmp_path / "new").exists()  # neither the store nor the folder made for it
+
+
 def test_read_only_folder(tmp_path, monkeypatch):
     # Running as root, chmod does not make a folder unwritable; the probe's open fails as it
     # does on a read-only mount.
@@ -321,6 +340,9 @@ def test_read_only_folder(tmp_path, monkeypatch):
         ConfigError, match=rf"^runtime\.results_dir={tmp_path} is not writable: Read-only file"
     ):
         check_writable_folder("runtime.results_dir", tmp_path)
+    with pytest.raises(ConfigError, match="is not writable"):  # folders it made are removed
+        check_writable_folder("runtime.results_dir", tmp_path / "new" / "results")
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_signal_inside_importlibs_module_lock_callback_is_delivered_again():
