@@ -5,7 +5,9 @@
 whose repo neither cache holds (``datasets``' processed cache ``<org>___<name>``, the Hub cache
 ``datasets--<org>--<name>``): offline, ``datasets`` would otherwise fail deep inside mteb after its
 retries. Where a cache holds the repo the run goes on; if loading still cannot reach the data,
-:func:`unreachable_data` turns the error into the same kind of line.
+:func:`unreachable_data` turns the error into the same kind of line. :func:`check_hub_data` does
+the same online when the Hub cannot be reached (``datasets`` would retry each request with
+back-off for about a minute first, printing a line per retry).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qzhou_eval.config.hub import hub_endpoint, reachable
 from qzhou_eval.errors import MirrorError
 from qzhou_eval.mirror.repos import hub_dataset, leaf_tasks
 
@@ -79,6 +82,41 @@ def check_offline_data(tasks: Iterable[AbsTask], fill_hint: str) -> None:
         f"{setting} and no data.mirror: task {name} reads {repo}@{revision[:12]} from the Hub, "
         f"which offline mode cannot reach, and the Hugging Face cache does not hold it{more}; "
         f"set data.mirror=<folder> (fill the folder on a connected machine: {fill_hint})"
+    )
+
+
+def check_hub_data(tasks: Iterable[AbsTask], fill_hint: str) -> None:
+    """Online, a MirrorError in seconds when a task reads its data from the Hub and the Hub
+    cannot be reached (a 5 s connection probe; assumed reachable behind a proxy): naming the
+    first task whose dataset the Hugging Face cache lacks, ``data.mirror`` and ``fill_hint``, or,
+    where the cache holds them all, the offline switch that reads them from it. Nothing offline
+    (see :func:`check_offline_data`), for data built locally, or when the Hub answers."""
+    if offline_setting() is not None:
+        return
+    reads = [
+        (task.metadata.name, *repo)
+        for task in tasks
+        for leaf in leaf_tasks(task)
+        if (repo := hub_repo(leaf)) is not None
+    ]
+    if not reads or reachable():
+        return
+    host = hub_endpoint()[0]
+    missing = [r for r in reads if not in_hf_cache(r[1])]
+    if not missing:
+        raise MirrorError(
+            f"the Hugging Face Hub ({host}) cannot be reached: set HF_HUB_OFFLINE=1 "
+            "HF_DATASETS_OFFLINE=1 to read the tasks' data from the Hugging Face cache, which "
+            "holds it, or set data.mirror=<folder>"
+        )
+    name, repo, revision = missing[0]
+    others = list(dict.fromkeys(m[0] for m in missing[1:] if m[0] != name))
+    more = f" (and {len(others)} more task(s): {', '.join(others[:5])})" if others else ""
+    raise MirrorError(
+        f"the Hugging Face Hub ({host}) cannot be reached and there is no data.mirror: task "
+        f"{name} reads {repo}@{revision[:12]} from it, and the Hugging Face cache does not hold "
+        f"it{more}; set data.mirror=<folder> (fill the folder on a connected machine: "
+        f"{fill_hint})"
     )
 
 

@@ -41,7 +41,7 @@ from qzhou_eval.encoder.embedder import Embedder, MemoryStore, MissingInputs
 from qzhou_eval.encoder.engines import Engine, make_engine
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.known_tasks import KNOWN_TASKS
-from qzhou_eval.mirror.offline import check_offline_data
+from qzhou_eval.mirror.offline import check_hub_data, check_offline_data
 from qzhou_eval.mirror.provenance import data_identity, data_provenance
 from qzhou_eval.precision import DEFAULT_PRECISION, Point
 from qzhou_eval.recipe import Recipe, recipe_from_config
@@ -209,8 +209,9 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     )
     plan.data = {t.metadata.name: data_provenance(t, mirror) for t in tasks}
     unfinished = unfinished_tasks(plan)
-    if mirror is None:  # offline, Hub data must be cached (finished tasks need none)
+    if mirror is None:  # offline, or the Hub unreachable: data must be cached (finished: none)
         check_offline_data(unfinished, fill_hint(cfg.benchmark.key))
+        check_hub_data(unfinished, fill_hint(cfg.benchmark.key))
     # the store first: a run it refuses leaves no (empty) results folder behind
     if runtime.store_dir is not None and not runtime.encode and unfinished:
         # only read (a read-only mount is fine); a finished run needs no store (deleted since)

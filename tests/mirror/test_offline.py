@@ -97,3 +97,54 @@ def test_online_or_demo_tasks_are_not_checked(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "true")
     assert offline_setting() == "HF_DATASETS_OFFLINE=true"
     check_offline_data(get_demo_tasks("demo_eng"), "hint")  # built locally: nothing to reach
+
+
+@pytest.fixture
+def hub_unreachable(empty_caches, monkeypatch) -> tuple[Path, Path]:
+    from qzhou_eval.mirror import offline
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(offline, "reachable", lambda: False)  # the connection probe fails
+    return empty_caches
+
+
+def test_online_with_the_hub_unreachable_is_one_line_in_seconds(tmp_path, hub_unreachable):
+    # without it, datasets retries each request with back-off (about a minute, a line a retry)
+    started = time.monotonic()
+    line = _one_line(_run(tmp_path))
+    assert time.monotonic() - started < 30
+    assert (
+        "the Hugging Face Hub (huggingface.co) cannot be reached and there is no data.mirror"
+        in line
+    )
+    assert "task STSBenchmark reads mteb/stsbenchmark-sts@" in line
+    assert "python -m qzhou_eval.mirror benchmark=mteb_eng_v2 data.mirror=<folder>" in line
+    assert not (tmp_path / "results").exists() and not (tmp_path / "store").exists()
+
+    # the cache holds it: read it from there, offline
+    _, hub = hub_unreachable
+    (hub / "datasets--mteb--stsbenchmark-sts").mkdir(parents=True)
+    line = _one_line(_run(tmp_path))
+    assert "cannot be reached: set HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1" in line
+
+
+def test_the_hub_is_not_probed_offline_for_local_data_or_when_it_answers(monkeypatch):
+    import mteb
+
+    from qzhou_eval.demo import get_demo_tasks
+    from qzhou_eval.mirror import offline
+
+    probes = []
+    monkeypatch.setattr(offline, "reachable", lambda: probes.append(1) or True)
+    (sts,) = [
+        t for t in mteb.get_benchmark("MTEB(eng, v2)").tasks if t.metadata.name == "STSBenchmark"
+    ]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline.check_hub_data([sts], "hint")  # offline: check_offline_data's case
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    offline.check_hub_data(get_demo_tasks("demo_eng"), "hint")  # nothing read from the Hub
+    assert probes == []
+    offline.check_hub_data([sts], "hint")  # online, and it answers
+    assert probes == [1]
