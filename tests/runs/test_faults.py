@@ -360,7 +360,8 @@ def test_scoring_from_a_store_of_another_model_configuration_says_so(case, refer
     line = assert_one_error(run, 1, f"{STS} (", f"{CLS} (")
     assert "finished already" not in run.out and run.encoded == 0  # nothing was scored
     assert line.endswith(
-        "a setting that changes vectors (model.*, runtime.packing) differs from the encoding run's"
+        "a setting that changes vectors (model.*, runtime.packing) differs from the encoding "
+        "run's (it holds 1 other configuration(s))"
     )
 
 
