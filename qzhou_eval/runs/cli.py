@@ -94,8 +94,14 @@ def wall_times(outcome: RunOutcome) -> list[str]:
     """``wall time 41.2 s in all``, then one line per task evaluated (loading its data, encoding,
     scoring; the first task that encodes also loads the model)."""
     lines = [f"wall time {outcome.seconds:.1f} s in all"]
-    width = max(map(len, outcome.task_seconds), default=0)
-    lines += [f"  {task:<{width}}  {s:8.1f} s" for task, s in outcome.task_seconds.items()]
+    done = set(outcome.finished_before)
+    timed = {task: s for task, s in outcome.task_seconds.items() if task not in done}
+    width = max(map(len, timed), default=0)
+    lines += [f"  {task:<{width}}  {s:8.1f} s" for task, s in timed.items()]
+    if done and timed:  # (all of them: the encoded line says so)
+        names = outcome.finished_before
+        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        lines.append(f"  finished by an earlier run, not evaluated again: {listed}")
     return lines
 
 

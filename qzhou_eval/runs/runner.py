@@ -125,6 +125,8 @@ class RunOutcome:
     encoded_inputs: int = 0
     stored_inputs: int = 0  # inputs the store already held (not encoded again)
     task_seconds: dict[str, float] = field(default_factory=dict)  # wall time per task
+    # tasks an earlier run finished at every sweep point (not evaluated again)
+    finished_before: list[str] = field(default_factory=list)
     forward_calls: int = 0
     model_seconds: float = 0.0
     store_summary: str = ""
@@ -345,6 +347,9 @@ def _evaluate(
     encoders = Encoders(plan, embedder)
     records = task_records(plan, folder)  # a refused run writes nothing
     outcome = RunOutcome(plan)
+    outcome.finished_before = [
+        t.metadata.name for t in plan.tasks if not plan.pending(records, t.metadata.name)
+    ]
     load = model_needed(plan, store, records)
     if plan.runtime.encode:
         import_model_libraries()  # before threads load data beside the model

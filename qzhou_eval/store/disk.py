@@ -319,7 +319,12 @@ class DiskStore:
         name = uuid.uuid4().hex
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         atomic.save_npy(self.folder / f"{name}{VECS}", vectors)
-        atomic.save_npy(self.folder / f"{name}{KEYS}", keys)  # the commit point
+        try:
+            atomic.save_npy(self.folder / f"{name}{KEYS}", keys)  # the commit point
+        except BaseException:  # (a full disk) the shard does not exist: its vectors go
+            with contextlib.suppress(OSError):
+                (self.folder / f"{name}{VECS}").unlink()
+            raise
         try:
             shard = read_shard(self.folder, name)
         except FileNotFoundError:

@@ -157,10 +157,20 @@ def test_summary_gives_wall_times_and_says_where_the_vectors_came_from(tmp_path)
 
     finished = qzhou_eval(*args)
     assert finished.code == 0 and finished.encoded == 0
-    assert (
+    lines = finished.out.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("wall time "))
+    assert lines[at + 1] == (
         "encoded 0 input(s): every task was finished already (runtime.overwrite=true evaluates "
         "them again)"
-    ) in finished.out.splitlines()
+    )  # no task timed: none was evaluated
+
+    # one task more: it alone is timed, the finished one is named as such
+    more = qzhou_eval(*args[:3], "benchmark.tasks=[DemoEngSTS,DemoEngClustering]", *args[4:])
+    assert more.code == 0 and more.encoded > 0, more.out
+    lines = more.out.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("wall time "))
+    assert re.fullmatch(r"  DemoEngClustering +\d+\.\d s", lines[at + 1])
+    assert lines[at + 2] == "  finished by an earlier run, not evaluated again: DemoEngSTS"
 
 
 @pytest.mark.slow
