@@ -321,9 +321,10 @@ class DiskStore:
         atomic.save_npy(self.folder / f"{name}{VECS}", vectors)
         try:
             atomic.save_npy(self.folder / f"{name}{KEYS}", keys)  # the commit point
-        except BaseException:  # (a full disk) the shard does not exist: its vectors go
-            with contextlib.suppress(OSError):
-                (self.folder / f"{name}{VECS}").unlink()
+        except BaseException:  # (a full disk) a shard without keys does not exist: its vectors go
+            if not (self.folder / f"{name}{KEYS}").exists():  # (not if it failed after the commit)
+                with contextlib.suppress(OSError):
+                    (self.folder / f"{name}{VECS}").unlink()
             raise
         try:
             shard = read_shard(self.folder, name)
