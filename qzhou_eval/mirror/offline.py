@@ -67,22 +67,14 @@ def check_offline_data(tasks: Iterable[AbsTask], fill_hint: str) -> None:
     setting = offline_setting()
     if setting is None:
         return
-    missing: list[tuple[str, str, str]] = []
-    for task in tasks:
-        for leaf in leaf_tasks(task):
-            repo = hub_repo(leaf)
-            if repo is not None and not in_hf_cache(repo[0]):
-                missing.append((task.metadata.name, *repo))
-    if not missing:
-        return
-    name, repo, revision = missing[0]
-    others = list(dict.fromkeys(m[0] for m in missing[1:] if m[0] != name))
-    more = f" (and {len(others)} more task(s): {', '.join(others[:5])})" if others else ""
-    raise MirrorError(
-        f"{setting} and no data.mirror: task {name} reads {repo}@{revision[:12]} from the Hub, "
-        f"which offline mode cannot reach, and the Hugging Face cache does not hold it{more}; "
-        f"set data.mirror=<folder> (fill the folder on a connected machine: {fill_hint})"
+    error = _not_cached(
+        _hub_reads(tasks),
+        f"{setting} and no data.mirror",
+        ", which offline mode cannot reach",
+        fill_hint,
     )
+    if error is not None:
+        raise error
 
 
 def check_hub_data(tasks: Iterable[AbsTask], fill_hint: str) -> None:
@@ -93,30 +85,43 @@ def check_hub_data(tasks: Iterable[AbsTask], fill_hint: str) -> None:
     (see :func:`check_offline_data`), for data built locally, or when the Hub answers."""
     if offline_setting() is not None:
         return
-    reads = [
+    reads = _hub_reads(tasks)
+    if not reads or reachable():
+        return
+    host = hub_endpoint()[0]
+    cause = f"the Hugging Face Hub ({host}) cannot be reached"
+    error = _not_cached(reads, f"{cause} and there is no data.mirror", "", fill_hint)
+    raise error or MirrorError(
+        f"{cause}: set HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 to read the tasks' data from the "
+        "Hugging Face cache, which holds it, or set data.mirror=<folder>"
+    )
+
+
+def _hub_reads(tasks: Iterable[AbsTask]) -> list[tuple[str, str, str]]:
+    """(task, repo, revision) of each dataset the tasks read from the Hub."""
+    return [
         (task.metadata.name, *repo)
         for task in tasks
         for leaf in leaf_tasks(task)
         if (repo := hub_repo(leaf)) is not None
     ]
-    if not reads or reachable():
-        return
-    host = hub_endpoint()[0]
+
+
+def _not_cached(
+    reads: list[tuple[str, str, str]], cause: str, reach: str, fill_hint: str
+) -> MirrorError | None:
+    """The one line for the first of ``reads`` the Hugging Face cache lacks (``cause``: why the
+    Hub is no way; ``reach``: said of the Hub), counting the other tasks; None if it has all."""
     missing = [r for r in reads if not in_hf_cache(r[1])]
     if not missing:
-        raise MirrorError(
-            f"the Hugging Face Hub ({host}) cannot be reached: set HF_HUB_OFFLINE=1 "
-            "HF_DATASETS_OFFLINE=1 to read the tasks' data from the Hugging Face cache, which "
-            "holds it, or set data.mirror=<folder>"
-        )
+        return None
     name, repo, revision = missing[0]
     others = list(dict.fromkeys(m[0] for m in missing[1:] if m[0] != name))
     more = f" (and {len(others)} more task(s): {', '.join(others[:5])})" if others else ""
-    raise MirrorError(
-        f"the Hugging Face Hub ({host}) cannot be reached and there is no data.mirror: task "
-        f"{name} reads {repo}@{revision[:12]} from it, and the Hugging Face cache does not hold "
-        f"it{more}; set data.mirror=<folder> (fill the folder on a connected machine: "
-        f"{fill_hint})"
+    return MirrorError(
+        f"{cause}: task {name} reads {repo}@{revision[:12]} from the Hub{reach}, and the Hugging "
+        f"Face cache does not hold it{more}; set data.mirror=<folder> (fill the folder on a "
+        f"connected machine: {fill_hint})"
     )
 
 
