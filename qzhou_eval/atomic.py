@@ -21,10 +21,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 
@@ -33,6 +33,8 @@ from qzhou_eval.errors import WriteError
 STALE_AFTER_S = 3600.0
 """A temporary (or orphan) file this many seconds old belongs to no live writer (1 hour: a writer
 keeps touching its file while it writes; the margin covers clock skew between cluster nodes)."""
+
+T = TypeVar("T")
 
 _TEMP = re.compile(r"^\..+\.[0-9a-f]{32}(?:-(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+))?\.tmp$")
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
@@ -113,14 +115,42 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def in_folder(path: Path, create: Callable[[], T]) -> T:
+    """``create()``, which creates a file in ``path``'s folder, once that folder is made; again
+    if the folder vanished in between: a run that ends with nothing in its result folders
+    removes them (:func:`remove_empty_folders`), maybe as another run on the same results
+    folder starts writing there."""
+    for attempt in range(3):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return create()
+        except FileNotFoundError:
+            if attempt == 2 or path.parent.is_dir():
+                raise
+    raise AssertionError("unreachable")
+
+
+def remove_empty_folders(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and then each of its parents below ``root`` while they are empty
+    (best effort: a folder another process has just written into stays)."""
+    folder, root = Path(folder), Path(root)
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        folder = folder.parent
+
+
 @contextlib.contextmanager
 def replacing(path: Path) -> Iterator[BinaryIO]:
     """Binary file to write ``path`` through; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
     tmp = temp_path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _open_temp(tmp) as f:
+        with in_folder(path, lambda: _open_temp(tmp)) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -160,8 +190,7 @@ def create_exclusive(path: Path, text: str) -> bool:
     path = Path(path)
     tmp = temp_path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _open_temp(tmp) as f:
+        with in_folder(path, lambda: _open_temp(tmp)) as f:
             f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())

@@ -131,3 +131,46 @@ def test_a_temp_file_of_a_dead_process_on_this_host_is_stale_at_once(tmp_path):
     assert atomic.is_temp_name(dead.name)
     assert atomic.remove_stale_temp_files(tmp_path) == 1
     assert mine.exists() and not dead.exists()
+
+
+@pytest.mark.parametrize("writer", ["replace", "create_exclusive"])
+def test_a_write_goes_through_when_another_run_removes_its_empty_folder(
+    tmp_path, monkeypatch, writer
+):
+    # Another run on the same results folder removes an empty result folder (it scored nothing
+    # there) between this writer's mkdir and its open: the writer makes the folder again.
+    target = tmp_path / "model" / "rev" / "qzhou_eval_records" / "Task.yaml"
+    real = atomic._open_temp
+    removed = []
+
+    def open_after_removal(tmp: Path):
+        if not removed:
+            atomic.remove_empty_folders(tmp.parent, tmp_path)
+            removed.append(tmp.parent)
+        return real(tmp)
+
+    monkeypatch.setattr(atomic, "_open_temp", open_after_removal)
+    if writer == "replace":
+        atomic.write_text(target, "content")
+    else:
+        assert atomic.create_exclusive(target, "content")
+    assert removed == [target.parent]  # (the whole empty chain was removed, then made again)
+    assert target.read_text() == "content"
+
+
+def test_only_empty_folders_below_the_root_are_removed(tmp_path):
+    kept = tmp_path / "results" / "org__a" / "rev" / "A.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("{}")
+    empty = tmp_path / "results" / "org__a" / "rev" / "experiments" / "x" / "qzhou_eval_records"
+    empty.mkdir(parents=True)
+    atomic.remove_empty_folders(empty, tmp_path / "results")
+    assert not (tmp_path / "results" / "org__a" / "rev" / "experiments").exists()
+    assert kept.exists()
+
+    alone = tmp_path / "results" / "org__b" / "rev" / "qzhou_eval_records"
+    alone.mkdir(parents=True)
+    atomic.remove_empty_folders(alone, tmp_path / "results")
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["org__a"]  # root stays
+    atomic.remove_empty_folders(tmp_path / "results" / "gone" / "records", tmp_path / "results")
+    atomic.remove_empty_folders(tmp_path / "elsewhere", tmp_path / "results")  # not below: kept

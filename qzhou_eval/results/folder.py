@@ -135,8 +135,7 @@ class ResultsFolder(ResultCache):
         # scratch file; its bytes then go through the one atomic writer.
         scratch = temp_path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            task_result.to_disk(scratch)
+            atomic.in_folder(path, lambda: task_result.to_disk(scratch))
             data = scratch.read_bytes()
         except OSError as e:
             raise WriteError(path, e) from e

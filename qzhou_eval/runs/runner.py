@@ -48,6 +48,7 @@ from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
 from qzhou_eval.results import ResultsFolder
 from qzhou_eval.runs.identity import (
+    RECORDS,
     Canonical,
     Identity,
     TaskRecord,
@@ -316,6 +317,8 @@ def execute(plan: RunPlan) -> RunOutcome:
     except BaseException:
         embedder.close(force=True)
         raise
+    finally:
+        remove_empty_result_folders(plan, folder)
     embedder.close()
     outcome.encoded_inputs = embedder.encoded_inputs
     outcome.stored_inputs += embedder.stored_inputs  # (and a pipeline's processes')
@@ -333,6 +336,26 @@ def execute(plan: RunPlan) -> RunOutcome:
     outcome.seconds = time.monotonic() - started
     outcome.results_dir = folder.results_dir
     return outcome
+
+
+def remove_empty_result_folders(plan: RunPlan, folder: ResultsFolder) -> None:
+    """Remove the run's result folders (and their records folders) that hold nothing: every
+    task failed there, or lacked stored inputs (``runtime.encode=false``). No empty folder is
+    left to be taken for a run."""
+    if plan.read_only:
+        return
+    with contextlib.suppress(Exception):  # best effort: never in the way of the run's outcome
+        _remove_empty_result_folders(plan, folder)
+
+
+def _remove_empty_result_folders(plan: RunPlan, folder: ResultsFolder) -> None:
+    wheres = {
+        folder.get_task_result_path(t.metadata.name, plan.model_meta(t.metadata.name, p)).parent
+        for t in plan.tasks
+        for p in plan.points
+    }
+    for where in sorted(wheres):
+        atomic.remove_empty_folders(where / RECORDS, folder.results_dir)
 
 
 def _engine(spec: ModelSpec, devices: Sequence[str]) -> Engine:
