@@ -7,11 +7,19 @@ leaked semaphore objects to clean up at shutdown": a line from a run that, kille
 prints nothing (README, "Embedding store, crashes and reruns"). Started here first, before any
 semaphore exists, the tracker reads one more warning filter from its environment: that
 warning, and only it, is dropped; the clean-up is done as before.
+
+It is also started with SIGHUP blocked. A closed terminal or ssh session sends SIGHUP to the
+whole process group; the tracker ignores SIGINT and SIGTERM, not SIGHUP. Killed by it while the
+run was stopping, it was started again by the run's clean-up, and the new tracker printed a
+``KeyError`` traceback for each semaphore it had never seen. A blocked signal stays blocked
+across ``exec``, and the tracker unblocks only SIGINT and SIGTERM, so it now outlives the
+hang-up, cleans up and ends with the run.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from multiprocessing import resource_tracker
 
 from qzhou_eval.environment import temporary_environment
@@ -29,5 +37,9 @@ def start_resource_tracker() -> None:
     if os.name != "posix":  # the tracker is POSIX's (named semaphores)
         return
     warnings = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), _QUIET]))
-    with temporary_environment({"PYTHONWARNINGS": warnings}):  # (read as the tracker starts)
-        resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})  # (this thread's mask)
+    try:
+        with temporary_environment({"PYTHONWARNINGS": warnings}):  # (read as the tracker starts)
+            resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qzhou_eval.config import compose_config
+from qzhou_eval.config import app, compose_config
 from qzhou_eval.runs.runner import execute, plan_run
 from tests.conftest import REPO
 from tests.in_process import qzhou_eval
@@ -461,6 +461,29 @@ def test_ctrl_c_stops_the_scoring_processes(tmp_path, minilm_demo):
             time.sleep(0.1)
         assert not [w for w in workers if alive(w)], "a scoring process outlived Ctrl-C"
         _whole_results(tmp_path / "results", temp_files=True)  # processes were killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_closed_terminal_stops_the_run_with_one_line(tmp_path, minilm_demo):
+    # A closed terminal or ssh session sends SIGHUP to the whole process group: the fork
+    # server, the scoring processes and multiprocessing's resource tracker too. The tracker,
+    # killed by it, was started again by the run's clean-up and printed a KeyError traceback
+    # per semaphore it had never seen (5 of them here).
+    proc = _start(tmp_path, minilm_demo / "store", start_new_session=True)
+    try:
+        workers = _scoring_underway(proc, tmp_path / "results") + fork_servers(proc.pid)
+        os.killpg(proc.pid, signal.SIGHUP)
+        proc.wait(timeout=60)
+        err = proc.stderr.read()  # to its end: the tracker holds it until it is done
+        assert proc.returncode == 129, err[-2000:]
+        assert [ln for ln in err.splitlines() if ln.strip()] == [app.HANGUP], err
+        deadline = time.monotonic() + 5
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [w for w in workers if alive(w)], "a process outlived the hang-up"
+        _whole_results(tmp_path / "results", temp_files=True)
     finally:
         if proc.poll() is None:
             proc.kill()
