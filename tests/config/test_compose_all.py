@@ -197,3 +197,26 @@ def test_lookahead_is_all_or_a_whole_number():
     for bad in ("-1", "some", "1.5"):
         with pytest.raises(ConfigError, match=r"^runtime\.lookahead=.*or 'all'$"):
             lookahead(bad)
+
+
+def test_the_job_logs_show_info_lines_of_ours_and_warnings_of_torch():
+    # A run stopped while torch imports: torch's atexit hook logs its FakeTensor cache stats at
+    # INFO, which the job logs printed after the one 'interrupted:' line.
+    import subprocess
+    import sys
+
+    script = f"""
+import logging.config
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+with initialize_config_dir(config_dir={str(CONF_DIR)!r}, version_base=None):
+    cfg = compose("mteb", return_hydra_config=True)
+logging.config.dictConfig(OmegaConf.to_container(cfg.hydra.job_logging, resolve=True))
+logging.getLogger("torch._subclasses.fake_tensor").info("FakeTensor cache stats:")
+logging.getLogger("torch._subclasses.fake_tensor").warning("a torch warning")
+logging.getLogger("qzhou_eval.runs").info("a line of ours")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines() == ["a torch warning", "a line of ours"]
