@@ -199,8 +199,11 @@ _HYDRA_FLAGS_WITHOUT_COMPOSE_CHANGE = ("-m", "--multirun")
 def _precheck(config_name: str, args: Sequence[str]) -> None:
     """Compose once before Hydra does, so a bad override is one line and exit code 2.
 
-    A multirun (``-m``) is checked without its sweep overrides (each job checks its own values).
-    Skipped for Hydra's other flags (--help, --cfg, --config-name, ...), which Hydra handles.
+    A multirun (``-m``): every job's composition, and the settings that hold on any machine
+    (:func:`~qzhou_eval.config.spec.check_sweep_settings`), before Hydra launches any (on a
+    cluster, jobs queued only to fail, their reasons in their log files); SLURM's launcher where
+    there is no SLURM. Skipped for Hydra's other flags (--help, --cfg, --config-name, ...),
+    which Hydra handles.
     """
     flags = [a for a in args if a.startswith("-")]
     if any(f not in _HYDRA_FLAGS_WITHOUT_COMPOSE_CHANGE for f in flags):
@@ -209,12 +212,59 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
         a for a in args if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")
     ]
     try:
-        if flags:
-            overrides = _without_sweeps(overrides)
-        compose_config(config_name, overrides)
+        if not flags:
+            compose_config(config_name, overrides)
+            return
+        _check_launcher(args)
+        _check_sweep(config_name, compose_config(config_name, _without_sweeps(overrides)))
+        for job, swept in _sweep_jobs(overrides):
+            try:
+                _check_sweep(config_name, compose_config(config_name, job))
+            except ConfigError as e:
+                raise ConfigError(f"the sweep's job {' '.join(swept)}: {e}") from None
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+
+
+def _check_launcher(args: Sequence[str]) -> None:
+    """SLURM's launcher where no SLURM is: one line, not submitit's traceback."""
+    import shutil
+
+    if "hydra/launcher=slurm" in (a.lstrip("+") for a in args) and not shutil.which("sbatch"):
+        raise ConfigError(
+            "hydra/launcher=slurm submits SLURM jobs, and this machine has no SLURM (no sbatch "
+            "on PATH): run the command on the cluster's login node, or here with "
+            "hydra/launcher=joblib"
+        )
+
+
+def _check_sweep(config_name: str, cfg: DictConfig) -> None:
+    if config_name in ("mteb", "cmteb"):  # a run's: the checks that hold on any node
+        from qzhou_eval.config.spec import check_sweep_settings
+
+        check_sweep_settings(cfg)
+
+
+def _sweep_jobs(overrides: list[str]) -> Iterator[tuple[list[str], list[str]]]:
+    """Each job of a multirun (its overrides, and of them its sweep's values), as Hydra's
+    basic sweeper expands them: every combination of the sweep overrides' values. Its own
+    expansion is internal to Hydra; this uses the override parser plugins are written with."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line]
+    sweeps = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        for o in parsed
+        if o.is_sweep_override()
+    ]
+    if not sweeps:
+        return
+    for values in itertools.product(*sweeps):
+        yield [*fixed, *values], list(values)
 
 
 def _without_sweeps(overrides: list[str]) -> list[str]:

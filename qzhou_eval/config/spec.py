@@ -511,6 +511,13 @@ def mrl_points(cfg: Mapping[str, Any], embed_dim: int | None) -> list[Point]:
     return [Point(d, p) for d in dims for p in precisions]
 
 
+def check_sweep_settings(cfg: Mapping[str, Any]) -> None:
+    """The run settings whose checks hold on any machine: the model's and the MRL sweep's (not
+    the runtime's: devices and cores are the job's node's). A multirun checks them for every
+    job before it launches any (on a cluster, a job queued only to fail)."""
+    mrl_points(cfg, model_spec(setting(cfg, "", "model"), resolve_path=False).embed_dim)
+
+
 def mirror_dir(cfg: Mapping[str, Any], *, must_exist: bool = True) -> Path | None:
     mirror = setting(setting(cfg, "", "data"), "data", "mirror")
     if mirror in (None, ""):

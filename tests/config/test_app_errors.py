@@ -52,10 +52,11 @@ def test_yaml_syntax_error_is_file_line_problem(broken_conf, monkeypatch, capsys
     with pytest.raises(ConfigError) as info:
         compose_config("mteb", ["model=broken"])
     assert str(info.value) == f"{broken_conf}:3: mapping values are not allowed here"
-    for args in (["model=broken"], ["-m", "model=broken,minilm"]):  # a sweep value too
+    for args, job in ((["model=broken"], ""), (["-m", "model=broken,minilm"], "model=broken")):
         code, lines = _run(monkeypatch, capsys, lambda cfg: None, *args)
         assert code == 2
-        assert lines == [f"error: {broken_conf}:3: mapping values are not allowed here"]
+        sweep = f"the sweep's job {job}: " if job else ""  # a sweep value: its job is named
+        assert lines == [f"error: {sweep}{broken_conf}:3: mapping values are not allowed here"]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +73,34 @@ def test_unknown_config_name_lists_the_options_without_hydras_search_path(
     for args in ([override], ["-m", f"{override},x"]):
         code, lines = _run(monkeypatch, capsys, lambda cfg: None, *args)
         assert code == 2 and len(lines) == 1, lines
+        if len(args) == 2:  # the job of that sweep value is named
+            expected = expected.replace("error: ", f"error: the sweep's job {override}: ")
         assert lines[0].startswith(expected) and "search path" not in lines[0].lower()
+
+
+def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, capsys):
+    # On a cluster each job would be queued only to fail, its reason in its own log file.
+    ran = []
+    for args, expected in (
+        (["mrl.dims=[256,512]"], "error: mrl dimension 512 exceeds model.embed_dim=384"),
+        (
+            ["mrl.dim=128,512", "benchmark.shard=0,1", "benchmark.num_shards=2"],
+            "error: the sweep's job mrl.dim=512 benchmark.shard=0: mrl dimension 512 exceeds "
+            "model.embed_dim=384",
+        ),
+        (["mrl.dim=128,x"], "error: the sweep's job mrl.dim=x: mrl.dim='x' must be a positive"),
+    ):
+        code, lines = _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", *args)
+        assert code == 2 and len(lines) == 1 and lines[0].startswith(expected), lines
+    assert not ran  # no job was launched
+    assert _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", "mrl.dim=128,384") == (0, [])
+    assert [cfg.mrl.dim for cfg in ran] == [128, 384]
+    ran.clear()
+    # without SLURM, its launcher: one line instead of submitit's traceback
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    code, lines = _run(monkeypatch, capsys, ran.append, "-m", "hydra/launcher=slurm", "x=1,2")
+    assert code == 2 and lines[0].startswith("error: hydra/launcher=slurm submits SLURM jobs,")
+    assert not ran
 
 
 def test_unparsable_override_names_it(monkeypatch, capsys):
