@@ -80,6 +80,7 @@ def run_pipeline(
     # the records of (task, point)s in flight, over every attempt; released if they fail
     claims: dict[tuple[str, Point], ExitStack] = {}
     handed_back: dict[tuple[str, Point], int] = {}  # inputs its earlier attempts missed
+    read: set[str] = set()  # tasks whose reads of the store are counted (encode=false)
     tasks = {t.metadata.name: t for t in plan.tasks}
     order = encode_order(plan.tasks)  # the longest scoring tail first
     if order != list(plan.tasks):
@@ -153,7 +154,10 @@ def run_pipeline(
                     continue
                 raise
             finish(job, None)
-            if not runtime.encode:  # every vector came from the store (read in the process)
+            if not runtime.encode and result.asked and job.task not in read:
+                # every vector came from the store (read in the process); counted for one of
+                # the task's points: each reads the same vectors, as in a sequential run
+                read.add(job.task)
                 outcome.stored_inputs += result.stored
             # what mteb asked for, less what earlier attempts missed (encoded on demand)
             missed = handed_back.pop((job.task, job.point), 0)

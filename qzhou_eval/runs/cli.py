@@ -107,7 +107,8 @@ def wall_times(outcome: RunOutcome) -> list[str]:
 
 def encoded_line(outcome: RunOutcome) -> str:
     """How many inputs went through the model, and how many vectors the store gave instead (an
-    input met twice in one run, e.g. in both columns of an STS task, is stored then reused)."""
+    input met twice in one run, e.g. in both columns of an STS task, is stored then reused),
+    counted once per task for all its sweep points, whichever runner."""
     encoded, stored = outcome.encoded_inputs, outcome.stored_inputs
     if encoded:
         line = f"encoded {encoded} input(s) in {outcome.model_seconds:.1f} s of model time"

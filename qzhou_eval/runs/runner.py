@@ -124,7 +124,8 @@ class RunOutcome:
     # the result folders (one per sweep point and experiment) and the tasks filed in each
     runs: dict[RunId, list[str]] = field(default_factory=dict)
     encoded_inputs: int = 0
-    stored_inputs: int = 0  # inputs the store already held (not encoded again)
+    # inputs the store already held (not encoded again), per task once for all its sweep points
+    stored_inputs: int = 0
     task_seconds: dict[str, float] = field(default_factory=dict)  # wall time per task
     # tasks an earlier run finished at every sweep point (not evaluated again)
     finished_before: list[str] = field(default_factory=list)
@@ -472,13 +473,18 @@ def evaluate_in_process(
             if failed(plan, task, e, outcome):
                 return
             raise
+        evaluated = False  # a point was evaluated: what the store gave it is counted
         for point in plan.points:
             encoder = encoders(name, point)
             record = records[(name, point)]
+            asked, stored = encoders.embedder.asked_inputs, encoders.embedder.stored_inputs
             try:
                 # a live run's record never looks stale
                 with claimed(record, runtime.overwrite), atomic.kept_fresh(record.path):
                     result = score(encoder, task, folder, runtime.overwrite)
+                if evaluated:  # the same vectors again, for another output size: counted once
+                    outcome.stored_inputs -= encoders.embedder.stored_inputs - stored
+                evaluated = evaluated or encoders.embedder.asked_inputs > asked
             except MissingInputs as e:
                 if runtime.encode:
                     raise
