@@ -476,6 +476,15 @@ def _exit_now(signum: int, frame: FrameType | None) -> None:
     os._exit(BROKEN_PIPE_EXIT if _stop["pipe"] else 128 + first)
 
 
+class LineFormatter(logging.Formatter):
+    """The job logs' lines (``conf/hydra/job_logging/lines.yaml``): the message, a warning's
+    after ``warning: ``, as the warnings the apps print themselves."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return f"warning: {line}" if record.levelno == logging.WARNING else line
+
+
 class StdoutLogHandler(logging.StreamHandler):
     """The job logs' handler (``conf/hydra/job_logging/lines.yaml``: plain lines on stdout).
 

@@ -70,7 +70,7 @@ def run_pipeline(
     first two tasks are derived (else the stream loads it at the first input the store lacks)."""
     runtime = plan.runtime
     embedder = encoders.embedder
-    pool = ScoringPool(runtime.scoring_workers, plan)
+    pool = ScoringPool(runtime.scoring_workers, plan, getattr(embedder.store, "damaged", ()))
     embedder.on_stored = pool.handoff.stored  # waiting scoring processes look again
     feed = EncodeFeed(embedder) if runtime.encode else None  # the devices' one stream
     encoding: dict[Future[None], str | Job] = {}  # a task's look-ahead, or a job's misses

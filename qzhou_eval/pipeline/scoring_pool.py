@@ -56,6 +56,8 @@ from qzhou_eval.pipeline.handoff import Handoff
 from qzhou_eval.process_tracker import start_resource_tracker
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from qzhou_eval.precision import Point
     from qzhou_eval.runs.runner import RunPlan
 
@@ -148,13 +150,16 @@ _STOP = object()
 class ScoringPool:
     """``workers`` processes scoring jobs of one run (see the module's contract)."""
 
-    def __init__(self, workers: int, plan: RunPlan) -> None:
+    def __init__(self, workers: int, plan: RunPlan, damaged: Sequence[str] = ()) -> None:
+        """``damaged``: shards of the store the main process found damaged and warned about
+        (the processes skip them without warning again)."""
         self.workers = workers
         self._forked = start_server()
         self._context = mp.get_context("forkserver" if self._forked else "spawn")
         self.handoff = Handoff(self._context, [t.metadata.name for t in plan.tasks])
         # pickled now, while no task's data are loaded (the processes start later)
-        payload = pickle.dumps((plan, max(1, usable_cores() // workers), dict(os.environ)))
+        threads = max(1, usable_cores() // workers)
+        payload = pickle.dumps((plan, threads, dict(os.environ), list(damaged)))
         # the processes' tie to this one: the writing end stays here, unused, until the pool
         # closes (or this process ends, however it ends)
         lifeline, self._lifeline = self._context.Pipe(duplex=False)

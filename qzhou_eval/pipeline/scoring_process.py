@@ -38,12 +38,12 @@ _state: dict[str, Any] = {}
 
 def start(payload: bytes, handoff: Handoff) -> None:
     """A process's initializer (after the pool's light one armed its ties to the main process):
-    the embedder over the store. ``payload``: the pickled ``(plan, threads, environment)``, the
-    environment being the main process's when the pool was made (a fork server's child starts
-    with the server's)."""
+    the embedder over the store. ``payload``: the pickled ``(plan, threads, environment,
+    damaged)``, the environment being the main process's when the pool was made (a fork
+    server's child starts with the server's), ``damaged`` the store's shards it warned about."""
     logging.basicConfig(level=logging.WARNING, format="[scoring] %(levelname)s %(message)s")
     logging.getLogger("mteb").setLevel(logging.WARNING)
-    plan, threads, environment = pickle.loads(payload)
+    plan, threads, environment, damaged = pickle.loads(payload)
     os.environ.clear()
     os.environ.update(environment)
     datasets.disable_progress_bars()
@@ -65,7 +65,9 @@ def start(payload: bytes, handoff: Handoff) -> None:
         tokens_per_batch=1,
         max_batch_size=1,
         # only read here: what a job misses is encoded and stored by the main process
-        store=DiskStore(plan.runtime.store_dir, model_fingerprint(plan.spec), writable=False),
+        store=DiskStore(
+            plan.runtime.store_dir, model_fingerprint(plan.spec), writable=False, damaged=damaged
+        ),
         progress=False,
         encode=False,
     )

@@ -147,17 +147,25 @@ def read_rows(folder: Path, shard: Shard, rows: Sequence[int]) -> np.ndarray:
 class DiskStore:
     """Vectors of one model configuration, shared across tasks, runs, dims and processes."""
 
-    def __init__(self, root: Path | str, fingerprint: str, *, writable: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        fingerprint: str,
+        *,
+        writable: bool = True,
+        damaged: Iterable[str] = (),
+    ) -> None:
         """``writable=False``: only read (a scoring process, ``runtime.encode=false``, a store on
         a read-only mount): nothing in the folder is created, deleted, moved or merged, and a
-        folder that does not exist is an empty store."""
+        folder that does not exist is an empty store. ``damaged``: shards another process of
+        the run found damaged and warned about (:attr:`damaged`): skipped without a warning."""
         self.folder = Path(root).expanduser() / fingerprint
         self.writable = writable
         if writable:
             self.folder.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, Shard] = {}
         self._index: dict[bytes, tuple[str, int]] = {}
-        self._unusable: set[str] = set()  # damaged shards that could not be moved aside
+        self._unusable: set[str] = set(damaged)  # damaged shards that could not be moved aside
         if writable:
             self.remove_stale_files()
         self.refresh()

@@ -199,7 +199,7 @@ def test_lookahead_is_all_or_a_whole_number():
             lookahead(bad)
 
 
-def test_the_job_logs_show_info_lines_of_ours_and_warnings_of_torch():
+def test_the_job_logs_show_info_lines_of_ours_and_warnings_of_torch_as_warnings():
     # A run stopped while torch imports: torch's atexit hook logs its FakeTensor cache stats at
     # INFO, which the job logs printed after the one 'interrupted:' line.
     import subprocess
@@ -219,4 +219,4 @@ logging.getLogger("qzhou_eval.runs").info("a line of ours")
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
-    assert out.splitlines() == ["a torch warning", "a line of ours"]
+    assert out.splitlines() == ["warning: a torch warning", "a line of ours"]

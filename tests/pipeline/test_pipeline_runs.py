@@ -354,7 +354,29 @@ def test_scoring_from_the_store_says_why_inputs_are_missing(tmp_path, minilm_dem
         f.truncate(100)
     line, output = score(damaged)
     assert "1 damaged shard(s) of the store were skipped" in line
-    assert f"shard {str(vectors)[: -len(VECS)]} is damaged" in output
+    assert f"warning: embedding store: shard {str(vectors)[: -len(VECS)]} is damaged" in output
+    # with scoring processes (a command of its own: their output too), one warning still: the
+    # main process's (they skip the shard it warned about; each warned again before)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "run_mteb.py",
+            "model=minilm",
+            "model.path=/nonexistent",
+            "runtime.encode=false",
+            "runtime.scoring_workers=2",
+            "runtime.progress=false",
+            "benchmark=demo_eng",
+            "benchmark.tasks=[DemoEngSTS]",
+            f"runtime.results_dir={tmp_path / 'r' / 'processes'}",
+            f"runtime.store_dir={damaged}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert len([ln for ln in (run.stdout + run.stderr).splitlines() if "is damaged" in ln]) == 1
     assert vectors.exists()  # left in place: the store is only read
 
     # an empty store: nothing was ever encoded into it
