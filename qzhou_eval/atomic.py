@@ -175,7 +175,16 @@ def write_text(path: Path, text: str) -> None:
 
 def save_npy(path: Path, array: np.ndarray) -> None:
     with replacing(path) as f:
-        np.save(f, array, allow_pickle=False)
+        # through write(), not numpy's fwrite of a real file, whose failure (a full disk) says
+        # "30720 requested and 30688 written" and carries no errno
+        np.save(_Writes(f), array, allow_pickle=False)
+
+
+class _Writes:
+    """A file seen by numpy as a plain writable object (it then writes it in chunks)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.write = f.write
 
 
 def create_exclusive(path: Path, text: str) -> bool:

@@ -52,16 +52,20 @@ class WriteError(UserError, OSError):
 
     exit_code = 1
 
-    def __init__(self, path: Path | str, cause: OSError) -> None:
+    def __init__(self, path: Path | str, cause: OSError, kept: bool | None = None) -> None:
+        """``kept``: ``path`` exists (None: looked up now); the message then says that it is
+        whole and unchanged, not half-written."""
         strerror = cause.strerror or str(cause) or type(cause).__name__
         super().__init__(cause.errno or 0, strerror, os.fspath(path))
         self.path = Path(path)
+        self.kept = self.path.is_file() if kept is None else kept
 
     def __str__(self) -> str:
-        return f"cannot write {self.path}: {self.strerror}"
+        unchanged = " (the file there is unchanged)" if self.kept else ""
+        return f"cannot write {self.path}: {self.strerror}{unchanged}"
 
     def __reduce__(self):  # picklable across processes (launchers, worker pools)
-        return (type(self), (self.path, OSError(self.errno, self.strerror)))
+        return (type(self), (self.path, OSError(self.errno, self.strerror), self.kept))
 
 
 class DeviceError(UserError):

@@ -66,9 +66,18 @@ def test_full_disk_mid_write_keeps_the_old_file_and_removes_the_temp(tmp_path, m
             atomic.save_npy(target, np.ones((100, 8), dtype=np.float32))
     e = info.value
     assert e.errno == errno.ENOSPC and e.path == target and isinstance(e, OSError | UserError)
-    assert str(e) == f"cannot write {target}: No space left on device" and e.exit_code == 1
+    # the file named is whole: the message says so (one would take it for half-written)
+    assert str(e) == (
+        f"cannot write {target}: No space left on device (the file there is unchanged)"
+    )
+    assert e.exit_code == 1
     assert target.read_bytes() == b"old content"
     assert _leftovers(tmp_path) == []
+    fresh = tmp_path / "b.json"  # no file before: none after, and nothing said of one
+    with pytest.raises(WriteError) as info:
+        atomic.write_text(fresh, "new content " * 1000)
+    assert str(info.value) == f"cannot write {fresh}: No space left on device"
+    assert not fresh.exists()
 
 
 def test_interrupt_while_writing_removes_the_temp_and_is_not_wrapped(tmp_path):
@@ -80,9 +89,10 @@ def test_interrupt_while_writing_removes_the_temp_and_is_not_wrapped(tmp_path):
 
 
 def test_write_error_survives_pickling():
-    e = WriteError("/x/y.json", OSError(errno.EROFS, os.strerror(errno.EROFS)))
+    e = WriteError("/x/y.json", OSError(errno.EROFS, os.strerror(errno.EROFS)), kept=True)
     back = pickle.loads(pickle.dumps(e))
     assert (str(back), back.errno, back.path) == (str(e), errno.EROFS, Path("/x/y.json"))
+    assert str(back).endswith("(the file there is unchanged)")  # (from a scoring process)
 
 
 def test_only_old_temp_files_of_ours_are_removed(tmp_path):
@@ -174,3 +184,29 @@ def test_only_empty_folders_below_the_root_are_removed(tmp_path):
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["org__a"]  # root stays
     atomic.remove_empty_folders(tmp_path / "results" / "gone" / "records", tmp_path / "results")
     atomic.remove_empty_folders(tmp_path / "elsewhere", tmp_path / "results")  # not below: kept
+
+
+def test_a_full_disk_under_an_array_says_so(tmp_path):
+    # numpy writes an array to a real file with fwrite, whose failure has no errno ("30720
+    # requested and 30688 written"); the store's shards say what a full disk is, as every
+    # other write does. A file size limit stands in for the full disk (EFBIG).
+    import subprocess
+    import sys
+
+    script = f"""
+import errno, resource, signal
+import numpy as np
+from qzhou_eval import atomic
+from qzhou_eval.errors import WriteError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # (Python's own default: the write fails)
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+try:
+    atomic.save_npy({str(tmp_path / "a.npy")!r}, np.zeros(100_000, dtype=np.float32))
+except WriteError as e:
+    print(e.errno == errno.EFBIG, e)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("True cannot write "), out
+    assert _leftovers(tmp_path) == [] and not (tmp_path / "a.npy").exists()
