@@ -37,6 +37,8 @@ libraries read as they are imported spawns its processes instead.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import multiprocessing as mp
 import multiprocessing.forkserver
@@ -141,7 +143,24 @@ def start_server() -> bool:
     finally:
         if in_main_thread:  # (None: a handler not set from Python, which it cannot restore)
             signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+    if not _stopping_at_exit:
+        _stopping_at_exit.append(True)
+        atexit.register(_stop_server)
     return True
+
+
+_stopping_at_exit: list[bool] = []
+
+
+def _stop_server() -> None:
+    """At this process's exit: the fork server goes now. It ends by itself once this process
+    is gone, but only after its imports: a command that stops early (a bad value, Ctrl-C) would
+    leave it importing, seconds of a core, after its exit. multiprocessing has no public way to
+    stop it (CPython's own tests use a private one); its pid is read the same way."""
+    pid = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_forkserver_pid", 0)
+    if pid:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 _STOP = object()

@@ -574,3 +574,29 @@ def test_the_stores_count_is_the_same_whatever_the_runner(tmp_path, minilm_demo)
         assert outcome.encoded_inputs == 0 and not outcome.missing
         counts[name] = outcome.stored_inputs
     assert len(set(counts.values())) == 1, counts
+
+
+def test_a_command_that_stops_early_leaves_no_fork_server_importing(tmp_path):
+    # The run command starts the scoring processes' fork server before its own imports; a
+    # command stopped before it needs it (a bad value, Ctrl-C) left it importing torch and mteb
+    # for seconds after its exit. Here the command ends right after starting it.
+    script = (
+        "import multiprocessing.forkserver as f, pathlib, sys\n"
+        "from qzhou_eval.pipeline.scoring_pool import start_server\n"
+        "assert start_server()\n"
+        "pathlib.Path(sys.argv[1]).write_text(str(f._forkserver._forkserver_pid))\n"
+    )
+    pid_file = tmp_path / "server.pid"
+    # (no pipes: the server would hold them, and the wait for them would outlast its imports)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(pid_file)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0
+    server = int(pid_file.read_text())
+    deadline = time.monotonic() + 1
+    while alive(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(server), "the fork server outlived the command"
