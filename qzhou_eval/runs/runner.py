@@ -231,6 +231,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             try:
                 created += check_writable_folder("runtime.store_dir", runtime.store_dir)
             except FolderNotWritable as e:
+                if not Path(runtime.store_dir).is_dir():  # no vectors there to score from
+                    raise
                 raise FolderNotWritable(
                     f"{e} (to score from the vectors stored there: runtime.encode=false)"
                 ) from None

@@ -373,6 +373,33 @@ def test_read_only_folder(tmp_path, monkeypatch):
     assert not (tmp_path / "new").exists()
 
 
+def test_a_store_folder_not_writable_suggests_scoring_from_it_only_where_it_exists(
+    tmp_path, monkeypatch
+):
+    # (root: the probe's open fails as on a read-only mount) A store that does not exist
+    # holds no vectors to score from: the hint would lead to "does not exist".
+    from qzhou_eval import atomic
+    from tests.in_process import qzhou_eval
+
+    def read_only(tmp: Path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp))
+
+    monkeypatch.setattr(atomic, "_open_temp", read_only)
+    (tmp_path / "store").mkdir()
+    for store, hint in ((tmp_path / "store", True), (tmp_path / "nowhere", False)):
+        run = qzhou_eval(
+            "run",
+            "model=minilm",
+            "benchmark=demo_eng",
+            f"runtime.results_dir={tmp_path / 'results'}",
+            f"runtime.store_dir={store}",
+        )
+        (line,) = run.err_lines
+        assert run.code == 2 and line.startswith(f"error: runtime.store_dir={store} is not ")
+        assert ("runtime.encode=false" in line) == hint, line
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_a_signal_inside_importlibs_module_lock_callback_is_delivered_again():
     # importlib drops a module lock in a weakref callback, where Python swallows what is
     # raised; in a pipelined run another thread's import can run it in the main thread. An
