@@ -58,7 +58,7 @@ class WriteError(UserError, OSError):
         strerror = cause.strerror or str(cause) or type(cause).__name__
         super().__init__(cause.errno or 0, strerror, os.fspath(path))
         self.path = Path(path)
-        self.kept = self.path.is_file() if kept is None else kept
+        self.kept = _is_file(self.path) if kept is None else kept
 
     def __str__(self) -> str:
         unchanged = " (the file there is unchanged)" if self.kept else ""
@@ -66,6 +66,13 @@ class WriteError(UserError, OSError):
 
     def __reduce__(self):  # picklable across processes (launchers, worker pools)
         return (type(self), (self.path, OSError(self.errno, self.strerror), self.kept))
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # (not a question worth a second error)
+        return False
 
 
 class DeviceError(UserError):

@@ -253,16 +253,15 @@ def _sweep_jobs(overrides: list[str]) -> Iterator[tuple[list[str], list[str]]]:
     import itertools
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
 
+    enumerable = (ValueType.SIMPLE_CHOICE_SWEEP, ValueType.CHOICE_SWEEP, ValueType.RANGE_SWEEP)
     parsed = OverridesParser.create().parse_overrides(overrides)
+    swept = [o for o in parsed if o.is_sweep_override()]
+    if not swept or any(o.value_type not in enumerable for o in swept):
+        return  # (a glob needs Hydra's config loader: its jobs check themselves)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line]
-    sweeps = [
-        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
-        for o in parsed
-        if o.is_sweep_override()
-    ]
-    if not sweeps:
-        return
+    sweeps = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in swept]
     for values in itertools.product(*sweeps):
         yield [*fixed, *values], list(values)
 

@@ -96,6 +96,10 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     assert _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", "mrl.dim=128,384") == (0, [])
     assert [cfg.mrl.dim for cfg in ran] == [128, 384]
     ran.clear()
+    # a glob needs Hydra's config loader to expand: its jobs check themselves (no traceback)
+    assert _run(monkeypatch, capsys, ran.append, "-m", "model=glob(minil*)") == (0, [])
+    assert [cfg.model.key for cfg in ran] == ["minilm"]
+    ran.clear()
     # without SLURM, its launcher: one line instead of submitit's traceback
     monkeypatch.setattr("shutil.which", lambda name: None)
     code, lines = _run(monkeypatch, capsys, ran.append, "-m", "hydra/launcher=slurm", "x=1,2")
