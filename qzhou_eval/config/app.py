@@ -492,6 +492,15 @@ class StdoutLogHandler(logging.StreamHandler):
     handlers itself and prints a traceback for each record after it, so the print's way
     (:func:`quiet_broken_pipe`) never sees it."""
 
+    def filter(self, record: logging.LogRecord) -> bool:
+        # submitit prints its records with handlers of its own (set up as it is imported, in a
+        # sweep's command and in each of its jobs); they reach this one too: each line twice
+        if record.name.partition(".")[0] == "submitit" and any(
+            not isinstance(h, logging.NullHandler) for h in logging.getLogger("submitit").handlers
+        ):
+            return False
+        return bool(super().filter(record))
+
     def handleError(self, record: logging.LogRecord) -> None:
         if isinstance(sys.exc_info()[1], BrokenPipeError):
             stdout_closed()

@@ -220,3 +220,26 @@ logging.getLogger("qzhou_eval.runs").info("a line of ours")
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert out.splitlines() == ["warning: a torch warning", "a line of ours"]
+
+
+def test_submitits_own_lines_are_printed_once():
+    # submitit prints its records with handlers of its own (a submitit sweep's job logs had
+    # each line twice: "submitit INFO (...) - Job completed successfully", then the same bare)
+    import io
+    import logging
+
+    from qzhou_eval.config.app import StdoutLogHandler
+
+    ours, theirs = io.StringIO(), io.StringIO()
+    handler = StdoutLogHandler(ours)
+    record = logging.LogRecord("submitit", logging.INFO, __file__, 1, "Job done", None, None)
+    submitit = logging.getLogger("submitit")
+    saved, submitit.handlers = submitit.handlers, []  # (as before submitit is imported)
+    try:
+        assert handler.filter(record)  # while submitit has no handler of its own: ours prints
+        submitit.addHandler(logging.StreamHandler(theirs))
+        assert not handler.filter(record)
+        other = logging.LogRecord("qzhou_eval.x", logging.INFO, __file__, 1, "ours", None, None)
+        assert handler.filter(other)
+    finally:
+        submitit.handlers = saved
