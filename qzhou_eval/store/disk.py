@@ -56,6 +56,13 @@ KEYS = ".keys.npy"
 VECS = ".vecs.npy"
 
 
+# Reads of a store's vectors, each after the shards that vanished under the last (merged by
+# another process compacting) are forgotten and the folder is read again: with several writers
+# compacting at once, a merged shard can be merged again before it is read. Compaction
+# converges, so a few suffice.
+READ_ATTEMPTS = 5
+
+
 def model_fingerprint(spec: ModelSpec) -> str:
     """The store folder of a model configuration: what changes a raw vector."""
     return fingerprint(spec.fingerprint_fields(), 20)
@@ -166,6 +173,7 @@ class DiskStore:
         self._shards: dict[str, Shard] = {}
         self._index: dict[bytes, tuple[str, int]] = {}
         self._unusable: set[str] = set(damaged)  # damaged shards that could not be moved aside
+        self._raced = False  # a shard was listed, then gone before it was loaded
         if writable:
             self.remove_stale_files()
         self.refresh()
@@ -206,6 +214,7 @@ class DiskStore:
             return read_shard(self.folder, name)
         except FileNotFoundError:
             if not (self.folder / f"{name}{KEYS}").exists():
+                self._raced = True
                 return None  # removed between listing and loading (another process compacted)
             problem = "vectors file is missing"
         except DamagedShard as e:
@@ -260,17 +269,24 @@ class DiskStore:
     # ---- the VectorStore protocol ----------------------------------------------------------
 
     def get_many(self, side: str, inputs: Sequence[str]) -> list[np.ndarray | None]:
+        self._raced = False
         self.refresh()
         keys = [_key(side, t) for t in inputs]
         out: list[np.ndarray | None] = [None] * len(keys)
         todo = list(range(len(keys)))
-        for attempt in range(2):
+        for attempt in range(READ_ATTEMPTS):
             by_shard: dict[str, list[int]] = {}
+            unindexed = []
             for i in todo:
                 hit = self._index.get(keys[i])
-                if hit is not None:
+                if hit is None:
+                    unindexed.append(i)
+                else:
                     by_shard.setdefault(hit[0], []).append(i)
-            todo = []
+            # a shard listed, then merged away before it was loaded: the shard its keys went
+            # to may have come after the listing, so what is not indexed is looked up again
+            todo = unindexed if self._raced else []
+            self._raced = False
             for name, positions in by_shard.items():
                 rows_wanted = [self._index[keys[i]][1] for i in positions]
                 try:
@@ -280,9 +296,9 @@ class DiskStore:
                     continue
                 for i, vector in zip(positions, rows, strict=True):
                     out[i] = vector
-            if not todo or attempt:
+            if not todo or attempt == READ_ATTEMPTS - 1:
                 break
-            self._forget_vanished()
+            self._forget_vanished()  # (the merged shard may itself be merged meanwhile)
         return out  # what could not be read counts as not stored: it is encoded again
 
     def has_many(self, side: str, inputs: Sequence[str]) -> list[bool]:

@@ -420,3 +420,28 @@ def test_a_read_only_store_of_a_configuration_never_stored_is_empty_and_creates_
     assert len(reader) == 0 and reader.get_many("query", _texts(0, 3)) == [None] * 3
     assert reader.size_bytes() == 0
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_shard_merged_away_between_listing_and_loading_is_read_from_its_merge(
+    tmp_path, monkeypatch
+):
+    # Another process compacts while this one refreshes: a shard it listed is merged into a
+    # new one (committed after the listing) and deleted before it is loaded. What it held is
+    # looked for again, not reported as not stored (three writers at once, once in a CI run).
+    reader = DiskStore(tmp_path, "fp")  # before the shard exists: it has to list it
+    texts = _texts(0, 10)
+    _store_with_shards(tmp_path, texts)
+    (name,) = _shard_names(reader.folder)
+    real, merged = disk.read_shard, []
+
+    def merged_meanwhile(folder: Path, shard: str):
+        if shard == name and not merged:
+            merged.append(shard)
+            other = DiskStore(tmp_path, "fp")  # the compactor: a new shard with its rows
+            other._write_shard(real(folder, name).keys, _vectors(texts))
+            for suffix in (disk.KEYS, disk.VECS):
+                (folder / f"{name}{suffix}").unlink()
+        return real(folder, shard)
+
+    monkeypatch.setattr(disk, "read_shard", merged_meanwhile)
+    _assert_serves(reader, texts)
