@@ -258,9 +258,14 @@ def run_ids(plan: RunPlan, task: str) -> set[RunId]:
     return {run_id(plan.model_meta(task, point)) for point in plan.points}
 
 
+def result_folder(folder: ResultsFolder, plan: RunPlan, task: str, point: Point) -> Path:
+    """The folder ``task``'s result at sweep point ``point`` is filed in."""
+    return folder.get_task_result_path(task, plan.model_meta(task, point)).parent
+
+
 def task_record(folder: ResultsFolder, plan: RunPlan, task: str, point: Point) -> TaskRecord:
     """The record of ``task`` at sweep point ``point`` in the folder it is filed in."""
-    where = folder.get_task_result_path(task, plan.model_meta(task, point)).parent
+    where = result_folder(folder, plan, task, point)
     data = plan.data.get(task)
     extra = {}
     if (content := data_identity(data)) is not None:  # not the pinned data: another identity
@@ -353,9 +358,7 @@ def remove_empty_result_folders(plan: RunPlan, folder: ResultsFolder) -> None:
 
 def _remove_empty_result_folders(plan: RunPlan, folder: ResultsFolder) -> None:
     wheres = {
-        folder.get_task_result_path(t.metadata.name, plan.model_meta(t.metadata.name, p)).parent
-        for t in plan.tasks
-        for p in plan.points
+        result_folder(folder, plan, t.metadata.name, p) for t in plan.tasks for p in plan.points
     }
     for where in sorted(wheres):
         atomic.remove_empty_folders(where / RECORDS, folder.results_dir)
