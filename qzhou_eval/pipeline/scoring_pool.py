@@ -46,6 +46,7 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import threading
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -53,12 +54,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from qzhou_eval.config.cores import usable_cores
-from qzhou_eval.errors import DeviceError
+from qzhou_eval.errors import DeviceError, UserError
 from qzhou_eval.pipeline.handoff import Handoff
 from qzhou_eval.process_tracker import start_resource_tracker
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from qzhou_eval.precision import Point
     from qzhou_eval.runs.runner import RunPlan
@@ -139,7 +140,8 @@ def start_server() -> bool:
     try:
         # in the module's __all__, not in the docs: the server is otherwise started by the
         # first process, which waits for its imports
-        multiprocessing.forkserver.ensure_running()
+        with _this_import_path():
+            multiprocessing.forkserver.ensure_running()
     finally:
         if in_main_thread:  # (None: a handler not set from Python, which it cannot restore)
             signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
@@ -147,6 +149,33 @@ def start_server() -> bool:
         _stopping_at_exit.append(True)
         atexit.register(_stop_server)
     return True
+
+
+@contextlib.contextmanager
+def _this_import_path() -> Iterator[None]:
+    """While the fork server starts: its import path is this process's. The server is started
+    as ``python -c``, which puts the current folder first on its path, and multiprocessing
+    (Python 3.11) does not apply the path it hands the server: a ``qzhou_eval`` folder where the
+    command runs (a checkout beside an installed wheel) would be what every scoring process
+    runs. The environment is the only way in (``PYTHONSAFEPATH``: Python 3.11+; on 3.10 a
+    scoring process finds the mismatch, see :func:`package_folder`)."""
+    path = os.pathsep.join(os.path.abspath(entry) for entry in sys.path)
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    os.environ.update(PYTHONPATH=path, PYTHONSAFEPATH="1")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def package_folder() -> str:
+    """The folder this process imports qzhou_eval from (a scoring process's must be the main
+    process's: results are filed under this version's name)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 _stopping_at_exit: list[bool] = []
@@ -186,7 +215,7 @@ class ScoringPool:
             max_workers=workers,
             mp_context=self._context,
             initializer=_start,
-            initargs=(payload, self.handoff, lifeline),
+            initargs=(payload, self.handoff, lifeline, package_folder()),
         )
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._killed = threading.Event()
@@ -284,19 +313,36 @@ def _ready() -> None:
     """A job that only makes the executor (or the fork server) start a process."""
 
 
-def _start(payload: bytes, handoff: Handoff, lifeline: Any) -> None:
+_start_failure: list[str] = []  # why this process could not start (its jobs fail with it)
+
+
+def _start(payload: bytes, handoff: Handoff, lifeline: Any, package: str) -> None:
+    """A process's initializer. A failure here is not raised: the executor would print its
+    traceback and end the process, and the run would see a process that died; each job
+    raises it instead, as one line."""
     from qzhou_eval.encoder.lifeline import die_with_writer
 
     die_with_writer(lifeline)
     # Ctrl-C and a closed terminal reach the whole process group: the main process stops us
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    from qzhou_eval.pipeline import scoring_process
+    try:
+        if package_folder() != package:
+            raise UserError(
+                f"the scoring processes import qzhou_eval from {package_folder()}, not from "
+                f"{package} as this command does (a qzhou_eval folder where the command runs): "
+                "run it from another folder"
+            )
+        from qzhou_eval.pipeline import scoring_process
 
-    scoring_process.start(payload, handoff)
+        scoring_process.start(payload, handoff)
+    except Exception as e:
+        _start_failure.append(str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}")
 
 
 def _score(job: Job) -> JobDone:
+    if _start_failure:
+        raise ScoringProcessDied(f"a scoring process could not start: {_start_failure[0]}")
     from qzhou_eval.pipeline import scoring_process
 
     return scoring_process.score_job(job)

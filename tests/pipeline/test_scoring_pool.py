@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing.context
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -24,6 +28,68 @@ def test_the_fork_server_is_reused_only_under_its_import_environment(monkeypatch
     assert start_method() == "spawn"
     monkeypatch.setenv("HF_HOME", "/first")
     assert start_method() == "forkserver"
+
+
+def test_the_fork_server_imports_this_process_s_package_not_the_current_folder_s(tmp_path):
+    # The server starts as ``python -c`` in the command's folder: a qzhou_eval folder there (a
+    # checkout beside the installed package) must not be what the scoring processes run.
+    shadow = tmp_path / "qzhou_eval"
+    shadow.mkdir()
+    marker = tmp_path / "shadow-imported"
+    (shadow / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    script = tmp_path / "bin" / "command.py"
+    script.parent.mkdir()
+    script.write_text(
+        textwrap.dedent(
+            """
+            import multiprocessing, os
+            from qzhou_eval.pipeline import scoring_pool
+
+            if __name__ == "__main__":
+                scoring_pool.PROCESS_MODULE = "qzhou_eval.errors"  # a light stand-in
+                before = {k: os.environ.get(k) for k in ("PYTHONPATH", "PYTHONSAFEPATH")}
+                assert scoring_pool.start_server()
+                child = multiprocessing.get_context("forkserver").Process(target=os.getpid)
+                child.start()  # forked once the server's imports are done
+                child.join()
+                assert child.exitcode == 0
+                assert before == {k: os.environ.get(k) for k in before}, "environment changed"
+            """
+        )
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists(), "the fork server imported the current folder's qzhou_eval"
+
+
+@pytest.mark.parametrize("package", ["same", "/elsewhere/qzhou_eval"])
+def test_a_scoring_process_that_cannot_start_fails_each_job_with_one_line(package):
+    # A failed initializer would print the executor's traceback and look like a killed process.
+    script = textwrap.dedent(
+        f"""
+        import multiprocessing
+        from qzhou_eval.pipeline import scoring_pool
+        reader, writer = multiprocessing.Pipe(duplex=False)  # the writer stays open
+        package = {package!r}
+        package = scoring_pool.package_folder() if package == "same" else package
+        scoring_pool._start(b"not a payload", None, reader, package)
+        try:
+            scoring_pool._score(None)
+        except scoring_pool.ScoringProcessDied as e:
+            print(e)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert line.startswith("a scoring process could not start: ")
+    if package == "same":  # the payload could not be read
+        assert "UnpicklingError" in line
+    else:
+        assert "/elsewhere/qzhou_eval" in line and "run it from another folder" in line
 
 
 @pytest.mark.slow
