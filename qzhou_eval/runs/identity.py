@@ -19,10 +19,11 @@ the empty-text rule), nothing else.
   (``qzhou_eval_records/<Task>.yaml``). A run refuses only a task whose recorded fingerprint
   differs from its own. Records are created race-free (of two first writers with different
   configurations exactly one wins), before the task is evaluated, so a result never lacks its
-  record: one that does (the record was deleted) has unknown provenance and is set aside. A
-  record without a result whose writer is gone (killed between the two writes: its process is
-  gone, or the record is older than ``atomic.STALE_AFTER_S``; a live run keeps touching its
-  record) is stale and replaced.
+  record: one that does (the record was deleted) has unknown provenance and is set aside, and
+  so is a result other than the one the record's run wrote (the record keeps its sha256 once it
+  is written). A record without a result whose writer is gone (killed between the two
+  writes: its process is gone, or the record is older than ``atomic.STALE_AFTER_S``; a live run
+  keeps touching its record) is stale and replaced.
 - Folders written by qzhou-eval 0.1 (one ``qzhou_eval_run.yaml`` for the whole folder) are
   migrated to per-task records when their configuration is this run's, else refused.
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import time
@@ -58,6 +60,9 @@ logger = logging.getLogger(__name__)
 RECORDS = "qzhou_eval_records"
 LEGACY_RECORD = "qzhou_eval_run.yaml"
 RECORD_FORMAT = 2
+# the sha256 of the result a record's run wrote (absent: written before this key, or the run
+# stopped between the two writes; such a record vouches for any result, as it always did)
+RESULT_DIGEST = "result_sha256"
 _PROBE = "\x00TEXT\x00"  # a text no task has, to read a recipe's rules off its output
 _OTHER_TASK = "\x00any task the recipe does not name\x00"
 
@@ -244,6 +249,8 @@ class TaskRecord:
         result without a record and replaces a stale record of another configuration."""
         if self.result.exists() and not self.path.exists():  # in write order: record first
             self._set_aside_unrecorded()
+        elif self.result.exists():
+            self._set_aside_if_changed()
         recorded = self._read()
         if recorded is None or recorded == self.fingerprint or recorded in self.aliases:
             return None
@@ -276,7 +283,26 @@ class TaskRecord:
             return False
         recorded = data.get("fingerprint") if isinstance(data, dict) else None
         ours = recorded == self.fingerprint or recorded in self.aliases
-        return ours and self.result.is_file()
+        return ours and self.result.is_file() and self._vouches_for_result(data)
+
+    def seal(self) -> None:
+        """Once the task's evaluation wrote its result: the record keeps the result's digest,
+        so that a result replaced later (a folder merged by hand, a file copied from another
+        dimension's folder) is not taken for this configuration's."""
+        data = self._load()
+        digest = file_digest(self.result)
+        if data is None or digest is None or data.get(RESULT_DIGEST) == digest:
+            return
+        if data["fingerprint"] != self.fingerprint and data["fingerprint"] not in self.aliases:
+            return  # (not ours: never the case after a claim)
+        data[RESULT_DIGEST] = digest
+        atomic.write_text(
+            self.path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+        )
+
+    def _vouches_for_result(self, data: dict[str, Any]) -> bool:
+        sealed = data.get(RESULT_DIGEST)
+        return sealed is None or sealed == file_digest(self.result)
 
     def claim(self) -> bool:
         """Record this configuration for the task, or refuse (RecordConflict) where another
@@ -346,6 +372,29 @@ class TaskRecord:
             self.task,
         )
 
+    def _set_aside_if_changed(self) -> None:
+        """A result other than the one its record's run wrote: what produced it is unknown."""
+        data = self._load()
+        if data is None or self._vouches_for_result(data):
+            return
+        try:
+            json.loads(self.result.read_bytes())
+        except (OSError, ValueError):  # damaged (truncated...): the results folder says so
+            return
+        try:
+            moved = atomic.move_aside(self.result, "changed")
+        except FileNotFoundError:  # another run set it aside first
+            return
+        logger.warning(
+            "%s is not the result its record (%s) was written with (replaced or copied in "
+            "after that run), so what produced it is unknown: moved aside as %s; evaluating "
+            "%s again",
+            self.result,
+            self.path,
+            moved.name,
+            self.task,
+        )
+
     def _replace_if_stale(self) -> bool:
         """Set aside another configuration's record that has no result and whose writer is
         gone; True if it was (or another run just did). Race-safe: the file renamed is checked
@@ -381,15 +430,28 @@ class TaskRecord:
 @contextlib.contextmanager
 def claimed(record: TaskRecord, overwrite: bool) -> Iterator[None]:
     """Around the evaluation of a record's task: the record is created before the result (a
-    result never lacks its record) and removed again when the evaluation fails (no result:
-    another configuration may run the task)."""
+    result never lacks its record), sealed with the result's digest once it is written, and
+    removed again when the evaluation fails (no result: another configuration may run the
+    task)."""
     created = record.claim() if overwrite or not record.result.exists() else False
     try:
         yield
     except BaseException:
         if created:
-            record.release()
+            # best effort: the error on its way is the one to report (a read-only folder fails
+            # both); a record left without a result is replaced by the next run
+            with contextlib.suppress(OSError):
+                record.release()
         raise
+    record.seal()
+
+
+def file_digest(path: Path) -> str | None:
+    """sha256 of a file's bytes; None: no such file."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()  # (results are small)
+    except FileNotFoundError:
+        return None
 
 
 def record_for(

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from qzhou_eval.config import app, compose_config
+from qzhou_eval.runs.identity import RESULT_DIGEST, file_digest
 from qzhou_eval.runs.runner import execute, plan_run
 from tests.conftest import REPO
 from tests.in_process import qzhou_eval
@@ -73,6 +75,17 @@ def test_scoring_processes_score_as_the_sequential_runner(
         assert _scores(tmp_path / "par", size) == seq, size  # every metric, to the last digit
     plain, par_full = _scores(minilm_demo / "results"), _scores(tmp_path / "par")
     assert par_full == {task: plain[task] for task in par_full}  # both suites are in there
+    for runner in ("seq", "par"):
+        _assert_sealed(tmp_path / runner, 3 * n)
+
+
+def _assert_sealed(results: Path, count: int) -> None:
+    """Each result's record keeps the digest of the result its run wrote."""
+    files = [p for p in (results / MINILM).rglob("*.json") if p.name != "model_meta.json"]
+    assert len(files) == count
+    for path in files:
+        record = path.parent / "qzhou_eval_records" / f"{path.stem}.yaml"
+        assert yaml.safe_load(record.read_text())[RESULT_DIGEST] == file_digest(path), path
 
 
 def test_the_pipeline_encodes_what_the_store_lacks(tmp_path, monkeypatch):

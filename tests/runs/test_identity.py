@@ -21,8 +21,10 @@ from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import recipe_from_config
 from qzhou_eval.runs.identity import (
     LEGACY_RECORD,
+    RESULT_DIGEST,
     RecordConflict,
     TaskRecord,
+    claimed,
     legacy_fingerprint,
     migrate_legacy,
     record_for,
@@ -88,6 +90,48 @@ def test_record_refuses_another_configuration_and_accepts_its_own(tmp_path):
     mine.release()  # no result: our record goes, another configuration may run the task
     assert not mine.path.exists()
     other.claim()
+
+
+def test_a_result_other_than_the_one_its_record_was_sealed_with_is_set_aside(tmp_path, caplog):
+    # e.g. a result copied in from another dimension's folder: its record does not vouch for it
+    record = _record(tmp_path, {"a": 1})
+    with claimed(record, overwrite=False):
+        record.result.write_text('{"scores": 1}')
+    assert yaml.safe_load(record.path.read_text())[RESULT_DIGEST]  # sealed by the evaluation
+    assert record.finished() and record.conflict() is None and record.result.exists()
+    record.result.write_text('{"scores": 2}')
+    assert not record.finished()
+    assert record.conflict() is None  # healed: the task is evaluated again
+    assert not record.result.exists() and record.path.exists()
+    (moved,) = tmp_path.glob("STS12.json.changed-*")
+    assert moved.read_text() == '{"scores": 2}'
+    assert "not the result its record" in caplog.text
+    with claimed(record, overwrite=False):
+        record.result.write_text('{"scores": 3}')
+    assert record.finished()  # sealed again, with the new result
+    record.result.write_text('{"scores": 3')  # truncated: the results folder sets it aside
+    assert record.conflict() is None and record.result.exists()  # as damaged, when loaded
+
+
+def test_a_record_written_before_results_were_sealed_vouches_for_its_result(tmp_path):
+    record = _record(tmp_path, {"a": 1})
+    assert record.claim()
+    record.result.write_text("{}")  # the run stopped before sealing (or an earlier release)
+    assert RESULT_DIGEST not in yaml.safe_load(record.path.read_text())
+    assert record.finished() and record.conflict() is None and record.result.exists()
+
+
+def test_a_failed_evaluation_raises_its_own_error_when_its_record_cannot_go(tmp_path):
+    # a read-only folder fails the evaluation's writes and the record's removal alike
+    record = _record(tmp_path, {"a": 1})
+    denied = OSError(30, "Read-only file system")
+    with (
+        mock.patch.object(TaskRecord, "release", side_effect=denied),
+        pytest.raises(ValueError, match="the evaluation's own"),
+        claimed(record, overwrite=False),
+    ):
+        raise ValueError("the evaluation's own error")
+    assert record.path.exists()  # left for the next run, which replaces it
 
 
 def test_a_damaged_record_is_set_aside_with_its_result(tmp_path):
