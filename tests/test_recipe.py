@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from qzhou_eval.config import compose_config
-from qzhou_eval.config.deprecation import warn_once
+from qzhou_eval.config.deprecation import forget_warnings
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.recipe import RECIPE_KEYS, RENAMED_KEYS, Recipe, recipe_from_config, side_of
 
@@ -95,7 +95,7 @@ def test_every_key_is_read_from_the_config():
 
 
 def test_deprecated_keys_work_with_one_warning_each(capsys):
-    warn_once.cache_clear()
+    forget_warnings()
     new = recipe_from_config(
         recipe_cfg(
             instruction_template="I: {instruction} ",

@@ -23,6 +23,7 @@ from qzhou_eval.check.numerics import (
 )
 from qzhou_eval.check.speed import throughput
 from qzhou_eval.check.subject import make_subject
+from qzhou_eval.config.deprecation import held_until_valid
 from qzhou_eval.config.spec import model_spec, runtime_spec, setting, with_packing
 from qzhou_eval.errors import ConfigError, shown
 
@@ -89,9 +90,10 @@ def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:
     """Print every check's line and the JSON summary; return the exit code (1: a check failed)."""
     started = time.perf_counter()
     check = setting(cfg, "", "check")
-    runtime = runtime_spec(cfg.runtime)
-    spec = with_packing(model_spec(cfg.model), runtime.packing)
-    validate(check)
+    with held_until_valid():  # a refused config gets its error line alone
+        runtime = runtime_spec(cfg.runtime)
+        spec = with_packing(model_spec(cfg.model), runtime.packing)
+        validate(check)
     only = set(check.only or [])
     from transformers.utils import logging as hf_logging
 

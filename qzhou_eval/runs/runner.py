@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from qzhou_eval import atomic
 from qzhou_eval.benchmarks import load_benchmark_tasks
+from qzhou_eval.config.deprecation import held_until_valid
 from qzhou_eval.config.folders import (
     FolderNotWritable,
     check_readable_folder,
@@ -189,6 +190,7 @@ def canonical_of(cfg: DictConfig) -> Canonical | None:
     return Canonical(spec, recipe)
 
 
+@held_until_valid()  # a refused config gets its error line alone
 def plan_run(cfg: DictConfig) -> RunPlan:
     """Validate the whole config and resolve tasks; fail fast with one line."""
     runtime = runtime_spec(cfg.runtime)

@@ -84,7 +84,7 @@ def test_more_scoring_processes_than_cores_are_capped_with_one_warning(monkeypat
     from qzhou_eval.config import deprecation, spec
 
     monkeypatch.setattr(spec, "usable_cores", lambda: 4)
-    deprecation.warn_once.cache_clear()
+    deprecation.forget_warnings()
     for bad in ({"store_dir": None}, {"lookahead": -1}):  # an error, and no warning before it
         with pytest.raises(ConfigError):
             runtime(scoring_workers=1000, **bad)

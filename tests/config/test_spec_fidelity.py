@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from qzhou_eval.config import compose_config
+from qzhou_eval.config.deprecation import forget_warnings
 from qzhou_eval.config.spec import (
     TokenPrependingSpec,
-    _warn_once,
     fidelity_lines,
     model_spec,
     token_prepending_spec,
@@ -44,7 +44,7 @@ def test_model_files_state_their_numerics_and_layers():
 
 
 def test_deprecated_inclusive_keys_map_to_the_same_layers(capsys):
-    _warn_once.cache_clear()
+    forget_warnings()
     tp = token_prepending_spec({**ON, "start_layer": 1, "end_layer": 7})
     assert (tp.starting_index, tp.exiting_index) == (1, 8)
     assert list(tp.layers) == [1, 2, 3, 4, 5, 6, 7]  # what end_layer=7 always meant
