@@ -11,9 +11,15 @@ from typing import Any
 
 import yaml
 
+from qzhou_eval.fingerprint import file_digest
 from qzhou_eval.mirror.provenance import describe
 
 RECORDS = "qzhou_eval_records"  # qzhou_eval.runs.identity.RECORDS
+RESULT_DIGEST = "result_sha256"  # qzhou_eval.runs.identity.RESULT_DIGEST
+REPLACED = (
+    "result replaced after its run (its sha256 differs from its record's, so what produced it "
+    "is unknown): not counted; `qzhou-eval run` evaluates the task again"
+)
 
 
 def run_data(path: Path, tasks: Sequence[str]) -> dict[str, list[str]]:
@@ -26,13 +32,25 @@ def run_data(path: Path, tasks: Sequence[str]) -> dict[str, list[str]]:
     return out if set(out) != {describe(None)} else {}
 
 
+def replaced(path: Path, task: str) -> bool:
+    """The task's result is not the one its record's run wrote (a file copied in from another
+    folder, edited by hand): its provenance is unknown. Results without a record, or whose
+    record predates the digest, are not judged here."""
+    sealed = _record(path, task).get(RESULT_DIGEST)
+    return isinstance(sealed, str) and sealed != file_digest(path / f"{task}.json")
+
+
 def _data_source(path: Path, task: str) -> dict[str, Any] | None:
+    source = _record(path, task).get("data_source")
+    return source if isinstance(source, dict) else None
+
+
+def _record(path: Path, task: str) -> dict[str, Any]:
     try:
         record = yaml.safe_load((path / RECORDS / f"{task}.yaml").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    source = record.get("data_source") if isinstance(record, dict) else None
-    return source if isinstance(source, dict) else None
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def data_line(sources: dict[str, list[str]], n_tasks: int) -> str:

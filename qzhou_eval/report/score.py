@@ -34,6 +34,7 @@ from mteb.abstasks import AbsTask
 from mteb.results import TaskResult
 
 from qzhou_eval.errors import ConfigError, one_line, shown
+from qzhou_eval.report.data import REPLACED, replaced
 from qzhou_eval.report.discover import RunDir, RunId
 
 # -- which splits count -------------------------------------------------------------------------
@@ -193,6 +194,9 @@ def load_task_results(path: Path, tasks: Sequence[AbsTask]) -> dict[str, Loaded]
         file = Path(path) / f"{name}.json"
         if not file.is_file():
             loaded[name] = None
+            continue
+        if replaced(path, name):
+            loaded[name] = REPLACED
             continue
         try:
             with _quiet_mteb():

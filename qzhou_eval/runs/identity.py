@@ -51,7 +51,7 @@ from mteb.models import ModelMeta
 from qzhou_eval import atomic
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.errors import ConfigError
-from qzhou_eval.fingerprint import fingerprint
+from qzhou_eval.fingerprint import file_digest, fingerprint
 from qzhou_eval.precision import DEFAULT_PRECISION, compressed_meta
 from qzhou_eval.recipe import SIDES, Recipe
 
@@ -62,7 +62,7 @@ LEGACY_RECORD = "qzhou_eval_run.yaml"
 RECORD_FORMAT = 2
 # the sha256 of the result a record's run wrote (absent: written before this key, or the run
 # stopped between the two writes; such a record vouches for any result, as it always did)
-RESULT_DIGEST = "result_sha256"
+RESULT_DIGEST = "result_sha256"  # (the report reads it: qzhou_eval.report.data)
 _PROBE = "\x00TEXT\x00"  # a text no task has, to read a recipe's rules off its output
 _OTHER_TASK = "\x00any task the recipe does not name\x00"
 
@@ -444,14 +444,6 @@ def claimed(record: TaskRecord, overwrite: bool) -> Iterator[None]:
                 record.release()
         raise
     record.seal()
-
-
-def file_digest(path: Path) -> str | None:
-    """sha256 of a file's bytes; None: no such file."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()  # (results are small)
-    except FileNotFoundError:
-        return None
 
 
 def record_for(

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from qzhou_eval.config import app, compose_config
-from qzhou_eval.runs.identity import RESULT_DIGEST, file_digest
+from qzhou_eval.fingerprint import file_digest
+from qzhou_eval.runs.identity import RESULT_DIGEST
 from qzhou_eval.runs.runner import execute, plan_run
 from tests.conftest import REPO
 from tests.in_process import qzhou_eval

@@ -185,6 +185,27 @@ def test_mteb_2_result_files_are_read(tmp_path: Path) -> None:
     assert [(p.split, p.subset) for p in scored.parts] == [("test", "default")]
 
 
+def test_a_result_other_than_the_one_its_record_vouches_for_is_not_counted(tmp_path: Path):
+    # e.g. copied in from another dimension's folder after the run: its provenance is unknown
+    from qzhou_eval.runs.identity import TaskRecord, claimed
+
+    task = mteb.get_task("STSBenchmark")
+    record = TaskRecord(tmp_path, "STSBenchmark", {"a": 1}, "test")
+
+    def write(score: float) -> None:
+        result = TaskResult.from_task_results(
+            task, {"test": {"default": {"main_score": score, "cosine_spearman": score}}}, 1.0
+        )
+        result.to_disk(tmp_path / "STSBenchmark.json")
+
+    with claimed(record, overwrite=False):  # as a run writes it: the record seals it
+        write(0.9)
+    assert score_task(task, load_task_results(tmp_path, [task])["STSBenchmark"]).score == 0.9
+    write(0.5)
+    scored = score_task(task, load_task_results(tmp_path, [task])["STSBenchmark"])
+    assert scored.score is None and "result replaced after its run" in scored.problem
+
+
 def _summary(results: Path, model: str, revision: str, tasks: list[AbsTask]):
     run = RunDir(RunId(model, revision), run_path(results, model, revision))
     return summarize(load_run_scores(run, tasks))
