@@ -361,10 +361,12 @@ def _layer_index(section: str, key: str, value: Any) -> int:
     return value
 
 
-def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
+def runtime_spec(cfg: Mapping[str, Any], node: bool = True) -> RuntimeSpec:
     """Validated runtime settings; the device must exist on this machine (checked with torch).
 
-    The folders are checked for writing by the runner's plan (that creates them).
+    The folders are checked for writing by the runner's plan (that creates them). ``node``:
+    False checks only what holds on any machine (no devices resolved, no cores counted: a
+    multirun's launching node checks its jobs' values before it queues them).
     """
     s = "runtime"
 
@@ -395,7 +397,7 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
             "runtime.encode=false scores from the embedding store: set runtime.store_dir"
         )
     # encode=false never starts a device: a CPU node may score what a GPU node encoded
-    resolved = tuple(resolve_devices(devices, get("device"))) if encode else ()
+    resolved = tuple(resolve_devices(devices, get("device"))) if encode and node else ()
     workers, asked = _scoring_workers(cfg)
     spec = RuntimeSpec(
         devices=resolved,
@@ -414,7 +416,7 @@ def runtime_spec(cfg: Mapping[str, Any]) -> RuntimeSpec:
         if get("lookahead") == "all"
         else _non_negative_int(s, "lookahead", get("lookahead"), also="'all'"),
     )
-    if asked > workers:  # after every runtime setting is checked: no warning before an error
+    if asked > workers and node:  # after every runtime setting is checked
         _warn_once(
             f"warning: runtime.scoring_workers={asked} is more than the {usable_cores()} "
             f"core(s) this job may use; {workers} processes score (scores do not depend on it)"
@@ -512,10 +514,15 @@ def mrl_points(cfg: Mapping[str, Any], embed_dim: int | None) -> list[Point]:
 
 
 def check_sweep_settings(cfg: Mapping[str, Any]) -> None:
-    """The run settings whose checks hold on any machine: the model's and the MRL sweep's (not
-    the runtime's: devices and cores are the job's node's). A multirun checks them for every
-    job before it launches any (on a cluster, a job queued only to fail)."""
+    """The run settings whose checks hold on any machine: the model's, the MRL sweep's, the
+    benchmark's tasks and shard, the runtime values (not its devices and cores: the job's
+    node's). A multirun checks them for every job before it launches any (on a cluster, a job
+    queued only to fail)."""
+    from qzhou_eval.benchmarks import load_benchmark_tasks
+
     mrl_points(cfg, model_spec(setting(cfg, "", "model"), resolve_path=False).embed_dim)
+    runtime_spec(setting(cfg, "", "runtime"), node=False)
+    load_benchmark_tasks(setting(cfg, "", "benchmark"))
 
 
 def mirror_dir(cfg: Mapping[str, Any], *, must_exist: bool = True) -> Path | None:

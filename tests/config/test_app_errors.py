@@ -89,6 +89,17 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
             "model.embed_dim=384",
         ),
         (["mrl.dim=128,x"], "error: the sweep's job mrl.dim=x: mrl.dim='x' must be a positive"),
+        (
+            ["benchmark.num_shards=2", "benchmark.shard=0,5"],
+            "error: the sweep's job benchmark.shard=5: benchmark.shard=5 is not a shard of ",
+        ),
+        (
+            ["benchmark=demo_eng", "benchmark.tasks=[DemoEngSTS],[Nope]"],
+            "error: the sweep's job benchmark.tasks=[Nope]: ",
+        ),
+        (["runtime.scoring_workers=0,-1"], "error: the sweep's job runtime.scoring_workers=-1: "),
+        (["runtime.lookahead=all,-3"], "error: the sweep's job runtime.lookahead=-3: "),
+        (["runtime.encode=true,maybe"], "error: the sweep's job runtime.encode=maybe: "),
     ):
         code, lines = _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", *args)
         assert code == 2 and len(lines) == 1 and lines[0].startswith(expected), lines
@@ -99,6 +110,10 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     # a glob needs Hydra's config loader to expand: its jobs check themselves (no traceback)
     assert _run(monkeypatch, capsys, ran.append, "-m", "model=glob(minil*)") == (0, [])
     assert [cfg.model.key for cfg in ran] == ["minilm"]
+    ran.clear()
+    # the devices are the job's node's: not checked where the sweep is launched
+    assert _run(monkeypatch, capsys, ran.append, "-m", "runtime.devices=cpu,cuda:7") == (0, [])
+    assert [cfg.runtime.devices for cfg in ran] == ["cpu", "cuda:7"]
     ran.clear()
     # without SLURM, its launcher: one line instead of submitit's traceback
     monkeypatch.setattr("shutil.which", lambda name: None)
