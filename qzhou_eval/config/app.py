@@ -37,6 +37,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -44,7 +45,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from qzhou_eval.environment import temporary_environment
-from qzhou_eval.errors import ConfigError, UserError, WriteError
+from qzhou_eval.errors import ConfigError, DeviceError, UserError, WriteError
 
 PRIMARY_CONFIG = "mteb.yaml"  # a file every config folder has: tells it from any other conf/
 
@@ -617,6 +618,16 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
                     sys.exit(e.code)
                 except (KeyboardInterrupt, Terminated) as e:  # before or between Hydra's jobs
                     sys.exit(_report(e, None))
+                except BrokenProcessPool as e:  # a joblib job's process killed: joblib stops all
+                    said = str(e).strip().splitlines() or [type(e).__name__]
+                    why = next((ln for ln in said if "exit code" in ln), said[0]).strip()
+                    print(
+                        f"error: a job's process of the sweep ended abruptly (killed, or out of "
+                        f"memory: {why}), and the launcher stopped the other jobs; finished "
+                        "results and stored vectors are kept: rerun the same command to resume",
+                        file=sys.stderr,
+                    )
+                    sys.exit(DeviceError.exit_code)
                 except Exception as e:  # Hydra composing a job (a multirun's sweep values)
                     problem = _config_problem(e)
                     if problem is None:

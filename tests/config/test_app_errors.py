@@ -122,6 +122,27 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     assert not ran
 
 
+def _killed(cfg) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a user's kill -9 would
+
+
+@pytest.mark.slow
+def test_a_killed_joblib_job_is_one_line(monkeypatch, capsys):
+    # joblib then stops the whole sweep with TerminatedWorkerError (its own behaviour)
+    code, lines = _run(
+        monkeypatch,
+        capsys,
+        _killed,
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "+x=1,2",
+    )
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith("error: a job's process of the sweep ended abruptly (killed, ")
+    assert "SIGKILL" in lines[0] and "rerun the same command to resume" in lines[0]
+
+
 def test_unparsable_override_names_it(monkeypatch, capsys):
     code, lines = _run(monkeypatch, capsys, lambda cfg: None, "model.max_length=[1")
     assert code == 2 and len(lines) == 1
