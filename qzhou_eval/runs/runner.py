@@ -112,8 +112,9 @@ class RunPlan:
         own folder is ``""``."""
         out: dict[str, list[str]] = {}
         for task in self.tasks:
-            v = self.variant(task.metadata.name)
-            out.setdefault(f"{v[0]}_{v[1]}" if v else "", []).append(task.metadata.name)
+            # mteb's name for the folder (it makes the user's experiment= name safe for a path)
+            name = self.model_meta(task.metadata.name, Point()).experiment_name
+            out.setdefault(name or "", []).append(task.metadata.name)
         return out
 
 

@@ -52,6 +52,17 @@ def test_overriding_one_instruction_files_only_that_task_apart(tmp_path):
     assert set(official.experiments) == {""}
 
 
+def test_the_experiment_folder_named_is_the_one_mteb_files_into(tmp_path):
+    # mteb makes the user's name safe for a path; the run's header names that folder
+    from qzhou_eval.results import ResultsFolder
+    from qzhou_eval.runs.runner import result_folder
+
+    plan = _plan(tmp_path, "benchmark.tasks=[STS12]", "experiment=a/../b c")
+    (name,) = plan.experiments
+    folder = result_folder(ResultsFolder(tmp_path / "r"), plan, "STS12", plan.points[0])
+    assert folder.name == name and "/" not in name
+
+
 def test_a_model_setting_makes_every_task_the_same_variant(tmp_path):
     plan = _plan(tmp_path, "benchmark.tasks=[STS12,SCIDOCS]", "model.max_length=512")
     assert plan.variant("STS12") == plan.variant("SCIDOCS") != None  # noqa: E711
