@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -122,23 +123,25 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     assert not ran
 
 
-def _killed(cfg) -> None:
-    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a user's kill -9 would
-
-
 @pytest.mark.slow
-def test_a_killed_joblib_job_is_one_line(monkeypatch, capsys):
-    # joblib then stops the whole sweep with TerminatedWorkerError (its own behaviour)
-    code, lines = _run(
-        monkeypatch,
-        capsys,
-        _killed,
-        "-m",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "+x=1,2",
+def test_a_killed_joblib_job_is_one_line(tmp_path):
+    # joblib then stops the whole sweep with TerminatedWorkerError (its own behaviour). In a
+    # process of its own: joblib leaves Ctrl-C ignored in the process that ran the sweep.
+    script = tmp_path / "killed.py"
+    script.write_text(
+        "import os, signal\n"
+        "from qzhou_eval.config import hydra_app\n"
+        "def killed(cfg):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a kill -9 would\n"
+        "if __name__ == '__main__':\n"
+        "    hydra_app('mteb')(killed)()\n"
     )
-    assert code == 1 and len(lines) == 1, lines
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+x=1,2"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], cwd=tmp_path, capture_output=True, text=True
+    )
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr[-3000:]
     assert lines[0].startswith("error: a job's process of the sweep ended abruptly (killed, ")
     assert "SIGKILL" in lines[0] and "rerun the same command to resume" in lines[0]
 
