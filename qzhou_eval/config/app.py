@@ -217,8 +217,11 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
             compose_config(config_name, overrides)
             return
         _check_launcher(args)
-        _check_sweep(config_name, compose_config(config_name, _without_sweeps(overrides)))
-        for job, swept in _sweep_jobs(overrides):
+        base = compose_config(config_name, _without_sweeps(overrides))
+        jobs = list(_sweep_jobs(overrides))
+        if not jobs:  # no sweep, or one only Hydra expands: what holds for every job
+            _check_sweep(config_name, base)
+        for job, swept in jobs:  # (the base alone may not be any job: num_shards=2,4 shard=3)
             try:
                 _check_sweep(config_name, compose_config(config_name, job))
             except ConfigError as e:

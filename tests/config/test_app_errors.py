@@ -108,6 +108,15 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     assert _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", "mrl.dim=128,384") == (0, [])
     assert [cfg.mrl.dim for cfg in ran] == [128, 384]
     ran.clear()
+    # only the jobs are checked: the config without the sweep (1 shard) is none of them
+    code, lines = _run(
+        monkeypatch, capsys, ran.append, "-m", "benchmark.num_shards=2,4", "benchmark.shard=3"
+    )
+    assert code == 2 and lines == [
+        "error: the sweep's job benchmark.num_shards=2: benchmark.shard=3 is not a shard of "
+        "benchmark.num_shards=2; use 0 to 1"
+    ]
+    assert not ran
     # a glob needs Hydra's config loader to expand: its jobs check themselves (no traceback)
     assert _run(monkeypatch, capsys, ran.append, "-m", "model=glob(minil*)") == (0, [])
     assert [cfg.model.key for cfg in ran] == ["minilm"]
