@@ -135,7 +135,8 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
 @pytest.mark.slow
 def test_a_killed_joblib_job_is_one_line(tmp_path):
     # joblib then stops the whole sweep with TerminatedWorkerError (its own behaviour). In a
-    # process of its own: joblib leaves Ctrl-C ignored in the process that ran the sweep.
+    # process of its own, as a user's command runs: joblib's pool, broken by the kill, stays out
+    # of the test session.
     script = tmp_path / "killed.py"
     script.write_text(
         "import os, signal\n"
