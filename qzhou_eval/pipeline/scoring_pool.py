@@ -54,12 +54,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from qzhou_eval.config.cores import usable_cores
+from qzhou_eval.environment import temporary_environment
 from qzhou_eval.errors import DeviceError, UserError
 from qzhou_eval.pipeline.handoff import Handoff
 from qzhou_eval.process_tracker import start_resource_tracker
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
     from qzhou_eval.precision import Point
     from qzhou_eval.runs.runner import RunPlan
@@ -151,8 +152,7 @@ def start_server() -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _this_import_path() -> Iterator[None]:
+def _this_import_path() -> contextlib.AbstractContextManager[None]:
     """While the fork server starts: its import path is this process's. The server is started
     as ``python -c``, which puts the current folder first on its path, and multiprocessing
     (Python 3.11) does not apply the path it hands the server: a ``qzhou_eval`` folder where the
@@ -160,16 +160,7 @@ def _this_import_path() -> Iterator[None]:
     runs. The environment is the only way in (``PYTHONSAFEPATH``: Python 3.11+; on 3.10 a
     scoring process finds the mismatch, see :func:`package_folder`)."""
     path = os.pathsep.join(os.path.abspath(entry) for entry in sys.path)
-    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "PYTHONSAFEPATH")}
-    os.environ.update(PYTHONPATH=path, PYTHONSAFEPATH="1")
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return temporary_environment({"PYTHONPATH": path, "PYTHONSAFEPATH": "1"})
 
 
 def package_folder() -> str:

@@ -359,15 +359,19 @@ class TaskRecord:
 
     def _set_aside_unrecorded(self) -> None:
         """A result without a record: what produced it is unknown, so it is not this run's."""
+        self._set_result_aside("unrecorded", f"has no record ({self.path})")
+
+    def _set_result_aside(self, label: str, why: str) -> None:
+        """Move the result aside as ``<name>.<label>-<time>`` (its provenance is unknown: ``why``)
+        and say so once."""
         try:
-            moved = atomic.move_aside(self.result, "unrecorded")
+            moved = atomic.move_aside(self.result, label)
         except FileNotFoundError:  # another run set it aside first
             return
         logger.warning(
-            "%s has no record (%s), so what produced it is unknown: moved aside as %s; "
-            "evaluating %s again",
+            "%s %s, so what produced it is unknown: moved aside as %s; evaluating %s again",
             self.result,
-            self.path,
+            why,
             moved.name,
             self.task,
         )
@@ -381,18 +385,10 @@ class TaskRecord:
             json.loads(self.result.read_bytes())
         except (OSError, ValueError):  # damaged (truncated...): the results folder says so
             return
-        try:
-            moved = atomic.move_aside(self.result, "changed")
-        except FileNotFoundError:  # another run set it aside first
-            return
-        logger.warning(
-            "%s is not the result its record (%s) was written with (replaced or copied in "
-            "after that run), so what produced it is unknown: moved aside as %s; evaluating "
-            "%s again",
-            self.result,
-            self.path,
-            moved.name,
-            self.task,
+        self._set_result_aside(
+            "changed",
+            f"is not the result its record ({self.path}) was written with (replaced or copied "
+            "in after that run)",
         )
 
     def _replace_if_stale(self) -> bool:
