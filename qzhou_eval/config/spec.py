@@ -240,7 +240,7 @@ def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpe
         raise ConfigError("model.revision must be set (a commit hash, a tag or main)")
     embed_dim = get("embed_dim")
     languages = get("languages")
-    return ModelSpec(
+    spec = ModelSpec(
         name=str(name),
         revision=str(revision),
         path=(resolve_model_path if resolve_path else str)(
@@ -268,6 +268,20 @@ def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpe
         projection=get("projection"),
         numerics=numerics_of(cfg),
     )
+    if spec.backend == "sentence_transformers":
+        # what the harness adds only on the native backend (the rest of what the pipeline
+        # decides is checked against the loaded pipeline: models/st_pipeline.py)
+        if spec.token_prepending.enabled:
+            raise ConfigError(
+                "model.token_prepending.enabled=true needs model.backend=native: a "
+                "sentence-transformers pipeline's own code decides Token Prepending"
+            )
+        if spec.projection is not None:
+            raise ConfigError(
+                f"model.projection={spec.projection} needs model.backend=native: a "
+                "sentence-transformers pipeline applies its own Dense modules"
+            )
+    return spec
 
 
 def fidelity_lines(cfg: Mapping[str, Any]) -> list[str]:

@@ -26,6 +26,7 @@ from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.models.attention import make_bidirectional
 from qzhou_eval.models.inputs import TokenBatch, collate_packed, collate_padded, to_device
 from qzhou_eval.models.pooling import official_normalize, pool
+from qzhou_eval.models.st_pipeline import check_pipeline_settings
 from qzhou_eval.models.truncation import inner_truncate
 
 logger = logging.getLogger(__name__)
@@ -283,7 +284,9 @@ def _check_packable(model: torch.nn.Module, spec: ModelSpec) -> None:
 
 
 class SentenceTransformerBackbone(_Common):
-    """A sentence-transformers pipeline; its own modules decide pooling (and normalization)."""
+    """A sentence-transformers pipeline; its own modules decide pooling, normalization and
+    attention, which must agree with the spec (``st_pipeline``); dtype, attention kernel, length,
+    padding and truncation are the spec's."""
 
     def __init__(self, spec: ModelSpec, device: str = "auto") -> None:
         from sentence_transformers import SentenceTransformer
@@ -296,9 +299,13 @@ class SentenceTransformerBackbone(_Common):
             spec.path,
             device=str(self.device),
             trust_remote_code=spec.trust_remote_code,
-            model_kwargs={"dtype": TORCH_DTYPES[spec.dtype]},
+            model_kwargs={
+                "dtype": TORCH_DTYPES[spec.dtype],
+                "attn_implementation": spec.attn_implementation,
+            },
             **_hub_kwargs(spec),
         )
+        check_pipeline_settings(self.model, spec)
         self.model.max_seq_length = spec.max_length
         lowercase = bool(getattr(self.model[0], "do_lower_case", False))
         self.inputs = InputTokenizer(self.model.tokenizer, spec, lowercase=lowercase)

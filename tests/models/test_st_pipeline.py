@@ -1,0 +1,138 @@
+"""A sentence-transformers pipeline's own settings must agree with the model config: a setting
+the backend cannot apply is refused, never filed as a variant under a claim that is untrue."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from qzhou_eval.config import compose_config
+from qzhou_eval.config.spec import model_spec
+from qzhou_eval.errors import ConfigError
+from qzhou_eval.models.attention import make_bidirectional
+from qzhou_eval.models.backbone import load_backbone
+from qzhou_eval.models.st_pipeline import attention_of, check_pipeline_settings
+
+
+@pytest.fixture(scope="module")
+def minilm_spec():
+    return model_spec(compose_config("mteb", ["model=minilm"]).model)
+
+
+@pytest.fixture(scope="module")
+def minilm_pipeline(minilm_spec):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(minilm_spec.path, device="cpu")
+
+
+def test_the_shipped_config_agrees_with_its_pipeline(minilm_spec, minilm_pipeline):
+    check_pipeline_settings(minilm_pipeline, minilm_spec)  # mean, Normalize, bidirectional, sdpa
+    check_pipeline_settings(
+        minilm_pipeline, dataclasses.replace(minilm_spec, attention="causal_default")
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (
+            {"pooling": "cls"},
+            "model.pooling=cls, but this sentence-transformers pipeline pools "
+            "with mean (its Pooling module decides): set model.pooling=mean",
+        ),
+        ({"pooling": "last_token"}, "set model.pooling=mean"),
+        (
+            {"normalize": False},
+            "model.normalize=false, but this sentence-transformers pipeline "
+            "L2-normalizes (its Normalize module)",
+        ),
+        (
+            {"attention": "causal"},
+            "attends bidirectional (the harness does not change it on this "
+            "backend): set model.attention=bidirectional",
+        ),
+        (
+            {"attn_implementation": "eager"},
+            "runs sdpa attention (its code chose it): set model.attn_implementation=sdpa",
+        ),
+    ],
+)
+def test_a_setting_the_pipeline_decides_otherwise_is_refused(
+    minilm_spec, minilm_pipeline, change, needle
+):
+    with pytest.raises(ConfigError) as info:
+        check_pipeline_settings(minilm_pipeline, dataclasses.replace(minilm_spec, **change))
+    assert needle in str(info.value)
+    assert "or model.backend=native" in str(info.value)
+
+
+def test_pooling_names_are_the_configs(minilm_spec, minilm_pipeline):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling
+
+    dim = minilm_pipeline.get_embedding_dimension()
+    for theirs, ours in (("lasttoken", "last_token"), ("weightedmean", "weighted_mean")):
+        pipeline = SentenceTransformer(modules=[minilm_pipeline[0], Pooling(dim, theirs)])
+        check_pipeline_settings(pipeline, dataclasses.replace(minilm_spec, pooling=ours))
+        with pytest.raises(ConfigError, match=f"pools with {ours} "):
+            check_pipeline_settings(pipeline, minilm_spec)
+    both = SentenceTransformer(modules=[minilm_pipeline[0], Pooling(dim, ("cls", "mean"))])
+    with pytest.raises(ConfigError, match="pools with cls\\+mean "):
+        check_pipeline_settings(both, minilm_spec)
+
+
+def test_the_attention_kernel_is_applied_not_ignored(minilm_spec):
+    """model.attn_implementation reaches the pipeline's model (it changes the arithmetic)."""
+    for kernel in ("eager", "sdpa"):
+        backbone = load_backbone(dataclasses.replace(minilm_spec, attn_implementation=kernel))
+        assert backbone.model[0].auto_model.config._attn_implementation == kernel
+
+
+def test_attention_read_from_the_modules(tiny_qwen2: Path, minilm_pipeline):
+    from transformers import AutoModel
+
+    assert attention_of(minilm_pipeline[0].auto_model) == "bidirectional"
+    decoder = AutoModel.from_pretrained(tiny_qwen2)
+    assert attention_of(decoder) == "causal"
+    make_bidirectional(decoder)
+    assert attention_of(decoder) == "bidirectional"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["model.projection=2_Dense"], "model.projection=2_Dense needs model.backend=native"),
+        (
+            [
+                "model.token_prepending.enabled=true",
+                "+model.token_prepending.placeholder=x",
+                "+model.token_prepending.starting_index=1",
+                "+model.token_prepending.exiting_index=2",
+            ],
+            "model.token_prepending.enabled=true needs model.backend=native",
+        ),
+    ],
+)
+def test_what_only_the_native_backend_adds_is_refused_before_loading(overrides, needle):
+    with pytest.raises(ConfigError, match=needle):
+        model_spec(compose_config("mteb", ["model=minilm", *overrides]).model)
+
+
+def test_a_run_asking_what_the_pipeline_does_not_do_stops_with_one_line(tmp_path):
+    from tests.in_process import qzhou_eval
+
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark=demo_eng",
+        "benchmark.tasks=[DemoEngSTS]",
+        "model.pooling=cls",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        f"runtime.store_dir={tmp_path / 'store'}",
+    )
+    assert run.code == 2
+    assert run.err_lines[-1].startswith("error: model.pooling=cls, but this sentence-transformers")
+    assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]  # nothing filed
