@@ -1,6 +1,7 @@
 """Where each run's data came from, as its task records say (``qzhou_eval_records/<Task>.yaml``).
 
-Folders without records (the public results repository, mteb's own runs) show nothing here.
+Folders without records (the public results repository, mteb's own runs) show nothing here, and
+their results are taken as they are.
 """
 
 from __future__ import annotations
@@ -20,24 +21,38 @@ REPLACED = (
     "result replaced after its run (its sha256 differs from its record's, so what produced it "
     "is unknown): not counted; `qzhou-eval run` evaluates the task again"
 )
+UNRECORDED = (
+    "result without a readable record in a folder qzhou-eval wrote ({records}/{task}.yaml), so "
+    "what produced it is unknown: not counted; `qzhou-eval run` sets it aside and evaluates the "
+    "task again"
+)
 
 
 def run_data(path: Path, tasks: Sequence[str]) -> dict[str, list[str]]:
-    """Description of the data -> the tasks with a result in ``path`` read from it; empty when
-    no task has a record that names its data."""
+    """Description of the data -> the tasks with a counted result in ``path`` read from it;
+    empty when no task has a record that names its data."""
     out: dict[str, list[str]] = {}
     for task in tasks:
-        if (path / f"{task}.json").is_file():
+        if (path / f"{task}.json").is_file() and unvouched(path, task) is None:
             out.setdefault(describe(_data_source(path, task)), []).append(task)
     return out if set(out) != {describe(None)} else {}
 
 
-def replaced(path: Path, task: str) -> bool:
-    """The task's result is not the one its record's run wrote (a file copied in from another
-    folder, edited by hand): its provenance is unknown. Results without a record, or whose
-    record predates the digest, are not judged here."""
-    sealed = _record(path, task).get(RESULT_DIGEST)
-    return isinstance(sealed, str) and sealed != file_digest(path / f"{task}.json")
+def unvouched(path: Path, task: str) -> str | None:
+    """Why the task's result in ``path`` is not counted, or None. Where qzhou-eval wrote the
+    folder (it has a records folder), a result needs its record (a result copied in, or whose
+    record was deleted or damaged, is what ``qzhou-eval run`` sets aside) and must be the file
+    that record's run wrote (its sha256). A folder without records (the public results
+    repository, mteb's own runs) is not judged; neither is a record that predates the digest."""
+    if not (path / RECORDS).is_dir():
+        return None
+    record = _record(path, task)
+    if not isinstance(record.get("fingerprint"), str):
+        return UNRECORDED.format(records=RECORDS, task=task)
+    sealed = record.get(RESULT_DIGEST)
+    if isinstance(sealed, str) and sealed != file_digest(path / f"{task}.json"):
+        return REPLACED
+    return None
 
 
 def _data_source(path: Path, task: str) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ from mteb.abstasks import AbsTask
 from mteb.results import TaskResult
 
 from qzhou_eval.errors import ConfigError, one_line, shown
-from qzhou_eval.report.data import REPLACED, replaced
+from qzhou_eval.report.data import unvouched
 from qzhou_eval.report.discover import RunDir, RunId
 
 # -- which splits count -------------------------------------------------------------------------
@@ -195,8 +195,9 @@ def load_task_results(path: Path, tasks: Sequence[AbsTask]) -> dict[str, Loaded]
         if not file.is_file():
             loaded[name] = None
             continue
-        if replaced(path, name):
-            loaded[name] = REPLACED
+        why = unvouched(Path(path), name)
+        if why is not None:
+            loaded[name] = why
             continue
         try:
             with _quiet_mteb():

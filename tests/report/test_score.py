@@ -206,6 +206,34 @@ def test_a_result_other_than_the_one_its_record_vouches_for_is_not_counted(tmp_p
     assert scored.score is None and "result replaced after its run" in scored.problem
 
 
+def test_a_result_without_its_record_in_a_folder_qzhou_eval_wrote_is_not_counted(tmp_path):
+    # e.g. its record deleted, or damaged, or the file copied in beside recorded results
+    from qzhou_eval.runs.identity import RECORDS, TaskRecord, claimed
+
+    sts, sick = mteb.get_task("STSBenchmark"), mteb.get_task("SICK-R")
+
+    def write(task: AbsTask) -> None:
+        scores = {"test": {"default": {"main_score": 0.8, "cosine_spearman": 0.8}}}
+        TaskResult.from_task_results(task, scores, 1.0).to_disk(
+            tmp_path / f"{task.metadata.name}.json"
+        )
+
+    write(sick)  # a folder without records (the public results repository): counted
+    assert score_task(sick, load_task_results(tmp_path, [sick])["SICK-R"]).score == 0.8
+    with claimed(TaskRecord(tmp_path, "STSBenchmark", {"a": 1}, "test"), overwrite=False):
+        write(sts)
+    loaded = load_task_results(tmp_path, [sts, sick])
+    assert score_task(sts, loaded["STSBenchmark"]).score == 0.8
+    unrecorded = score_task(sick, loaded["SICK-R"])
+    assert unrecorded.score is None
+    assert f"without a readable record in a folder qzhou-eval wrote ({RECORDS}/SICK-R.yaml)" in (
+        unrecorded.problem or ""
+    )
+    (tmp_path / RECORDS / "STSBenchmark.yaml").write_text("{{ not yaml")  # damaged
+    damaged = score_task(sts, load_task_results(tmp_path, [sts])["STSBenchmark"])
+    assert damaged.score is None and "without a readable record" in (damaged.problem or "")
+
+
 def _summary(results: Path, model: str, revision: str, tasks: list[AbsTask]):
     run = RunDir(RunId(model, revision), run_path(results, model, revision))
     return summarize(load_run_scores(run, tasks))
