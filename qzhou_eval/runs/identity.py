@@ -247,6 +247,11 @@ class TaskRecord:
     def conflict(self) -> str | None:
         """Why this task may not be written here, or None. Heals a damaged record, sets aside a
         result without a record and replaces a stale record of another configuration."""
+        if self.result.exists() and not self.result.is_file():
+            return (
+                f"{self.result} is not a file but where the {self.task} result belongs "
+                "(a folder?): move it away"
+            )
         if self.result.exists() and not self.path.exists():  # in write order: record first
             self._set_aside_unrecorded()
         elif self.result.exists():

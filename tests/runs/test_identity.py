@@ -124,6 +124,20 @@ def test_a_result_other_than_the_one_its_record_was_sealed_with_is_set_aside(tmp
     assert record.conflict() is None and record.result.exists()  # as damaged, when loaded
 
 
+def test_a_folder_where_a_result_belongs_stops_the_run_and_stays(tmp_path):
+    for recorded in (True, False):
+        folder = tmp_path / str(recorded)
+        record = _record(folder, {"a": 1})
+        if recorded:
+            record.claim()
+        record.result.mkdir(parents=True)
+        assert "STS12.json is not a file but where the STS12 result belongs" in str(
+            record.conflict()
+        )
+        assert record.result.is_dir() and record.path.exists() == recorded
+        assert not record.finished()
+
+
 def test_a_record_written_before_results_were_sealed_vouches_for_its_result(tmp_path):
     record = _record(tmp_path, {"a": 1})
     assert record.claim()
