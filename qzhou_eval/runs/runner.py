@@ -108,13 +108,14 @@ class RunPlan:
 
     @property
     def experiments(self) -> dict[str, list[str]]:
-        """Experiment folder name (of the full-dimension results) -> its tasks; the revision's
-        own folder is ``""``."""
+        """Experiment folder name -> the tasks filed there, over every sweep point, in order;
+        the revision's own folder is ``""``."""
         out: dict[str, list[str]] = {}
-        for task in self.tasks:
-            # mteb's name for the folder (it makes the user's experiment= name safe for a path)
-            name = self.model_meta(task.metadata.name, Point()).experiment_name
-            out.setdefault(name or "", []).append(task.metadata.name)
+        for point in self.points:
+            for task in self.tasks:
+                # mteb's name for the folder (it makes the user's experiment= name path-safe)
+                name = self.model_meta(task.metadata.name, point).experiment_name
+                out.setdefault(name or "", []).append(task.metadata.name)
         return out
 
 
