@@ -24,7 +24,7 @@ from qzhou_eval.check.numerics import (
 from qzhou_eval.check.speed import throughput
 from qzhou_eval.check.subject import make_subject
 from qzhou_eval.config.deprecation import held_until_valid
-from qzhou_eval.config.spec import model_spec, runtime_spec, setting, with_packing
+from qzhou_eval.config.spec import flag, model_spec, runtime_spec, setting, with_packing
 from qzhou_eval.errors import ConfigError, shown
 
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
@@ -75,6 +75,7 @@ def validate(check: Any) -> None:
         positive_int("speed_tokens")
     for key in ("random_weights", "scale_down", "seed", "only"):
         value(key)
+    flag("check", "random_weights", value("random_weights"))
     names = [n for n, _ in CHECKS]
     unknown = set(value("only") or []) - set(names)
     if unknown:

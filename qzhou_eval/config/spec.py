@@ -189,6 +189,15 @@ def _choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> str
     return str(value)
 
 
+def flag(section: str, key: str, value: Any) -> bool:
+    """A true/false key: ``no``, ``off``, ``0`` or any other text is an error, not a silent
+    ``bool(text)`` (``runtime.overwrite=no`` would overwrite finished results)."""
+    if not isinstance(value, bool):
+        full = f"{section}.{key}" if section else key
+        raise ConfigError(f"{full}={shown(value)}: give true or false")
+    return value
+
+
 def _positive_int(section: str, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{section}.{key}={shown(value)} must be a positive integer")
@@ -249,7 +258,7 @@ def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpe
         backend=_choice(s, "backend", get("backend"), BACKENDS),
         attention=_choice(s, "attention", get("attention"), ATTENTIONS),
         pooling=_choice(s, "pooling", get("pooling"), POOLING_MODES),
-        normalize=bool(get("normalize")),
+        normalize=flag(s, "normalize", get("normalize")),
         dtype=_choice(s, "dtype", get("dtype"), DTYPES),
         attn_implementation=_choice(
             s, "attn_implementation", get("attn_implementation"), ATTN_IMPLEMENTATIONS
@@ -257,7 +266,7 @@ def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpe
         max_length=_positive_int(s, "max_length", get("max_length")),
         padding_side=_choice(s, "padding_side", get("padding_side"), PADDING_SIDES),
         truncation=_choice(s, "truncation", get("truncation"), TRUNCATIONS),
-        trust_remote_code=bool(get("trust_remote_code")),
+        trust_remote_code=flag(s, "trust_remote_code", get("trust_remote_code")),
         embed_dim=None if embed_dim is None else _positive_int(s, "embed_dim", embed_dim),
         similarity=_choice(s, "similarity", get("similarity"), SIMILARITIES),
         languages=list(languages) if languages else None,
@@ -301,7 +310,8 @@ def fidelity_lines(cfg: Mapping[str, Any]) -> list[str]:
     elif setting(cfg, "model", "projection"):
         detail = f"Dense projection in {dtype}, then float32; first dim values, {norm} in float32"
     else:
-        what = "pooling and L2 normalization" if setting(cfg, "model", "normalize") else "pooling"
+        normalize = flag("model", "normalize", setting(cfg, "model", "normalize"))
+        what = "pooling and L2 normalization" if normalize else "pooling"
         detail = f"{what} in {dtype} as the official embedder, then float32"
     tp = token_prepending_spec(setting(cfg, "model", "token_prepending"))
     if tp.enabled:
@@ -344,7 +354,7 @@ def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
             f"{s}: set starting_index/exiting_index (half-open) or the deprecated "
             f"start_layer/end_layer (inclusive), not both (got {sorted(given)})"
         )
-    if not setting(cfg, s, "enabled"):
+    if not flag(s, "enabled", setting(cfg, s, "enabled")):
         return TokenPrependingSpec(enabled=False)  # the layers do not matter (see fingerprint)
     if old:
         start, end = (_layer_index(s, k, given.get(k, _TP_OLD_DEFAULTS[k])) for k in _TP_OLD)
@@ -403,9 +413,7 @@ def runtime_spec(cfg: Mapping[str, Any], node: bool = True) -> RuntimeSpec:
     results_dir, store_dir = get("results_dir"), get("store_dir")
     if not results_dir:
         raise ConfigError("runtime.results_dir must be set (a folder)")
-    encode = get("encode")
-    if not isinstance(encode, bool):
-        raise ConfigError(f"runtime.encode={shown(encode)}: give true or false")
+    encode = flag(s, "encode", get("encode"))
     if not encode and not store_dir:
         raise ConfigError(
             "runtime.encode=false scores from the embedding store: set runtime.store_dir"
@@ -418,11 +426,11 @@ def runtime_spec(cfg: Mapping[str, Any], node: bool = True) -> RuntimeSpec:
         tokens_per_batch=_positive_int(s, "tokens_per_batch", get("tokens_per_batch")),
         max_batch_size=_positive_int(s, "max_batch_size", get("max_batch_size")),
         max_padding=None if max_padding is None else float(max_padding),
-        packing=bool(get("packing")),
+        packing=flag(s, "packing", get("packing")),
         results_dir=Path(str(results_dir)).expanduser(),
-        overwrite=bool(get("overwrite")),
-        progress=bool(get("progress")),
-        continue_on_error=bool(get("continue_on_error")),
+        overwrite=flag(s, "overwrite", get("overwrite")),
+        progress=flag(s, "progress", get("progress")),
+        continue_on_error=flag(s, "continue_on_error", get("continue_on_error")),
         store_dir=Path(str(store_dir)).expanduser() if store_dir else None,
         encode=encode,
         scoring_workers=workers,

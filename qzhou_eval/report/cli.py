@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
+from qzhou_eval.config.spec import flag
 from qzhou_eval.errors import ConfigError, UserError, shown
 from qzhou_eval.report.build import benchmark_info, build_report, check_nonempty
 from qzhou_eval.report.discover import discover_runs, resolve_results_dirs
@@ -59,8 +60,8 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
         out_dir=_out_dir(cfg.get("out_dir"), results_dirs),
         models=[str(m) for m in models] if models is not None else None,
         experiments=experiments if isinstance(experiments, str) else [str(e) for e in experiments],
-        plots=bool(cfg.get("plots", True)),
-        per_task=bool(cfg.get("per_task", True)),
+        plots=flag("", "plots", cfg.get("plots", True)),
+        per_task=flag("", "per_task", cfg.get("per_task", True)),
     )
 
 

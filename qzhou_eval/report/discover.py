@@ -129,8 +129,11 @@ def discover_runs(
     list of experiment names (base runs plus those).
     """
     found: dict[RunId, RunDir] = {}
+    seen: set[str] = set()  # the experiments of the runs of the models asked for
     for results_dir in results_dirs:
         for run in _runs_in(Path(results_dir)):
+            if run.id.experiment is not None and _wanted(run.id, models, "all"):
+                seen.add(run.id.experiment)
             if not _wanted(run.id, models, experiments):
                 continue
             if run.id in found and found[run.id].path != run.path:
@@ -138,6 +141,10 @@ def discover_runs(
                     f"{run.id} is in two results folders: {found[run.id].path} and {run.path}"
                 )
             found[run.id] = run
+    unknown = [] if isinstance(experiments, str) else sorted(set(experiments) - seen)
+    if unknown:  # (a name mistyped would otherwise leave the base runs only, silently)
+        held = ", ".join(sorted(seen)) or "none"
+        raise UserError(f"experiments: no run has experiment {unknown} (these runs have: {held})")
     return [found[k] for k in sorted(found, key=_sort_key)]
 
 

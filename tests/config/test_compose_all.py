@@ -74,6 +74,35 @@ def test_bad_model_values_name_the_key(override, needle):
         model_spec(cfg.model)
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "model.normalize",
+        "model.trust_remote_code",
+        "model.token_prepending.enabled",
+        "runtime.overwrite",
+        "runtime.progress",
+        "runtime.continue_on_error",
+        "runtime.packing",
+        "runtime.encode",
+    ],
+)
+def test_a_true_false_key_takes_only_true_or_false(key):
+    # bool("no") is True: runtime.overwrite=no would overwrite finished results
+    from qzhou_eval.config.spec import runtime_spec
+
+    read = model_spec if key.startswith("model.") else runtime_spec
+    base = ["model=qzhou_embedding_zh", "runtime.store_dir=x"]  # (its Token Prepending layers)
+    for value, shown in (("no", "'no'"), ("off", "'off'"), ("0", "0"), ("'false'", "'false'")):
+        cfg = compose_config("mteb", [*base, f"{key}={value}"])
+        with pytest.raises(ConfigError) as info:
+            read(cfg.model if key.startswith("model.") else cfg.runtime)
+        assert str(info.value) == f"{key}={shown}: give true or false"
+    for value in ("true", "false", "True"):
+        cfg = compose_config("mteb", [*base, f"{key}={value}"])
+        read(cfg.model if key.startswith("model.") else cfg.runtime)
+
+
 def test_unknown_group_option_is_one_line():
     with pytest.raises(ConfigError) as e:
         compose_config("mteb", ["model=nosuch"])

@@ -254,6 +254,10 @@ def test_bad_settings(results_copy: Path, tmp_path: Path) -> None:
         report(f"results_dir={tmp_path / 'empty'}")
     with pytest.raises(UserError, match="no results for any of the 41 tasks"):
         report(f"results_dir={results_copy}", f"models=[{QZHOU_ZH}]")
+    with pytest.raises(ConfigError, match="plots='no': give true or false"):
+        report(f"results_dir={results_copy}", "plots=no")
+    with pytest.raises(UserError, match=r"experiments: no run has experiment \['nosuch'\]"):
+        report(f"results_dir={results_copy}", "experiments=[nosuch]")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -63,8 +63,7 @@ def test_the_experiment_folder_named_is_the_one_mteb_files_into(tmp_path):
     assert folder.name == name and "/" not in name
     sweep = _plan(tmp_path, "benchmark.tasks=[STS12]", "experiment=b", "mrl.dims=[128,1024]")
     folders = {
-        result_folder(ResultsFolder(tmp_path / "r"), sweep, "STS12", p).name
-        for p in sweep.points
+        result_folder(ResultsFolder(tmp_path / "r"), sweep, "STS12", p).name for p in sweep.points
     }
     assert set(sweep.experiments) == folders and len(folders) == 2  # every point's folder
 
