@@ -247,11 +247,15 @@ class TaskRecord:
     def conflict(self) -> str | None:
         """Why this task may not be written here, or None. Heals a damaged record, sets aside a
         result without a record and replaces a stale record of another configuration."""
-        if self.result.exists() and not self.result.is_file():
-            return (
-                f"{self.result} is not a file but where the {self.task} result belongs "
-                "(a folder?): move it away"
-            )
+        for folder in reversed(self.path.parents):
+            if folder.exists() and not folder.is_dir():
+                return f"{folder} is a file where a folder of the results belongs: move it away"
+        for path, what in ((self.result, "result"), (self.path, "record")):
+            if path.exists() and not path.is_file():
+                return (
+                    f"{path} is not a file but where the {self.task} {what} belongs (a "
+                    "folder?): move it away"
+                )
         if self.result.exists() and not self.path.exists():  # in write order: record first
             self._set_aside_unrecorded()
         elif self.result.exists():
@@ -338,12 +342,12 @@ class TaskRecord:
         """The record's content (None: no record); see :meth:`_read`."""
         for attempt in range(3):
             try:
-                text = self.path.read_text(encoding="utf-8")
+                raw = self.path.read_bytes()
             except FileNotFoundError:
                 return None
             try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError:
+                data = yaml.safe_load(raw.decode("utf-8"))
+            except (UnicodeDecodeError, yaml.YAMLError):
                 data = None
             if isinstance(data, dict) and isinstance(data.get("fingerprint"), str):
                 return data

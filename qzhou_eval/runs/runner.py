@@ -67,7 +67,7 @@ from qzhou_eval.runs.scoring import (
     missing_description,
     score,
 )
-from qzhou_eval.store import DiskStore, model_fingerprint
+from qzhou_eval.store import DiskStore, model_fingerprint, store_folder
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +240,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
                 raise FolderNotWritable(
                     f"{e} (to score from the vectors stored there: runtime.encode=false)"
                 ) from None
+            store_folder(runtime.store_dir, model_fingerprint(spec))
         created += check_writable_folder("runtime.results_dir", runtime.results_dir)
     except FolderNotWritable:
         if unfinished:
@@ -452,7 +453,8 @@ def task_records(plan: RunPlan, folder: ResultsFolder) -> dict[tuple[str, Point]
     for (_, point), record in records.items():
         if point.precision == DEFAULT_PRECISION:  # 0.1 knew float32 only
             migrate_legacy(record.folder, plan.spec, plan.recipe, point.dim)
-    conflicts = [p for r in records.values() if (p := r.conflict()) is not None]
+    # (one line per problem: a folder in the way is every task's)
+    conflicts = list(dict.fromkeys(p for r in records.values() if (p := r.conflict()) is not None))
     if conflicts:
         more = f" (and {len(conflicts) - 1} more task(s))" if len(conflicts) > 1 else ""
         raise ConfigError(conflicts[0] + more)

@@ -47,6 +47,7 @@ import numpy as np
 
 from qzhou_eval import atomic
 from qzhou_eval.config.spec import ModelSpec
+from qzhou_eval.errors import ConfigError
 from qzhou_eval.fingerprint import fingerprint
 
 logger = logging.getLogger(__name__)
@@ -151,6 +152,18 @@ def read_rows(folder: Path, shard: Shard, rows: Sequence[int]) -> np.ndarray:
     return out
 
 
+def store_folder(root: Path | str, fingerprint: str) -> Path:
+    """The folder of one model configuration's vectors in the store ``root``; a ConfigError
+    where a file is in its way."""
+    folder = Path(root).expanduser() / fingerprint
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            f"{folder} is a file where the store folder of this model configuration belongs "
+            "(in runtime.store_dir): move it away"
+        )
+    return folder
+
+
 class DiskStore:
     """Vectors of one model configuration, shared across tasks, runs, dims and processes."""
 
@@ -166,7 +179,7 @@ class DiskStore:
         a read-only mount): nothing in the folder is created, deleted, moved or merged, and a
         folder that does not exist is an empty store. ``damaged``: shards another process of
         the run found damaged and warned about (:attr:`damaged`): skipped without a warning."""
-        self.folder = Path(root).expanduser() / fingerprint
+        self.folder = store_folder(root, fingerprint)
         self.writable = writable
         if writable:
             self.folder.mkdir(parents=True, exist_ok=True)

@@ -141,6 +141,10 @@ def test_a_folder_where_a_result_belongs_stops_the_run_and_stays(tmp_path):
         )
         assert record.result.is_dir() and record.path.exists() == recorded
         assert not record.finished()
+    record = _record(tmp_path / "record", {"a": 1})
+    record.path.mkdir(parents=True)
+    assert "STS12.yaml is not a file but where the STS12 record belongs" in str(record.conflict())
+    assert record.path.is_dir()
 
 
 def test_a_record_written_before_results_were_sealed_vouches_for_its_result(tmp_path):
@@ -164,16 +168,36 @@ def test_a_failed_evaluation_raises_its_own_error_when_its_record_cannot_go(tmp_
     assert record.path.exists()  # left for the next run, which replaces it
 
 
-def test_a_damaged_record_is_set_aside_with_its_result(tmp_path):
+@pytest.mark.parametrize("damage", [b"{{{ not yaml", b"\xff\xfe\x00 not utf-8"])
+def test_a_damaged_record_is_set_aside_with_its_result(tmp_path, damage):
     record = _record(tmp_path, {"a": 1})
     record.path.parent.mkdir(parents=True)
-    record.path.write_text("{{{ not yaml")
+    record.path.write_bytes(damage)
     record.result.write_text("{}")
     old = time.time() - 60
     os.utime(record.path, (old, old))
     assert record.conflict() is None  # healed: the task is evaluated again
     assert not record.result.exists() and not record.path.exists()
     assert len(list(tmp_path.glob("STS12.json.corrupt-*"))) == 1
+
+
+def test_a_file_where_a_folder_of_the_results_belongs_stops_the_run_and_moves_nothing(
+    tmp_path,
+):
+    # e.g. qzhou_eval_records/ replaced by a file: the results are not taken for unrecorded
+    record = _record(tmp_path / "run", {"a": 1})
+    record.claim()
+    record.result.write_text("{}")
+    for in_the_way in (record.path.parent, tmp_path / "run"):
+        moved = in_the_way.rename(tmp_path / "kept")
+        in_the_way.write_text("x")
+        assert record.conflict() == (
+            f"{in_the_way} is a file where a folder of the results belongs: move it away"
+        )
+        assert not record.finished()
+        in_the_way.unlink()
+        moved.rename(in_the_way)
+    assert record.result.exists() and record.finished()  # nothing was moved aside
 
 
 def _dead_pid() -> int:

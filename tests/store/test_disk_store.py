@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from qzhou_eval import atomic
-from qzhou_eval.errors import WriteError
+from qzhou_eval.errors import ConfigError, WriteError
 from qzhou_eval.store import disk
 from qzhou_eval.store.disk import DiskStore
 
@@ -445,3 +445,16 @@ def test_a_shard_merged_away_between_listing_and_loading_is_read_from_its_merge(
 
     monkeypatch.setattr(disk, "read_shard", merged_meanwhile)
     _assert_serves(reader, texts)
+
+
+def test_a_file_where_the_configurations_store_folder_belongs_is_one_line(tmp_path):
+    (tmp_path / "fp").write_text("x")
+    with pytest.raises(ConfigError) as info:
+        DiskStore(tmp_path, "fp")
+    assert str(info.value) == (
+        f"{tmp_path / 'fp'} is a file where the store folder of this model configuration "
+        "belongs (in runtime.store_dir): move it away"
+    )
+    with pytest.raises(ConfigError, match="is a file where the store folder"):
+        DiskStore(tmp_path, "fp", writable=False)  # only read (runtime.encode=false): the same
+    assert (tmp_path / "fp").read_text() == "x"
