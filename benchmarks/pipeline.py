@@ -755,8 +755,10 @@ def _benchmark(args: argparse.Namespace, tmp: Path, model_device: ModelDevice | 
 
     model = ["model=minilm"]
     if model_device is not None:
-        model = [f"model={args.device_model}", f"model.path={model_device.subject.spec.path}"]
-        full = int(model_device.subject.spec.embed_dim or 384)
+        subject = model_device.subject.spec  # (scaled down: its smaller vectors' size)
+        model = [f"model={args.device_model}", f"model.path={subject.path}"]
+        model += [f"model.embed_dim={subject.embed_dim}"] if subject.embed_dim else []
+        full = int(subject.embed_dim or 384)
         sweep = "mrl.dims=[" + ",".join(map(str, _sweep_dims(full))) + "]"
         print(
             f"device: {model_device.description} on {args.device} "

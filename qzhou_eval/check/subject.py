@@ -131,8 +131,10 @@ def make_subject(spec: ModelSpec, check: Any, devices: tuple[str, ...]) -> Subje
         if scaled
         else "full size"
     )
+    # scaled down, the vectors are the smaller hidden size (a projection keeps its output size)
+    embed_dim = spec.embed_dim if spec.projection or not scaled else int(arch["hidden_size"])
     return Subject(
-        dataclasses.replace(spec, path=str(folder)),
+        dataclasses.replace(spec, path=str(folder), embed_dim=embed_dim),
         random_backbone,
         f"{arch['model_type']} architecture of {spec.name}, random weights (seed {seed}), {how}",
         folder=folder,

@@ -10,7 +10,7 @@ from mteb.models.abs_encoder import AbsEncoder
 
 from qzhou_eval.config.spec import DEFAULT_NUMERICS
 from qzhou_eval.encoder.embedder import Embedder
-from qzhou_eval.errors import DataError
+from qzhou_eval.errors import ConfigError, DataError
 from qzhou_eval.models.pooling import normalize_rows
 from qzhou_eval.precision import DEFAULT_PRECISION, quantizer
 from qzhou_eval.recipe import Recipe, side_of
@@ -43,6 +43,8 @@ class RecipeEncoder(AbsEncoder):
     them, ``ModelSpec.backbone_normalizes``); they are normalized again only after a cut.
     ``precision`` other than float32: then each encode call's vectors are quantized as mteb's
     ``CompressionWrapper`` does (:mod:`qzhou_eval.precision`), returned as its torch tensor.
+    ``model_dim``: ``model.embed_dim``, the size the model's vectors must have (None: not
+    stated); results are filed and described with it, so another size stops the run.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class RecipeEncoder(AbsEncoder):
         recipe: Recipe,
         embedder: Embedder,
         dim: int | None = None,
+        model_dim: int | None = None,
         normalize: bool = True,
         numerics: str = DEFAULT_NUMERICS,
         prenormalized: bool = False,
@@ -61,6 +64,7 @@ class RecipeEncoder(AbsEncoder):
         self.recipe = recipe
         self.embedder = embedder
         self.dim = dim
+        self.model_dim = model_dim
         self.normalize = normalize
         self.numerics = numerics
         self.prenormalized = prenormalized
@@ -93,6 +97,12 @@ class RecipeEncoder(AbsEncoder):
 
     def finish(self, vectors: np.ndarray) -> np.ndarray:
         """Raw vectors -> first ``dim`` values -> L2 normalization."""
+        if vectors.ndim == 2 and len(vectors) and self.model_dim not in (None, vectors.shape[1]):
+            raise ConfigError(
+                f"model.embed_dim={self.model_dim}, but the model's vectors have "
+                f"{vectors.shape[1]} values: set model.embed_dim={vectors.shape[1]} (results are "
+                "filed and described with it)"
+            )
         cut = self.dim is not None and self.dim < vectors.shape[-1]
         if cut:
             vectors = vectors[:, : self.dim]

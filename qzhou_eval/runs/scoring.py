@@ -49,6 +49,7 @@ class Encoders:
                 recipe=self.plan.recipe,
                 embedder=self.embedder,
                 dim=point.dim,
+                model_dim=spec.embed_dim,
                 normalize=spec.normalize,
                 numerics=spec.numerics,
                 prenormalized=spec.backbone_normalizes,
