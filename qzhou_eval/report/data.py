@@ -6,6 +6,7 @@ their results are taken as they are.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ def unvouched(path: Path, task: str) -> str | None:
         return UNRECORDED.format(records=RECORDS, task=task)
     sealed = record.get(RESULT_DIGEST)
     if isinstance(sealed, str) and sealed != file_digest(path / f"{task}.json"):
+        try:
+            json.loads((path / f"{task}.json").read_bytes())
+        except (OSError, ValueError):  # truncated, garbage: reported as unreadable when loaded
+            return None
         return REPLACED
     return None
 

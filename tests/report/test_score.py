@@ -204,6 +204,9 @@ def test_a_result_other_than_the_one_its_record_vouches_for_is_not_counted(tmp_p
     write(0.5)
     scored = score_task(task, load_task_results(tmp_path, [task])["STSBenchmark"])
     assert scored.score is None and "result replaced after its run" in scored.problem
+    (tmp_path / "STSBenchmark.json").write_text('{"scores": ')  # truncated: unreadable
+    scored = score_task(task, load_task_results(tmp_path, [task])["STSBenchmark"])
+    assert scored.score is None and scored.problem.startswith("unreadable result file")
 
 
 def test_a_result_without_its_record_in_a_folder_qzhou_eval_wrote_is_not_counted(tmp_path):
