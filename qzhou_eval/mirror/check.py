@@ -83,6 +83,7 @@ def repo_problem(
         or _incomplete_problem(folder)
         or _revision_problem(folder, revision)
         or _data_problem(folder)
+        or _readme_problem(folder)
         or _configs_problem(folder)
         or _needed_configs_problem(folder, configs)
         or _splits_problem(folder, splits)
@@ -224,17 +225,31 @@ def _splits_problem(folder: Path, splits: Sequence[str]) -> str | None:
     return None
 
 
-def readme_data_files(folder: Path) -> list[tuple[str, str]]:
-    """(config name, data-file pattern) pairs the README's YAML front matter declares."""
+def _readme_problem(folder: Path) -> str | None:
+    """The README's YAML front matter (what ``datasets`` reads the configs from) must parse."""
+    try:
+        _front_matter(folder)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 2})" if mark is not None else ""  # (after the '---')
+        return f"has a README.md whose YAML front matter does not parse{where}"
+    return None
+
+
+def _front_matter(folder: Path) -> object:
+    """The README's YAML front matter (None: no README or none in it); raises YAMLError."""
     readme = folder / "README.md"
     if not readme.is_file():
-        return []
+        return None
     text = readme.read_text(encoding="utf-8", errors="replace")
     match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", text, re.DOTALL)
-    if not match:
-        return []
+    return yaml.safe_load(match.group(1)) if match else None
+
+
+def readme_data_files(folder: Path) -> list[tuple[str, str]]:
+    """(config name, data-file pattern) pairs the README's YAML front matter declares."""
     try:
-        front = yaml.safe_load(match.group(1))
+        front = _front_matter(folder)
     except yaml.YAMLError:
         return []
     configs = front.get("configs") if isinstance(front, dict) else None

@@ -67,6 +67,15 @@ def test_config_declared_in_readme_but_absent(tmp_path: Path) -> None:
     assert "top_ranked" in problem
 
 
+def test_a_readme_whose_yaml_does_not_parse(tmp_path: Path) -> None:
+    # datasets reads the configs from it: the run would fail later on an unnamed YAML error
+    folder = _reranking_repo(tmp_path / "r")
+    (folder / "README.md").write_text("---\nconfigs: [\n---\n# card\n")
+    assert repo_problem(folder, REV) == (
+        "has a README.md whose YAML front matter does not parse (line 2)"
+    )
+
+
 def test_interrupted_snapshot_download(tmp_path: Path) -> None:
     folder = write_sts_repo(tmp_path / "r", PAIRS, revision=REV)
     partial = folder / ".cache" / "huggingface" / "download" / "Zm9v.abc123.incomplete"
