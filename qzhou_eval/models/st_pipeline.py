@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from qzhou_eval.config.spec import ModelSpec
+from qzhou_eval.config.spec import POOLING_MODES, ModelSpec
 from qzhou_eval.errors import ConfigError
 
 # sentence-transformers' pooling mode names -> model.pooling's
@@ -37,9 +37,15 @@ def check_pipeline_settings(pipeline: Any, spec: ModelSpec) -> None:
         if isinstance(module, Pooling):
             theirs = _pooling_mode(module)
             if theirs is not None and theirs != spec.pooling:
+                fix = (
+                    f"set model.pooling={theirs}, {native}"
+                    if theirs in POOLING_MODES
+                    else f"model.pooling cannot state it: use model.backend=native with one of "
+                    f"{list(POOLING_MODES)}"
+                )
                 raise ConfigError(
                     f"model.pooling={spec.pooling}, but {where} pools with {theirs} (its "
-                    f"Pooling module decides): set model.pooling={theirs}, {native}"
+                    f"Pooling module decides): {fix}"
                 )
         if isinstance(module, Normalize) and not spec.normalize:
             raise ConfigError(
