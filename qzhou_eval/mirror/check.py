@@ -34,9 +34,7 @@ from pathlib import Path
 import yaml
 from datasets.data_files import EmptyDatasetError, get_data_patterns
 
-from qzhou_eval.config.hub import COMMIT as _SHA
-from qzhou_eval.config.hub import DOWNLOAD_METADATA as _DOWNLOAD_META
-from qzhou_eval.config.hub import download_commits
+from qzhou_eval.config.hub import COMMIT, DOWNLOAD_METADATA, download_commits
 from qzhou_eval.mirror.layout import read_marker
 
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".arrow", ".txt")
@@ -105,7 +103,7 @@ def _marker_problem(folder: Path, revision: str) -> str | None:
 
 
 def _incomplete_problem(folder: Path) -> str | None:
-    meta_root = folder / _DOWNLOAD_META
+    meta_root = folder / DOWNLOAD_METADATA
     if meta_root.is_dir() and next(meta_root.rglob("*.incomplete"), None) is not None:
         return "holds an interrupted download (*.incomplete files)"
     return None
@@ -113,7 +111,7 @@ def _incomplete_problem(folder: Path) -> str | None:
 
 def _revision_problem(folder: Path, revision: str) -> str | None:
     """Compare the commit hash snapshot_download recorded per file with the pinned revision."""
-    if not _SHA.match(revision):
+    if not COMMIT.match(revision):
         return None
     other = sorted(download_commits(folder) - {revision})
     return f"holds revision {other[0]} but the task pins {revision}" if other else None

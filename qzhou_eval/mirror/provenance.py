@@ -34,7 +34,6 @@ from qzhou_eval.mirror.repos import leaf_tasks
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
-_DOWNLOAD_META = DOWNLOAD_METADATA
 _HEX = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 
@@ -145,7 +144,7 @@ def _file_hashes(path: str, size: int, mtime_ns: int) -> tuple[str, str]:
 def _recorded(folder: Path, rel: str, revision: str) -> str | None:
     """The etag ``snapshot_download`` recorded for ``rel`` if it records ``revision``, else None."""
     try:
-        lines = (folder / _DOWNLOAD_META / f"{rel}.metadata").read_text(encoding="utf-8")
+        lines = (folder / DOWNLOAD_METADATA / f"{rel}.metadata").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     commit, _, rest = lines.partition("\n")
