@@ -8,7 +8,8 @@ Layout (mteb's own, so folders can be compared with and submitted to the public 
 mteb writes result files in place; a run killed mid-write leaves a truncated JSON that breaks the
 next run. Here every file (results, ``model_meta.json``, ``run_settings.jsonl``) goes through
 :mod:`qzhou_eval.atomic`. What a crash, a full disk or a damaged disk can still leave is healed
-when mteb looks a task up (:meth:`ResultsFolder.load_task_result`):
+when a run starts (:meth:`ResultsFolder.heal`, so that it counts the task as its own) and when
+mteb looks a task up (:meth:`ResultsFolder.load_task_result`):
 
 - a result file that does not load is moved aside as ``<Task>.json.corrupt-<UTC time>`` (one
   warning) and the task is evaluated again;
@@ -37,6 +38,9 @@ __all__ = ["ResultsFolder"]
 logger = logging.getLogger(__name__)
 
 RUN_SETTINGS = "run_settings.jsonl"
+# what mteb's TaskResult loading raises for a damaged file (JSON, UTF-8 and pydantic errors are
+# ValueErrors)
+DAMAGED = (ValueError, KeyError, TypeError)
 
 
 class ResultsFolder(ResultCache):
@@ -97,7 +101,7 @@ class ResultsFolder(ResultCache):
                 raise_if_not_found=raise_if_not_found,
                 experiment_name=experiment_name,
             )
-        except (ValueError, KeyError, TypeError) as e:  # JSON, UTF-8, pydantic: ValueErrors
+        except DAMAGED as e:
             if self.writable:
                 self._move_damaged(path, task_name, e)
             if raise_if_not_found:
@@ -106,6 +110,19 @@ class ResultsFolder(ResultCache):
         if result is not None and self.writable:
             self._restore_run_settings(path.parent, result)
         return result
+
+    def heal(self, path: Path, task_name: str) -> None:
+        """Move the result file at ``path`` aside if it does not load (see
+        :meth:`load_task_result`), before a run decides which tasks are finished; a read-only
+        folder is left as it is."""
+        if not self.writable or not path.is_file():
+            return
+        try:
+            TaskResult.from_disk(path)
+        except DAMAGED as e:
+            self._move_damaged(path, task_name, e)
+        except OSError:  # unreadable: mteb's own lookup says so when the task is evaluated
+            pass
 
     @staticmethod
     def _move_damaged(path: Path, task_name: str, error: Exception) -> None:
@@ -140,7 +157,8 @@ class ResultsFolder(ResultCache):
         except OSError as e:
             raise WriteError(path, e) from e
         finally:
-            scratch.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # (a read-only mount refuses even this)
+                scratch.unlink(missing_ok=True)
         atomic.write_bytes(path, data)
         if isinstance(model_name, ModelMeta):
             meta_text = json.dumps(model_name.to_dict(), default=str, indent=4)
@@ -205,7 +223,8 @@ class ResultsFolder(ResultCache):
                 _write_and_merge_keyed_json(scratch, settings)
                 out.write(scratch.read_bytes())
             finally:
-                scratch.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    scratch.unlink(missing_ok=True)
 
     def remove_stale_temp_files(self) -> int:
         """Delete temporary files left by killed runs (not those of a run still writing)."""

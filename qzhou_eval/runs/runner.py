@@ -444,7 +444,8 @@ def load_model_beside_data(embedder: Embedder, task: AbsTask | None) -> None:
 
 def task_records(plan: RunPlan, folder: ResultsFolder) -> dict[tuple[str, Point], TaskRecord]:
     """Every (task, sweep point)'s record, checked before any task is evaluated: a task whose
-    folder holds another configuration's result stops the run (one line) before it writes."""
+    folder holds another configuration's result stops the run (one line) before it writes; a
+    result file that does not load is then moved aside (the task is evaluated again)."""
 
     records = {
         (t.metadata.name, p): task_record(folder, plan, t.metadata.name, p)
@@ -459,6 +460,8 @@ def task_records(plan: RunPlan, folder: ResultsFolder) -> dict[tuple[str, Point]
     if conflicts:
         more = f" (and {len(conflicts) - 1} more task(s))" if len(conflicts) > 1 else ""
         raise ConfigError(conflicts[0] + more)
+    for (task, _), record in records.items():
+        folder.heal(record.result, task)  # a damaged result: the task is evaluated again
     return records
 
 

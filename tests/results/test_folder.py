@@ -71,6 +71,38 @@ def test_damaged_result_is_moved_aside_with_one_warning(folder, caplog, damage):
     assert [p.name for p in sts12.parent.glob("*.json")] == ["BIOSSES.json"]
 
 
+def test_heal_moves_a_damaged_result_aside_before_the_run_counts_it(folder, caplog):
+    sts12, biosses = _path(folder, "STS12"), _path(folder, "BIOSSES")
+    _truncate(sts12)
+    kept = biosses.read_bytes()
+    reader = ResultsFolder(folder.results_dir, writable=False)
+    reader.heal(sts12, "STS12")  # a read-only folder is left as it is
+    assert sts12.exists()
+    with caplog.at_level(logging.WARNING, logger="qzhou_eval.results.folder"):
+        folder.heal(sts12, "STS12")
+        folder.heal(biosses, "BIOSSES")
+        folder.heal(_path(folder, "STS13"), "STS13")  # none there
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "evaluating STS12 again" in warning
+    assert not sts12.exists() and len(list(sts12.parent.glob("STS12.json.corrupt-*"))) == 1
+    assert biosses.read_bytes() == kept
+
+
+def test_a_folder_gone_read_only_is_named_by_the_result_not_a_scratch_file(folder, monkeypatch):
+    # a read-only mount refuses the scratch file, and then even its removal
+    result = TaskResult.from_disk(_path(folder, "STS12"))
+
+    def refused(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(TaskResult, "to_disk", lambda self, path: refused(path))
+    monkeypatch.setattr(Path, "unlink", refused)
+    with pytest.raises(WriteError) as caught:
+        folder.save_to_cache(result, MODEL, REVISION)
+    assert caught.value.path == _path(folder, "STS12")
+    assert ".tmp" not in str(caught.value) and os.strerror(errno.EROFS) in str(caught.value)
+
+
 def test_save_writes_result_meta_and_run_settings_atomically(folder):
     result = TaskResult.from_disk(_path(folder, "STS12"))
     folder.save_to_cache(result, MODEL, REVISION, encode_kwargs=KWARGS)

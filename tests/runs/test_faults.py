@@ -171,6 +171,10 @@ def test_damaged_result_json_is_moved_aside_and_evaluated_again(case, reference)
     (moved,) = sts.parent.glob(f"{STS}.json.corrupt-*")
     assert str(sts) in warning and moved.name in warning
     assert run.encoded == 0  # its vectors come from the store
+    # the summary counts it as this run's, not as finished before
+    (before,) = [ln for ln in run.out.splitlines() if "finished by an earlier run" in ln]
+    assert STS not in before and CLS in before
+    assert [ln for ln in run.out.splitlines() if ln.split()[:1] == [STS]], run.out
     assert _result(case, CLS).read_bytes() == cls_before
     assert_reference_scores(case, reference)
     assert "is damaged (" not in cli(*_args(case)).out
