@@ -63,9 +63,12 @@ def apply_mirror(tasks: Iterable[AbsTask], mirror_dir: Path | str, fetch_hint: s
     All folders are checked before any task is changed: if one is missing or incomplete (see
     :mod:`qzhou_eval.mirror.check`), MirrorError names the first such task, its repo and the
     command that fetches it (``fetch_hint.format(task=<comma-separated names of every task
-    missing data>)``), and no task is changed.
+    missing data>)``), and no task is changed. Tasks built locally (the demo suites, from
+    installed packages) read no Hub data and are left as they are.
     """
-    tasks = list(tasks)
+    from qzhou_eval.demo.base import BuiltLocally
+
+    tasks = [t for t in tasks if not isinstance(t, BuiltLocally)]
     mirror_dir = Path(mirror_dir).expanduser().resolve()
     missing: list[_Missing] = []
     for task in tasks:

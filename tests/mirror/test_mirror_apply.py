@@ -164,3 +164,16 @@ def test_datasets_ignores_the_revision_of_a_local_folder(mirror: Path, no_networ
         top = datasets.load_dataset(path, "top_ranked", split="dev", revision=revision)
         assert top["corpus-ids"] == [["d1"]]
     assert no_network == []
+
+
+def test_tasks_built_locally_need_no_mirror(mirror: Path, bench_task) -> None:
+    # a job script that sets data.mirror for every benchmark also runs the demo suites
+    from qzhou_eval.demo.eng import DemoEngRetrieval, DemoEngSTS
+
+    demo = [DemoEngRetrieval(), DemoEngSTS()]
+    before = [t.metadata.dataset for t in demo]
+    apply_mirror(demo, mirror, HINT)  # the mirror holds none of them
+    assert [t.metadata.dataset for t in demo] == before
+    sts = bench_task("MTEB(eng, v2)", "STSBenchmark")
+    with pytest.raises(MirrorError, match="task STSBenchmark"):  # a Hub task beside them still
+        apply_mirror([*demo, sts], mirror, HINT)
