@@ -72,9 +72,13 @@ class Subject:
     folder: Path | None = None  # a temporary folder to remove at the end
 
     def build(self, device: str) -> Any:
+        if self.factory is not None:
+            return self.factory(self.spec, device)
+        from qzhou_eval.encoder.engines import loading
         from qzhou_eval.models.backbone import load_backbone
 
-        return (self.factory or load_backbone)(self.spec, device)
+        # a folder that does not hold the model: one line, as a run says it
+        return loading(self.spec, "model", load_backbone, device)
 
     def close(self) -> None:
         if self.folder is not None:
@@ -84,6 +88,11 @@ class Subject:
 def make_subject(spec: ModelSpec, check: Any, devices: tuple[str, ...]) -> Subject:
     """The configured model, or (``check.random_weights``) its architecture with random weights."""
     if not check.random_weights:
+        from qzhou_eval.config.hub import check_hub_model, check_local_model
+
+        # as a run does: a Hub id that cannot be loaded here is one line, not the Hub's retries
+        check_hub_model(spec.path, spec.revision)
+        check_local_model(spec.path, spec.revision)
         return Subject(spec, None, f"{spec.name} from model.path={spec.path}")
     seed = int(check.seed)
     if spec.backend == "sentence_transformers":

@@ -57,6 +57,21 @@ def test_a_bad_check_setting_is_one_error_line(override, message):
     assert "Traceback" not in run.err and run.out == ""
 
 
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("{empty}", "error: cannot load the model of Kingsoft-LLM/QZhou-Embedding from model.path"),
+        ("Kingsoft-LLM/QZhou-Embedding", "error: model.path=Kingsoft-LLM/QZhou-Embedding is a "),
+    ],
+)
+def test_a_model_that_cannot_be_loaded_is_one_error_line(tmp_path, path, message):
+    # as a run says it: a folder that does not hold the model; a Hub id offline, not cached
+    run = qzhou_eval("check", f"model.path={path.format(empty=tmp_path)}")
+    assert run.code == 2, run.err
+    assert run.err_lines[-1].startswith(message), run.err_lines
+    assert "Traceback" not in run.err and len(run.err_lines) == 1, run.err
+
+
 def _run_blocked(blocked: list[str], args: list[str]) -> subprocess.CompletedProcess:
     code = (
         "import sys\n"
