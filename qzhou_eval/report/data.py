@@ -22,6 +22,11 @@ REPLACED = (
     "result replaced after its run (its sha256 differs from its record's, so what produced it "
     "is unknown): not counted; `qzhou-eval run` evaluates the task again"
 )
+MISFILED = (
+    "result whose record says {said}, in a folder of {held} (copied between folders?): not "
+    "counted; `qzhou-eval run` refuses it as another configuration's"
+)
+EXPERIMENTS = "experiments"
 UNRECORDED = (
     "result without a readable record in a folder qzhou-eval wrote ({records}/{task}.yaml), so "
     "what produced it is unknown: not counted; `qzhou-eval run` sets it aside and evaluates the "
@@ -42,9 +47,10 @@ def run_data(path: Path, tasks: Sequence[str]) -> dict[str, list[str]]:
 def unvouched(path: Path, task: str) -> str | None:
     """Why the task's result in ``path`` is not counted, or None. Where qzhou-eval wrote the
     folder (it has a records folder), a result needs its record (a result copied in, or whose
-    record was deleted or damaged, is what ``qzhou-eval run`` sets aside) and must be the file
-    that record's run wrote (its sha256). A folder without records (the public results
-    repository, mteb's own runs) is not judged; neither is a record that predates the digest."""
+    record was deleted or damaged, is what ``qzhou-eval run`` sets aside), must be the file
+    that record's run wrote (its sha256), and its record's output size and precision must be
+    its folder's. A folder without records (the public results repository, mteb's own runs) is
+    not judged; neither is the digest of a record that predates it."""
     if not (path / RECORDS).is_dir():
         return None
     record = _record(path, task)
@@ -57,7 +63,38 @@ def unvouched(path: Path, task: str) -> str | None:
         except (OSError, ValueError):  # truncated, garbage: reported as unreadable when loaded
             return None
         return REPLACED
-    return None
+    return _misfiled(path, record)
+
+
+def _misfiled(path: Path, record: dict[str, Any]) -> str | None:
+    """Why a result's record does not belong in ``path``, or None: the output size and precision
+    a record names are in its folder's name, as mteb names experiments (``embed_dim_<d>``,
+    ``output_dtypes_<precision>``, joined by ``__``); the revision's own folder holds the full
+    size at float32. (Records before 0.2.0 name the full size there as ``dim: <size>``, which
+    the folder's ``model_meta.json`` states.)"""
+    parts = path.name.split("__") if path.parent.name == EXPERIMENTS else []
+    dims = [p.removeprefix("embed_dim_") for p in parts if p.startswith("embed_dim_")]
+    dtypes = [p.removeprefix("output_dtypes_") for p in parts if p.startswith("output_dtypes_")]
+    folder_dim = int(dims[0]) if dims and dims[0].isdigit() else None
+    folder_precision = dtypes[0] if dtypes else "float32"
+    dim, precision = record.get("dim"), record.get("precision", "float32")
+    if dim is not None and folder_dim is None and dim == _meta_embed_dim(path):
+        dim = None  # (a full size recorded before 0.2.0)
+    if (dim, precision) == (folder_dim, folder_precision):
+        return None
+
+    def what(d: Any, p: Any) -> str:
+        return f"output size {d if d is not None else 'full'}, precision {p}"
+
+    return MISFILED.format(said=what(dim, precision), held=what(folder_dim, folder_precision))
+
+
+def _meta_embed_dim(path: Path) -> Any:
+    try:
+        meta = json.loads((path / "model_meta.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+    return meta.get("embed_dim") if isinstance(meta, dict) else None
 
 
 def _data_source(path: Path, task: str) -> dict[str, Any] | None:

@@ -274,6 +274,15 @@ class TaskRecord:
                 f"{self.folder} (its record {self.path} has no result yet); set "
                 "experiment=<name> or runtime.results_dir=<another folder>, or wait for it"
             )
+        size = [(f.get("dim"), f.get("precision")) for f in (self.fields, recorded_data)]
+        if size[0] != size[1] and self.result.exists():
+            dim, precision = size[1]
+            return (
+                f"{self.result} is of output size {dim or 'full'}"
+                f"{f', precision {precision}' if precision else ''}, as its record "
+                f"{self.path} says, which its folder does not hold (copied between folders?): "
+                "move the two files away"
+            )
         ours, theirs = self.fields.get("data_content"), recorded_data.get("data_content")
         other_data = ""
         if ours != theirs:

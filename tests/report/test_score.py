@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import mteb
@@ -235,6 +236,39 @@ def test_a_result_without_its_record_in_a_folder_qzhou_eval_wrote_is_not_counted
     (tmp_path / RECORDS / "STSBenchmark.yaml").write_text("{{ not yaml")  # damaged
     damaged = score_task(sts, load_task_results(tmp_path, [sts])["STSBenchmark"])
     assert damaged.score is None and "without a readable record" in (damaged.problem or "")
+
+
+def test_a_result_and_record_copied_into_another_sizes_folder_are_not_counted(tmp_path):
+    # a 128-dimension result with its record copied into the full size's folder (or int8's into
+    # float32's): the record says what it is, the folder's name what it holds
+    from qzhou_eval.runs.identity import TaskRecord, claimed
+
+    task = mteb.get_task("STSBenchmark")
+    root = tmp_path / "rev"
+    small = root / "experiments" / "embed_dim_128__output_dtypes_int8"
+    scores = {"test": {"default": {"main_score": 0.7, "cosine_spearman": 0.7}}}
+    for folder, fields in ((small, {"dim": 128, "precision": "int8"}), (root, {"dim": None})):
+        with claimed(TaskRecord(folder, "STSBenchmark", fields, "test"), overwrite=False):
+            TaskResult.from_task_results(task, scores, 1.0).to_disk(folder / "STSBenchmark.json")
+        assert score_task(task, load_task_results(folder, [task])["STSBenchmark"]).score == 0.7
+    for name in ("STSBenchmark.json", "qzhou_eval_records/STSBenchmark.yaml"):
+        shutil.copy(small / name, root / name)
+    scored = score_task(task, load_task_results(root, [task])["STSBenchmark"])
+    assert scored.score is None
+    assert scored.problem.startswith(
+        "result whose record says output size 128, precision int8, in a folder of output size "
+        "full, precision float32"
+    )
+    # a record before 0.2.0 named the full size: the folder's model_meta.json states it
+    legacy = {"dim": 384}
+    (root / "model_meta.json").write_text(json.dumps({"embed_dim": 384}))
+    (root / "STSBenchmark.json").unlink()
+    (root / "qzhou_eval_records" / "STSBenchmark.yaml").unlink()
+    with claimed(TaskRecord(root, "STSBenchmark", legacy, "test"), overwrite=False):
+        TaskResult.from_task_results(task, scores, 1.0).to_disk(root / "STSBenchmark.json")
+    assert score_task(task, load_task_results(root, [task])["STSBenchmark"]).score == 0.7
+    (root / "model_meta.json").write_text(json.dumps({"embed_dim": 768}))
+    assert score_task(task, load_task_results(root, [task])["STSBenchmark"]).score is None
 
 
 def _summary(results: Path, model: str, revision: str, tasks: list[AbsTask]):

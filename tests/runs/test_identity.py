@@ -108,6 +108,20 @@ def test_record_refuses_another_configuration_and_accepts_its_own(tmp_path):
     other.claim()
 
 
+def test_a_result_of_another_size_says_it_was_copied_between_folders(tmp_path):
+    # a 128-dimension result and its record copied by hand into the full size's folder
+    small = _record(tmp_path, {"a": 1, "dim": 128})
+    with claimed(small, overwrite=False):
+        small.result.write_text("{}")
+    full = _record(tmp_path, {"a": 1, "dim": None})
+    with pytest.raises(RecordConflict) as caught:
+        full.claim()
+    assert str(caught.value) == (
+        f"{full.result} is of output size 128, as its record {full.path} says, which its "
+        "folder does not hold (copied between folders?): move the two files away"
+    )
+
+
 def test_a_result_other_than_the_one_its_record_was_sealed_with_is_set_aside(tmp_path, caplog):
     # e.g. a result copied in from another dimension's folder: its record does not vouch for it
     record = _record(tmp_path, {"a": 1})
