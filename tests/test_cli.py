@@ -59,7 +59,11 @@ def test_version():
 
 @pytest.mark.parametrize(
     ("command", "keys"),
-    [("run", ["model.path=", "benchmark=", "runtime.devices="]), ("report", ["results_dir="])],
+    [
+        ("run", ["model.path=", "benchmark=", "runtime.devices="]),
+        ("report", ["results_dir="]),
+        ("check", ["check.random_weights=", "check.only=", "runtime.devices="]),
+    ],
 )
 def test_command_help_is_a_short_usage_not_the_whole_config(command, keys):
     code, out, err = _main(command, "--help")
@@ -70,6 +74,27 @@ def test_command_help_is_a_short_usage_not_the_whole_config(command, keys):
     assert all(key in out for key in keys)
     assert "n_parameters" not in out  # a key of the full config
     assert f"qzhou-eval {command} --cfg job" in out and str(CONF_DIR) in out
+    groups = lines[lines.index("Config groups (group=option picks a whole file):") + 1 :]
+    groups = groups[: groups.index("")]
+    every = ["benchmark", "data", "model", "prompts", "runtime"]
+    assert [g.split(":")[0] for g in groups] == (["benchmark"] if command == "report" else every)
+    for line in groups:  # each one the command composes
+        group, options = line.split(": ")
+        code, _, err = _main(command, f"{group}={options.split(', ')[-1]}", "--cfg", "job")
+        assert code == 0, (line, err)
+
+
+def test_help_of_a_module_run_with_python_m_names_that_command(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "qzhou_eval.report", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "usage: python -m qzhou_eval.report [-m] [key=value ...]"
+    assert "python -m qzhou_eval.report --cfg job" in proc.stdout
 
 
 def test_shards_is_a_command():

@@ -67,13 +67,26 @@ def config_dir() -> Path:
 CONF_DIR = config_dir()
 
 
+def config_groups(*groups: str) -> str:
+    """``model: hf_auto, minilm, ...``, one line per group: the files a command's
+    ``group=option`` can pick. Hydra's ``$APP_CONFIG_GROUPS`` lists every group of the config
+    folder, which each command shares, so ``report --help`` would offer groups it does not
+    compose."""
+    return "\n".join(
+        f"{g}: {', '.join(sorted(p.stem for p in (CONF_DIR / g).glob('*.yaml')))}" for g in groups
+    )
+
+
 def _register_resolvers() -> None:
-    """``${qzhou_eval.conf_dir:}``: the config folder in use (a checkout's ``conf/`` or a wheel's
-    copy), for ``--help``."""
+    """For ``--help``: ``${qzhou_eval.conf_dir:}``, the config folder in use (a checkout's
+    ``conf/`` or a wheel's copy); ``${qzhou_eval.groups:model,benchmark}``, see
+    :func:`config_groups`."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("qzhou_eval.conf_dir"):
         OmegaConf.register_new_resolver("qzhou_eval.conf_dir", lambda: str(CONF_DIR))
+    if not OmegaConf.has_resolver("qzhou_eval.groups"):
+        OmegaConf.register_new_resolver("qzhou_eval.groups", config_groups)
 
 
 _register_resolvers()
@@ -572,9 +585,21 @@ def _help_names_the_command(args: list[str]) -> list[str]:
         return args
     program = sys.argv[0]
     if not program.startswith("qzhou-eval"):
-        name = os.path.basename(program)
-        program = f"python {name}" if name.endswith(".py") and name != "__main__.py" else ""
+        program = _python_command(program)
     return [*args, f"hydra.help.app_name='{program}'"] if program else args
+
+
+def _python_command(script: str) -> str:
+    """``python -m qzhou_eval.report`` for a module of this package run with ``-m`` (Python sets
+    ``sys.argv[0]`` to its file), ``python run_mteb.py`` for a script; "" if neither."""
+    path = Path(script).resolve()
+    package = Path(__file__).resolve().parents[1]  # qzhou_eval/
+    if path.suffix != ".py":
+        return ""
+    if path.is_relative_to(package):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        return "python -m " + ".".join(parts[:-1] if parts[-1] == "__main__" else parts)
+    return f"python {path.name}" if path.name != "__main__.py" else ""
 
 
 def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
