@@ -42,7 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.environment import temporary_environment
 from qzhou_eval.errors import ConfigError, DeviceError, UserError, WriteError
@@ -155,9 +155,68 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
         GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            return compose(config_name=config_name, overrides=list(overrides))
+            cfg = compose(config_name=config_name, overrides=list(overrides))
     except (yaml.YAMLError, HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(_config_problem(e) or _one_line(str(e))) from None
+        problem = _config_problem(e) or _one_line(str(e))
+        unknown = re.match(r"Could not override '([^']+)'", problem)
+        if unknown:  # Hydra would have it appended (+key=...), where nothing reads it
+            problem = _unknown_key(config_name, overrides, unknown.group(1)) or problem
+        raise ConfigError(problem) from None
+    for override in overrides:
+        key = override.lstrip("+").partition("=")[0]
+        section = key.rpartition(".")[0]
+        # (a key of its own, not a config group's option, in a section of fixed keys)
+        if (
+            override.startswith("+")
+            and not re.search(r"[/@]", key)
+            and section in FIXED_SECTIONS
+            and key not in APPENDABLE_KEYS
+        ):
+            problem = _unknown_key(config_name, overrides, key)
+            if problem:
+                raise ConfigError(problem)
+    return cfg
+
+
+# Sections whose code reads the keys their files set, and no other: a key appended there
+# (``+mrl.dimz=128``, as Hydra suggests for a key it does not know) would be read by nothing.
+# (``prompts.instructions`` is a mapping of tasks; model and recipe files take their deprecated
+# keys appended.)
+FIXED_SECTIONS = ("", "runtime", "mrl", "data", "check", "benchmark")
+# Keys a command reads though its config file does not set them (``prompts '+text=...'``).
+APPENDABLE_KEYS = ("text",)
+_ABSENT = object()
+
+
+def _unknown_key(config_name: str, overrides: Sequence[str], key: str) -> str | None:
+    """``mrl.dimz is not a key of this command's config ...; did you mean mrl.dims?`` when
+    ``key`` is in no composition of ``config_name`` without it (None: it is, after all)."""
+    import difflib
+
+    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
+    try:
+        base = compose_config(config_name, others)
+    except ConfigError:
+        return None  # another override's own problem: that one is reported
+    if OmegaConf.select(base, key, default=_ABSENT, throw_on_missing=False) is not _ABSENT:
+        return None
+    known = _dotted_keys(OmegaConf.to_container(base, resolve=False))
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return (
+        f"{key} is not a key of this command's config, so no setting reads it{hint} (--cfg job "
+        "lists every key)"
+    )
+
+
+def _dotted_keys(node: Any, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return []
+    out = []
+    for k, v in node.items():
+        out.append(f"{prefix}{k}")
+        out += _dotted_keys(v, f"{prefix}{k}.")
+    return out
 
 
 def _yaml_problem(e: Exception) -> str:

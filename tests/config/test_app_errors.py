@@ -146,7 +146,12 @@ def test_a_killed_joblib_job_is_one_line(tmp_path):
         "if __name__ == '__main__':\n"
         "    hydra_app('mteb')(killed)()\n"
     )
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+x=1,2"]
+    args = [
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "runtime.overwrite=true,false",
+    ]
     done = subprocess.run(
         [sys.executable, str(script), *args], cwd=tmp_path, capture_output=True, text=True
     )
@@ -175,6 +180,38 @@ def test_unquoted_non_ascii_value_names_the_quoting(monkeypatch, capsys, flags):
         ],
     )
     assert _run(monkeypatch, capsys, lambda cfg: None, '+text="今天天气很好"') == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("override", "hint"),
+    [
+        ("mrl.dimz=128", "; did you mean mrl.dim?"),
+        ("+mrl.dimz=128", "; did you mean mrl.dim?"),  # Hydra's advice: nothing would read it
+        ("++runtime.scoring_worker=2", "; did you mean runtime.scoring_workers?"),
+        ("+zzz=1", ""),
+    ],
+)
+@pytest.mark.parametrize("flags", [(), ("-m",)])
+def test_a_key_no_setting_reads_is_refused_with_the_nearest_key(
+    monkeypatch, capsys, override, hint, flags
+):
+    ran = []
+    code, lines = _run(monkeypatch, capsys, ran.append, *flags, override)
+    key = override.lstrip("+").partition("=")[0]
+    assert (code, ran) == (2, [])
+    assert lines == [
+        f"error: {key} is not a key of this command's config, so no setting reads it{hint} "
+        "(--cfg job lists every key)"
+    ]
+    # what the commands do read: a key they set, one they take appended, a group's option
+    for fine in (
+        "++runtime.overwrite=true",
+        "+text=hello",
+        "hydra/launcher=joblib",
+        "+prompts.instructions.MyTask=Compare",
+        "+model.token_prepending.end_layer=6",
+    ):
+        assert compose_config("mteb", [fine]) is not None
 
 
 def test_override_of_a_renamed_recipe_key_names_the_new_key(monkeypatch, capsys):
