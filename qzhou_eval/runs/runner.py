@@ -229,6 +229,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             "runtime.encode=false scores from the vectors stored there: point it at the store "
             "the encoding run wrote",
         )
+        store_folder(runtime.store_dir, model_fingerprint(spec))
     created: list[Path] = []  # a run refused here leaves none of them behind
     try:
         if runtime.store_dir is not None and runtime.encode:
@@ -342,9 +343,9 @@ def execute(plan: RunPlan) -> RunOutcome:
         outcome.store_damaged = len(store.damaged)
         if not len(store):
             outcome.store_others = store.other_configurations()
-        outcome.store_summary = (
-            f"embedding store {store.folder}: {len(store)} vectors, "
-            f"{store.size_bytes() / 2**20:.1f} MiB"
+        outcome.store_summary = (  # (runtime.store_dir is the store, not this folder in it)
+            f"embedding store {store.folder.parent}, this model configuration's folder "
+            f"{store.folder.name}: {len(store)} vectors, {store.size_bytes() / 2**20:.1f} MiB"
         )
     outcome.seconds = time.monotonic() - started
     outcome.results_dir = folder.results_dir

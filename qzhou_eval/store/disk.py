@@ -154,8 +154,16 @@ def read_rows(folder: Path, shard: Shard, rows: Sequence[int]) -> np.ndarray:
 
 def store_folder(root: Path | str, fingerprint: str) -> Path:
     """The folder of one model configuration's vectors in the store ``root``; a ConfigError
-    where a file is in its way."""
-    folder = Path(root).expanduser() / fingerprint
+    where a file is in its way, or where ``root`` is itself such a folder (the run summary names
+    it: taken for the store, it would be an empty one, or a store nested in it)."""
+    root = Path(root).expanduser()
+    if root.is_dir() and next(root.glob(f"*{KEYS}"), None) is not None:
+        raise ConfigError(
+            f"runtime.store_dir={root} is the folder of one model configuration's vectors (it "
+            f"holds {KEYS} files), inside a store: point runtime.store_dir at the store, "
+            f"{root.parent}"
+        )
+    folder = root / fingerprint
     if folder.exists() and not folder.is_dir():
         raise ConfigError(
             f"{folder} is a file where the store folder of this model configuration belongs "

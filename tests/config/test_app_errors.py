@@ -406,12 +406,17 @@ def test_folder_that_is_a_file(tmp_path):
     [
         ("a_file", [], "is a file, not a folder"),
         ("missing", ["runtime.encode=false", "model.path=/nonexistent"], "does not exist"),
+        # the folder the run summary names: one model configuration's, inside the store
+        ("store/0123", [], "is the folder of one model configuration's vectors"),
+        ("store/0123", ["runtime.encode=false", "model.path=/nonexistent"], "point runtime.sto"),
     ],
 )
 def test_a_store_the_run_refuses_leaves_no_results_folder(tmp_path, store, extra, needle):
     from tests.in_process import qzhou_eval
 
     (tmp_path / "a_file").write_text("x")
+    (tmp_path / "store" / "0123").mkdir(parents=True)
+    (tmp_path / "store" / "0123" / "abcd.keys.npy").write_bytes(b"")
     results = tmp_path / "results"
     run = qzhou_eval(
         "run",
