@@ -36,6 +36,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -44,8 +45,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from qzhou_eval.config.launchers import check_launcher, stop_launcher_processes, timed_out
 from qzhou_eval.environment import temporary_environment
 from qzhou_eval.errors import ConfigError, DeviceError, UserError, WriteError
+from qzhou_eval.process_tracker import start_resource_tracker
 
 PRIMARY_CONFIG = "mteb.yaml"  # a file every config folder has: tells it from any other conf/
 
@@ -288,7 +291,7 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
         if not flags:
             compose_config(config_name, overrides)
             return
-        _check_launcher(args)
+        check_launcher(args)
         base = compose_config(config_name, _without_sweeps(overrides))
         jobs = list(_sweep_jobs(overrides))
         if not jobs:  # no sweep, or one only Hydra expands: what holds for every job
@@ -301,18 +304,6 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-
-
-def _check_launcher(args: Sequence[str]) -> None:
-    """SLURM's launcher where no SLURM is: one line, not submitit's traceback."""
-    import shutil
-
-    if "hydra/launcher=slurm" in (a.lstrip("+") for a in args) and not shutil.which("sbatch"):
-        raise ConfigError(
-            "hydra/launcher=slurm submits SLURM jobs, and this machine has no SLURM (no sbatch "
-            "on PATH): run the command on the cluster's login node, or here with "
-            "hydra/launcher=joblib"
-        )
 
 
 def _check_sweep(config_name: str, cfg: DictConfig) -> None:
@@ -475,7 +466,7 @@ def _signals_raise() -> Iterator[None]:
         if _in_finalizer(frame):
             threading.Timer(_REDELIVER_AFTER_S, redeliver, (signum,)).start()
             return
-        _stop["signal"] = signum
+        _stop["signal"], _stop["at"] = signum, time.monotonic()
         for other, _ in installed:  # a second one ends the process at once
             signal.signal(other, _exit_now)
         if signum == signal.SIGINT:
@@ -532,8 +523,12 @@ def _signals_exit_now() -> None:
                 signal.signal(signum, _exit_now)
 
 
-# The first stopping signal, and whether its line is printed (or the command is done).
-_stop: dict[str, Any] = {"signal": None, "quiet": False, "pipe": False, "raising": False}
+# The first stopping signal (and when it came), and whether its line is printed (or the command
+# is done).
+_stop: dict[str, Any] = {"signal": None, "at": 0.0, "quiet": False, "pipe": False, "raising": False}
+# The same signal again this soon is the first one delivered twice, not a second Ctrl-C: GNU
+# timeout and `kill -INT -- -<pgid>` scripts signal the command and then its process group.
+ECHO_S = 0.5
 
 
 def _stop_line(signum: int) -> str:
@@ -541,7 +536,10 @@ def _stop_line(signum: int) -> str:
 
 
 def _exit_now(signum: int, frame: FrameType | None) -> None:
-    """End the process now, with the first stopping signal's code and line (once)."""
+    """End the process now, with the first stopping signal's code and line (once); the first
+    signal's echo (:data:`ECHO_S`) is ignored: the stop it asks for is under way."""
+    if signum == _stop["signal"] and time.monotonic() - _stop["at"] < ECHO_S:
+        return
     first = _stop["signal"] or signum
     with contextlib.suppress(Exception):
         if not _stop["quiet"] and not _stop["pipe"]:
@@ -700,12 +698,17 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
             with quiet_broken_pipe(), _signals_raise(), _hydra_reraises():
                 try:
                     _precheck(config_name, sys.argv[1:])
+                    if any(a in _HYDRA_FLAGS_WITHOUT_COMPOSE_CHANGE for a in sys.argv[1:]):
+                        # a sweep: joblib's processes, stopped, leave no "leaked semaphore" lines
+                        start_resource_tracker()
                     main()
                 except JobFailed as e:  # after every job ran; its line was printed
                     sys.exit(e.code)
                 except (KeyboardInterrupt, Terminated) as e:  # before or between Hydra's jobs
+                    stop_launcher_processes()
                     sys.exit(_report(e, None))
                 except BrokenProcessPool as e:  # a joblib job's process killed: joblib stops all
+                    stop_launcher_processes()
                     said = str(e).strip().splitlines() or [type(e).__name__]
                     why = next((ln for ln in said if "exit code" in ln), said[0]).strip()
                     print(
@@ -716,6 +719,11 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
                     )
                     sys.exit(DeviceError.exit_code)
                 except Exception as e:  # Hydra composing a job (a multirun's sweep values)
+                    stopped = timed_out(e)
+                    if stopped is not None:  # a joblib job ran past its timeout
+                        stop_launcher_processes()
+                        print(f"error: {stopped}", file=sys.stderr)
+                        sys.exit(DeviceError.exit_code)
                     problem = _config_problem(e)
                     if problem is None:
                         raise  # a bug: keep its traceback

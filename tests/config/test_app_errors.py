@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,51 @@ def test_a_killed_joblib_job_is_one_line(tmp_path):
     assert done.returncode == 1 and len(lines) == 1, done.stderr[-3000:]
     assert lines[0].startswith("error: a job's process of the sweep ended abruptly (killed, ")
     assert "SIGKILL" in lines[0] and "rerun the same command to resume" in lines[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_joblib_sweep_leaves_no_process_behind(tmp_path):
+    # As GNU timeout stops a command: SIGINT to it, then to its process group. joblib's loky
+    # backend, aborting, starts fresh worker processes that would idle for 300 s; the second
+    # SIGINT, an echo of the first, used to end the command at once, before it could stop them.
+    store = tmp_path / "embeddings"
+    args = [
+        *("run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=minilm"),
+        *("benchmark=demo_eng", "benchmark.num_shards=2", "benchmark.shard=0,1"),
+        *(f"runtime.results_dir={tmp_path / 'results'}", f"runtime.store_dir={store}"),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qzhou_eval", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(600):  # both jobs encode (their store folder is made first)
+            if list(store.glob("*/*.npy")) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        os.kill(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 130 and lines, err[-3000:]
+    assert set(lines) == {app.INTERRUPTED}, err[-3000:]  # each job's line, and the command's
+    for _ in range(50):  # (the workers' last moments)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("a process of the sweep outlived it")
 
 
 def test_unparsable_override_names_it(monkeypatch, capsys):

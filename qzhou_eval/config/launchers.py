@@ -1,0 +1,78 @@
+"""Hydra's launchers of a sweep (``-m``): settings checked before any job starts, and joblib's
+processes stopped with the sweep.
+
+- SLURM's launcher where no SLURM is, and joblib's ``n_jobs`` / ``timeout`` values joblib would
+  refuse only once the jobs start (with a traceback): one line each, exit code 2.
+- A joblib job that runs past ``hydra.launcher.timeout``: joblib stops the sweep with
+  ``multiprocessing.TimeoutError``; :func:`timed_out` says so in one line.
+- Ctrl-C (or SIGTERM) during a joblib sweep: joblib's loky backend, aborting, kills its worker
+  processes and then starts fresh ones for the next call (``abort_everything(ensure_ready=
+  True)``), which no call comes to: they idle for loky's timeout (300 s), each holding the memory
+  its imports took, and print "leaked semlock" warnings as they end, minutes after the command.
+  :func:`stop_launcher_processes` kills them as the command stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+
+from qzhou_eval.errors import ConfigError
+
+
+def check_launcher(args: Sequence[str]) -> None:
+    """A ConfigError for a launcher setting that cannot work, before any job is launched."""
+    plain = [a.lstrip("+") for a in args]
+    if "hydra/launcher=slurm" in plain and not shutil.which("sbatch"):
+        raise ConfigError(
+            "hydra/launcher=slurm submits SLURM jobs, and this machine has no SLURM (no sbatch "
+            "on PATH): run the command on the cluster's login node, or here with "
+            "hydra/launcher=joblib"
+        )
+    values = dict(a.partition("=")[::2] for a in plain if a.startswith("hydra.launcher."))
+    n_jobs = values.get("hydra.launcher.n_jobs")
+    if n_jobs is not None and (not re.fullmatch(r"-?\d+", n_jobs.strip()) or int(n_jobs) == 0):
+        raise ConfigError(
+            f"hydra.launcher.n_jobs={n_jobs}: give how many jobs run at once, a whole number "
+            "(-1: as many as CPU cores)"
+        )
+    timeout = values.get("hydra.launcher.timeout")
+    if timeout is not None and timeout.strip() != "null":
+        try:
+            seconds = float(timeout)
+        except ValueError:
+            seconds = 0.0
+        if not seconds > 0:
+            raise ConfigError(
+                f"hydra.launcher.timeout={timeout}: give the seconds a job may take, a positive "
+                "number, or null (no limit)"
+            )
+
+
+def timed_out(error: BaseException) -> str | None:
+    """The line for a sweep joblib stopped because a job ran past its timeout; None for any
+    other error."""
+    import multiprocessing
+
+    if not isinstance(error, multiprocessing.TimeoutError):
+        return None
+    return (
+        "a job of the sweep ran past hydra.launcher.timeout, and joblib stopped the sweep; "
+        "finished results and stored vectors are kept: raise the timeout (or set it to null) "
+        "and rerun the same command to resume"
+    )
+
+
+def stop_launcher_processes() -> None:
+    """Kill the worker processes joblib's loky backend holds (see the module docstring); nothing
+    when joblib never ran. loky has no public accessor that does not create an executor when
+    none exists, so its module's own reference is read."""
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is None:
+        return
+    with contextlib.suppress(Exception):  # (stopping anyway: never in the way of the line)
+        executor.shutdown(wait=True, kill_workers=True)
