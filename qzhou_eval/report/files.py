@@ -10,7 +10,9 @@ an MRL sweep.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import glob
 import io
 import json
 import re
@@ -66,7 +68,23 @@ def write_report_files(report: Report, out_dir: Path, plots: bool = True) -> lis
         written.append(write_file(out_dir / f"{stem}_compare.csv", compare_csv(report)))
     if plots:
         written += _write_plots(report, out_dir, stem)
+    _remove_stale(out_dir, stem, written)
     return written
+
+
+# files of a report that another report of the same benchmark may lack (no comparison, another
+# set of runs, plots off): left in place, they would pass for this report's
+_OPTIONAL = ("_compare.csv", "_types_*.png", "_mrl_*.png", "_precision_*.png")
+
+
+def _remove_stale(out_dir: Path, stem: str, written: list[Path]) -> None:
+    """Remove the files an earlier report of ``stem`` wrote into ``out_dir`` that this one
+    did not: a folder holds one report per benchmark, never a mix of two."""
+    for pattern in _OPTIONAL:
+        for path in out_dir.glob(f"{glob.escape(stem)}{pattern}"):
+            if path not in written:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
 
 def _write_plots(report: Report, out_dir: Path, stem: str) -> list[Path]:

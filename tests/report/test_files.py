@@ -39,3 +39,20 @@ def test_a_report_without_reference_writes_no_png(package_results: Path, tmp_pat
     out = tmp_path / "out"
     report(f"results_dir={package_results}", "reference=false", f"out_dir={out}")
     assert not list(out.glob("*.png")) and list(out.glob("*.csv"))
+
+
+def test_a_report_leaves_no_file_of_an_earlier_one(package_results: Path, tmp_path: Path) -> None:
+    # the same benchmark again, without a reference: the earlier comparison and its plot go
+    out = tmp_path / "out"
+    report(f"results_dir={package_results}", "benchmark=cmteb", f"out_dir={out}")
+    before = {p.name for p in out.iterdir()}
+    assert any(n.endswith(".png") for n in before) and any("_compare" in n for n in before)
+    (out / "mteb_eng_v2_types_x.png").write_bytes(b"another benchmark's: kept")
+    (out / "notes.txt").write_text("the user's: kept")
+    report(f"results_dir={package_results}", "benchmark=cmteb", "reference=false", f"out_dir={out}")
+    after = {p.name for p in out.iterdir()}
+    assert not [
+        n for n in after if n.startswith("cmteb") and (n.endswith(".png") or "_compare" in n)
+    ]
+    assert {"mteb_eng_v2_types_x.png", "notes.txt"} <= after
+    assert {n for n in before if n.endswith(".md")} <= after
