@@ -36,7 +36,6 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -45,7 +44,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from qzhou_eval.config.launchers import check_launcher, stop_launcher_processes, timed_out
+from qzhou_eval.config.launchers import (
+    check_launcher,
+    kill_launcher_processes,
+    stop_launcher_processes,
+    timed_out,
+)
 from qzhou_eval.environment import temporary_environment
 from qzhou_eval.errors import ConfigError, DeviceError, UserError, WriteError
 from qzhou_eval.process_tracker import start_resource_tracker
@@ -84,8 +88,6 @@ def _register_resolvers() -> None:
     """For ``--help``: ``${qzhou_eval.conf_dir:}``, the config folder in use (a checkout's
     ``conf/`` or a wheel's copy); ``${qzhou_eval.groups:model,benchmark}``, see
     :func:`config_groups`."""
-    from omegaconf import OmegaConf
-
     if not OmegaConf.has_resolver("qzhou_eval.conf_dir"):
         OmegaConf.register_new_resolver("qzhou_eval.conf_dir", lambda: str(CONF_DIR))
     if not OmegaConf.has_resolver("qzhou_eval.groups"):
@@ -466,7 +468,7 @@ def _signals_raise() -> Iterator[None]:
         if _in_finalizer(frame):
             threading.Timer(_REDELIVER_AFTER_S, redeliver, (signum,)).start()
             return
-        _stop["signal"], _stop["at"] = signum, time.monotonic()
+        _stop["signal"] = signum
         for other, _ in installed:  # a second one ends the process at once
             signal.signal(other, _exit_now)
         if signum == signal.SIGINT:
@@ -523,12 +525,8 @@ def _signals_exit_now() -> None:
                 signal.signal(signum, _exit_now)
 
 
-# The first stopping signal (and when it came), and whether its line is printed (or the command
-# is done).
-_stop: dict[str, Any] = {"signal": None, "at": 0.0, "quiet": False, "pipe": False, "raising": False}
-# The same signal again this soon is the first one delivered twice, not a second Ctrl-C: GNU
-# timeout and `kill -INT -- -<pgid>` scripts signal the command and then its process group.
-ECHO_S = 0.5
+# The first stopping signal, and whether its line is printed (or the command is done).
+_stop: dict[str, Any] = {"signal": None, "quiet": False, "pipe": False, "raising": False}
 
 
 def _stop_line(signum: int) -> str:
@@ -536,10 +534,9 @@ def _stop_line(signum: int) -> str:
 
 
 def _exit_now(signum: int, frame: FrameType | None) -> None:
-    """End the process now, with the first stopping signal's code and line (once); the first
-    signal's echo (:data:`ECHO_S`) is ignored: the stop it asks for is under way."""
-    if signum == _stop["signal"] and time.monotonic() - _stop["at"] < ECHO_S:
-        return
+    """End the process now, with the first stopping signal's code and line (once), and a
+    sweep's joblib processes with it."""
+    kill_launcher_processes()
     first = _stop["signal"] or signum
     with contextlib.suppress(Exception):
         if not _stop["quiet"] and not _stop["pipe"]:

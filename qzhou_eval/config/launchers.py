@@ -7,18 +7,23 @@ processes stopped with the sweep.
   ``multiprocessing.TimeoutError``; :func:`timed_out` says so in one line.
 - Ctrl-C (or SIGTERM) during a joblib sweep: joblib's loky backend, aborting, kills its worker
   processes and then starts fresh ones for the next call (``abort_everything(ensure_ready=
-  True)``), which no call comes to: they idle for loky's timeout (300 s), each holding the memory
-  its imports took, and print "leaked semlock" warnings as they end, minutes after the command.
-  :func:`stop_launcher_processes` kills them as the command stops.
+  True)``), which no call comes to; and a job its worker stopped leaves the worker idle. They
+  idle for loky's timeout (300 s), each holding the memory its imports took, and print "leaked
+  semlock" warnings as they end, minutes after the command. :func:`stop_launcher_processes`
+  stops them as the command stops, :func:`kill_launcher_processes` where it ends at once (a
+  second Ctrl-C; GNU ``timeout`` sends the command its signal twice, to it and to its group).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from qzhou_eval.errors import ConfigError
 
@@ -66,13 +71,32 @@ def timed_out(error: BaseException) -> str | None:
     )
 
 
-def stop_launcher_processes() -> None:
-    """Kill the worker processes joblib's loky backend holds (see the module docstring); nothing
-    when joblib never ran. loky has no public accessor that does not create an executor when
-    none exists, so its module's own reference is read."""
+def _loky_executor() -> Any:
+    """joblib's loky executor of this process, or None (joblib never ran). loky has no public
+    accessor that does not create one when none exists, so its module's own reference is read."""
     module = sys.modules.get("joblib.externals.loky.reusable_executor")
-    executor = getattr(module, "_executor", None)
-    if executor is None:
+    return getattr(module, "_executor", None)
+
+
+def stop_launcher_processes() -> None:
+    """Kill the worker processes joblib's loky backend holds, and wait for its clean-up (see the
+    module docstring)."""
+    executor = _loky_executor()
+    if executor is not None:
+        with contextlib.suppress(Exception):  # (stopping anyway: never in the way of the line)
+            executor.shutdown(wait=True, kill_workers=True)
+    kill_launcher_processes()  # any an abort took out of the executor's record
+
+
+def kill_launcher_processes() -> None:
+    """SIGKILL the worker processes joblib's loky backend started, without waiting: the process
+    ends next. They are this process's children (``multiprocessing.active_children``), also
+    those an abort under way has taken out of the executor's own record."""
+    if "joblib.externals.loky" not in sys.modules:
         return
-    with contextlib.suppress(Exception):  # (stopping anyway: never in the way of the line)
-        executor.shutdown(wait=True, kill_workers=True)
+    import multiprocessing
+
+    for process in multiprocessing.active_children():
+        if process.name.startswith("LokyProcess") and process.pid:
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGKILL)
