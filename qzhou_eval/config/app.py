@@ -695,7 +695,7 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
             with quiet_broken_pipe(), _signals_raise(), _hydra_reraises():
                 try:
                     _precheck(config_name, sys.argv[1:])
-                    if any(a in _HYDRA_FLAGS_WITHOUT_COMPOSE_CHANGE for a in sys.argv[1:]):
+                    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
                         # a sweep: joblib's processes, stopped, leave no "leaked semaphore" lines
                         start_resource_tracker()
                     main()

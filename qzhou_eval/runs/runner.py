@@ -229,7 +229,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             "runtime.encode=false scores from the vectors stored there: point it at the store "
             "the encoding run wrote",
         )
-        store_folder(runtime.store_dir, model_fingerprint(spec))
+    if runtime.store_dir is not None and (runtime.encode or unfinished):
+        store_folder(runtime.store_dir, model_fingerprint(spec))  # (a folder in the way)
     created: list[Path] = []  # a run refused here leaves none of them behind
     try:
         if runtime.store_dir is not None and runtime.encode:
@@ -241,7 +242,6 @@ def plan_run(cfg: DictConfig) -> RunPlan:
                 raise FolderNotWritable(
                     f"{e} (to score from the vectors stored there: runtime.encode=false)"
                 ) from None
-            store_folder(runtime.store_dir, model_fingerprint(spec))
         created += check_writable_folder("runtime.results_dir", runtime.results_dir)
     except FolderNotWritable:
         if unfinished:
