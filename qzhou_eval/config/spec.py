@@ -34,6 +34,8 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3
 PADDING_SIDES = ("left", "right")
 TRUNCATIONS = ("right", "inner")
 SIMILARITIES = ("cosine", "dot")
+# every model file's; a task record names the similarity only when it is another (identity.py)
+DEFAULT_SIMILARITY = "cosine"
 # official: the arithmetic of the official QZhou embedders, in the model dtype (see ModelSpec).
 # float32: pooling, projection and normalization in float32 (more precise, not what they ran).
 NUMERICS = ("official", "float32")
@@ -502,8 +504,16 @@ def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
         if d is None:
             out.append(None)
             continue
-        d = _positive_int("mrl", "dims" if dims is not None else "dim", d)
-        if embed_dim is not None and d > embed_dim:
+        key = "dims" if dims is not None else "dim"
+        d = _positive_int("mrl", key, d)
+        if embed_dim is None:
+            # without the full size no cut can be checked (a larger one would be filed as
+            # cut), nor the full size asked for by number be filed as the plain run
+            raise ConfigError(
+                f"mrl.{key}={shown(dims if dims is not None else dim)} needs the model's output "
+                "size: set model.embed_dim=<the number of values of its vectors>"
+            )
+        if d > embed_dim:
             raise ConfigError(f"mrl dimension {d} exceeds model.embed_dim={embed_dim}")
         out.append(None if d == embed_dim else d)
     if len(set(out)) != len(out):

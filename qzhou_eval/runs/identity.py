@@ -2,9 +2,9 @@
 
 mteb keys results by model name + revision (+ ``experiment_kwargs``); prompts and model settings
 are not in the key, so results of different configurations would silently mix. Here identity is
-per task: a task's scores depend on the model settings, the output normalization and dimension,
-and that task's own model inputs (its instruction, which sides get it, the template, the wrapper,
-the empty-text rule), nothing else.
+per task: a task's scores depend on the model settings, the output normalization, dimension and
+precision, the score function (``model.similarity``), and that task's own model inputs (its
+instruction, which sides get it, the template, the wrapper, the empty-text rule), nothing else.
 
 - A task whose identity equals the model config's own (official) configuration's files under
   ``<org>__<model>/<revision>/`` (``experiments/embed_dim_<d>/`` below the full dimension;
@@ -49,7 +49,7 @@ import yaml
 from mteb.models import ModelMeta
 
 from qzhou_eval import atomic
-from qzhou_eval.config.spec import ModelSpec
+from qzhou_eval.config.spec import DEFAULT_SIMILARITY, ModelSpec
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.fingerprint import file_digest, fingerprint
 from qzhou_eval.precision import DEFAULT_PRECISION, compressed_meta
@@ -86,17 +86,25 @@ def task_fields(
     dim: int | None,
     precision: str = DEFAULT_PRECISION,
 ) -> dict[str, Any]:
-    """Everything ``task``'s scores depend on. The precision is a field only when it is not
-    float32, so the records of float32 runs keep the fingerprints they always had."""
+    """Everything ``task``'s scores depend on. The precision and the similarity are fields only
+    when they are not float32 and cosine, so the records of such runs (all of them, before these
+    fields) keep the fingerprints they always had."""
     fields = {
         "model": spec.fingerprint_fields(),
         "normalize": spec.normalize,
         "dim": dim,
         "inputs": task_inputs(recipe, task),
+        **_similarity_field(spec),
     }
     if precision != DEFAULT_PRECISION:
         fields["precision"] = precision
     return fields
+
+
+def _similarity_field(spec: ModelSpec) -> dict[str, str]:
+    """The score function mteb uses, when it is not cosine: not a setting of the vectors (the
+    store shares them), but of every score computed from them."""
+    return {} if spec.similarity == DEFAULT_SIMILARITY else {"similarity": spec.similarity}
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,7 @@ class Identity:
         payload = {
             "model": self.spec.fingerprint_fields(),
             "normalize": self.spec.normalize,
+            **_similarity_field(self.spec),
             "other_tasks": task_inputs(self.recipe, _OTHER_TASK),
             "tasks": differing,
         }
@@ -518,8 +527,8 @@ def migrate_legacy(folder: Path, spec: ModelSpec, recipe: Recipe, dim: int | Non
 
 def legacy_fingerprint(spec: ModelSpec, recipe: Recipe) -> str | None:
     """The folder fingerprint qzhou-eval 0.1 recorded for this configuration, or None when 0.1
-    could not have produced it (it knew only the float32 numerics and no packing)."""
-    if spec.numerics != "float32" or spec.packing:
+    could not have produced it (it knew only the float32 numerics, no packing and cosine)."""
+    if spec.numerics != "float32" or spec.packing or spec.similarity != DEFAULT_SIMILARITY:
         return None
     tp = spec.token_prepending
     # 0.1 recorded every Token Prepending field, inclusive end, defaults 1..7 when off

@@ -92,6 +92,11 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
         ),
         (["mrl.dim=128,x"], "error: the sweep's job mrl.dim=x: mrl.dim='x' must be a positive"),
         (
+            # without the output size (hf_auto leaves it unset) no cut can be checked
+            ["model.embed_dim=null", "mrl.dims=[32,128]"],
+            "error: mrl.dims=[32, 128] needs the model's output size: set model.embed_dim=",
+        ),
+        (
             ["benchmark.num_shards=2", "benchmark.shard=0,5"],
             "error: the sweep's job benchmark.shard=5: benchmark.shard=5 is not a shard of ",
         ),

@@ -115,7 +115,11 @@ def test_mrl_dims():
     # the full size is one identity, None, however it is asked for
     assert mrl_dims({"mrl": {"dim": None, "dims": [128, 1792]}}, 1792) == [128, None]
     assert mrl_dims({"mrl": {"dim": 1792, "dims": None}}, 1792) == [None]
-    assert mrl_dims({"mrl": {"dim": 768, "dims": None}}, None) == [768]  # full size unknown
+    assert mrl_dims({"mrl": {"dim": None, "dims": [None]}}, None) == [None]
+    # the full size unknown: neither a cut (perhaps larger) nor the full size by number is known
+    for sizes in ({"dim": 768, "dims": None}, {"dim": None, "dims": [None, 64]}):
+        with pytest.raises(ConfigError, match=r"needs the model's output size: set model\.embed"):
+            mrl_dims({"mrl": sizes}, None)
     assert mrl_dims({"mrl": {"dim": None, "dims": 128}}, 1792) == [128]  # one size: a list of one
     for junk in ("abc", {"a": 1}):  # not read letter by letter, key by key
         with pytest.raises(ConfigError, match=r"mrl\.dims=.*give a list of positive integers"):

@@ -77,6 +77,21 @@ def test_a_model_setting_makes_every_task_the_same_variant(tmp_path):
     assert named.variant("STS12") == ("experiment", "mine")
 
 
+def test_the_score_function_is_part_of_a_tasks_identity(tmp_path):
+    # model.similarity changes no vector (the store shares them) but every score mteb computes:
+    # a dot-product run must not find the cosine run's results as its own
+    cosine = _plan(tmp_path, "benchmark.tasks=[STS12]")
+    dot = _plan(tmp_path, "benchmark.tasks=[STS12]", "model.similarity=dot")
+    assert cosine.variant("STS12") is None and dot.variant("STS12")[0] == "variant"
+    assert dot.variant("STS12") != _plan(tmp_path, "benchmark.tasks=[STS12]").variant("STS12")
+    assert dot.spec.fingerprint_fields() == cosine.spec.fingerprint_fields()  # same vectors
+    fields = task_fields(dot.spec, dot.recipe, "STS12", None)
+    assert fields["similarity"] == "dot"
+    # cosine, every model file's, is not a field: records written before it keep their fingerprint
+    assert "similarity" not in task_fields(cosine.spec, cosine.recipe, "STS12", None)
+    assert legacy_fingerprint(dot.spec, dot.recipe) is None
+
+
 def test_a_recipe_key_of_no_effect_changes_no_identity(tmp_path):
     # A template change reaches only instructed texts: a query-only task's documents keep theirs.
     base = _plan(tmp_path, "benchmark.tasks=[SCIDOCS]")
