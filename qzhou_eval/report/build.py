@@ -255,16 +255,16 @@ def build_report(
     )
     main, alt = [], {}
     for run in runs:
-        loaded = load_task_results(run.path, tasks)
-        scores = score_run(run.id, effective, loaded, str(run.path), run.embed_dim)
+        loaded = load_task_results(run.paths, tasks)
+        scores = score_run(run.id, effective, loaded, run.source, run.embed_dim)
         if scores.n_present == 0 and not keep_empty:
             report.skipped.append(run.id)
             continue
         main.append(summarize(scores))
-        if sources := run_data(run.path, [t.metadata.name for t in tasks]):
+        if sources := run_data(run.paths, [t.metadata.name for t in tasks]):
             report.data[run.id] = sources
         if alt_tasks:
-            alt_scores = score_run(run.id, alt_tasks, loaded, str(run.path), run.embed_dim)
+            alt_scores = score_run(run.id, alt_tasks, loaded, run.source, run.embed_dim)
             alt[run.id] = summarize(alt_scores)
     report.summaries = leaderboard_order(main)
     report.alternative = [alt[s.run] for s in report.summaries if s.run in alt]

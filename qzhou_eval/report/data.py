@@ -34,12 +34,14 @@ UNRECORDED = (
 )
 
 
-def run_data(path: Path, tasks: Sequence[str]) -> dict[str, list[str]]:
-    """Description of the data -> the tasks with a counted result in ``path`` read from it;
-    empty when no task has a record that names its data."""
+def run_data(paths: Sequence[Path], tasks: Sequence[str]) -> dict[str, list[str]]:
+    """Description of the data -> the tasks with a counted result in the run's folders read
+    from it (a task's first folder that holds it); empty when no task has a record that names
+    its data."""
     out: dict[str, list[str]] = {}
     for task in tasks:
-        if (path / f"{task}.json").is_file() and unvouched(path, task) is None:
+        path = next((p for p in paths if (p / f"{task}.json").is_file()), None)
+        if path is not None and unvouched(path, task) is None:
             out.setdefault(describe(_data_source(path, task)), []).append(task)
     return out if set(out) != {describe(None)} else {}
 

@@ -15,7 +15,7 @@ import fnmatch
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qzhou_eval.errors import UserError
@@ -42,11 +42,23 @@ class RunId:
 
 @dataclass(frozen=True)
 class RunDir:
-    """Where a run's task files are, plus what its ``model_meta.json`` says about it."""
+    """Where a run's task files are, plus what its ``model_meta.json`` says about it. A run
+    found in several results folders (the shards of a sweep, each written on its own node) is
+    one run: ``also`` holds the folders after the first."""
 
     id: RunId
     path: Path
     embed_dim: int | None = None
+    also: tuple[Path, ...] = ()
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return (self.path, *self.also)
+
+    @property
+    def source(self) -> str:
+        """The run's folder(s), as the report names them."""
+        return " + ".join(str(p) for p in self.paths)
 
 
 def model_dir_name(model: str) -> str:
@@ -136,9 +148,20 @@ def discover_runs(
                 seen.add(run.id.experiment)
             if not _wanted(run.id, models, experiments):
                 continue
-            if run.id in found and found[run.id].path != run.path:
-                raise UserError(
-                    f"{run.id} is in two results folders: {found[run.id].path} and {run.path}"
+            earlier = found.get(run.id)
+            if earlier is not None and run.path not in earlier.paths:
+                if None not in (earlier.embed_dim, run.embed_dim) and (
+                    earlier.embed_dim != run.embed_dim
+                ):
+                    raise UserError(
+                        f"{run.id} is in two results folders with different output sizes "
+                        f"({earlier.embed_dim} and {run.embed_dim}): {earlier.path} and "
+                        f"{run.path}; report them apart"
+                    )
+                run = replace(
+                    earlier,
+                    embed_dim=earlier.embed_dim or run.embed_dim,
+                    also=(*earlier.also, run.path),
                 )
             found[run.id] = run
     unknown = [] if isinstance(experiments, str) else sorted(set(experiments) - seen)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import math
 import warnings
@@ -186,25 +187,33 @@ Loaded = TaskResult | str | None
 """A task's loaded result, an error message when its file cannot be read, or None (no file)."""
 
 
-def load_task_results(path: Path, tasks: Sequence[AbsTask]) -> dict[str, Loaded]:
-    """Read ``<path>/<Task>.json`` for every task; never raises for a bad file."""
+def load_task_results(paths: Path | Sequence[Path], tasks: Sequence[AbsTask]) -> dict[str, Loaded]:
+    """Read ``<path>/<Task>.json`` for every task from the run's folder(s); never raises for a
+    bad file. A task counted in two of a run's folders (a shard run twice) counts once where
+    their scores are equal, and not at all where they differ."""
+    folders = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     loaded: dict[str, Loaded] = {}
     for task in tasks:
         name = task.metadata.name
-        file = Path(path) / f"{name}.json"
-        if not file.is_file():
-            loaded[name] = None
-            continue
-        why = unvouched(Path(path), name)
-        if why is not None:
-            loaded[name] = why
-            continue
-        try:
-            with _quiet_mteb():
-                loaded[name] = TaskResult.from_disk(file)
-        except Exception as e:
-            loaded[name] = f"unreadable result file: {one_line(e, limit=160)}"
+        found = [_load_one(p, name) for p in folders if (p / f"{name}.json").is_file()]
+        counted = [r for r in found if isinstance(r, TaskResult)]
+        if len({json.dumps(r.scores, sort_keys=True, default=str) for r in counted}) > 1:
+            where = " and ".join(str(p) for p in folders if (p / f"{name}.json").is_file())
+            loaded[name] = f"different scores in {where}: not counted (report the folders apart)"
+        else:
+            loaded[name] = (counted or found or [None])[0]
     return loaded
+
+
+def _load_one(path: Path, name: str) -> Loaded:
+    why = unvouched(path, name)
+    if why is not None:
+        return why
+    try:
+        with _quiet_mteb():
+            return TaskResult.from_disk(path / f"{name}.json")
+    except Exception as e:
+        return f"unreadable result file: {one_line(e, limit=160)}"
 
 
 def score_task(task: AbsTask, result: Loaded) -> TaskScore:
@@ -251,8 +260,8 @@ def score_run(
 
 def load_run_scores(run: RunDir, tasks: Sequence[AbsTask]) -> RunScores:
     """Load and score one run folder."""
-    loaded = load_task_results(run.path, tasks)
-    return score_run(run.id, tasks, loaded, str(run.path), run.embed_dim)
+    loaded = load_task_results(run.paths, tasks)
+    return score_run(run.id, tasks, loaded, run.source, run.embed_dim)
 
 
 def _is_number(value: object) -> bool:

@@ -55,10 +55,22 @@ def test_mteb_cache_root_and_errors(tmp_path: Path) -> None:
     assert resolve_results_dirs(str(tmp_path / "cache")) == [tmp_path / "cache" / "results"]
     with pytest.raises(UserError, match="not a folder"):
         resolve_results_dirs(tmp_path / "nope")
-    twin = tmp_path / "twin"
-    _touch(twin / "org__a" / "r1" / "STS12.json")
-    with pytest.raises(UserError, match="in two results folders"):
-        discover_runs([tmp_path / "cache" / "results", twin])
+
+
+def test_a_run_in_several_folders_is_one_run(tmp_path: Path) -> None:
+    # the shards of a sweep, each written on a node of its own and copied back apart
+    a, b = tmp_path / "a", tmp_path / "b"
+    _touch(a / "org__a" / "r1" / "STS12.json")
+    _touch(b / "org__a" / "r1" / "SCIDOCS.json")
+    _touch(b / "org__a" / "r1" / "model_meta.json", json.dumps({"embed_dim": 64}))
+    (run,) = discover_runs([a, b])
+    assert run.id == RunId("org/a", "r1") and run.embed_dim == 64
+    assert run.paths == (a / "org__a" / "r1", b / "org__a" / "r1")
+    assert run.source == f"{a / 'org__a' / 'r1'} + {b / 'org__a' / 'r1'}"
+    assert discover_runs([a, a]) == discover_runs([a])  # one folder named twice: one folder
+    _touch(a / "org__a" / "r1" / "model_meta.json", json.dumps({"embed_dim": 32}))
+    with pytest.raises(UserError, match=r"two results folders with different output sizes"):
+        discover_runs([a, b])
 
 
 def test_names(package_results: Path) -> None:

@@ -186,6 +186,30 @@ def test_mteb_2_result_files_are_read(tmp_path: Path) -> None:
     assert [(p.split, p.subset) for p in scored.parts] == [("test", "default")]
 
 
+def test_a_run_in_two_folders_counts_each_task_once(tmp_path: Path) -> None:
+    sts, cls = mteb.get_task("STSBenchmark"), mteb.get_task("Banking77Classification")
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, task, score, time in ((a, sts, 0.9, 1.0), (b, cls, 0.7, 1.0), (b, sts, 0.9, 2.0)):
+        main = {"main_score": score, "cosine_spearman": score, "accuracy": score}
+        split = task.metadata.eval_splits[0]
+        result = TaskResult.from_task_results(task, {split: {"default": main}}, time)
+        folder.mkdir(exist_ok=True)
+        result.to_disk(folder / f"{task.metadata.name}.json")
+    loaded = load_task_results((a, b), [sts, cls])
+    assert score_task(cls, loaded["Banking77Classification"]).score == pytest.approx(0.7)
+    # in both folders with equal scores (a shard run twice; its time differs): counted once
+    assert score_task(sts, loaded["STSBenchmark"]).score == pytest.approx(0.9)
+    other = TaskResult.from_task_results(
+        sts, {"test": {"default": {"main_score": 0.5, "cosine_spearman": 0.5}}}, 1.0
+    )
+    other.to_disk(b / "STSBenchmark.json")
+    scored = score_task(sts, load_task_results((a, b), [sts])["STSBenchmark"])
+    assert scored.score is None
+    assert scored.problem == (
+        f"different scores in {a} and {b}: not counted (report the folders apart)"
+    )
+
+
 def test_a_result_other_than_the_one_its_record_vouches_for_is_not_counted(tmp_path: Path):
     # e.g. copied in from another dimension's folder after the run: its provenance is unknown
     from qzhou_eval.runs.identity import TaskRecord, claimed
