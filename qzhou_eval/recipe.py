@@ -132,6 +132,13 @@ def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | Non
     template = values["instruction_template"]
     if not isinstance(template, str) or "{instruction}" not in template:
         raise ConfigError(f"prompts.instruction_template of {name} must contain '{{instruction}}'")
+    try:
+        template.format(instruction="")
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(
+            f"prompts.instruction_template of {name} ({template!r}) has a placeholder other than "
+            f"{{instruction}} ({type(e).__name__}: {e}); write a literal brace twice, {{{{ or }}}}"
+        ) from None
     input_template = values["input_template"]
     if input_template is not None and "{text}" not in str(input_template):
         raise ConfigError(f"prompts.input_template of {name} must contain '{{text}}'")
@@ -141,7 +148,7 @@ def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | Non
             f"prompts.on_missing_instruction={shown(policy)} is unknown; "
             f"use one of {MISSING_POLICIES}"
         )
-    instructions = {str(k): str(v) for k, v in (values["instructions"] or {}).items()}
+    instructions = _instructions(name, values["instructions"])
     on_all_texts = frozenset(str(t) for t in (values["instruction_on_all_texts"] or []))
     if known_tasks is not None:
         unknown = sorted(t for t in set(instructions) | on_all_texts if t not in known_tasks)
@@ -160,6 +167,25 @@ def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | Non
         input_template=None if input_template is None else str(input_template),
         on_missing_instruction=str(policy),
     )
+
+
+def _instructions(name: str, raw: Any) -> dict[str, str]:
+    """Task -> instruction text; anything else is refused (a null or a list would otherwise be
+    pasted into the model input as Python prints it)."""
+    if raw is None or isinstance(raw, str) or not hasattr(raw, "items"):
+        raise ConfigError(
+            f"prompts.instructions of {name} is {shown(raw)}: give a map of task to instruction "
+            "({} for none)"
+        )
+    out = {}
+    for task, text in raw.items():
+        if not isinstance(text, str):
+            raise ConfigError(
+                f"prompts.instructions.{task} of {name} is {shown(text)}: give a text (quote it; "
+                f"remove the task's instruction with '~prompts.instructions.{task}')"
+            )
+        out[str(task)] = text
+    return out
 
 
 def _current_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -76,6 +76,16 @@ def validate(check: Any) -> None:
     for key in ("random_weights", "scale_down", "seed", "only"):
         value(key)
     flag("check", "random_weights", value("random_weights"))
+    positive_int("seed", 0)
+    if value("scale_down") not in (True, False, "auto"):
+        raise ConfigError(
+            f"check.scale_down={shown(value('scale_down'))}: give true, false or auto"
+        )
+    only = value("only")
+    if only is not None and (isinstance(only, str) or not only):
+        raise ConfigError(
+            f"check.only={shown(only)}: give a list of checks, e.g. [batch_vs_alone] (null: all)"
+        )
     names = [n for n, _ in CHECKS]
     unknown = set(value("only") or []) - set(names)
     if unknown:

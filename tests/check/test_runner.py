@@ -48,6 +48,9 @@ def test_a_failing_check_is_a_fail_line_and_exit_code_1(monkeypatch):
         ("check.oom_memory_fraction=1.5", "error: check.oom_memory_fraction=1.5: give a fraction"),
         ("check.budgets=[4096]", "error: check.budgets=[4096]: give two token budgets"),
         ("check.scaled_hidden_size=100", "error: check.scaled_hidden_size must be a multiple"),
+        ("check.seed=abc", "error: check.seed='abc' must be an integer >= 0"),
+        ("check.scale_down=sometimes", "error: check.scale_down='sometimes': give true, false"),
+        ("check.only=[]", "error: check.only=[]: give a list of checks"),
     ],
 )
 def test_a_bad_check_setting_is_one_error_line(override, message):

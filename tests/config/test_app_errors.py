@@ -136,6 +136,16 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     code, lines = _run(monkeypatch, capsys, ran.append, "-m", "hydra/launcher=slurm", "x=1,2")
     assert code == 2 and lines[0].startswith("error: hydra/launcher=slurm submits SLURM jobs,")
     assert not ran
+    # without the cluster extra: its launchers name the extra (Hydra would call them unknown)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    for launcher in ("joblib", "slurm"):
+        code, lines = _run(monkeypatch, capsys, ran.append, "-m", f"hydra/launcher={launcher}")
+        assert code == 2 and lines == [
+            f"error: hydra/launcher={launcher} needs Hydra's launcher plugin hydra_plugins.hydra_"
+            f"{'joblib' if launcher == 'joblib' else 'submitit'}_launcher, which is not "
+            'installed: pip install "qzhou-eval[cluster]"'
+        ]
+    assert not ran
 
 
 @pytest.mark.slow
@@ -240,6 +250,11 @@ def test_unquoted_non_ascii_value_names_the_quoting(monkeypatch, capsys, flags):
         ("+mrl.dimz=128", "; did you mean mrl.dim?"),  # Hydra's advice: nothing would read it
         ("++runtime.scoring_worker=2", "; did you mean runtime.scoring_workers?"),
         ("+zzz=1", ""),
+        # model files state every key they read: a typo appended is read by nothing
+        ("+model.poolng=mean", "; did you mean model.pooling?"),
+        ("+model.token_prepending.enabld=true", "; did you mean model.token_prepending.enabled?"),
+        # a mapping the recipe does not have (not a task of the instructions)
+        ("+prompts.instrctions.STS12=x", "; did you mean prompts.instructions?"),
     ],
 )
 @pytest.mark.parametrize("flags", [(), ("-m",)])
@@ -248,7 +263,7 @@ def test_a_key_no_setting_reads_is_refused_with_the_nearest_key(
 ):
     ran = []
     code, lines = _run(monkeypatch, capsys, ran.append, *flags, override)
-    key = override.lstrip("+").partition("=")[0]
+    key = override.lstrip("+").partition("=")[0].removesuffix(".STS12")
     assert (code, ran) == (2, [])
     assert lines == [
         f"error: {key} is not a key of this command's config, so no setting reads it{hint} "
@@ -263,6 +278,19 @@ def test_a_key_no_setting_reads_is_refused_with_the_nearest_key(
         "+model.token_prepending.end_layer=6",
     ):
         assert compose_config("mteb", [fine]) is not None
+
+
+@pytest.mark.parametrize(
+    "override", ["canonical.model.max_length=32", "+canonical.model.foo=1", "~canonical.prompts"]
+)
+def test_the_official_configuration_is_not_to_be_overridden(monkeypatch, capsys, override):
+    # else a changed run would be filed as official, or the official one as a variant
+    ran = []
+    code, lines = _run(monkeypatch, capsys, ran.append, "model=minilm", override)
+    key = override.lstrip("+~").partition("=")[0]
+    assert (code, ran) == (2, []) and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {key} is the official configuration, composed from the ")
+    assert f"set {key.removeprefix('canonical.')} instead" in lines[0]
 
 
 def test_override_of_a_renamed_recipe_key_names_the_new_key(monkeypatch, capsys):
