@@ -50,6 +50,7 @@ from qzhou_eval.config.launchers import (
     stop_launcher_processes,
     timed_out,
 )
+from qzhou_eval.config.spec import TOKEN_PREPENDING_KEYS
 from qzhou_eval.environment import temporary_environment
 from qzhou_eval.errors import ConfigError, DeviceError, UserError, WriteError
 from qzhou_eval.process_tracker import start_resource_tracker
@@ -206,13 +207,9 @@ FIXED_SECTIONS = (
     "model",
     "model.token_prepending",
 )
-# Keys a command reads though its config file does not set them (``prompts '+text=...'``, the
-# deprecated Token Prepending layers).
-APPENDABLE_KEYS = (
-    "text",
-    "model.token_prepending.start_layer",
-    "model.token_prepending.end_layer",
-)
+# Keys a command reads though its config file may not set them (``prompts '+text=...'``, Token
+# Prepending's settings in a model file where it is off).
+APPENDABLE_KEYS = ("text", *(f"model.token_prepending.{k}" for k in TOKEN_PREPENDING_KEYS))
 _ABSENT = object()
 
 

@@ -46,6 +46,39 @@ def check_writable_folder(key: str, folder: Path) -> list[Path]:
     return created
 
 
+# What a run writes in the folder of one run (a revision's or an experiment's), not in the
+# results folder above it (mteb's layout; the records and settings are this harness's).
+_RUN_FOLDER_FILES = ("model_meta.json", "qzhou_eval_records", "run_settings.jsonl")
+
+
+def check_results_place(results_dir: Path, store_dir: Path | None) -> None:
+    """A ConfigError where ``runtime.results_dir`` is not where a results folder can be: in
+    the embedding store, or one run's or one model's folder inside a results folder (mteb
+    would nest a second results tree in it, which no report of the first one finds)."""
+    here = Path(results_dir).expanduser().resolve()
+    if store_dir is not None:
+        store = Path(store_dir).expanduser().resolve()
+        if here == store or store in here.parents:
+            raise ConfigError(
+                f"runtime.results_dir={results_dir} is in the embedding store "
+                f"(runtime.store_dir={store_dir}): give the results a folder of their own"
+            )
+    if not here.is_dir():
+        return
+    mark = next((m for m in _RUN_FOLDER_FILES if (here / m).exists()), None)
+    what = f"one run's folder inside a results folder (it holds {mark})"
+    if mark is None:
+        with contextlib.suppress(OSError):
+            inner = (c for c in here.iterdir() if c.is_dir())
+            mark = next((m for c in inner for m in _RUN_FOLDER_FILES if (c / m).exists()), None)
+        what = f"one model's folder inside a results folder (its runs hold {mark})"
+    if mark is not None:
+        raise ConfigError(
+            f"runtime.results_dir={results_dir} is {what}: point runtime.results_dir at the "
+            "results folder above it"
+        )
+
+
 def remove_empty(folders: Iterable[Path]) -> None:
     """Remove ``folders`` (outermost first, as created), innermost first, where still empty."""
     for folder in reversed(list(folders)):

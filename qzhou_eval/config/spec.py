@@ -372,6 +372,8 @@ def numerics_of(cfg: Mapping[str, Any]) -> str:
 _TP_NEW = ("starting_index", "exiting_index")
 _TP_OLD = ("start_layer", "end_layer")  # deprecated: inclusive end
 _TP_OLD_DEFAULTS = {"start_layer": 1, "end_layer": 7}  # what the old keys defaulted to
+# Every key model.token_prepending reads (a model file off may state only ``enabled``)
+TOKEN_PREPENDING_KEYS = ("enabled", "placeholder", *_TP_NEW, *_TP_OLD)
 
 
 def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:

@@ -97,7 +97,11 @@ def wall_times(outcome: RunOutcome) -> list[str]:
     done = set(outcome.finished_before)
     timed = {task: s for task, s in outcome.task_seconds.items() if task not in done}
     width = max(map(len, timed), default=0)
-    lines += [f"  {task:<{width}}  {s:8.1f} s" for task, s in timed.items()]
+    unscored = {**dict.fromkeys(outcome.missing, "lacks stored inputs"), **outcome.failures}
+    lines += [
+        f"  {task:<{width}}  {s:8.1f} s" + ("  (not scored)" if task in unscored else "")
+        for task, s in timed.items()
+    ]
     if done and timed:  # (all of them: the encoded line says so)
         names = outcome.finished_before
         listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
@@ -112,11 +116,16 @@ def encoded_line(outcome: RunOutcome) -> str:
     encoded, stored = outcome.encoded_inputs, outcome.stored_inputs
     if encoded:
         line = f"encoded {encoded} input(s) in {outcome.model_seconds:.1f} s of model time"
-        return line + (f"; {stored} vector(s) reused from the store" if stored else "")
+        reused = f"; {stored} vector(s) reused (stored before, or met twice in this run)"
+        return line + (reused if stored else "")
+    if outcome.missing or outcome.failures:  # not every task was scored: the error lines say why
+        return (
+            f"encoded 0 input(s); {stored} vector(s) read from the store"
+            if stored
+            else ("encoded 0 input(s)")
+        )
     if stored:
         return f"encoded 0 input(s): every vector ({stored}) came from the embedding store"
-    if outcome.missing or outcome.failures:  # nothing was scored: the error lines say why
-        return "encoded 0 input(s)"
     return (
         "encoded 0 input(s): every task was finished already (runtime.overwrite=true "
         "evaluates them again)"

@@ -24,6 +24,7 @@ from qzhou_eval.config.deprecation import held_until_valid
 from qzhou_eval.config.folders import (
     FolderNotWritable,
     check_readable_folder,
+    check_results_place,
     check_writable_folder,
     remove_empty,
 )
@@ -220,6 +221,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     if mirror is None:  # offline, or the Hub unreachable: data must be cached (finished: none)
         check_offline_data(unfinished, fill_hint(cfg.benchmark.key))
         check_hub_data(unfinished, fill_hint(cfg.benchmark.key))
+    check_results_place(runtime.results_dir, runtime.store_dir)
     # the store first: a run it refuses leaves no (empty) results folder behind
     if runtime.store_dir is not None and not runtime.encode and unfinished:
         # only read (a read-only mount is fine); a finished run needs no store (deleted since)

@@ -143,7 +143,8 @@ def test_summary_gives_wall_times_and_says_where_the_vectors_came_from(tmp_path)
     assert re.fullmatch(r"wall time \d+\.\d s in all", lines[at])
     assert re.fullmatch(r"  DemoEngSTS +\d+\.\d s", lines[at + 1])
     encoded = (
-        r"encoded 47 input\(s\) in \d+\.\d s of model time; (\d+) vector\(s\) reused from the store"
+        r"encoded 47 input\(s\) in \d+\.\d s of model time; (\d+) vector\(s\) reused "
+        r"\(stored before, or met twice in this run\)"
     )
     reused = int(re.fullmatch(encoded, lines[at + 2])[1])  # texts in both columns of a pair
     assert 0 < reused < 47
@@ -210,3 +211,27 @@ def test_a_reader_that_goes_away_ends_the_run_quietly_with_141(tmp_path):
     while any(alive(p) for p in started) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in started if alive(p)]
+
+
+def test_the_summary_of_a_run_that_scored_nothing_for_some_tasks_says_so():
+    # runtime.encode=false with a store that lacks one task's inputs: its vectors read from the
+    # store are not "every vector", and its time is not a scored task's
+    from qzhou_eval.runs.cli import encoded_line, wall_times
+    from qzhou_eval.runs.runner import RunOutcome
+
+    outcome = RunOutcome(
+        plan=None,
+        stored_inputs=972,
+        seconds=9.0,
+        task_seconds={"DemoEngSTS": 1.0, "DemoEngRetrieval": 2.3},
+        missing={"DemoEngRetrieval": "12 of 300 inputs"},
+    )
+    assert encoded_line(outcome) == "encoded 0 input(s); 972 vector(s) read from the store"
+    assert wall_times(outcome)[1:] == [
+        "  DemoEngSTS             1.0 s",
+        "  DemoEngRetrieval       2.3 s  (not scored)",
+    ]
+    outcome.missing = {}
+    assert encoded_line(outcome) == (
+        "encoded 0 input(s): every vector (972) came from the embedding store"
+    )

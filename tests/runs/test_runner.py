@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from qzhou_eval.config import compose_config
 from qzhou_eval.errors import ConfigError
@@ -89,14 +89,11 @@ def test_one_tasks_instruction_makes_only_that_task_a_variant(tmp_path):
     # An edit of another task's instruction in the recipe file (the run's recipe and the
     # official one alike): finished folders keep their results, nothing is encoded again.
     edit = "Retrieve sentences with the same meaning"
-    edited = plan_run(
-        _cfg(
-            tmp_path,
-            *override,
-            f"+prompts.instructions.DemoEngRetrieval='{edit}'",
-            f"+canonical.prompts.instructions.DemoEngRetrieval='{edit}'",
-        )
-    )
+    cfg = _cfg(tmp_path, *override, f"+prompts.instructions.DemoEngRetrieval='{edit}'")
+    # (canonical.* is refused as an override: the file's edit reaches it as Hydra composes it)
+    with open_dict(cfg):
+        OmegaConf.update(cfg, "canonical.prompts.instructions.DemoEngRetrieval", edit)
+    edited = plan_run(cfg)
     again = execute(edited)
     assert again.encoded_inputs == 0 and not again.failures
 
