@@ -195,8 +195,8 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
 
 # Sections whose code reads the keys their files set, and no other: a key appended there
 # (``+mrl.dimz=128``, as Hydra suggests for a key it does not know) would be read by nothing.
-# (``prompts.instructions`` is a mapping of tasks; model and recipe files take their deprecated
-# keys appended.)
+# (Recipe files are not: ``prompts.instructions`` is a mapping of tasks, and their deprecated
+# keys are taken appended; a key appended under a mapping the config lacks is refused too.)
 FIXED_SECTIONS = (
     "",
     "runtime",

@@ -217,6 +217,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         spec, runtime, recipe, tasks, points, identity, benchmark_info(cfg.benchmark, tasks)
     )
     plan.data = {t.metadata.name: data_provenance(t, mirror) for t in tasks}
+    build_model_meta(spec, recipe, dim=None, variant=None)  # mteb's checks of its metadata
     unfinished = unfinished_tasks(plan)
     if mirror is None:  # offline, or the Hub unreachable: data must be cached (finished: none)
         check_offline_data(unfinished, fill_hint(cfg.benchmark.key))

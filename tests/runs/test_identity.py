@@ -368,3 +368,21 @@ def test_a_full_size_record_of_an_earlier_release_is_the_plain_runs(tmp_path):
     (tmp_path / "b" / LEGACY_RECORD).write_text(yaml.safe_dump({"fingerprint": fp, "dim": 384}))
     migrate_legacy(tmp_path / "b", spec, recipe, None)
     assert record_for(tmp_path / "b", spec, recipe, "DemoEngSTS", None).path.exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.release_date=yesterday", "model.release_date='yesterday': give a date as YYYY-"),
+        ("model.release_date=2021", "model.release_date=2021: give a date as YYYY-MM-DD"),
+        ("model.languages=eng", "model.languages='eng': give a list of language codes"),
+        ("model.n_parameters=-5", "model.n_parameters=-5 must be a positive integer"),
+        # what mteb's ModelMeta checks itself, before any folder is made
+        ("model.languages=[xx-Yyyy]", "model.languages=['xx-Yyyy']: Value error, Invalid lang"),
+    ],
+)
+def test_model_metadata_mteb_cannot_take_is_one_line_before_any_folder(tmp_path, override, message):
+    with pytest.raises(ConfigError) as refused:
+        _plan(tmp_path, "benchmark.tasks=[STS12]", override)
+    assert str(refused.value).startswith(message)
+    assert not (tmp_path / "r").exists()
