@@ -228,4 +228,11 @@ def _matches(run: RunId, pattern: str) -> bool:
     names = (run.model, model_dir_name(run.model))
     if not any(fnmatch.fnmatchcase(n, name) for n in names):
         return False
-    return not revision or fnmatch.fnmatchcase(run.revision, revision)
+    if not revision or fnmatch.fnmatchcase(run.revision, revision):
+        return True
+    # a commit's short form, as the run's first line prints it (git's: 7 or more characters)
+    return (
+        len(revision) >= 7
+        and not re.search(r"[*?\[]", revision)
+        and (run.revision.startswith(revision))
+    )

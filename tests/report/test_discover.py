@@ -47,6 +47,10 @@ def test_layout(tmp_path: Path) -> None:
         RunId("org/a", "r1", "embed_dim_32"),
     ]
     assert discover_runs([tmp_path], models=["org__b"]) == []  # meta name wins: Org/B
+    _touch(tmp_path / "org__c" / "0123456789abcdef" / "STS12.json")
+    for short, found in (("0123456789ab", 1), ("0123456", 1), ("012345", 0), ("0123457", 0)):
+        # the short revision the run's first line prints (git's: 7 characters or more)
+        assert len(discover_runs([tmp_path], models=[f"org/c@{short}"])) == found
     assert [r.id.model for r in discover_runs([tmp_path], models=["Org/B"])] == ["Org/B"]
 
 
