@@ -581,6 +581,19 @@ def mrl_points(cfg: Mapping[str, Any], embed_dim: int | None) -> list[Point]:
     return [Point(d, p) for d in dims for p in precisions]
 
 
+def experiment_name(cfg: Mapping[str, Any]) -> str | None:
+    """``experiment``: the name of the folder every task files under (null or empty: none)."""
+    value = cfg.get("experiment")
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ConfigError(
+            f"experiment={shown(value)}: give a name for the results' experiment folder "
+            "(null: the folder its configuration decides)"
+        )
+    return str(value)
+
+
 def check_sweep_settings(cfg: Mapping[str, Any]) -> None:
     """The run settings whose checks hold on any machine: the model's, the MRL sweep's, the
     benchmark's tasks and shard, the runtime values (not its devices and cores: the job's
@@ -589,6 +602,7 @@ def check_sweep_settings(cfg: Mapping[str, Any]) -> None:
     from qzhou_eval.benchmarks import load_benchmark_tasks
 
     mrl_points(cfg, model_spec(setting(cfg, "", "model"), resolve_path=False).embed_dim)
+    experiment_name(cfg)
     runtime_spec(setting(cfg, "", "runtime"), node=False)
     load_benchmark_tasks(setting(cfg, "", "benchmark"))
 

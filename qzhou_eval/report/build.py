@@ -291,6 +291,14 @@ def _add_comparisons(
     report: Report, ref: Reference, reference_model: str | None, tolerance: float
 ) -> None:
     report.reference_label = ref.label
+    if reference_model is not None:  # a name mistyped would compare nothing, silently
+        name, _, revision = str(reference_model).partition("@")
+        held = sorted({f"{r.model}@{r.revision}" for r in ref.runs})
+        if not any(r.model == name and (not revision or r.revision == revision) for r in ref.runs):
+            raise UserError(
+                f"reference_model={reference_model} is not in the reference, {ref.label} (it "
+                f"has: {', '.join(held) or 'no runs'})"
+            )
     for summary in report.summaries:
         found = ref.find(summary.scores, reference_model)
         if found is None:

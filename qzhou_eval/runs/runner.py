@@ -32,6 +32,7 @@ from qzhou_eval.config.hub import check_hub_model, check_local_model
 from qzhou_eval.config.spec import (
     ModelSpec,
     RuntimeSpec,
+    experiment_name,
     mirror_dir,
     model_spec,
     mrl_points,
@@ -203,7 +204,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
     points = mrl_points(cfg, spec.embed_dim)
-    identity = Identity(spec, recipe, canonical_of(cfg), cfg.get("experiment"))
+    identity = Identity(spec, recipe, canonical_of(cfg), experiment_name(cfg))
     mirror = mirror_dir(cfg)
     if mirror is not None:
         from qzhou_eval.mirror import apply_mirror

@@ -107,6 +107,10 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
         (["runtime.scoring_workers=0,-1"], "error: the sweep's job runtime.scoring_workers=-1: "),
         (["runtime.lookahead=all,-3"], "error: the sweep's job runtime.lookahead=-3: "),
         (["runtime.encode=true,maybe"], "error: the sweep's job runtime.encode=maybe: "),
+        (  # (the job named as Hydra renders its value)
+            ["experiment=a,true"],
+            "error: the sweep's job experiment=True: experiment=true: give a name for the ",
+        ),
     ):
         code, lines = _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", *args)
         assert code == 2 and len(lines) == 1 and lines[0].startswith(expected), lines

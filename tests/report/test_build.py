@@ -101,3 +101,17 @@ def test_card_rows_only_beside_the_whole_benchmark_under_the_published_definitio
         assert [c.dims for c in report.mrl] == [[256, 512, 1792]]
         assert report.mrl[0].published == {}
         assert "(published)" not in render_text(report)
+
+
+def test_a_reference_model_the_reference_lacks_is_one_line(results_copy: Path, cmn_tasks: list):
+    # a mistyped name would otherwise compare nothing and say only "no reference run"
+    from qzhou_eval.errors import UserError
+
+    runs = discover_runs([results_copy])
+    bench = BenchmarkInfo("cmteb", CMN, 31)
+    found = build_report(runs, cmn_tasks, bench, [results_copy], reference_model=QZHOU_ZH)
+    assert found.comparisons
+    with pytest.raises(UserError, match=r"reference_model=nope/x is not in the reference, .*"):
+        build_report(runs, cmn_tasks, bench, [results_copy], reference_model="nope/x")
+    with pytest.raises(UserError, match=rf"reference_model={QZHOU_ZH}@abc is not in the ref"):
+        build_report(runs, cmn_tasks, bench, [results_copy], reference_model=f"{QZHOU_ZH}@abc")
