@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
 def _dispatch(args: list[str]) -> None:
     if not args:
         print(usage(), file=sys.stderr)
+        print(f"error: name a command, one of {list(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
     if args[0] in ("-h", "--help", "help"):
         print(usage())
@@ -120,6 +121,9 @@ def _dispatch(args: list[str]) -> None:
         print(version())
         sys.exit(0)
     name, rest = args[0], args[1:]
+    if "--version" in rest:  # (Hydra's own flag would print Hydra's version)
+        print(version())
+        sys.exit(0)
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}; use one of {list(COMMANDS)}", file=sys.stderr)
         sys.exit(2)

@@ -74,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE, file=sys.stdout if args else sys.stderr)
+        if not args:
+            print("error: name what to list: benchmarks, models or tasks", file=sys.stderr)
         sys.exit(0 if args else 2)
     what, overrides = args[0], args[1:]
     with quiet_broken_pipe():

@@ -40,6 +40,7 @@ def test_usage_and_unknown_command():
     assert "conf/" not in out.replace(str(CONF_DIR), "")
     code, out, err = _main()
     assert code == 2 and out == "" and err[0].startswith("usage: qzhou-eval <command>")
+    assert err[-1] == f"error: name a command, one of {list(cli.COMMANDS)}"
     code, out, err = _main("nosuch")
     assert code == 2
     assert err == [f"error: unknown command 'nosuch'; use one of {list(cli.COMMANDS)}"]
@@ -48,13 +49,14 @@ def test_usage_and_unknown_command():
 def test_version():
     from importlib import metadata
 
-    code, out, err = _main("--version")
     python = ".".join(map(str, sys.version_info[:3]))
-    assert (code, err) == (0, [])
-    assert out == (
-        f"qzhou-eval {metadata.version('qzhou-eval')} (mteb {metadata.version('mteb')}, "
-        f"Python {python})\n"
-    )
+    for args in (["--version"], ["run", "--version"]):  # not Hydra's version
+        code, out, err = _main(*args)
+        assert (code, err) == (0, [])
+        assert out == (
+            f"qzhou-eval {metadata.version('qzhou-eval')} (mteb {metadata.version('mteb')}, "
+            f"Python {python})\n"
+        )
 
 
 @pytest.mark.parametrize(

@@ -42,3 +42,4 @@ def test_list_refuses_in_one_line():
     assert run.err_lines[0].startswith("error: benchmark=nosuch is unknown; use one of [")
     run = qzhou_eval("list")
     assert run.code == 2 and run.err_lines[0].startswith("usage: qzhou-eval list")
+    assert run.err_lines[-1] == "error: name what to list: benchmarks, models or tasks"
