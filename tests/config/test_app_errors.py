@@ -245,6 +245,12 @@ def test_unquoted_non_ascii_value_names_the_quoting(monkeypatch, capsys, flags):
         ],
     )
     assert _run(monkeypatch, capsys, lambda cfg: None, '+text="今天天气很好"') == (0, [])
+    # a brace of the text: Hydra's parser stops at it (a ${...} reference is its grammar)
+    code, lines = _run(monkeypatch, capsys, lambda cfg: None, "+text=a{b}")
+    assert code == 2 and lines == [
+        "error: cannot parse the override '+text=a{b}': mismatched input '{' expecting <EOF>; "
+        "quote the value, Hydra's quotes inside the shell's: '+text=\"a{b}\"'"
+    ]
 
 
 @pytest.mark.parametrize(
