@@ -114,6 +114,8 @@ def _out_dir(value: object, results_dirs: list[Path]) -> Path | None:
         first = Path(os.path.abspath(results_dirs[0]))
         return first.parent / f"{first.name}_report"
     out = Path(str(value)).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out_dir={str(out)!r} is a file: name a folder for the report files")
     for d in results_dirs:
         if Path(os.path.abspath(out)).is_relative_to(Path(os.path.abspath(d))):
             raise ConfigError(

@@ -245,6 +245,9 @@ def test_bad_settings(results_copy: Path, tmp_path: Path) -> None:
         report(f"results_dir={tmp_path / 'absent'}")
     with pytest.raises(ConfigError, match="inside results_dir"):
         report(f"results_dir={results_copy}", f"out_dir={results_copy / 'report'}")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ConfigError, match=r"out_dir='.*afile' is a file: name a folder"):
+        report(f"results_dir={results_copy}", f"out_dir={tmp_path / 'afile'}")
     with pytest.raises(ConfigError, match="tolerance"):
         report(f"results_dir={results_copy}", "tolerance=-1")
     with pytest.raises(ConfigError, match="definition"):
