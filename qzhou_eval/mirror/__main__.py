@@ -53,10 +53,14 @@ def fill(cfg: DictConfig) -> list[Path]:
                 f"data.mirror={target}: cannot write {e.filename}: {e.strerror or e}"
             ) from None
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(
-            f"could not download into mirror {target} (is the Hugging Face Hub reachable?): "
-            f"{first_line}"
-        ) from None
+        from qzhou_eval.config.hub import offline
+
+        why = (
+            "HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set: unset it to download"
+            if offline()
+            else "is the Hugging Face Hub reachable?"
+        )
+        raise UserError(f"could not download into mirror {target} ({why}): {first_line}") from None
     print(f"downloaded {len(fetched)}, already complete {len(repos) - len(fetched)}")
     return fetched
 

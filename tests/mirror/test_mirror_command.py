@@ -34,3 +34,14 @@ def test_a_local_write_problem_inside_the_mirror_is_not_blamed_on_the_hub(tmp_pa
     assert run.code == 2 and "Traceback" not in run.err
     assert len(run.err_lines) == 1 and "Hub" not in run.err_lines[0]
     assert run.err_lines[0].startswith(f"error: data.mirror={mirror}: cannot write {mirror}")
+
+
+def test_a_download_that_fails_offline_names_the_offline_setting(tmp_path):
+    # the tests run with HF_HUB_OFFLINE=1 (conftest): the Hub is not asked, and the line says so
+    mirror = tmp_path / "m"
+    run = qzhou_eval("mirror", "benchmark=cmteb", "benchmark.tasks=[BQ]", f"data.mirror={mirror}")
+    assert run.code == 2 and "Traceback" not in run.err and len(run.err_lines) == 1
+    assert run.err_lines[0].startswith(
+        f"error: could not download into mirror {mirror} (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE "
+        "is set: unset it to download): "
+    )
