@@ -7,6 +7,7 @@ does not care which one it drives.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -99,6 +100,10 @@ class PoolEngine:
         self.pool.close(timeout=0.0 if force else 10.0)
 
 
+# What any model folder transformers or sentence-transformers loads holds at its top
+_MODEL_FILES = ("config.json", "modules.json")
+
+
 def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -> T:
     """``load(spec, *args)``, with a failure turned into one line naming the model and path."""
     from safetensors import SafetensorError  # a truncated or damaged model.safetensors
@@ -109,6 +114,9 @@ def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -
         if isinstance(e, torch.cuda.OutOfMemoryError):
             raise
         detail = " ".join(str(e).split())[:300] or type(e).__name__
+        folder = Path(spec.path).expanduser()
+        if folder.is_dir() and not any((folder / f).is_file() for f in _MODEL_FILES):
+            detail = f"the folder holds no model (none of {', '.join(_MODEL_FILES)})"
         raise ModelLoadError(
             f"cannot load the {what} of {spec.name} from model.path={spec.path}: {detail}"
         ) from None

@@ -26,8 +26,10 @@ def test_a_model_that_cannot_load_is_one_line_naming_the_path(tmp_path):
     with pytest.raises(ModelLoadError) as info:
         make_engine(native_spec(empty), ["cpu"])
     message = str(info.value)
-    assert message.startswith("cannot load the model of test/tiny-qwen2 from model.path=")
-    assert str(empty) in message and "\n" not in message
+    assert message == (
+        f"cannot load the model of test/tiny-qwen2 from model.path={empty}: the folder holds no "
+        "model (none of config.json, modules.json)"
+    )  # (not transformers' guess that a tokenizer library is missing)
 
 
 def _truncated_copy(model: Path, to: Path) -> Path:
