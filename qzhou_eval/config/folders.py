@@ -55,10 +55,17 @@ def check_results_place(results_dir: Path, store_dir: Path | None) -> None:
     """A ConfigError where ``runtime.results_dir`` is not where a results folder can be: in
     the embedding store, or one run's or one model's folder inside a results folder (mteb
     would nest a second results tree in it, which no report of the first one finds)."""
+    from qzhou_eval.store.disk import KEYS
+
     here = Path(results_dir).expanduser().resolve()
     if store_dir is not None:
         store = Path(store_dir).expanduser().resolve()
-        if here == store or store in here.parents:
+        # the store itself, or inside one configuration's folder of it (not any folder below
+        # a store_dir of ".": the store reads only its configurations' folders)
+        inside = store in here.parents and any(
+            (store / here.relative_to(store).parts[0]).glob(f"*{KEYS}")
+        )
+        if here == store or inside:
             raise ConfigError(
                 f"runtime.results_dir={results_dir} is in the embedding store "
                 f"(runtime.store_dir={store_dir}): give the results a folder of their own"
