@@ -390,7 +390,8 @@ def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
     if old and any(k in given for k in _TP_NEW):
         raise ConfigError(
             f"{s}: set starting_index/exiting_index (half-open) or the deprecated "
-            f"start_layer/end_layer (inclusive), not both (got {sorted(given)})"
+            f"start_layer/end_layer (inclusive), not both (got {sorted(given)}; a model file "
+            f"that sets the new keys takes them: exiting_index=<end_layer + 1>)"
         )
     if not flag(s, "enabled", setting(cfg, s, "enabled")):
         return TokenPrependingSpec(enabled=False)  # the layers do not matter (see fingerprint)

@@ -69,6 +69,8 @@ def test_old_and_new_keys_together_are_one_line_error():
     with pytest.raises(ConfigError, match="not both") as e:
         zh("+model.token_prepending.end_layer=7")
     assert "\n" not in str(e.value)
+    # the file sets the new keys, not the user: the line says what to set instead
+    assert str(e.value).endswith("takes them: exiting_index=<end_layer + 1>)")
     with pytest.raises(ConfigError, match="not both"):
         token_prepending_spec({"start_layer": 1, "exiting_index": 7})
 
