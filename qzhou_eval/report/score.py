@@ -195,10 +195,11 @@ def load_task_results(paths: Path | Sequence[Path], tasks: Sequence[AbsTask]) ->
     loaded: dict[str, Loaded] = {}
     for task in tasks:
         name = task.metadata.name
-        found = [_load_one(p, name) for p in folders if (p / f"{name}.json").is_file()]
+        held = [p for p in folders if (p / f"{name}.json").is_file()]
+        found = [_load_one(p, name) for p in held]
         counted = [r for r in found if isinstance(r, TaskResult)]
         if len({json.dumps(r.scores, sort_keys=True, default=str) for r in counted}) > 1:
-            where = " and ".join(str(p) for p in folders if (p / f"{name}.json").is_file())
+            where = " and ".join(map(str, held))
             loaded[name] = f"different scores in {where}: not counted (report the folders apart)"
         else:
             loaded[name] = (counted or found or [None])[0]
