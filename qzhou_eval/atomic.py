@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -171,6 +171,36 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+def write_all(files: Mapping[Path, bytes]) -> None:
+    """Write a set of files that belong together (a report's): all of them or, on any failure,
+    none. Each is written to its temporary file first; only once every one is whole are they
+    moved into place, and a target a rename could not replace (a folder of that name) is refused
+    before anything is written."""
+    for path in map(Path, files):
+        if path.is_dir():
+            raise WriteError(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
+    temps: dict[Path, Path] = {}
+    current = Path()
+    try:
+        for current, data in ((Path(p), d) for p, d in files.items()):
+            tmp = temps[current] = temp_path(current)
+            with in_folder(current, lambda tmp=tmp: _open_temp(tmp)) as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for current, tmp in temps.items():
+            os.replace(tmp, current)
+    except BaseException as e:
+        for tmp in temps.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(current, e) from e
+        raise
+    for folder in {p.parent for p in temps}:
+        _fsync_dir(folder)
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

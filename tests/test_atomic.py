@@ -80,6 +80,28 @@ def test_full_disk_mid_write_keeps_the_old_file_and_removes_the_temp(tmp_path, m
     assert not fresh.exists()
 
 
+def test_a_set_of_files_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.md", tmp_path / "sub" / "b.csv"
+    atomic.write_all({a: b"a1", b: b"b1"})
+    assert (a.read_bytes(), b.read_bytes()) == (b"a1", b"b1")
+    real, opened = atomic._open_temp, []
+
+    def second_fills_the_disk(tmp):
+        opened.append(tmp)
+        return DiskFillsUp(real(tmp)) if len(opened) == 2 else real(tmp)
+
+    monkeypatch.setattr(atomic, "_open_temp", second_fills_the_disk)
+    with pytest.raises(WriteError, match=re.escape(f"cannot write {b}: No space left on device")):
+        atomic.write_all({a: b"a2", b: b"b2"})
+    assert (a.read_bytes(), b.read_bytes()) == (b"a1", b"b1")  # the first not replaced either
+    assert _leftovers(tmp_path) == _leftovers(b.parent) == []
+    monkeypatch.undo()
+    (tmp_path / "c.json").mkdir()
+    with pytest.raises(WriteError, match=r"c\.json: Is a directory"):
+        atomic.write_all({a: b"a3", tmp_path / "c.json": b"c"})
+    assert a.read_bytes() == b"a1" and _leftovers(tmp_path) == []
+
+
 def test_interrupt_while_writing_removes_the_temp_and_is_not_wrapped(tmp_path):
     target = tmp_path / "a.json"
     with pytest.raises(KeyboardInterrupt), atomic.replacing(target) as f:

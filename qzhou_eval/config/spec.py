@@ -592,7 +592,19 @@ def experiment_name(cfg: Mapping[str, Any]) -> str | None:
             f"experiment={shown(value)}: give a name for the results' experiment folder "
             "(null: the folder its configuration decides)"
         )
-    return str(value)
+    name = str(value)
+    # mteb turns these into "_" in the folder name (model_meta.py, its experiment name): two
+    # names would share one folder, and the second run take the first one's results for its own
+    if odd := sorted({c for c in name if c in _NOT_IN_FOLDER_NAMES}):
+        safe = "".join("_" if c in _NOT_IN_FOLDER_NAMES else c for c in name)
+        raise ConfigError(
+            f"experiment={name!r}: it names a folder, and {' '.join(odd)} cannot be in a "
+            f"folder's name; e.g. experiment={safe!r}"
+        )
+    return name
+
+
+_NOT_IN_FOLDER_NAMES = frozenset('<>:"|?*\\/\0')
 
 
 def check_sweep_settings(cfg: Mapping[str, Any]) -> None:

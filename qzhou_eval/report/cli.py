@@ -37,29 +37,38 @@ class ReportOptions:
 
 def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
     """Check every setting; a bad one raises a one-line ConfigError/UserError."""
-    results_dirs = resolve_results_dirs(_plain(cfg.get("results_dir")) or [])
+    results_dirs = resolve_results_dirs(_texts("results_dir", cfg.get("results_dir"), "a folder"))
     tolerance = cfg.get("tolerance")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
         raise ConfigError(
             f"tolerance={shown(tolerance)}: give a number of score points >= 0 (e.g. 0.01)"
         )
-    experiments = _plain(cfg.get("experiments", "all"))
-    if isinstance(experiments, str) and experiments not in ("all", "none"):
-        experiments = [experiments]
-    if experiments is None or experiments is False:
+    given = cfg.get("experiments", "all")
+    experiments: str | list[str]
+    if given is None or given is False:
         experiments = "none"
-    models = _plain(cfg.get("models"))
-    if isinstance(models, str):
-        models = [models]
+    elif isinstance(given, str) and given in ("all", "none"):
+        experiments = given
+    else:
+        experiments = _texts("experiments", given, "all, none or experiment folder names")
+    models = cfg.get("models")
+    reference = cfg.get("reference")
+    if reference is True or OmegaConf.is_config(reference):
+        raise ConfigError(
+            f"reference={shown(reference)}: give a results folder, a .csv file, or false"
+        )
+    reference_model = cfg.get("reference_model")
     return ReportOptions(
         results_dirs=results_dirs,
-        reference=_plain(cfg.get("reference")),
-        reference_model=cfg.get("reference_model"),
+        reference=reference,
+        reference_model=None
+        if reference_model is None
+        else _text("reference_model", reference_model),
         tolerance=float(tolerance),
         definition=check_definition(str(cfg.get("definition"))),
         out_dir=_out_dir(cfg.get("out_dir"), results_dirs),
-        models=[str(m) for m in models] if models is not None else None,
-        experiments=experiments if isinstance(experiments, str) else [str(e) for e in experiments],
+        models=None if models is None else _texts("models", models, "model names or patterns", 1),
+        experiments=experiments,
         plots=flag("", "plots", cfg.get("plots", True)),
         per_task=flag("", "per_task", cfg.get("per_task", True)),
     )
@@ -110,6 +119,8 @@ def _out_dir(value: object, results_dirs: list[Path]) -> Path | None:
     """
     if value is False or (isinstance(value, str) and value.lower() in ("false", "none", "off")):
         return None
+    if value is True or OmegaConf.is_config(value):
+        raise ConfigError(f"out_dir={shown(value)}: give a folder for the report files, or false")
     if value is None:
         first = Path(os.path.abspath(results_dirs[0]))
         return first.parent / f"{first.name}_report"
@@ -122,6 +133,27 @@ def _out_dir(value: object, results_dirs: list[Path]) -> Path | None:
                 f"out_dir={str(out)!r} is inside results_dir {str(d)!r}; put it beside"
             )
     return out
+
+
+def _texts(key: str, value: object, what: str, least: int = 0) -> list[str]:
+    """A key that takes one text or a list of at least ``least`` texts. Hydra reads
+    ``results_dir=2026`` as a number: it names the folder ``2026``, as ``runtime.results_dir=2026``
+    does for a run; true, false, null and mappings name nothing."""
+    items = _plain(value)
+    items = items if isinstance(items, list) else [items]
+    if len(items) < least or any(
+        isinstance(v, bool) or not isinstance(v, (str, int, float)) for v in items
+    ):
+        raise ConfigError(f"{key}={shown(value)}: give {what} (one, or [a,b] for several)")
+    return [str(v) for v in items]
+
+
+def _text(key: str, value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(
+            f"{key}={shown(value)}: give a model name (org/name or org/name@revision)"
+        )
+    return str(value)
 
 
 def _plain(value: object) -> Any:

@@ -1,5 +1,5 @@
 """Write a report's files: Markdown, CSV, JSON and (where there is a curve or a comparison) PNG,
-each atomically.
+all of them or none (one failed write leaves the folder as it was).
 
 Machine-readable files keep the 0–1 scale of mteb's result files, at 10 decimals in the CSVs (far
 below any score's own precision; it drops float noise such as ``0.7317335999999999``, which is
@@ -29,20 +29,12 @@ from qzhou_eval.report.score import (
     MEAN_TASK_TYPE,
     Mean,
     Summary,
+    borda_ranks,
     other_definition,
     task_types,
 )
 
 SCALE = "0-1, as in mteb's result files (the tables show ×100)"
-
-
-def write_file(path: Path, data: str | bytes) -> Path:
-    """Write one report file atomically (the package's one writer: never a half file)."""
-    if isinstance(data, str):
-        atomic.write_text(path, data)
-    else:
-        atomic.write_bytes(path, data)
-    return path
 
 
 def report_stem(report: Report, key: str) -> str:
@@ -56,18 +48,22 @@ def report_stem(report: Report, key: str) -> str:
 
 
 def write_report_files(report: Report, out_dir: Path, plots: bool = True) -> list[Path]:
-    """Write every file of ``report`` into ``out_dir``; returns their paths."""
+    """Write every file of ``report`` into ``out_dir``, all of them or none (a failed write
+    leaves the folder as it was); returns their paths."""
     stem = report_stem(report, report.benchmark.key)
-    written = [
-        write_file(out_dir / f"{stem}.md", render_text(report, per_task=True, markdown=True)),
-        write_file(out_dir / f"{stem}_summary.csv", summary_csv(report)),
-        write_file(out_dir / f"{stem}_scores.csv", scores_csv(report)),
-        write_file(out_dir / f"{stem}.json", json.dumps(report_dict(report), indent=2) + "\n"),
-    ]
+    texts = {
+        f"{stem}.md": render_text(report, per_task=True, markdown=True),
+        f"{stem}_summary.csv": summary_csv(report),
+        f"{stem}_scores.csv": scores_csv(report),
+        f"{stem}.json": json.dumps(report_dict(report), indent=2) + "\n",
+    }
     if report.comparisons:
-        written.append(write_file(out_dir / f"{stem}_compare.csv", compare_csv(report)))
+        texts[f"{stem}_compare.csv"] = compare_csv(report)
+    files = {out_dir / name: text.encode("utf-8") for name, text in texts.items()}
     if plots:
-        written += _write_plots(report, out_dir, stem)
+        files |= {out_dir / name: png for name, png in _plots(report, stem).items()}
+    atomic.write_all(files)
+    written = list(files)
     _remove_stale(out_dir, stem, written)
     return written
 
@@ -87,27 +83,25 @@ def _remove_stale(out_dir: Path, stem: str, written: list[Path]) -> None:
                     path.unlink()
 
 
-def _write_plots(report: Report, out_dir: Path, stem: str) -> list[Path]:
+def _plots(report: Report, stem: str) -> dict[str, bytes]:
+    """File name -> PNG of each plot the report has something to draw for."""
     from qzhou_eval.report.plots import mrl_png, precision_png, types_vs_reference_png
 
-    written = []
+    pngs = {}
     labels = run_labels([c.run.run for c in report.comparisons])
     for c in report.comparisons:
         label = labels[c.run.run]
         title = f"{report.benchmark.name}: {label}\nvs {_short_reference(c)}"
-        png = types_vs_reference_png(c, title)
-        written.append(write_file(out_dir / f"{stem}_types_{_slug(label)}.png", png))
+        pngs[f"{stem}_types_{_slug(label)}.png"] = types_vs_reference_png(c, title)
     for curve in report.mrl:
         label = run_labels([RunId(curve.model, curve.revision)])[RunId(curve.model, curve.revision)]
         title = f"{report.benchmark.name}: {label}, score vs output dimension"
-        png = mrl_png(curve, title)
-        written.append(write_file(out_dir / f"{stem}_mrl_{_slug(label)}.png", png))
+        pngs[f"{stem}_mrl_{_slug(label)}.png"] = mrl_png(curve, title)
     for grid in report.precision:
         label = run_labels([grid.run])[grid.run]
         title = f"{report.benchmark.name}: {label}, {MEAN_TASK} vs bytes per vector"
-        png = precision_png(grid, title)
-        written.append(write_file(out_dir / f"{stem}_precision_{_slug(label)}.png", png))
-    return written
+        pngs[f"{stem}_precision_{_slug(label)}.png"] = precision_png(grid, title)
+    return pngs
 
 
 def _short_reference(c: Comparison) -> str:
@@ -116,11 +110,13 @@ def _short_reference(c: Comparison) -> str:
 
 
 def summary_csv(report: Report) -> str:
-    """One row per run: per-type means, Mean(Task), Mean(TaskType) (0–1; empty = missing)."""
+    """One row per run: per-type means, Mean(Task), Mean(TaskType) (0–1; empty = missing), its
+    rank by Borda count (the leaderboard's order)."""
     types = task_types(report.summaries)
     header = ["model", "revision", "experiment", *types, MEAN_TASK, MEAN_TASK_TYPE]
-    header += ["tasks_complete", "tasks_total", "complete", "definition"]
+    header += ["rank_borda", "tasks_complete", "tasks_total", "complete", "definition"]
     rows = []
+    ranks = borda_ranks(report.summaries)
     for s in report.summaries:
         values = [_num(s.types[t].value) if t in s.types else "" for t in types]
         rows.append(
@@ -129,6 +125,7 @@ def summary_csv(report: Report) -> str:
                 *values,
                 _num(s.mean_task.value),
                 _num(s.mean_task_type.value),
+                ranks[s.run],
                 s.mean_task.n_present,
                 s.mean_task.n_total,
                 s.complete,
@@ -207,7 +204,10 @@ def report_dict(report: Report) -> dict[str, object]:
         "scale": SCALE,
         "tolerance_points": report.tolerance,
         "results_dirs": [str(d) for d in report.results_dirs],
-        "runs": [_run_dict(s, alternative.get(s.run), report) for s in report.summaries],
+        "runs": [
+            _run_dict(s, alternative.get(s.run), report, rank)
+            for s, rank in zip(report.summaries, _ranks(report.summaries), strict=True)
+        ],
         "reference": report.reference_label,
         "comparisons": [_comparison_dict(c) for c in report.comparisons],
         "no_reference": [_run_id_dict(r) for r in report.no_reference],
@@ -215,9 +215,15 @@ def report_dict(report: Report) -> dict[str, object]:
     }
 
 
-def _run_dict(s: Summary, alt: Summary | None, report: Report) -> dict[str, object]:
+def _ranks(summaries: list[Summary]) -> list[int]:
+    ranks = borda_ranks(summaries)
+    return [ranks[s.run] for s in summaries]
+
+
+def _run_dict(s: Summary, alt: Summary | None, report: Report, rank: int) -> dict[str, object]:
     out: dict[str, object] = {
         **_run_id_dict(s.run),
+        "rank_borda": rank,
         "source": s.scores.source,
         "data": report.data.get(s.run, {}),  # where its data came from -> tasks (records)
         "embed_dim": s.scores.embed_dim,

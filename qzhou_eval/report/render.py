@@ -23,8 +23,10 @@ from qzhou_eval.report.score import (
     DEFAULT_DEFINITION,
     MEAN_TASK,
     MEAN_TASK_TYPE,
+    RANK,
     Mean,
     Summary,
+    borda_ranks,
     task_types,
 )
 
@@ -146,17 +148,17 @@ def run_labels(runs: Sequence[RunId], short: bool = False) -> dict[RunId, str]:
 
 
 def leaderboard_table(summaries: Sequence[Summary], title: str | None = None) -> Table:
-    """One row per run: per-type means, Mean(Task), Mean(TaskType) (leaderboard columns)."""
+    """One row per run: per-type means, Mean(Task), Mean(TaskType) (leaderboard columns), and
+    with several runs their rank by Borda count, the leaderboard's order."""
     types = task_types(summaries)
     labels = run_labels([s.run for s in summaries])
-    table = Table(
-        ["Model", *(type_label(t) for t in types), MEAN_TASK, MEAN_TASK_TYPE], title=title
-    )
+    ranks = borda_ranks(summaries) if len(summaries) > 1 else {}
+    columns = ["Model", *(type_label(t) for t in types), MEAN_TASK, MEAN_TASK_TYPE]
+    table = Table([*columns, RANK] if ranks else columns, title=title)
     for s in summaries:
         cells = [fmt_mean(s.types[t]) if t in s.types else "" for t in types]
-        table.rows.append(
-            [labels[s.run], *cells, fmt_mean(s.mean_task), fmt_mean(s.mean_task_type)]
-        )
+        row = [labels[s.run], *cells, fmt_mean(s.mean_task), fmt_mean(s.mean_task_type)]
+        table.rows.append([*row, str(ranks[s.run])] if ranks else row)
     return table
 
 

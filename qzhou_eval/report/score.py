@@ -100,10 +100,11 @@ def describe_definition(definition: str, tasks: Sequence[AbsTask]) -> str | None
             continue
         if definition == PUBLISHED:
             what = (
-                f"{_join(published)} only (the published definition, as in the published numbers)"
+                f"{_join(published)} only (the published definition, as in the published numbers;"
+                " mteb and its leaderboard today count both splits)"
             )
         else:
-            what = f"{_join(task.eval_splits)} (today's mteb definition)"
+            what = f"{_join(task.eval_splits)} (today's definition: mteb's and its leaderboard's)"
         parts.append(f"{task.metadata.name} counts {what}")
     return "; ".join(parts) or None
 
@@ -212,9 +213,12 @@ def _load_one(path: Path, name: str) -> Loaded:
         return why
     try:
         with _quiet_mteb():
-            return TaskResult.from_disk(path / f"{name}.json")
+            result = TaskResult.from_disk(path / f"{name}.json")
     except Exception as e:
         return f"unreadable result file: {one_line(e, limit=160)}"
+    if result.task_name != name:  # mteb's loaders file it under the name it holds
+        return f"the file holds a result of {result.task_name}, not of {name}"
+    return result
 
 
 def score_task(task: AbsTask, result: Loaded) -> TaskScore:
@@ -232,6 +236,12 @@ def score_task(task: AbsTask, result: Loaded) -> TaskScore:
     for split in task.eval_splits:
         for entry in sorted(kept.scores.get(split, []), key=lambda e: str(e["hf_subset"])):
             value = entry.get("main_score")
+            if _is_number(value) and abs(float(value)) > 1:  # every main score mteb has
+                problem = (
+                    f"main_score {float(value):g} ({split}/{entry['hf_subset']}) is beyond "
+                    "mteb's scale of at most 1 (a file of 0-100 scores?)"
+                )
+                return TaskScore(**base, score=None, problem=problem)
             if _is_number(value):
                 parts.append(Part(split, str(entry["hf_subset"]), float(value)))
             else:
@@ -333,6 +343,7 @@ class Summary:
 
 MEAN_TASK = "Mean(Task)"
 MEAN_TASK_TYPE = "Mean(TaskType)"
+RANK = "Rank (Borda)"
 
 
 def mean_of(values: Sequence[float | None]) -> Mean:
@@ -361,12 +372,39 @@ def task_types(summaries: Iterable[Summary]) -> list[str]:
     return sorted({t for s in summaries for t in s.types})
 
 
-def leaderboard_order(summaries: Iterable[Summary]) -> list[Summary]:
-    """Best Mean(TaskType) first; rows without one follow, by Mean(Task), then by name."""
+def borda_ranks(summaries: Sequence[Summary]) -> dict[RunId, int]:
+    """Each run's rank by Borda count among ``summaries`` (1 = best), the leaderboard's order.
 
-    def key(s: Summary) -> tuple[int, float, float, str, str, str]:
+    mteb 2.26's definition (``mteb/benchmarks/_create_table.py``; its functions are private, and
+    its public summary table drops models and tasks its registry lacks): per task, the runs that
+    have a score are ranked, equal scores sharing the average rank; each earns the number of runs
+    minus its rank; a missing task earns nothing. Most points first; equal points share the best
+    rank."""
+    n = len(summaries)
+    points = {s.run: 0.0 for s in summaries}
+    by_task: dict[str, list[tuple[float, RunId]]] = {}
+    for s in summaries:
+        for t in s.scores.tasks:
+            if t.score is not None:
+                by_task.setdefault(t.name, []).append((t.score, s.run))
+    for scored in by_task.values():
+        for score, run in scored:
+            better = sum(1 for other, _ in scored if other > score)
+            equal = sum(1 for other, _ in scored if other == score)
+            points[run] += n - (better + (equal + 1) / 2)  # the average rank of the tie
+    return {run: 1 + sum(1 for other in points.values() if other > p) for run, p in points.items()}
+
+
+def leaderboard_order(summaries: Iterable[Summary]) -> list[Summary]:
+    """By Borda rank as the leaderboard (:func:`borda_ranks`); equal ranks by Mean(TaskType),
+    then Mean(Task), then by name."""
+    summaries = list(summaries)
+    ranks = borda_ranks(summaries)
+
+    def key(s: Summary) -> tuple[int, int, float, float, str, str, str]:
         mtt, mt = s.mean_task_type.value, s.mean_task.value
         return (
+            ranks[s.run],
             0 if mtt is not None else 1,
             -(mtt if mtt is not None else 0.0),
             -(mt if mt is not None else 0.0),

@@ -111,6 +111,11 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
             ["experiment=a,true"],
             "error: the sweep's job experiment=True: experiment=true: give a name for the ",
         ),
+        (  # mteb would file a/b as a_b: two experiments in one folder
+            ["experiment=a_b,a/b"],
+            "error: the sweep's job experiment=a/b: experiment='a/b': it names a folder, and / "
+            "cannot be in a folder's name; e.g. experiment='a_b'",
+        ),
     ):
         code, lines = _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", *args)
         assert code == 2 and len(lines) == 1 and lines[0].startswith(expected), lines

@@ -43,15 +43,21 @@ def report(*overrides: str) -> str:
     return run_report(compose_config("report", list(overrides)))
 
 
-def table_rows(text: str, occurrence: int = 0) -> dict[str, list[str]]:
-    """The rows of the ``occurrence``-th leaderboard table in the text: label -> cells."""
+def table_rows(text: str, occurrence: int = 0, ranks: bool = False) -> dict[str, list[str]]:
+    """The rows of the ``occurrence``-th leaderboard table in the text: label -> cells (the
+    scores, or with ``ranks`` the Borda rank a table of several runs ends with)."""
     blocks = [b for b in text.split("\n\n") if "\nModel " in f"\n{b}" or b.startswith("Model ")]
     lines = blocks[occurrence].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Model "))
+    ranked = lines[start].rstrip().endswith("Rank (Borda)")
     rows = {}
     for line in lines[start + 2 :]:
         label, *cells = line.split("  ")
-        rows[label.strip()] = [c.strip() for c in cells if c.strip()]
+        cells = [c.strip() for c in cells if c.strip()]
+        if ranks:
+            rows[label.strip()] = cells[-1:] if ranked else []
+        else:
+            rows[label.strip()] = cells[:-1] if ranked else cells
     return rows
 
 
@@ -261,6 +267,57 @@ def test_bad_settings(results_copy: Path, tmp_path: Path) -> None:
         report(f"results_dir={results_copy}", "plots=no")
     with pytest.raises(UserError, match=r"experiments: no run has experiment \['nosuch'\]"):
         report(f"results_dir={results_copy}", "experiments=[nosuch]")
+    # true, a mapping or an empty selection names nothing (they were a traceback, or read as
+    # a folder or model named "True")
+    for override, line in [
+        ("results_dir=true", "results_dir=true: give a folder"),
+        ("models=true", "models=true: give model names or patterns"),
+        ("models=[]", r"models=\[\]: give model names or patterns"),
+        ("experiments=true", "experiments=true: give all, none or experiment folder names"),
+        ("experiments={a: 1}", "experiments={a: 1}: give all, none"),
+        ("reference=true", "reference=true: give a results folder, a .csv file, or false"),
+        ("reference_model=true", "reference_model=true: give a model name"),
+        ("out_dir=true", "out_dir=true: give a folder for the report files, or false"),
+    ]:
+        with pytest.raises(ConfigError, match=line):
+            report(f"results_dir={results_copy}", override)
+
+
+def test_names_hydra_reads_as_numbers_are_names(
+    results_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``results_dir=2026`` is the folder 2026, as for a run (Hydra gives the number 2026)."""
+    results_copy.rename(tmp_path / "2026")
+    monkeypatch.chdir(tmp_path)
+    text = report("results_dir=2026", "out_dir=2027", "plots=false")
+    assert table_rows(text)[QZHOU] == expected_cells(PUBLISHED_ENG, TYPES_ENG)
+    assert (tmp_path / "2027" / "mteb_eng_v2.md").is_file()
+    with pytest.raises(UserError, match=r"no runs .* for models \['123'\]"):
+        report("results_dir=2026", "models=123", "out_dir=false")
+    with pytest.raises(UserError, match=r"no run has experiment \['5'\]"):
+        report("results_dir=[2026]", "experiments=5", "out_dir=false")
+
+
+def test_a_failed_write_leaves_the_report_folder_as_it_was(
+    results_copy: Path, tmp_path: Path
+) -> None:
+    """All of the report's files or none: a folder where one file goes (or a full disk) stops
+    the report before any file of it replaces an earlier report's."""
+    out = tmp_path / "out"
+    report(f"results_dir={results_copy}", f"out_dir={out}", "plots=false")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    scores = out / "mteb_eng_v2_scores.csv"
+    scores.unlink()
+    scores.mkdir()
+    edit_scores(
+        task_file(results_copy, QZHOU, QZHOU_REV, "STS12"),
+        lambda data: data["scores"]["test"][0].update(main_score=0.5),
+    )
+    with pytest.raises(UserError, match=r"cannot write .*mteb_eng_v2_scores\.csv: Is a directory"):
+        report(f"results_dir={results_copy}", f"out_dir={out}", "plots=false")
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == {name: data for name, data in before.items() if name != scores.name}
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temporary files
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

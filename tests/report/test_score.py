@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -22,8 +21,12 @@ from qzhou_eval.report.score import (
     NO_FILE,
     PUBLISHED,
     Mean,
+    RunScores,
+    Summary,
+    TaskScore,
     affected_tasks,
     apply_definition,
+    borda_ranks,
     check_definition,
     describe_definition,
     leaderboard_order,
@@ -50,6 +53,9 @@ from tests.report.report_testdata import (
     points,
     task_file,
 )
+
+PEER = "Qwen/Qwen3-Embedding-8B"
+PEER_DIR = "Qwen__Qwen3-Embedding-8B"
 
 
 def _ms(tasks: list[AbsTask]) -> AbsTask:
@@ -154,6 +160,26 @@ def test_unreadable_file_is_reported_not_fatal(
     assert scores["BIOSSES"].score is None
     assert scores["BIOSSES"].problem.startswith("unreadable result file")
     assert scores["STS12"].complete
+
+
+def test_a_file_of_another_task_or_of_0_100_scores_is_not_counted(
+    results_copy: Path, eng_tasks: list[AbsTask]
+) -> None:
+    """mteb's loaders file a result under the task it names, not under its file name: a file
+    holding another task's result (copied or renamed) is not that task's; and no main score of
+    mteb's is beyond 1 (72.87 is a 0-100 file: counted, it made Mean(Task) 1516)."""
+    sts12 = task_file(results_copy, QZHOU, QZHOU_REV, "STS12")
+    shutil.copy(task_file(results_copy, QZHOU, QZHOU_REV, "BIOSSES"), sts12)
+    edit_scores(
+        task_file(results_copy, QZHOU, QZHOU_REV, "STS13"),
+        lambda d: d["scores"]["test"][0].update(main_score=72.87),
+    )
+    scores = load_run_scores(_run(results_copy, QZHOU, QZHOU_REV), eng_tasks).by_name()
+    assert scores["STS12"].score is None
+    assert scores["STS12"].problem == "the file holds a result of BIOSSES, not of STS12"
+    assert scores["STS13"].score is None
+    assert scores["STS13"].problem.startswith("main_score 72.87 (test/default) is beyond")
+    assert scores["BIOSSES"].complete and scores["STS14"].complete
 
 
 def test_pre_1_11_result_files_are_read(tmp_path: Path) -> None:
@@ -341,31 +367,77 @@ def test_mean_of() -> None:
     assert mean_of([]) == Mean(None, 0, 0)
 
 
-def test_leaderboard_order_by_mean_task_type(
-    package_results: Path, cmn_tasks: list[AbsTask], results_copy: Path
-) -> None:
-    zh = _summary(package_results, QZHOU_ZH, QZHOU_ZH_REV, cmn_tasks)
-    base = _summary(package_results, QZHOU, QZHOU_REV, cmn_tasks)
-    task_file(results_copy, QZHOU_ZH, QZHOU_ZH_REV, "ATEC").unlink()
-    incomplete = _summary(results_copy, QZHOU_ZH, QZHOU_ZH_REV, cmn_tasks)
-    ordered = leaderboard_order([incomplete, base, zh])
-    assert ordered == [zh, base, incomplete]
+def _scored(name: str, scores: dict[str, float | None]) -> Summary:
+    tasks = tuple(
+        TaskScore(task, "STS" if task.startswith("S") else "Retrieval", "m", score)
+        for task, score in scores.items()
+    )
+    return summarize(RunScores(RunId(name, "r"), tasks, "folder"))
+
+
+def test_borda_rank_shares_ties_and_gives_nothing_for_a_missing_task() -> None:
+    a = _scored("a", {"S1": 0.9, "S2": 0.5, "R1": 0.7})
+    b = _scored("b", {"S1": 0.9, "S2": 0.6, "R1": None})
+    c = _scored("c", {"S1": 0.1, "S2": 0.4, "R1": 0.2})
+    # S1: a, b share ranks 1-2 (1.5 points each of n=3), c 0; S2: b 2, a 1, c 0; R1: a 2, c 1
+    assert borda_ranks([a, b, c]) == {a.run: 1, b.run: 2, c.run: 3}  # 4.5, 3.5, 1
+    d = _scored("d", {"S1": 0.9, "S2": 0.6, "R1": 0.7})  # equal points share the best rank
+    e = _scored("e", {"S1": 0.9, "S2": 0.6, "R1": 0.7})
+    assert borda_ranks([d, e]) == {d.run: 1, e.run: 1}
+
+
+def test_leaderboard_order_is_the_borda_rank_not_a_mean() -> None:
+    """A run that wins most tasks narrowly ranks first, as on the leaderboard, though another
+    has the better Mean(TaskType); equal ranks follow Mean(TaskType)."""
+    narrow = _scored("narrow", {"S1": 0.81, "S2": 0.81, "R1": 0.10})
+    broad = _scored("broad", {"S1": 0.80, "S2": 0.80, "R1": 0.90})
+    assert broad.mean_task_type.value > narrow.mean_task_type.value
+    assert leaderboard_order([broad, narrow]) == [narrow, broad]
+    twin = _scored("twin", {"S1": 0.80, "S2": 0.80, "R1": 0.90})
+    assert leaderboard_order([twin, narrow, broad])[0] == narrow
 
 
 @pytest.mark.slow
 def test_agrees_with_mteb_leaderboard_summary(
     package_results: Path, cmn_tasks: list[AbsTask], tmp_path: Path
 ) -> None:
-    """mteb's own summary table (today's definition) gives the same means for these models."""
-    os.symlink(package_results, tmp_path / "results")
+    """mteb's own summary table (today's definition) gives the same means for these models, and
+    the same Borda ranks, also for a run whose rank and Mean(TaskType) disagree: a peer with
+    QZhou-Embedding-Zh's results a little higher on every task but classification, far lower
+    there."""
+    results = tmp_path / "results"
+    shutil.copytree(package_results, results)
+    shutil.copytree(GOLDEN / "results_peers" / "Qwen__Qwen3-Embedding-8B", results / PEER_DIR)
+    (peer,) = (results / PEER_DIR).iterdir()
+    zh = run_path(results, QZHOU_ZH, QZHOU_ZH_REV)
+    for task in cmn_tasks:
+        name = task.metadata.name
+        shutil.copy(zh / f"{name}.json", peer / f"{name}.json")
+        narrow = task.metadata.type != "Classification"
+
+        def edit(data: dict, narrow: bool = narrow) -> None:
+            for entries in data["scores"].values():
+                for entry in entries:
+                    entry["main_score"] = entry["main_score"] + 0.001 if narrow else 0.3
+
+        edit_scores(peer / f"{name}.json", edit)
     bench = mteb.get_benchmark(CMN)
     loaded = mteb.ResultCache(tmp_path).load_results(
         tasks=bench, include_remote=False, require_model_meta=False, validate_and_filter=True
     )
     table = loaded.get_benchmark_result().set_index("Model")
     current = apply_definition(cmn_tasks, CURRENT)
+    runs = {
+        model: _summary(results, model, revision, current)
+        for model, revision in [(QZHOU, QZHOU_REV), (QZHOU_ZH, QZHOU_ZH_REV), (PEER, peer.name)]
+    }
+    ranks = borda_ranks(list(runs.values()))
+    assert {m: ranks[s.run] for m, s in runs.items()} == table["Rank (Borda)"].to_dict()
+    ordered = [s.run.model for s in leaderboard_order(runs.values())]
+    assert ordered == [PEER, QZHOU_ZH, QZHOU]
+    assert max(runs.values(), key=lambda s: s.mean_task_type.value).run.model != PEER
     for model, revision in [(QZHOU, QZHOU_REV), (QZHOU_ZH, QZHOU_ZH_REV)]:
-        ours = _summary(package_results, model, revision, current)
+        ours = _summary(results, model, revision, current)
         assert table.loc[model, "Mean (Task)"] == pytest.approx(ours.mean_task.value, abs=1e-12)
         assert table.loc[model, "Mean (TaskType)"] == pytest.approx(
             ours.mean_task_type.value, abs=1e-12
