@@ -29,6 +29,12 @@ def test_values_are_shown_as_yaml_writes_them():
         ("lookahead", True, "runtime.lookahead=true: give a whole number >= 0 or 'all'"),
         ("encode", None, "runtime.encode=null: give true or false"),
         ("tokens_per_batch", [1, 2], "runtime.tokens_per_batch=[1, 2] must be a positive integer"),
+        # a blank store (runtime.store_dir=$STORE, STORE unset) is not vectors in memory only
+        ("store_dir", "", "runtime.store_dir='': give a folder, or null to keep vectors in memory"),
+        ("store_dir", "  ", "runtime.store_dir='  ': give a folder, or null to keep vectors in"),
+        ("store_dir", True, "runtime.store_dir=true: give a folder, or null to keep vectors in"),
+        ("results_dir", True, "runtime.results_dir=true: give a folder"),
+        ("results_dir", "", "runtime.results_dir must be set (a folder)"),
     ],
 )
 def test_a_bad_runtime_value_is_echoed_as_written(key, value, line):
@@ -36,4 +42,10 @@ def test_a_bad_runtime_value_is_echoed_as_written(key, value, line):
     cfg[key] = value
     with pytest.raises(ConfigError) as e:
         runtime_spec(cfg)
-    assert str(e.value) == line
+    assert str(e.value).startswith(line)
+
+
+def test_a_folder_hydra_reads_as_a_number_is_that_folder():
+    cfg = compose_config("mteb", ["runtime.results_dir=2026", "runtime.store_dir=7"]).runtime
+    spec = runtime_spec(cfg, node=False)
+    assert (str(spec.results_dir), str(spec.store_dir)) == ("2026", "7")

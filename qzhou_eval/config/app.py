@@ -377,6 +377,10 @@ def _report(e: BaseException, cfg: DictConfig | None) -> int:
     if isinstance(e, KeyboardInterrupt) and _stop["pipe"]:  # raised by stdout_closed
         _stop["quiet"] = True
         return BROKEN_PIPE_EXIT
+    failed = _stop["stdout_error"] if isinstance(e, KeyboardInterrupt) else stdout_failure(e)
+    if failed is not None:  # raised by stdout_failed, or a print that failed
+        _stop["quiet"] = True
+        return _stdout_problem(failed)
     if isinstance(e, (KeyboardInterrupt, Terminated)):
         signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
         print(_stop_line(signum), file=sys.stderr)
@@ -556,6 +560,9 @@ def _signals_exit_now() -> None:
 
 # The first stopping signal, and whether its line is printed (or the command is done).
 _stop: dict[str, Any] = {"signal": None, "quiet": False, "pipe": False, "raising": False}
+# stdout could not be written (a full disk, an I/O error), seen in a logging call: the command
+# stops as on Ctrl-C and says so
+_stop["stdout_error"] = None
 
 
 def _stop_line(signum: int) -> str:
@@ -602,8 +609,11 @@ class StdoutLogHandler(logging.StreamHandler):
         return bool(super().filter(record))
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if isinstance(sys.exc_info()[1], BrokenPipeError):
+        failed = sys.exc_info()[1]
+        if isinstance(failed, BrokenPipeError):
             stdout_closed()
+        elif isinstance(failed, StdoutError):
+            stdout_failed(failed)
         else:
             super().handleError(record)
 
@@ -620,6 +630,62 @@ def stdout_closed() -> None:
         os.kill(os.getpid(), signal.SIGINT)  # raised in the main thread, whichever logged
 
 
+def stdout_failed(e: OSError) -> None:
+    """stdout could not be written (seen in any thread): the command stops as on Ctrl-C, and
+    says why (:func:`_stdout_problem`), with exit code 1."""
+    if _stop["stdout_error"] is not None or _stop["pipe"]:
+        return
+    _stop["stdout_error"] = e
+    _stdout_to_devnull()
+    if _stop["raising"] and _stop["signal"] is None:
+        os.kill(os.getpid(), signal.SIGINT)  # raised in the main thread, whichever logged
+
+
+def stdout_failure(e: BaseException) -> OSError | None:
+    """``e`` when it is stdout that cannot be written (:class:`StdoutError`), else None."""
+    return e if isinstance(e, StdoutError) else None
+
+
+class StdoutError(OSError):
+    """A write to stdout failed (a full disk, an I/O error; not a closed pipe): raised in place
+    of the OSError, which names no file, so that it is told from any other."""
+
+
+class _StdoutWrites:
+    """sys.stdout, whose failed writes raise :class:`StdoutError`; all else is the stream's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise StdoutError(e.errno, e.strerror) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise StdoutError(e.errno, e.strerror) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _stdout_problem(e: OSError) -> int:
+    """One line for stdout that cannot be written; exit code 1, as for a full disk."""
+    _stdout_to_devnull()  # so that the interpreter's own flush at exit does not fail again
+    why = e.strerror or str(e) or type(e).__name__
+    with contextlib.suppress(OSError, ValueError):
+        print(f"error: cannot write to stdout: {why}; fix it and rerun", file=sys.stderr)
+    return 1
+
+
 def _stdout_to_devnull() -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -629,11 +695,14 @@ def _stdout_to_devnull() -> None:
 
 def tolerant_console() -> None:
     """stdout and stderr never raise UnicodeEncodeError: what the console's encoding cannot show
-    (``PYTHONIOENCODING=ascii``, a C locale) is written as backslash escapes (``\\u4eca``)."""
+    (``PYTHONIOENCODING=ascii``, a C locale) is written as backslash escapes (``\\u4eca``); a
+    write that stdout fails raises :class:`StdoutError`."""
     for stream in (sys.stdout, sys.stderr):
         if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
             with contextlib.suppress(ValueError, OSError):
                 stream.reconfigure(errors="backslashreplace")
+    if sys.stdout is not None and not isinstance(sys.stdout, _StdoutWrites):
+        sys.stdout = _StdoutWrites(sys.stdout)  # type: ignore[assignment]
 
 
 @contextlib.contextmanager
@@ -652,6 +721,10 @@ def quiet_broken_pipe() -> Iterator[None]:
     except BrokenPipeError:
         _stdout_to_devnull()
         sys.exit(BROKEN_PIPE_EXIT)
+    except OSError as e:  # stdout on a full disk: one line (another OSError is not this case)
+        if stdout_failure(e) is None:
+            raise
+        sys.exit(_stdout_problem(e))
 
 
 def _printing_not_sweeping(args: list[str]) -> list[str]:
@@ -708,6 +781,8 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
                 code = _report(e, cfg)
             if _stop["pipe"] and code == 0:  # its log lines went to a reader that went away
                 code = BROKEN_PIPE_EXIT
+            elif _stop["stdout_error"] is not None and code == 0:  # ... or could not be written
+                code = _stdout_problem(_stop["stdout_error"])
             if code:
                 if _in_multirun() and code not in STOPPED_CODES:
                     raise JobFailed(code)  # Hydra marks this job failed; the others still run
@@ -721,6 +796,7 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
             sys.argv = [sys.argv[0], *_help_names_the_command(_printing_not_sweeping(sys.argv[1:]))]
             tolerant_console()
             _stop["pipe"] = False  # a command run in this process before may have met one
+            _stop["stdout_error"] = None
             with quiet_broken_pipe(), _signals_raise(), _hydra_reraises():
                 try:
                     _precheck(config_name, sys.argv[1:])

@@ -449,9 +449,11 @@ def runtime_spec(cfg: Mapping[str, Any], node: bool = True) -> RuntimeSpec:
     devices = get("devices")
     if OmegaConf.is_config(devices):
         devices = OmegaConf.to_container(devices, resolve=True)
-    results_dir, store_dir = get("results_dir"), get("store_dir")
-    if not results_dir:
+    results_dir = get("results_dir")
+    if results_dir is None or results_dir == "":
         raise ConfigError("runtime.results_dir must be set (a folder)")
+    results_dir = _folder(s, "results_dir", results_dir, "a folder")
+    store_dir = _store_dir(cfg)
     encode = flag(s, "encode", get("encode"))
     if not encode and not store_dir:
         raise ConfigError(
@@ -466,11 +468,11 @@ def runtime_spec(cfg: Mapping[str, Any], node: bool = True) -> RuntimeSpec:
         max_batch_size=_positive_int(s, "max_batch_size", get("max_batch_size")),
         max_padding=None if max_padding is None else float(max_padding),
         packing=flag(s, "packing", get("packing")),
-        results_dir=Path(str(results_dir)).expanduser(),
+        results_dir=Path(results_dir).expanduser(),
         overwrite=flag(s, "overwrite", get("overwrite")),
         progress=flag(s, "progress", get("progress")),
         continue_on_error=flag(s, "continue_on_error", get("continue_on_error")),
-        store_dir=Path(str(store_dir)).expanduser() if store_dir else None,
+        store_dir=Path(store_dir).expanduser() if store_dir is not None else None,
         encode=encode,
         scoring_workers=workers,
         lookahead=None
@@ -495,7 +497,7 @@ def _scoring_workers(cfg: Mapping[str, Any]) -> tuple[int, int]:
     """The scoring processes, and how many were asked for: at most the cores this job may use
     (two on one core): each scores on a core and holds a task's data."""
     s = "runtime"
-    workers, store_dir = setting(cfg, s, "scoring_workers"), setting(cfg, s, "store_dir")
+    workers, store_dir = setting(cfg, s, "scoring_workers"), _store_dir(cfg)
     if workers == "auto":
         # the cores this job may use, less the main process and tokenization; processes score
         # from the disk store, so with vectors in memory only (store_dir: null) they cannot
@@ -507,6 +509,27 @@ def _scoring_workers(cfg: Mapping[str, Any]) -> tuple[int, int]:
             "the disk store); set runtime.scoring_workers=0 or a store folder"
         )
     return min(asked, max(2, usable_cores())), asked
+
+
+def _store_dir(cfg: Mapping[str, Any]) -> str | None:
+    """``runtime.store_dir``: a folder, or null for vectors in memory only. A blank value is
+    refused, not read as null (``runtime.store_dir=$STORE`` with ``STORE`` unset would run on
+    without a store to resume from)."""
+    value = setting(cfg, "runtime", "store_dir")
+    if value is None:
+        return None
+    return _folder(
+        "runtime", "store_dir", value, "a folder, or null to keep vectors in memory only"
+    )
+
+
+def _folder(section: str, key: str, value: Any, what: str) -> str:
+    """A folder setting: a text (a number Hydra read names the folder of that name); blank
+    text, true/false and lists are refused."""
+    text = str(value) if isinstance(value, (str, int, float)) else ""
+    if isinstance(value, bool) or not text.strip():
+        raise ConfigError(f"{section}.{key}={shown(value)}: give {what}")
+    return text
 
 
 def _non_negative_int(section: str, key: str, value: Any, also: str = "") -> int:

@@ -7,6 +7,7 @@ import sys
 
 from omegaconf import DictConfig
 
+from qzhou_eval.config.folders import remove_empty
 from qzhou_eval.pipeline.schedule import coverage_line
 from qzhou_eval.progress import stderr_is_terminal
 from qzhou_eval.report import render_run_summary
@@ -31,11 +32,15 @@ def run_from_config(cfg: DictConfig) -> int:
         for name, names in plan.experiments.items()
     ]
     variant = f" ({', '.join(filed)})" if set(plan.experiments) != {""} else ""
-    print(
-        f"qzhou-eval: {plan.spec.name}@{plan.spec.revision[:12]} on {len(plan.tasks)} task(s), "
-        f"recipe {plan.recipe.name}{variant}, results in {plan.runtime.results_dir}",
-        flush=True,
-    )
+    try:
+        print(
+            f"qzhou-eval: {plan.spec.name}@{plan.spec.revision[:12]} on {len(plan.tasks)} "
+            f"task(s), recipe {plan.recipe.name}{variant}, results in {plan.runtime.results_dir}",
+            flush=True,
+        )
+    except BaseException:  # stdout on a full disk, Ctrl-C: the folders planned stay unmade
+        remove_empty(plan.created)
+        raise
     outcome = execute(plan)
     for run in outcome.runs:
         print(

@@ -86,6 +86,9 @@ class RunPlan:
     identity: Identity  # where each task is filed
     benchmark: BenchmarkInfo  # what the tasks are: all of a benchmark or a subset of it
     read_only: bool = False  # every result is finished and a folder is not writable
+    # folders plan_run made (results_dir, store_dir and their parents, outermost first): a run
+    # that ends with nothing in them, stopped or failed early, removes them again
+    created: list[Path] = field(default_factory=list)
     data: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> data provenance
 
     def variant(self, task: str) -> Variant | None:
@@ -255,6 +258,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     except BaseException:
         remove_empty(created)
         raise
+    plan.created = created
     return plan
 
 
@@ -337,6 +341,9 @@ def execute(plan: RunPlan) -> RunOutcome:
         raise
     finally:
         remove_empty_result_folders(plan, folder)
+        if isinstance(store, DiskStore) and store.writable:
+            store.remove_if_empty()
+        remove_empty(plan.created)
     embedder.close()
     outcome.encoded_inputs = embedder.encoded_inputs
     outcome.stored_inputs += embedder.stored_inputs  # (and a pipeline's processes')

@@ -201,11 +201,19 @@ class DiskStore:
         if self.duplicate_rows and writable:
             logger.info("embedding store: %d duplicate vectors compacted", self.compact())
 
+    def remove_if_empty(self) -> None:
+        """Remove this configuration's folder if it holds nothing (a run that stored nothing,
+        stopped or failed early, leaves no empty folder); best effort."""
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
+
     # ---- reading the folder ----------------------------------------------------------------
 
     def _names_on_disk(self) -> set[str]:
-        if not self.writable and not self.folder.is_dir():
-            return set()  # nothing of this model configuration was stored
+        # no folder: nothing of this configuration was stored, or a run that stored nothing
+        # removed its empty folder (:meth:`remove_if_empty`; the next write makes it again)
+        if not self.folder.is_dir():
+            return set()
         with os.scandir(self.folder) as entries:
             return {
                 e.name[: -len(KEYS)]

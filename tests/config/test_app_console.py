@@ -17,11 +17,23 @@ from qzhou_eval.config.app import BROKEN_PIPE_EXIT
 from tests.conftest import REPO
 
 
-def _qzhou_eval(*args: str, closed_stdout: bool = False, env: dict[str, str] | None = None):
+def _qzhou_eval(
+    *args: str,
+    closed_stdout: bool = False,
+    env: dict[str, str] | None = None,
+    stdout: str | None = None,
+):
     """``python -m qzhou_eval <args>``: (exit code, stdout, stderr). ``closed_stdout``: stdout is
-    a pipe whose reader is gone before the command writes (what ``| head -1`` ends in)."""
+    a pipe whose reader is gone before the command writes (what ``| head -1`` ends in);
+    ``stdout``: a file stdout goes to (``/dev/full``: a full disk)."""
     environ = {**os.environ, **(env or {})}
     command = [sys.executable, "-m", "qzhou_eval", *args]
+    if stdout is not None:
+        with open(stdout, "wb") as out:
+            done = subprocess.run(
+                command, cwd=REPO, env=environ, stdout=out, stderr=subprocess.PIPE, timeout=300
+            )
+        return done.returncode, b"", done.stderr.decode()
     if not closed_stdout:
         done = subprocess.run(command, cwd=REPO, env=environ, capture_output=True, timeout=300)
         return done.returncode, done.stdout, done.stderr.decode()
@@ -45,6 +57,38 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(args):
     assert code == BROKEN_PIPE_EXIT == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
     assert "Error executing job" not in err  # Hydra's own line about a failed job
+
+
+FULL = "error: cannot write to stdout: No space left on device; fix it and rerun"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--version",),  # the console script's own printing
+        ("list", "models"),
+        ("run", "--help"),  # Hydra's
+        ("prompts", "model=minilm", "benchmark=demo_eng"),  # an app's, in Hydra's job
+    ],
+)
+def test_stdout_on_a_full_disk_is_one_line(args):
+    code, _, err = _qzhou_eval(*args, stdout="/dev/full")
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:") or "Traceback" in ln]
+    assert code == 1 and lines == [FULL], err
+    assert "Exception ignored" not in err and "Error executing job" not in err
+
+
+def test_a_run_whose_stdout_is_full_stops_with_one_line_and_leaves_no_folder(tmp_path):
+    code, _, err = _qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark=demo_eng",
+        f"runtime.results_dir={tmp_path / 'new' / 'results'}",
+        f"runtime.store_dir={tmp_path / 'new' / 'store'}",
+        stdout="/dev/full",
+    )
+    assert code == 1 and err.strip().splitlines() == [FULL], err
+    assert list(tmp_path.iterdir()) == []  # the folders it made for the run are gone again
 
 
 def test_an_ascii_console_gets_escapes_not_a_unicode_error():

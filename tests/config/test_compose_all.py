@@ -276,3 +276,36 @@ def test_submitits_own_lines_are_printed_once():
         assert handler.filter(other)
     finally:
         submitit.handlers = saved
+
+
+def test_a_log_line_stdout_cannot_take_stops_the_command_as_ctrl_c_does(monkeypatch):
+    """A log line that stdout fails (a full disk) stops the run: SIGINT to the main thread,
+    and the app then prints the stdout line, not "interrupted" (no logging traceback)."""
+    import errno
+    import logging
+    import signal
+
+    from qzhou_eval.config import app
+
+    class Full:
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self) -> None:
+            pass
+
+    sent = []
+    monkeypatch.setattr(app.os, "kill", lambda pid, signum: sent.append(signum))
+    monkeypatch.setitem(app._stop, "raising", True)
+    monkeypatch.setitem(app._stop, "stdout_error", None)
+    monkeypatch.setitem(app._stop, "quiet", False)
+    monkeypatch.setitem(app._stop, "pipe", False)
+    monkeypatch.setitem(app._stop, "signal", None)
+    monkeypatch.setattr(app, "_stdout_to_devnull", lambda: None)
+    handler = app.StdoutLogHandler(app._StdoutWrites(Full()))
+    record = logging.LogRecord("qzhou_eval.x", logging.INFO, __file__, 1, "a line", None, None)
+    handler.handle(record)
+    handler.handle(record)  # once is enough
+    assert sent == [signal.SIGINT]
+    assert isinstance(app._stop["stdout_error"], app.StdoutError)
+    assert app._report(KeyboardInterrupt(), None) == 1

@@ -53,14 +53,17 @@ def test_overriding_one_instruction_files_only_that_task_apart(tmp_path):
 
 
 def test_the_experiment_folder_named_is_the_one_mteb_files_into(tmp_path):
-    # mteb makes the user's name safe for a path; the run's header names that folder
+    # the run's header names the folder mteb files into; a name mteb would have to rewrite for
+    # a path is refused (two names, a/b and a_b, would share one folder)
     from qzhou_eval.results import ResultsFolder
     from qzhou_eval.runs.runner import result_folder
 
-    plan = _plan(tmp_path, "benchmark.tasks=[STS12]", "experiment=a/../b c")
+    plan = _plan(tmp_path, "benchmark.tasks=[STS12]", "experiment=a .. b c")
     (name,) = plan.experiments
     folder = result_folder(ResultsFolder(tmp_path / "r"), plan, "STS12", plan.points[0])
-    assert folder.name == name and "/" not in name
+    assert folder.name == name == "experiment_a .. b c"
+    with pytest.raises(ConfigError, match=r"experiment='a/\.\./b c': it names a folder, and /"):
+        _plan(tmp_path, "benchmark.tasks=[STS12]", "experiment=a/../b c")
     sweep = _plan(tmp_path, "benchmark.tasks=[STS12]", "experiment=b", "mrl.dims=[128,1024]")
     folders = {
         result_folder(ResultsFolder(tmp_path / "r"), sweep, "STS12", p).name for p in sweep.points

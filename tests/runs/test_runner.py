@@ -192,3 +192,29 @@ def test_a_first_run_loads_the_model_while_the_first_task_loads_its_data(
     model_started.clear()
     again = execute(plan_run(_cfg(tmp_path, *sts, "runtime.overwrite=true")))
     assert again.encoded_inputs == 0 and not model_started.is_set()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_run_stopped_before_anything_is_stored_leaves_no_empty_folder(
+    tmp_path, monkeypatch, workers
+):
+    """Ctrl-C (here: at the model's load) before any vector or result is written: the results
+    folder, the store and its configuration's folder the run made are gone again."""
+    from qzhou_eval.runs import runner
+
+    def engine(spec, devices):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_engine", engine)
+    root = tmp_path / "new"
+    cfg = _cfg(root, "benchmark.tasks=[DemoEngSTS]", f"runtime.scoring_workers={workers}")
+    with pytest.raises(KeyboardInterrupt):
+        execute(plan_run(cfg))
+    assert not root.exists()
+    # a store that holds vectors already keeps its folders (only the empty are removed)
+    monkeypatch.undo()
+    execute(plan_run(cfg))
+    stored = {p.relative_to(root) for p in root.rglob("*")}
+    monkeypatch.setattr(runner, "_engine", engine)
+    execute(plan_run(_cfg(root, "benchmark.tasks=[DemoEngSTS]", "runtime.overwrite=true")))
+    assert {p.relative_to(root) for p in root.rglob("*")} == stored
