@@ -90,6 +90,9 @@ class ModelSpec:
     n_parameters: int | None = None
     release_date: str | None = None
     license: str | None = None
+    # the model's own input limit for mteb's metadata (null: max_length, the evaluation's)
+    max_tokens: int | None = None
+    reference: str | None = None  # a link to the model (its card)
     token_prepending: TokenPrependingSpec = field(default_factory=TokenPrependingSpec)
     # A sentence-transformers Dense module folder inside the model folder (e.g. "2_Dense") whose
     # linear projection follows pooling (QZhou-Embedding-Zh's MRL projection). null = none.
@@ -309,6 +312,10 @@ def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpe
         else _positive_int(s, "n_parameters", get("n_parameters")),
         release_date=_release_date(get("release_date")),
         license=None if get("license") is None else _text(s, "license", get("license")),
+        max_tokens=None
+        if get("max_tokens") is None
+        else _positive_int(s, "max_tokens", get("max_tokens")),
+        reference=None if get("reference") is None else _text(s, "reference", get("reference")),
         token_prepending=token_prepending_spec(get("token_prepending")),
         projection=get("projection"),
         numerics=numerics_of(cfg),

@@ -389,3 +389,32 @@ def test_model_metadata_mteb_cannot_take_is_one_line_before_any_folder(tmp_path,
         _plan(tmp_path, "benchmark.tasks=[STS12]", override)
     assert str(refused.value).startswith(message)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "folder"),
+    [
+        ("qzhou_embedding", "Kingsoft-LLM__QZhou-Embedding"),
+        ("qzhou_embedding_zh", "Kingsoft-LLM__QZhou-Embedding-Zh"),
+    ],
+)
+def test_model_meta_says_what_the_published_results_model_meta_says(model, folder):
+    """For the leaderboard: the model's metadata as in the published results' model_meta.json
+    (max_tokens is the model's own limit, 8192, not the evaluation's max_length)."""
+    import json
+
+    from qzhou_eval.report.compare import package_reference_dir
+    from qzhou_eval.runs.identity import build_model_meta
+
+    cfg = compose_config("mteb", [f"model={model}"])
+    spec = model_spec(cfg.model, resolve_path=False)
+    ours = build_model_meta(
+        spec, recipe_from_config(cfg.prompts, KNOWN_TASKS), dim=None, variant=None
+    )
+    (published,) = (package_reference_dir() / folder).glob("*/model_meta.json")
+    theirs = json.loads(published.read_text())
+    keys = ["name", "revision", "release_date", "languages", "n_parameters", "max_tokens"]
+    keys += ["embed_dim", "license", "open_weights", "reference", "similarity_fn_name"]
+    keys += ["use_instructions"]
+    assert {k: ours.to_dict()[k] for k in keys} == {k: theirs[k] for k in keys}
+    assert spec.max_length == 1024 != ours.max_tokens
