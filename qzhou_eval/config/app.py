@@ -377,8 +377,8 @@ def _report(e: BaseException, cfg: DictConfig | None) -> int:
     if isinstance(e, KeyboardInterrupt) and _stop["pipe"]:  # raised by stdout_closed
         _stop["quiet"] = True
         return BROKEN_PIPE_EXIT
-    failed = _stop["stdout_error"] if isinstance(e, KeyboardInterrupt) else stdout_failure(e)
-    if failed is not None:  # raised by stdout_failed, or a print that failed
+    failed = _stop["stdout_error"] if isinstance(e, KeyboardInterrupt) else e
+    if isinstance(failed, StdoutError):  # a print that failed, or raised by stdout_failed
         _stop["quiet"] = True
         return _stdout_problem(failed)
     if isinstance(e, (KeyboardInterrupt, Terminated)):
@@ -558,11 +558,15 @@ def _signals_exit_now() -> None:
                 signal.signal(signum, _exit_now)
 
 
-# The first stopping signal, and whether its line is printed (or the command is done).
-_stop: dict[str, Any] = {"signal": None, "quiet": False, "pipe": False, "raising": False}
-# stdout could not be written (a full disk, an I/O error), seen in a logging call: the command
-# stops as on Ctrl-C and says so
-_stop["stdout_error"] = None
+# The first stopping signal, and whether its line is printed (or the command is done); whether
+# stdout's reader went away (pipe), or a write to stdout failed (stdout_error: the StdoutError).
+_stop: dict[str, Any] = {
+    "signal": None,
+    "quiet": False,
+    "pipe": False,
+    "raising": False,
+    "stdout_error": None,
+}
 
 
 def _stop_line(signum: int) -> str:
@@ -641,11 +645,6 @@ def stdout_failed(e: OSError) -> None:
         os.kill(os.getpid(), signal.SIGINT)  # raised in the main thread, whichever logged
 
 
-def stdout_failure(e: BaseException) -> OSError | None:
-    """``e`` when it is stdout that cannot be written (:class:`StdoutError`), else None."""
-    return e if isinstance(e, StdoutError) else None
-
-
 class StdoutError(OSError):
     """A write to stdout failed (a full disk, an I/O error; not a closed pipe): raised in place
     of the OSError, which names no file, so that it is told from any other."""
@@ -707,7 +706,8 @@ def tolerant_console() -> None:
 
 @contextlib.contextmanager
 def quiet_broken_pipe() -> Iterator[None]:
-    """A reader that goes away (``qzhou-eval prompts | head -1``) ends the command quietly.
+    """A reader that goes away (``qzhou-eval prompts | head -1``) ends the command quietly;
+    stdout that cannot be written (``> /dev/full``) ends it with one line, exit code 1.
 
     Exit code 141, as a command killed by SIGPIPE (Python ignores that signal and raises
     BrokenPipeError instead). As Python's documentation advises, stdout is then pointed at
@@ -721,9 +721,7 @@ def quiet_broken_pipe() -> Iterator[None]:
     except BrokenPipeError:
         _stdout_to_devnull()
         sys.exit(BROKEN_PIPE_EXIT)
-    except OSError as e:  # stdout on a full disk: one line (another OSError is not this case)
-        if stdout_failure(e) is None:
-            raise
+    except StdoutError as e:  # stdout on a full disk: one line
         sys.exit(_stdout_problem(e))
 
 
