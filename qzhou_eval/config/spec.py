@@ -623,6 +623,11 @@ def experiment_name(cfg: Mapping[str, Any]) -> str | None:
             "(null: the folder its configuration decides)"
         )
     name = str(value)
+    if name != name.strip() or not name.strip():
+        raise ConfigError(
+            f"experiment={name!r}: it names a folder; give a name without leading or trailing "
+            f"spaces (e.g. experiment={name.strip() or 'mine'!r}), or null for none"
+        )
     # mteb turns these into "_" in the folder name (model_meta.py, its experiment name): two
     # names would share one folder, and the second run take the first one's results for its own
     if odd := sorted({c for c in name if c in _NOT_IN_FOLDER_NAMES}):
