@@ -43,6 +43,9 @@ RUN_SETTINGS = "run_settings.jsonl"
 DAMAGED = (ValueError, KeyError, TypeError)
 
 
+MODEL_META = "model_meta.json"
+
+
 class ResultsFolder(ResultCache):
     """A ResultCache whose ``results_dir`` holds ``<org>__<model>/`` folders directly.
 
@@ -161,10 +164,24 @@ class ResultsFolder(ResultCache):
                 scratch.unlink(missing_ok=True)
         atomic.write_bytes(path, data)
         if isinstance(model_name, ModelMeta):
-            meta_text = json.dumps(model_name.to_dict(), default=str, indent=4)
-            atomic.write_text(path.parent / "model_meta.json", meta_text)
+            self.write_model_meta(path.parent, model_name)
         kwargs = self.encode_kwargs if encode_kwargs is None else encode_kwargs
         self._write_run_settings(path.parent, task_result, task_result.scores, kwargs)
+
+    @staticmethod
+    def write_model_meta(folder: Path, meta: ModelMeta, *, only_if_changed: bool = False) -> None:
+        """``<folder>/model_meta.json`` as mteb writes it. ``only_if_changed``: only where the
+        file is there and says something else (a finished run whose model metadata, such as
+        ``model.max_tokens``, changed since: the folder describes the model as now set)."""
+        path = folder / MODEL_META
+        text = json.dumps(meta.to_dict(), default=str, indent=4)
+        if only_if_changed:
+            try:
+                if path.read_bytes() == text.encode("utf-8"):
+                    return
+            except OSError:
+                return  # none there: no result in the folder yet
+        atomic.write_text(path, text)
 
     def _restore_run_settings(self, folder: Path, result: TaskResult) -> None:
         """Add the ``run_settings.jsonl`` lines of splits the file lacks (a kill between writes)."""

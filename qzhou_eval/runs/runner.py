@@ -336,6 +336,8 @@ def execute(plan: RunPlan) -> RunOutcome:
     # stopped at once rather than left to finish the batches still queued.
     try:
         outcome = _evaluate(plan, folder, store, embedder)
+        if not plan.read_only:
+            refresh_model_metas(plan, folder)
     except BaseException:
         embedder.close(force=True)
         raise
@@ -361,6 +363,19 @@ def execute(plan: RunPlan) -> RunOutcome:
     outcome.seconds = time.monotonic() - started
     outcome.results_dir = folder.results_dir
     return outcome
+
+
+def refresh_model_metas(plan: RunPlan, folder: ResultsFolder) -> None:
+    """Each of the run's result folders describes the model as it is set now: a folder whose
+    ``model_meta.json`` says otherwise (its tasks finished before ``model.max_tokens`` or
+    ``model.release_date`` changed; no score depends on them) gets this run's."""
+    metas = {
+        result_folder(folder, plan, t.metadata.name, p): plan.model_meta(t.metadata.name, p)
+        for t in plan.tasks
+        for p in plan.points
+    }
+    for where, meta in metas.items():
+        folder.write_model_meta(where, meta, only_if_changed=True)
 
 
 def remove_empty_result_folders(plan: RunPlan, folder: ResultsFolder) -> None:

@@ -218,3 +218,24 @@ def test_a_run_stopped_before_anything_is_stored_leaves_no_empty_folder(
     monkeypatch.setattr(runner, "_engine", engine)
     execute(plan_run(_cfg(root, "benchmark.tasks=[DemoEngSTS]", "runtime.overwrite=true")))
     assert {p.relative_to(root) for p in root.rglob("*")} == stored
+
+
+def test_a_finished_run_brings_model_meta_up_to_date(tmp_path):
+    """No score depends on the model's metadata: a rerun whose tasks are all finished evaluates
+    nothing, but the folder's model_meta.json says what the model config says now (e.g. the
+    max_tokens of a run made before model.max_tokens), and is not rewritten when it already
+    does."""
+    sts = "benchmark.tasks=[DemoEngSTS]"
+    execute(plan_run(_cfg(tmp_path, sts)))
+    meta = tmp_path / "results" / MINILM / "model_meta.json"
+    written = meta.read_bytes()
+    assert json.loads(written)["max_tokens"] == 256
+    meta.write_text(written.decode().replace('"max_tokens": 256', '"max_tokens": 1024'))
+    again = execute(plan_run(_cfg(tmp_path, sts)))
+    assert again.encoded_inputs == 0 and again.forward_calls == 0
+    assert meta.read_bytes() == written
+    before = meta.stat().st_mtime_ns
+    execute(plan_run(_cfg(tmp_path, sts)))
+    assert meta.stat().st_mtime_ns == before  # the same: not written again
+    execute(plan_run(_cfg(tmp_path, sts, "model.release_date=2021-08-30")))
+    assert json.loads(meta.read_text())["release_date"] == "2021-08-30"
