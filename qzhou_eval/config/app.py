@@ -629,9 +629,7 @@ def stdout_closed() -> None:
     if _stop["pipe"]:
         return
     _stop["pipe"] = True
-    _stdout_to_devnull()
-    if _stop["raising"] and _stop["signal"] is None:
-        os.kill(os.getpid(), signal.SIGINT)  # raised in the main thread, whichever logged
+    _stop_without_stdout()
 
 
 def stdout_failed(e: OSError) -> None:
@@ -640,6 +638,11 @@ def stdout_failed(e: OSError) -> None:
     if _stop["stdout_error"] is not None or _stop["pipe"]:
         return
     _stop["stdout_error"] = e
+    _stop_without_stdout()
+
+
+def _stop_without_stdout() -> None:
+    """stdout to devnull, so that nothing else fails on it; the command stops as on Ctrl-C."""
     _stdout_to_devnull()
     if _stop["raising"] and _stop["signal"] is None:
         os.kill(os.getpid(), signal.SIGINT)  # raised in the main thread, whichever logged

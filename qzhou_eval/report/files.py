@@ -189,6 +189,7 @@ def compare_csv(report: Report) -> str:
 def report_dict(report: Report) -> dict[str, object]:
     """The whole report as JSON-ready data (0–1 scores, None for missing)."""
     alternative = {s.run: s for s in report.alternative}
+    ranks = borda_ranks(report.summaries)
     b = report.benchmark
     return {
         "benchmark": {
@@ -205,19 +206,13 @@ def report_dict(report: Report) -> dict[str, object]:
         "tolerance_points": report.tolerance,
         "results_dirs": [str(d) for d in report.results_dirs],
         "runs": [
-            _run_dict(s, alternative.get(s.run), report, rank)
-            for s, rank in zip(report.summaries, _ranks(report.summaries), strict=True)
+            _run_dict(s, alternative.get(s.run), report, ranks[s.run]) for s in report.summaries
         ],
         "reference": report.reference_label,
         "comparisons": [_comparison_dict(c) for c in report.comparisons],
         "no_reference": [_run_id_dict(r) for r in report.no_reference],
         "skipped": [_run_id_dict(r) for r in report.skipped],
     }
-
-
-def _ranks(summaries: list[Summary]) -> list[int]:
-    ranks = borda_ranks(summaries)
-    return [ranks[s.run] for s in summaries]
 
 
 def _run_dict(s: Summary, alt: Summary | None, report: Report, rank: int) -> dict[str, object]:

@@ -369,13 +369,18 @@ def refresh_model_metas(plan: RunPlan, folder: ResultsFolder) -> None:
     """Each of the run's result folders describes the model as it is set now: a folder whose
     ``model_meta.json`` says otherwise (its tasks finished before ``model.max_tokens`` or
     ``model.release_date`` changed; no score depends on them) gets this run's."""
-    metas = {
-        result_folder(folder, plan, t.metadata.name, p): plan.model_meta(t.metadata.name, p)
-        for t in plan.tasks
-        for p in plan.points
-    }
-    for where, meta in metas.items():
+    for where, meta in _result_folders(plan, folder).items():
         folder.write_model_meta(where, meta, only_if_changed=True)
+
+
+def _result_folders(plan: RunPlan, folder: ResultsFolder) -> dict[Path, ModelMeta]:
+    """Each folder the run's tasks are filed in, with the model meta they are filed under."""
+    folders = {}
+    for task in plan.tasks:
+        for point in plan.points:
+            meta = plan.model_meta(task.metadata.name, point)
+            folders[folder.get_task_result_path(task.metadata.name, meta).parent] = meta
+    return folders
 
 
 def remove_empty_result_folders(plan: RunPlan, folder: ResultsFolder) -> None:
@@ -389,10 +394,7 @@ def remove_empty_result_folders(plan: RunPlan, folder: ResultsFolder) -> None:
 
 
 def _remove_empty_result_folders(plan: RunPlan, folder: ResultsFolder) -> None:
-    wheres = {
-        result_folder(folder, plan, t.metadata.name, p) for t in plan.tasks for p in plan.points
-    }
-    for where in sorted(wheres):
+    for where in sorted(_result_folders(plan, folder)):
         atomic.remove_empty_folders(where / RECORDS, folder.results_dir)
 
 
