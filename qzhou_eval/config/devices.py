@@ -11,18 +11,21 @@ import re
 
 from qzhou_eval.errors import ConfigError, shown
 
-DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"  # runtime.device, check.device
+_DEVICES_FORMS = "auto, all, cpu, cuda, cuda:N, mps, or a list such as [cuda:0, cuda:1]"
+_LISTED_FORMS = "cpu, cuda, cuda:N or mps"
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda)(?::(\d+))?")
 
 
-def check_device(device: str, key: str) -> str:
-    """Return ``device`` if this machine has it; else a ConfigError naming ``key`` (one line).
+def check_device(device: str, key: str, forms: str = DEVICE_FORMS) -> str:
+    """Return ``device`` if this machine has it; else a ConfigError naming ``key`` (one line;
+    a malformed one lists ``forms``, the values ``key`` takes).
 
     ``auto`` (cuda if available, else cpu) and ``cpu`` always pass.
     """
     m = _DEVICE.fullmatch(str(device).strip())
     if m is None or (m[2] is not None and m[1] != "cuda"):
-        raise ConfigError(f"{key}={shown(device)} is not a device; use {DEVICE_FORMS}")
+        raise ConfigError(f"{key}={shown(device)} is not a device; use {forms}")
     kind, index = m[1], m[2]
     if kind in ("auto", "cpu"):
         return m[0]
@@ -81,9 +84,12 @@ def resolve_devices(devices: object, device: object = None) -> list[str]:
             raise ConfigError("runtime.devices=all: no CUDA device is visible; use cpu or auto")
         return [f"cuda:{i}" for i in range(n)]
     if isinstance(devices, str):
-        return [check_device(devices, "runtime.devices")]
+        return [check_device(devices, "runtime.devices", _DEVICES_FORMS)]
     if isinstance(devices, (list, tuple)) and devices:
-        out = [check_device(str(d), "runtime.devices") for d in devices]
+        out = [
+            check_device(str(d), f"runtime.devices[{i}]", _LISTED_FORMS)
+            for i, d in enumerate(devices)
+        ]
         if "auto" in out:
             raise ConfigError("runtime.devices: a list names devices (cpu, cuda:0, ...), not auto")
         return out

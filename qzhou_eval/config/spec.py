@@ -269,6 +269,9 @@ def resolve_model_path(path: str) -> str:
     return path
 
 
+_PATH_WHAT = "a model folder, a Hub id, pkg:<module>, or null for the Hub id in model.name"
+
+
 def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpec:
     """The validated model settings. ``resolve_path=False`` keeps ``path`` as written (no
     package import, no file check): for the official configuration, whose path decides nothing
@@ -286,12 +289,12 @@ def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpe
         raise ConfigError("model.revision must be set (a commit hash, a tag or main)")
     embed_dim = get("embed_dim")
     languages = get("languages")
+    path = get("path")  # null: the Hub id in model.name; blank ($MODEL unset) is refused
+    path = str(name) if path is None else _folder(s, "path", path, _PATH_WHAT)
     spec = ModelSpec(
         name=str(name),
         revision=str(revision),
-        path=(resolve_model_path if resolve_path else str)(
-            str(get("path") or name)
-        ),  # null = the Hub id in model.name
+        path=resolve_model_path(path) if resolve_path else path,
         backend=_choice(s, "backend", get("backend"), BACKENDS),
         attention=_choice(s, "attention", get("attention"), ATTENTIONS),
         pooling=_choice(s, "pooling", get("pooling"), POOLING_MODES),
@@ -613,9 +616,11 @@ def mrl_points(cfg: Mapping[str, Any], embed_dim: int | None) -> list[Point]:
 
 
 def experiment_name(cfg: Mapping[str, Any]) -> str | None:
-    """``experiment``: the name of the folder every task files under (null or empty: none)."""
+    """``experiment``: the name of the folder every task files under (null: none). A blank
+    value is refused, not read as null: ``experiment=$NAME`` with ``NAME`` unset would file a
+    named experiment as the official configuration."""
     value = cfg.get("experiment")
-    if value is None or value == "":
+    if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ConfigError(
@@ -623,10 +628,15 @@ def experiment_name(cfg: Mapping[str, Any]) -> str | None:
             "(null: the folder its configuration decides)"
         )
     name = str(value)
-    if name != name.strip() or not name.strip():
+    if not name.strip():
+        raise ConfigError(
+            f"experiment={name!r}: give a name for the results' experiment folder "
+            "(e.g. experiment=mine), or null for none"
+        )
+    if name != name.strip():
         raise ConfigError(
             f"experiment={name!r}: it names a folder; give a name without leading or trailing "
-            f"spaces (e.g. experiment={name.strip() or 'mine'!r}), or null for none"
+            f"spaces (e.g. experiment={name.strip()!r}), or null for none"
         )
     # mteb turns these into "_" in the folder name (model_meta.py, its experiment name): two
     # names would share one folder, and the second run take the first one's results for its own

@@ -53,7 +53,7 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
         experiments = _texts("experiments", given, "all, none or experiment folder names")
     models = cfg.get("models")
     reference = cfg.get("reference")
-    if reference is True or OmegaConf.is_config(reference):
+    if reference is True or OmegaConf.is_config(reference) or reference == "":
         raise ConfigError(
             f"reference={shown(reference)}: give a results folder, a .csv file, or false"
         )
@@ -119,7 +119,11 @@ def _out_dir(value: object, results_dirs: list[Path]) -> Path | None:
     """
     if value is False or (isinstance(value, str) and value.lower() in ("false", "none", "off")):
         return None
-    if value is True or OmegaConf.is_config(value):
+    if (
+        value is True
+        or OmegaConf.is_config(value)
+        or (isinstance(value, str) and not value.strip())
+    ):
         raise ConfigError(f"out_dir={shown(value)}: give a folder for the report files, or false")
     if value is None:
         first = Path(os.path.abspath(results_dirs[0]))
@@ -141,19 +145,27 @@ def _texts(key: str, value: object, what: str, least: int = 0) -> list[str]:
     does for a run; true, false, null and mappings name nothing."""
     items = _plain(value)
     items = items if isinstance(items, list) else [items]
-    if len(items) < least or any(
-        isinstance(v, bool) or not isinstance(v, (str, int, float)) for v in items
-    ):
+    if len(items) < least or any(_not_a_text(v) for v in items):
         raise ConfigError(f"{key}={shown(value)}: give {what} (one, or [a,b] for several)")
     return [str(v) for v in items]
 
 
 def _text(key: str, value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if _not_a_text(value):
         raise ConfigError(
             f"{key}={shown(value)}: give a model name (org/name or org/name@revision)"
         )
     return str(value)
+
+
+def _not_a_text(value: object) -> bool:
+    """True, false, null, mappings and blank text name nothing (``results_dir=$DIR`` with ``DIR``
+    unset would read the current folder)."""
+    return (
+        isinstance(value, bool)
+        or not isinstance(value, (str, int, float))
+        or not str(value).strip()
+    )
 
 
 def _plain(value: object) -> Any:

@@ -112,9 +112,10 @@ def _record(path: Path, task: str) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
-def data_line(sources: dict[str, list[str]], n_tasks: int) -> str:
-    """``mirror /m, files match the pinned revision`` or, when they differ,
-    ``<description> (task, task); <description> (task)``."""
-    if len(sources) == 1 and len(next(iter(sources.values()))) == n_tasks:
+def data_line(sources: dict[str, list[str]]) -> str:
+    """``mirror /m, files match the pinned revision`` when every task with a result read its
+    data alike (tasks without one are the table's missing ones, not another source) or, when
+    they differ, ``<description> (task, task); <description> (task)``."""
+    if len(sources) == 1:
         return next(iter(sources))
     return "; ".join(f"{d} ({', '.join(tasks)})" for d, tasks in sources.items())

@@ -311,7 +311,7 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
     data_labels = run_labels(list(report.data))
     for run, sources in report.data.items():
         label = f" of {data_labels[run]}" if len(report.summaries) > 1 else ""
-        head.append(f"Data{label}: {data_line(sources, report.n_tasks)}")
+        head.append(f"Data{label}: {data_line(sources)}")
     if report.definition_line:
         head.append(f"Definition: {report.definition_line}")
     head.append(SCALE_NOTE)

@@ -66,6 +66,8 @@ def test_hf_auto_needs_a_name():
         ("model.max_length=0", "model.max_length"),
         ("model.padding_side=middle", "model.padding_side"),
         ("model.path=/no/such/folder", "model.path"),
+        ("model.path=", "model.path='': give a model folder"),  # not the Hub id in model.name
+        ("model.path=false", "model.path=false: give a model folder"),
     ],
 )
 def test_bad_model_values_name_the_key(override, needle):

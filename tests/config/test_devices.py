@@ -26,8 +26,13 @@ def test_auto_and_cpu_always_pass(device):
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "cpu:0", "mps:1", "", "CUDA"])
 def test_malformed_device_names_the_key_and_the_forms(device):
-    with pytest.raises(ConfigError, match=r"^runtime\.devices\[1\]=.* is not a device; use auto"):
-        check_device(device, "runtime.devices[1]")
+    with pytest.raises(ConfigError, match=r"^runtime\.device=.* is not a device; use auto, cpu"):
+        check_device(device, "runtime.device")
+    # each key lists the forms it takes: runtime.devices also all and lists, a list's item neither
+    with pytest.raises(ConfigError, match=r"^runtime\.devices=.* device; use auto, all, .*a list"):
+        runtime(devices=device or " ")
+    with pytest.raises(ConfigError, match=r"^runtime\.devices\[1\]=.* device; use cpu, cuda, "):
+        runtime(devices=["cpu", device])
 
 
 def test_cuda_on_a_machine_without_cuda(monkeypatch):
@@ -68,7 +73,7 @@ def test_runtime_devices_lists_and_aliases(monkeypatch):
     assert runtime(devices="auto").devices == ("cuda:0", "cuda:1")
     assert runtime(devices="all").devices == ("cuda:0", "cuda:1")
     assert runtime(devices=["cuda:1", "cuda:0"]).devices == ("cuda:1", "cuda:0")
-    with pytest.raises(ConfigError, match=r"^runtime\.devices=cuda:2: this machine has 2"):
+    with pytest.raises(ConfigError, match=r"^runtime\.devices\[1\]=cuda:2: this machine has 2"):
         runtime(devices=["cuda:0", "cuda:2"])
     with pytest.raises(ConfigError, match="not both"):
         runtime(devices=["cuda:0"], device="cuda:1")

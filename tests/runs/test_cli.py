@@ -139,6 +139,8 @@ def test_summary_gives_wall_times_and_says_where_the_vectors_came_from(tmp_path)
     first = qzhou_eval(*args)
     assert first.code == 0, first.err
     lines = first.out.splitlines()
+    loads = [ln for ln in lines if ln.lower().startswith("loading")]
+    assert len(loads) == 1 and loads[0].startswith("loading sentence-transformers/all-MiniLM")
     at = next(i for i, ln in enumerate(lines) if ln.startswith("wall time "))
     assert re.fullmatch(r"wall time \d+\.\d s in all", lines[at])
     assert re.fullmatch(r"  DemoEngSTS +\d+\.\d s", lines[at + 1])

@@ -64,8 +64,11 @@ def test_the_experiment_folder_named_is_the_one_mteb_files_into(tmp_path):
     assert folder.name == name == "experiment_a .. b c"
     with pytest.raises(ConfigError, match=r"experiment='a/\.\./b c': it names a folder, and /"):
         _plan(tmp_path, "benchmark.tasks=[STS12]", "experiment=a/../b c")
-    with pytest.raises(ConfigError, match=r"experiment='  ': it names a folder; give a name "):
-        _plan(tmp_path, "benchmark.tasks=[STS12]", "experiment='  '")  # (a folder "experiment_  ")
+    with pytest.raises(ConfigError, match=r"experiment=' b': it names a folder; give a name "):
+        _plan(tmp_path, "benchmark.tasks=[STS12]", "experiment=' b'")  # (a folder "experiment_ b")
+    for blank in ("experiment=", "experiment=''", "experiment='  '"):  # ($NAME unset: not null)
+        with pytest.raises(ConfigError, match=r"experiment='\s*': give a name for the results'"):
+            _plan(tmp_path, "benchmark.tasks=[STS12]", blank)
     sweep = _plan(tmp_path, "benchmark.tasks=[STS12]", "experiment=b", "mrl.dims=[128,1024]")
     folders = {
         result_folder(ResultsFolder(tmp_path / "r"), sweep, "STS12", p).name for p in sweep.points
