@@ -62,7 +62,16 @@ def test_version():
 @pytest.mark.parametrize(
     ("command", "keys"),
     [
-        ("run", ["model.path=", "benchmark=", "runtime.devices="]),
+        (
+            "run",
+            [
+                "model.path=",
+                "benchmark=",
+                "runtime.devices=",
+                "runtime.encode=",
+                "runtime.overwrite=",
+            ],
+        ),
         ("report", ["results_dir="]),
         ("check", ["check.random_weights=", "check.only=", "runtime.devices="]),
     ],
