@@ -298,6 +298,20 @@ def _one_line(msg: str) -> str:
 
 
 _HYDRA_FLAGS_WITHOUT_COMPOSE_CHANGE = ("-m", "--multirun")
+_CFG_PARTS = ("job", "hydra", "all")
+
+
+def _without_cfg_flag(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """The arguments without Hydra's ``--cfg <part>`` (``-c``, ``--cfg=<part>``), and the part
+    (None without the flag; "" when it lacks one)."""
+    rest, part = list(args), None
+    for i, arg in enumerate(rest):
+        if arg.startswith("--cfg="):
+            return rest[:i] + rest[i + 1 :], arg.partition("=")[2]
+        if arg in ("--cfg", "-c"):
+            part = rest[i + 1] if i + 1 < len(rest) else ""
+            return rest[:i] + rest[i + 2 :], part
+    return rest, part
 
 
 def _precheck(config_name: str, args: Sequence[str]) -> None:
@@ -309,6 +323,7 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
     there is no SLURM. Skipped for Hydra's other flags (--help, --cfg, --config-name, ...),
     which Hydra handles.
     """
+    args, shown_part = _without_cfg_flag(args)
     flags = [a for a in args if a.startswith("-")]
     if any(f not in _HYDRA_FLAGS_WITHOUT_COMPOSE_CHANGE for f in flags):
         return
@@ -316,6 +331,14 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
         a for a in args if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")
     ]
     try:
+        if shown_part is not None:  # what --cfg prints is what a run would take: checked alike
+            if shown_part not in _CFG_PARTS:
+                raise ConfigError(
+                    f"--cfg{' ' + shown_part if shown_part else ''}: give job (every key of the "
+                    "command's config), hydra or all"
+                )
+            compose_config(config_name, _without_sweeps(overrides))  # (a sweep: Hydra's line)
+            return
         if not flags:
             compose_config(config_name, overrides)
             return

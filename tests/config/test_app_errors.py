@@ -272,7 +272,7 @@ def test_unquoted_non_ascii_value_names_the_quoting(monkeypatch, capsys, flags):
         ("+prompts.instrctions.STS12=x", "; did you mean prompts.instructions?"),
     ],
 )
-@pytest.mark.parametrize("flags", [(), ("-m",)])
+@pytest.mark.parametrize("flags", [(), ("-m",), ("--cfg", "job")])  # --cfg: what a run takes
 def test_a_key_no_setting_reads_is_refused_with_the_nearest_key(
     monkeypatch, capsys, override, hint, flags
 ):
@@ -293,6 +293,18 @@ def test_a_key_no_setting_reads_is_refused_with_the_nearest_key(
         "+model.token_prepending.end_layer=6",
     ):
         assert compose_config("mteb", [fine]) is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "said"), [(("--cfg", "jobb"), "--cfg jobb"), (("--cfg",), "--cfg")]
+)
+def test_cfg_takes_job_hydra_or_all(monkeypatch, capsys, args, said):
+    # (argparse's 9-line usage before)
+    code, lines = _run(monkeypatch, capsys, print, *args)
+    assert (code, lines) == (
+        2,
+        [f"error: {said}: give job (every key of the command's config), hydra or all"],
+    )
 
 
 @pytest.mark.parametrize(
