@@ -125,7 +125,12 @@ def _dispatch(args: list[str]) -> None:
         print(version())
         sys.exit(0)
     if name not in COMMANDS:
-        print(f"error: unknown command {name!r}; use one of {list(COMMANDS)}", file=sys.stderr)
+        flag = " (a flag goes after the command: qzhou-eval run " + name + ")"
+        print(
+            f"error: unknown command {name!r}; use one of {list(COMMANDS)}"
+            + (flag if name.startswith("-") else ""),
+            file=sys.stderr,
+        )
         sys.exit(2)
     module, _, attribute = COMMANDS[name].app.partition(":")
     try:

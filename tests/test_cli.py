@@ -44,6 +44,11 @@ def test_usage_and_unknown_command():
     code, out, err = _main("nosuch")
     assert code == 2
     assert err == [f"error: unknown command 'nosuch'; use one of {list(cli.COMMANDS)}"]
+    code, out, err = _main("--hydra-help")  # a command's flag
+    assert code == 2 and err == [
+        f"error: unknown command '--hydra-help'; use one of {list(cli.COMMANDS)} (a flag goes "
+        "after the command: qzhou-eval run --hydra-help)"
+    ]
 
 
 def test_version():
