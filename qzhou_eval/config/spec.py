@@ -666,10 +666,14 @@ def check_sweep_settings(cfg: Mapping[str, Any]) -> None:
 
 
 def mirror_dir(cfg: Mapping[str, Any], *, must_exist: bool = True) -> Path | None:
+    """``data.mirror``: a folder, or null for the Hugging Face cache and Hub. A blank value is
+    refused, not read as null: ``data.mirror=$MIRROR`` with ``MIRROR`` unset would read the
+    data from elsewhere."""
     mirror = setting(setting(cfg, "", "data"), "data", "mirror")
-    if mirror in (None, ""):
+    if mirror is None:
         return None
-    p = Path(str(mirror)).expanduser()
+    what = "a mirror folder, or null to read the Hugging Face cache or Hub"
+    p = Path(_folder("data", "mirror", mirror, what)).expanduser()
     if must_exist and not p.is_dir():
         raise ConfigError(f"data.mirror={mirror} does not exist or is not a folder")
     return p

@@ -45,3 +45,14 @@ def test_a_download_that_fails_offline_names_the_offline_setting(tmp_path):
         f"error: could not download into mirror {mirror} (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE "
         "is set: unset it to download): "
     )
+
+
+def test_a_blank_mirror_is_refused_not_read_as_none(tmp_path):
+    # data.mirror=$MIRROR with MIRROR unset: a run would read its data from the Hub instead
+    for command in ("mirror", "run"):
+        run = qzhou_eval(command, "benchmark=cmteb", "benchmark.tasks=[BQ]", "data.mirror=")
+        assert run.code == 2 and "Traceback" not in run.err
+        assert run.err_lines == [
+            "error: data.mirror='': give a mirror folder, or null to read the Hugging Face "
+            "cache or Hub"
+        ]
