@@ -83,6 +83,11 @@ def select_tasks(
         return list(tasks)
     if isinstance(wanted, str):
         wanted = [wanted]
+    if isinstance(wanted, (bool, int, float, Mapping)):
+        raise ConfigError(
+            f"benchmark.tasks={shown(wanted)}: give task names, e.g. "
+            f"'benchmark.tasks=[{', '.join(t.metadata.name for t in tasks[:2])}]'"
+        )
     if not wanted:
         raise ConfigError(
             f"benchmark.tasks is empty: it selects no task of {bench}; name at least one task, "

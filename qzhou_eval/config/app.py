@@ -52,7 +52,7 @@ from qzhou_eval.config.launchers import (
 )
 from qzhou_eval.config.spec import TOKEN_PREPENDING_KEYS
 from qzhou_eval.environment import temporary_environment
-from qzhou_eval.errors import ConfigError, DeviceError, UserError, WriteError
+from qzhou_eval.errors import ConfigError, DeviceError, UserError, WriteError, shown
 from qzhou_eval.process_tracker import start_resource_tracker
 
 PRIMARY_CONFIG = "mteb.yaml"  # a file every config folder has: tells it from any other conf/
@@ -168,6 +168,10 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
         if unknown:  # Hydra would have it appended (+key=...), where nothing reads it
             problem = _unknown_key(config_name, overrides, unknown.group(1)) or problem
         raise ConfigError(problem) from None
+    except ValueError as e:  # Hydra's own check of a group's option (model=5), not a HydraError
+        if not str(e).startswith("Config group override must be"):
+            raise
+        raise ConfigError(_group_option_problem(overrides) or _one_line(str(e))) from None
     for override in overrides:
         key = override.lstrip("+~").partition("=")[0]
         section = key.rpartition(".")[0]
@@ -191,6 +195,24 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
             if problem:
                 raise ConfigError(problem)
     return cfg
+
+
+def _group_option_problem(overrides: Sequence[str]) -> str | None:
+    """``model=5: model picks a file of conf/model/; use one of [...]`` for the override that
+    gave a config group a number, true/false or null (Hydra takes only a file's name there)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        group = override.key_or_group
+        value = override.value()
+        folder = CONF_DIR / group
+        if folder.is_dir() and not isinstance(value, (str, list)):
+            options = sorted(p.stem for p in folder.glob("*.yaml"))
+            return (
+                f"{group}={shown(value)}: {group} picks a file of conf/{group}/; use one of "
+                f"{options}"
+            )
+    return None
 
 
 # Sections whose code reads the keys their files set, and no other: a key appended there

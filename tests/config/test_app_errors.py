@@ -708,3 +708,36 @@ def test_a_signal_once_the_command_is_done_ends_the_process_quietly(tmp_path):
         assert proc.stderr.read() == ""  # not "Exception ignored in atexit callback" and a trace
     finally:
         proc.kill()
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        # a value where a section of settings goes (they were tracebacks)
+        ("mrl=5", "mrl=5: mrl is a section of settings, not a value; set its keys (mrl.dims=...)"),
+        (
+            "model.token_prepending=",
+            "model.token_prepending='': model.token_prepending is a section of settings, not a "
+            "value; set its keys (model.token_prepending.enabled=...)",
+        ),
+        ("benchmark.tasks=5", "benchmark.tasks=5: give task names, e.g. 'benchmark.tasks=["),
+        # a config group given a number, true/false or null (Hydra's ValueError)
+        ("data=5", "data=5: data picks a file of conf/data/; use one of ['default']"),
+        ("model=null", "model=null: model picks a file of conf/model/; use one of ['hf_auto', "),
+        ("benchmark=true", "benchmark=true: benchmark picks a file of conf/benchmark/; use one"),
+    ],
+)
+def test_a_value_where_a_section_or_a_file_goes_is_one_line(tmp_path, override, line):
+    from tests.in_process import qzhou_eval
+
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark=demo_eng",
+        f"runtime.results_dir={tmp_path / 'r'}",
+        f"runtime.store_dir={tmp_path / 's'}",
+        override,
+    )
+    assert run.code == 2 and "Traceback" not in run.err
+    assert len(run.err_lines) == 1 and run.err_lines[0].startswith(f"error: {line}")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()  # nothing made
