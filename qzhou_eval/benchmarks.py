@@ -53,6 +53,8 @@ def filtered_tasks(bench_cfg: Mapping[str, Any]) -> list[AbsTask]:
         raise ConfigError(
             f"benchmark.source={shown(source)} is unknown; use one of {list(SOURCES)}"
         )
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"benchmark.name={shown(name)}: give a benchmark's name")
     if source == "mteb":
         try:
             tasks = list(mteb.get_benchmark(name).tasks)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from qzhou_eval.benchmarks import is_narrowed, load_benchmark_tasks, whole_benchmark
+from qzhou_eval.errors import ConfigError
 from qzhou_eval.report import benchmark_info
 
 DEMO = {"key": "demo_eng", "source": "demo", "name": "demo_eng", "tasks": None}
@@ -31,3 +34,10 @@ def test_a_shard_is_reported_as_a_subset_of_the_whole_benchmark():
     info = benchmark_info(cfg, tasks)
     assert len(tasks) == 2 and info.n_full == 5  # the run summary says "subset of 2 of its 5"
     assert is_narrowed(cfg) and not is_narrowed(whole_benchmark(cfg))
+
+
+def test_a_name_that_is_not_a_text_is_one_line():
+    # (mteb's get_benchmark(5) was a TypeError traceback in the report)
+    for source, name in (("mteb", 5), ("mteb", ""), ("demo", None)):
+        with pytest.raises(ConfigError, match=r"^benchmark\.name=.*: give a benchmark's name$"):
+            load_benchmark_tasks({**DEMO, "source": source, "name": name})

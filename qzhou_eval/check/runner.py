@@ -82,7 +82,7 @@ def validate(check: Any) -> None:
             f"check.scale_down={shown(value('scale_down'))}: give true, false or auto"
         )
     only = value("only")
-    if only is not None and (isinstance(only, str) or not only):
+    if only is not None and (isinstance(only, (str, int, float, bool)) or not only):
         raise ConfigError(
             f"check.only={shown(only)}: give a list of checks, e.g. [batch_vs_alone] (null: all)"
         )

@@ -51,6 +51,7 @@ def test_a_failing_check_is_a_fail_line_and_exit_code_1(monkeypatch):
         ("check.seed=abc", "error: check.seed='abc' must be an integer >= 0"),
         ("check.scale_down=sometimes", "error: check.scale_down='sometimes': give true, false"),
         ("check.only=[]", "error: check.only=[]: give a list of checks"),
+        ("check.only=5", "error: check.only=5: give a list of checks"),  # (a traceback)
     ],
 )
 def test_a_bad_check_setting_is_one_error_line(override, message):
