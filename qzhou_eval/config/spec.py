@@ -182,16 +182,21 @@ def setting(cfg: Mapping[str, Any], section: str, key: str) -> Any:
     default of the code's.
     """
     full = f"{section}.{key}" if section else key
-    if not isinstance(cfg, Mapping):  # (mrl=5: a value where a section of settings goes)
-        raise ConfigError(
-            f"{section}={shown(cfg)}: {section} is a section of settings, not a value; set its "
-            f"keys ({full}=...)"
-        )
+    _section(cfg, section, key)
     if isinstance(cfg, DictConfig) and OmegaConf.is_missing(cfg, key):
         raise ConfigError(f"{full} must be set (e.g. {full}=...)")
     if key not in cfg:
         raise ConfigError(f"{full} is not set ({_STATED_IN.get(section, 'see conf/')})")
     return cfg[key]
+
+
+def _section(cfg: Any, section: str, key: str) -> None:
+    """A ConfigError when a value stands where a section of settings goes (``mrl=5``)."""
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(
+            f"{section}={shown(cfg)}: {section} is a section of settings, not a value; set its "
+            f"keys ({section}.{key}=...)"
+        )
 
 
 def _choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -400,7 +405,7 @@ def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
     keeps its old default), with a one-line warning; old and new keys together are an error.
     """
     s = "model.token_prepending"
-    setting(cfg, s, "enabled")  # (a section: model.token_prepending=5 is refused)
+    _section(cfg, s, "enabled")  # (model.token_prepending=5)
     given = {k: cfg.get(k) for k in (*_TP_NEW, *_TP_OLD) if cfg.get(k) is not None}
     old = [k for k in _TP_OLD if k in given]
     if old and any(k in given for k in _TP_NEW):
