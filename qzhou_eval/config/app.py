@@ -80,9 +80,12 @@ def config_groups(*groups: str) -> str:
     ``group=option`` can pick. Hydra's ``$APP_CONFIG_GROUPS`` lists every group of the config
     folder, which each command shares, so ``report --help`` would offer groups it does not
     compose."""
-    return "\n".join(
-        f"{g}: {', '.join(sorted(p.stem for p in (CONF_DIR / g).glob('*.yaml')))}" for g in groups
-    )
+    return "\n".join(f"{g}: {', '.join(group_options(g))}" for g in groups)
+
+
+def group_options(group: str) -> list[str]:
+    """The files a ``group=option`` override can pick (``conf/<group>/<option>.yaml``)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
 def _register_resolvers() -> None:
@@ -205,12 +208,10 @@ def _group_option_problem(overrides: Sequence[str]) -> str | None:
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         group = override.key_or_group
         value = override.value()
-        folder = CONF_DIR / group
-        if folder.is_dir() and not isinstance(value, (str, list)):
-            options = sorted(p.stem for p in folder.glob("*.yaml"))
+        if (CONF_DIR / group).is_dir() and not isinstance(value, (str, list)):
             return (
                 f"{group}={shown(value)}: {group} picks a file of conf/{group}/; use one of "
-                f"{options}"
+                f"{group_options(group)}"
             )
     return None
 

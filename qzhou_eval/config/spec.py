@@ -547,10 +547,20 @@ def _store_dir(cfg: Mapping[str, Any]) -> str | None:
 def _folder(section: str, key: str, value: Any, what: str) -> str:
     """A folder setting: a text (a number Hydra read names the folder of that name); blank
     text, true/false and lists are refused."""
-    text = str(value) if isinstance(value, (str, int, float)) else ""
-    if isinstance(value, bool) or not text.strip():
+    if not names_something(value):
         raise ConfigError(f"{section}.{key}={shown(value)}: give {what}")
-    return text
+    return str(value)
+
+
+def names_something(value: Any) -> bool:
+    """Whether a setting's value is a name (a folder, a model): a text, or a number Hydra read
+    from one (``2026``). True/false, null, lists, mappings and blank text name nothing
+    (``$DIR`` unset gives a blank one)."""
+    return (
+        isinstance(value, (str, int, float))
+        and not isinstance(value, bool)
+        and bool(str(value).strip())
+    )
 
 
 def _non_negative_int(section: str, key: str, value: Any, also: str = "") -> int:

@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
-from qzhou_eval.config.spec import flag
+from qzhou_eval.config.spec import flag, names_something
 from qzhou_eval.errors import ConfigError, UserError, shown
 from qzhou_eval.report.build import benchmark_info, build_report, check_nonempty
 from qzhou_eval.report.discover import discover_runs, resolve_results_dirs
@@ -119,15 +119,11 @@ def _out_dir(value: object, results_dirs: list[Path]) -> Path | None:
     """
     if value is False or (isinstance(value, str) and value.lower() in ("false", "none", "off")):
         return None
-    if (
-        value is True
-        or OmegaConf.is_config(value)
-        or (isinstance(value, str) and not value.strip())
-    ):
-        raise ConfigError(f"out_dir={shown(value)}: give a folder for the report files, or false")
     if value is None:
         first = Path(os.path.abspath(results_dirs[0]))
         return first.parent / f"{first.name}_report"
+    if not names_something(value):
+        raise ConfigError(f"out_dir={shown(value)}: give a folder for the report files, or false")
     out = Path(str(value)).expanduser()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out_dir={str(out)!r} is a file: name a folder for the report files")
@@ -145,27 +141,17 @@ def _texts(key: str, value: object, what: str, least: int = 0) -> list[str]:
     does for a run; true, false, null and mappings name nothing."""
     items = _plain(value)
     items = items if isinstance(items, list) else [items]
-    if len(items) < least or any(_not_a_text(v) for v in items):
+    if len(items) < least or not all(names_something(v) for v in items):
         raise ConfigError(f"{key}={shown(value)}: give {what} (one, or [a,b] for several)")
     return [str(v) for v in items]
 
 
 def _text(key: str, value: object) -> str:
-    if _not_a_text(value):
+    if not names_something(value):
         raise ConfigError(
             f"{key}={shown(value)}: give a model name (org/name or org/name@revision)"
         )
     return str(value)
-
-
-def _not_a_text(value: object) -> bool:
-    """True, false, null, mappings and blank text name nothing (``results_dir=$DIR`` with ``DIR``
-    unset would read the current folder)."""
-    return (
-        isinstance(value, bool)
-        or not isinstance(value, (str, int, float))
-        or not str(value).strip()
-    )
 
 
 def _plain(value: object) -> Any:
