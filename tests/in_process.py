@@ -8,9 +8,11 @@ exit is what is tested.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from qzhou_eval import cli
@@ -34,14 +36,27 @@ class Run:
 
 def qzhou_eval(*args: str) -> Run:
     """``qzhou-eval <args>`` (``run ...`` is ``run_mteb.py ...``), in this process."""
+    return _captured(lambda: cli.main(list(args)))
+
+
+def script(name: str, *args: str) -> Run:
+    """``python <name> <args>`` for a Hydra app script of the repository's root (``run_cmteb.py``),
+    in this process."""
+    module = importlib.import_module(name.removesuffix(".py"))
+    return _captured(module.main, [name, *args])  # the arguments the Hydra app reads
+
+
+def _captured(command: Callable[[], object], argv: list[str] | None = None) -> Run:
     out, err = io.StringIO(), io.StringIO()
-    argv = sys.argv
+    saved = sys.argv
+    if argv is not None:
+        sys.argv = argv
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            cli.main(list(args))
+            command()
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else int(e.code is not None)
     finally:
-        sys.argv = argv
+        sys.argv = saved
     return Run(code, out.getvalue(), err.getvalue())

@@ -165,7 +165,8 @@ def _copy_source(to: Path) -> Path:
 @pytest.mark.slow
 def test_wheel_carries_its_configs_and_runs_every_command(tmp_path):
     """``pip wheel .``, install it (--target: the editable install cannot shadow it), then from an
-    empty folder: prompts, run, report and mirror read the configs inside the installed package."""
+    empty folder: run (its config is the one prompts, mirror and shards compose too), report and
+    mirror read the configs inside the installed package."""
     source = _copy_source(tmp_path / "src")
     conf_files = sorted(p.relative_to(CONF_DIR).as_posix() for p in CONF_DIR.rglob("*.yaml"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
@@ -200,10 +201,6 @@ def test_wheel_carries_its_configs_and_runs_every_command(tmp_path):
     )
     assert Path(where.stdout.strip()) == target / "qzhou_eval" / "conf", where.stderr
     script = str(target / "bin" / "qzhou-eval")
-
-    prompts = run(script, "prompts", "model=minilm", "benchmark=demo_eng")
-    assert prompts.returncode == 0, prompts.stderr[-2000:]
-    assert {json.loads(line)["task"] for line in prompts.stdout.splitlines()} >= {"DemoEngSTS"}
 
     args = ("model=minilm", "benchmark=demo_eng", "benchmark.tasks=[DemoEngSTS]")
     evaluated = run(script, "run", *args, "runtime.progress=false")

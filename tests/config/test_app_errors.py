@@ -258,21 +258,25 @@ def test_unquoted_non_ascii_value_names_the_quoting(monkeypatch, capsys, flags):
     ]
 
 
+UNREAD_KEYS = [
+    ("mrl.dimz=128", "; did you mean mrl.dim?"),
+    ("+mrl.dimz=128", "; did you mean mrl.dim?"),  # Hydra's advice: nothing would read it
+    ("++runtime.scoring_worker=2", "; did you mean runtime.scoring_workers?"),
+    ("+zzz=1", ""),
+    # model files state every key they read: a typo appended is read by nothing
+    ("+model.poolng=mean", "; did you mean model.pooling?"),
+    ("+model.token_prepending.enabld=true", "; did you mean model.token_prepending.enabled?"),
+    # a mapping the recipe does not have (not a task of the instructions)
+    ("+prompts.instrctions.STS12=x", "; did you mean prompts.instructions?"),
+]
+
+
 @pytest.mark.parametrize(
-    ("override", "hint"),
-    [
-        ("mrl.dimz=128", "; did you mean mrl.dim?"),
-        ("+mrl.dimz=128", "; did you mean mrl.dim?"),  # Hydra's advice: nothing would read it
-        ("++runtime.scoring_worker=2", "; did you mean runtime.scoring_workers?"),
-        ("+zzz=1", ""),
-        # model files state every key they read: a typo appended is read by nothing
-        ("+model.poolng=mean", "; did you mean model.pooling?"),
-        ("+model.token_prepending.enabld=true", "; did you mean model.token_prepending.enabled?"),
-        # a mapping the recipe does not have (not a task of the instructions)
-        ("+prompts.instrctions.STS12=x", "; did you mean prompts.instructions?"),
-    ],
+    ("flags", "override", "hint"),
+    [((), *case) for case in UNREAD_KEYS]
+    # a sweep and --cfg (what a run takes) check alike: a set key and an appended one each
+    + [(flags, *UNREAD_KEYS[i]) for flags in [("-m",), ("--cfg", "job")] for i in (0, 2)],
 )
-@pytest.mark.parametrize("flags", [(), ("-m",), ("--cfg", "job")])  # --cfg: what a run takes
 def test_a_key_no_setting_reads_is_refused_with_the_nearest_key(
     monkeypatch, capsys, override, hint, flags
 ):
@@ -284,15 +288,21 @@ def test_a_key_no_setting_reads_is_refused_with_the_nearest_key(
         f"error: {key} is not a key of this command's config, so no setting reads it{hint} "
         "(--cfg job lists every key)"
     ]
-    # what the commands do read: a key they set, one they take appended, a group's option
-    for fine in (
+
+
+@pytest.mark.parametrize(
+    "fine",
+    [
         "++runtime.overwrite=true",
         "+text=hello",
         "hydra/launcher=joblib",
         "+prompts.instructions.MyTask=Compare",
         "+model.token_prepending.end_layer=6",
-    ):
-        assert compose_config("mteb", [fine]) is not None
+    ],
+)
+def test_what_the_commands_read_is_not_refused_as_an_unread_key(fine):
+    # a key they set, one they take appended, a group's option
+    assert compose_config("mteb", [fine]) is not None
 
 
 @pytest.mark.parametrize(

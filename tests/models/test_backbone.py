@@ -39,10 +39,14 @@ def test_bidirectional_attention_sees_later_tokens(tiny_qwen2, attn):
     ids_a = [[9707, 1879, 11, 1052, 374]]
     ids_b = [[9707, 1879, 11, 1052, 1008]]  # only the last token differs
 
+    backbones: dict[str, TransformersBackbone] = {}
+
     def first_state(attention: str, ids) -> torch.Tensor:
-        bb = TransformersBackbone(
-            native_spec(tiny_qwen2, attention=attention, attn_implementation=attn)
-        )
+        if attention not in backbones:
+            backbones[attention] = TransformersBackbone(
+                native_spec(tiny_qwen2, attention=attention, attn_implementation=attn)
+            )
+        bb = backbones[attention]
         with torch.inference_mode():
             out = bb.model(input_ids=torch.tensor(ids)).last_hidden_state
         return out[0, 0]

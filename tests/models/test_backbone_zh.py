@@ -91,7 +91,7 @@ def test_every_mrl_dim_from_one_pass_equals_a_separate_encode(tiny_qwen3_zh):
     assert shared.loaded_backbone.forward_calls == 1
     for d in dims:
         fresh = Embedder(
-            lambda: TransformersBackbone(spec),
+            lambda: shared.loaded_backbone,  # the same weights; a fresh embedder and store
             tokens_per_batch=4096,
             max_batch_size=64,
             progress=False,

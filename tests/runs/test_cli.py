@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import REPO
-from tests.in_process import qzhou_eval
+from tests.in_process import qzhou_eval, script
 from tests.processes import alive, fork_servers, forked_children
 
 MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
@@ -93,20 +93,20 @@ def test_killed_run_resumes_without_redoing_finished_tasks(tmp_path):
         json.loads(f.read_text())
     sts_before = (folder / "DemoEngSTS.json").read_text()
 
-    res = _run(*args)
-    assert res.returncode == 0, res.stderr[-2000:]
+    res = script(*args)  # the rerun: in this process
+    assert res.code == 0, res.err[-2000:]
     names = {p.name for p in folder.glob("*.json")}
     assert {"DemoEngSTS.json", "DemoEngClassification.json", "DemoEngClustering.json"} <= names
     for f in folder.glob("*.json"):
         json.loads(f.read_text())
     assert (folder / "DemoEngSTS.json").read_text() == sts_before  # not redone
     assert not list(folder.glob(".*.tmp"))
-    assert "DemoEngClustering" in res.stdout and "Mean(TaskType)" in res.stdout
+    assert "DemoEngClustering" in res.out and "Mean(TaskType)" in res.out
 
 
 @pytest.mark.slow
 def test_hydra_multirun_over_mrl_dim_reuses_stored_vectors(tmp_path):
-    res = _run(
+    res = script(
         "run_mteb.py",
         "-m",
         "model=minilm",
@@ -118,8 +118,8 @@ def test_hydra_multirun_over_mrl_dim_reuses_stored_vectors(tmp_path):
         "runtime.progress=false",
         f"hydra.sweep.dir={tmp_path / 'multirun'}",
     )
-    assert res.returncode == 0, res.stderr[-2000:]
-    encoded = [ln for ln in res.stdout.splitlines() if ln.startswith("encoded ")]
+    assert res.code == 0, res.err[-2000:]
+    encoded = [ln for ln in res.out.splitlines() if ln.startswith("encoded ")]
     assert len(encoded) == 2
     assert not encoded[0].startswith("encoded 0 ") and encoded[1].startswith("encoded 0 ")
     exp = tmp_path / "results" / MINILM / "experiments"

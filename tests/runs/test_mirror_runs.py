@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.in_process import qzhou_eval
+from tests.in_process import qzhou_eval, script
 from tests.mirror.repo_writer import write_table, write_task_repo
 
 MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
@@ -61,22 +61,6 @@ def _main_score(path: Path) -> float:
     ][0]["main_score"]
 
 
-def test_run_mteb_sts_benchmark_from_mirror(tmp_path):
-    mirror = tmp_path / "mirror"
-    write_task_repo(mirror, _task("MTEB(eng, v2)", "STSBenchmark"), pairs=PAIRS)
-    res = _run(
-        "run_mteb.py",
-        "benchmark.tasks=[STSBenchmark]",
-        f"data.mirror={mirror}",
-        f"runtime.results_dir={tmp_path / 'results'}",
-        f"runtime.store_dir={tmp_path / 's'}",
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = tmp_path / "results" / MINILM / "STSBenchmark.json"
-    assert _main_score(out) == pytest.approx(1.0)  # MiniLM orders the four pairs like the gold
-    assert "STSBenchmark" in res.stdout and "100.00" in res.stdout
-
-
 def test_run_cmteb_sts_and_reranking_from_mirror(tmp_path):
     mirror = tmp_path / "mirror"
     write_task_repo(mirror, _task("MTEB(cmn, v1)", "AFQMC"), pairs=PAIRS)
@@ -98,14 +82,16 @@ def test_run_cmteb_sts_and_reranking_from_mirror(tmp_path):
 def test_missing_dataset_fails_before_encoding(tmp_path):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    res = _run(
+    res = script(
         "run_cmteb.py",
+        "model=minilm",
+        "runtime.progress=false",
         "benchmark.tasks=[BQ]",
         f"data.mirror={mirror}",
         f"runtime.results_dir={tmp_path / 'results'}",
     )
-    assert res.returncode == 2
-    line = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.code == 2
+    line = res.err_lines
     assert len(line) == 1
     assert "BQ" in line[0] and "C-MTEB/BQ" in line[0] and "python -m qzhou_eval.mirror" in line[0]
     assert not (tmp_path / "results").exists()
@@ -122,8 +108,11 @@ def test_records_and_reports_say_where_the_data_came_from(tmp_path):
         f"runtime.store_dir={tmp_path / 's'}",
         "runtime.progress=false",
     ]
-    first = qzhou_eval("run", *args)
+    first = qzhou_eval("run", *args)  # run_mteb.py's app
     assert first.code == 0, first.err[-3000:]
+    result = tmp_path / "results" / MINILM / "STSBenchmark.json"
+    assert _main_score(result) == pytest.approx(1.0)  # MiniLM orders the four pairs like the gold
+    assert "STSBenchmark" in first.out and "100.00" in first.out
     record = yaml.safe_load(
         (tmp_path / "results" / MINILM / "qzhou_eval_records" / "STSBenchmark.yaml").read_text()
     )
