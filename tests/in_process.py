@@ -1,4 +1,5 @@
-"""``qzhou-eval <command> ...`` in this process: a subprocess's exit code, stdout and stderr.
+"""``qzhou-eval <command> ...`` or ``python run_cmteb.py ...`` in this process: a subprocess's exit
+code, stdout and stderr.
 
 Cheaper than a subprocess (no second import of torch and mteb), so bad-input cases can afford
 one run each. Real subprocesses stay where a signal, a second process or the interpreter's own

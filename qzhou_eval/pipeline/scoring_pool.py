@@ -324,9 +324,12 @@ def _start(payload: bytes, handoff: Handoff, lifeline: Any, package: str) -> Non
                 f"{package} as this command does (a qzhou_eval folder where the command runs): "
                 "run it from another folder"
             )
+        # the payload first: one that cannot be read fails before the heavy imports (a spawned
+        # process's seconds; a forked one has them already)
+        settings = pickle.loads(payload)
         from qzhou_eval.pipeline import scoring_process
 
-        scoring_process.start(payload, handoff)
+        scoring_process.start(settings, handoff)
     except Exception as e:
         _start_failure.append(str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}")
 

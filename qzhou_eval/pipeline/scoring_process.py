@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import threading
 import time
 from functools import partial
@@ -36,14 +35,15 @@ if TYPE_CHECKING:
 _state: dict[str, Any] = {}
 
 
-def start(payload: bytes, handoff: Handoff) -> None:
-    """A process's initializer (after the pool's light one armed its ties to the main process):
-    the embedder over the store. ``payload``: the pickled ``(plan, threads, environment,
-    damaged)``, the environment being the main process's when the pool was made (a fork
-    server's child starts with the server's), ``damaged`` the store's shards it warned about."""
+def start(settings: tuple[Any, ...], handoff: Handoff) -> None:
+    """A process's initializer (after the pool's light one armed its ties to the main process
+    and read its payload): the embedder over the store. ``settings``: ``(plan, threads,
+    environment, damaged)``, the environment being the main process's when the pool was made (a
+    fork server's child starts with the server's), ``damaged`` the store's shards it warned
+    about."""
     logging.basicConfig(level=logging.WARNING, format="[scoring] %(levelname)s %(message)s")
     logging.getLogger("mteb").setLevel(logging.WARNING)
-    plan, threads, environment, damaged = pickle.loads(payload)
+    plan, threads, environment, damaged = settings
     os.environ.clear()
     os.environ.update(environment)
     datasets.disable_progress_bars()
