@@ -16,6 +16,7 @@ overrides, flags (``-m``, ``--cfg job``, ``--help``) and one-line errors as ``ru
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from collections.abc import Callable
 from typing import NamedTuple
@@ -28,6 +29,7 @@ from qzhou_eval.config.app import (
     INTERRUPTED,
     hydra_app,
     quiet_broken_pipe,
+    stop_line,
     tolerant_console,
 )
 
@@ -136,7 +138,7 @@ def _dispatch(args: list[str]) -> None:
     try:
         app = getattr(importlib.import_module(module), attribute)
     except KeyboardInterrupt:  # the app's own handling starts once it runs
-        print(INTERRUPTED, file=sys.stderr)
+        print(INTERRUPTED if name == "run" else stop_line(signal.SIGINT, None), file=sys.stderr)
         sys.exit(130)
     sys.argv = [f"qzhou-eval {name}", *rest]  # what the Hydra app reads (and --help shows)
     app()

@@ -52,7 +52,7 @@ def render(cfg: DictConfig) -> list[dict[str, Any]]:
     return list(prompt_lines(recipe, tasks, str(cfg.get("text", SAMPLE_TEXT))))
 
 
-@hydra_app("mteb")
+@hydra_app("mteb", kept=None)
 def main(cfg: DictConfig) -> None:
     for note in fidelity_lines(cfg.model):  # first: a bad model setting fails before any work
         print(note, file=sys.stderr)

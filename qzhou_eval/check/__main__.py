@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from qzhou_eval.config.app import hydra_app
 
 
-@hydra_app("check")
+@hydra_app("check", kept=None)
 def main(cfg: DictConfig) -> None:
     from qzhou_eval.check.runner import run_checks
 

@@ -8,10 +8,13 @@ command reaches the user as one line on stderr, never a traceback:
 - bad input (a :class:`~qzhou_eval.errors.UserError`: config value, YAML syntax error, unknown
   config name, missing folder, unwritable folder, absent device): ``error: ...``, exit code 2;
 - a write that fails mid-run (disk full, quota, read-only mount): ``error: ...`` naming the config
-  key and folder, exit code 1 (finished results and stored vectors are kept);
+  key and folder, exit code 1 (and what the command keeps: a run, its finished results and stored
+  vectors);
 - Ctrl-C (SIGINT), SIGTERM (a scheduler's preemption) or SIGHUP (the terminal or ssh session
   closed): ``interrupted: ...`` / ``terminated (SIGTERM): ...`` / ``terminated (SIGHUP): ...``,
-  exit code 130 / 143 / 129; vectors computed so far are stored on the way out. A second such
+  exit code 130 / 143 / 129, the line naming what the command keeps (``interrupted`` alone for
+  one that keeps nothing: report, prompts, shards, check); a run stores on the way out the
+  vectors computed so far. A second such
   signal (a second Ctrl-C) ends the process at once, with the first one's line and code: the way
   out is not waited for, and no thread left in a library's native code is there when the
   interpreter finalizes ("terminate called without an active exception", exit code 134). One
@@ -101,11 +104,25 @@ def _register_resolvers() -> None:
 _register_resolvers()
 
 
-INTERRUPTED = (
-    "interrupted: finished results and stored vectors are kept; rerun the same command to resume"
-)
-TERMINATED = INTERRUPTED.replace("interrupted:", "terminated (SIGTERM):")
-HANGUP = INTERRUPTED.replace("interrupted:", "terminated (SIGHUP: the terminal or session closed):")
+# What a stopped run keeps, said by its signal lines and its write errors; each command says
+# what it keeps (hydra_app's ``kept``), a command that keeps nothing no more than what stopped it.
+RUN_KEPT = "finished results and stored vectors are kept"
+_STOPPED_BY = {
+    signal.SIGINT: "interrupted",
+    signal.SIGTERM: "terminated (SIGTERM)",
+    signal.SIGHUP: "terminated (SIGHUP: the terminal or session closed)",
+}
+
+
+def stop_line(signum: int, kept: str | None = RUN_KEPT) -> str:
+    """The one line of a command stopped by ``signum``, which keeps ``kept`` (None: nothing)."""
+    stopped = _STOPPED_BY.get(signum) or f"terminated ({signal.Signals(signum).name})"
+    return f"{stopped}: {kept}; rerun the same command to resume" if kept else stopped
+
+
+INTERRUPTED = stop_line(signal.SIGINT)  # a run's lines
+TERMINATED = stop_line(signal.SIGTERM)
+HANGUP = stop_line(signal.SIGHUP)
 # Exit codes of a command that stopped on a signal: 128 + the signal's number, as a shell shows.
 BROKEN_PIPE_EXIT = 128 + 13  # SIGPIPE
 STOPPED_CODES = {130, 143, 129, BROKEN_PIPE_EXIT}
@@ -145,7 +162,7 @@ class Terminated(BaseException):
 
     @property
     def line(self) -> str:
-        return HANGUP if self.signum == signal.SIGHUP else TERMINATED
+        return stop_line(self.signum, _stop["kept"])
 
 
 def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
@@ -451,7 +468,8 @@ def _write_problem(e: OSError, cfg: DictConfig | None) -> str:
     writer = cache_writer(e, path) if path and not where else None
     if writer:
         what += f" ({writer})"
-    return f"{prefix}{what}; finished results and stored vectors are kept; fix it and rerun"
+    kept = f"; {_stop['kept']}" if _stop["kept"] else ""
+    return f"{prefix}{what}{kept}; fix it and rerun"
 
 
 def _config_problem(e: Exception) -> str | None:
@@ -605,8 +623,10 @@ def _signals_exit_now() -> None:
 
 
 # The first stopping signal, and whether its line is printed (or the command is done); whether
-# stdout's reader went away (pipe), or a write to stdout failed (stdout_error: the StdoutError).
+# stdout's reader went away (pipe), or a write to stdout failed (stdout_error: the StdoutError);
+# what the command running keeps when it stops (its hydra_app's ``kept``).
 _stop: dict[str, Any] = {
+    "kept": RUN_KEPT,
     "signal": None,
     "quiet": False,
     "pipe": False,
@@ -616,7 +636,7 @@ _stop: dict[str, Any] = {
 
 
 def _stop_line(signum: int) -> str:
-    return INTERRUPTED if signum == signal.SIGINT else Terminated(signum).line
+    return stop_line(signum, _stop["kept"])
 
 
 def _exit_now(signum: int, frame: FrameType | None) -> None:
@@ -805,11 +825,14 @@ def _python_command(script: str) -> str:
     return f"python {path.name}" if path.name != "__main__.py" else ""
 
 
-def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
+def hydra_app(
+    config_name: str, kept: str | None = RUN_KEPT
+) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
     """Decorator: turn ``fn(cfg)`` into a Hydra command-line app over ``conf/``.
 
     What stops ``fn`` is printed as one line with its exit code (see the module docstring);
-    any other exception is a bug and keeps its traceback.
+    any other exception is a bug and keeps its traceback. ``kept``: what the command keeps when
+    a signal or a failed write stops it, said in that line (None: it writes nothing to keep).
     """
 
     def wrap(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
@@ -843,6 +866,7 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
             sys.argv = [sys.argv[0], *_help_names_the_command(_printing_not_sweeping(sys.argv[1:]))]
             tolerant_console()
             _stop["pipe"] = False  # a command run in this process before may have met one
+            _stop["kept"] = kept
             _stop["stdout_error"] = None
             with quiet_broken_pipe(), _signals_raise(), _hydra_reraises():
                 try:

@@ -65,7 +65,7 @@ def fill(cfg: DictConfig) -> list[Path]:
     return fetched
 
 
-@hydra_app("mteb")
+@hydra_app("mteb", kept="finished and staged downloads are kept")
 def main(cfg: DictConfig) -> None:
     fill(cfg)
 

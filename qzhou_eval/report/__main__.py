@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 from qzhou_eval.config.app import hydra_app
 
 
-@hydra_app("report")
+@hydra_app("report", kept=None)
 def main(cfg: DictConfig) -> None:
     """Print the leaderboard tables and the reproduction report; write its files."""
     from qzhou_eval.report.cli import run_report

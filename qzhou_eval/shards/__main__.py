@@ -73,7 +73,7 @@ def render_shards(bench_cfg: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@hydra_app("mteb")
+@hydra_app("mteb", kept=None)
 def main(cfg: DictConfig) -> None:
     print(render_shards(OmegaConf.to_container(cfg.benchmark, resolve=True)))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tests.cluster.conftest import TASKS, run_args, scores, sweep
@@ -9,7 +11,11 @@ from tests.cluster.conftest import TASKS, run_args, scores, sweep
 pytestmark = pytest.mark.slow
 
 
-def test_joblib_two_jobs_over_two_shards_give_the_single_run_scores(tmp_path, single_run):
+def test_joblib_two_jobs_over_two_shards_give_the_single_run_scores(
+    tmp_path, single_run, minilm_demo
+):
+    # the session's vectors: the jobs only score (encoding in a job: the tests below)
+    shutil.copytree(minilm_demo / "store", tmp_path / "store")
     res = sweep(
         tmp_path,
         "hydra/launcher=joblib",

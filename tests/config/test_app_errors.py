@@ -422,6 +422,67 @@ def test_sighup_stops_like_sigterm_exit_129(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
 
 
+@pytest.mark.parametrize(
+    ("kept", "stopped", "expected"),
+    [
+        # report, prompts, shards, check: nothing to keep, nothing to resume
+        (None, signal.SIGINT, (130, ["interrupted"])),
+        (None, signal.SIGTERM, (143, ["terminated (SIGTERM)"])),
+        (
+            "finished and staged downloads are kept",  # the mirror's
+            signal.SIGHUP,
+            (
+                129,
+                [
+                    "terminated (SIGHUP: the terminal or session closed): finished and staged "
+                    "downloads are kept; rerun the same command to resume"
+                ],
+            ),
+        ),
+    ],
+)
+def test_a_commands_stop_line_names_what_it_keeps(monkeypatch, capsys, kept, stopped, expected):
+    def stopped_by_a_signal(cfg) -> None:
+        os.kill(os.getpid(), stopped)
+        raise AssertionError("the signal did not stop the command")
+
+    monkeypatch.setattr(sys, "argv", ["app"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        hydra_app("mteb", kept=kept)(stopped_by_a_signal)()
+    err = capsys.readouterr().err
+    assert (e.value.code, [ln for ln in err.splitlines() if ln.strip()]) == expected
+    # and a failed write says no more than what the command keeps
+    monkeypatch.setattr(sys, "argv", ["app"])
+
+    def disk_full(cfg) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/somewhere/report.md")
+
+    with pytest.raises(SystemExit) as e:
+        hydra_app("mteb", kept=kept)(disk_full)()
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    kept_clause = f"; {kept}" if kept else ""
+    assert e.value.code == 1
+    assert (
+        line
+        == f"error: /somewhere/report.md: No space left on device{kept_clause}; fix it and rerun"
+    )
+
+
+def test_the_report_keeps_nothing_and_says_so(monkeypatch, capsys):
+    from qzhou_eval.report import cli as report_cli
+    from tests.in_process import qzhou_eval
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_cli, "run_report", interrupted)
+    ran = qzhou_eval("report", "out_dir=false")
+    assert (ran.code, ran.err_lines) == (130, ["interrupted"])
+    # the next command in this process says what it keeps
+    assert _run(monkeypatch, capsys, interrupted) == (130, [app.INTERRUPTED])
+
+
 def test_sighup_under_nohup_is_left_ignored(monkeypatch, capsys):
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup sets up
     try:
