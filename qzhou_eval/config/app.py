@@ -120,9 +120,7 @@ def stop_line(signum: int, kept: str | None = RUN_KEPT) -> str:
     return f"{stopped}: {kept}; rerun the same command to resume" if kept else stopped
 
 
-INTERRUPTED = stop_line(signal.SIGINT)  # a run's lines
-TERMINATED = stop_line(signal.SIGTERM)
-HANGUP = stop_line(signal.SIGHUP)
+INTERRUPTED = stop_line(signal.SIGINT)  # a run's Ctrl-C line
 # Exit codes of a command that stopped on a signal: 128 + the signal's number, as a shell shows.
 BROKEN_PIPE_EXIT = 128 + 13  # SIGPIPE
 STOPPED_CODES = {130, 143, 129, BROKEN_PIPE_EXIT}

@@ -408,7 +408,7 @@ def test_sigterm_stops_like_ctrl_c_exit_143(monkeypatch, capsys):
         os.kill(os.getpid(), signal.SIGTERM)  # what a scheduler sends before killing the job
         raise AssertionError("SIGTERM did not stop the command")
 
-    assert _run(monkeypatch, capsys, preempted) == (143, [app.TERMINATED])
+    assert _run(monkeypatch, capsys, preempted) == (143, [app.stop_line(signal.SIGTERM)])
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored after the command
 
 
@@ -417,8 +417,10 @@ def test_sighup_stops_like_sigterm_exit_129(monkeypatch, capsys):
         os.kill(os.getpid(), signal.SIGHUP)  # what a closed terminal or ssh session sends
         raise AssertionError("SIGHUP did not stop the command")
 
-    assert _run(monkeypatch, capsys, hung_up) == (129, [app.HANGUP])
-    assert app.HANGUP.startswith("terminated (SIGHUP: the terminal or session closed): finished")
+    assert _run(monkeypatch, capsys, hung_up) == (129, [app.stop_line(signal.SIGHUP)])
+    assert app.stop_line(signal.SIGHUP).startswith(
+        "terminated (SIGHUP: the terminal or session closed): finished"
+    )
     assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
 
 
@@ -499,8 +501,8 @@ def test_sighup_under_nohup_is_left_ignored(monkeypatch, capsys):
     ("signum", "expected"),
     [
         (signal.SIGINT, (130, [app.INTERRUPTED])),
-        (signal.SIGTERM, (143, [app.TERMINATED])),
-        (signal.SIGHUP, (129, [app.HANGUP])),
+        (signal.SIGTERM, (143, [app.stop_line(signal.SIGTERM)])),
+        (signal.SIGHUP, (129, [app.stop_line(signal.SIGHUP)])),
     ],
 )
 def test_a_signal_that_lands_in_a_finalizer_still_stops_the_command(

@@ -518,7 +518,7 @@ def test_a_closed_terminal_stops_the_run_with_one_line(tmp_path, minilm_demo):
         proc.wait(timeout=60)
         err = proc.stderr.read()  # to its end: the tracker holds it until it is done
         assert proc.returncode == 129, err[-2000:]
-        assert [ln for ln in err.splitlines() if ln.strip()] == [app.HANGUP], err
+        assert [ln for ln in err.splitlines() if ln.strip()] == [app.stop_line(signal.SIGHUP)], err
         deadline = time.monotonic() + 5
         while any(alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
