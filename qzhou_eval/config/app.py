@@ -800,6 +800,29 @@ def _printing_not_sweeping(args: list[str]) -> list[str]:
     return [a for a in args if a not in ("-m", "--multirun")] if prints else args
 
 
+def _swept_while_printing(args: list[str]) -> str | None:
+    """The first sweep override (``mrl.dim=128,256``) of a ``-m ... --cfg`` command, else None:
+    what ``--cfg`` prints is one job's config, so a sweep has no one config to print (without
+    this, Hydra would read the sweep as an ambiguous value and suggest the ``-m`` already
+    given)."""
+    prints = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in args)
+    if not prints or not any(a in ("-m", "--multirun") for a in args):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            (override,) = parser.parse_overrides([arg])
+        except Exception:  # not parsable: Hydra names it when it composes
+            continue
+        if override.is_sweep_override():
+            return arg
+    return None
+
+
 def _help_names_the_command(args: list[str]) -> list[str]:
     """``--help`` shows the command as it was typed (``qzhou-eval run``, ``python run_mteb.py``)."""
     if not any(a in ("--help", "-h") for a in args):
@@ -861,6 +884,14 @@ def hydra_app(
         )
 
         def entry() -> None:
+            swept = _swept_while_printing(sys.argv[1:])
+            if swept is not None:
+                print(
+                    f"error: --cfg prints one job's config, and {swept} sweeps (-m): give one of "
+                    "its values to print that job's config",
+                    file=sys.stderr,
+                )
+                sys.exit(ConfigError.exit_code)
             sys.argv = [sys.argv[0], *_help_names_the_command(_printing_not_sweeping(sys.argv[1:]))]
             tolerant_console()
             _stop["pipe"] = False  # a command run in this process before may have met one

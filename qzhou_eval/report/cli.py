@@ -53,7 +53,7 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
         experiments = _texts("experiments", given, "all, none or experiment folder names")
     models = cfg.get("models")
     reference = cfg.get("reference")
-    if reference is True or OmegaConf.is_config(reference) or reference == "":
+    if reference is True or OmegaConf.is_config(reference) or str(reference).strip() == "":
         raise ConfigError(
             f"reference={shown(reference)}: give a results folder, a .csv file, or false"
         )

@@ -317,6 +317,20 @@ def test_cfg_takes_job_hydra_or_all(monkeypatch, capsys, args, said):
     )
 
 
+@pytest.mark.parametrize("sweep", ["mrl.dim=128,256", "mrl.dim=range(128,384,128)"])
+def test_cfg_of_a_sweep_asks_for_one_of_its_values(monkeypatch, capsys, sweep):
+    # (Hydra's "ambiguous value ... add --multirun" before, with -m given)
+    ran = []
+    code, lines = _run(monkeypatch, capsys, ran.append, "-m", sweep, "--cfg", "job")
+    assert (code, ran) == (2, [])
+    assert lines == [
+        f"error: --cfg prints one job's config, and {sweep} sweeps (-m): give one of its values "
+        "to print that job's config"
+    ]
+    # one value: -m is dropped and that job's config printed (Hydra takes one of the two flags)
+    assert _run(monkeypatch, capsys, ran.append, "-m", "mrl.dim=128", "--cfg", "job") == (0, [])
+
+
 @pytest.mark.parametrize(
     "override", ["canonical.model.max_length=32", "+canonical.model.foo=1", "~canonical.prompts"]
 )

@@ -284,6 +284,7 @@ def test_bad_settings(results_copy: Path, tmp_path: Path) -> None:
         ("models=", "models='': give model names or patterns"),
         ("experiments=", "experiments='': give all, none or experiment folder names"),
         ("reference=", "reference='': give a results folder, a .csv file, or false"),
+        ("reference=' '", "reference=' ': give a results folder, a .csv file, or false"),
         ("reference_model=", "reference_model='': give a model name"),
         ("out_dir=", "out_dir='': give a folder for the report files, or false"),
     ]:
