@@ -84,6 +84,15 @@ class DeviceError(UserError):
     exit_code = 1
 
 
+class ModelOutputError(UserError):
+    """The model returned vectors no score can use (NaN or inf); none of them is stored.
+
+    Finished results and stored vectors are kept; the message names the task and the input.
+    """
+
+    exit_code = 1
+
+
 class ModelLoadError(UserError):
     """The model or its tokenizer cannot be loaded from ``model.path`` (missing or bad files)."""
 

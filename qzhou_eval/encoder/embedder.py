@@ -27,7 +27,7 @@ import numpy as np
 from qzhou_eval.encoder.batching import packed_batches, token_budget_batches
 from qzhou_eval.encoder.device_loop import prefetch
 from qzhou_eval.encoder.engines import Engine, LocalEngine
-from qzhou_eval.errors import WriteError
+from qzhou_eval.errors import ModelOutputError, WriteError
 from qzhou_eval.models.backbone import Backbone
 from qzhou_eval.models.inputs import TokenBatch
 from qzhou_eval.progress import progress
@@ -167,6 +167,18 @@ class _StoreWriter:
             self._last.result()
 
 
+def not_finite(call: _Chunked, rows: Sequence[int], finite: np.ndarray) -> ModelOutputError:
+    """The error for a batch whose vectors hold NaN or inf (``finite``: per row)."""
+    first = call.texts[rows[int(np.argmin(finite))]]
+    shown = first if len(first) <= 60 else first[:57] + "..."
+    return ModelOutputError(
+        f"the model returned NaN or inf vectors for {int((~finite).sum())} of the "
+        f"{len(rows)} inputs of a batch of {call.desc} (the first: {shown!r}); none of them "
+        "is stored. Its numbers overflow (model.dtype=float16 often does: try bfloat16 or "
+        "float32) or its weights are damaged"
+    )
+
+
 class FillRequest(NamedTuple):
     """Inputs of one side to encode into the store (see :meth:`Embedder.fill_all`)."""
 
@@ -177,6 +189,9 @@ class FillRequest(NamedTuple):
     breaks: Sequence[int] = ()
     # called with how many inputs were encoded, once all of them are in the store
     done: Callable[[int], None] | None = None
+    # read the vectors the store holds (as a scoring process does, which then finds a damaged
+    # shard and misses them), not just look up their keys
+    verify: bool = False
 
 
 class Stopped(Exception):
@@ -408,7 +423,7 @@ class Embedder:
         other. To encode: the inputs the store lacks, once each, less those an earlier call of
         the stream is encoding (stored before this one is reported: calls are reported in
         order)."""
-        inputs, side, desc, spans, breaks, done = request
+        inputs, side, desc, spans, breaks, done, verify = request
         texts: list[str] = []
         where: list[int] = []  # each text's position in ``inputs``
         cuts: list[int] = []
@@ -424,9 +439,11 @@ class Embedder:
         unique = list(dict.fromkeys(texts))
         # on the way first: one leaves that set only once it is stored
         fresh = [x for x in unique if (side, x) not in on_the_way]
-        todo = {
-            x for x, has in zip(fresh, self.store.has_many(side, fresh), strict=True) if not has
-        }
+        if verify:
+            stored = [v is not None for v in self.store.get_many(side, fresh)]
+        else:
+            stored = self.store.has_many(side, fresh)
+        todo = {x for x, has in zip(fresh, stored, strict=True) if not has}
         on_the_way.update((side, x) for x in todo)
         self.stored_inputs += len(unique) - len(todo)
         needed = np.zeros(len(texts), dtype=bool)
@@ -579,6 +596,9 @@ class Embedder:
         def take(number: int, vectors: np.ndarray) -> None:
             nonlocal last_done
             call, end, rows, left = cuts.pop(number)
+            finite = np.isfinite(vectors).all(axis=1)
+            if not finite.all():
+                raise not_finite(call, rows, finite)
             if id(call) not in underway:
                 underway[id(call)] = call
                 call.bar = call.closing.enter_context(

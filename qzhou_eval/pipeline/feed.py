@@ -83,8 +83,9 @@ class EncodeFeed:
     ) -> Future[None]:
         """Encode into the store the inputs of ``task`` that a scoring process missed:
         ``inputs`` are all those of the encode call that missed them (the store's are not
-        encoded again, but batched with the others as that call's are)."""
-        return self._put([FillRequest(inputs, side, f"{task} [{side}]", spans)])
+        encoded again, but batched with the others as that call's are). The stored ones are
+        read, not just looked up: a damaged shard the process found is set aside here too."""
+        return self._put([FillRequest(inputs, side, f"{task} [{side}]", spans, verify=True)])
 
     def _put(self, requests: Iterable[FillRequest]) -> Future[None]:
         future: Future[None] = Future()

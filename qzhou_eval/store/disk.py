@@ -20,10 +20,12 @@ Shared by processes (several runs, several nodes on one filesystem), without loc
   vanished, and treat an input they cannot read as not stored (it is encoded again).
 
 Each shard is validated when first indexed (both files load; keys uint8 (n, 32); vectors 2-D
-float32 with n rows, the file as long as its header says). A damaged shard is moved aside as
-``*.corrupt-<UTC time>`` with one warning and its inputs are encoded again. Orphan ``.vecs.npy``
-files (the keys file never written) and temporary files are deleted once older than
-:data:`qzhou_eval.atomic.STALE_AFTER_S`; younger ones may belong to a live writer.
+float32 with n rows, the file as long as its header says), and each vector read is checked to
+be finite (the embedder never stores a NaN or inf). A damaged shard is moved aside as
+``*.corrupt-<UTC time>`` with one warning and its inputs are encoded again. Other values are
+trusted: no checksum of the vectors is kept (one would mean reading every shard whole).
+Orphan ``.vecs.npy`` files (the keys file never written) and temporary files are deleted once
+older than :data:`qzhou_eval.atomic.STALE_AFTER_S`; younger ones may belong to a live writer.
 
 The fingerprint is ``ModelSpec.fingerprint_fields``: everything that changes a stored vector
 (name, revision, backend, attention, pooling, dtype, numerics, attention kernel, packing, max
@@ -275,6 +277,14 @@ class DiskStore:
             done,
         )
 
+    def _drop(self, name: str, problem: str) -> None:
+        """Stop using an indexed shard found damaged on reading its vectors: set aside (or, where
+        it cannot be moved, skipped in this process), its inputs no longer indexed."""
+        self._set_aside(name, problem)
+        if name in self._shards:
+            del self._shards[name]
+            self._rebuild_index()
+
     def _index_shards(self, shards: Iterable[Shard]) -> None:
         for shard in shards:
             for row, k in enumerate(shard.keys):
@@ -322,6 +332,13 @@ class DiskStore:
                     rows = read_rows(self.folder, self._shards[name], rows_wanted)
                 except OSError:  # gone since indexing (compacted elsewhere), or unreadable
                     todo.extend(positions)
+                    continue
+                finite = np.isfinite(rows).all(axis=1)
+                if not finite.all():  # no model's vector: the file's values are damaged
+                    self._drop(
+                        name, f"{int((~finite).sum())} of {len(rows)} vectors read are NaN or inf"
+                    )
+                    todo.extend(positions)  # (another shard may hold them too)
                     continue
                 for i, vector in zip(positions, rows, strict=True):
                     out[i] = vector

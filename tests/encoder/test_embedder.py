@@ -3,6 +3,7 @@ as it comes, without reading stored vectors back."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -11,6 +12,7 @@ import pytest
 
 from qzhou_eval.encoder import embedder as embedder_module
 from qzhou_eval.encoder.embedder import Embedder, FillRequest, MemoryStore, Stopped
+from qzhou_eval.errors import ModelOutputError
 from qzhou_eval.models.inputs import TokenBatch
 
 
@@ -250,3 +252,36 @@ def test_inputs_missing_from_a_read_only_embedder_come_with_their_whole_call():
     e = pickle.loads(pickle.dumps(caught.value))  # as a scoring process hands it over
     assert (e.side, e.inputs, e.call) == ("doc", ["bb", "dd"], ["a", "bb", "ccc", "dd"])
     assert e.spans == [(0, 1)] * 2 and e.call_spans == [(0, 1)] * 4
+
+
+class NanEngine(ReusingEngine):
+    """ReusingEngine whose vector for one text is NaN (as a float16 model's that overflows)."""
+
+    OVERFLOWS = "text 9 overflows!"
+
+    def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
+        for number, out in super().run(batches):
+            out[out[:, 0] == sum(map(ord, self.OVERFLOWS))] = np.nan
+            yield number, out
+
+
+@pytest.mark.parametrize("call", ["embed", "fill"])
+def test_nan_vectors_stop_the_run_with_one_line_and_are_never_stored(monkeypatch, call):
+    # (stored, they reached mteb: scikit-learn's traceback, or rankings scored silently)
+    monkeypatch.setattr(embedder_module, "FIRST_CHUNK", 4)
+    texts = [f"text {i:02d}" for i in range(12)]
+    texts[9] = NanEngine.OVERFLOWS
+    store = MemoryStore()
+    embedder = Embedder(NanEngine, tokens_per_batch=40, max_batch_size=4, store=store)
+    with pytest.raises(ModelOutputError) as e:
+        getattr(embedder, call)(texts, "doc", desc="MyTask [doc]")
+    assert re.fullmatch(
+        r"the model returned NaN or inf vectors for 1 of the \d inputs of a batch of MyTask "
+        r"\[doc\] \(the first: 'text 9 overflows!'\); none of them is stored\. Its numbers "
+        r"overflow \(model\.dtype=float16 often does: try bfloat16 or float32\) or its "
+        r"weights are damaged",
+        str(e.value),
+    ), e.value
+    stored = store.has_many("doc", texts)
+    assert not stored[9] and sum(stored) >= 4  # the batches before it are kept
+    assert all(np.isfinite(v).all() for v in store.get_many("doc", texts) if v is not None)

@@ -286,9 +286,16 @@ def test_a_rerun_over_a_partly_filled_store_stores_and_scores_as_one_run(tmp_pat
         folder / f"half{VECS}", np.stack([np.frombuffer(reference[k], np.float32) for k in keys])
     )
     np.save(folder / f"half{KEYS}", np.stack([np.frombuffer(k, np.uint8) for k in keys]))
+    # and a shard whose vectors are NaN (the format intact): the look-ahead takes its inputs
+    # for stored, a scoring process reads them and misses them, the main process reads them
+    # too, sets the shard aside and encodes them (a traceback or a score before)
+    nan = sorted(reference)[1::2][:40]
+    np.save(folder / f"nan{VECS}", np.full((len(nan), 384), np.nan, dtype=np.float32))
+    np.save(folder / f"nan{KEYS}", np.stack([np.frombuffer(k, np.uint8) for k in nan]))
 
     done = _run(tmp_path / "results", tmp_path / "store", "demo_eng", "runtime.scoring_workers=2")
     assert not done.failures and done.encoded_inputs > 0
+    assert not (folder / f"nan{KEYS}").exists() and list(folder.glob(f"nan{KEYS}.corrupt-*"))
     resumed = _vectors(tmp_path / "store")
     assert {k: reference[k] for k in resumed} == resumed  # bit for bit
     plain = _scores(minilm_demo / "results")

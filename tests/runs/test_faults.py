@@ -182,7 +182,7 @@ def test_damaged_result_json_is_moved_aside_and_evaluated_again(case, reference)
 
 @pytest.mark.slow
 def test_damaged_store_shards_are_set_aside_and_their_inputs_encoded_again(case, reference):
-    # Re-shard DemoEngSTS's vectors into four small shards (valid ones), then damage each.
+    # Re-shard DemoEngSTS's vectors into five small shards (valid ones), then damage each.
     folder = _shards(case)[0].parent
     keys = np.concatenate([np.load(folder / n) for n in reference.sts_shards])
     vecs = np.concatenate(
@@ -191,8 +191,8 @@ def test_damaged_store_shards_are_set_aside_and_their_inputs_encoded_again(case,
     for n in reference.sts_shards:
         (folder / n).unlink()
         (folder / n.replace(disk.KEYS, disk.VECS)).unlink()
-    names = [f"{i:032x}" for i in range(4)]
-    for name, rows in zip(names, np.array_split(np.arange(len(keys)), 4), strict=True):
+    names = [f"{i:032x}" for i in range(5)]
+    for name, rows in zip(names, np.array_split(np.arange(len(keys)), 5), strict=True):
         atomic.save_npy(folder / f"{name}{disk.VECS}", vecs[rows])
         atomic.save_npy(folder / f"{name}{disk.KEYS}", keys[rows])
     vecs = [folder / f"{n}{disk.VECS}" for n in names]
@@ -200,6 +200,9 @@ def test_damaged_store_shards_are_set_aside_and_their_inputs_encoded_again(case,
     vecs[1].write_bytes(os.urandom(4096))  # garbage vectors
     vecs[2].write_bytes(vecs[2].read_bytes()[: vecs[2].stat().st_size // 2])  # truncated
     np.save(vecs[3], np.load(vecs[3])[:-2])  # fewer vectors than keys
+    nan = np.load(vecs[4])
+    nan[5] = np.nan  # a value no model gives, the format intact (a traceback or a score before)
+    np.save(vecs[4], nan)
     old = time.time() - atomic.STALE_AFTER_S - 60
     orphan = folder / f"{'e' * 32}{disk.VECS}"  # keys never written by a killed run
     stale = atomic.temp_path(folder / f"{'f' * 32}{disk.VECS}")
@@ -214,7 +217,8 @@ def test_damaged_store_shards_are_set_aside_and_their_inputs_encoded_again(case,
     run = cli(*_args(case))
     assert run.code == 0 and run.err_lines == [], run.err
     warnings = [ln for ln in run.out.splitlines() if "is damaged" in ln]
-    assert len(warnings) == 4 and all(any(n in w for w in warnings) for n in names), warnings
+    assert len(warnings) == 5 and all(any(n in w for w in warnings) for n in names), warnings
+    assert "1 of " in warnings[-1] and "vectors read are NaN or inf" in warnings[-1], warnings
     assert run.encoded == reference.inputs[STS]  # what the damaged shards held, nothing else
     assert_reference_scores(case, reference)
     assert not orphan.exists() and not stale.exists() and live.exists()

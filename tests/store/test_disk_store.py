@@ -374,6 +374,42 @@ def _tree(root: Path) -> dict[str, tuple[bytes, float]]:
     }
 
 
+def _non_finite(folder: Path, name: str, rows: slice, value: float) -> None:
+    """Values no model gives, the file's format intact (a disk's bit flips, a hand's edit)."""
+    path = folder / f"{name}{disk.VECS}"
+    vectors = np.load(path)
+    vectors[rows, 1] = value
+    np.save(path, vectors)
+
+
+@pytest.mark.parametrize("writable", [True, False])
+def test_a_shard_holding_nan_or_inf_is_damaged_when_its_vectors_are_read(
+    tmp_path, caplog, writable
+):
+    # (they reached mteb before: a traceback from scikit-learn, or rankings scored silently)
+    first, second = _texts(0, 10), _texts(10, 25)
+    store = _store_with_shards(tmp_path, first)
+    (bad,) = _shard_names(store.folder)
+    store.put_many("query", second, _vectors(second))
+    _non_finite(store.folder, bad, slice(3, 5), np.nan)
+    _non_finite(store.folder, bad, slice(7, 8), -np.inf)
+
+    reader = DiskStore(tmp_path, "fp", writable=writable)  # (headers and sizes are right)
+    with caplog.at_level(logging.WARNING, logger="qzhou_eval.store.disk"):
+        got = reader.get_many("query", [first[0], second[0], first[4]])
+    assert got[0] is None and got[2] is None  # a finite row of the shard is not served either
+    np.testing.assert_array_equal(got[1], _vectors(second[:1])[0])
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert bad in warning and "1 of 2 vectors read are NaN or inf" in warning, warning
+    assert reader.has_many("query", first) == [False] * len(first)  # to be encoded again
+    _assert_serves(reader, second)
+    moved = any(p.name.startswith(f"{bad}{disk.KEYS}.corrupt-") for p in reader.folder.iterdir())
+    assert moved == writable and reader.damaged == ([] if writable else [bad])
+    caplog.clear()
+    reader.get_many("query", first)
+    assert not caplog.records  # one warning
+
+
 def test_a_store_opened_read_only_serves_and_never_changes_the_folder(tmp_path, caplog):
     # What a writer would clean up, merge or move aside: an old temp file and an old orphan,
     # duplicate keys (texts 5-14 in a second shard), a damaged shard (texts 20-24).
