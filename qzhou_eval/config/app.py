@@ -433,8 +433,20 @@ def _without_sweeps(overrides: list[str]) -> list[str]:
     return [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line]
 
 
+def _as_stop(e: BaseException) -> BaseException:
+    """``e``, or the stop it stands for: a stop signal that lands inside a library can surface
+    as another exception, its cleanup failing on what the interruption left (omegaconf's
+    ``AttributeError`` while Hydra composes, which Hydra may word as a config error). Once a
+    stop signal was delivered, whatever ends the command is that stop."""
+    signum = _stop["signal"]
+    if signum is None or isinstance(e, (KeyboardInterrupt, Terminated)):
+        return e
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
 def _report(e: BaseException, cfg: DictConfig | None) -> int:
     """Print ``e`` as one line on stderr; return the exit code (re-raise what is a bug)."""
+    e = _as_stop(e)
     if isinstance(e, KeyboardInterrupt) and _stop["pipe"]:  # raised by stdout_closed
         _stop["quiet"] = True
         return BROKEN_PIPE_EXIT
@@ -895,6 +907,7 @@ def hydra_app(
             sys.argv = [sys.argv[0], *_help_names_the_command(_printing_not_sweeping(sys.argv[1:]))]
             tolerant_console()
             _stop["pipe"] = False  # a command run in this process before may have met one
+            _stop["signal"] = None
             _stop["kept"] = kept
             _stop["stdout_error"] = None
             with quiet_broken_pipe(), _signals_raise(), _hydra_reraises():
@@ -921,6 +934,9 @@ def hydra_app(
                     )
                     sys.exit(DeviceError.exit_code)
                 except Exception as e:  # Hydra composing a job (a multirun's sweep values)
+                    if _stop["signal"] is not None:  # (see _as_stop)
+                        stop_launcher_processes()
+                        sys.exit(_report(e, None))
                     stopped = timed_out(e)
                     if stopped is not None:  # a joblib job ran past its timeout
                         stop_launcher_processes()

@@ -426,6 +426,36 @@ def test_sigterm_stops_like_ctrl_c_exit_143(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored after the command
 
 
+def _cleanup_fails_after(signum: int) -> None:
+    """A library interrupted by a signal whose cleanup then fails on the state it left (as
+    omegaconf's can while Hydra composes: AttributeError, or Hydra's config error wording it)."""
+    try:
+        os.kill(os.getpid(), signum)
+        time.sleep(5)
+    finally:
+        raise AttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'")
+
+
+@pytest.mark.parametrize("where", ["composing", "in the job"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_that_a_library_turns_into_another_error_is_still_the_stop_line(
+    monkeypatch, capsys, where, signum
+):
+    # (a traceback, or "error: invalid configuration", 3 times in 150 Ctrl-C of `shards`)
+    def fails(*args) -> None:
+        _cleanup_fails_after(signum)
+
+    precheck = app._precheck
+    if where == "composing":
+        monkeypatch.setattr(app, "_precheck", fails)
+    ran = []
+    code, lines = _run(monkeypatch, capsys, fails if where == "in the job" else ran.append)
+    assert (code, lines, ran) == (128 + signum, [app.stop_line(signum)], [])
+    # the next command of this process is not taken for stopped
+    monkeypatch.setattr(app, "_precheck", precheck)
+    assert _run(monkeypatch, capsys, lambda cfg: None) == (0, [])
+
+
 def test_sighup_stops_like_sigterm_exit_129(monkeypatch, capsys):
     def hung_up(cfg) -> None:
         os.kill(os.getpid(), signal.SIGHUP)  # what a closed terminal or ssh session sends
