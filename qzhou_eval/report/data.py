@@ -15,9 +15,15 @@ import yaml
 
 from qzhou_eval.fingerprint import file_digest
 from qzhou_eval.mirror.provenance import describe
+from qzhou_eval.task_records import (
+    EXPERIMENTS,
+    FILED_IN,
+    RECORDS,
+    RESULT_DIGEST,
+    filed_in,
+    is_whole,
+)
 
-RECORDS = "qzhou_eval_records"  # qzhou_eval.runs.identity.RECORDS
-RESULT_DIGEST = "result_sha256"  # qzhou_eval.runs.identity.RESULT_DIGEST
 REPLACED = (
     "result replaced after its run (its sha256 differs from its record's, so what produced it "
     "is unknown): not counted; `qzhou-eval run` evaluates the task again"
@@ -26,11 +32,14 @@ MISFILED = (
     "result whose record says {said}, in a folder of {held} (copied between folders?): not "
     "counted; `qzhou-eval run` refuses it as another configuration's"
 )
-EXPERIMENTS = "experiments"
+COPIED = (
+    "result whose record says it was filed in {said!r} of its revision's folder, found in "
+    "{held!r} (copied between folders?): not counted; `qzhou-eval run` refuses it"
+)
 UNRECORDED = (
-    "result without a readable record in a folder qzhou-eval wrote ({records}/{task}.yaml), so "
-    "what produced it is unknown: not counted; `qzhou-eval run` sets it aside and evaluates the "
-    "task again"
+    "result without a whole record in a folder qzhou-eval wrote ({records}/{task}.yaml missing, "
+    "cut short or edited), so what produced it is unknown: not counted; `qzhou-eval run` sets "
+    "it aside and evaluates the task again"
 )
 
 
@@ -48,15 +57,16 @@ def run_data(paths: Sequence[Path], tasks: Sequence[str]) -> dict[str, list[str]
 
 def unvouched(path: Path, task: str) -> str | None:
     """Why the task's result in ``path`` is not counted, or None. Where qzhou-eval wrote the
-    folder (it has a records folder), a result needs its record (a result copied in, or whose
-    record was deleted or damaged, is what ``qzhou-eval run`` sets aside), must be the file
-    that record's run wrote (its sha256), and its record's output size and precision must be
-    its folder's. A folder without records (the public results repository, mteb's own runs) is
-    not judged; neither is the digest of a record that predates it."""
+    folder (it has a records folder), a result needs its whole record (a result copied in, or
+    whose record was deleted, cut short or edited, is what ``qzhou-eval run`` sets aside), must
+    be the file that record's run wrote (its sha256), and its record's folder, output size and
+    precision must be its folder's. A folder without records (the public results repository,
+    mteb's own runs) is not judged; neither is the digest, or folder, of a record that predates
+    it."""
     if not (path / RECORDS).is_dir():
         return None
     record = _record(path, task)
-    if not isinstance(record.get("fingerprint"), str):
+    if not is_whole(record):
         return UNRECORDED.format(records=RECORDS, task=task)
     sealed = record.get(RESULT_DIGEST)
     if isinstance(sealed, str) and sealed != file_digest(path / f"{task}.json"):
@@ -71,9 +81,10 @@ def unvouched(path: Path, task: str) -> str | None:
 def _misfiled(path: Path, record: dict[str, Any]) -> str | None:
     """Why a result's record does not belong in ``path``, or None: the output size and precision
     a record names are in its folder's name, as mteb names experiments (``embed_dim_<d>``,
-    ``output_dtypes_<precision>``, joined by ``__``); the revision's own folder holds the full
-    size at float32. (Records before 0.2.0 name the full size there as ``dim: <size>``, which
-    the folder's ``model_meta.json`` states.)"""
+    ``output_dtypes_<precision>``, joined by ``__``; the revision's own folder holds the full
+    size at float32), and the folder it names (``filed_in``) is ``path``. (Records before 0.2.0
+    name the full size there as ``dim: <size>``, which the folder's ``model_meta.json``
+    states.)"""
     parts = path.name.split("__") if path.parent.name == EXPERIMENTS else []
     dims = [p.removeprefix("embed_dim_") for p in parts if p.startswith("embed_dim_")]
     dtypes = [p.removeprefix("output_dtypes_") for p in parts if p.startswith("output_dtypes_")]
@@ -82,13 +93,16 @@ def _misfiled(path: Path, record: dict[str, Any]) -> str | None:
     dim, precision = record.get("dim"), record.get("precision", "float32")
     if dim is not None and folder_dim is None and dim == _meta_embed_dim(path):
         dim = None  # (a full size recorded before 0.2.0)
-    if (dim, precision) == (folder_dim, folder_precision):
-        return None
+    if (dim, precision) != (folder_dim, folder_precision):
 
-    def what(d: Any, p: Any) -> str:
-        return f"output size {d if d is not None else 'full'}, precision {p}"
+        def what(d: Any, p: Any) -> str:
+            return f"output size {d if d is not None else 'full'}, precision {p}"
 
-    return MISFILED.format(said=what(dim, precision), held=what(folder_dim, folder_precision))
+        return MISFILED.format(said=what(dim, precision), held=what(folder_dim, folder_precision))
+    filed = record.get(FILED_IN)  # (a variant's or another experiment's, of the same size)
+    if filed is not None and filed != filed_in(path):
+        return COPIED.format(said=filed, held=filed_in(path))
+    return None
 
 
 def _meta_embed_dim(path: Path) -> Any:

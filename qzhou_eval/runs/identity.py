@@ -55,15 +55,18 @@ from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.fingerprint import file_digest, fingerprint
 from qzhou_eval.precision import DEFAULT_PRECISION, compressed_meta
 from qzhou_eval.recipe import SIDES, Recipe
+from qzhou_eval.task_records import (
+    FILED_IN,
+    RECORD_FORMAT,
+    RECORDS,
+    RESULT_DIGEST,
+    filed_in,
+    is_whole,
+)
 
 logger = logging.getLogger(__name__)
 
-RECORDS = "qzhou_eval_records"
 LEGACY_RECORD = "qzhou_eval_run.yaml"
-RECORD_FORMAT = 2
-# the sha256 of the result a record's run wrote (absent: written before this key, or the run
-# stopped between the two writes; such a record vouches for any result, as it always did)
-RESULT_DIGEST = "result_sha256"  # (the report reads it: qzhou_eval.report.data)
 _PROBE = "\x00TEXT\x00"  # a text no task has, to read a recipe's rules off its output
 _OTHER_TASK = "\x00any task the recipe does not name\x00"
 
@@ -268,6 +271,7 @@ class TaskRecord:
             "recipe": self.recipe_name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "writer": atomic.this_process(),  # tells a dead writer's record from a live one's
+            FILED_IN: filed_in(self.folder),  # (a result copied to another folder says so)
             **({"data_source": self.data_source} if self.data_source is not None else {}),
             **self.fields,
         }
@@ -290,8 +294,10 @@ class TaskRecord:
         elif self.result.exists():
             self._set_aside_if_changed()
         recorded = self._read()
-        if recorded is None or recorded == self.fingerprint or recorded in self.aliases:
+        if recorded is None:
             return None
+        if recorded == self.fingerprint or recorded in self.aliases:
+            return self._misfiled()  # (this configuration's, but another folder's copy?)
         if self._replace_if_stale():
             return None
         recorded_data = self._load() or {}
@@ -312,6 +318,9 @@ class TaskRecord:
                 f"{self.path} says, which its folder does not hold (copied between folders?): "
                 "move the two files away"
             )
+        misfiled = self._misfiled()
+        if misfiled is not None:
+            return misfiled
         ours, theirs = self.fields.get("data_content"), recorded_data.get("data_content")
         other_data = ""
         if ours != theirs:
@@ -328,9 +337,23 @@ class TaskRecord:
             data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             return False
-        recorded = data.get("fingerprint") if isinstance(data, dict) else None
-        ours = recorded == self.fingerprint or recorded in self.aliases
+        if not is_whole(data) or data.get(FILED_IN, filed_in(self.folder)) != filed_in(self.folder):
+            return False
+        ours = data["fingerprint"] == self.fingerprint or data["fingerprint"] in self.aliases
         return ours and self.result.is_file() and self._vouches_for_result(data)
+
+    def _misfiled(self) -> str | None:
+        """Why the result here is another folder's, as its record says (copied between
+        folders, record and all), or None."""
+        data = self._load()
+        filed = None if data is None else data.get(FILED_IN)
+        if filed is None or filed == filed_in(self.folder) or not self.result.exists():
+            return None
+        return (
+            f"{self.result} was filed in {filed!r} of its revision's folder, as its record "
+            f"{self.path} says, not in {filed_in(self.folder)!r} (copied between folders?): "
+            "move the two files away"
+        )
 
     def seal(self) -> None:
         """Once the task's evaluation wrote its result: the record keeps the result's digest,
@@ -387,7 +410,7 @@ class TaskRecord:
                 data = yaml.safe_load(raw.decode("utf-8"))
             except (UnicodeDecodeError, yaml.YAMLError):
                 data = None
-            if isinstance(data, dict) and isinstance(data.get("fingerprint"), str):
+            if is_whole(data):  # (not cut short, not edited: see qzhou_eval.task_records)
                 return data
             if attempt < 2 and time.time() - self.path.stat().st_mtime < 2.0:
                 time.sleep(0.5)  # maybe being written (filesystems without hard links)

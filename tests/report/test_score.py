@@ -280,12 +280,45 @@ def test_a_result_without_its_record_in_a_folder_qzhou_eval_wrote_is_not_counted
     assert score_task(sts, loaded["STSBenchmark"]).score == 0.8
     unrecorded = score_task(sick, loaded["SICK-R"])
     assert unrecorded.score is None
-    assert f"without a readable record in a folder qzhou-eval wrote ({RECORDS}/SICK-R.yaml)" in (
-        unrecorded.problem or ""
+    assert (
+        f"without a whole record in a folder qzhou-eval wrote ({RECORDS}/SICK-R.yaml missing, "
+        "cut short or edited)" in (unrecorded.problem or "")
     )
-    (tmp_path / RECORDS / "STSBenchmark.yaml").write_text("{{ not yaml")  # damaged
-    damaged = score_task(sts, load_task_results(tmp_path, [sts])["STSBenchmark"])
-    assert damaged.score is None and "without a readable record" in (damaged.problem or "")
+    record = tmp_path / RECORDS / "STSBenchmark.yaml"
+    text = record.read_text()
+    for damaged in (
+        "{{ not yaml",
+        text[:60],  # cut short, yet YAML: its fingerprint cut, its fields gone
+        text[: text.index("\na: 1")],  # cut after the fingerprint: the fields gone
+        text.replace("a: 1", "a: 2"),  # edited: another configuration's, said to be this one
+    ):
+        record.write_text(damaged)
+        scored = score_task(sts, load_task_results(tmp_path, [sts])["STSBenchmark"])
+        assert scored.score is None and "without a whole record" in (scored.problem or "")
+    record.write_text(text)
+    assert score_task(sts, load_task_results(tmp_path, [sts])["STSBenchmark"]).score == 0.8
+
+
+def test_a_result_and_record_copied_from_a_variants_folder_are_not_counted(tmp_path):
+    # (a folder merged by hand: a variant's STS shown as the official run's before)
+    from qzhou_eval.runs.identity import TaskRecord, claimed
+
+    task = mteb.get_task("STSBenchmark")
+    root = tmp_path / "rev"
+    variant = root / "experiments" / "variant_b504d9d8d8"
+    scores = {"test": {"default": {"main_score": 0.7, "cosine_spearman": 0.7}}}
+    with claimed(TaskRecord(variant, "STSBenchmark", {"dim": None}, "test"), overwrite=False):
+        TaskResult.from_task_results(task, scores, 1.0).to_disk(variant / "STSBenchmark.json")
+    assert score_task(task, load_task_results(variant, [task])["STSBenchmark"]).score == 0.7
+    root.joinpath("qzhou_eval_records").mkdir()
+    for name in ("STSBenchmark.json", "qzhou_eval_records/STSBenchmark.yaml"):
+        shutil.copy(variant / name, root / name)
+    scored = score_task(task, load_task_results(root, [task])["STSBenchmark"])
+    assert scored.score is None
+    assert scored.problem.startswith(
+        "result whose record says it was filed in 'experiments/variant_b504d9d8d8' of its "
+        "revision's folder, found in '.' (copied between folders?): not counted"
+    )
 
 
 def test_a_result_and_record_copied_into_another_sizes_folder_are_not_counted(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -131,6 +132,29 @@ def test_record_refuses_another_configuration_and_accepts_its_own(tmp_path):
     other.claim()
 
 
+def test_a_result_copied_with_its_record_from_another_folder_is_refused(tmp_path):
+    # a variant's result merged by hand into the official folder (the same configuration's too:
+    # the report, which cannot tell, does not count it either)
+    revision = tmp_path / "rev"
+    for fields in ({"a": 2}, {"a": 1}):
+        variant = _record(revision / "experiments" / "variant_1234", fields)
+        with claimed(variant, overwrite=False):
+            variant.result.write_text("{}")
+        official = _record(revision, {"a": 1})
+        official.path.parent.mkdir(parents=True, exist_ok=True)
+        for src, dst in ((variant.result, official.result), (variant.path, official.path)):
+            dst.write_bytes(src.read_bytes())
+        assert not official.finished()
+        with pytest.raises(RecordConflict) as caught:
+            official.claim()
+        assert str(caught.value) == (
+            f"{official.result} was filed in 'experiments/variant_1234' of its revision's "
+            f"folder, as its record {official.path} says, not in '.' (copied between folders?): "
+            "move the two files away"
+        )
+        shutil.rmtree(revision)
+
+
 def test_a_result_of_another_size_says_it_was_copied_between_folders(tmp_path):
     # a 128-dimension result and its record copied by hand into the full size's folder
     small = _record(tmp_path, {"a": 1, "dim": 128})
@@ -205,11 +229,31 @@ def test_a_failed_evaluation_raises_its_own_error_when_its_record_cannot_go(tmp_
     assert record.path.exists()  # left for the next run, which replaces it
 
 
-@pytest.mark.parametrize("damage", [b"{{{ not yaml", b"\xff\xfe\x00 not utf-8"])
+def _whole_record(folder: Path) -> bytes:
+    record = _record(folder / "whole", {"a": 1, "b": "text"})
+    with claimed(record, overwrite=False):
+        record.result.write_text("{}")
+    return record.path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda whole: b"{{{ not yaml",
+        lambda whole: b"\xff\xfe\x00 not utf-8",
+        # cut short, yet YAML: "run" took it for another configuration's (fingerprint cut), or
+        # for this one's finished result, and sealed it again (fields cut)
+        lambda whole: whole[:60],
+        lambda whole: whole[: whole.index(b"\na: 1")],
+        lambda whole: whole.replace(b"b: text", b"b: other"),  # edited
+    ],
+)
 def test_a_damaged_record_is_set_aside_with_its_result(tmp_path, damage):
-    record = _record(tmp_path, {"a": 1})
+    record = _record(tmp_path, {"a": 1, "b": "text"})
+    whole = _whole_record(tmp_path)
     record.path.parent.mkdir(parents=True)
-    record.path.write_bytes(damage)
+    record.path.write_bytes(damage(whole))
+    assert not record.finished()
     record.result.write_text("{}")
     old = time.time() - 60
     os.utime(record.path, (old, old))
