@@ -63,6 +63,17 @@ def fill_mirror(
     return written
 
 
+def to_download(tasks: Iterable[AbsTask], mirror_dir: Path | str) -> list[str]:
+    """The dataset repos (``org/name``) :func:`fill_mirror` would download: those the mirror
+    lacks, or holds incomplete or at another revision."""
+    mirror_dir = Path(mirror_dir).expanduser().resolve()
+    return [
+        repo_id
+        for (repo_id, revision), splits in _needs(tasks).items()
+        if repo_problem(mirror_folder(mirror_dir, repo_id), revision, splits) is not None
+    ]
+
+
 def _needs(tasks: Iterable[AbsTask]) -> dict[tuple[str, str], tuple[str, ...]]:
     """(repo_id, revision) -> the splits the tasks read from it, in task order."""
     needs: dict[tuple[str, str], tuple[str, ...]] = {}

@@ -81,8 +81,15 @@ def _key(side: str, text: str) -> bytes:
 _LOAD_ERRORS = (ValueError, OSError, EOFError, SyntaxError, TypeError, KeyError)
 
 
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+def _first_line(e: BaseException, limit: int = 120) -> str:
+    line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if len(line) <= limit:
+        return line
+    cut = line.rfind(" ", 0, limit - 3)  # at a word's end
+    return line[: cut if cut > 0 else limit - 3] + "..."
+
+
+NPY_MAGIC = b"\x93NUMPY"
 
 
 class DamagedShard(ValueError):
@@ -102,8 +109,11 @@ class Shard:
 def read_shard(folder: Path, name: str) -> Shard:
     """Load and validate shard ``name``. FileNotFoundError: a file is gone; DamagedShard: bad."""
     try:
+        with (folder / f"{name}{KEYS}").open("rb") as f:
+            if f.read(len(NPY_MAGIC)) != NPY_MAGIC:  # (numpy would call it pickled data)
+                raise DamagedShard("keys file is not a .npy file (no NumPy header)")
         keys = np.load(folder / f"{name}{KEYS}", allow_pickle=False)
-    except FileNotFoundError:
+    except (FileNotFoundError, DamagedShard):
         raise
     except _LOAD_ERRORS as e:
         raise DamagedShard(f"keys file does not load: {_first_line(e)}") from None

@@ -858,3 +858,18 @@ def test_a_value_where_a_section_or_a_file_goes_is_one_line(tmp_path, override, 
     assert run.code == 2 and "Traceback" not in run.err
     assert len(run.err_lines) == 1 and run.err_lines[0].startswith(f"error: {line}")
     assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()  # nothing made
+
+
+def test_a_library_logger_with_its_own_handler_prints_each_warning_once(monkeypatch, capfd):
+    # huggingface_hub's stderr handler printed each of its retries a second time (the mirror)
+    import logging
+
+    import huggingface_hub.utils._http  # noqa: F401  (its logger gets its own handler then)
+
+    def retrying(cfg) -> None:
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
+
+    monkeypatch.setattr(sys, "argv", ["app"])
+    hydra_app("mteb")(retrying)()
+    out, err = capfd.readouterr()
+    assert out.splitlines() == ["warning: Retrying in 1s [Retry 1/5]."] and err == ""

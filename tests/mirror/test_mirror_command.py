@@ -56,3 +56,31 @@ def test_a_blank_mirror_is_refused_not_read_as_none(tmp_path):
             "error: data.mirror='': give a mirror folder, or null to read the Hugging Face "
             "cache or Hub"
         ]
+
+
+def test_an_unreachable_hub_is_one_line_in_seconds_and_leaves_nothing(tmp_path, monkeypatch):
+    # (without the probe: 5 retries over about 27 s, each warning printed twice, then a line,
+    # and an empty .staging folder left in the mirror)
+    from qzhou_eval.config import hub
+
+    probes: list[float] = []
+
+    def unreachable(timeout: float = hub.PROBE_TIMEOUT_S) -> bool:
+        probes.append(timeout)  # (the tests reach no network: the probe's answer, as one)
+        return False
+
+    monkeypatch.setattr(hub, "reachable", unreachable)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    mirror = tmp_path / "m"
+    run = qzhou_eval("mirror", "benchmark=cmteb", "benchmark.tasks=[BQ]", f"data.mirror={mirror}")
+    assert run.code == 2 and "Traceback" not in run.err and probes == [5.0]
+    assert run.err_lines == [
+        f"error: the Hugging Face Hub (127.0.0.1) cannot be reached (a 5 s connection probe) to "
+        f"download into mirror {mirror}: run this on a machine that reaches it (HF_ENDPOINT "
+        "names another Hub, HTTPS_PROXY a proxy)"
+    ]
+    assert list(mirror.iterdir()) == []

@@ -78,6 +78,11 @@ def _garbage_keys(folder: Path, name: str) -> None:
     (folder / f"{name}{disk.KEYS}").write_bytes(os.urandom(300))
 
 
+def _garbled_keys_header(folder: Path, name: str) -> None:
+    path = folder / f"{name}{disk.KEYS}"
+    path.write_bytes(path.read_bytes()[:10] + b"{'descr': garbage" + b" " * 100)
+
+
 def _garbage_vecs(folder: Path, name: str) -> None:
     (folder / f"{name}{disk.VECS}").write_bytes(os.urandom(3000))
 
@@ -104,7 +109,8 @@ def _vecs_missing(folder: Path, name: str) -> None:
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
-        (_garbage_keys, "keys file does not load"),
+        (_garbage_keys, "keys file is not a .npy file (no NumPy header)"),
+        (_garbled_keys_header, "keys file does not load"),
         (_garbage_vecs, "vectors file does not load"),
         (_truncated_vecs, "truncated"),
         (_fewer_rows, "7 vectors for 10 keys"),
