@@ -85,7 +85,7 @@ class DeviceError(UserError):
 
 
 class ModelOutputError(UserError):
-    """The model returned vectors no score can use (NaN or inf); none of them is stored.
+    """The model returned vectors no score can use (NaN, inf, all zero); none is stored.
 
     Finished results and stored vectors are kept; the message names the task and the input.
     """

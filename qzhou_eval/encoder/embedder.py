@@ -31,6 +31,7 @@ from qzhou_eval.errors import ModelOutputError, WriteError
 from qzhou_eval.models.backbone import Backbone
 from qzhou_eval.models.inputs import TokenBatch
 from qzhou_eval.progress import progress
+from qzhou_eval.store.disk import unusable_rows
 
 logger = logging.getLogger(__name__)
 
@@ -167,12 +168,12 @@ class _StoreWriter:
             self._last.result()
 
 
-def not_finite(call: _Chunked, rows: Sequence[int], finite: np.ndarray) -> ModelOutputError:
-    """The error for a batch whose vectors hold NaN or inf (``finite``: per row)."""
-    first = call.texts[rows[int(np.argmin(finite))]]
+def unusable(call: _Chunked, rows: Sequence[int], bad: np.ndarray) -> ModelOutputError:
+    """The error for a batch whose vectors include some no score can use (``bad``: per row)."""
+    first = call.texts[rows[int(np.argmax(bad))]]
     shown = first if len(first) <= 60 else first[:57] + "..."
     return ModelOutputError(
-        f"the model returned NaN or inf vectors for {int((~finite).sum())} of the "
+        f"the model returned NaN, inf or all-zero vectors for {int(bad.sum())} of the "
         f"{len(rows)} inputs of a batch of {call.desc} (the first: {shown!r}); none of them "
         "is stored. Its numbers overflow (model.dtype=float16 often does: try bfloat16 or "
         "float32) or its weights are damaged"
@@ -596,9 +597,9 @@ class Embedder:
         def take(number: int, vectors: np.ndarray) -> None:
             nonlocal last_done
             call, end, rows, left = cuts.pop(number)
-            finite = np.isfinite(vectors).all(axis=1)
-            if not finite.all():
-                raise not_finite(call, rows, finite)
+            bad = unusable_rows(vectors)
+            if bad.any():
+                raise unusable(call, rows, bad)
             if id(call) not in underway:
                 underway[id(call)] = call
                 call.bar = call.closing.enter_context(

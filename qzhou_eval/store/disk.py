@@ -20,8 +20,9 @@ Shared by processes (several runs, several nodes on one filesystem), without loc
   vanished, and treat an input they cannot read as not stored (it is encoded again).
 
 Each shard is validated when first indexed (both files load; keys uint8 (n, 32); vectors 2-D
-float32 with n rows, the file as long as its header says), and each vector read is checked to
-be finite (the embedder never stores a NaN or inf). A damaged shard is moved aside as
+float32 with n rows, the file as long as its header says), and each vector read is checked:
+one with a NaN or inf, or all zero, is no model's (the embedder never stores one), so its shard
+is damaged. A damaged shard is moved aside as
 ``*.corrupt-<UTC time>`` with one warning and its inputs are encoded again. Other values are
 trusted: no checksum of the vectors is kept (one would mean reading every shard whole).
 Orphan ``.vecs.npy`` files (the keys file never written) and temporary files are deleted once
@@ -90,6 +91,12 @@ def _first_line(e: BaseException, limit: int = 120) -> str:
 
 
 NPY_MAGIC = b"\x93NUMPY"
+
+
+def unusable_rows(vectors: np.ndarray) -> np.ndarray:
+    """Per row, whether it is no vector a model gives (a NaN or inf in it, or all zero): none
+    is stored, and a shard found holding one is damaged (e.g. a disk's zero-filled block)."""
+    return ~np.isfinite(vectors).all(axis=1) | ~vectors.any(axis=1)
 
 
 class DamagedShard(ValueError):
@@ -343,10 +350,12 @@ class DiskStore:
                 except OSError:  # gone since indexing (compacted elsewhere), or unreadable
                     todo.extend(positions)
                     continue
-                finite = np.isfinite(rows).all(axis=1)
-                if not finite.all():  # no model's vector: the file's values are damaged
+                unusable = unusable_rows(rows)
+                if unusable.any():  # no model's vector: the file's values are damaged
                     self._drop(
-                        name, f"{int((~finite).sum())} of {len(rows)} vectors read are NaN or inf"
+                        name,
+                        f"{int(unusable.sum())} of {len(rows)} vectors read are NaN, inf or all "
+                        "zero",
                     )
                     todo.extend(positions)  # (another shard may hold them too)
                     continue

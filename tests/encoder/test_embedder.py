@@ -255,20 +255,24 @@ def test_inputs_missing_from_a_read_only_embedder_come_with_their_whole_call():
 
 
 class NanEngine(ReusingEngine):
-    """ReusingEngine whose vector for one text is NaN (as a float16 model's that overflows)."""
+    """ReusingEngine whose vector for one text is NaN (as a float16 model's that overflows), or
+    ``VALUE``."""
 
     OVERFLOWS = "text 9 overflows!"
+    VALUE = np.nan
 
     def run(self, batches: Sequence[TokenBatch]) -> Iterator[tuple[int, np.ndarray]]:
         for number, out in super().run(batches):
-            out[out[:, 0] == sum(map(ord, self.OVERFLOWS))] = np.nan
+            out[out[:, 0] == sum(map(ord, self.OVERFLOWS))] = self.VALUE
             yield number, out
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, 0.0])
 @pytest.mark.parametrize("call", ["embed", "fill"])
-def test_nan_vectors_stop_the_run_with_one_line_and_are_never_stored(monkeypatch, call):
+def test_nan_vectors_stop_the_run_with_one_line_and_are_never_stored(monkeypatch, call, value):
     # (stored, they reached mteb: scikit-learn's traceback, or rankings scored silently)
     monkeypatch.setattr(embedder_module, "FIRST_CHUNK", 4)
+    monkeypatch.setattr(NanEngine, "VALUE", value)
     texts = [f"text {i:02d}" for i in range(12)]
     texts[9] = NanEngine.OVERFLOWS
     store = MemoryStore()
@@ -276,7 +280,8 @@ def test_nan_vectors_stop_the_run_with_one_line_and_are_never_stored(monkeypatch
     with pytest.raises(ModelOutputError) as e:
         getattr(embedder, call)(texts, "doc", desc="MyTask [doc]")
     assert re.fullmatch(
-        r"the model returned NaN or inf vectors for 1 of the \d inputs of a batch of MyTask "
+        r"the model returned NaN, inf or all-zero vectors for 1 of the \d inputs of a batch of "
+        r"MyTask "
         r"\[doc\] \(the first: 'text 9 overflows!'\); none of them is stored\. Its numbers "
         r"overflow \(model\.dtype=float16 often does: try bfloat16 or float32\) or its "
         r"weights are damaged",

@@ -389,7 +389,7 @@ def _non_finite(folder: Path, name: str, rows: slice, value: float) -> None:
 
 
 @pytest.mark.parametrize("writable", [True, False])
-def test_a_shard_holding_nan_or_inf_is_damaged_when_its_vectors_are_read(
+def test_a_shard_holding_nan_inf_or_zero_vectors_is_damaged_when_they_are_read(
     tmp_path, caplog, writable
 ):
     # (they reached mteb before: a traceback from scikit-learn, or rankings scored silently)
@@ -399,6 +399,14 @@ def test_a_shard_holding_nan_or_inf_is_damaged_when_its_vectors_are_read(
     store.put_many("query", second, _vectors(second))
     _non_finite(store.folder, bad, slice(3, 5), np.nan)
     _non_finite(store.folder, bad, slice(7, 8), -np.inf)
+    zeroed = _texts(25, 30)  # all zero: a disk's zero-filled block (a score before, silently)
+    before = set(_shard_names(store.folder))
+    store.put_many("query", zeroed, _vectors(zeroed))
+    (zero,) = set(_shard_names(store.folder)) - before
+    path = store.folder / f"{zero}{disk.VECS}"
+    vectors = np.load(path)
+    vectors[2] = 0
+    np.save(path, vectors)
 
     reader = DiskStore(tmp_path, "fp", writable=writable)  # (headers and sizes are right)
     with caplog.at_level(logging.WARNING, logger="qzhou_eval.store.disk"):
@@ -406,7 +414,7 @@ def test_a_shard_holding_nan_or_inf_is_damaged_when_its_vectors_are_read(
     assert got[0] is None and got[2] is None  # a finite row of the shard is not served either
     np.testing.assert_array_equal(got[1], _vectors(second[:1])[0])
     (warning,) = [r.getMessage() for r in caplog.records]
-    assert bad in warning and "1 of 2 vectors read are NaN or inf" in warning, warning
+    assert bad in warning and "1 of 2 vectors read are NaN, inf or all zero" in warning, warning
     assert reader.has_many("query", first) == [False] * len(first)  # to be encoded again
     _assert_serves(reader, second)
     moved = any(p.name.startswith(f"{bad}{disk.KEYS}.corrupt-") for p in reader.folder.iterdir())
@@ -414,6 +422,8 @@ def test_a_shard_holding_nan_or_inf_is_damaged_when_its_vectors_are_read(
     caplog.clear()
     reader.get_many("query", first)
     assert not caplog.records  # one warning
+    assert reader.get_many("query", zeroed[1:3]) == [None, None]
+    assert zero in caplog.text and "1 of 2 vectors read are NaN, inf or all zero" in caplog.text
 
 
 def test_a_store_opened_read_only_serves_and_never_changes_the_folder(tmp_path, caplog):
