@@ -22,9 +22,9 @@ Shared by processes (several runs, several nodes on one filesystem), without loc
 Each shard is validated when first indexed (both files load; keys uint8 (n, 32); vectors 2-D
 float32 with n rows, the file as long as its header says), and each vector read is checked:
 one with a NaN or inf, or all zero, is no model's (the embedder never stores one), so its shard
-is damaged. A damaged shard is moved aside as
-``*.corrupt-<UTC time>`` with one warning and its inputs are encoded again. Other values are
-trusted: no checksum of the vectors is kept (one would mean reading every shard whole).
+is damaged. A damaged shard is moved aside as ``*.corrupt-<UTC time>`` with one warning and its
+inputs are encoded again. Other values are trusted: no checksum of the vectors is kept (one
+would mean reading every shard whole).
 Orphan ``.vecs.npy`` files (the keys file never written) and temporary files are deleted once
 older than :data:`qzhou_eval.atomic.STALE_AFTER_S`; younger ones may belong to a live writer.
 
@@ -331,22 +331,24 @@ class DiskStore:
         out: list[np.ndarray | None] = [None] * len(keys)
         todo = list(range(len(keys)))
         for attempt in range(READ_ATTEMPTS):
-            by_shard: dict[str, list[int]] = {}
+            # shard -> (position, row) of each input found in it: the index may change below
+            # (a damaged shard dropped), so each read goes by what this lookup found
+            by_shard: dict[str, list[tuple[int, int]]] = {}
             unindexed = []
             for i in todo:
                 hit = self._index.get(keys[i])
                 if hit is None:
                     unindexed.append(i)
                 else:
-                    by_shard.setdefault(hit[0], []).append(i)
+                    by_shard.setdefault(hit[0], []).append((i, hit[1]))
             # a shard listed, then merged away before it was loaded: the shard its keys went
             # to may have come after the listing, so what is not indexed is looked up again
             todo = unindexed if self._raced else []
             self._raced = False
-            for name, positions in by_shard.items():
-                rows_wanted = [self._index[keys[i]][1] for i in positions]
+            for name, found in by_shard.items():
+                positions = [i for i, _ in found]
                 try:
-                    rows = read_rows(self.folder, self._shards[name], rows_wanted)
+                    rows = read_rows(self.folder, self._shards[name], [row for _, row in found])
                 except OSError:  # gone since indexing (compacted elsewhere), or unreadable
                     todo.extend(positions)
                     continue

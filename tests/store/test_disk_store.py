@@ -510,3 +510,24 @@ def test_a_file_where_the_configurations_store_folder_belongs_is_one_line(tmp_pa
     with pytest.raises(ConfigError, match="is a file where the store folder"):
         DiskStore(tmp_path, "fp", writable=False)  # only read (runtime.encode=false): the same
     assert (tmp_path / "fp").read_text() == "x"
+
+
+def test_a_shard_dropped_mid_read_does_not_shift_another_shards_rows(tmp_path):
+    # The index is rebuilt when a damaged shard is dropped; an input held twice (two writers
+    # raced; a read-only store does not compact) may then be indexed in its other shard, at
+    # another row: each read goes by the lookup made before the drop.
+    def shard(name: str, texts: list[str]) -> None:
+        keys = np.stack([np.frombuffer(disk._key("query", t), np.uint8) for t in texts])
+        atomic.save_npy(folder / f"{name}{disk.VECS}", _vectors(texts))
+        atomic.save_npy(folder / f"{name}{disk.KEYS}", keys)
+
+    folder = tmp_path / "fp"
+    folder.mkdir()
+    shard("b" * 32, _texts(0, 4))
+    shard("c" * 32, [*_texts(10, 15), "twice"])  # "twice" at row 5
+    _non_finite(folder, "b" * 32, slice(1, 2), np.nan)
+    reader = DiskStore(tmp_path, "fp", writable=False)
+    shard("a" * 32, ["twice", *_texts(20, 22)])  # another writer's, listed first from now on
+    got = reader.get_many("query", ["text 1", "twice", "text 11"])
+    assert got[0] is None
+    np.testing.assert_array_equal(np.stack(got[1:]), _vectors(["twice", "text 11"]))
