@@ -391,7 +391,7 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
             except ConfigError as e:
                 raise ConfigError(f"the sweep's job {' '.join(swept)}: {e}") from None
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say(f"error: {e}")
         sys.exit(e.exit_code)
 
 
@@ -433,6 +433,14 @@ def _without_sweeps(overrides: list[str]) -> list[str]:
     return [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line]
 
 
+def _say(line: str) -> None:
+    """``line`` on stderr in one write: processes that stop at once (a sweep's jobs and its
+    command) never run their lines together (``print`` writes the text and the newline apart,
+    which an unbuffered stderr sends as two writes)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def _as_stop(e: BaseException) -> BaseException:
     """``e``, or the stop it stands for: a stop signal that lands inside a library can surface
     as another exception, its cleanup failing on what the interruption left (omegaconf's
@@ -456,14 +464,14 @@ def _report(e: BaseException, cfg: DictConfig | None) -> int:
         return _stdout_problem(failed)
     if isinstance(e, (KeyboardInterrupt, Terminated)):
         signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
-        print(_stop_line(signum), file=sys.stderr)
+        _say(_stop_line(signum))
         _stop["quiet"] = True
         return 128 + signum
     if isinstance(e, WriteError) or (isinstance(e, OSError) and e.errno in _DISK_ERRNOS):
-        print(f"error: {_write_problem(e, cfg)}", file=sys.stderr)
+        _say(f"error: {_write_problem(e, cfg)}")
         return 1
     if isinstance(e, UserError):
-        print(f"error: {e}", file=sys.stderr)
+        _say(f"error: {e}")
         return e.exit_code
     raise e
 
@@ -656,7 +664,7 @@ def _exit_now(signum: int, frame: FrameType | None) -> None:
     first = _stop["signal"] or signum
     with contextlib.suppress(Exception):
         if not _stop["quiet"] and not _stop["pipe"]:
-            print(_stop_line(first), file=sys.stderr)
+            _say(_stop_line(first))
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(BROKEN_PIPE_EXIT if _stop["pipe"] else 128 + first)
@@ -760,7 +768,7 @@ def _stdout_problem(e: OSError) -> int:
     _stdout_to_devnull()  # so that the interpreter's own flush at exit does not fail again
     why = e.strerror or str(e) or type(e).__name__
     with contextlib.suppress(OSError, ValueError):
-        print(f"error: cannot write to stdout: {why}; fix it and rerun", file=sys.stderr)
+        _say(f"error: cannot write to stdout: {why}; fix it and rerun")
     return 1
 
 
@@ -898,10 +906,9 @@ def hydra_app(
         def entry() -> None:
             swept = _swept_while_printing(sys.argv[1:])
             if swept is not None:
-                print(
+                _say(
                     f"error: --cfg prints one job's config, and {swept} sweeps (-m): give one of "
-                    "its values to print that job's config",
-                    file=sys.stderr,
+                    "its values to print that job's config"
                 )
                 sys.exit(ConfigError.exit_code)
             sys.argv = [sys.argv[0], *_help_names_the_command(_printing_not_sweeping(sys.argv[1:]))]
@@ -926,11 +933,10 @@ def hydra_app(
                     stop_launcher_processes()
                     said = str(e).strip().splitlines() or [type(e).__name__]
                     why = next((ln for ln in said if "exit code" in ln), said[0]).strip()
-                    print(
+                    _say(
                         f"error: a job's process of the sweep ended abruptly (killed, or out of "
                         f"memory: {why}), and the launcher stopped the other jobs; finished "
-                        "results and stored vectors are kept: rerun the same command to resume",
-                        file=sys.stderr,
+                        "results and stored vectors are kept: rerun the same command to resume"
                     )
                     sys.exit(DeviceError.exit_code)
                 except Exception as e:  # Hydra composing a job (a multirun's sweep values)
@@ -940,12 +946,12 @@ def hydra_app(
                     stopped = timed_out(e)
                     if stopped is not None:  # a joblib job ran past its timeout
                         stop_launcher_processes()
-                        print(f"error: {stopped}", file=sys.stderr)
+                        _say(f"error: {stopped}")
                         sys.exit(DeviceError.exit_code)
                     problem = _config_problem(e)
                     if problem is None:
                         raise  # a bug: keep its traceback
-                    print(f"error: {problem}", file=sys.stderr)
+                    _say(f"error: {problem}")
                     sys.exit(ConfigError.exit_code)
 
         return entry

@@ -873,3 +873,26 @@ def test_a_library_logger_with_its_own_handler_prints_each_warning_once(monkeypa
     hydra_app("mteb")(retrying)()
     out, err = capfd.readouterr()
     assert out.splitlines() == ["warning: Retrying in 1s [Retry 1/5]."] and err == ""
+
+
+def test_each_line_goes_to_stderr_in_one_write(monkeypatch):
+    # a sweep's jobs and its command stop at once; print's two writes (text, newline) ran two
+    # processes' lines together once: "...to resumeinterrupted: ..." (an unbuffered stderr)
+    class Writes:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.calls.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    stderr = Writes()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    monkeypatch.setitem(app._stop, "signal", None)
+    monkeypatch.setitem(app._stop, "quiet", app._stop["quiet"])  # (as it was, after)
+    assert app._report(KeyboardInterrupt(), None) == 130
+    assert app._report(ConfigError("a bad value"), None) == 2
+    assert stderr.calls == [app.INTERRUPTED + "\n", "error: a bad value\n"]
