@@ -310,11 +310,17 @@ def _add_comparisons(
 def check_nonempty(report: Report) -> None:
     """Raise a UserError when no run has any result for the tasks."""
     if not report.summaries:
+        from qzhou_eval.config.app import group_options
+
         where = ", ".join(str(d) for d in report.results_dirs)
         found = ", ".join(str(r) for r in report.skipped) or "none"
+        hint = ""
+        if report.skipped:  # (runs of another benchmark's tasks, most likely)
+            names = ", ".join(group_options("benchmark"))
+            hint = f"; if those runs are of another benchmark, set benchmark=<one of {names}>"
         raise UserError(
             f"no results for any of the {report.n_tasks} tasks of {report.benchmark.name} in "
-            f"{where} (runs found: {found})"
+            f"{where} (runs found: {found}){hint}"
         )
 
 

@@ -261,8 +261,12 @@ def test_bad_settings(results_copy: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no runs"):
         report(f"results_dir={tmp_path / 'empty'}")
-    with pytest.raises(UserError, match="no results for any of the 41 tasks"):
+    with pytest.raises(UserError, match="no results for any of the 41 tasks") as e:
         report(f"results_dir={results_copy}", f"models=[{QZHOU_ZH}]")
+    assert str(e.value).endswith(
+        "; if those runs are of another benchmark, set benchmark=<one of cmteb, demo_eng, "
+        "demo_zho, mteb_eng_v2>"
+    )
     with pytest.raises(ConfigError, match="plots='no': give true or false"):
         report(f"results_dir={results_copy}", "plots=no")
     with pytest.raises(UserError, match=r"experiments: no run has experiment \['nosuch'\]"):
