@@ -23,7 +23,6 @@ from qzhou_eval.config.folders import check_writable_folder
 from qzhou_eval.config.spec import mirror_dir
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.mirror import fill_mirror, task_repos
-from qzhou_eval.mirror.fill import to_download
 from qzhou_eval.progress import stderr_is_terminal
 
 
@@ -41,31 +40,32 @@ def fill(cfg: DictConfig) -> list[Path]:
     tasks = load_benchmark_tasks(cfg.benchmark)
     repos = sorted({repo for task in tasks for repo in task_repos(task)})
     print(f"mirror {target}: {len(repos)} dataset repo(s) for {len(tasks)} task(s)", flush=True)
+    from huggingface_hub.utils import disable_progress_bars
+
     from qzhou_eval.config.hub import PROBE_TIMEOUT_S, hub_endpoint, offline, reachable
 
-    if to_download(tasks, target) and not offline() and not reachable():
-        # (the Hub client would retry each request for about half a minute first)
-        raise UserError(
-            f"the Hugging Face Hub ({hub_endpoint()[0]}) cannot be reached (a "
-            f"{PROBE_TIMEOUT_S:.0f} s connection probe) to download into mirror {target}: run "
-            "this on a machine that reaches it (HF_ENDPOINT names another Hub, HTTPS_PROXY a "
-            "proxy)"
-        )
-    from huggingface_hub.utils import disable_progress_bars
+    def probe_hub() -> None:
+        """Before the first download: the Hub client would retry each request for about half
+        a minute before failing."""
+        if not offline() and not reachable():
+            raise UserError(
+                f"the Hugging Face Hub ({hub_endpoint()[0]}) cannot be reached (a "
+                f"{PROBE_TIMEOUT_S:.0f} s connection probe) to download into mirror {target}: "
+                "run this on a machine that reaches it (HF_ENDPOINT names another Hub, "
+                "HTTPS_PROXY a proxy)"
+            )
 
     # the download bars only on a terminal: in a log they are carriage-return noise
     quiet = contextlib.nullcontext() if stderr_is_terminal() else disable_progress_bars()
     try:
         with quiet:
-            fetched = fill_mirror(tasks, target)
+            fetched = fill_mirror(tasks, target, before_downloading=probe_hub)
     except (OSError, ValueError, RuntimeError) as e:  # huggingface_hub's errors derive from these
         if isinstance(e, OSError) and e.filename:  # a local file or folder, not the Hub
             raise UserError(
                 f"data.mirror={target}: cannot write {e.filename}: {e.strerror or e}"
             ) from None
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        from qzhou_eval.config.hub import offline
-
         why = (
             "HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set: unset it to download"
             if offline()

@@ -32,13 +32,15 @@ def fill_mirror(
     mirror_dir: Path | str,
     *,
     snapshot_download: Callable[..., Any] = huggingface_hub.snapshot_download,
+    before_downloading: Callable[[], None] | None = None,
 ) -> list[Path]:
     """Download every task's dataset repo that the mirror lacks; return the folders written.
 
     Repos already complete at the pinned revision are skipped (and not returned). A folder that
     is incomplete or holds another revision is replaced once the new download is complete.
     ``snapshot_download`` is called with keywords ``repo_id``, ``repo_type="dataset"``,
-    ``revision`` and ``local_dir``.
+    ``revision`` and ``local_dir``. ``before_downloading`` is called once, before the first
+    download touches the mirror (none when every repo is complete): it may raise to stop.
     """
     mirror_dir = Path(mirror_dir).expanduser().resolve()
     written: list[Path] = []
@@ -46,6 +48,9 @@ def fill_mirror(
         final = mirror_folder(mirror_dir, repo_id)
         if repo_problem(final, revision, splits) is None:
             continue
+        if before_downloading is not None:
+            before_downloading()
+            before_downloading = None
         staging = staging_folder(mirror_dir, repo_id, revision)
         _drop_stale_partials(staging)
         staging.parent.mkdir(parents=True, exist_ok=True)
@@ -61,17 +66,6 @@ def fill_mirror(
         _move_into_place(staging, final)
         written.append(final)
     return written
-
-
-def to_download(tasks: Iterable[AbsTask], mirror_dir: Path | str) -> list[str]:
-    """The dataset repos (``org/name``) :func:`fill_mirror` would download: those the mirror
-    lacks, or holds incomplete or at another revision."""
-    mirror_dir = Path(mirror_dir).expanduser().resolve()
-    return [
-        repo_id
-        for (repo_id, revision), splits in _needs(tasks).items()
-        if repo_problem(mirror_folder(mirror_dir, repo_id), revision, splits) is not None
-    ]
 
 
 def _needs(tasks: Iterable[AbsTask]) -> dict[tuple[str, str], tuple[str, ...]]:

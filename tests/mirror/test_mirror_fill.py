@@ -80,15 +80,23 @@ def test_fill_skips_complete_repos_including_ones_filled_by_hand(
     sts, rerank, _ = tasks
     write_task_repo(mirror, sts, pairs=PAIRS)  # a plain snapshot_download: no marker
     assert not (mirror_folder(mirror, "mteb/stsbenchmark-sts") / MARKER_NAME).exists()
-    hub = FakeHub()
-    assert fill_mirror([sts, rerank], mirror, snapshot_download=hub) == [
-        mirror_folder(mirror, "mteb/AskUbuntuDupQuestions")
-    ]
-    assert [c["repo_id"] for c in hub.calls] == ["mteb/AskUbuntuDupQuestions"]
+    hub, probes = FakeHub(), []
+    assert fill_mirror(
+        [sts, rerank], mirror, snapshot_download=hub, before_downloading=lambda: probes.append(1)
+    ) == [mirror_folder(mirror, "mteb/AskUbuntuDupQuestions")]
+    assert [c["repo_id"] for c in hub.calls] == ["mteb/AskUbuntuDupQuestions"] and probes == [1]
 
     again = FakeHub()
-    assert fill_mirror([sts, rerank, sts], mirror, snapshot_download=again) == []
-    assert again.calls == []
+    assert (
+        fill_mirror(
+            [sts, rerank, sts],
+            mirror,
+            snapshot_download=again,
+            before_downloading=lambda: probes.append(2),
+        )
+        == []
+    )
+    assert again.calls == [] and probes == [1]  # nothing to download: no probe
 
 
 def test_fill_refetches_a_hand_filled_folder_that_lacks_a_needed_split(
