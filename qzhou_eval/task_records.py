@@ -55,3 +55,10 @@ def filed_in(folder: Path) -> str:
     """The :data:`FILED_IN` value of a run folder: ``"."`` for a revision's own folder,
     ``"experiments/<name>"`` for one of its experiments'."""
     return f"{EXPERIMENTS}/{folder.name}" if folder.parent.name == EXPERIMENTS else "."
+
+
+def filed_elsewhere(record: dict[str, Any], folder: Path) -> str | None:
+    """The folder a record names (:data:`FILED_IN`) when it is not ``folder``: its result was
+    copied there, record and all; None where it names ``folder`` or predates the key."""
+    filed = record.get(FILED_IN)
+    return None if filed is None or filed == filed_in(folder) else str(filed)

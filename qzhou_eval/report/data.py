@@ -17,9 +17,9 @@ from qzhou_eval.fingerprint import file_digest
 from qzhou_eval.mirror.provenance import describe
 from qzhou_eval.task_records import (
     EXPERIMENTS,
-    FILED_IN,
     RECORDS,
     RESULT_DIGEST,
+    filed_elsewhere,
     filed_in,
     is_whole,
 )
@@ -99,10 +99,8 @@ def _misfiled(path: Path, record: dict[str, Any]) -> str | None:
             return f"output size {d if d is not None else 'full'}, precision {p}"
 
         return MISFILED.format(said=what(dim, precision), held=what(folder_dim, folder_precision))
-    filed = record.get(FILED_IN)  # (a variant's or another experiment's, of the same size)
-    if filed is not None and filed != filed_in(path):
-        return COPIED.format(said=filed, held=filed_in(path))
-    return None
+    filed = filed_elsewhere(record, path)  # (a variant's or another experiment's, same size)
+    return None if filed is None else COPIED.format(said=filed, held=filed_in(path))
 
 
 def _meta_embed_dim(path: Path) -> Any:

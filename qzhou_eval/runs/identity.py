@@ -60,6 +60,7 @@ from qzhou_eval.task_records import (
     RECORD_FORMAT,
     RECORDS,
     RESULT_DIGEST,
+    filed_elsewhere,
     filed_in,
     is_whole,
 )
@@ -293,11 +294,11 @@ class TaskRecord:
             self._set_aside_unrecorded()
         elif self.result.exists():
             self._set_aside_if_changed()
-        recorded = self._read()
-        if recorded is None:
+        data = self._load()
+        if data is None:
             return None
-        if recorded == self.fingerprint or recorded in self.aliases:
-            return self._misfiled()  # (this configuration's, but another folder's copy?)
+        if data["fingerprint"] == self.fingerprint or data["fingerprint"] in self.aliases:
+            return self._misfiled(data)  # (this configuration's, but another folder's copy?)
         if self._replace_if_stale():
             return None
         recorded_data = self._load() or {}
@@ -318,7 +319,7 @@ class TaskRecord:
                 f"{self.path} says, which its folder does not hold (copied between folders?): "
                 "move the two files away"
             )
-        misfiled = self._misfiled()
+        misfiled = self._misfiled(recorded_data)
         if misfiled is not None:
             return misfiled
         ours, theirs = self.fields.get("data_content"), recorded_data.get("data_content")
@@ -337,17 +338,16 @@ class TaskRecord:
             data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             return False
-        if not is_whole(data) or data.get(FILED_IN, filed_in(self.folder)) != filed_in(self.folder):
+        if not is_whole(data) or filed_elsewhere(data, self.folder) is not None:
             return False
         ours = data["fingerprint"] == self.fingerprint or data["fingerprint"] in self.aliases
         return ours and self.result.is_file() and self._vouches_for_result(data)
 
-    def _misfiled(self) -> str | None:
-        """Why the result here is another folder's, as its record says (copied between
-        folders, record and all), or None."""
-        data = self._load()
-        filed = None if data is None else data.get(FILED_IN)
-        if filed is None or filed == filed_in(self.folder) or not self.result.exists():
+    def _misfiled(self, data: dict[str, Any]) -> str | None:
+        """Why the result here is another folder's, as its record ``data`` says (copied
+        between folders, record and all), or None."""
+        filed = filed_elsewhere(data, self.folder)
+        if filed is None or not self.result.exists():
             return None
         return (
             f"{self.result} was filed in {filed!r} of its revision's folder, as its record "
