@@ -299,21 +299,34 @@ def test_a_result_without_its_record_in_a_folder_qzhou_eval_wrote_is_not_counted
     assert score_task(sts, load_task_results(tmp_path, [sts])["STSBenchmark"]).score == 0.8
 
 
-def test_a_result_and_record_copied_from_a_variants_folder_are_not_counted(tmp_path):
-    # (a folder merged by hand: a variant's STS shown as the official run's before)
+def _recorded_sts(folder: Path, fields: dict) -> AbsTask:
+    """An STSBenchmark result of 0.7 in ``folder``, written as a run writes it (its record
+    first, sealed after); it counts there."""
     from qzhou_eval.runs.identity import TaskRecord, claimed
 
     task = mteb.get_task("STSBenchmark")
+    scores = {"test": {"default": {"main_score": 0.7, "cosine_spearman": 0.7}}}
+    with claimed(TaskRecord(folder, "STSBenchmark", fields, "test"), overwrite=False):
+        TaskResult.from_task_results(task, scores, 1.0).to_disk(folder / "STSBenchmark.json")
+    assert score_task(task, load_task_results(folder, [task])["STSBenchmark"]).score == 0.7
+    return task
+
+
+def _copied_and_scored(task: AbsTask, source: Path, folder: Path):
+    """The result scored in ``folder`` once it and its record are copied there from
+    ``source`` (a folder merged by hand)."""
+    (folder / "qzhou_eval_records").mkdir(parents=True, exist_ok=True)
+    for name in ("STSBenchmark.json", "qzhou_eval_records/STSBenchmark.yaml"):
+        shutil.copy(source / name, folder / name)
+    return score_task(task, load_task_results(folder, [task])["STSBenchmark"])
+
+
+def test_a_result_and_record_copied_from_a_variants_folder_are_not_counted(tmp_path):
+    # (a folder merged by hand: a variant's STS shown as the official run's before)
     root = tmp_path / "rev"
     variant = root / "experiments" / "variant_b504d9d8d8"
-    scores = {"test": {"default": {"main_score": 0.7, "cosine_spearman": 0.7}}}
-    with claimed(TaskRecord(variant, "STSBenchmark", {"dim": None}, "test"), overwrite=False):
-        TaskResult.from_task_results(task, scores, 1.0).to_disk(variant / "STSBenchmark.json")
-    assert score_task(task, load_task_results(variant, [task])["STSBenchmark"]).score == 0.7
-    root.joinpath("qzhou_eval_records").mkdir()
-    for name in ("STSBenchmark.json", "qzhou_eval_records/STSBenchmark.yaml"):
-        shutil.copy(variant / name, root / name)
-    scored = score_task(task, load_task_results(root, [task])["STSBenchmark"])
+    task = _recorded_sts(variant, {"dim": None})
+    scored = _copied_and_scored(task, variant, root)
     assert scored.score is None
     assert scored.problem.startswith(
         "result whose record says it was filed in 'experiments/variant_b504d9d8d8' of its "
@@ -324,32 +337,21 @@ def test_a_result_and_record_copied_from_a_variants_folder_are_not_counted(tmp_p
 def test_a_result_and_record_copied_into_another_sizes_folder_are_not_counted(tmp_path):
     # a 128-dimension result with its record copied into the full size's folder (or int8's into
     # float32's): the record says what it is, the folder's name what it holds
-    from qzhou_eval.runs.identity import TaskRecord, claimed
-
-    task = mteb.get_task("STSBenchmark")
     root = tmp_path / "rev"
     small = root / "experiments" / "embed_dim_128__output_dtypes_int8"
-    scores = {"test": {"default": {"main_score": 0.7, "cosine_spearman": 0.7}}}
-    for folder, fields in ((small, {"dim": 128, "precision": "int8"}), (root, {"dim": None})):
-        with claimed(TaskRecord(folder, "STSBenchmark", fields, "test"), overwrite=False):
-            TaskResult.from_task_results(task, scores, 1.0).to_disk(folder / "STSBenchmark.json")
-        assert score_task(task, load_task_results(folder, [task])["STSBenchmark"]).score == 0.7
-    for name in ("STSBenchmark.json", "qzhou_eval_records/STSBenchmark.yaml"):
-        shutil.copy(small / name, root / name)
-    scored = score_task(task, load_task_results(root, [task])["STSBenchmark"])
+    task = _recorded_sts(small, {"dim": 128, "precision": "int8"})
+    _recorded_sts(root, {"dim": None})
+    scored = _copied_and_scored(task, small, root)
     assert scored.score is None
     assert scored.problem.startswith(
         "result whose record says output size 128, precision int8, in a folder of output size "
         "full, precision float32"
     )
     # a record before 0.2.0 named the full size: the folder's model_meta.json states it
-    legacy = {"dim": 384}
     (root / "model_meta.json").write_text(json.dumps({"embed_dim": 384}))
     (root / "STSBenchmark.json").unlink()
     (root / "qzhou_eval_records" / "STSBenchmark.yaml").unlink()
-    with claimed(TaskRecord(root, "STSBenchmark", legacy, "test"), overwrite=False):
-        TaskResult.from_task_results(task, scores, 1.0).to_disk(root / "STSBenchmark.json")
-    assert score_task(task, load_task_results(root, [task])["STSBenchmark"]).score == 0.7
+    _recorded_sts(root, {"dim": 384})  # (counts: asserted there)
     (root / "model_meta.json").write_text(json.dumps({"embed_dim": 768}))
     assert score_task(task, load_task_results(root, [task])["STSBenchmark"]).score is None
 
