@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
-from qzhou_eval.config.folders import check_writable_folder
+from qzhou_eval.config.folders import check_writable_folder, remove_empty
 from qzhou_eval.config.spec import mirror_dir
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.mirror import fill_mirror, task_repos
@@ -36,7 +36,14 @@ def fill(cfg: DictConfig) -> list[Path]:
     target = mirror_dir(cfg, must_exist=False)
     if target is None:
         raise ConfigError("set data.mirror=<folder> (the mirror to fill)")
-    check_writable_folder("data.mirror", target)  # a file in the way is not a Hub problem
+    created = check_writable_folder("data.mirror", target)  # a file in the way: not the Hub's
+    try:
+        return _fill(cfg, target)
+    finally:  # a mirror that stopped before its first download leaves no empty folder behind
+        remove_empty(created)
+
+
+def _fill(cfg: DictConfig, target: Path) -> list[Path]:
     tasks = load_benchmark_tasks(cfg.benchmark)
     repos = sorted({repo for task in tasks for repo in task_repos(task)})
     print(f"mirror {target}: {len(repos)} dataset repo(s) for {len(tasks)} task(s)", flush=True)

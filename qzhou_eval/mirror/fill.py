@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import huggingface_hub
 
+from qzhou_eval.config.folders import remove_empty
 from qzhou_eval.errors import MirrorError
 from qzhou_eval.mirror.check import repo_problem
 from qzhou_eval.mirror.layout import mirror_folder, staging_folder, write_marker
@@ -54,9 +55,13 @@ def fill_mirror(
         staging = staging_folder(mirror_dir, repo_id, revision)
         _drop_stale_partials(staging)
         staging.parent.mkdir(parents=True, exist_ok=True)
-        snapshot_download(
-            repo_id=repo_id, repo_type="dataset", revision=revision, local_dir=str(staging)
-        )
+        try:
+            snapshot_download(
+                repo_id=repo_id, repo_type="dataset", revision=revision, local_dir=str(staging)
+            )
+        except BaseException:
+            remove_empty([staging.parent, staging])  # a download that wrote nothing: no folder
+            raise
         problem = repo_problem(staging, revision, splits)
         if problem:
             raise MirrorError(

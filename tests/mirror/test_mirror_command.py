@@ -33,6 +33,7 @@ def test_a_local_write_problem_inside_the_mirror_is_not_blamed_on_the_hub(tmp_pa
     run = qzhou_eval("mirror", "benchmark=cmteb", "benchmark.tasks=[BQ]", f"data.mirror={mirror}")
     assert run.code == 2 and "Traceback" not in run.err
     assert len(run.err_lines) == 1 and "Hub" not in run.err_lines[0]
+    assert (mirror / ".staging").is_file()  # a folder the user made stays
     assert run.err_lines[0].startswith(f"error: data.mirror={mirror}: cannot write {mirror}")
 
 
@@ -45,6 +46,7 @@ def test_a_download_that_fails_offline_names_the_offline_setting(tmp_path):
         f"error: could not download into mirror {mirror} (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE "
         "is set: unset it to download): "
     )
+    assert not mirror.exists()
 
 
 def test_a_blank_mirror_is_refused_not_read_as_none(tmp_path):
@@ -83,4 +85,4 @@ def test_an_unreachable_hub_is_one_line_in_seconds_and_leaves_nothing(tmp_path, 
         f"download into mirror {mirror}: run this on a machine that reaches it (HF_ENDPOINT "
         "names another Hub, HTTPS_PROXY a proxy)"
     ]
-    assert list(mirror.iterdir()) == []
+    assert not mirror.exists()  # the folder it made for the downloads is gone again
