@@ -1,7 +1,9 @@
 """Where each run's data came from, as its task records say (``qzhou_eval_records/<Task>.yaml``).
 
 Folders without records (the public results repository, mteb's own runs) show nothing here, and
-their results are taken as they are.
+their results are taken as they are, unless another run folder of the same model revision has
+records: qzhou-eval wrote that tree, and a run folder whose records were deleted is not the
+public repository's.
 """
 
 from __future__ import annotations
@@ -57,13 +59,13 @@ def run_data(paths: Sequence[Path], tasks: Sequence[str]) -> dict[str, list[str]
 
 def unvouched(path: Path, task: str) -> str | None:
     """Why the task's result in ``path`` is not counted, or None. Where qzhou-eval wrote the
-    folder (it has a records folder), a result needs its whole record (a result copied in, or
-    whose record was deleted, cut short or edited, is what ``qzhou-eval run`` sets aside), must
-    be the file that record's run wrote (its sha256), and its record's folder, output size and
-    precision must be its folder's. A folder without records (the public results repository,
-    mteb's own runs) is not judged; neither is the digest, or folder, of a record that predates
-    it."""
-    if not (path / RECORDS).is_dir():
+    folder (it or another run folder of its revision has records), a result needs its whole
+    record (a result copied in, or whose record was deleted, cut short or edited, is what
+    ``qzhou-eval run`` sets aside), must be the file that record's run wrote (its sha256), and
+    its record's folder, output size and precision must be its folder's. Run folders of a
+    revision where none has records (the public results repository, mteb's own runs) are not
+    judged; neither is the digest, or folder, of a record that predates it."""
+    if not _written_by_qzhou_eval(path):
         return None
     record = _record(path, task)
     if not is_whole(record):
@@ -76,6 +78,17 @@ def unvouched(path: Path, task: str) -> str | None:
             return None
         return REPLACED
     return _misfiled(path, record)
+
+
+def _written_by_qzhou_eval(path: Path) -> bool:
+    """Whether ``path`` (a revision's folder or one of its ``experiments/<name>``) is one a
+    qzhou-eval run wrote: it, or another run folder of its model revision, has a records folder.
+    (mteb's layout has no mark of its own: ``run_settings.jsonl`` and ``model_meta.json`` are
+    mteb's files too.)"""
+    revision = path.parent.parent if path.parent.name == EXPERIMENTS else path
+    experiments = revision / EXPERIMENTS
+    folders = [revision, *(experiments.iterdir() if experiments.is_dir() else ())]
+    return any((folder / RECORDS).is_dir() for folder in folders)
 
 
 def _misfiled(path: Path, record: dict[str, Any]) -> str | None:

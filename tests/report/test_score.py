@@ -299,6 +299,22 @@ def test_a_result_without_its_record_in_a_folder_qzhou_eval_wrote_is_not_counted
     assert score_task(sts, load_task_results(tmp_path, [sts])["STSBenchmark"]).score == 0.8
 
 
+def test_a_run_folder_whose_records_were_deleted_beside_recorded_ones_is_not_counted(tmp_path):
+    # mteb's layout has no mark of the harness of its own; the records of the revision's other
+    # run folders say qzhou-eval wrote the tree (a 128-dimension result once showed as the full
+    # size's STS, its records folder deleted)
+    root = tmp_path / "rev"
+    small = root / "experiments" / "embed_dim_128"
+    task = _recorded_sts(small, {"dim": 128})
+    _recorded_sts(root, {"dim": None})
+    shutil.rmtree(root / "qzhou_eval_records")
+    scored = score_task(task, load_task_results(root, [task])["STSBenchmark"])
+    assert scored.score is None and "without a whole record" in (scored.problem or "")
+    shutil.rmtree(small / "qzhou_eval_records")  # no record left anywhere: read as it is
+    assert score_task(task, load_task_results(root, [task])["STSBenchmark"]).score == 0.7
+    assert score_task(task, load_task_results(small, [task])["STSBenchmark"]).score == 0.7
+
+
 def _recorded_sts(folder: Path, fields: dict) -> AbsTask:
     """An STSBenchmark result of 0.7 in ``folder``, written as a run writes it (its record
     first, sealed after); it counts there."""
