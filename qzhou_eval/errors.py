@@ -61,7 +61,7 @@ class WriteError(UserError, OSError):
         self.kept = _is_file(self.path) if kept is None else kept
 
     def __str__(self) -> str:
-        unchanged = " (the file there is unchanged)" if self.kept else ""
+        unchanged = " (the file there is whole, as before this write)" if self.kept else ""
         return f"cannot write {self.path}: {self.strerror}{unchanged}"
 
     def __reduce__(self):  # picklable across processes (launchers, worker pools)
