@@ -5,7 +5,8 @@
     qzhou-eval list tasks benchmark=cmteb      # one benchmark file's tasks (default: the run's)
 
 Names are the file names that ``benchmark=`` / ``model=`` take. Not a Hydra app: the word after
-``list`` says what to list; ``benchmark=<file>`` and ``benchmark.tasks=[...]`` narrow ``tasks``.
+``list`` says what to list; ``benchmark=<file>``, ``benchmark.tasks=[...]`` and the shard
+(``benchmark.num_shards=N benchmark.shard=K``) narrow ``tasks`` as they narrow a run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from qzhou_eval.config.app import compose_config, config_dir, quiet_broken_pipe
 from qzhou_eval.errors import ConfigError, UserError
 
 USAGE = (
-    "usage: qzhou-eval list benchmarks|models|tasks [benchmark=<file>] ['benchmark.tasks=[...]']"
+    "usage: qzhou-eval list benchmarks|models|tasks [benchmark=<file>] ['benchmark.tasks=[...]'] "
+    "[benchmark.num_shards=N benchmark.shard=K]"
 )
 
 
@@ -50,12 +52,17 @@ def list_models(overrides: Sequence[str] = ()) -> list[str]:
 
 
 def list_tasks(overrides: Sequence[str] = ()) -> list[str]:
-    from qzhou_eval.benchmarks import filtered_tasks
+    """The tasks a run of these overrides evaluates: the benchmark's, narrowed by
+    ``benchmark.tasks`` and by the shard (``benchmark.num_shards``/``shard``, checked as a run
+    checks them)."""
+    from qzhou_eval.benchmarks import load_benchmark_tasks
 
     bench = compose_config("mteb", list(overrides)).benchmark
-    tasks = filtered_tasks(bench)
+    tasks = load_benchmark_tasks(bench)
     width = max((len(t.metadata.name) for t in tasks), default=0)
-    lines = [f"{bench.name}: {len(tasks)} task(s)"]
+    shards = bench.get("num_shards", 1)
+    shard = f", shard {bench.get('shard', 0)} of {shards}" if shards != 1 else ""
+    lines = [f"{bench.name}: {len(tasks)} task(s){shard}"]
     for task in tasks:
         meta = task.metadata
         langs = ",".join(sorted({lang.split("-")[0] for lang in meta.languages}))

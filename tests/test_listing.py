@@ -31,6 +31,24 @@ def test_list_tasks_of_a_benchmark():
     ]
 
 
+def test_list_tasks_of_a_shard_is_the_runs_and_a_bad_shard_is_refused():
+    # the shard's tasks, as a run of the same overrides evaluates (DemoEngReranking and
+    # DemoEngSTS split by name: shard 1 of 2 is DemoEngSTS)
+    tasks = "benchmark.tasks=[DemoEngReranking,DemoEngSTS]"
+    shard = ("benchmark=demo_eng", tasks, "benchmark.num_shards=2", "benchmark.shard=1")
+    run = qzhou_eval("list", "tasks", *shard)
+    assert run.code == 0 and run.err == ""
+    assert run.out.splitlines() == [
+        "demo_eng: 1 task(s), shard 1 of 2",
+        "  DemoEngSTS  STS                  eng",
+    ]
+    run = qzhou_eval(
+        "list", "tasks", "benchmark=demo_eng", "benchmark.num_shards=2", "benchmark.shard=3"
+    )
+    assert run.code == 2 and len(run.err_lines) == 1 and run.out == ""
+    assert run.err_lines[0].startswith("error: benchmark.shard=3")
+
+
 def test_list_refuses_in_one_line():
     run = qzhou_eval("list", "datasets")
     assert (run.code, run.err_lines) == (
