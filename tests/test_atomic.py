@@ -68,7 +68,8 @@ def test_full_disk_mid_write_keeps_the_old_file_and_removes_the_temp(tmp_path, m
     assert e.errno == errno.ENOSPC and e.path == target and isinstance(e, OSError | UserError)
     # the file named is whole: the message says so (one would take it for half-written)
     assert str(e) == (
-        f"cannot write {target}: No space left on device (the file there is whole, as before this write)"
+        f"cannot write {target}: No space left on device "
+        "(the file there is whole, as before this write)"
     )
     assert e.exit_code == 1
     assert target.read_bytes() == b"old content"
@@ -114,7 +115,8 @@ def test_write_error_survives_pickling():
     e = WriteError("/x/y.json", OSError(errno.EROFS, os.strerror(errno.EROFS)), kept=True)
     back = pickle.loads(pickle.dumps(e))
     assert (str(back), back.errno, back.path) == (str(e), errno.EROFS, Path("/x/y.json"))
-    assert str(back).endswith("(the file there is whole, as before this write)")  # (from a scoring process)
+    # (from a scoring process)
+    assert str(back).endswith("(the file there is whole, as before this write)")
 
 
 def test_only_old_temp_files_of_ours_are_removed(tmp_path):
