@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
 from qzhou_eval.config.spec import fidelity_lines
+from qzhou_eval.errors import ConfigError
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import Recipe, Side, recipe_from_config
 
@@ -46,17 +47,25 @@ def prompt_lines(recipe: Recipe, tasks: list[AbsTask], text: str = SAMPLE_TEXT) 
 
 
 def render(cfg: DictConfig) -> list[dict[str, Any]]:
+    text = cfg.get("text", SAMPLE_TEXT)
+    if not isinstance(text, str):  # Hydra parsed it (null, a list, a number): not what was typed
+        shown = "null" if text is None else repr(text)
+        raise ConfigError(
+            f"text={shown} is not a text; quote it for Hydra, e.g. '+text=\"how are you\"'"
+        )
     recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
-    return list(prompt_lines(recipe, tasks, str(cfg.get("text", SAMPLE_TEXT))))
+    return list(prompt_lines(recipe, tasks, text))
 
 
 @hydra_app("mteb", kept=None)
 def main(cfg: DictConfig) -> None:
-    for note in fidelity_lines(cfg.model):  # first: a bad model setting fails before any work
+    notes = fidelity_lines(cfg.model)  # first: a bad model setting fails before any work
+    lines = render(cfg)  # (then the notes: none before an error line)
+    for note in notes:
         print(note, file=sys.stderr)
-    for line in render(cfg):
+    for line in lines:
         print(json.dumps(line, ensure_ascii=False))
 
 

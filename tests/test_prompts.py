@@ -16,6 +16,7 @@ import pytest
 from qzhou_eval.config import compose_config
 from qzhou_eval.prompts import render
 from tests.conftest import GOLDEN, REPO
+from tests.in_process import qzhou_eval
 
 CASES = [
     ("qzhou_embedding", "mteb_eng_v2", "qzhou_embedding_mteb_eng_v2.json", 41),
@@ -79,3 +80,18 @@ def test_prompts_cli_prints_json_lines():
         "input"
     ].endswith("\nQuery: TEXT")
     assert t2[1]["input"] == "TEXT"
+
+
+def test_a_text_hydra_parsed_as_something_else_is_refused_before_any_note():
+    # (it printed "None", "['a', 'b']", "True" for true, with the model's notes before the line)
+    for text, shown in (("null", "null"), ("[a,b]", "['a', 'b']"), ("true", "True"), ("5", "5")):
+        run = qzhou_eval("prompts", "model=minilm", "benchmark=demo_eng", f"+text={text}")
+        assert run.code == 2 and run.out == ""
+        assert run.err_lines == [
+            f"error: text={shown} is not a text; quote it for Hydra, e.g. '+text=\"how are you\"'"
+        ]
+    run = qzhou_eval("prompts", "model=minilm", "benchmark=demo_eng", "+text='true'")
+    assert run.code == 0 and json.loads(run.out.splitlines()[0])["input"] == "true"
+    # a bad recipe setting: its one line, no note before it
+    run = qzhou_eval("prompts", "model=minilm", "prompts.instruction_template=abc")
+    assert run.code == 2 and len(run.err_lines) == 1 and run.err_lines[0].startswith("error: ")
