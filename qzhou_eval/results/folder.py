@@ -175,13 +175,18 @@ class ResultsFolder(ResultCache):
         ``model.max_tokens``, changed since: the folder describes the model as now set)."""
         path = folder / MODEL_META
         text = json.dumps(meta.to_dict(), default=str, indent=4)
-        if only_if_changed:
-            try:
-                if path.read_bytes() == text.encode("utf-8"):
-                    return
-            except OSError:
-                return  # none there: no result in the folder yet
+        if only_if_changed and not ResultsFolder.model_meta_differs(folder, meta):
+            return
         atomic.write_text(path, text)
+
+    @staticmethod
+    def model_meta_differs(folder: Path, meta: ModelMeta) -> bool:
+        """Whether ``<folder>/model_meta.json`` is there and says other than ``meta``."""
+        text = json.dumps(meta.to_dict(), default=str, indent=4)
+        try:
+            return (folder / MODEL_META).read_bytes() != text.encode("utf-8")
+        except OSError:
+            return False  # none there: no result in the folder yet
 
     def _restore_run_settings(self, folder: Path, result: TaskResult) -> None:
         """Add the ``run_settings.jsonl`` lines of splits the file lacks (a kill between writes)."""

@@ -336,8 +336,7 @@ def execute(plan: RunPlan) -> RunOutcome:
     # stopped at once rather than left to finish the batches still queued.
     try:
         outcome = _evaluate(plan, folder, store, embedder)
-        if not plan.read_only:
-            refresh_model_metas(plan, folder)
+        refresh_model_metas(plan, folder)
     except BaseException:
         embedder.close(force=True)
         raise
@@ -368,9 +367,19 @@ def execute(plan: RunPlan) -> RunOutcome:
 def refresh_model_metas(plan: RunPlan, folder: ResultsFolder) -> None:
     """Each of the run's result folders describes the model as it is set now: a folder whose
     ``model_meta.json`` says otherwise (its tasks finished before ``model.max_tokens`` or
-    ``model.release_date`` changed; no score depends on them) gets this run's."""
+    ``model.release_date`` changed; no score depends on them) gets this run's. In a folder
+    this run cannot write, such a file stays as it is, with a warning."""
     for where, meta in _result_folders(plan, folder).items():
-        folder.write_model_meta(where, meta, only_if_changed=True)
+        if not plan.read_only:
+            folder.write_model_meta(where, meta, only_if_changed=True)
+        elif folder.model_meta_differs(where, meta):
+            logger.warning(
+                "%s/model_meta.json describes the model as set when its results were written "
+                "(this run's model settings differ, e.g. model.max_tokens or model.reference; "
+                "no score depends on them) and the folder is not writable: rerun where it is "
+                "to bring it up to date",
+                where,
+            )
 
 
 def _result_folders(plan: RunPlan, folder: ResultsFolder) -> dict[Path, ModelMeta]:

@@ -333,6 +333,22 @@ def test_read_only_folders_with_every_result_finished_print_the_summary(
 
 
 @pytest.mark.slow
+def test_a_read_only_results_folder_keeps_its_model_meta_and_says_so(case, monkeypatch):
+    # a writable folder gets the model's metadata as now set (test_runner's
+    # test_a_finished_run_brings_model_meta_up_to_date); a read-only one cannot, and said nothing
+    meta = case / "results" / MINILM / "model_meta.json"
+    before = _files(case)
+    _fail_writes(monkeypatch, errno.EROFS, _under(case / "results"))
+    run = cli(*_args(case, "model.reference=https://example.org/x"))
+    assert run.code == 0 and run.err_lines == [] and run.encoded == 0, run.err
+    stale = [ln for ln in run.out.splitlines() if "model_meta.json" in ln]
+    assert len(stale) == 1 and str(meta) in stale[0] and "not writable" in stale[0], run.out
+    assert _files(case) == before
+    run = cli(*_args(case))  # as the results were written: nothing to say
+    assert run.code == 0 and "model_meta.json" not in run.out
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_scoring_from_a_read_only_store_writes_nothing_there(case, reference, monkeypatch, workers):
     # A CPU node scores from the store the GPU nodes wrote, mounted read-only; the scoring
