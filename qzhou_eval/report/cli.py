@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config.spec import flag, names_something
 from qzhou_eval.errors import ConfigError, UserError, shown
+from qzhou_eval.fingerprint import fingerprint
 from qzhou_eval.report.build import benchmark_info, build_report, check_nonempty
 from qzhou_eval.report.discover import discover_runs, resolve_results_dirs
 from qzhou_eval.report.render import render_text
@@ -113,15 +114,20 @@ def run_report(cfg: DictConfig) -> str:
 
 
 def _out_dir(value: object, results_dirs: list[Path]) -> Path | None:
-    """``null``: ``<first results folder>_report`` beside it; ``false``: no files.
+    """``null``: ``<results folder>_report`` beside it (several: ``<a>+<b>_report`` beside the
+    first, so that the report of a and b together does not replace a's own); ``false``: no files.
 
     Never inside a results folder: a JSON file there would be read as a task result.
     """
     if value is False or (isinstance(value, str) and value.lower() in ("false", "none", "off")):
         return None
     if value is None:
-        first = Path(os.path.abspath(results_dirs[0]))
-        return first.parent / f"{first.name}_report"
+        folders = [Path(os.path.abspath(d)) for d in results_dirs]
+        name = "+".join(f.name for f in folders)
+        if len(folders) > 1 and len(name) > 100:  # (a file name's limit is 255 bytes)
+            digest = fingerprint([str(f) for f in folders], 8)
+            name = f"{folders[0].name}+{len(folders) - 1}_more_{digest}"
+        return folders[0].parent / f"{name}_report"
     if not names_something(value):
         raise ConfigError(f"out_dir={shown(value)}: give a folder for the report files, or false")
     out = Path(str(value)).expanduser()

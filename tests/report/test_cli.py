@@ -228,6 +228,19 @@ def test_default_out_dir_is_beside_the_results(results_copy: Path) -> None:
     assert not list(results_copy.rglob("*.md"))
 
 
+def test_the_default_out_dir_of_several_folders_is_theirs_not_the_firsts(tmp_path: Path) -> None:
+    from qzhou_eval.report.cli import _out_dir
+
+    a, b = tmp_path / "a", tmp_path / "nodes" / "b"
+    assert _out_dir(None, [a]) == tmp_path / "a_report"
+    assert _out_dir(None, [a, b]) == tmp_path / "a+b_report"  # not a's own report's folder
+    many = [tmp_path / f"results_of_node_{i:03d}" for i in range(8)]
+    name = _out_dir(None, many).name
+    assert name.startswith("results_of_node_000+7_more_") and name.endswith("_report")
+    assert _out_dir(None, [*many[:7], b]) != _out_dir(None, many)
+    assert _out_dir("false", [a, b]) is None
+
+
 def test_subset_of_the_benchmark(package_results: Path) -> None:
     text = report(
         f"results_dir={package_results}",
