@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from functools import partial
@@ -22,6 +23,7 @@ import transformers
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from qzhou_eval.config.app import LineFormatter
 from qzhou_eval.encoder.embedder import Embedder
 from qzhou_eval.pipeline.scoring_pool import JobDone
 from qzhou_eval.results import ResultsFolder
@@ -41,7 +43,11 @@ def start(settings: tuple[Any, ...], handoff: Handoff) -> None:
     environment, damaged)``, the environment being the main process's when the pool was made (a
     fork server's child starts with the server's), ``damaged`` the store's shards it warned
     about."""
-    logging.basicConfig(level=logging.WARNING, format="[scoring] %(levelname)s %(message)s")
+    # a warning's line as the main process writes one (``warning: ...``), on stderr: stdout is
+    # the main process's, whose reader may go away (a run ended by that stops these processes)
+    lines = logging.StreamHandler(sys.stderr)
+    lines.setFormatter(LineFormatter("%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[lines], force=True)
     logging.getLogger("mteb").setLevel(logging.WARNING)
     plan, threads, environment, damaged = settings
     os.environ.clear()
