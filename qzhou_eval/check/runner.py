@@ -120,7 +120,16 @@ def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:
         backbone = subject.build(runtime.devices[0])
         out(f"model loaded on {runtime.devices[0]} in {time.perf_counter() - load_started:.1f} s")
         inputs = model_inputs(cfg.prompts, sample_texts(int(check.texts)))
-        ctx = Context(subject, runtime, check, backbone, inputs, backbone.tokenize(inputs))
+        ids = backbone.tokenize(inputs)
+        empty = [text for text, x in zip(inputs, ids, strict=True) if not len(x)]
+        if empty:  # (the empty sample, where the recipe keeps it and the tokenizer adds nothing)
+            out(
+                f"warning: {empty[0]!r} gives no tokens with this tokenizer: left out of the "
+                "checks; a run stops at the first task with such an input"
+            )
+            kept = [i for i, x in enumerate(ids) if len(x)]
+            inputs, ids = [inputs[i] for i in kept], [ids[i] for i in kept]
+        ctx = Context(subject, runtime, check, backbone, inputs, ids)
         del backbone  # held by ctx alone: the last check frees it
         for name, run in CHECKS:
             if only and name not in only:

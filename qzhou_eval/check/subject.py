@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from qzhou_eval.config.spec import ModelSpec
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, ModelLoadError
 
 RANDOM_MARKER = "qzhou_check_random.json"  # in a random-weights folder: seed and what was scaled
 
@@ -151,7 +151,18 @@ def make_subject(spec: ModelSpec, check: Any, devices: tuple[str, ...]) -> Subje
 def _architecture(spec: ModelSpec) -> dict[str, Any]:
     local = Path(spec.path).expanduser()
     if (local / "config.json").is_file():
-        config = json.loads((local / "config.json").read_text(encoding="utf-8"))
+        try:
+            config = json.loads((local / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ModelLoadError(
+                f"check.random_weights=true: cannot read {local / 'config.json'} of "
+                f"model.path={spec.path}: {' '.join(str(e).split())[:200]}"
+            ) from None
+        if not isinstance(config, dict) or "model_type" not in config:
+            raise ModelLoadError(
+                f"check.random_weights=true: {local / 'config.json'} of model.path={spec.path} "
+                "names no model_type: it is not a transformers model config"
+            )
         config.setdefault("tokenizer", None)
         return config
     if spec.name in KNOWN_ARCHITECTURES:

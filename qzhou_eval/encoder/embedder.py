@@ -27,7 +27,7 @@ import numpy as np
 from qzhou_eval.encoder.batching import packed_batches, token_budget_batches
 from qzhou_eval.encoder.device_loop import prefetch
 from qzhou_eval.encoder.engines import Engine, LocalEngine
-from qzhou_eval.errors import ModelOutputError, WriteError
+from qzhou_eval.errors import DataError, ModelOutputError, WriteError
 from qzhou_eval.models.backbone import Backbone
 from qzhou_eval.models.inputs import TokenBatch
 from qzhou_eval.progress import progress
@@ -177,6 +177,16 @@ def unusable(call: _Chunked, rows: Sequence[int], bad: np.ndarray) -> ModelOutpu
         f"{len(rows)} inputs of a batch of {call.desc} (the first: {shown!r}); none of them "
         "is stored. Its numbers overflow (model.dtype=float16 often does: try bfloat16 or "
         "float32) or its weights are damaged"
+    )
+
+
+def no_tokens(call: _Chunked, text: str) -> DataError:
+    """The error for an input the tokenizer turns into no token at all: no forward can give it
+    a vector (mean pooling divides by zero tokens; last-token or CLS pooling reads padding)."""
+    return DataError(
+        f"an input of {call.desc} gives no tokens ({text!r}: the tokenizer of model.path adds "
+        "no special token to an empty text), so the model cannot embed it: use a model whose "
+        "tokenizer adds one (a BOS, CLS or EOS token), or a recipe that adds text to every input"
     )
 
 
@@ -554,6 +564,9 @@ class Embedder:
                 for k, (begin, end) in enumerate(bounds):
                     part = call.spans[begin:end] if call.spans is not None else None
                     ids = engine.tokenize(call.texts[begin:end], part)
+                    empty = next((i for i, x in enumerate(ids) if not len(x)), None)
+                    if empty is not None:
+                        raise no_tokens(call, call.texts[begin + empty])
                     yield call, _Chunk(begin, ids), k == len(bounds) - 1
                 call = next_call()
 

@@ -84,6 +84,13 @@ class InputTokenizer:
         self.tokenizer = tokenizer
         self.spec = spec
         self.lowercase = lowercase  # sentence-transformers' do_lower_case
+        special = set(tokenizer.all_special_ids)
+        if len(tokenizer) <= len(special):  # (transformers builds one where the files lack)
+            raise ValueError(
+                f"its tokenizer has no vocabulary, only its {len(special)} special token(s): "
+                "the folder lacks the tokenizer's files (tokenizer.json, vocab.txt, "
+                "tokenizer.model, ...), and transformers built an empty one"
+            )
         tokenizer.padding_side = spec.padding_side
         tokenizer.truncation_side = "right"
         if tokenizer.pad_token is None:
@@ -203,16 +210,19 @@ class TransformersBackbone(_Common):
 
             attn_implementation = register()
         if model is None:
-            model = AutoModel.from_pretrained(
+            model, loaded = AutoModel.from_pretrained(
                 spec.path,
                 dtype=TORCH_DTYPES[spec.dtype],
                 attn_implementation=attn_implementation,
                 trust_remote_code=spec.trust_remote_code,
+                output_loading_info=True,
                 **hub_kwargs,
             )
+            _check_weights(loaded["missing_keys"])
         elif packing:
             model.set_attn_implementation(attn_implementation)
         self.model = model
+        check_positions(self.model, spec)
         if packing:
             _check_packable(self.model, spec)
         if spec.attention == "bidirectional":
@@ -306,6 +316,7 @@ class SentenceTransformerBackbone(_Common):
             **_hub_kwargs(spec),
         )
         check_pipeline_settings(self.model, spec)
+        check_positions(self.model, spec)
         self.model.max_seq_length = spec.max_length
         lowercase = bool(getattr(self.model[0], "do_lower_case", False))
         self.inputs = InputTokenizer(self.model.tokenizer, spec, lowercase=lowercase)
@@ -320,6 +331,34 @@ class SentenceTransformerBackbone(_Common):
         if self._token_types and "token_type_ids" not in features:
             features["token_type_ids"] = torch.zeros_like(features["input_ids"])
         return self.model(features)["sentence_embedding"].float()
+
+
+def _check_weights(missing: Sequence[str]) -> None:
+    """A ValueError where the checkpoint lacks tensors the model uses: transformers starts them
+    at random and only prints a table. (The pooler of BERT-like models is not used: every
+    pooling reads the last hidden states.)"""
+    used = sorted(k for k in missing if not k.startswith("pooler."))
+    if used:
+        more = f" and {len(used) - 1} more" if len(used) > 1 else ""
+        raise ValueError(
+            f"its weights lack {len(used)} of the model's tensors ({used[0]}{more}), which "
+            "would start at random: the checkpoint is incomplete or of another architecture"
+        )
+
+
+def check_positions(model: torch.nn.Module, spec: ModelSpec) -> None:
+    """A ValueError where ``model.max_length`` is more than the model's learned position
+    embeddings hold (BERT-like models: an input that long fails in the forward, mid-run)."""
+    for name, module in model.named_modules():
+        if name.endswith("position_embeddings") and isinstance(module, torch.nn.Embedding):
+            pad = module.padding_idx  # RoBERTa-like positions start after the padding index
+            limit = module.num_embeddings - (pad + 1 if pad is not None else 0)
+            if spec.max_length > limit:
+                raise ValueError(
+                    f"model.max_length={spec.max_length} is more than the {limit} positions "
+                    f"its position embeddings hold: set model.max_length={limit} or less"
+                )
+            return
 
 
 def _is_local(path: str) -> bool:

@@ -91,6 +91,11 @@ def load_dense_projection(
 ) -> Projection:
     """The Dense module ``subfolder`` of a local model folder, or of a Hub repo at ``revision``."""
     local = Path(model_path).expanduser()
+    if local.is_dir() and not (local / subfolder / "config.json").is_file():
+        raise ValueError(
+            f"model.projection={subfolder}: {local / subfolder} holds no Dense module "
+            "(no config.json); name the model folder's Dense module folder, e.g. 2_Dense"
+        )
     try:
         from sentence_transformers.sentence_transformer.modules import Dense
     except Exception:  # not installed, or its own imports fail (datasets absent, a version clash)

@@ -8,7 +8,7 @@ import torch
 from qzhou_eval.check.subject import KNOWN_ARCHITECTURES, _scaled, fill_hashed, make_subject
 from qzhou_eval.config import compose_config
 from qzhou_eval.config.spec import model_spec
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, ModelLoadError
 
 
 def test_hashed_weights_depend_on_seed_name_and_index_only():
@@ -38,6 +38,26 @@ def test_a_model_of_unknown_architecture_is_one_config_error():
         "check", ["model=hf_auto", "model.name=org/unknown", "check.random_weights=true"]
     )
     with pytest.raises(ConfigError, match=r"no known architecture for model\.name=org/unknown"):
+        make_subject(model_spec(cfg.model), cfg.check, ("cpu",))
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("{not json", "cannot read "), ('{"hidden_size": 8}', "names no model_type")],
+)
+def test_a_config_json_random_weights_cannot_read_is_one_line(tmp_path, text, says):
+    # (a JSONDecodeError traceback, where run and a plain check said it in one line)
+    (tmp_path / "config.json").write_text(text)
+    cfg = compose_config(
+        "check",
+        [
+            "model=hf_auto",
+            "model.name=org/x",
+            f"model.path={tmp_path}",
+            "check.random_weights=true",
+        ],
+    )
+    with pytest.raises(ModelLoadError, match=rf"check\.random_weights=true: .*{says}"):
         make_subject(model_spec(cfg.model), cfg.check, ("cpu",))
 
 

