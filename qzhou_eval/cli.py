@@ -28,6 +28,7 @@ from qzhou_eval.config.app import (
     CONF_DIR,
     INTERRUPTED,
     hydra_app,
+    import_failed,
     quiet_broken_pipe,
     stop_line,
     tolerant_console,
@@ -140,6 +141,8 @@ def _dispatch(args: list[str]) -> None:
     except KeyboardInterrupt:  # the app's own handling starts once it runs
         print(INTERRUPTED if name == "run" else stop_line(signal.SIGINT, None), file=sys.stderr)
         sys.exit(130)
+    except OSError as e:  # mteb makes its cache folder as it imports (HOME a file: no folder)
+        sys.exit(import_failed(e))
     sys.argv = [f"qzhou-eval {name}", *rest]  # what the Hydra app reads (and --help shows)
     app()
 

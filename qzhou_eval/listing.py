@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from omegaconf import OmegaConf
 
-from qzhou_eval.config.app import compose_config, config_dir, quiet_broken_pipe
+from qzhou_eval.config.app import compose_config, config_dir, import_failed, quiet_broken_pipe
 from qzhou_eval.errors import ConfigError, UserError
 
 USAGE = (
@@ -95,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(e.exit_code)
+        except OSError as e:  # mteb makes its cache folder as it imports (HOME a file)
+            sys.exit(import_failed(e))
         print("\n".join(lines))
 
 

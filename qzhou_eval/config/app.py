@@ -467,13 +467,48 @@ def _report(e: BaseException, cfg: DictConfig | None) -> int:
         _say(_stop_line(signum))
         _stop["quiet"] = True
         return 128 + signum
-    if isinstance(e, WriteError) or (isinstance(e, OSError) and e.errno in _DISK_ERRNOS):
+    if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG and not isinstance(e, WriteError):
+        _say(f"error: {_name_too_long(e, cfg)}")  # (any lookup of it fails, not only a write)
+        return ConfigError.exit_code
+    if isinstance(e, WriteError) or (
+        isinstance(e, OSError) and (e.errno in _DISK_ERRNOS or _cache_folder_problem(e))
+    ):
         _say(f"error: {_write_problem(e, cfg)}")
         return 1
     if isinstance(e, UserError):
         _say(f"error: {e}")
         return e.exit_code
     raise e
+
+
+def import_failed(e: OSError) -> int:
+    """An app's module failed to import on a write (a library's cache folder): its one line, as
+    the app would print it; the exit code. Anything else is a bug: re-raised."""
+    _stop["kept"] = None  # (nothing ran: nothing to keep)
+    return _report(e, None)
+
+
+def _cache_folder_problem(e: OSError) -> bool:
+    """A library could not make its cache folder under the home folder: HOME (or
+    XDG_CACHE_HOME) names a file, or a place where no folder can be made."""
+    from qzhou_eval.config.folders import cache_writer
+
+    missing = (errno.ENOTDIR, errno.ENOENT, errno.EEXIST)
+    return e.errno in missing and bool(e.filename) and cache_writer(e, e.filename) is not None
+
+
+def _name_too_long(e: OSError, cfg: DictConfig | None) -> str:
+    from qzhou_eval.config.folders import NAME_MAX, key_of_path, shown_value
+
+    path = os.fsdecode(e.filename) if e.filename else ""
+    where = key_of_path(cfg, path) if cfg is not None and path else None
+    named = [f"{where[0]}={shown_value(where[1])}"] if where else []
+    if not where or Path(where[1]).expanduser().absolute() != Path(path).absolute():
+        named.append(shown_value(path))
+    return (
+        f"{': '.join(named)}: a file or folder name in it is longer than the file system "
+        f"allows ({NAME_MAX} bytes): shorten it"
+    )
 
 
 def _write_problem(e: OSError, cfg: DictConfig | None) -> str:
@@ -782,9 +817,12 @@ def _stdout_to_devnull() -> None:
 def tolerant_console() -> None:
     """stdout and stderr never raise UnicodeEncodeError: what the console's encoding cannot show
     (``PYTHONIOENCODING=ascii``, a C locale) is written as backslash escapes (``\\u4eca``); a
-    write that stdout fails raises :class:`StdoutError`."""
+    write that stdout fails raises :class:`StdoutError`. (Python gives a C locale's stdout
+    ``surrogateescape``, which writes undecodable bytes back but fails on any other character
+    beyond ASCII, where UTF-8 mode is off: ``PYTHONUTF8=0``.)"""
     for stream in (sys.stdout, sys.stderr):
-        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        raising = getattr(stream, "errors", None) in ("strict", "surrogateescape")
+        if raising and hasattr(stream, "reconfigure"):
             with contextlib.suppress(ValueError, OSError):
                 stream.reconfigure(errors="backslashreplace")
     if sys.stdout is not None and not isinstance(sys.stdout, _StdoutWrites):

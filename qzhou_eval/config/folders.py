@@ -86,6 +86,29 @@ def check_results_place(results_dir: Path, store_dir: Path | None) -> None:
         )
 
 
+# Bytes a file or folder name may have (ext4, xfs, btrfs, NTFS: 255): a longer one fails every
+# call that names it, even a lookup (ENAMETOOLONG), not only a write.
+NAME_MAX = 255
+
+
+def check_name_lengths(key: str, value: str | os.PathLike[str], names: Iterable[str] = ()) -> None:
+    """A ConfigError naming ``key`` where a folder name in ``value`` (or one of ``names``, the
+    folders it makes: a model's results folder) is longer than :data:`NAME_MAX` bytes."""
+    for name in (*Path(value).parts, *names):
+        size = len(os.fsencode(name))
+        if size > NAME_MAX:
+            raise ConfigError(
+                f"{key}={shown_value(value)} makes a folder name of {size} bytes "
+                f"({name[:24]}...); file systems allow {NAME_MAX}: shorten it"
+            )
+
+
+def shown_value(value: str | os.PathLike[str]) -> str:
+    """A long value cut for an error line (its start and end kept)."""
+    text = str(value)
+    return text if len(text) <= 80 else f"{text[:40]}...{text[-20:]}"
+
+
 def remove_empty(folders: Iterable[Path]) -> None:
     """Remove ``folders`` (outermost first, as created), innermost first, where still empty."""
     for folder in reversed(list(folders)):

@@ -23,6 +23,7 @@ from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config.deprecation import held_until_valid
 from qzhou_eval.config.folders import (
     FolderNotWritable,
+    check_name_lengths,
     check_readable_folder,
     check_results_place,
     check_writable_folder,
@@ -49,6 +50,7 @@ from qzhou_eval.mirror.provenance import data_identity, data_provenance
 from qzhou_eval.precision import DEFAULT_PRECISION, Point
 from qzhou_eval.recipe import Recipe, recipe_from_config
 from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
+from qzhou_eval.report.discover import model_dir_name
 from qzhou_eval.results import ResultsFolder
 from qzhou_eval.runs.identity import (
     RECORDS,
@@ -222,6 +224,11 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     )
     plan.data = {t.metadata.name: data_provenance(t, mirror) for t in tasks}
     build_model_meta(spec, recipe, dim=None, variant=None)  # mteb's checks of its metadata
+    check_name_lengths("runtime.results_dir", runtime.results_dir)
+    if runtime.store_dir is not None:
+        check_name_lengths("runtime.store_dir", runtime.store_dir)
+    check_name_lengths("model.name", spec.name, [model_dir_name(spec.name)])  # mteb's folder
+    check_name_lengths("model.revision", spec.revision or "")
     unfinished = unfinished_tasks(plan)
     if mirror is None:  # offline, or the Hub unreachable: data must be cached (finished: none)
         check_offline_data(unfinished, fill_hint(cfg.benchmark.key))

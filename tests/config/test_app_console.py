@@ -104,3 +104,17 @@ def test_an_ascii_console_gets_escapes_not_a_unicode_error():
     rows = [json.loads(line) for line in out.decode("ascii").splitlines()]
     # the escapes are JSON's own: the lines still parse to the exact input
     assert rows and all(row["input"].endswith("今天") for row in rows)
+
+
+def test_a_c_locale_without_utf8_mode_gets_escapes_not_a_unicode_error(minilm_demo):
+    # Python gives a C locale's stdout surrogateescape, which fails on any other character
+    # beyond ASCII: the report's "×100" was a traceback (a run's summary too, its results filed)
+    code, out, err = _qzhou_eval(
+        "report",
+        f"results_dir={minilm_demo / 'results'}",
+        "benchmark=demo_eng",
+        "out_dir=false",
+        env={"PYTHONUTF8": "0", "LC_ALL": "C", "LANG": "C"},
+    )
+    assert code == 0 and "Traceback" not in err, err
+    assert b"main score \\xd7100" in out

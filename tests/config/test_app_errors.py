@@ -406,6 +406,38 @@ def test_read_only_home_names_the_library_and_its_variable(monkeypatch, capsys, 
     assert code == 1 and "set XDG_CACHE_HOME (or HOME) to a writable folder" in lines[0]
 
 
+@pytest.mark.parametrize("command", ["prompts", "list"])
+def test_a_home_that_is_a_file_is_one_line_as_a_command_imports(
+    monkeypatch, capsys, tmp_path, command
+):
+    # mteb makes ~/.cache/mteb as it is imported, before any app runs: HOME=/etc/passwd gave a
+    # NotADirectoryError traceback
+    from qzhou_eval import cli, listing
+
+    home = tmp_path / "home"
+    home.write_text("a file")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    cache = home / ".cache" / "mteb"
+    library: dict = {"__name__": "mteb.cache.result_cache", "errno": errno, "os": os}
+    exec(  # a function of "mteb": the frame's module is what names the library
+        "def make_cache(*args, **kwargs):\n"
+        f"    raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), {str(cache)!r})\n",
+        library,
+    )
+    if command == "prompts":
+        monkeypatch.setattr(cli.importlib, "import_module", library["make_cache"])
+    else:
+        monkeypatch.setattr(listing, "compose_config", library["make_cache"])
+    with pytest.raises(SystemExit) as e:
+        cli.main([command, *(["tasks"] if command == "list" else [])])
+    assert e.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {cache}: Not a directory (mteb writes its cache there: set MTEB_CACHE to a "
+        "writable folder); fix it and rerun"
+    ]
+
+
 def test_ctrl_c_is_one_line_exit_130(monkeypatch, capsys):
     def interrupted(cfg) -> None:
         raise KeyboardInterrupt
@@ -896,3 +928,28 @@ def test_each_line_goes_to_stderr_in_one_write(monkeypatch):
     assert app._report(KeyboardInterrupt(), None) == 130
     assert app._report(ConfigError("a bad value"), None) == 2
     assert stderr.calls == [app.INTERRUPTED + "\n", "error: a bad value\n"]
+
+
+def test_a_name_longer_than_the_file_system_allows_is_one_line(tmp_path):
+    # any lookup of such a path fails (ENAMETOOLONG), not only a write: tracebacks from the
+    # run's first look at its results folder, after the model loaded, and from every command
+    from tests.in_process import qzhou_eval
+
+    long = tmp_path / ("a" * 256)
+    common = ("model=minilm", "benchmark=demo_eng", "benchmark.tasks=[DemoEngSTS]")
+    for key, value, says in (
+        ("runtime.results_dir", long, "makes a folder name of 256 bytes"),
+        ("runtime.store_dir", long / "x", "makes a folder name of 256 bytes"),
+        ("model.name", "org/" + "b" * 254, "makes a folder name of 259 bytes (org__bbb"),
+    ):
+        folders = {"runtime.results_dir": tmp_path, "runtime.store_dir": tmp_path, key: value}
+        run = qzhou_eval("run", *common, *(f"{k}={v}" for k, v in folders.items()))
+        assert run.code == 2 and len(run.err_lines) == 1, run.err
+        assert run.err_lines[0].startswith(f"error: {key}=") and says in run.err_lines[0]
+    run = qzhou_eval("report", f"results_dir={long}", "benchmark=demo_eng")
+    assert run.code == 2 and len(run.err_lines) == 1, run.err
+    assert run.err_lines[0].endswith(
+        ": a file or folder name in it is longer than the file system allows (255 bytes): "
+        "shorten it"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["cwd"]  # (the fixture's): nothing made
