@@ -24,7 +24,14 @@ from qzhou_eval.check.numerics import (
 from qzhou_eval.check.speed import throughput
 from qzhou_eval.check.subject import make_subject
 from qzhou_eval.config.deprecation import held_until_valid
-from qzhou_eval.config.spec import flag, model_spec, runtime_spec, setting, with_packing
+from qzhou_eval.config.spec import (
+    check_embed_dim,
+    flag,
+    model_spec,
+    runtime_spec,
+    setting,
+    with_packing,
+)
 from qzhou_eval.errors import ConfigError, shown
 
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
@@ -119,6 +126,7 @@ def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:
         load_started = time.perf_counter()
         backbone = subject.build(runtime.devices[0])
         out(f"model loaded on {runtime.devices[0]} in {time.perf_counter() - load_started:.1f} s")
+        check_embed_dim(subject.spec.embed_dim, int(backbone.output_dim))  # as a run refuses
         inputs = model_inputs(cfg.prompts, sample_texts(int(check.texts)))
         ids = backbone.tokenize(inputs)
         empty = [text for text, x in zip(inputs, ids, strict=True) if not len(x)]

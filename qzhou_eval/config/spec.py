@@ -700,6 +700,15 @@ def mirror_dir(cfg: Mapping[str, Any], *, must_exist: bool = True) -> Path | Non
     return p
 
 
+def check_embed_dim(configured: int | None, actual: int) -> None:
+    """A ConfigError where ``model.embed_dim`` is not the size of the model's vectors."""
+    if configured is not None and configured != actual:
+        raise ConfigError(
+            f"model.embed_dim={configured}, but the model's vectors have {actual} values: set "
+            f"model.embed_dim={actual} (results are filed and described with it)"
+        )
+
+
 def with_packing(spec: ModelSpec, packing: bool) -> ModelSpec:
     """``runtime.packing`` joins the model spec: it changes the vectors, so their fingerprint."""
     if not packing:

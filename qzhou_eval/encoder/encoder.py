@@ -8,9 +8,9 @@ import numpy as np
 from mteb.models import ModelMeta
 from mteb.models.abs_encoder import AbsEncoder
 
-from qzhou_eval.config.spec import DEFAULT_NUMERICS
+from qzhou_eval.config.spec import DEFAULT_NUMERICS, check_embed_dim
 from qzhou_eval.encoder.embedder import Embedder
-from qzhou_eval.errors import ConfigError, DataError
+from qzhou_eval.errors import DataError
 from qzhou_eval.models.pooling import normalize_rows
 from qzhou_eval.precision import DEFAULT_PRECISION, quantizer
 from qzhou_eval.recipe import Recipe, side_of
@@ -97,12 +97,8 @@ class RecipeEncoder(AbsEncoder):
 
     def finish(self, vectors: np.ndarray) -> np.ndarray:
         """Raw vectors -> first ``dim`` values -> L2 normalization."""
-        if vectors.ndim == 2 and len(vectors) and self.model_dim not in (None, vectors.shape[1]):
-            raise ConfigError(
-                f"model.embed_dim={self.model_dim}, but the model's vectors have "
-                f"{vectors.shape[1]} values: set model.embed_dim={vectors.shape[1]} (results are "
-                "filed and described with it)"
-            )
+        if vectors.ndim == 2 and len(vectors):
+            check_embed_dim(self.model_dim, vectors.shape[1])
         cut = self.dim is not None and self.dim < vectors.shape[-1]
         if cut:
             vectors = vectors[:, : self.dim]

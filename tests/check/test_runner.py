@@ -76,6 +76,16 @@ def test_a_model_that_cannot_be_loaded_is_one_error_line(tmp_path, path, message
     assert "Traceback" not in run.err and len(run.err_lines) == 1, run.err
 
 
+def test_an_embed_dim_the_model_does_not_give_is_one_error_line_as_a_run_says_it():
+    # (check passed it; the run then stopped at its first task's vectors)
+    run = qzhou_eval("check", "model=minilm", "model.embed_dim=32", "check.only=[batch_vs_alone]")
+    assert run.code == 2 and "Traceback" not in run.err, run.err
+    assert run.err_lines == [
+        "error: model.embed_dim=32, but the model's vectors have 384 values: set "
+        "model.embed_dim=384 (results are filed and described with it)"
+    ]
+
+
 def _run_blocked(blocked: list[str], args: list[str]) -> subprocess.CompletedProcess:
     code = (
         "import sys\n"
