@@ -385,11 +385,18 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
         jobs = list(_sweep_jobs(overrides))
         if not jobs:  # no sweep, or one only Hydra expands: what holds for every job
             _check_sweep(config_name, base)
+        composed = []
         for job, swept in jobs:  # (the base alone may not be any job: num_shards=2,4 shard=3)
             try:
-                _check_sweep(config_name, compose_config(config_name, job))
+                cfg = compose_config(config_name, job)
+                _check_sweep(config_name, cfg)
             except ConfigError as e:
                 raise ConfigError(f"the sweep's job {' '.join(swept)}: {e}") from None
+            composed.append((swept, cfg))
+        if config_name in ("mteb", "cmteb"):
+            from qzhou_eval.config.spec import check_sweep_folders
+
+            check_sweep_folders(composed)
     except ConfigError as e:
         _say(f"error: {e}")
         sys.exit(e.exit_code)

@@ -686,6 +686,41 @@ def check_sweep_settings(cfg: Mapping[str, Any]) -> None:
     load_benchmark_tasks(setting(cfg, "", "benchmark"))
 
 
+def check_sweep_folders(jobs: Sequence[tuple[Sequence[str], Mapping[str, Any]]]) -> None:
+    """A ConfigError where two jobs of a sweep would file different settings of one model into
+    one results folder: a model file without an official configuration (``key: null``, as
+    ``hf_auto``) files every setting in the revision's folder (or the experiment's), and the
+    second job would stop on the first one's results, after its model and data loaded.
+    ``jobs``: each job's swept overrides and composed config."""
+    seen: dict[tuple[Any, ...], tuple[Sequence[str], dict[str, Any]]] = {}
+    for swept, cfg in jobs:
+        model = setting(cfg, "", "model")
+        if model.get("key") is not None:  # other settings than the official ones: a variant
+            continue
+        spec = model_spec(model, resolve_path=False)
+        prompts = setting(cfg, "", "prompts")
+        settings = {
+            **spec.fingerprint_fields(),
+            "normalize": spec.normalize,
+            "similarity": spec.similarity,
+            "prompts": OmegaConf.to_container(prompts)
+            if isinstance(prompts, DictConfig)
+            else prompts,
+        }
+        filed = (spec.name, spec.revision, experiment_name(cfg))
+        first = seen.setdefault(filed, (swept, settings))
+        if first[1] != settings:
+            differ = [k for k in settings if settings[k] != first[1].get(k)]
+            key = differ[0]
+            name = f"{key}_${{model.{key}}}" if key != "prompts" else "<name>"
+            raise ConfigError(
+                f"the sweep's jobs {' '.join(first[0])} and {' '.join(swept)} file different "
+                f"settings ({', '.join(differ)}) of {spec.name} into one results folder "
+                "(a model file without an official configuration, key: null, files them "
+                f"alike): give each job its own experiment, e.g. 'experiment={name}'"
+            )
+
+
 def mirror_dir(cfg: Mapping[str, Any], *, must_exist: bool = True) -> Path | None:
     """``data.mirror``: a folder, or null for the Hugging Face cache and Hub. A blank value is
     refused, not read as null: ``data.mirror=$MIRROR`` with ``MIRROR`` unset would read the

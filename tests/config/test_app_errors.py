@@ -111,6 +111,13 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
             ["experiment=a,true"],
             "error: the sweep's job experiment=True: experiment=true: give a name for the ",
         ),
+        (  # (hf_auto, key null: every setting in one folder; job 2 stopped after loading)
+            ["model=hf_auto", "model.name=org/m", "model.max_length=64,128"],
+            "error: the sweep's jobs model.max_length=64 and model.max_length=128 file different "
+            "settings (max_length) of org/m into one results folder (a model file without an "
+            "official configuration, key: null, files them alike): give each job its own "
+            "experiment, e.g. 'experiment=max_length_${model.max_length}'",
+        ),
         (  # mteb would file a/b as a_b: two experiments in one folder
             ["experiment=a_b,a/b"],
             "error: the sweep's job experiment=a/b: experiment='a/b': it names a folder, and / "
@@ -122,6 +129,19 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     assert not ran  # no job was launched
     assert _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", "mrl.dim=128,384") == (0, [])
     assert [cfg.mrl.dim for cfg in ran] == [128, 384]
+    ran.clear()
+    # each job in its own experiment; a named model's other settings are a variant of their own
+    for args in (
+        [
+            "model=hf_auto",
+            "model.name=org/m",
+            "model.max_length=64,128",
+            "experiment=m${model.max_length}",
+        ],
+        ["model=minilm", "model.max_length=64,128"],
+    ):
+        assert _run(monkeypatch, capsys, ran.append, "-m", *args) == (0, [])
+    assert len(ran) == 4
     ran.clear()
     # only the jobs are checked: the config without the sweep (1 shard) is none of them
     code, lines = _run(
