@@ -6,6 +6,7 @@ does not care which one it drives.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -117,9 +118,23 @@ def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -
         folder = Path(spec.path).expanduser()
         if folder.is_dir() and not any((folder / f).is_file() for f in _MODEL_FILES):
             detail = f"the folder holds no model (none of {', '.join(_MODEL_FILES)})"
+        elif isinstance(e, json.JSONDecodeError) and folder.is_dir():
+            damaged = _unparsable_json(folder)  # (the decoder's message names no file)
+            if damaged is not None:
+                detail = f"{damaged} is not valid JSON: {detail}"
         raise ModelLoadError(
             f"cannot load the {what} of {spec.name} from model.path={spec.path}: {detail}"
         ) from None
+
+
+def _unparsable_json(folder: Path) -> str | None:
+    """The first JSON file of a model folder (or its module folders) that does not parse."""
+    for path in sorted(folder.glob("*.json")) + sorted(folder.glob("*/*.json")):
+        try:
+            json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return str(path.relative_to(folder))
+    return None
 
 
 def make_engine(spec: ModelSpec, devices: Sequence[str]) -> Engine:

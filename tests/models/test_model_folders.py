@@ -99,3 +99,10 @@ def test_a_projection_folder_that_holds_no_dense_module_is_refused(tmp_path):
     folder = _bert(tmp_path / "m")
     message = _refused(folder, projection="2_Dense", embed_dim=None)
     assert f"model.projection=2_Dense: {folder / '2_Dense'} holds no Dense module" in message
+
+
+def test_a_damaged_json_file_of_the_folder_is_named(tmp_path):
+    # (the decoder's message alone: "Expecting property name enclosed in double quotes")
+    folder = _bert(tmp_path / "m")
+    (folder / "tokenizer_config.json").write_text("{not json")
+    assert "tokenizer_config.json is not valid JSON: Expecting property name" in _refused(folder)
