@@ -161,3 +161,26 @@ def test_random_weights_take_the_architecture_and_tokenizer_of_a_local_folder(ti
     assert any("qwen2 architecture of Kingsoft-LLM/QZhou-Embedding" in ln for ln in lines)
     assert any("full size" in ln for ln in lines)
     assert json.loads(lines[-1])["passed"] == ["batch_vs_alone", "packed_vs_padded"]
+
+
+def test_a_sample_of_no_tokens_is_left_out_with_a_warning(tiny_qwen2):
+    # hf_auto keeps an empty text as it is, and Qwen's tokenizer adds no token to it: packed,
+    # the empty sample failed two checks of its own ("a packed batch cannot hold an empty
+    # input"); a run stops at such an input with one line (tests/encoder/test_embedder.py)
+    lines: list[str] = []
+    cfg = compose_config(
+        "check",
+        [
+            "model=hf_auto",
+            "model.name=test/tiny-qwen2",
+            f"model.path={tiny_qwen2}",
+            "runtime.packing=true",
+            "check.texts=4",
+            "check.only=[batch_vs_alone,packed_vs_padded]",
+        ],
+    )
+    assert runner.run_checks(cfg, lines.append) == 0, lines
+    assert "warning: '' gives no tokens with this tokenizer: left out of the checks" in "\n".join(
+        lines
+    )
+    assert json.loads(lines[-1])["passed"] == ["batch_vs_alone", "packed_vs_padded"]
