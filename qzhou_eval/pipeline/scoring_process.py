@@ -37,17 +37,22 @@ if TYPE_CHECKING:
 _state: dict[str, Any] = {}
 
 
+def log_warnings_as_lines() -> None:
+    """The process's log: warnings (mteb's, scikit-learn's) as the main process writes them,
+    ``warning: ...``, on stderr (stdout is the main process's, whose reader may go away: a run
+    ended by that stops these processes)."""
+    lines = logging.StreamHandler(sys.stderr)
+    lines.setFormatter(LineFormatter("%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[lines], force=True)
+
+
 def start(settings: tuple[Any, ...], handoff: Handoff) -> None:
     """A process's initializer (after the pool's light one armed its ties to the main process
     and read its payload): the embedder over the store. ``settings``: ``(plan, threads,
     environment, damaged)``, the environment being the main process's when the pool was made (a
     fork server's child starts with the server's), ``damaged`` the store's shards it warned
     about."""
-    # a warning's line as the main process writes one (``warning: ...``), on stderr: stdout is
-    # the main process's, whose reader may go away (a run ended by that stops these processes)
-    lines = logging.StreamHandler(sys.stderr)
-    lines.setFormatter(LineFormatter("%(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[lines], force=True)
+    log_warnings_as_lines()
     logging.getLogger("mteb").setLevel(logging.WARNING)
     plan, threads, environment, damaged = settings
     os.environ.clear()

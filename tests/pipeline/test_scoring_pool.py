@@ -157,3 +157,23 @@ def _check(done, tmp_path, minilm_demo) -> None:
     (result,) = (tmp_path / "results").rglob("DemoEngSTS.json")
     (plain,) = (minilm_demo / "results").rglob("DemoEngSTS.json")
     assert json.loads(result.read_text())["scores"] == json.loads(plain.read_text())["scores"]
+
+
+def test_a_scoring_process_writes_warnings_as_the_main_process_does(capsys):
+    # (they were "[scoring] WARNING Estimating quantization parameters ...")
+    import logging
+
+    from qzhou_eval.pipeline.scoring_process import log_warnings_as_lines
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        log_warnings_as_lines()
+        logging.getLogger("mteb.models").warning("Estimating quantization parameters")
+        logging.getLogger("mteb.models").info("not shown")
+    finally:  # (the test process's own logging)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    captured = capsys.readouterr()
+    assert captured.err == "warning: Estimating quantization parameters\n"
+    assert captured.out == ""

@@ -72,16 +72,13 @@ def _mteb_compression_run(tmp: Path, dim: int, precision: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Estimating quantization parameters")
-def test_precision_grid_scores_as_mtebs_compression_wrapper(tmp_path, minilm_demo, capfd):
+def test_precision_grid_scores_as_mtebs_compression_wrapper(tmp_path, minilm_demo):
     # the store of the session's plain runs: every input's full-size float32 vector, once
     shutil.copytree(minilm_demo / "store", tmp_path / "store")
     grid = ["mrl.dims=[128,384]", "mrl.precisions=[float32,int8,binary]"]
     # the README's command, through the pipeline's scoring processes
     sweep = execute(plan_run(_cfg(tmp_path, "sweep", *grid, "runtime.scoring_workers=2")))
     assert len(sweep.runs) == 6 and all(len(tasks) == 5 for tasks in sweep.runs.values())
-    # mteb's warnings in the scoring processes are lines as the main process writes them
-    err = capfd.readouterr().err
-    assert "warning: Estimating quantization parameters" in err and "WARNING" not in err, err
     # every point from the one stored pass: no precision or size asks the model again
     assert sweep.encoded_inputs == sweep.forward_calls == 0 and not sweep.failures
 
