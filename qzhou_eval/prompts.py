@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
 from qzhou_eval.config.spec import fidelity_lines
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import Recipe, Side, recipe_from_config
 
@@ -49,9 +49,8 @@ def prompt_lines(recipe: Recipe, tasks: list[AbsTask], text: str = SAMPLE_TEXT) 
 def render(cfg: DictConfig) -> list[dict[str, Any]]:
     text = cfg.get("text", SAMPLE_TEXT)
     if not isinstance(text, str):  # Hydra parsed it (null, a list, a number): not what was typed
-        shown = "null" if text is None else repr(text)
         raise ConfigError(
-            f"text={shown} is not a text; quote it for Hydra, e.g. '+text=\"how are you\"'"
+            f"text={shown(text)} is not a text; quote it for Hydra, e.g. '+text=\"how are you\"'"
         )
     recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
     tasks = load_benchmark_tasks(cfg.benchmark)

@@ -84,7 +84,7 @@ def test_prompts_cli_prints_json_lines():
 
 def test_a_text_hydra_parsed_as_something_else_is_refused_before_any_note():
     # (it printed "None", "['a', 'b']", "True" for true, with the model's notes before the line)
-    for text, shown in (("null", "null"), ("[a,b]", "['a', 'b']"), ("true", "True"), ("5", "5")):
+    for text, shown in (("null", "null"), ("[a,b]", "['a', 'b']"), ("true", "true"), ("5", "5")):
         run = qzhou_eval("prompts", "model=minilm", "benchmark=demo_eng", f"+text={text}")
         assert run.code == 2 and run.out == ""
         assert run.err_lines == [

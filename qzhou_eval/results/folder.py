@@ -173,18 +173,15 @@ class ResultsFolder(ResultCache):
         """``<folder>/model_meta.json`` as mteb writes it. ``only_if_changed``: only where the
         file is there and says something else (a finished run whose model metadata, such as
         ``model.max_tokens``, changed since: the folder describes the model as now set)."""
-        path = folder / MODEL_META
-        text = json.dumps(meta.to_dict(), default=str, indent=4)
         if only_if_changed and not ResultsFolder.model_meta_differs(folder, meta):
             return
-        atomic.write_text(path, text)
+        atomic.write_text(folder / MODEL_META, _model_meta_text(meta))
 
     @staticmethod
     def model_meta_differs(folder: Path, meta: ModelMeta) -> bool:
         """Whether ``<folder>/model_meta.json`` is there and says other than ``meta``."""
-        text = json.dumps(meta.to_dict(), default=str, indent=4)
         try:
-            return (folder / MODEL_META).read_bytes() != text.encode("utf-8")
+            return (folder / MODEL_META).read_bytes() != _model_meta_text(meta).encode("utf-8")
         except OSError:
             return False  # none there: no result in the folder yet
 
@@ -251,6 +248,11 @@ class ResultsFolder(ResultCache):
     def remove_stale_temp_files(self) -> int:
         """Delete temporary files left by killed runs (not those of a run still writing)."""
         return remove_stale_temp_files(self.results_dir, recursive=True)
+
+
+def _model_meta_text(meta: ModelMeta) -> str:
+    """``model_meta.json`` as mteb writes it."""
+    return json.dumps(meta.to_dict(), default=str, indent=4)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
