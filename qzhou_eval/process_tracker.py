@@ -43,3 +43,27 @@ def start_resource_tracker() -> None:
             resource_tracker.ensure_running()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+# joblib's loky runs a tracker of its own, whose warnings come from its own module
+_QUIET_LOKY = "ignore:resource_tracker:UserWarning:joblib.externals.loky.backend.resource_tracker"
+
+
+def start_launcher_resource_tracker() -> None:
+    """Start joblib's loky resource tracker (a sweep's joblib launcher), quiet and with SIGHUP
+    blocked as :func:`start_resource_tracker` starts multiprocessing's: a sweep stopped by
+    Ctrl-C, its launcher's semaphores removed by that tracker, printed its "leaked semlock"
+    warnings. Nothing where joblib is not installed (the ``cluster`` extra)."""
+    if os.name != "posix":
+        return
+    try:
+        from joblib.externals.loky.backend import resource_tracker as loky_tracker
+    except ImportError:
+        return
+    warnings = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), _QUIET_LOKY]))
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        with temporary_environment({"PYTHONWARNINGS": warnings}):
+            loky_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

@@ -56,7 +56,7 @@ from qzhou_eval.config.launchers import (
 from qzhou_eval.config.spec import TOKEN_PREPENDING_KEYS
 from qzhou_eval.environment import temporary_environment
 from qzhou_eval.errors import ConfigError, DeviceError, UserError, WriteError, shown
-from qzhou_eval.process_tracker import start_resource_tracker
+from qzhou_eval.process_tracker import start_launcher_resource_tracker, start_resource_tracker
 
 PRIMARY_CONFIG = "mteb.yaml"  # a file every config folder has: tells it from any other conf/
 
@@ -968,6 +968,8 @@ def hydra_app(
                     if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
                         # a sweep: joblib's processes, stopped, leave no "leaked semaphore" lines
                         start_resource_tracker()
+                        if any("launcher=joblib" in a for a in sys.argv[1:]):
+                            start_launcher_resource_tracker()
                     main()
                 except JobFailed as e:  # after every job ran; its line was printed
                     sys.exit(e.code)
