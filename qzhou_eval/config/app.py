@@ -53,7 +53,7 @@ from qzhou_eval.config.launchers import (
     stop_launcher_processes,
     timed_out,
 )
-from qzhou_eval.config.spec import TOKEN_PREPENDING_KEYS
+from qzhou_eval.config.spec import TOKEN_PREPENDING_KEYS, section_not_value
 from qzhou_eval.environment import temporary_environment
 from qzhou_eval.errors import ConfigError, DeviceError, UserError, WriteError, shown
 from qzhou_eval.process_tracker import start_launcher_resource_tracker, start_resource_tracker
@@ -177,6 +177,9 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
 
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
+    # a group given a list (benchmark=[a,b]) Hydra would merge the files of, or fail on (model=5)
+    if problem := _group_option_problem(overrides):
+        raise ConfigError(problem)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             cfg = compose(config_name=config_name, overrides=list(overrides))
@@ -185,11 +188,14 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
         unknown = re.match(r"Could not override '([^']+)'", problem)
         if unknown:  # Hydra would have it appended (+key=...), where nothing reads it
             problem = _unknown_key(config_name, overrides, unknown.group(1)) or problem
+        merged = re.match(r"Error merging override (.+)", problem)
+        if merged:  # a value (a list) where a section of settings goes: mrl=[64]
+            problem = _section_problem(config_name, overrides, merged.group(1)) or problem
         raise ConfigError(problem) from None
-    except ValueError as e:  # Hydra's own check of a group's option (model=5), not a HydraError
+    except ValueError as e:  # Hydra's own check of a group's option, not a HydraError
         if not str(e).startswith("Config group override must be"):
             raise
-        raise ConfigError(_group_option_problem(overrides) or _one_line(str(e))) from None
+        raise ConfigError(_one_line(str(e))) from None
     for override in overrides:
         key = override.lstrip("+~").partition("=")[0]
         section = key.rpartition(".")[0]
@@ -217,18 +223,55 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
 
 def _group_option_problem(overrides: Sequence[str]) -> str | None:
     """``model=5: model picks a file of conf/model/; use one of [...]`` for the override that
-    gave a config group a number, true/false or null (Hydra takes only a file's name there)."""
+    gave a config group a number, true/false, null or a list (Hydra takes only a file's name
+    there; a list of names it would merge into one config). None when every group gets a name,
+    or an override cannot be parsed (composing says why)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return None
+    for override in parsed:
         group = override.key_or_group
+        if override.is_sweep_override() or not (CONF_DIR / group).is_dir():
+            continue
         value = override.value()
-        if (CONF_DIR / group).is_dir() and not isinstance(value, (str, list)):
+        options = group_options(group)
+        if isinstance(value, list):
+            several = (
+                f"; to run several, sweep them: -m {group}={','.join(value)}"
+                if len(value) > 1 and set(value) <= set(options)
+                else ""
+            )
+            return (
+                f"{override.input_line}: {group} picks one file of conf/{group}/, not a list; "
+                f"use one of {options}{several}"
+            )
+        if not isinstance(value, str):
             return (
                 f"{group}={shown(value)}: {group} picks a file of conf/{group}/; use one of "
-                f"{group_options(group)}"
+                f"{options}"
             )
     return None
+
+
+def _section_problem(config_name: str, overrides: Sequence[str], override: str) -> str | None:
+    """``mrl=[64]: mrl is a section of settings, not a value; set its keys (mrl.dims=...)`` when
+    ``override`` gave a value to a section (the message ``spec._section`` gives ``mrl=5``)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    key, _, value = override.partition("=")
+    rest = [o for o in overrides if o != override]
+    try:
+        base = compose_config(config_name, rest)
+    except ConfigError:
+        return None
+    node = OmegaConf.select(base, key.lstrip("+~"))
+    if not isinstance(node, DictConfig) or not len(node):
+        return None
+    return section_not_value(key.lstrip("+~"), value, str(next(iter(node))))
 
 
 # Sections whose code reads the keys their files set, and no other: a key appended there
@@ -362,6 +405,12 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
     which Hydra handles.
     """
     args, shown_part = _without_cfg_flag(args)
+    if unknown := _unknown_flags(args):  # Hydra's argparse: its usage, then its error line
+        _say(
+            f"error: {unknown[0]} is not an option of this command: it takes key=value settings "
+            "and Hydra's options (-m to sweep, --cfg job, --help)"
+        )
+        sys.exit(ConfigError.exit_code)
     flags = [a for a in args if a.startswith("-")]
     if any(f not in _HYDRA_FLAGS_WITHOUT_COMPOSE_CHANGE for f in flags):
         return
@@ -400,6 +449,22 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
     except ConfigError as e:
         _say(f"error: {e}")
         sys.exit(e.exit_code)
+
+
+def _unknown_flags(args: Sequence[str]) -> list[str]:
+    """The arguments Hydra's command line takes for options it does not have (``--foo``)."""
+    import io
+
+    # Hydra's own parser (no public API names its options): what it would refuse, as it would
+    from hydra._internal.utils import get_args_parser
+
+    quiet = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            _, unknown = get_args_parser().parse_known_args(list(args))
+    except SystemExit:  # --help, --version, a value an option refuses: Hydra answers them
+        return []
+    return [a for a in unknown if a.startswith("-")]
 
 
 def _check_sweep(config_name: str, cfg: DictConfig) -> None:
@@ -544,6 +609,12 @@ def _config_problem(e: Exception) -> str | None:
         override = getattr(e, "override", None)  # OverrideParseException: name the override
         if override:
             return _override_problem(override, str(e))
+        if "HydraConfig was not set" in str(e):  # the settings are checked before any job
+            return (
+                "a ${hydra:...} value (as in 'experiment=job${hydra:job.num}') is known only "
+                "once Hydra runs a job, and every setting is checked before any job starts: use "
+                "the job's own settings instead, e.g. 'experiment=dim_${mrl.dim}'"
+            )
         return _missing_option(e) or _renamed_key(e) or _one_line(str(e))
     return None
 
@@ -640,15 +711,34 @@ def _signals_raise() -> Iterator[None]:
                 installed.append((signum, default))
     active.set()
     _stop["raising"] = any(signum == signal.SIGINT for signum, _ in installed)
+    previous_hook = threading.excepthook
+    threading.excepthook = _thread_error_unless_stopping(previous_hook)
     try:
         yield
     finally:
         _stop["raising"] = False
         active.clear()
+        if _stop["signal"] is None:  # (stopping: threads may still fail on the way out)
+            threading.excepthook = previous_hook
         for signum, default in installed:
             signal.signal(signum, default)
         if installed:
             _quiet_at_shutdown()
+
+
+def _thread_error_unless_stopping(
+    hook: Callable[[threading.ExceptHookArgs], Any],
+) -> Callable[[threading.ExceptHookArgs], Any]:
+    """``hook``, but for a thread that fails once the command stops (a signal, a closed pipe):
+    its line says what stopped it. (joblib's executor thread, killing its workers on Ctrl-C,
+    printed a traceback when the same Ctrl-C reached the ``pgrep`` it runs to find them.)"""
+
+    def quiet(args: threading.ExceptHookArgs) -> Any:
+        if _stop["signal"] is None and not _stop["pipe"]:
+            return hook(args)
+        return None
+
+    return quiet
 
 
 _shutdown_hook_registered = False

@@ -193,10 +193,15 @@ def setting(cfg: Mapping[str, Any], section: str, key: str) -> Any:
 def _section(cfg: Any, section: str, key: str) -> None:
     """A ConfigError when a value stands where a section of settings goes (``mrl=5``)."""
     if not isinstance(cfg, Mapping):
-        raise ConfigError(
-            f"{section}={shown(cfg)}: {section} is a section of settings, not a value; set its "
-            f"keys ({section}.{key}=...)"
-        )
+        raise ConfigError(section_not_value(section, shown(cfg), key))
+
+
+def section_not_value(section: str, value: str, key: str) -> str:
+    """The line for a value (as typed) given to a section of settings whose key ``key`` is one."""
+    return (
+        f"{section}={value}: {section} is a section of settings, not a value; set its keys "
+        f"({section}.{key}=...)"
+    )
 
 
 def _choice(section: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -667,10 +672,21 @@ def experiment_name(cfg: Mapping[str, Any]) -> str | None:
             f"experiment={name!r}: it names a folder, and {' '.join(odd)} cannot be in a "
             f"folder's name; e.g. experiment={safe!r}"
         )
+    # mteb joins the folder's parts with "__" (experiment_<name>__output_dtypes_int8): a part of
+    # the name that reads as an output size's or precision's would be taken for one, and the
+    # results filed there not counted as the run's (report/data.py, _misfiled)
+    if taken := [p for p in name.split("__")[1:] if p.startswith(_FOLDER_PARTS)]:
+        raise ConfigError(
+            f"experiment={name!r}: its part {taken[0]!r} after '__' is how mteb names the folder "
+            f"of an output {'size' if taken[0].startswith('embed_dim_') else 'precision'}, and "
+            f"would be read as one; e.g. experiment={name.replace('__', '_')!r}"
+        )
     return name
 
 
 _NOT_IN_FOLDER_NAMES = frozenset('<>:"|?*\\/\0')
+# the parts mteb makes of experiment_kwargs in an experiment folder's name
+_FOLDER_PARTS = ("embed_dim_", "output_dtypes_")
 
 
 def check_sweep_settings(cfg: Mapping[str, Any]) -> None:

@@ -5,7 +5,9 @@ Why the path, and nothing else, changes: every official task reads
 ``RetrievalDatasetLoader``, which also calls ``get_dataset_config_names`` and
 ``get_dataset_split_names`` on the same path). For a local folder ``datasets`` builds the dataset
 from the folder's files (its README ``configs``, or file names for the splits) and ignores
-``revision``, with no network call; the revision stays in the metadata, so results still record
+``revision``, with no network call (the path is a link to the folder named after its content,
+so that ``datasets``' cache of the tables it builds is never another content's:
+:mod:`.datasets_cache`); the revision stays in the metadata, so results still record
 the pinned one (which of the pinned files the folder holds is what :mod:`.check` verifies). The
 Hub-path fallback offline, ``datasets``' cache of processed datasets, is never reached; per
 DESIGN.md it ignores the revision and loses the ``top_ranked`` config, which silently turns a
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from qzhou_eval.errors import MirrorError
 from qzhou_eval.mirror.check import repo_problem
+from qzhou_eval.mirror.datasets_cache import content_link
 from qzhou_eval.mirror.layout import mirror_folder
 from qzhou_eval.mirror.repos import (
     hub_dataset,
@@ -97,12 +100,13 @@ def apply_mirror(tasks: Iterable[AbsTask], mirror_dir: Path | str, fetch_hint: s
 
 
 def _mirror_task(task: AbsTask, mirror_dir: Path) -> None:
-    """Give ``task`` its own metadata whose dataset path is the local folder.
+    """Give ``task`` its own metadata whose dataset path is the local folder (read through the
+    link :mod:`.datasets_cache` names after its content).
 
     The copy starts from the instance's current metadata (its own if mteb's data cleaning gave it
     one), so only the path differs; the class's metadata is left untouched.
     """
-    folder = mirror_folder(mirror_dir, hub_dataset(task)["path"])
+    folder = content_link(mirror_folder(mirror_dir, hub_dataset(task)["path"]))
     dataset = {**task.metadata.dataset, "path": str(folder)}
     task.metadata = task.metadata.model_copy(update={"dataset": dataset})
 

@@ -115,16 +115,23 @@ def _content_files(folder: Path) -> list[tuple[str, Path]]:
     return sorted((p.relative_to(folder).as_posix(), p) for p in files)
 
 
-def _content(folder: Path, revision: str, files: list[tuple[str, Path]]) -> tuple[str, bool]:
-    """(SHA-256 over the files, whether each matches its download metadata at ``revision``)."""
+def content_sha256(folder: Path) -> str:
+    """The SHA-256 over the files a loader reads in ``folder`` (each file's relative path and
+    content): the ``sha256`` of a mirror task's record."""
+    return _content(folder, None, _content_files(folder))[0]
+
+
+def _content(folder: Path, revision: str | None, files: list[tuple[str, Path]]) -> tuple[str, bool]:
+    """(SHA-256 over the files, whether each matches its download metadata at ``revision``;
+    False for ``revision=None``)."""
     total = hashlib.sha256()
-    matches = bool(files)
+    matches = bool(files) and revision is not None
     for rel, path in files:
         stat = path.stat()
         sha256, git_sha1 = _file_hashes(str(path), stat.st_size, stat.st_mtime_ns)
         total.update(f"{rel}\0{sha256}\n".encode())
         if matches:
-            matches = _recorded(folder, rel, revision) in (sha256, git_sha1)
+            matches = _recorded(folder, rel, str(revision)) in (sha256, git_sha1)
     return total.hexdigest(), matches
 
 

@@ -12,12 +12,14 @@ from qzhou_eval.pipeline.schedule import coverage_line
 from qzhou_eval.progress import stderr_is_terminal
 from qzhou_eval.report import render_run_summary
 from qzhou_eval.runs.runner import RunOutcome, execute, plan_run
+from qzhou_eval.runs.scoring import quiet_doubled_warnings
 
 
 def run_from_config(cfg: DictConfig) -> int:
     """Plan (validate everything), execute, print the tables; return the exit code (after
     :func:`qzhou_eval.runs.launch.prepare`)."""
     logging.getLogger("mteb").setLevel(logging.WARNING)
+    quiet_doubled_warnings()
     # the libraries' bars only on a terminal (in a log they are carriage-return noise; the
     # encoder prints plain periodic lines there instead)
     if not cfg.runtime.progress or not stderr_is_terminal():

@@ -63,6 +63,7 @@ from qzhou_eval.runs.identity import (
     migrate_legacy,
     record_for,
 )
+from qzhou_eval.runs.model_folder import ModelFolder, Place, check_model_folder
 from qzhou_eval.runs.scoring import (
     ENCODE_KWARGS,
     Encoders,
@@ -72,6 +73,7 @@ from qzhou_eval.runs.scoring import (
     score,
 )
 from qzhou_eval.store import DiskStore, model_fingerprint, store_folder
+from qzhou_eval.task_records import EXPERIMENTS
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ class RunPlan:
     # that ends with nothing in them, stopped or failed early, removes them again
     created: list[Path] = field(default_factory=list)
     data: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> data provenance
+    model_folder: ModelFolder | None = None  # a local model.path's digest, to record
 
     def variant(self, task: str) -> Variant | None:
         return self.identity.variant(task)
@@ -266,7 +269,30 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         remove_empty(created)
         raise
     plan.created = created
+    # a local folder's files (a Hub id's revision names its files)
+    if runtime.encode and spec.path and Path(spec.path).is_dir() and not plan.read_only:
+        try:
+            plan.model_folder = check_model_folder(
+                spec.path, f"{spec.name}@{spec.revision}", _model_places(plan)
+            )
+        except BaseException:
+            remove_empty(created)
+            raise
     return plan
+
+
+def _model_places(plan: RunPlan) -> list[Place]:
+    """Where this run keeps the model's vectors and results (:mod:`.model_folder`): the store's
+    folder of its configuration, the results' folder of its model revision."""
+    runtime = plan.runtime
+    folder = ResultsFolder(runtime.results_dir)
+    run = result_folder(folder, plan, plan.tasks[0].metadata.name, plan.points[0])
+    revision = run.parent.parent if run.parent.name == EXPERIMENTS else run
+    places = [Place(revision, f"runtime.results_dir={runtime.results_dir}", False)]
+    if runtime.store_dir is not None:
+        stored = store_folder(runtime.store_dir, model_fingerprint(plan.spec))
+        places.append(Place(stored, f"runtime.store_dir={runtime.store_dir}", True))
+    return places
 
 
 def run_id(meta: ModelMeta) -> RunId:
@@ -348,6 +374,8 @@ def execute(plan: RunPlan) -> RunOutcome:
         embedder.close(force=True)
         raise
     finally:
+        if plan.model_folder is not None:  # where the run filed anything: its model folder
+            plan.model_folder.mark()
         remove_empty_result_folders(plan, folder)
         if isinstance(store, DiskStore) and store.writable:
             store.remove_if_empty()

@@ -7,6 +7,7 @@ scoring processes of :mod:`qzhou_eval.pipeline`, so both score exactly alike.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import TYPE_CHECKING
 
 import mteb
@@ -26,6 +27,15 @@ from qzhou_eval.runs.similarity import similarities_on_cpu
 
 if TYPE_CHECKING:
     from qzhou_eval.runs.runner import RunOutcome, RunPlan
+
+# mteb logs it (the run's "warning:" line) and warns it too: a second copy, raw, on stderr
+_LOGGED_TOO = r"The task '.*' is superseded by "
+
+
+def quiet_doubled_warnings() -> None:
+    """Ignore the Python warnings mteb also logs (its logger's line is the one printed)."""
+    warnings.filterwarnings("ignore", message=_LOGGED_TOO, category=UserWarning)
+
 
 logger = logging.getLogger(__name__)
 

@@ -123,6 +123,23 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
             "error: the sweep's job experiment=a/b: experiment='a/b': it names a folder, and / "
             "cannot be in a folder's name; e.g. experiment='a_b'",
         ),
+        (  # mteb's folder experiment_x__output_dtypes_binary: read as binary precision
+            ["experiment=x,x__output_dtypes_binary"],
+            "error: the sweep's job experiment=x__output_dtypes_binary: "
+            "experiment='x__output_dtypes_binary': its part 'output_dtypes_binary' after '__' is "
+            "how mteb names the folder of an output precision, and would be read as one; e.g. "
+            "experiment='x_output_dtypes_binary'",
+        ),
+        (  # the settings are checked before Hydra runs any job: no HydraConfig yet
+            ["experiment=job${hydra:job.num}", "mrl.dim=64,128"],
+            "error: a ${hydra:...} value (as in 'experiment=job${hydra:job.num}') is known only "
+            "once Hydra runs a job",
+        ),
+        (
+            ["experiment=q__embed_dim_32"],
+            "error: experiment='q__embed_dim_32': its part 'embed_dim_32' after '__' is how mteb "
+            "names the folder of an output size",
+        ),
     ):
         code, lines = _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", *args)
         assert code == 2 and len(lines) == 1 and lines[0].startswith(expected), lines
@@ -894,6 +911,16 @@ def test_a_signal_once_the_command_is_done_ends_the_process_quietly(tmp_path):
         ("data=5", "data=5: data picks a file of conf/data/; use one of ['default']"),
         ("model=null", "model=null: model picks a file of conf/model/; use one of ['hf_auto', "),
         ("benchmark=true", "benchmark=true: benchmark picks a file of conf/benchmark/; use one"),
+        # a list: Hydra merged the files (benchmark=[a,b] ran), or failed on it (a traceback)
+        (
+            "benchmark=[demo_eng,demo_zho]",
+            "benchmark=[demo_eng,demo_zho]: benchmark picks one file of conf/benchmark/, not a "
+            "list; use one of ['cmteb', 'demo_eng', 'demo_zho', 'mteb_eng_v2']; to run several, "
+            "sweep them: -m benchmark=demo_eng,demo_zho",
+        ),
+        ("runtime=[1]", "runtime=[1]: runtime picks one file of conf/runtime/, not a list; use"),
+        ("model=[minilm]", "model=[minilm]: model picks one file of conf/model/, not a list; use"),
+        ("mrl=[64]", "mrl=[64]: mrl is a section of settings, not a value; set its keys (mrl."),
     ],
 )
 def test_a_value_where_a_section_or_a_file_goes_is_one_line(tmp_path, override, line):
@@ -973,3 +1000,43 @@ def test_a_name_longer_than_the_file_system_allows_is_one_line(tmp_path):
         "shorten it"
     )
     assert [p.name for p in tmp_path.iterdir()] == ["cwd"]  # (the fixture's): nothing made
+
+
+@pytest.mark.parametrize("flag", ["--foo", "-x", "--foo=1"])
+def test_an_option_the_command_lacks_is_one_line(tmp_path, flag):
+    # Hydra's argparse printed its usage block first
+    from tests.in_process import qzhou_eval
+
+    run = qzhou_eval("run", "model=minilm", f"runtime.results_dir={tmp_path / 'r'}", flag)
+    assert run.code == 2 and run.out == ""
+    assert run.err_lines == [
+        f"error: {flag} is not an option of this command: it takes key=value settings and "
+        "Hydra's options (-m to sweep, --cfg job, --help)"
+    ]
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_thread_failing_once_the_command_stops_prints_nothing(monkeypatch):
+    # joblib's executor thread, killing its workers on Ctrl-C, printed a traceback when the same
+    # Ctrl-C reached the pgrep it runs
+    import threading
+
+    seen: list[str] = []
+
+    def fail() -> None:
+        raise RuntimeError("a thread's failure")
+
+    def run_thread() -> None:
+        thread = threading.Thread(target=fail)
+        thread.start()
+        thread.join()
+
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(str(args.exc_value)))
+    monkeypatch.setitem(app._stop, "signal", None)
+    monkeypatch.setitem(app._stop, "pipe", False)
+    with app._signals_raise():
+        run_thread()
+        assert seen == ["a thread's failure"]  # not stopping: printed as ever
+        app._stop["signal"] = signal.SIGINT
+        run_thread()
+        assert seen == ["a thread's failure"]

@@ -88,6 +88,28 @@ def test_with_continue_on_error_a_damaged_mirror_file_is_the_tasks_failure(tmp_p
     )
 
 
+@pytest.mark.slow
+def test_a_damaged_parquet_file_is_one_line_too(tmp_path, bench_task):
+    """datasets logs an error of its own before it raises on a parquet file it cannot read;
+    the run prints its one line alone."""
+    task = bench_task("MTEB(eng, v2)", "AskUbuntuDupQuestions")
+    folder = write_task_repo(
+        tmp_path / "mirror",
+        task,
+        corpus={"d1": "a cat", "d2": "a dog"},
+        queries={"q1": "cats"},
+        qrels={"q1": {"d1": 1, "d2": 0}},
+        top_ranked={"q1": ["d1", "d2"]},
+    )
+    (corpus,) = folder.glob("corpus/*.parquet")
+    corpus.write_bytes(corpus.read_bytes()[:100])
+    run = _run_sts(tmp_path, tmp_path / "mirror", "benchmark.tasks=[AskUbuntuDupQuestions]")
+    assert run.code == 2, run.err[-3000:]
+    (line,) = run.err_lines
+    assert line.startswith(f"error: task AskUbuntuDupQuestions: mirror file {corpus} ")
+    assert "Failed to read schema" not in run.out
+
+
 def _text(gz: bytes) -> str:
     return gzip.decompress(gz).decode()
 

@@ -10,6 +10,7 @@ import pytest
 
 from qzhou_eval.errors import MirrorError, UserError
 from qzhou_eval.mirror import apply_mirror, mirror_folder
+from qzhou_eval.mirror.datasets_cache import content_link
 from tests.mirror.repo_writer import write_retrieval_repo, write_task_repo
 
 HINT = "python -m qzhou_eval.mirror benchmark=mteb_eng_v2 data.mirror=/m 'benchmark.tasks=[{task}]'"
@@ -19,6 +20,11 @@ RETRIEVAL = {
     "queries": {"q1": "query one"},
     "qrels": {"q1": {"d1": 1}},
 }
+
+
+def reads(task: object) -> Path:
+    """The folder ``datasets`` reads for ``task`` (its path is a link to it)."""
+    return Path(task.metadata.dataset["path"]).resolve()  # type: ignore[attr-defined]
 
 
 def _refuse_loading(monkeypatch: pytest.MonkeyPatch, *tasks: object) -> None:
@@ -92,9 +98,10 @@ def test_metadata_of_other_instances_and_the_class_is_untouched(mirror: Path, be
     apply_mirror([task], mirror, HINT)
 
     assert task.metadata.dataset == {
-        "path": str(mirror / "mteb__stsbenchmark-sts"),
+        "path": str(content_link(mirror / "mteb__stsbenchmark-sts")),
         "revision": cls_dataset["revision"],
     }
+    assert reads(task) == mirror / "mteb__stsbenchmark-sts"
     assert "metadata" in vars(task)  # an instance attribute shadows the class's
     assert type(task).metadata is cls_metadata
     assert cls_metadata.dataset == cls_dataset
@@ -114,9 +121,9 @@ def test_apply_is_idempotent_and_can_move_to_another_mirror(tmp_path: Path, benc
     write_task_repo(second, task, pairs=PAIRS)
     apply_mirror([task], first, HINT)
     apply_mirror([task], first, HINT)
-    assert task.metadata.dataset["path"] == str(first / "mteb__stsbenchmark-sts")
+    assert reads(task) == first / "mteb__stsbenchmark-sts"
     apply_mirror([task], second, HINT)
-    assert task.metadata.dataset["path"] == str(second / "mteb__stsbenchmark-sts")
+    assert reads(task) == second / "mteb__stsbenchmark-sts"
 
 
 def test_relative_mirror_dir_becomes_an_absolute_path(
@@ -127,7 +134,8 @@ def test_relative_mirror_dir_becomes_an_absolute_path(
     write_task_repo(tmp_path / "m", task, pairs=PAIRS)
     monkeypatch.chdir(tmp_path)
     apply_mirror([task], "m", HINT)
-    assert task.metadata.dataset["path"] == str(tmp_path / "m" / "mteb__stsbenchmark-sts")
+    assert Path(task.metadata.dataset["path"]).is_absolute()
+    assert reads(task) == tmp_path / "m" / "mteb__stsbenchmark-sts"
 
 
 def test_aggregate_task_gets_mirrored_copies_of_its_sub_tasks(mirror: Path) -> None:
@@ -144,7 +152,7 @@ def test_aggregate_task_gets_mirrored_copies_of_its_sub_tasks(mirror: Path) -> N
         assert sub is not original
         repo_id = original.metadata.dataset["path"]
         assert repo_id.lower().startswith("mteb/cqadupstack")  # the shared original: untouched
-        assert sub.metadata.dataset["path"] == str(mirror_folder(mirror, repo_id))
+        assert reads(sub) == mirror_folder(mirror, repo_id)
     assert type(task).metadata.tasks == originals
     assert task.tasks == subs
 
@@ -177,3 +185,34 @@ def test_tasks_built_locally_need_no_mirror(mirror: Path, bench_task) -> None:
     sts = bench_task("MTEB(eng, v2)", "STSBenchmark")
     with pytest.raises(MirrorError, match="task STSBenchmark"):  # a Hub task beside them still
         apply_mirror([*demo, sts], mirror, HINT)
+
+
+def test_a_datasets_cache_that_cannot_take_the_link_is_one_line_naming_it(
+    mirror: Path, bench_task, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = bench_task("MTEB(eng, v2)", "STSBenchmark")
+    write_task_repo(mirror, task, pairs=PAIRS)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", blocker / "cache")
+    with pytest.raises(MirrorError) as caught:
+        apply_mirror([task], mirror, HINT)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"datasets' cache folder {blocker / 'cache'} (HF_DATASETS_CACHE)" in message
+    assert "set HF_DATASETS_CACHE (or HF_HOME) to a writable folder" in message
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_the_link_follows_the_content_and_is_shared_by_equal_content(
+    tmp_path: Path, bench_task
+) -> None:
+    task = bench_task("MTEB(eng, v2)", "STSBenchmark")
+    first = write_task_repo(tmp_path / "m1", task, pairs=PAIRS)
+    second = write_task_repo(tmp_path / "m2", task, pairs=PAIRS)
+    link = content_link(first)
+    assert link.is_symlink() and link.resolve() == first
+    assert link.name.startswith("mteb__stsbenchmark-sts-")
+    assert content_link(second) == link and link.resolve() == second  # same tables serve
+    write_task_repo(tmp_path / "m2", task, pairs=[*PAIRS, ("a bird", "a plane", 2.0)])
+    assert content_link(second) != link

@@ -7,6 +7,7 @@ and checks the main score against the value the written data must give.
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import mteb
@@ -196,3 +197,23 @@ def test_evaluate_unloads_the_mirror_so_apply_again_before_each_run(
         apply_mirror([task], mirror, HINT)
         assert _main_score(LookupEncoder(RERANK_VECTORS), task) == pytest.approx(2 / 3, abs=1e-5)
         assert task.metadata.dataset["path"] == "mteb/AskUbuntuDupQuestions"
+
+
+def test_other_data_in_a_mirror_folder_is_never_read_from_the_first_datas_cache(
+    tmp_path: Path, bench_task
+) -> None:
+    """``datasets`` files the tables it builds from a folder under the folder's name and its
+    README's ``configs``, not the files' content: a second mirror of the repo, or the folder
+    refilled, would be read from the first content's tables (the content link prevents it)."""
+    task = bench_task("MTEB(eng, v2)", "AskUbuntuDupQuestions")
+    other = {**RERANK_DATA, "qrels": {**RERANK_DATA["qrels"], "q3": {"d3": 1, "d2": 0}}}
+    first, second = tmp_path / "m1", tmp_path / "m2"
+    folder = write_task_repo(first, task, **RERANK_DATA, top_ranked=CANDIDATES)
+    write_task_repo(second, task, **other, top_ranked=CANDIDATES)  # q3: AP 1/2, not 0
+    for mirror, score in [(first, 2 / 3), (second, 5 / 6), (first, 2 / 3)]:
+        apply_mirror([task], mirror, HINT)
+        assert _main_score(LookupEncoder(RERANK_VECTORS), task) == pytest.approx(score, abs=1e-5)
+    shutil.rmtree(folder)
+    write_task_repo(first, task, **other, top_ranked=CANDIDATES)  # the folder refilled
+    apply_mirror([task], first, HINT)
+    assert _main_score(LookupEncoder(RERANK_VECTORS), task) == pytest.approx(5 / 6, abs=1e-5)

