@@ -82,6 +82,10 @@ def test_unknown_config_name_lists_the_options_without_hydras_search_path(
 
 def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, capsys):
     # On a cluster each job would be queued only to fail, its reason in its own log file.
+    from hydra.core.hydra_config import HydraConfig
+
+    # as in a new process: no job's Hydra config yet (an app run in this process leaves its own)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
     ran = []
     for args, expected in (
         (["mrl.dims=[256,512]"], "error: mrl dimension 512 exceeds model.embed_dim=384"),
