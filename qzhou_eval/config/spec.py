@@ -675,7 +675,7 @@ def experiment_name(cfg: Mapping[str, Any]) -> str | None:
     # mteb joins the folder's parts with "__" (experiment_<name>__output_dtypes_int8): a part of
     # the name that reads as an output size's or precision's would be taken for one, and the
     # results filed there not counted as the run's (report/data.py, _misfiled)
-    if taken := [p for p in name.split("__")[1:] if p.startswith(_FOLDER_PARTS)]:
+    if taken := [p for p in f"experiment_{name}".split("__")[1:] if p.startswith(_FOLDER_PARTS)]:
         raise ConfigError(
             f"experiment={name!r}: its part {taken[0]!r} after '__' is how mteb names the folder "
             f"of an output {'size' if taken[0].startswith('embed_dim_') else 'precision'}, and "

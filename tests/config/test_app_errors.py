@@ -1044,3 +1044,11 @@ def test_a_thread_failing_once_the_command_stops_prints_nothing(monkeypatch):
         app._stop["signal"] = signal.SIGINT
         run_thread()
         assert seen == ["a thread's failure"]
+
+
+@pytest.mark.parametrize("name", ["a__b", "embed_dim_32", "__embed_dim_32", "a___output_dtypes_x"])
+def test_an_experiment_name_mteb_files_apart_from_a_size_or_precision_is_taken(name):
+    # mteb's folder is experiment_<name>: only a "__" part of that reads as a size or precision
+    from qzhou_eval.config.spec import experiment_name
+
+    assert experiment_name({"experiment": name}) == name
