@@ -57,6 +57,11 @@ def filed_in(folder: Path) -> str:
     return f"{EXPERIMENTS}/{folder.name}" if folder.parent.name == EXPERIMENTS else "."
 
 
+def revision_folder(folder: Path) -> Path:
+    """The revision's folder of a run folder (itself, or the revision an experiment is in)."""
+    return folder.parent.parent if folder.parent.name == EXPERIMENTS else folder
+
+
 def filed_elsewhere(record: dict[str, Any], folder: Path) -> str | None:
     """The folder a record names (:data:`FILED_IN`) when it is not ``folder``: its result was
     copied there, record and all; None where it names ``folder`` or predates the key."""

@@ -24,6 +24,7 @@ from qzhou_eval.task_records import (
     filed_elsewhere,
     filed_in,
     is_whole,
+    revision_folder,
 )
 
 REPLACED = (
@@ -85,7 +86,7 @@ def _written_by_qzhou_eval(path: Path) -> bool:
     qzhou-eval run wrote: it, or another run folder of its model revision, has a records folder.
     (mteb's layout has no mark of its own: ``run_settings.jsonl`` and ``model_meta.json`` are
     mteb's files too.)"""
-    revision = path.parent.parent if path.parent.name == EXPERIMENTS else path
+    revision = revision_folder(path)
     experiments = revision / EXPERIMENTS
     folders = [revision, *(experiments.iterdir() if experiments.is_dir() else ())]
     return any((folder / RECORDS).is_dir() for folder in folders)

@@ -73,7 +73,7 @@ from qzhou_eval.runs.scoring import (
     score,
 )
 from qzhou_eval.store import DiskStore, model_fingerprint, store_folder
-from qzhou_eval.task_records import EXPERIMENTS
+from qzhou_eval.task_records import revision_folder
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ def _model_places(plan: RunPlan) -> list[Place]:
     runtime = plan.runtime
     folder = ResultsFolder(runtime.results_dir)
     run = result_folder(folder, plan, plan.tasks[0].metadata.name, plan.points[0])
-    revision = run.parent.parent if run.parent.name == EXPERIMENTS else run
+    revision = revision_folder(run)
     places = [Place(revision, f"runtime.results_dir={runtime.results_dir}", False)]
     if runtime.store_dir is not None:
         stored = store_folder(runtime.store_dir, model_fingerprint(plan.spec))
