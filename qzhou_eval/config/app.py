@@ -39,6 +39,7 @@ import re
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -811,6 +812,26 @@ class LineFormatter(logging.Formatter):
         return f"warning: {line}" if record.levelno == logging.WARNING else line
 
 
+def warnings_as_lines() -> None:
+    """Python's warnings as the log's ``warning:`` lines: one line each (the message's first),
+    once per process and text. Printed raw, each is the message, the file and the source line:
+    scikit-learn's ConvergenceWarning is nine lines, once per classifier mteb fits (ten for a
+    classification task at a small MRL size)."""
+    shown: set[tuple[str, str]] = set()
+    log = logging.getLogger("py.warnings")  # the logger Python's own capture uses
+
+    def show(message: Any, category: type, filename: str, lineno: int, *_: Any) -> None:
+        text = next((ln.strip() for ln in str(message).splitlines() if ln.strip()), "").rstrip(":")
+        if (category.__name__, text) in shown:
+            return
+        shown.add((category.__name__, text))
+        parts = Path(filename).parts
+        where = parts[parts.index("site-packages") + 1] if "site-packages" in parts[:-1] else ""
+        log.warning("%s%s: %s", category.__name__, f" ({where})" if where else "", text)
+
+    warnings.showwarning = show
+
+
 class StdoutLogHandler(logging.StreamHandler):
     """The job logs' handler (``conf/hydra/job_logging/lines.yaml``: plain lines on stdout).
 
@@ -978,6 +999,25 @@ def _swept_while_printing(args: list[str]) -> str | None:
     return None
 
 
+def _full_flags(args: Sequence[str]) -> list[str]:
+    """``args`` with Hydra's options written in full: its parser takes any unambiguous prefix
+    (``--multi`` for ``--multirun``), and the checks before it compare whole names (an
+    abbreviated ``--multirun`` would skip the sweep's checks)."""
+    from hydra._internal.utils import get_args_parser
+
+    # argparse has no public list of a parser's options; its actions' option strings are it
+    names = [s for a in get_args_parser()._actions for s in a.option_strings if s[:2] == "--"]
+    out = []
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if name[:2] == "--" and name not in names:
+            matches = [n for n in names if n.startswith(name)]
+            if len(matches) == 1:
+                arg = matches[0] + eq + value
+        out.append(arg)
+    return out
+
+
 def _help_names_the_command(args: list[str]) -> list[str]:
     """``--help`` shows the command as it was typed (``qzhou-eval run``, ``python run_mteb.py``)."""
     if not any(a in ("--help", "-h") for a in args):
@@ -1017,7 +1057,9 @@ def hydra_app(
         @functools.wraps(fn)
         def task(cfg: DictConfig) -> None:
             try:
-                fn(cfg)
+                with warnings.catch_warnings():  # (the way warnings are shown, restored after)
+                    warnings_as_lines()
+                    fn(cfg)
                 code = 0
             except SystemExit as e:  # the app's own exit code (e.g. a task failed)
                 code = e.code if isinstance(e.code, int) else int(e.code is not None)
@@ -1039,6 +1081,7 @@ def hydra_app(
         )
 
         def entry() -> None:
+            sys.argv = [sys.argv[0], *_full_flags(sys.argv[1:])]
             swept = _swept_while_printing(sys.argv[1:])
             if swept is not None:
                 _say(

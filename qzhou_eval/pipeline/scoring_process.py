@@ -23,7 +23,7 @@ import transformers
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from qzhou_eval.config.app import LineFormatter
+from qzhou_eval.config.app import LineFormatter, warnings_as_lines
 from qzhou_eval.encoder.embedder import Embedder
 from qzhou_eval.pipeline.scoring_pool import JobDone
 from qzhou_eval.results import ResultsFolder
@@ -38,12 +38,13 @@ _state: dict[str, Any] = {}
 
 
 def log_warnings_as_lines() -> None:
-    """The process's log: warnings (mteb's, scikit-learn's) as the main process writes them,
-    ``warning: ...``, on stderr (stdout is the main process's, whose reader may go away: a run
-    ended by that stops these processes)."""
+    """The process's log: warnings (mteb's logged ones, Python's: scikit-learn's) as the main
+    process writes them, ``warning: ...``, on stderr (stdout is the main process's, whose reader
+    may go away: a run ended by that stops these processes)."""
     lines = logging.StreamHandler(sys.stderr)
     lines.setFormatter(LineFormatter("%(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[lines], force=True)
+    warnings_as_lines()
 
 
 def start(settings: tuple[Any, ...], handoff: Handoff) -> None:

@@ -173,6 +173,12 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
         "benchmark.num_shards=2; use 0 to 1"
     ]
     assert not ran
+    # an abbreviated --multirun (argparse takes any unambiguous prefix) is checked alike
+    code, lines = _run(
+        monkeypatch, capsys, ran.append, "--multi", "benchmark.num_shards=2,4", "benchmark.shard=3"
+    )
+    assert code == 2 and lines[0].startswith("error: the sweep's job benchmark.num_shards=2:")
+    assert not ran
     # a glob needs Hydra's config loader to expand: its jobs check themselves (no traceback)
     assert _run(monkeypatch, capsys, ran.append, "-m", "model=glob(minil*)") == (0, [])
     assert [cfg.model.key for cfg in ran] == ["minilm"]
