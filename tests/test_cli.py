@@ -100,6 +100,15 @@ def test_command_help_is_a_short_usage_not_the_whole_config(command, keys):
         assert code == 0, (line, err)
 
 
+def test_hydra_help_and_abbreviated_flags_with_overrides():
+    # Hydra applied the overrides to its help's config, where no group is: "Could not override"
+    for flag in ("--hydra-help", "--hydra-h"):
+        code, out, err = _main("run", flag, "model=minilm", "mrl.dim=128")
+        assert code == 0 and err == [] and "== Flags ==" in out, (flag, err)
+    code, out, err = _main("run", "--he", "model=minilm")  # argparse takes a prefix
+    assert code == 0 and err == [] and out.startswith("usage: qzhou-eval run [-m]")
+
+
 def test_help_of_a_module_run_with_python_m_names_that_command(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "qzhou_eval.report", "--help"],

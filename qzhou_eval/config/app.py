@@ -1018,6 +1018,14 @@ def _full_flags(args: Sequence[str]) -> list[str]:
     return out
 
 
+def _without_overrides_for_hydra_help(args: list[str]) -> list[str]:
+    """``--hydra-help`` prints Hydra's own help, which no override changes; Hydra applies them
+    to the config of that help, where a group like ``model`` is not, and fails on it."""
+    if "--hydra-help" not in args:
+        return args
+    return [a for a in args if a.startswith("-") or not ("=" in a or a[:1] in "~+")]
+
+
 def _help_names_the_command(args: list[str]) -> list[str]:
     """``--help`` shows the command as it was typed (``qzhou-eval run``, ``python run_mteb.py``)."""
     if not any(a in ("--help", "-h") for a in args):
@@ -1081,7 +1089,7 @@ def hydra_app(
         )
 
         def entry() -> None:
-            sys.argv = [sys.argv[0], *_full_flags(sys.argv[1:])]
+            sys.argv = [sys.argv[0], *_without_overrides_for_hydra_help(_full_flags(sys.argv[1:]))]
             swept = _swept_while_printing(sys.argv[1:])
             if swept is not None:
                 _say(
