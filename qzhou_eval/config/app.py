@@ -649,6 +649,40 @@ def _hydra_reraises() -> Iterator[None]:
         yield
 
 
+_HYDRA_JOB_ERROR = "Error executing job with overrides: "
+
+
+@contextlib.contextmanager
+def _job_failed_line_dropped() -> Iterator[None]:
+    """A multirun whose jobs failed: once every job ran, Hydra writes ``Error executing job
+    with overrides: [...]`` on stderr (for the first failed job only) and raises its exception.
+    For a :class:`JobFailed`, whose job printed its own line, that line is dropped; for anything
+    else it is written as Hydra would. (Hydra writes it straight to ``sys.stderr``.)"""
+    real, held = sys.stderr, []
+
+    class Held:
+        def write(self, text: str) -> int:
+            if text.startswith(_HYDRA_JOB_ERROR):
+                held.append(text)
+                return len(text)
+            return real.write(text)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    sys.stderr = Held()  # type: ignore[assignment]
+    try:
+        yield
+    except JobFailed:
+        raise
+    except BaseException:
+        for text in held:
+            real.write(text)
+        raise
+    finally:
+        sys.stderr = real
+
+
 # Signals the app turns into exceptions while it runs (signal -> the handler it replaces): Ctrl-C,
 # a scheduler's preemption, a closed terminal or ssh session (not under nohup, which ignores it).
 _STOPPING_SIGNALS = {
@@ -1111,7 +1145,8 @@ def hydra_app(
                         start_resource_tracker()
                         if any("launcher=joblib" in a for a in sys.argv[1:]):
                             start_launcher_resource_tracker()
-                    main()
+                    with _job_failed_line_dropped():
+                        main()
                 except JobFailed as e:  # after every job ran; its line was printed
                     sys.exit(e.code)
                 except (KeyboardInterrupt, Terminated) as e:  # before or between Hydra's jobs

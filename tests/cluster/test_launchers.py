@@ -55,6 +55,7 @@ def test_a_failed_joblib_job_loses_no_other_jobs_results(tmp_path, single_run):
     assert res.returncode == 2, res.stderr[-3000:]
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "runtime.devices" in errors[0], res.stderr[-3000:]
+    assert "Error executing job" not in res.stderr  # Hydra's own line, after the job's
     got = scores(tmp_path)
     assert list(got) == [TASKS[0]]
     main = got[TASKS[0]]["test"][0]["main_score"]

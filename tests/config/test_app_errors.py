@@ -234,6 +234,25 @@ def test_a_killed_joblib_job_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
+def test_failed_jobs_of_a_sweep_say_their_own_lines_only(monkeypatch, capsys):
+    def fn(cfg) -> None:
+        if cfg.mrl.dim != 256:
+            app._say(f"error: job {cfg.mrl.dim}")
+            sys.exit(3)
+
+    code, lines = _run(monkeypatch, capsys, fn, "-m", "model=minilm", "mrl.dim=128,256,384")
+    # not Hydra's "Error executing job with overrides: [...]" after them (the first job's only)
+    assert (code, lines) == (3, ["error: job 128", "error: job 384"])
+
+    def bug(cfg) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(sys, "argv", ["app", "-m", "model=minilm", "mrl.dim=128"])
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback, and Hydra's line
+        hydra_app("mteb")(bug)()
+    assert "Error executing job with overrides: " in capsys.readouterr().err
+
+
 def test_ctrl_c_on_a_joblib_sweep_leaves_no_process_behind(tmp_path):
     # As GNU timeout stops a command: SIGINT to it, then to its process group. joblib's loky
     # backend, aborting, starts fresh worker processes that would idle for 300 s; the second
