@@ -48,13 +48,19 @@ def reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
 
 def cached(repo_id: str, revision: str | None) -> bool:
     """The Hugging Face cache holds the model's ``config.json`` at ``revision``."""
+    return cached_folder(repo_id, revision) is not None
+
+
+def cached_folder(repo_id: str, revision: str | None) -> Path | None:
+    """The Hugging Face cache's snapshot folder of the model at ``revision`` (where it holds the
+    model's ``config.json``), else None."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
         found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
     except Exception:  # a malformed id or cache: let the loader say what it finds
-        return False
-    return isinstance(found, str)
+        return None
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def check_hub_model(path: str, revision: str | None) -> None:

@@ -35,6 +35,9 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3
 PADDING_SIDES = ("left", "right")
 TRUNCATIONS = ("right", "inner")
 SIMILARITIES = ("cosine", "dot")
+# check: a model folder's own sentence-transformers settings must agree with model.*
+# (models/folder_settings.py); ignore: evaluate with model.* as set
+FOLDER_SETTINGS = ("check", "ignore")
 # every model file's; a task record names the similarity only when it is another (identity.py)
 DEFAULT_SIMILARITY = "cosine"
 # official: the arithmetic of the official QZhou embedders, in the model dtype (see ModelSpec).
@@ -106,6 +109,8 @@ class ModelSpec:
     # normalize with numpy. With backend sentence_transformers the pipeline's modules keep their
     # own arithmetic; numerics then only picks the final normalization.
     numerics: str = DEFAULT_NUMERICS
+    # Whether the folder's own sentence-transformers settings are checked (no vector depends on it)
+    folder_settings: str = FOLDER_SETTINGS[0]
 
     @property
     def backbone_normalizes(self) -> bool:
@@ -337,6 +342,7 @@ def model_spec(cfg: Mapping[str, Any], *, resolve_path: bool = True) -> ModelSpe
         token_prepending=token_prepending_spec(get("token_prepending")),
         projection=get("projection"),
         numerics=numerics_of(cfg),
+        folder_settings=_choice(s, "folder_settings", get("folder_settings"), FOLDER_SETTINGS),
     )
     if spec.backend == "sentence_transformers":
         # what the harness adds only on the native backend (the rest of what the pipeline

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -210,14 +211,15 @@ class TransformersBackbone(_Common):
 
             attn_implementation = register()
         if model is None:
-            model, loaded = AutoModel.from_pretrained(
-                spec.path,
-                dtype=TORCH_DTYPES[spec.dtype],
-                attn_implementation=attn_implementation,
-                trust_remote_code=spec.trust_remote_code,
-                output_loading_info=True,
-                **hub_kwargs,
-            )
+            with _quiet_loading_report():
+                model, loaded = AutoModel.from_pretrained(
+                    spec.path,
+                    dtype=TORCH_DTYPES[spec.dtype],
+                    attn_implementation=attn_implementation,
+                    trust_remote_code=spec.trust_remote_code,
+                    output_loading_info=True,
+                    **hub_kwargs,
+                )
             _check_weights(loaded["missing_keys"])
         elif packing:
             model.set_attn_implementation(attn_implementation)
@@ -305,16 +307,19 @@ class SentenceTransformerBackbone(_Common):
             raise ValueError("runtime.packing needs model.backend=native")
         self.spec = spec
         self.device = resolve_device(device)
-        self.model = SentenceTransformer(
-            spec.path,
-            device=str(self.device),
-            trust_remote_code=spec.trust_remote_code,
-            model_kwargs={
-                "dtype": TORCH_DTYPES[spec.dtype],
-                "attn_implementation": spec.attn_implementation,
-            },
-            **_hub_kwargs(spec),
-        )
+        missing: list[str] = []
+        with _quiet_loading_report(), _missing_tensors_recorded(missing):
+            self.model = SentenceTransformer(
+                spec.path,
+                device=str(self.device),
+                trust_remote_code=spec.trust_remote_code,
+                model_kwargs={
+                    "dtype": TORCH_DTYPES[spec.dtype],
+                    "attn_implementation": spec.attn_implementation,
+                },
+                **_hub_kwargs(spec),
+            )
+        _check_weights(missing)
         check_pipeline_settings(self.model, spec)
         check_positions(self.model, spec)
         self.model.max_seq_length = spec.max_length
@@ -331,6 +336,51 @@ class SentenceTransformerBackbone(_Common):
         if self._token_types and "token_type_ids" not in features:
             features["token_type_ids"] = torch.zeros_like(features["input_ids"])
         return self.model(features)["sentence_embedding"].float()
+
+
+@contextmanager
+def _quiet_loading_report() -> Iterator[None]:
+    """transformers' table of the tensors a checkpoint lacks or has too many of (its "LOAD
+    REPORT", about 20 lines) not printed while a model loads: those it lacks are refused in one
+    line (:func:`_check_weights`), those it has too many of are not used. A filter, not a level:
+    transformers runs another check, with warnings of its own, when that logger's level is
+    raised."""
+    report = logging.getLogger("transformers.modeling_utils")
+
+    def not_the_table(record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
+
+    report.addFilter(not_the_table)
+    try:
+        yield
+    finally:
+        report.removeFilter(not_the_table)
+
+
+@contextmanager
+def _missing_tensors_recorded(missing: list[str]) -> Iterator[None]:
+    """The tensors each transformers model loaded inside lacks, added to ``missing``: a
+    sentence-transformers pipeline calls ``from_pretrained`` itself and keeps what it loaded to
+    itself, so the public ``output_loading_info`` argument is asked for here and its answer taken
+    off before the pipeline sees it (no other API tells what was started at random). Loads run
+    one at a time in a process (a device worker loads its own copy)."""
+    from transformers import PreTrainedModel
+
+    original = PreTrainedModel.__dict__["from_pretrained"]
+    load = original.__func__
+
+    def recorded(cls: type, *args: Any, **kwargs: Any) -> Any:
+        if "output_loading_info" in kwargs:  # the caller asked for it: its own to check
+            return load(cls, *args, **kwargs)
+        model, info = load(cls, *args, output_loading_info=True, **kwargs)
+        missing.extend(info["missing_keys"])
+        return model
+
+    PreTrainedModel.from_pretrained = classmethod(recorded)  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        PreTrainedModel.from_pretrained = original  # type: ignore[method-assign]
 
 
 def _check_weights(missing: Sequence[str]) -> None:

