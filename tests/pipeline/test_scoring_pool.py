@@ -136,6 +136,29 @@ def test_spawned_processes_score_alike(tmp_path, minilm_demo, monkeypatch):
     _check(done, tmp_path, minilm_demo)
 
 
+@pytest.mark.slow
+def test_a_result_a_killed_process_was_writing_leaves_no_temporary_file(tmp_path, minilm_demo):
+    # (a helper's Ctrl-C during scoring left .DemoEngReranking.json.<id>-<host>-<pid>.tmp; the
+    # next run removed it)
+    from qzhou_eval import atomic
+
+    plan = _plan(tmp_path, minilm_demo)
+    pool = ScoringPool(1, plan)
+    try:
+        future = pool.submit(Job("DemoEngSTS", plan.points[0]))
+        pool.handoff.finished("DemoEngSTS")
+        future.result(timeout=300)
+        (pid,) = [p.pid for p in pool._executor._processes.values()]  # (no public list)
+        folder = next((tmp_path / "results").rglob("DemoEngSTS.json")).parent
+        half = folder / f".DemoEngX.json.{'0' * 32}-{atomic._HOST}-{pid}.tmp"
+        half.write_text('{"scores": ')
+        live = folder / f".DemoEngY.json.{'0' * 32}-{atomic._HOST}-{os.getpid()}.tmp"
+        live.write_text("{")  # a live writer's (this process): kept
+    finally:
+        pool.close(force=True)
+    assert not half.exists() and live.exists()
+
+
 def _plan(tmp_path, minilm_demo):
     cfg = compose_config(
         "mteb",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -531,3 +533,30 @@ def test_a_shard_dropped_mid_read_does_not_shift_another_shards_rows(tmp_path):
     got = reader.get_many("query", ["text 1", "twice", "text 11"])
     assert got[0] is None
     np.testing.assert_array_equal(np.stack(got[1:]), _vectors(["twice", "text 11"]))
+
+
+def test_a_folder_keeps_its_settings_and_one_renamed_by_hand_is_refused(tmp_path):
+    # (a helper copied one configuration's folder under another's name: the run scored 73.17
+    # from max_length=256 vectors and recorded max_length=16, whose own vectors score 69.51)
+    from qzhou_eval.fingerprint import fingerprint
+
+    settings = {"name": "org/m", "max_length": 256, "token_prepending": {"layers": (1, 7)}}
+    name = fingerprint(settings, 20)
+    store = DiskStore(tmp_path, name, settings=settings)
+    store.put_many("query", _texts(0, 3), _vectors(_texts(0, 3)))
+    kept = tmp_path / name / disk.SETTINGS
+    assert fingerprint(json.loads(kept.read_text()), 20) == name  # read back, it hashes alike
+    _assert_serves(DiskStore(tmp_path, name, writable=False), _texts(0, 3))
+
+    other = fingerprint({**settings, "max_length": 16}, 20)
+    shutil.copytree(tmp_path / name, tmp_path / other)
+    for writable in (True, False):
+        with pytest.raises(ConfigError) as e:
+            DiskStore(tmp_path, other, writable=writable)
+        assert str(e.value) == (
+            f"{tmp_path / other} holds the vectors of another model configuration than its name "
+            f"says (its {disk.SETTINGS} hashes to {name}: renamed or copied in by hand?): move "
+            "it to that name, or out of runtime.store_dir"
+        )
+    (tmp_path / other / disk.SETTINGS).unlink()  # filled before the file existed: at its word
+    _assert_serves(DiskStore(tmp_path, other), _texts(0, 3))
