@@ -950,6 +950,44 @@ class _StdoutWrites:
         return getattr(self._stream, name)
 
 
+class _StderrWrites:
+    """sys.stderr, whose failed writes (closed, a full disk: ``2>/dev/full``) never stop the
+    command: the stream then goes to /dev/null (nothing is left to flush at exit, where a failed
+    flush would turn the exit code into 120), and what the command would have said as an error
+    line (``error: ...``, ``interrupted: ...``, ``terminated ...``) goes to stdout instead;
+    warnings and progress are dropped. All else is the stream's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.failed = False
+
+    def write(self, text: str) -> int:
+        if not self.failed:
+            try:
+                n = self._stream.write(text)
+                self._stream.flush()
+                return n
+            except (OSError, ValueError):
+                self.failed = True
+                _to_devnull(self._stream)
+        if text.startswith(("error:", "interrupted", "terminated")) and sys.stdout is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.write(text if text.endswith("\n") else text + "\n")
+                sys.stdout.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.failed:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.failed = True
+                _to_devnull(self._stream)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def _stdout_problem(e: OSError) -> int:
     """One line for stdout that cannot be written; exit code 1, as for a full disk."""
     _stdout_to_devnull()  # so that the interpreter's own flush at exit does not fail again
@@ -960,9 +998,14 @@ def _stdout_problem(e: OSError) -> int:
 
 
 def _stdout_to_devnull() -> None:
+    _to_devnull(sys.stdout)
+
+
+def _to_devnull(stream: Any) -> None:
+    """``stream``'s file descriptor to /dev/null: what it still holds is flushed there."""
     with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
 
 
@@ -979,6 +1022,8 @@ def tolerant_console() -> None:
                 stream.reconfigure(errors="backslashreplace")
     if sys.stdout is not None and not isinstance(sys.stdout, _StdoutWrites):
         sys.stdout = _StdoutWrites(sys.stdout)  # type: ignore[assignment]
+    if sys.stderr is not None and not isinstance(sys.stderr, _StderrWrites):
+        sys.stderr = _StderrWrites(sys.stderr)  # type: ignore[assignment]
 
 
 @contextlib.contextmanager

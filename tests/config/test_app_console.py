@@ -62,6 +62,29 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(args):
 FULL = "error: cannot write to stdout: No space left on device; fix it and rerun"
 
 
+def test_stderr_on_a_full_disk_stops_nothing_and_errors_go_to_stdout(tmp_path):
+    # (a helper's 2>/dev/full: a warning line failed, exit 1, nothing said, empty folders left)
+    prompts = ("prompts", "model=minilm", "benchmark=demo_eng")
+    renamed = ("~prompts.instruction_on_all_texts", "+prompts.both_sides=[]")  # warns
+    refused = ("run", "model=minilm", "benchmark=demo_eng", "runtime.scoring_workers=-1")
+    for args, code in (((*prompts, *renamed), 0), (refused, 2)):
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run(
+                [sys.executable, "-m", "qzhou_eval", *args],
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=full,
+                timeout=300,
+            )
+        out = done.stdout.decode()
+        assert done.returncode == code, (done.returncode, out[-300:])
+        if code:
+            assert out == "error: runtime.scoring_workers=-1: give a whole number >= 0 or 'auto'\n"
+        else:
+            assert [json.loads(ln)["task"] for ln in out.splitlines()][-1] == "DemoEngClustering"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "args",
     [
