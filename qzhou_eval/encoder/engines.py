@@ -118,10 +118,11 @@ def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -
         folder = Path(spec.path).expanduser()
         if folder.is_dir() and not any((folder / f).is_file() for f in _MODEL_FILES):
             detail = f"the folder holds no model (none of {', '.join(_MODEL_FILES)})"
-        elif isinstance(e, json.JSONDecodeError) and folder.is_dir():
-            damaged = _unparsable_json(folder)  # (the decoder's message names no file)
-            if damaged is not None:
+        elif folder.is_dir():  # (the decoder's message names no file; a loader's wraps it)
+            if (damaged := _unparsable_json(folder)) is not None:
                 detail = f"{damaged} is not valid JSON: {detail}"
+            elif isinstance(e, SafetensorError) and (damaged := _unreadable_weights(folder)):
+                detail = f"{damaged} is damaged (cut short?): {detail}"
         raise ModelLoadError(
             f"cannot load the {what} of {spec.name} from model.path={spec.path}: {detail}"
         ) from None
@@ -133,6 +134,19 @@ def _unparsable_json(folder: Path) -> str | None:
         try:
             json.loads(path.read_bytes())
         except (OSError, ValueError):
+            return str(path.relative_to(folder))
+    return None
+
+
+def _unreadable_weights(folder: Path) -> str | None:
+    """The first safetensors file of a model folder whose header does not read."""
+    from safetensors import safe_open
+
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*/*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except Exception:  # SafetensorError, OSError: what the loader met
             return str(path.relative_to(folder))
     return None
 

@@ -44,6 +44,24 @@ def _bert(folder: Path, pooler: bool = True) -> Path:
     return folder
 
 
+def _pipeline(folder: Path) -> Path:
+    """``folder`` as a sentence-transformers pipeline too: a Transformer, mean pooling."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling").mkdir()
+    pooling = {"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True}
+    (folder / "1_Pooling/config.json").write_text(json.dumps(pooling))
+    return folder
+
+
 def _load(folder: Path, **overrides):
     settings = {"attention": "causal_default", "padding_side": "right", "embed_dim": 32}
     spec = native_spec(folder, name="test/bert", **{**settings, **overrides})
@@ -86,19 +104,7 @@ def test_a_checkpoint_missing_tensors_is_refused(tmp_path):
     )
     # the same through a sentence-transformers pipeline (it loads the model itself: STS 46.78
     # for MiniLM without its last layer, filed as its score)
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {
-            "idx": 1,
-            "name": "1",
-            "path": "1_Pooling",
-            "type": "sentence_transformers.models.Pooling",
-        },
-    ]
-    (folder / "modules.json").write_text(json.dumps(modules))
-    (folder / "1_Pooling").mkdir()
-    pooling = {"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True}
-    (folder / "1_Pooling/config.json").write_text(json.dumps(pooling))
+    _pipeline(folder)
     message = _refused(folder, backend="sentence_transformers", attention="causal_default")
     assert f"its weights lack {missing} of the model's tensors (encoder.layer.1." in message
 
@@ -124,3 +130,19 @@ def test_a_damaged_json_file_of_the_folder_is_named(tmp_path):
     folder = _bert(tmp_path / "m")
     (folder / "tokenizer_config.json").write_text("{not json")
     assert "tokenizer_config.json is not valid JSON: Expecting property name" in _refused(folder)
+    # a sentence-transformers pipeline wraps it ("Unrecognized processing class in ...")
+    shutil.copy(MINILM / "tokenizer_config.json", folder / "tokenizer_config.json")
+    (folder / "tokenizer.json").write_text('{"version": ')
+    assert "tokenizer.json is not valid JSON: " in _refused(
+        _pipeline(folder), backend="sentence_transformers", attention="causal_default"
+    )
+
+
+@pytest.mark.parametrize("backend", ["native", "sentence_transformers"])
+def test_a_weights_file_cut_short_is_named(tmp_path, backend):
+    # ("Error while deserializing header: incomplete metadata, file not fully covered" alone)
+    folder = _pipeline(_bert(tmp_path / "m"))
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:2000])
+    message = _refused(folder, backend=backend, attention="causal_default")
+    assert ": model.safetensors is damaged (cut short?): " in message
