@@ -111,7 +111,15 @@ def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -
 
     try:
         return load(spec, *args)
-    except (OSError, ValueError, ImportError, KeyError, RuntimeError, SafetensorError) as e:
+    except (
+        OSError,
+        ValueError,
+        ImportError,
+        KeyError,
+        RuntimeError,
+        TypeError,
+        SafetensorError,
+    ) as e:  # (TypeError: a library's constructor given a malformed config, a missing value)
         if isinstance(e, torch.cuda.OutOfMemoryError):
             raise
         detail = " ".join(str(e).split())[:300] or type(e).__name__

@@ -28,8 +28,9 @@ from typing import Any
 from qzhou_eval.config.spec import POOLING_MODES, ModelSpec
 from qzhou_eval.errors import ConfigError
 
-_POOLING_MODULE = "sentence_transformers.models.Pooling"
-_NORMALIZE_MODULE = "sentence_transformers.models.Normalize"
+# the modules' class names (sentence-transformers 5 writes sentence_transformers.models.Pooling,
+# 6 sentence_transformers.sentence_transformer.modules.pooling.Pooling)
+_POOLING_MODULE, _NORMALIZE_MODULE, _TRANSFORMER_MODULE = "Pooling", "Normalize", "Transformer"
 # sentence-transformers' Pooling config flags (and its 6.x ``pooling_mode`` names) -> model.pooling
 _POOLING_FLAGS = {
     "pooling_mode_cls_token": "cls",
@@ -47,6 +48,7 @@ _POOLING_NAMES = {
     "weightedmean": "weighted_mean",
     "lasttoken": "last_token",
 }
+_NO_LIMIT = 10**9  # tokenizers without a limit say 1e30 (transformers' VERY_LARGE_INTEGER)
 
 
 @dataclass(frozen=True)
@@ -59,28 +61,58 @@ class FolderSettings:
     prompts: dict[str, str] = field(default_factory=dict)  # name -> non-empty prompt
 
 
+class UnreadableFile(ValueError):
+    """A file of the folder's sentence-transformers configuration that does not parse."""
+
+
 def read_folder_settings(folder: str | Path) -> FolderSettings | None:
-    """The settings ``folder``'s sentence-transformers configuration states; None where it has
-    none (no ``modules.json``, or one that does not parse)."""
+    """The settings ``folder``'s sentence-transformers configuration states, as
+    sentence-transformers 5 and 6 write it; None where it has none (no ``modules.json``).
+    Raises :class:`UnreadableFile` naming a file of it that does not parse."""
     root = Path(folder)
-    modules = _json(root / "modules.json")
-    if not isinstance(modules, list):
+    if not (root / "modules.json").exists():
         return None
-    kinds = {str(m.get("type")): str(m.get("path") or "") for m in modules if isinstance(m, dict)}
+    modules = _json(root, "modules.json", list)
+    paths = {
+        str(m.get("type")).rsplit(".", 1)[-1]: str(m.get("path") or "")
+        for m in modules
+        if isinstance(m, dict)
+    }
     pooling = None
-    if _POOLING_MODULE in kinds:
-        config = _json(root / kinds[_POOLING_MODULE] / "config.json")
-        pooling = _pooling(config) if isinstance(config, dict) else None
-    bert = _json(root / "sentence_bert_config.json")
-    length = bert.get("max_seq_length") if isinstance(bert, dict) else None
-    st = _json(root / "config_sentence_transformers.json")
-    prompts = st.get("prompts") if isinstance(st, dict) else None
+    if _POOLING_MODULE in paths:
+        config = _json(root, f"{paths[_POOLING_MODULE]}/config.json".lstrip("/"), dict, {})
+        pooling = _pooling(config)
+    base = paths.get(_TRANSFORMER_MODULE, "")
+    st = _json(root, "config_sentence_transformers.json", dict, {})
+    prompts = st.get("prompts") if isinstance(st.get("prompts"), dict) else {}
     return FolderSettings(
         pooling=pooling,
-        normalize=_NORMALIZE_MODULE in kinds,
-        max_length=length if isinstance(length, int) and length > 0 else None,
-        prompts={str(k): v for k, v in (prompts or {}).items() if isinstance(v, str) and v.strip()},
+        normalize=_NORMALIZE_MODULE in paths,
+        max_length=_max_length(root, base),
+        prompts={str(k): v for k, v in prompts.items() if isinstance(v, str) and v.strip()},
     )
+
+
+def _max_length(root: Path, base: str) -> int | None:
+    """The tokens the Transformer module reads, as sentence-transformers 6 decides: its
+    ``sentence_bert_config.json``'s ``max_seq_length`` (5 writes it there), else the tokenizer's
+    ``model_max_length`` capped at the model's position embeddings; never more than those (the
+    model reads no more: the harness's own check at load then says so)."""
+
+    def number(value: Any) -> int | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < _NO_LIMIT
+        return value if ok else None
+
+    def file(name: str) -> dict[str, Any]:
+        return _json(root, f"{base}/{name}".lstrip("/"), dict, {})
+
+    positions = number(file("config.json").get("max_position_embeddings"))
+    length = number(file("sentence_bert_config.json").get("max_seq_length"))
+    if length is None:
+        length = number(file("tokenizer_config.json").get("model_max_length"))
+    if length is None or positions is None:
+        return length or positions
+    return min(length, positions)
 
 
 def check_folder_settings(
@@ -93,42 +125,47 @@ def check_folder_settings(
     ``model.folder_settings=ignore`` or the folder has no such configuration."""
     if spec.folder_settings != "check":
         return
-    theirs = read_folder_settings(folder)
+    name = where or f"model.path={folder}"
+    ignore = "to evaluate it with model.* and the recipe as set: model.folder_settings=ignore"
+    try:
+        theirs = read_folder_settings(folder)
+    except UnreadableFile as e:
+        raise ConfigError(
+            f"{name}: its sentence-transformers configuration cannot be read to check this "
+            f"run's settings against it: {e}; fix the file, or {ignore}"
+        ) from None
     if theirs is None:
         return
-    differ, fixes = [], []
+    differ, fixes, cannot = [], [], []
     # on that backend the pipeline's own modules pool, and normalize where it has a Normalize
     # module: a setting that asks otherwise is refused as it loads (models/st_pipeline.py)
     pipeline = spec.backend == "sentence_transformers"
     if theirs.pooling is not None and theirs.pooling != spec.pooling and not pipeline:
         differ.append(f"it pools with {theirs.pooling} (model.pooling={spec.pooling})")
-        fixes.append(
-            f"model.pooling={theirs.pooling}"
-            if theirs.pooling in POOLING_MODES
-            else f"a pooling the harness lacks ({theirs.pooling}; it has {list(POOLING_MODES)})"
-        )
+        if theirs.pooling in POOLING_MODES:
+            fixes.append(f"model.pooling={theirs.pooling}")
+        else:
+            cannot.append(f"{theirs.pooling} pooling (it has {', '.join(POOLING_MODES)})")
     if theirs.normalize != spec.normalize and not (pipeline and theirs.normalize):
         has = "has a Normalize module" if theirs.normalize else "has no Normalize module"
         differ.append(f"it {has} (model.normalize={str(spec.normalize).lower()})")
         fixes.append(f"model.normalize={str(theirs.normalize).lower()}")
     if theirs.max_length is not None and theirs.max_length != spec.max_length:
-        differ.append(
-            f"it reads {theirs.max_length} tokens (its max_seq_length; model.max_length="
-            f"{spec.max_length})"
-        )
+        differ.append(f"it reads {theirs.max_length} tokens (model.max_length={spec.max_length})")
         fixes.append(f"model.max_length={theirs.max_length}")
     if theirs.prompts and not has_instructions:
         shown = ", ".join(f"{k}: {v!r}" for k, v in sorted(theirs.prompts.items()))
         differ.append(f"it puts prompts before texts ({shown}), this recipe nothing")
-        fixes.append("a recipe (prompts=<file>) with them as its instructions")
+        cannot.append("its prompts as mteb applies them (see the README's fidelity notes)")
     if not differ:
         return
+    how = f"To evaluate it as it is configured: {', '.join(fixes)}" if fixes else ""
+    if cannot:
+        how += f"{'; but' if how else 'The harness cannot evaluate it as it is configured:'} "
+        how += f"{'the harness lacks ' if fixes else 'it lacks '}{' and '.join(cannot)}"
     raise ConfigError(
-        f"{where or f'model.path={folder}'} is a sentence-transformers model whose own "
-        "configuration "
-        f"differs from this run's: {'; '.join(differ)}. To evaluate it as it is configured: "
-        f"{', '.join(fixes)}; to evaluate it with model.* and the recipe as set: "
-        "model.folder_settings=ignore"
+        f"{name} is a sentence-transformers model whose own configuration differs from this "
+        f"run's: {'; '.join(differ)}. {how}; {ignore}"
     )
 
 
@@ -142,8 +179,17 @@ def _pooling(config: dict[str, Any]) -> str | None:
     return "+".join(names) or None
 
 
-def _json(path: Path) -> Any:
+def _json(root: Path, name: str, kind: type, missing: Any = None) -> Any:
+    """``root/name`` parsed, of type ``kind``; ``missing`` where there is no such file (or
+    :class:`UnreadableFile` where ``missing`` is None)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        value = json.loads((root / name).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing is None:
+            raise UnreadableFile(f"{name} is missing") from None
+        return missing
+    except (OSError, ValueError) as e:  # (UnicodeDecodeError is a ValueError)
+        raise UnreadableFile(f"{name} does not parse ({type(e).__name__})") from None
+    if not isinstance(value, kind):
+        raise UnreadableFile(f"{name} holds a {type(value).__name__}, not a {kind.__name__}")
+    return value

@@ -204,8 +204,17 @@ def _check_settings(folder: Path) -> None:
     """A ConfigError where the settings ``folder`` keeps do not hash to its name."""
     try:
         kept = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # none yet (or unreadable: its shards are checked as read)
+        problem = "" if isinstance(kept, dict) else f"holds a {type(kept).__name__}"
+    except FileNotFoundError:  # none yet, or filled before the file existed: at its word
         return
+    except (OSError, ValueError) as e:  # (written atomically: damaged, or edited by hand)
+        problem = f"does not parse ({type(e).__name__})"
+    if problem:
+        raise ConfigError(
+            f"{folder}: its {SETTINGS} {problem}, so the settings of its vectors are unknown: "
+            f"move the folder out of runtime.store_dir (or delete that file to take the folder "
+            "at its word)"
+        )
     if fingerprint(kept, len(folder.name)) != folder.name:
         raise ConfigError(
             f"{folder} holds the vectors of another model configuration than its name says (its "

@@ -50,10 +50,7 @@ def _refused(folder: Path, has_instructions: bool = False, **overrides) -> str:
     with pytest.raises(ConfigError) as e:
         check_folder_settings(_spec(folder, **overrides), folder, has_instructions)
     message = str(e.value)
-    assert message.startswith(
-        f"model.path={folder} is a sentence-transformers model whose own configuration differs "
-        "from this run's: "
-    )
+    assert message.startswith(f"model.path={folder}")
     assert message.endswith(
         "to evaluate it with model.* and the recipe as set: model.folder_settings=ignore"
     )
@@ -76,9 +73,7 @@ def test_minilm_states_what_its_config_file_states(folder):
 
 def test_each_setting_that_differs_is_named_with_the_folders_value(folder):
     # hf_auto's values over MiniLM: 512 tokens where the model reads 256
-    assert "it reads 256 tokens (its max_seq_length; model.max_length=512)" in _refused(
-        folder, max_length=512
-    )
+    assert "it reads 256 tokens (model.max_length=512)" in _refused(folder, max_length=512)
     _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=False)
     _edit(folder / "1_Pooling/config.json", pooling_mode_cls_token=True)
     modules = json.loads((folder / "modules.json").read_text())
@@ -87,9 +82,9 @@ def test_each_setting_that_differs_is_named_with_the_folders_value(folder):
     message = _refused(folder, max_length=512)
     assert (
         "differs from this run's: it pools with cls (model.pooling=mean); it has no Normalize "
-        "module (model.normalize=true); it reads 256 tokens (its max_seq_length; "
-        "model.max_length=512). To evaluate it as it is configured: model.pooling=cls, "
-        "model.normalize=false, model.max_length=256; " in message
+        "module (model.normalize=true); it reads 256 tokens (model.max_length=512). To "
+        "evaluate it as it is configured: model.pooling=cls, model.normalize=false, "
+        "model.max_length=256; to evaluate it with model.* " in message
     )
     check_folder_settings(_spec(folder, pooling="cls", normalize=False), folder, False)
     # a pipeline pools itself (what it does otherwise is refused as it loads); the harness
@@ -103,24 +98,35 @@ def test_each_setting_that_differs_is_named_with_the_folders_value(folder):
 def test_a_pooling_or_prompts_the_harness_cannot_state_are_named(folder):
     _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=False)
     _edit(folder / "1_Pooling/config.json", pooling_mode_max_tokens=True)
-    assert "a pooling the harness lacks (max; it has [" in _refused(folder)
+    assert (
+        "it pools with max (model.pooling=mean). The harness cannot evaluate it as it is "
+        "configured: it lacks max pooling (it has mean, last_token, cls, weighted_mean); to "
+    ) in _refused(folder)
     _edit(folder / "1_Pooling/config.json", pooling_mode_max_tokens=False)
     _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=True)
     prompts = {"query": "query: ", "document": "passage: ", "empty": ""}
     _edit(folder / "config_sentence_transformers.json", prompts=prompts)
     message = _refused(folder)
     assert "it puts prompts before texts (document: 'passage: ', query: 'query: ')" in message
-    assert "a recipe (prompts=<file>) with them as its instructions" in message
+    assert "it lacks its prompts as mteb applies them (see the README's fidelity notes)" in message
     check_folder_settings(_spec(folder), folder, True)  # a recipe that instructs: its own
 
 
 def test_ignore_and_a_folder_without_a_configuration_check_nothing(folder):
     check_folder_settings(_spec(folder, max_length=512, folder_settings="ignore"), folder, False)
+    for prompts in (["query: "], "query: "):  # not a table of prompts: none (no traceback)
+        _edit(folder / "config_sentence_transformers.json", prompts=prompts)
+        assert read_folder_settings(folder).prompts == {}
     (folder / "modules.json").unlink()  # the transformers files only: nothing stated
     assert read_folder_settings(folder) is None
     check_folder_settings(_spec(folder, max_length=512), folder, False)
-    (folder / "modules.json").write_text("{not json")  # loading the model says what is wrong
-    assert read_folder_settings(folder) is None
+    for text, why in (("{not json", "does not parse (JSONDecodeError)"), ("{}", "holds a dict")):
+        (folder / "modules.json").write_text(text)  # (the native backend never reads it)
+        message = _refused(folder, max_length=512).removeprefix(f"model.path={folder}")
+        assert message.startswith(
+            ": its sentence-transformers configuration cannot be read to check this run's "
+            f"settings against it: modules.json {why}"
+        )
 
 
 def test_sentence_transformers_6_pooling_names(folder):
@@ -151,8 +157,32 @@ def test_hf_auto_over_a_folder_that_differs_stops_before_anything(folder, tmp_pa
     assert run.err_lines[0] == (
         f"error: model.path={folder} is a sentence-transformers model whose own configuration "
         "differs from this run's: it pools with cls (model.pooling=mean); it reads 256 tokens "
-        "(its max_seq_length; model.max_length=512). To evaluate it as it is configured: "
-        "model.pooling=cls, model.max_length=256; to evaluate it with model.* and the recipe as "
-        "set: model.folder_settings=ignore"
+        "(model.max_length=512). To evaluate it as it is configured: model.pooling=cls, "
+        "model.max_length=256; to evaluate it with model.* and the recipe as set: "
+        "model.folder_settings=ignore"
     )
     assert not results.exists() and not store.exists()
+
+
+def test_a_folder_sentence_transformers_6_saved_is_read_as_it_loads_it(tmp_path):
+    # (6.x names its modules sentence_transformers.base.modules...Normalize, writes pooling_mode
+    # and keeps the length in the tokenizer's config: read as 5's layout, it had "no Normalize
+    # module" and no length, and following that line filed other vectors as the model's)
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(MINILM), device="cpu")
+    model.max_seq_length = 128
+    model.save(str(tmp_path / "saved"))
+    saved = tmp_path / "saved"
+    assert "sentence_transformers.models." not in (saved / "modules.json").read_text()
+    theirs = read_folder_settings(saved)
+    assert (theirs.pooling, theirs.normalize, theirs.max_length) == ("mean", True, 128)
+    loaded = SentenceTransformer(str(saved), device="cpu")  # what it reads, loaded again
+    assert loaded.max_seq_length == 128
+    config = saved / "1_Pooling/config.json"
+    config.write_text(config.read_text().replace('"mean"', '"cls"'))
+    assert read_folder_settings(saved).pooling == "cls"
+    check_folder_settings(_spec(saved, pooling="cls", max_length=128), saved, False)
+    # more tokens than its positions: it reads no more than those (the harness's own check)
+    _edit(saved / "tokenizer_config.json", model_max_length=4096)
+    assert read_folder_settings(saved).max_length == 512

@@ -8,6 +8,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -558,5 +559,9 @@ def test_a_folder_keeps_its_settings_and_one_renamed_by_hand_is_refused(tmp_path
             f"says (its {disk.SETTINGS} hashes to {name}: renamed or copied in by hand?): move "
             "it to that name, or out of runtime.store_dir"
         )
+    for text, problem in (("", "does not parse (JSONDecodeError)"), ("[]", "holds a list")):
+        (tmp_path / other / disk.SETTINGS).write_text(text)  # (a helper emptied it: served)
+        with pytest.raises(ConfigError, match=re.escape(f"its {disk.SETTINGS} {problem}, so")):
+            DiskStore(tmp_path, other)
     (tmp_path / other / disk.SETTINGS).unlink()  # filled before the file existed: at its word
     _assert_serves(DiskStore(tmp_path, other), _texts(0, 3))
