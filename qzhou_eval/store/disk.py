@@ -202,6 +202,8 @@ def store_folder(root: Path | str, fingerprint: str) -> Path:
 
 def _check_settings(folder: Path) -> None:
     """A ConfigError where the settings ``folder`` keeps do not hash to its name."""
+    if not folder.is_dir():  # (a root that is a file: its own line names runtime.store_dir)
+        return
     try:
         kept = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
         problem = "" if isinstance(kept, dict) else f"holds a {type(kept).__name__}"
