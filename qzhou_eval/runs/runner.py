@@ -274,19 +274,14 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         remove_empty(created)
         raise
     plan.created = created
-    # the model folder's own settings, where something is left to evaluate with them
-    if runtime.encode and unfinished and not plan.read_only:
+    if runtime.encode and not plan.read_only:
         try:
-            check_folder_settings(spec, plan.recipe)
-        except BaseException:
-            remove_empty(created)
-            raise
-    # a local folder's files (a Hub id's revision names its files)
-    if runtime.encode and spec.path and Path(spec.path).is_dir() and not plan.read_only:
-        try:
-            plan.model_folder = check_model_folder(
-                spec.path, f"{spec.name}@{spec.revision}", _model_places(plan)
-            )
+            if unfinished:  # the model folder's own settings, where a task is left to evaluate
+                check_folder_settings(spec, plan.recipe)
+            if spec.path and Path(spec.path).is_dir():  # a local folder's files (a Hub id's
+                plan.model_folder = check_model_folder(  # revision names its files)
+                    spec.path, f"{spec.name}@{spec.revision}", _model_places(plan)
+                )
         except BaseException:
             remove_empty(created)
             raise
