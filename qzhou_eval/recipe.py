@@ -10,15 +10,23 @@ scripts:
 - a text that is exactly ``""`` becomes ``empty_text`` (``"Null"``) before the prefix is added;
 - an optional ``input_template`` (QZhou-Embedding-Zh's PromptEOL template) then wraps prefix + text.
 
+A recipe may instead state a sentence-transformers model's prompts (``model_prompts``,
+``default_prompt``): the prefix is then the prompt mteb's run of such a model puts before the text
+(mteb's ``SentenceTransformerEncoderWrapper`` over sentence-transformers 6): the first of the keys
+``<task>-<side>``, ``<task>``, ``<task type>-<side>``, ``<task type>``, ``<side>`` that the map
+has, where ``<side>`` counts only for texts mteb encodes as queries or documents; a query or
+document matched by none gets no prompt (sentence-transformers' own empty ``query`` and
+``document`` prompts), any other text ``default_prompt`` (its ``default_prompt_name``).
+
 The keys were named ``template``, ``both_sides`` and ``wrapper`` before; a recipe that uses those
 still works for one release, with a warning (:data:`RENAMED_KEYS`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from qzhou_eval.config.deprecation import warn_once
 from qzhou_eval.errors import ConfigError, shown
@@ -41,6 +49,15 @@ RECIPE_KEYS = (
     "input_template",
     "on_missing_instruction",
 )
+# Keys a recipe may leave out (recipes written before them): absent = no model prompts, as
+# conf/prompts/none.yaml states them.
+OPTIONAL_KEYS = ("model_prompts", "default_prompt")
+PROMPT_SIDES = ("query", "document")  # mteb's prompt types, the sides a model prompt may name
+
+
+def no_task_type(task: str) -> str | None:
+    """No task's type is known (a recipe built without a catalog of tasks)."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -59,19 +76,46 @@ class Recipe:
     # What to do for a task the recipe has no instruction for. "error" refuses to run it (a
     # silently unprompted task is the classic cause of a score that does not reproduce).
     on_missing_instruction: str = "error"
+    # A sentence-transformers model's prompts, by mteb's keys (see the module's docstring).
+    model_prompts: Mapping[str, str] = field(default_factory=dict)
+    default_prompt: str | None = None
+    # Task name -> mteb's task type (None: unknown), for the prompts keyed by a task type.
+    task_type: Callable[[str], str | None] = field(default=no_task_type, compare=False)
 
     @property
     def uses_instructions(self) -> bool:
         return bool(self.instructions)
 
+    @property
+    def uses_model_prompts(self) -> bool:
+        return bool(self.model_prompts) or self.default_prompt is not None
+
     def prefix(self, task: str, side: Side) -> str:
-        """The instruction prefix for one task and side ("" when none applies)."""
+        """The instruction prefix (or the model prompt) for one task and side ("" when none)."""
+        if self.uses_model_prompts:
+            return self.model_prompt(task, side)
         if side != "query" and task not in self.instruction_on_all_texts:
             return ""
         instruction = self.instructions.get(task)
         if not instruction:
             return ""
         return self.instruction_template.format(instruction=instruction)
+
+    def model_prompt(self, task: str, side: Side) -> str:
+        """The prompt mteb's run of a sentence-transformers model with these prompts puts before
+        ``task``'s texts on ``side`` (mteb's ``get_prompt_name`` order)."""
+        prompts, kind = self.model_prompts, self.task_type(task)
+        sided = side in PROMPT_SIDES
+        keys = [f"{task}-{side}" if sided else None, task]
+        if kind:
+            keys += [f"{kind}-{side}" if sided else None, kind]
+        keys.append(side if sided else None)
+        for key in keys:
+            if key is not None and key in prompts:
+                return prompts[key]
+        # a query or document: sentence-transformers' own "query"/"document" prompt ("" unless
+        # set) matched above; the default prompt is for what mteb encodes without a side
+        return "" if sided else self.default_prompt or ""
 
     def format(self, task: str, side: Side, text: str) -> str:
         """The exact string the model receives for ``text`` of ``task`` on ``side``."""
@@ -105,8 +149,18 @@ class Recipe:
 
     def named_tasks(self) -> frozenset[str]:
         """Tasks the recipe treats specially (an instruction, or the instruction on every text);
-        every other task gets the same treatment."""
+        every other task gets the same treatment, but for prompts keyed by a task type
+        (:meth:`prompt_rules`)."""
         return frozenset(self.instructions) | self.instruction_on_all_texts
+
+    def prompt_rules(self) -> dict[str, Any]:
+        """The model prompts as stated ({} without any): what treats tasks by their type."""
+        if not self.uses_model_prompts:
+            return {}
+        return {
+            "model_prompts": dict(sorted(self.model_prompts.items())),
+            "default_prompt": self.default_prompt,
+        }
 
     def legacy_fields(self) -> dict[str, Any]:
         """What qzhou-eval 0.1 hashed into its folder records (read only to migrate those)."""
@@ -119,13 +173,22 @@ class Recipe:
         }
 
 
+class TaskCatalog(Container[str], Protocol):
+    """Every task name a recipe may mention, and each one's mteb task type."""
+
+    task_types: frozenset[str]
+
+    def type_of(self, task: str) -> str | None: ...
+
+
 def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | None = None) -> Recipe:
     """Build and validate a Recipe from the ``prompts`` config group.
 
     Every key is read from the config (``conf/prompts/none.yaml`` states them all; a recipe file
     can start from it with ``defaults: [none, _self_]``). ``known_tasks``: every task name the
-    recipe may legitimately mention (all tasks of every benchmark the harness knows). A recipe
-    naming anything else is a typo and fails.
+    recipe may legitimately mention (all tasks of every benchmark the harness knows); where it is
+    a :class:`TaskCatalog` the model prompts' task types are read from it too. A recipe naming
+    anything else is a typo and fails.
     """
     values = _current_keys(cfg)
     name = str(values["name"])
@@ -157,6 +220,13 @@ def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | Non
                 f"prompts={name}: unknown task name(s) {', '.join(unknown)} "
                 "(not a task of any known benchmark)"
             )
+    model_prompts, default_prompt = _model_prompts(name, values, known_tasks)
+    if (model_prompts or default_prompt is not None) and (instructions or on_all_texts):
+        raise ConfigError(
+            f"prompts={name} sets model prompts (model_prompts, default_prompt) and "
+            "instructions (instructions, instruction_on_all_texts): a recipe uses one of them"
+        )
+    type_of = getattr(known_tasks, "type_of", None)
     empty_text = values["empty_text"]
     return Recipe(
         name=name,
@@ -166,7 +236,54 @@ def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | Non
         empty_text=None if empty_text is None else str(empty_text),
         input_template=None if input_template is None else str(input_template),
         on_missing_instruction=str(policy),
+        model_prompts=model_prompts,
+        default_prompt=default_prompt,
+        **({"task_type": type_of} if type_of is not None else {}),
     )
+
+
+def _model_prompts(
+    name: str, values: Mapping[str, Any], known_tasks: Container[str] | None
+) -> tuple[dict[str, str], str | None]:
+    """``model_prompts`` (mteb's key -> prompt) and ``default_prompt``, checked: a key mteb would
+    not read (it drops such keys with a warning) is a typo here."""
+    raw, default = values["model_prompts"], values["default_prompt"]
+    if raw is None or isinstance(raw, str) or not hasattr(raw, "items"):
+        raise ConfigError(
+            f"prompts.model_prompts of {name} is {shown(raw)}: give a map of prompt key to "
+            "prompt ({} for none)"
+        )
+    prompts: dict[str, str] = {}
+    for key, text in raw.items():
+        if not isinstance(text, str):
+            raise ConfigError(
+                f"prompts.model_prompts.{key} of {name} is {shown(text)}: give a text (quote it)"
+            )
+        prompts[str(key)] = text
+    if default is not None and not isinstance(default, str):
+        raise ConfigError(
+            f"prompts.default_prompt of {name} is {shown(default)}: give a text, or null for none"
+        )
+    types = getattr(known_tasks, "task_types", None)
+    if known_tasks is not None:
+        unknown = [k for k in prompts if not _is_prompt_key(k, known_tasks, types)]
+        if unknown:
+            raise ConfigError(
+                f"prompts.model_prompts of {name}: {', '.join(map(repr, unknown))} is not a key "
+                "mteb reads: a side (query, document: mteb reads no passage), a task type or "
+                "task name, or one of those and -query or -document (e.g. Retrieval-query)"
+            )
+    return prompts, default
+
+
+def _is_prompt_key(key: str, known_tasks: Container[str], types: Container[str] | None) -> bool:
+    """mteb's rule for a prompt key (``AbsEncoder.validate_task_to_prompt_name``)."""
+    if key in PROMPT_SIDES:
+        return True
+    stem, dash, side = key.rpartition("-")
+    if dash and side in PROMPT_SIDES:
+        key = stem
+    return key in known_tasks or (types is not None and key in types)
 
 
 def _instructions(name: str, raw: Any) -> dict[str, str]:
@@ -203,6 +320,8 @@ def _current_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
             )
         warn_once(f"warning: prompts.{old} is deprecated; use prompts.{new} (same meaning)")
         values[new] = cfg[old]
+    for key in OPTIONAL_KEYS:
+        values.setdefault(key, cfg.get(key, {} if key == "model_prompts" else None))
     for key in RECIPE_KEYS:
         if key in values:
             continue

@@ -7,7 +7,14 @@ import pytest
 from qzhou_eval.config import compose_config
 from qzhou_eval.config.deprecation import forget_warnings
 from qzhou_eval.errors import ConfigError
-from qzhou_eval.recipe import RECIPE_KEYS, RENAMED_KEYS, Recipe, recipe_from_config, side_of
+from qzhou_eval.recipe import (
+    OPTIONAL_KEYS,
+    RECIPE_KEYS,
+    RENAMED_KEYS,
+    Recipe,
+    recipe_from_config,
+    side_of,
+)
 
 QZ = Recipe(
     name="t",
@@ -91,7 +98,7 @@ def test_every_key_is_read_from_the_config():
         del cfg[key]
         with pytest.raises(ConfigError, match=rf"does not set {key} \(conf/prompts/none\.yaml"):
             recipe_from_config(cfg)
-    assert set(compose_config("mteb", ["prompts=none"]).prompts) == set(RECIPE_KEYS)
+    assert set(compose_config("mteb", ["prompts=none"]).prompts) == {*RECIPE_KEYS, *OPTIONAL_KEYS}
 
 
 def test_deprecated_keys_work_with_one_warning_each(capsys):

@@ -21,6 +21,9 @@ wrong with it).
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,11 @@ _POOLING_NAMES = {
     "lasttoken": "last_token",
 }
 _NO_LIMIT = 10**9  # tokenizers without a limit say 1e30 (transformers' VERY_LARGE_INTEGER)
+# sentence-transformers' own prompts (empty unless the folder sets them): mteb always finds them
+_OWN_PROMPTS = ("query", "document")
+# what a fix line can write as a Hydra override (anything else: in a recipe file)
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
+_IN_A_FILE = "its prompts in a prompts file (model_prompts, default_prompt)"
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,28 @@ class FolderSettings:
     pooling: str | None
     normalize: bool
     max_length: int | None
-    prompts: dict[str, str] = field(default_factory=dict)  # name -> non-empty prompt
+    prompts: dict[str, str] = field(default_factory=dict)  # name -> prompt, as the file has them
+    default_prompt_name: str | None = None
+    include_prompt: bool = True  # its Pooling module pools the prompt's tokens too
+
+    def mteb_prompts(
+        self, mteb_reads: Callable[[Mapping[str, str]], Collection[str]]
+    ) -> tuple[dict[str, str], str | None]:
+        """The prompts mteb's run of the model puts before texts, in the recipe's terms
+        (``model_prompts``, ``default_prompt``): the keys ``mteb_reads`` (mteb drops the others,
+        e.g. ``passage``), without sentence-transformers' own empty ``query``/``document``
+        prompts (no prompt either way); the default prompt is read from every prompt, as
+        sentence-transformers reads it."""
+        read = set(mteb_reads(self.prompts)) if self.prompts else set()
+        prompts = {
+            k: v
+            for k, v in self.prompts.items()
+            if k in read and not (k in _OWN_PROMPTS and v == "")
+        }
+        default = None
+        if self.default_prompt_name is not None:
+            default = {**dict.fromkeys(_OWN_PROMPTS, ""), **self.prompts}[self.default_prompt_name]
+        return prompts, default or None
 
 
 class UnreadableFile(ValueError):
@@ -78,18 +107,28 @@ def read_folder_settings(folder: str | Path) -> FolderSettings | None:
         for m in modules
         if isinstance(m, dict)
     }
-    pooling = None
+    pooling, include_prompt = None, True
     if _POOLING_MODULE in paths:
         config = _json(root, f"{paths[_POOLING_MODULE]}/config.json".lstrip("/"), dict, {})
-        pooling = _pooling(config)
+        pooling, include_prompt = _pooling(config), config.get("include_prompt") is not False
     base = paths.get(_TRANSFORMER_MODULE, "")
     st = _json(root, "config_sentence_transformers.json", dict, {})
-    prompts = st.get("prompts") if isinstance(st.get("prompts"), dict) else {}
+    raw = st.get("prompts") if isinstance(st.get("prompts"), dict) else {}
+    # (sentence-transformers reads a null prompt as "")
+    prompts = {str(k): v or "" for k, v in raw.items() if isinstance(v, str) or v is None}
+    default = st.get("default_prompt_name")
+    if default is not None and default not in {*prompts, *_OWN_PROMPTS}:
+        raise UnreadableFile(
+            f"config_sentence_transformers.json names the default prompt {default!r}, which is "
+            "not one of its prompts (sentence-transformers refuses to load it)"
+        )
     return FolderSettings(
         pooling=pooling,
         normalize=_NORMALIZE_MODULE in paths,
         max_length=_max_length(root, base),
-        prompts={str(k): v for k, v in prompts.items() if isinstance(v, str) and v.strip()},
+        prompts=prompts,
+        default_prompt_name=None if default is None else str(default),
+        include_prompt=include_prompt,
     )
 
 
@@ -115,14 +154,23 @@ def _max_length(root: Path, base: str) -> int | None:
     return min(length, positions)
 
 
+Prompts = tuple[dict[str, str], "str | None"]
+"""A recipe's ``model_prompts`` and ``default_prompt``."""
+
+
 def check_folder_settings(
-    spec: ModelSpec, folder: str | Path, has_instructions: bool, where: str | None = None
+    spec: ModelSpec,
+    folder: str | Path,
+    recipe_prompts: Prompts | None,
+    mteb_reads: Callable[[Mapping[str, str]], Collection[str]],
+    where: str | None = None,
 ) -> None:
     """A ConfigError where ``spec`` evaluates ``folder``'s model otherwise than its own
-    sentence-transformers configuration says (``has_instructions``: whether the recipe puts
-    anything before a text, which the folder's prompts then stand beside; ``where``: how the
-    line names the folder, ``model.path=<folder>`` by default); nothing where
-    ``model.folder_settings=ignore`` or the folder has no such configuration."""
+    sentence-transformers configuration says; nothing where ``model.folder_settings=ignore`` or
+    the folder has no such configuration. ``recipe_prompts``: the recipe's model prompts (None: it
+    prompts with instructions or a template of its own, which the folder's prompts then stand
+    beside); ``mteb_reads``: the prompt keys mteb reads of a table of prompts; ``where``: how the
+    line names the folder, ``model.path=<folder>`` by default."""
     if spec.folder_settings != "check":
         return
     name = where or f"model.path={folder}"
@@ -153,13 +201,20 @@ def check_folder_settings(
     if theirs.max_length is not None and theirs.max_length != spec.max_length:
         differ.append(f"it reads {theirs.max_length} tokens (model.max_length={spec.max_length})")
         fixes.append(f"model.max_length={theirs.max_length}")
-    if theirs.prompts and not has_instructions:
-        shown = ", ".join(f"{k}: {v!r}" for k, v in sorted(theirs.prompts.items()))
-        differ.append(f"it puts prompts before texts ({shown}), this recipe nothing")
-        cannot.append("its prompts as mteb applies them (see the README's fidelity notes)")
+    prompts = theirs.mteb_prompts(mteb_reads)
+    if recipe_prompts is not None and _behaviour(recipe_prompts) != prompts:
+        differ.append(f"it puts {_shown(prompts)}, this recipe {_shown(recipe_prompts)}")
+        fixes.extend(_prompt_overrides(prompts, _behaviour(recipe_prompts)))
+    if not theirs.include_prompt and (any(prompts[0].values()) or prompts[1]):
+        differ.append("its Pooling module leaves the prompt's tokens out (include_prompt: false)")
+        cannot.append("pooling without the prompt's tokens")
     if not differ:
         return
-    how = f"To evaluate it as it is configured: {', '.join(fixes)}" if fixes else ""
+    # the overrides as a shell takes them (to paste), then what no override carries
+    overrides = [f for f in fixes if f != _IN_A_FILE]
+    said = [" ".join(overrides)] if overrides else []
+    said += [_IN_A_FILE] if _IN_A_FILE in fixes else []
+    how = f"To evaluate it as it is configured: {' and '.join(said)}" if said else ""
     if cannot:
         how += f"{'; but' if how else 'The harness cannot evaluate it as it is configured:'} "
         how += f"{'the harness lacks ' if fixes else 'it lacks '}{' and '.join(cannot)}"
@@ -167,6 +222,50 @@ def check_folder_settings(
         f"{name} is a sentence-transformers model whose own configuration differs from this "
         f"run's: {'; '.join(differ)}. {how}; {ignore}"
     )
+
+
+def _behaviour(prompts: Prompts) -> Prompts:
+    """``prompts`` without what changes no input (empty query/document prompts, default "")."""
+    table, default = prompts
+    kept = {k: v for k, v in table.items() if not (k in _OWN_PROMPTS and v == "")}
+    return kept, default or None
+
+
+def _shown(prompts: Prompts) -> str:
+    table, default = _behaviour(prompts)
+    if not table and default is None:
+        return "no prompt"
+    parts = [f"{k}: {v!r}" for k, v in sorted(table.items())]
+    if default is not None:
+        parts.append(f"by default {default!r}")
+    return f"prompts before texts ({', '.join(parts)})"
+
+
+def _prompt_overrides(theirs: Prompts, ours: Prompts) -> list[str]:
+    """The recipe overrides that give ``theirs`` (where ``ours`` differs), as typed in a shell;
+    a prompt Hydra's command line cannot carry plainly goes in a recipe file."""
+    table, default = theirs
+    fixes = []
+
+    def plain(text: str) -> bool:
+        return text.isprintable() and not {"\\", "$"} & set(text)
+
+    if table != ours[0]:
+        if not all(_PLAIN_KEY.fullmatch(k) and plain(v) for k, v in table.items()):
+            return [_IN_A_FILE]
+        items = ",".join(f"{k}:{_quoted(v)}" for k, v in sorted(table.items()))
+        fixes.append(shlex.quote(f"++prompts.model_prompts={{{items}}}"))
+    if default != ours[1]:
+        if default is not None and not plain(default):
+            return [_IN_A_FILE]
+        value = "null" if default is None else _quoted(default)
+        fixes.append(shlex.quote(f"prompts.default_prompt={value}"))
+    return fixes
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a Hydra quoted string."""
+    return '"' + text.replace('"', '\\"') + '"'
 
 
 def _pooling(config: dict[str, Any]) -> str | None:

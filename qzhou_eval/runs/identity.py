@@ -147,6 +147,8 @@ class Identity:
             "other_tasks": task_inputs(self.recipe, _OTHER_TASK),
             "tasks": differing,
         }
+        if self.recipe.prompt_rules():  # prompts by task type reach tasks the recipe does not name
+            payload["prompt_rules"] = self.recipe.prompt_rules()
         return fingerprint(payload, 10)
 
     def is_official(self, task: str) -> bool:
@@ -225,7 +227,8 @@ def _model_meta(
         public_training_data=None,
         framework=framework,
         similarity_fn_name="cosine" if spec.similarity == "cosine" else "dot",
-        use_instructions=recipe.uses_instructions,
+        # (mteb counts a model's input format, e.g. 'query: {text}', as instructions too)
+        use_instructions=recipe.uses_instructions or recipe.uses_model_prompts,
         training_datasets=None,
         experiment_kwargs=experiment_kwargs(dim=dim, full_dim=spec.embed_dim, variant=variant),
     )

@@ -14,6 +14,9 @@ at its word, as does one whose marker is damaged.
 from __future__ import annotations
 
 import contextlib
+import logging
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,5 +128,25 @@ def check_folder_settings(spec: ModelSpec, recipe: Recipe) -> None:
     if not folder.is_dir():
         folder, where = cached_folder(spec.path, spec.revision), f"{spec.name}@{spec.revision}"
     if folder is not None:
-        instructs = recipe.uses_instructions or recipe.input_template is not None
-        folder_settings.check_folder_settings(spec, folder, instructs, where)
+        own = recipe.uses_instructions or recipe.input_template is not None  # (not comparable)
+        prompts = None if own else (dict(recipe.model_prompts), recipe.default_prompt)
+        folder_settings.check_folder_settings(spec, folder, prompts, mteb_reads, where)
+
+
+def mteb_reads(prompts: Mapping[str, str]) -> list[str]:
+    """The keys of a model's ``prompts`` that mteb's run of it reads (its own check, which drops
+    the others, e.g. ``passage``, with a warning each: the check's line names what matters)."""
+    import mteb
+
+    mteb_logger = logging.getLogger("mteb")
+    level = mteb_logger.level
+    mteb_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            read, _ = mteb.SentenceTransformerEncoderWrapper.validate_task_to_prompt_name(
+                dict(prompts), raise_for_invalid_keys=False
+            )
+    finally:
+        mteb_logger.setLevel(level)
+    return list(read or {})

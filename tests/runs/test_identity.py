@@ -25,6 +25,7 @@ from qzhou_eval.runs.identity import (
     RESULT_DIGEST,
     RecordConflict,
     TaskRecord,
+    build_model_meta,
     claimed,
     legacy_fingerprint,
     migrate_legacy,
@@ -109,6 +110,22 @@ def test_a_recipe_key_of_no_effect_changes_no_identity(tmp_path):
     assert fields["inputs"]["document"][0] == "\x00TEXT\x00"  # documents get no instruction
     assert fields["inputs"]["query"][0].startswith("Instruct: ")
     assert task_fields(spec, recipe, "SCIDOCS", 256) != fields  # the dimension counts
+
+
+def test_model_prompts_by_task_type_file_each_configuration_apart(tmp_path):
+    # a prompt keyed by a task type reaches tasks no key names: two such recipes must not share
+    # a variant folder (the ids were the same: both differ from the official on no named task)
+    tasks = "benchmark.tasks=[STS12,SCIDOCS]"
+    plain = _plan(tmp_path, "model=minilm", tasks)
+    sts_a = _plan(tmp_path, "model=minilm", tasks, '++prompts.model_prompts={STS:"a: "}')
+    sts_b = _plan(tmp_path, "model=minilm", tasks, '++prompts.model_prompts={STS:"b: "}')
+    assert plain.variant("STS12") is None
+    assert sts_a.variant("STS12") != sts_b.variant("STS12")
+    assert sts_a.variant("SCIDOCS") is None  # a retrieval task: its inputs are the official's
+    fields = task_fields(sts_a.spec, sts_a.recipe, "STS12", None)
+    assert fields["inputs"]["none"][0] == "a: \x00TEXT\x00"
+    assert build_model_meta(sts_a.spec, sts_a.recipe, dim=None, variant=None).use_instructions
+    assert not build_model_meta(plain.spec, plain.recipe, dim=None, variant=None).use_instructions
 
 
 def _record(folder: Path, fields: dict) -> TaskRecord:
