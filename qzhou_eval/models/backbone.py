@@ -322,6 +322,7 @@ class SentenceTransformerBackbone(_Common):
         _check_weights(missing)
         check_pipeline_settings(self.model, spec)
         check_positions(self.model, spec)
+        _check_sentence_embedding(self.model, self.device)
         self.model.max_seq_length = spec.max_length
         lowercase = bool(getattr(self.model[0], "do_lower_case", False))
         self.inputs = InputTokenizer(self.model.tokenizer, spec, lowercase=lowercase)
@@ -393,6 +394,26 @@ def _check_weights(missing: Sequence[str]) -> None:
         raise ValueError(
             f"its weights lack {len(used)} of the model's tensors ({used[0]}{more}), which "
             "would start at random: the checkpoint is incomplete or of another architecture"
+        )
+
+
+def _check_sentence_embedding(pipeline: Any, device: torch.device) -> None:
+    """A ValueError where the pipeline gives no sentence embedding (no Pooling module, or none
+    of its modules makes one): found by one forward of a one-word input as it loads, not by a
+    KeyError from the first batch of a run. (Which modules make one is known only by running
+    them: a model's own code may.)"""
+    preprocess = getattr(pipeline, "preprocess", None) or pipeline.tokenize  # (5.x: tokenize)
+    features = {
+        k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in preprocess(["a"]).items()
+    }
+    with torch.inference_mode():
+        out = pipeline(features)
+    if "sentence_embedding" not in out:
+        modules = ", ".join(type(m).__name__ for m in pipeline)
+        raise ValueError(
+            f"its sentence-transformers pipeline ({modules}) gives no sentence embedding (a "
+            "Pooling module makes one): add one to its modules.json, or set "
+            "model.backend=native, where the harness pools as model.pooling says"
         )
 
 

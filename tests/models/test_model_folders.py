@@ -118,6 +118,22 @@ def test_max_length_beyond_the_position_embeddings_is_refused(tmp_path):
     _load(folder, max_length=64)
 
 
+def test_a_pipeline_that_gives_no_sentence_embedding_is_refused(tmp_path):
+    # (a pipeline without its Pooling module: a KeyError traceback from the first batch)
+    folder = _pipeline(_bert(tmp_path / "m"))
+    modules = json.loads((folder / "modules.json").read_text())
+    (folder / "modules.json").write_text(json.dumps(modules[:1]))
+    message = _refused(folder, backend="sentence_transformers")
+    assert message.endswith(
+        ": its sentence-transformers pipeline (Transformer) gives no sentence embedding (a "
+        "Pooling module makes one): add one to its modules.json, or set model.backend=native, "
+        "where the harness pools as model.pooling says"
+    )
+    _load(folder)  # the harness pools it
+    (folder / "modules.json").write_text(json.dumps(modules))
+    _load(folder, backend="sentence_transformers")
+
+
 def test_a_projection_folder_that_holds_no_dense_module_is_refused(tmp_path):
     # (a TypeError traceback from the Dense loader)
     folder = _bert(tmp_path / "m")
