@@ -20,11 +20,11 @@ from typing import Any
 
 from mteb.abstasks import AbsTask
 from mteb.abstasks.retrieval import AbsTaskRetrieval
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
-from qzhou_eval.config.spec import fidelity_lines
+from qzhou_eval.config.spec import fidelity_lines, model_spec
 from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import Recipe, Side, recipe_from_config
@@ -53,9 +53,21 @@ def render(cfg: DictConfig) -> list[dict[str, Any]]:
             f"text={shown(text)} is not a text; quote it for Hydra, e.g. '+text=\"how are you\"'"
         )
     recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
+    _check_folder(cfg.model, recipe)
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
     return list(prompt_lines(recipe, tasks, text))
+
+
+def _check_folder(model: DictConfig, recipe: Recipe) -> None:
+    """A run's check of a sentence-transformers folder's own settings (``model.folder_settings:
+    check``), where the config names a model: the inputs shown are those a run evaluates (it
+    refuses a folder whose prompts the recipe lacks)."""
+    if model.get("folder_settings") != "check" or OmegaConf.is_missing(model, "name"):
+        return
+    from qzhou_eval.runs.model_folder import check_folder_settings
+
+    check_folder_settings(model_spec(model, resolve_path=False), recipe)
 
 
 @hydra_app("mteb", kept=None)

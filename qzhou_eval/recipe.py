@@ -268,10 +268,13 @@ def _model_prompts(
     if known_tasks is not None:
         unknown = [k for k in prompts if not _is_prompt_key(k, known_tasks, types)]
         if unknown:
+            cased = {t.lower(): t for t in types or ()}
+            meant = [cased[k.lower()] for k in unknown if k.lower() in cased]
+            hint = f" (did you mean {', '.join(meant)}?)" if meant else ""
             raise ConfigError(
                 f"prompts.model_prompts of {name}: {', '.join(map(repr, unknown))} is not a key "
-                "mteb reads: a side (query, document: mteb reads no passage), a task type or "
-                "task name, or one of those and -query or -document (e.g. Retrieval-query)"
+                f"mteb reads{hint}: a side (query, document: mteb reads no passage), a task type "
+                "or task name, or one of those and -query or -document (e.g. Retrieval-query)"
             )
     return prompts, default
 

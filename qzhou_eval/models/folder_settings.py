@@ -56,7 +56,7 @@ _NO_LIMIT = 10**9  # tokenizers without a limit say 1e30 (transformers' VERY_LAR
 _OWN_PROMPTS = ("query", "document")
 # what a fix line can write as a Hydra override (anything else: in a recipe file)
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
-_IN_A_FILE = "its prompts in a prompts file (model_prompts, default_prompt)"
+_IN_A_FILE = "its prompts in a prompts file of your own (see the README's Model prompts)"
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,15 @@ class FolderSettings:
         if self.default_prompt_name is not None:
             default = {**dict.fromkeys(_OWN_PROMPTS, ""), **self.prompts}[self.default_prompt_name]
         return prompts, default or None
+
+    def unread_prompts(
+        self, mteb_reads: Callable[[Mapping[str, str]], Collection[str]]
+    ) -> list[str]:
+        """The keys of its prompts that mteb's run never puts before a text (``passage``, a
+        lower-case task type), but the default prompt's."""
+        read = set(mteb_reads(self.prompts)) if self.prompts else set()
+        unread = {k for k, v in self.prompts.items() if v and k not in read}
+        return sorted(unread - {self.default_prompt_name})
 
 
 class UnreadableFile(ValueError):
@@ -155,22 +164,33 @@ def _max_length(root: Path, base: str) -> int | None:
 
 
 Prompts = tuple[dict[str, str], "str | None"]
-"""A recipe's ``model_prompts`` and ``default_prompt``."""
+"""A table of model prompts and a default prompt."""
+
+
+@dataclass(frozen=True)
+class RecipePrompts:
+    """What a recipe without instructions does to texts: its model prompts, and what else it
+    does to them (``extras``: what, and the override that undoes it)."""
+
+    table: dict[str, str]
+    default: str | None
+    extras: tuple[tuple[str, str], ...] = ()
 
 
 def check_folder_settings(
     spec: ModelSpec,
     folder: str | Path,
-    recipe_prompts: Prompts | None,
+    recipe: RecipePrompts | None,
     mteb_reads: Callable[[Mapping[str, str]], Collection[str]],
     where: str | None = None,
 ) -> None:
     """A ConfigError where ``spec`` evaluates ``folder``'s model otherwise than its own
     sentence-transformers configuration says; nothing where ``model.folder_settings=ignore`` or
-    the folder has no such configuration. ``recipe_prompts``: the recipe's model prompts (None: it
-    prompts with instructions or a template of its own, which the folder's prompts then stand
-    beside); ``mteb_reads``: the prompt keys mteb reads of a table of prompts; ``where``: how the
-    line names the folder, ``model.path=<folder>`` by default."""
+    the folder has no such configuration. ``recipe``: what the recipe does to texts (None: it
+    instructs, a recipe of the user's own, which the folder's prompts then stand beside); a
+    folder that states no prompt leaves them to the recipe (a model's prompts are often on its
+    card only); ``mteb_reads``: the prompt keys mteb reads of a table of prompts; ``where``: how
+    the line names the folder, ``model.path=<folder>`` by default."""
     if spec.folder_settings != "check":
         return
     name = where or f"model.path={folder}"
@@ -202,22 +222,28 @@ def check_folder_settings(
         differ.append(f"it reads {theirs.max_length} tokens (model.max_length={spec.max_length})")
         fixes.append(f"model.max_length={theirs.max_length}")
     prompts = theirs.mteb_prompts(mteb_reads)
-    if recipe_prompts is not None and _behaviour(recipe_prompts) != prompts:
-        differ.append(f"it puts {_shown(prompts)}, this recipe {_shown(recipe_prompts)}")
-        fixes.extend(_prompt_overrides(prompts, _behaviour(recipe_prompts)))
-    if not theirs.include_prompt and (any(prompts[0].values()) or prompts[1]):
+    prompted = any(prompts[0].values()) or prompts[1] is not None
+    if recipe is not None and prompted:
+        ours = _behaviour((recipe.table, recipe.default))
+        if ours != prompts:
+            unread = theirs.unread_prompts(mteb_reads)
+            also = f"; mteb reads no {', '.join(unread)} prompt" if unread else ""
+            differ.append(f"it puts {_shown(prompts)}{also}, this recipe {_shown(ours)}")
+            fixes.extend(_prompt_overrides(prompts, recipe))
+        for what, fix in recipe.extras:
+            differ.append(f"this recipe {what}")
+            fixes.append(fix)
+    if not theirs.include_prompt and prompted:
         differ.append("its Pooling module leaves the prompt's tokens out (include_prompt: false)")
         cannot.append("pooling without the prompt's tokens")
     if not differ:
         return
-    # the overrides as a shell takes them (to paste), then what no override carries
-    overrides = [f for f in fixes if f != _IN_A_FILE]
-    said = [" ".join(overrides)] if overrides else []
-    said += [_IN_A_FILE] if _IN_A_FILE in fixes else []
-    how = f"To evaluate it as it is configured: {' and '.join(said)}" if said else ""
-    if cannot:
-        how += f"{'; but' if how else 'The harness cannot evaluate it as it is configured:'} "
-        how += f"{'the harness lacks ' if fixes else 'it lacks '}{' and '.join(cannot)}"
+    if cannot:  # (what else differs would not make it so)
+        how = f"The harness cannot evaluate it as it is configured: it lacks {' and '.join(cannot)}"
+    else:  # the overrides as a shell takes them (to paste), then what no override carries
+        said = [" ".join(f for f in fixes if not f.startswith(_IN_A_FILE))]
+        said += [f for f in fixes if f.startswith(_IN_A_FILE)]
+        how = f"To evaluate it as it is configured: {' and '.join(filter(None, said))}"
     raise ConfigError(
         f"{name} is a sentence-transformers model whose own configuration differs from this "
         f"run's: {'; '.join(differ)}. {how}; {ignore}"
@@ -232,7 +258,7 @@ def _behaviour(prompts: Prompts) -> Prompts:
 
 
 def _shown(prompts: Prompts) -> str:
-    table, default = _behaviour(prompts)
+    table, default = prompts
     if not table and default is None:
         return "no prompt"
     parts = [f"{k}: {v!r}" for k, v in sorted(table.items())]
@@ -241,23 +267,28 @@ def _shown(prompts: Prompts) -> str:
     return f"prompts before texts ({', '.join(parts)})"
 
 
-def _prompt_overrides(theirs: Prompts, ours: Prompts) -> list[str]:
-    """The recipe overrides that give ``theirs`` (where ``ours`` differs), as typed in a shell;
-    a prompt Hydra's command line cannot carry plainly goes in a recipe file."""
+def _prompt_overrides(theirs: Prompts, recipe: RecipePrompts) -> list[str]:
+    """The recipe overrides that give ``theirs``, as typed in a shell; prompts Hydra's command
+    line cannot carry plainly, as a recipe file states them."""
     table, default = theirs
+    ours = _behaviour((recipe.table, recipe.default))
+
+    def plain(text: str) -> bool:  # (no ${...}: an interpolation; no line breaks)
+        return text.isprintable() and "\\" not in text and "${" not in text
+
+    if not all(_PLAIN_KEY.fullmatch(k) and plain(v) for k, v in table.items()) or (
+        default is not None and not plain(default)
+    ):
+        return [f"{_IN_A_FILE}, which states {_file_lines(theirs)}"]
     fixes = []
-
-    def plain(text: str) -> bool:
-        return text.isprintable() and not {"\\", "$"} & set(text)
-
     if table != ours[0]:
-        if not all(_PLAIN_KEY.fullmatch(k) and plain(v) for k, v in table.items()):
-            return [_IN_A_FILE]
         items = ",".join(f"{k}:{_quoted(v)}" for k, v in sorted(table.items()))
-        fixes.append(shlex.quote(f"++prompts.model_prompts={{{items}}}"))
+        # ++ merges into the recipe's table: a key it has and the folder lacks is dropped first
+        if set(recipe.table) <= set(table):
+            fixes.append(shlex.quote(f"++prompts.model_prompts={{{items}}}"))
+        else:
+            fixes += ["~prompts.model_prompts", shlex.quote(f"+prompts.model_prompts={{{items}}}")]
     if default != ours[1]:
-        if default is not None and not plain(default):
-            return [_IN_A_FILE]
         value = "null" if default is None else _quoted(default)
         fixes.append(shlex.quote(f"prompts.default_prompt={value}"))
     return fixes
@@ -266,6 +297,20 @@ def _prompt_overrides(theirs: Prompts, ours: Prompts) -> list[str]:
 def _quoted(text: str) -> str:
     """``text`` as a Hydra quoted string."""
     return '"' + text.replace('"', '\\"') + '"'
+
+
+def _file_lines(theirs: Prompts) -> str:
+    """``model_prompts: {...}`` (and ``default_prompt: ...``) as a YAML file takes them: JSON's
+    strings are YAML's double-quoted ones; ``${`` escaped from OmegaConf's interpolation."""
+
+    def text(value: str) -> str:  # (a backslash before ${ doubled, then ${ escaped)
+        escaped = re.sub(r"(\\*)\$\{", lambda m: m[1] * 2 + "\\${", value)
+        return json.dumps(escaped, ensure_ascii=False)
+
+    table, default = theirs
+    items = ", ".join(f"{text(k)}: {text(v)}" for k, v in sorted(table.items()))
+    lines = f"model_prompts: {{{items}}}"
+    return lines if default is None else f"{lines} and default_prompt: {text(default)}"
 
 
 def _pooling(config: dict[str, Any]) -> str | None:

@@ -128,9 +128,26 @@ def check_folder_settings(spec: ModelSpec, recipe: Recipe) -> None:
     if not folder.is_dir():
         folder, where = cached_folder(spec.path, spec.revision), f"{spec.name}@{spec.revision}"
     if folder is not None:
-        own = recipe.uses_instructions or recipe.input_template is not None  # (not comparable)
-        prompts = None if own else (dict(recipe.model_prompts), recipe.default_prompt)
-        folder_settings.check_folder_settings(spec, folder, prompts, mteb_reads, where)
+        folder_settings.check_folder_settings(
+            spec, folder, recipe_prompts(recipe), mteb_reads, where
+        )
+
+
+def recipe_prompts(recipe: Recipe) -> folder_settings.RecipePrompts | None:
+    """What ``recipe`` does to texts, against a folder's prompts (None: it instructs, a recipe
+    of the user's own)."""
+    if recipe.uses_instructions:
+        return None
+    extras = []
+    if recipe.input_template is not None:
+        what = f"wraps every input in {recipe.input_template!r} (its input_template)"
+        extras.append((what, "prompts.input_template=null"))
+    if recipe.empty_text is not None:
+        what = f"puts {recipe.empty_text!r} for an empty text (its empty_text)"
+        extras.append((what, "prompts.empty_text=null"))
+    return folder_settings.RecipePrompts(
+        dict(recipe.model_prompts), recipe.default_prompt, tuple(extras)
+    )
 
 
 def mteb_reads(prompts: Mapping[str, str]) -> list[str]:

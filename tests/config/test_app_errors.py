@@ -303,6 +303,14 @@ def test_unparsable_override_names_it(monkeypatch, capsys):
     assert lines[0].startswith("error: cannot parse the override 'model.max_length=[1': ")
 
 
+def test_an_interpolation_no_key_answers_is_one_line(monkeypatch, capsys):
+    # (a prompt "cost ${x}" in a prompts file: Hydra's "Error executing job with overrides"
+    # came first, then the app's line)
+    code, lines = _run(monkeypatch, capsys, lambda cfg: str(cfg.prompts.name), "prompts.name=${x}")
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: Interpolation key 'x' not found")
+
+
 @pytest.mark.parametrize("flags", [(), ("-m",)])
 def test_unquoted_non_ascii_value_names_the_quoting(monkeypatch, capsys, flags):
     """``prompts +text=今天天气很好`` (no quotes for Hydra): one line showing the quoting."""

