@@ -616,8 +616,22 @@ def _config_problem(e: Exception) -> str | None:
                 "once Hydra runs a job, and every setting is checked before any job starts: use "
                 "the job's own settings instead, e.g. 'experiment=dim_${mrl.dim}'"
             )
-        return _missing_option(e) or _renamed_key(e) or _one_line(str(e))
+        return _missing_option(e) or _renamed_key(e) or _map_replaced(e) or _one_line(str(e))
     return None
+
+
+def _map_replaced(e: BaseException) -> str | None:
+    """``prompts.instructions is a map ...`` for an override that gives a map a list (Hydra:
+    "Error merging override ..." alone)."""
+    said = str(e)
+    if not said.startswith("Error merging override ") or "with ListConfig" not in str(e.__cause__):
+        return None
+    override = said.removeprefix("Error merging override ").splitlines()[0]
+    key = override.partition("=")[0].lstrip("+~")
+    return (
+        f"{override}: {key} is a map (key: value), which a list cannot replace; give a map, "
+        f"e.g. '++{key}={{<key>:\"<text>\"}}' (++ adds keys to it)"
+    )
 
 
 _LEXER_ERROR = "LexerNoViableAltException: "

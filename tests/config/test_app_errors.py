@@ -303,6 +303,19 @@ def test_unparsable_override_names_it(monkeypatch, capsys):
     assert lines[0].startswith("error: cannot parse the override 'model.max_length=[1': ")
 
 
+def test_a_list_given_to_a_map_names_the_map(monkeypatch, capsys):
+    # (Hydra's line alone: "Error merging override prompts.instructions=[a]")
+    code, lines = _run(monkeypatch, capsys, lambda cfg: None, "prompts.instructions=[a]")
+    assert (code, lines) == (
+        2,
+        [
+            "error: prompts.instructions=[a]: prompts.instructions is a map (key: value), which "
+            "a list cannot replace; give a map, e.g. '++prompts.instructions={<key>:\"<text>\"}' "
+            "(++ adds keys to it)"
+        ],
+    )
+
+
 def test_an_interpolation_no_key_answers_is_one_line(monkeypatch, capsys):
     # (a prompt "cost ${x}" in a prompts file: Hydra's "Error executing job with overrides"
     # came first, then the app's line)
