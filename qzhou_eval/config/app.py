@@ -269,10 +269,16 @@ def _section_problem(config_name: str, overrides: Sequence[str], override: str) 
         base = compose_config(config_name, rest)
     except ConfigError:
         return None
-    node = OmegaConf.select(base, key.lstrip("+~"))
-    if not isinstance(node, DictConfig) or not len(node):
+    name = key.lstrip("+~")
+    node = OmegaConf.select(base, name)
+    if not isinstance(node, DictConfig):
         return None
-    return section_not_value(key.lstrip("+~"), value, str(next(iter(node))))
+    if not len(node):  # a map without keys yet (prompts.instructions of a recipe without any)
+        return (
+            f"{override}: {name} is a map (key: value), which a list cannot replace; give a "
+            f"map, e.g. '++{name}={{<key>:\"<text>\"}}' (++ adds keys to it)"
+        )
+    return section_not_value(name, value, str(next(iter(node))))
 
 
 # Sections whose code reads the keys their files set, and no other: a key appended there
@@ -616,22 +622,8 @@ def _config_problem(e: Exception) -> str | None:
                 "once Hydra runs a job, and every setting is checked before any job starts: use "
                 "the job's own settings instead, e.g. 'experiment=dim_${mrl.dim}'"
             )
-        return _missing_option(e) or _renamed_key(e) or _map_replaced(e) or _one_line(str(e))
+        return _missing_option(e) or _renamed_key(e) or _one_line(str(e))
     return None
-
-
-def _map_replaced(e: BaseException) -> str | None:
-    """``prompts.instructions is a map ...`` for an override that gives a map a list (Hydra:
-    "Error merging override ..." alone)."""
-    said = str(e)
-    if not said.startswith("Error merging override ") or "with ListConfig" not in str(e.__cause__):
-        return None
-    override = said.removeprefix("Error merging override ").splitlines()[0]
-    key = override.partition("=")[0].lstrip("+~")
-    return (
-        f"{override}: {key} is a map (key: value), which a list cannot replace; give a map, "
-        f"e.g. '++{key}={{<key>:\"<text>\"}}' (++ adds keys to it)"
-    )
 
 
 _LEXER_ERROR = "LexerNoViableAltException: "

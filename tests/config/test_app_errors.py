@@ -305,7 +305,9 @@ def test_unparsable_override_names_it(monkeypatch, capsys):
 
 def test_a_list_given_to_a_map_names_the_map(monkeypatch, capsys):
     # (Hydra's line alone: "Error merging override prompts.instructions=[a]")
-    code, lines = _run(monkeypatch, capsys, lambda cfg: None, "prompts.instructions=[a]")
+    code, lines = _run(
+        monkeypatch, capsys, lambda cfg: None, "model=minilm", "prompts.instructions=[a]"
+    )
     assert (code, lines) == (
         2,
         [
