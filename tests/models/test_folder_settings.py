@@ -299,9 +299,10 @@ def test_a_folder_sentence_transformers_6_saved_is_read_as_it_loads_it(tmp_path)
 
 @pytest.mark.slow
 def test_hf_auto_with_the_lines_fixes_scores_as_mtebs_run_of_the_model(folder, tmp_path):
-    """An e5-style folder (a query and a document prompt): hf_auto is refused with the overrides
-    that give its configuration; with them the run scores as mteb's own run of the
-    sentence-transformers model does (``SentenceTransformerEncoderWrapper`` over the folder)."""
+    """An e5-style folder (a query and a document prompt, and one for STS tasks): hf_auto is
+    refused with the overrides that give its configuration; with them the pipelined run (the
+    look-ahead, scoring processes) scores as mteb's own run of the sentence-transformers model
+    does (``SentenceTransformerEncoderWrapper`` over the folder)."""
     import mteb
     from sentence_transformers import SentenceTransformer
 
@@ -309,39 +310,43 @@ def test_hf_auto_with_the_lines_fixes_scores_as_mtebs_run_of_the_model(folder, t
 
     model = tmp_path / "e5_like"
     shutil.copytree(MINILM, model)
-    prompts = {"query": "query: ", "document": "passage: "}
+    prompts = {"query": "query: ", "document": "passage: ", "STS": "sts: "}
     _edit(model / "config_sentence_transformers.json", prompts=prompts)
     results = tmp_path / "results"
+    names = ("DemoEngRetrieval", "DemoEngSTS")
     args = [
         "run",
         "model=hf_auto",
         "model.name=test/e5_like",
         f"model.path={model}",
         "benchmark=demo_eng",
-        "benchmark.tasks=[DemoEngRetrieval]",
+        f"benchmark.tasks=[{','.join(names)}]",
         f"runtime.results_dir={results}",
-        "runtime.store_dir=null",
-        "runtime.scoring_workers=0",
+        f"runtime.store_dir={tmp_path / 'store'}",
+        "runtime.scoring_workers=2",
     ]
     refused = qzhou_eval(*args)
     assert refused.code == 2 and not results.exists(), refused.err[-2000:]
-    fixes = shlex.split(refused.err_lines[0].split("configured: ")[1].split("; to evaluate")[0])
+    fixes = _fix(refused.err_lines[0])
     assert fixes == [
         "model.max_length=256",
-        '++prompts.model_prompts={document:"passage: ",query:"query: "}',
+        '++prompts.model_prompts={STS:"sts: ",document:"passage: ",query:"query: "}',
     ]
     run = qzhou_eval(*args, *fixes)
     assert run.code == 0, run.err[-2000:]
-    ours = mteb.TaskResult.from_disk(next(results.rglob("DemoEngRetrieval.json"))).get_score()
-    (task,) = [t for t in get_demo_tasks("demo_eng") if t.metadata.name == "DemoEngRetrieval"]
-    wrapper = mteb.SentenceTransformerEncoderWrapper(SentenceTransformer(str(model), device="cpu"))
-    theirs = mteb.evaluate(wrapper, [task], cache=None, show_progress_bar=False)
-    assert ours == pytest.approx(theirs.task_results[0].get_score(), abs=1e-4)
-    # (without the prompts: another score, so the check above can tell them apart)
-    plain = mteb.evaluate(
-        mteb.SentenceTransformerEncoderWrapper(SentenceTransformer(str(MINILM), device="cpu")),
-        [next(t for t in get_demo_tasks("demo_eng") if t.metadata.name == "DemoEngRetrieval")],
-        cache=None,
-        show_progress_bar=False,
-    )
-    assert abs(plain.task_results[0].get_score() - ours) > 1e-3
+    assert "look-ahead coverage: every input came from the store on 2 of 2 task(s)" in run.out
+    ours = {
+        name: mteb.TaskResult.from_disk(next(results.rglob(f"{name}.json"))).get_score()
+        for name in names
+    }
+
+    def mtebs(folder: Path) -> dict[str, float]:
+        wrapper = mteb.SentenceTransformerEncoderWrapper(SentenceTransformer(str(folder)))
+        tasks = [t for t in get_demo_tasks("demo_eng") if t.metadata.name in names]
+        result = mteb.evaluate(wrapper, tasks, cache=None, show_progress_bar=False)
+        return {r.task_name: r.get_score() for r in result.task_results}
+
+    theirs = mtebs(model)
+    assert ours == pytest.approx(theirs, abs=1e-4)
+    plain = mtebs(MINILM)  # (without the prompts: other scores, which the check tells apart)
+    assert all(abs(plain[name] - ours[name]) > 1e-3 for name in names), (plain, ours)
