@@ -268,7 +268,7 @@ def _model_prompts(
     if known_tasks is not None:
         unknown = [k for k in prompts if not _is_prompt_key(k, known_tasks, types)]
         if unknown:
-            cased = {t.lower(): t for t in types or ()}
+            cased = {t.lower(): t for t in (*PROMPT_SIDES, *(types or ()))}
             meant = [cased[k.lower()] for k in unknown if k.lower() in cased]
             hint = f" (did you mean {', '.join(meant)}?)" if meant else ""
             raise ConfigError(

@@ -193,6 +193,10 @@ def test_a_recipe_states_them_in_its_config():
             "'Retrieval-passage' is not a key mteb reads",
         ),
         (
+            '++prompts.model_prompts={Query:"q: "}',
+            "'Query' is not a key mteb reads (did you mean query?): a side",
+        ),
+        (
             '++prompts.model_prompts={classification:"c: "}',
             "'classification' is not a key mteb reads (did you mean Classification?): a side",
         ),

@@ -622,8 +622,16 @@ def _config_problem(e: Exception) -> str | None:
                 "once Hydra runs a job, and every setting is checked before any job starts: use "
                 "the job's own settings instead, e.g. 'experiment=dim_${mrl.dim}'"
             )
-        return _missing_option(e) or _renamed_key(e) or _one_line(str(e))
+        return _missing_option(e) or _renamed_key(e) or _omegaconf_problem(e)
     return None
+
+
+def _omegaconf_problem(e: Exception) -> str:
+    """OmegaConf's message, its first line, after the setting it names (``model.revision:
+    Interpolation key 'x' not found``), not its ``full_key: ... object_type=dict`` lines."""
+    said = _one_line(str(e).split("\n    full_key:")[0])
+    key = getattr(e, "full_key", None)
+    return f"{key}: {said}" if key and not said.startswith(f"{key}") else said
 
 
 _LEXER_ERROR = "LexerNoViableAltException: "

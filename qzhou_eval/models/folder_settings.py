@@ -227,8 +227,9 @@ def check_folder_settings(
         ours = _behaviour((recipe.table, recipe.default))
         if ours != prompts:
             unread = theirs.unread_prompts(mteb_reads)
-            also = f"; mteb reads no {', '.join(unread)} prompt" if unread else ""
-            differ.append(f"it puts {_shown(prompts)}{also}, this recipe {_shown(ours)}")
+            listed = " or ".join([", ".join(unread[:-1]), unread[-1]] if unread[:-1] else unread)
+            also = f" (mteb reads none of its {listed} prompts)" if unread else ""
+            differ.append(f"it puts {_shown(prompts)}, this recipe {_shown(ours)}{also}")
             fixes.extend(_prompt_overrides(prompts, recipe))
         for what, fix in recipe.extras:
             differ.append(f"this recipe {what}")

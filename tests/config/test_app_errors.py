@@ -303,6 +303,22 @@ def test_unparsable_override_names_it(monkeypatch, capsys):
     assert lines[0].startswith("error: cannot parse the override 'model.max_length=[1': ")
 
 
+def test_an_interpolation_no_key_answers_names_the_setting_in_a_run(tmp_path):
+    # (OmegaConf's own lines: "... full_key: model.revision object_type=dict")
+    from tests.in_process import qzhou_eval
+
+    results = tmp_path / "r"
+    run = qzhou_eval(
+        "run", "model=minilm", "benchmark=demo_eng", "model.revision=${x}",
+        f"runtime.results_dir={results}",
+    )  # fmt: skip
+    assert (run.code, run.err_lines) == (
+        2,
+        ["error: model.revision: Interpolation key 'x' not found"],
+    )
+    assert not results.exists()
+
+
 def test_a_list_given_to_a_map_names_the_map(monkeypatch, capsys):
     # (Hydra's line alone: "Error merging override prompts.instructions=[a]")
     code, lines = _run(
@@ -322,8 +338,7 @@ def test_an_interpolation_no_key_answers_is_one_line(monkeypatch, capsys):
     # (a prompt "cost ${x}" in a prompts file: Hydra's "Error executing job with overrides"
     # came first, then the app's line)
     code, lines = _run(monkeypatch, capsys, lambda cfg: str(cfg.prompts.name), "prompts.name=${x}")
-    assert code == 2 and len(lines) == 1, lines
-    assert lines[0].startswith("error: Interpolation key 'x' not found")
+    assert (code, lines) == (2, ["error: prompts.name: Interpolation key 'x' not found"])
 
 
 @pytest.mark.parametrize("flags", [(), ("-m",)])

@@ -124,10 +124,16 @@ def test_the_folders_prompts_are_named_with_the_overrides_that_give_them(folder)
     message = _refused(folder)
     # ("empty" and "passage": keys mteb drops, which put nothing before a text)
     assert (
-        "it puts prompts before texts (document: 'passage: ', query: 'query: '); mteb reads no "
-        "passage prompt, this recipe no prompt. To evaluate it as it is configured: "
-        """'++prompts.model_prompts={document:"passage: ",query:"query: "}'; to"""
+        "it puts prompts before texts (document: 'passage: ', query: 'query: '), this recipe "
+        "no prompt (mteb reads none of its passage prompts). To evaluate it as it is "
+        """configured: '++prompts.model_prompts={document:"passage: ",query:"query: "}'; to"""
     ) in message
+    nomic = {**prompts, "classification": "c: ", "clustering": "k: "}
+    _edit(folder / "config_sentence_transformers.json", prompts=nomic)
+    assert "(mteb reads none of its classification, clustering or passage prompts)" in (
+        _refused(folder)
+    )
+    _edit(folder / "config_sentence_transformers.json", prompts=prompts)
     theirs = _recipe_of(_fix(message))
     assert theirs == RecipePrompts({"document": "passage: ", "query": "query: "}, None)
     check_folder_settings(_spec(folder), folder, theirs)  # the line's fix: nothing differs
@@ -143,7 +149,7 @@ def test_the_folders_prompts_are_named_with_the_overrides_that_give_them(folder)
     _edit(folder / "config_sentence_transformers.json", prompts={**prompts, "empty": quoted})
     _edit(folder / "config_sentence_transformers.json", default_prompt_name="empty")
     message = _refused(folder, theirs)
-    assert f"query: 'query: ', by default {quoted!r}); mteb reads no passage" in message
+    assert f"query: 'query: ', by default {quoted!r}), this recipe prompts" in message
     assert _recipe_of(_fix(message) + _fix(other)) == RecipePrompts(theirs.table, quoted)
 
 
