@@ -114,7 +114,8 @@ def _encode(wrapper, meta, kind, seen: list[str]) -> list[str]:
 @pytest.mark.parametrize("case", sorted(FOLDER_PROMPTS))
 def test_the_folders_prompts_give_mtebs_model_inputs(case, tmp_path):
     folder = _folder(tmp_path / "m", *FOLDER_PROMPTS[case])
-    model_prompts, default = read_folder_settings(folder).mteb_prompts(mteb_reads)
+    settings = read_folder_settings(folder)
+    model_prompts, default = settings.mteb_prompts(settings.keys_mteb_reads(mteb_reads))
     recipe = Recipe(
         name="t",
         model_prompts=model_prompts,

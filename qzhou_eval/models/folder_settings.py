@@ -70,15 +70,12 @@ class FolderSettings:
     default_prompt_name: str | None = None
     include_prompt: bool = True  # its Pooling module pools the prompt's tokens too
 
-    def mteb_prompts(
-        self, mteb_reads: Callable[[Mapping[str, str]], Collection[str]]
-    ) -> tuple[dict[str, str], str | None]:
+    def mteb_prompts(self, read: Collection[str]) -> tuple[dict[str, str], str | None]:
         """The prompts mteb's run of the model puts before texts, in the recipe's terms
-        (``model_prompts``, ``default_prompt``): the keys ``mteb_reads`` (mteb drops the others,
-        e.g. ``passage``), without sentence-transformers' own empty ``query``/``document``
-        prompts (no prompt either way); the default prompt is read from every prompt, as
-        sentence-transformers reads it."""
-        read = set(mteb_reads(self.prompts)) if self.prompts else set()
+        (``model_prompts``, ``default_prompt``): those of its keys mteb ``read`` (of
+        :meth:`keys_mteb_reads`; mteb drops the others, e.g. ``passage``), without
+        sentence-transformers' own empty ``query``/``document`` prompts (no prompt either way);
+        the default prompt is read from every prompt, as sentence-transformers reads it."""
         prompts = {
             k: v
             for k, v in self.prompts.items()
@@ -89,12 +86,15 @@ class FolderSettings:
             default = {**dict.fromkeys(_OWN_PROMPTS, ""), **self.prompts}[self.default_prompt_name]
         return prompts, default or None
 
-    def unread_prompts(
+    def keys_mteb_reads(
         self, mteb_reads: Callable[[Mapping[str, str]], Collection[str]]
-    ) -> list[str]:
+    ) -> set[str]:
+        """The keys of its prompts mteb reads (``mteb_reads`` asks mteb's own check)."""
+        return set(mteb_reads(self.prompts)) if self.prompts else set()
+
+    def unread_prompts(self, read: Collection[str]) -> list[str]:
         """The keys of its prompts that mteb's run never puts before a text (``passage``, a
-        lower-case task type), but the default prompt's."""
-        read = set(mteb_reads(self.prompts)) if self.prompts else set()
+        lower-case task type), but the default prompt's; ``read``: :meth:`keys_mteb_reads`."""
         unread = {k for k, v in self.prompts.items() if v and k not in read}
         return sorted(unread - {self.default_prompt_name})
 
@@ -221,12 +221,13 @@ def check_folder_settings(
     if theirs.max_length is not None and theirs.max_length != spec.max_length:
         differ.append(f"it reads {theirs.max_length} tokens (model.max_length={spec.max_length})")
         fixes.append(f"model.max_length={theirs.max_length}")
-    prompts = theirs.mteb_prompts(mteb_reads)
+    read = theirs.keys_mteb_reads(mteb_reads)  # (mteb's check asks its registry per key: once)
+    prompts = theirs.mteb_prompts(read)
     prompted = any(prompts[0].values()) or prompts[1] is not None
     if recipe is not None and prompted:
         ours = _behaviour((recipe.table, recipe.default))
         if ours != prompts:
-            unread = theirs.unread_prompts(mteb_reads)
+            unread = theirs.unread_prompts(read)
             listed = " or ".join([", ".join(unread[:-1]), unread[-1]] if unread[:-1] else unread)
             also = f" (mteb reads none of its {listed} prompts)" if unread else ""
             differ.append(f"it puts {_shown(prompts)}, this recipe {_shown(ours)}{also}")
