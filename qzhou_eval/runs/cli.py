@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 from omegaconf import DictConfig
 
@@ -13,6 +14,20 @@ from qzhou_eval.progress import stderr_is_terminal
 from qzhou_eval.report import render_run_summary
 from qzhou_eval.runs.runner import RunOutcome, execute, plan_run
 from qzhou_eval.runs.scoring import quiet_doubled_warnings
+
+
+def recipe_label(name: str, overrides: Sequence[str]) -> str:
+    """The recipe's name, and the keys of it the command line set: the file of that name no
+    longer says all the run does to texts."""
+    keys = {o.lstrip("~+").split("=", 1)[0] for o in overrides}
+    keys = sorted(k for k in keys if k.startswith("prompts."))
+    return f"{name} ({', '.join(keys)} from the command line)" if keys else name
+
+
+def _task_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def run_from_config(cfg: DictConfig) -> int:
@@ -37,7 +52,8 @@ def run_from_config(cfg: DictConfig) -> int:
     try:
         print(
             f"qzhou-eval: {plan.spec.name}@{plan.spec.revision[:12]} on {len(plan.tasks)} "
-            f"task(s), recipe {plan.recipe.name}{variant}, results in {plan.runtime.results_dir}",
+            f"task(s), recipe {recipe_label(plan.recipe.name, _task_overrides())}{variant}, "
+            f"results in {plan.runtime.results_dir}",
             flush=True,
         )
     except BaseException:  # stdout on a full disk, Ctrl-C: the folders planned stay unmade

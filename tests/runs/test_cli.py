@@ -237,3 +237,19 @@ def test_the_summary_of_a_run_that_scored_nothing_for_some_tasks_says_so():
     assert encoded_line(outcome) == (
         "encoded 0 input(s): every vector (972) came from the embedding store"
     )
+
+
+def test_the_run_line_names_the_recipe_keys_the_command_line_set():
+    from qzhou_eval.runs.cli import recipe_label
+
+    assert recipe_label("minilm", ["model=minilm", "benchmark.tasks=[A]"]) == "minilm"
+    overrides = [
+        "++prompts.model_prompts={query:'query: '}",
+        "prompts.empty_text=x",
+        "~prompts.default_prompt",
+        "prompts.empty_text=y",
+    ]
+    assert recipe_label("hf_auto", overrides) == (
+        "hf_auto (prompts.default_prompt, prompts.empty_text, prompts.model_prompts from the "
+        "command line)"
+    )
