@@ -453,9 +453,33 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
             from qzhou_eval.config.spec import check_sweep_folders
 
             check_sweep_folders(composed)
+        _check_sweep_dir(config_name, [a for a in args if not a.startswith("-")])
     except ConfigError as e:
         _say(f"error: {e}")
         sys.exit(e.exit_code)
+
+
+def _check_sweep_dir(config_name: str, overrides: list[str]) -> None:
+    """A ConfigError where Hydra could not make the sweep's folder (``hydra.sweep.dir``, by
+    default beside ``runtime.results_dir``), which it makes before any job: the folder is made,
+    a file written there and both removed again."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from qzhou_eval.config.folders import check_writable_folder, remove_empty
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name, _without_sweeps(overrides), return_hydra_config=True)
+    folder = Path(str(cfg.hydra.sweep.dir)).expanduser()
+    GlobalHydra.instance().clear()
+    try:
+        remove_empty(check_writable_folder("hydra.sweep.dir", folder))
+    except ConfigError as e:
+        raise ConfigError(
+            f"{e} (where the sweep keeps its job folders, made before any job runs; "
+            "hydra.sweep.dir=<folder> puts them elsewhere)"
+        ) from None
 
 
 def _unknown_flags(args: Sequence[str]) -> list[str]:
@@ -1233,6 +1257,8 @@ def hydra_app(
                         stop_launcher_processes()
                         _say(f"error: {stopped}")
                         sys.exit(DeviceError.exit_code)
+                    if isinstance(e, OSError):  # Hydra's own writes (the sweep's folder)
+                        sys.exit(_report(e, None))
                     problem = _config_problem(e)
                     if problem is None:
                         raise  # a bug: keep its traceback

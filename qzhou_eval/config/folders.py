@@ -29,8 +29,7 @@ def check_writable_folder(key: str, folder: Path) -> list[Path]:
     mount, no permission, a full disk or quota. Nothing it created is left then.
     """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{key}={folder} is a file, not a folder; point {key} at a folder")
+    check_folder_place(key, folder)
     created = [f for f in (folder, *folder.parents) if not f.exists()][::-1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -44,6 +43,20 @@ def check_writable_folder(key: str, folder: Path) -> list[Path]:
         remove_empty(created)
         raise FolderNotWritable(f"{key}={folder} is not writable: {e.strerror or e}") from None
     return created
+
+
+def check_folder_place(key: str, folder: Path) -> None:
+    """A ConfigError naming ``key`` where no folder can be at ``folder``: a file is there, or
+    in the way above it. Nothing is read but the paths, nothing is written."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{key}={folder} is a file, not a folder; point {key} at a folder")
+    above = next((p for p in folder.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ConfigError(
+            f"{key}={folder}: a file is in the way of this folder ({above}); point {key} at a "
+            "folder"
+        )
 
 
 # What a run writes in the folder of one run (a revision's or an experiment's), not in the

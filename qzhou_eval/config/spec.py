@@ -698,13 +698,17 @@ _FOLDER_PARTS = ("embed_dim_", "output_dtypes_")
 def check_sweep_settings(cfg: Mapping[str, Any]) -> None:
     """The run settings whose checks hold on any machine: the model's, the MRL sweep's, the
     benchmark's tasks and shard, the runtime values (not its devices and cores: the job's
-    node's). A multirun checks them for every job before it launches any (on a cluster, a job
-    queued only to fail)."""
+    node's), no file where its folders go. A multirun checks them for every job before it
+    launches any (on a cluster, a job queued only to fail)."""
     from qzhou_eval.benchmarks import load_benchmark_tasks
+    from qzhou_eval.config.folders import check_folder_place
 
     mrl_points(cfg, model_spec(setting(cfg, "", "model"), resolve_path=False).embed_dim)
     experiment_name(cfg)
-    runtime_spec(setting(cfg, "", "runtime"), node=False)
+    runtime = runtime_spec(setting(cfg, "", "runtime"), node=False)
+    check_folder_place("runtime.results_dir", runtime.results_dir)
+    if runtime.store_dir is not None:
+        check_folder_place("runtime.store_dir", runtime.store_dir)
     load_benchmark_tasks(setting(cfg, "", "benchmark"))
 
 

@@ -87,8 +87,23 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     # as in a new process: no job's Hydra config yet (an app run in this process leaves its own)
     monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
     ran = []
+    Path("afile").write_text("x")
     for args, expected in (
         (["mrl.dims=[256,512]"], "error: mrl dimension 512 exceeds model.embed_dim=384"),
+        (  # no file where a job's folders go (each job would stop on it, one line each)
+            ["runtime.store_dir=afile", "mrl.dim=128,256"],
+            "error: the sweep's job mrl.dim=128: runtime.store_dir=afile is a file, not a folder",
+        ),
+        (
+            ["runtime.results_dir=afile/res", "mrl.dim=128,256"],
+            "error: the sweep's job mrl.dim=128: runtime.results_dir=afile/res: a file is in the "
+            "way of this folder (afile)",
+        ),
+        (  # the folder Hydra makes before any job (Hydra's traceback, were it not checked)
+            ["hydra.sweep.dir=afile/sweep", "mrl.dim=128,256"],
+            "error: hydra.sweep.dir=afile/sweep: a file is in the way of this folder (afile); "
+            "point hydra.sweep.dir at a folder (where the sweep keeps its job folders",
+        ),
         (
             ["mrl.dim=128,512", "benchmark.shard=0,1", "benchmark.num_shards=2"],
             "error: the sweep's job mrl.dim=512 benchmark.shard=0: mrl dimension 512 exceeds "
@@ -148,6 +163,7 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
         code, lines = _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", *args)
         assert code == 2 and len(lines) == 1 and lines[0].startswith(expected), lines
     assert not ran  # no job was launched
+    assert sorted(os.listdir()) == ["afile"]  # and no folder made for one
     assert _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", "mrl.dim=128,384") == (0, [])
     assert [cfg.mrl.dim for cfg in ran] == [128, 384]
     ran.clear()
