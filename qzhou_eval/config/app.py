@@ -878,6 +878,27 @@ def _exit_now(signum: int, frame: FrameType | None) -> None:
     os._exit(BROKEN_PIPE_EXIT if _stop["pipe"] else 128 + first)
 
 
+_tied_to_launcher = False
+
+
+def _die_with_launcher() -> None:
+    """In a sweep's job run by a process of its launcher (joblib's workers, children of the
+    command's process): end this process once the command's is gone, ``kill -9`` included, as a
+    run's own workers do, rather than run on (holding its devices) and idle for good, with no
+    one to report to. A job in the command's own process (Hydra's basic launcher), or started
+    by a scheduler (SLURM), has no such parent, and is left alone."""
+    global _tied_to_launcher
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if _tied_to_launcher or parent is None or parent.pid is None or not _in_multirun():
+        return
+    from qzhou_eval.encoder.lifeline import die_with_parent
+
+    die_with_parent(parent.pid, kernel_signal=False)  # (joblib starts them from its thread)
+    _tied_to_launcher = True
+
+
 class LineFormatter(logging.Formatter):
     """The job logs' lines (``conf/hydra/job_logging/lines.yaml``): the message, a warning's
     after ``warning: ``, as the warnings the apps print themselves."""
@@ -1184,6 +1205,7 @@ def hydra_app(
 
         @functools.wraps(fn)
         def task(cfg: DictConfig) -> None:
+            _die_with_launcher()
             try:
                 with warnings.catch_warnings():  # (the way warnings are shown, restored after)
                     warnings_as_lines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -16,6 +17,7 @@ import pytest
 from qzhou_eval.config import CONF_DIR, app, compose_config, hydra_app
 from qzhou_eval.config.folders import check_writable_folder
 from qzhou_eval.errors import ConfigError, WriteError
+from tests.processes import alive
 
 
 @pytest.fixture(autouse=True)
@@ -247,6 +249,52 @@ def test_a_killed_joblib_job_is_one_line(tmp_path):
     assert done.returncode == 1 and len(lines) == 1, done.stderr[-3000:]
     assert lines[0].startswith("error: a job's process of the sweep ended abruptly (killed, ")
     assert "SIGKILL" in lines[0] and "rerun the same command to resume" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_joblib_sweep_killed_outright_leaves_no_job_running(tmp_path):
+    # kill -9 of the command's process: its joblib jobs, children it cannot stop, would run on
+    # to their end (on a cluster node, holding its GPUs), then idle
+    script = tmp_path / "sweep.py"
+    script.write_text(
+        "import os, time\n"
+        "from qzhou_eval.config import hydra_app\n"
+        "def job(cfg):\n"
+        "    open(f'job_{os.getpid()}', 'w').close()\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    hydra_app('mteb')(job)()\n"
+    )
+    args = [
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "runtime.overwrite=true,false",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(600):
+            jobs = [int(p.name[4:]) for p in tmp_path.glob("job_*")]
+            if len(jobs) == 2 or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert len(jobs) == 2 and proc.poll() is None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for _ in range(50):
+            if not any(alive(pid) for pid in jobs):
+                break
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in jobs), "a job outlived the sweep's command"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.mark.slow
