@@ -109,6 +109,18 @@ def test_hydra_help_and_abbreviated_flags_with_overrides():
     assert code == 0 and err == [] and out.startswith("usage: qzhou-eval run [-m]")
 
 
+def test_flags_after_the_overrides_are_taken_as_before_them():
+    # argparse takes no option after an override: "unrecognized arguments: model=minilm"
+    code, out, err = _main("run", "model=minilm", "--help")
+    assert code == 0 and err == [] and out.startswith("usage: qzhou-eval run [-m]")
+    code, out, err = _main("run", "model=minilm", "--cfg", "job", "mrl.dim=128")
+    assert code == 0 and err == [] and "dim: 128" in out and "key: minilm" in out
+    code, out, err = _main("run", "model=minilm", "--cfg")  # a value missing: said as such
+    assert code == 2 and err == [
+        "error: --cfg: give job (every key of the command's config), hydra or all"
+    ]
+
+
 def test_help_of_a_module_run_with_python_m_names_that_command(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "qzhou_eval.report", "--help"],

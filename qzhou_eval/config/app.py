@@ -1159,6 +1159,36 @@ def _full_flags(args: Sequence[str]) -> list[str]:
     return out
 
 
+def _flags_first(args: Sequence[str]) -> list[str]:
+    """``args`` with Hydra's options (and their values) before the overrides, each group in its
+    order: its parser (argparse's ``parse_args``) takes no option after an override and refuses
+    the rest of the line (``run model=minilm --help``, ``run model=x -m mrl.dim=64,128``)."""
+    from hydra._internal.utils import get_args_parser
+
+    # (argparse has no public list of a parser's options: see _full_flags)
+    actions = {s: a for a in get_args_parser()._actions for s in a.option_strings}
+    flags: list[str] = []
+    overrides: list[str] = []
+    unvalued: list[str] = []  # an option missing its value: last, for the parser to say so
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("-"):
+            overrides.append(arg)
+            continue
+        action = actions.get(arg)
+        given = bool(rest) and not rest[0].startswith("-")
+        if action is not None and action.nargs is None and not given:
+            unvalued.append(arg)
+            continue
+        flags.append(arg)
+        if action is None or not given:
+            continue
+        if action.nargs is None or (action.nargs == "?" and rest[0] in (action.choices or ())):
+            flags.append(rest.pop(0))  # its value
+    return [*flags, *overrides, *unvalued]
+
+
 def _without_overrides_for_hydra_help(args: list[str]) -> list[str]:
     """``--hydra-help`` prints Hydra's own help, which no override changes; Hydra applies them
     to the config of that help, where a group like ``model`` is not, and fails on it."""
@@ -1231,7 +1261,8 @@ def hydra_app(
         )
 
         def entry() -> None:
-            sys.argv = [sys.argv[0], *_without_overrides_for_hydra_help(_full_flags(sys.argv[1:]))]
+            args = _flags_first(_full_flags(sys.argv[1:]))
+            sys.argv = [sys.argv[0], *_without_overrides_for_hydra_help(args)]
             swept = _swept_while_printing(sys.argv[1:])
             if swept is not None:
                 _say(

@@ -222,6 +222,12 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     assert not ran
 
 
+def test_a_sweep_flag_after_the_overrides_sweeps(monkeypatch, capsys):
+    ran = []
+    code, lines = _run(monkeypatch, capsys, ran.append, "model=minilm", "-m", "mrl.dim=128,256")
+    assert (code, lines) == (0, []) and [cfg.mrl.dim for cfg in ran] == [128, 256]
+
+
 @pytest.mark.slow
 def test_a_killed_joblib_job_is_one_line(tmp_path):
     # joblib then stops the whole sweep with TerminatedWorkerError (its own behaviour). In a
