@@ -79,14 +79,23 @@ LISTS: dict[str, Callable[[Sequence[str]], list[str]]] = {
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
+    helped = any(a in ("-h", "--help") for a in args)
+    if not args or helped:
         print(USAGE, file=sys.stdout if args else sys.stderr)
-        if not args:
+        if helped:
+            print(f"The config files: {config_dir()}")
+        else:
             print("error: name what to list: benchmarks, models or tasks", file=sys.stderr)
         sys.exit(0 if args else 2)
     what, overrides = args[0], args[1:]
     with quiet_broken_pipe():
         try:
+            flag = next((a for a in args if a.startswith("-")), None)
+            if flag is not None:  # not a Hydra app: none of its flags (-m, --cfg) apply
+                raise ConfigError(
+                    f"list takes no option {flag} (only --help): name what to list, then "
+                    "the benchmark's overrides"
+                )
             if what not in LISTS:
                 raise ConfigError(f"cannot list {what!r}; use one of {list(LISTS)}")
             if what != "tasks" and overrides:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qzhou_eval.listing import USAGE
 from tests.in_process import qzhou_eval
 
 
@@ -61,3 +62,19 @@ def test_list_refuses_in_one_line():
     run = qzhou_eval("list")
     assert run.code == 2 and run.err_lines[0].startswith("usage: qzhou-eval list")
     assert run.err_lines[-1] == "error: name what to list: benchmarks, models or tasks"
+
+
+def test_list_help_anywhere_and_no_other_option():
+    from qzhou_eval.config import CONF_DIR
+
+    for args in (["--help"], ["tasks", "--help"], ["tasks", "benchmark=demo_eng", "-h"]):
+        run = qzhou_eval("list", *args)
+        assert run.code == 0 and run.err == "", args
+        assert run.out.splitlines() == [USAGE, f"The config files: {CONF_DIR}"]
+    for flag in ("-m", "--cfg"):  # Hydra's: list is not a Hydra app
+        run = qzhou_eval("list", "tasks", flag, "benchmark=demo_eng")
+        assert (run.code, run.out) == (2, "")
+        assert run.err_lines == [
+            f"error: list takes no option {flag} (only --help): name what to list, then the "
+            "benchmark's overrides"
+        ]
