@@ -13,6 +13,7 @@ its Token Prepending layers (stdout stays pure JSON lines).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
-from qzhou_eval.config.spec import fidelity_lines, model_spec
+from qzhou_eval.config.spec import fidelity_lines, model_spec, resolve_model_path
 from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import Recipe, Side, recipe_from_config
@@ -67,7 +68,13 @@ def _check_folder(model: DictConfig, recipe: Recipe) -> None:
         return
     from qzhou_eval.runs.model_folder import check_folder_settings
 
-    check_folder_settings(model_spec(model, resolve_path=False), recipe)
+    spec = model_spec(model, resolve_path=False)
+    if spec.path.startswith("pkg:"):  # a package's folder, where the package is installed
+        try:
+            spec = dataclasses.replace(spec, path=resolve_model_path(spec.path))
+        except ConfigError:  # (the inputs need no model: a run says what is missing)
+            return
+    check_folder_settings(spec, recipe)
 
 
 @hydra_app("mteb", kept=None)

