@@ -24,7 +24,7 @@ still works for one release, with a warning (:data:`RENAMED_KEYS`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -202,17 +202,17 @@ def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | Non
             f"prompts.instruction_template of {name} ({template!r}) has a placeholder other than "
             f"{{instruction}} ({type(e).__name__}: {e}); write a literal brace twice, {{{{ or }}}}"
         ) from None
-    input_template = values["input_template"]
-    if input_template is not None and "{text}" not in str(input_template):
+    input_template = _text_or_null(name, "input_template", values["input_template"])
+    if input_template is not None and "{text}" not in input_template:
         raise ConfigError(f"prompts.input_template of {name} must contain '{{text}}'")
     policy = values["on_missing_instruction"]
     if policy not in MISSING_POLICIES:
         raise ConfigError(
             f"prompts.on_missing_instruction={shown(policy)} is unknown; "
-            f"use one of {MISSING_POLICIES}"
+            f"use one of {list(MISSING_POLICIES)}"
         )
     instructions = _instructions(name, values["instructions"])
-    on_all_texts = frozenset(str(t) for t in (values["instruction_on_all_texts"] or []))
+    on_all_texts = _task_names(name, "instruction_on_all_texts", values["instruction_on_all_texts"])
     if known_tasks is not None:
         unknown = sorted(t for t in set(instructions) | on_all_texts if t not in known_tasks)
         if unknown:
@@ -227,14 +227,13 @@ def recipe_from_config(cfg: Mapping[str, Any], known_tasks: Container[str] | Non
             "instructions (instructions, instruction_on_all_texts): a recipe uses one of them"
         )
     type_of = getattr(known_tasks, "type_of", None)
-    empty_text = values["empty_text"]
     return Recipe(
         name=name,
         instruction_template=template,
         instructions=instructions,
         instruction_on_all_texts=on_all_texts,
-        empty_text=None if empty_text is None else str(empty_text),
-        input_template=None if input_template is None else str(input_template),
+        empty_text=_text_or_null(name, "empty_text", values["empty_text"]),
+        input_template=input_template,
         on_missing_instruction=str(policy),
         model_prompts=model_prompts,
         default_prompt=default_prompt,
@@ -287,6 +286,31 @@ def _is_prompt_key(key: str, known_tasks: Container[str], types: Container[str] 
     if dash and side in PROMPT_SIDES:
         key = stem
     return key in known_tasks or (types is not None and key in types)
+
+
+def _text_or_null(name: str, key: str, value: Any) -> str | None:
+    """A text setting, or null; anything else is refused (Hydra's 5 or [a] would be pasted into
+    the model input as Python prints it)."""
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(
+            f"prompts.{key} of {name} is {shown(value)}: give a text (quote it), or null for none"
+        )
+    return value
+
+
+def _task_names(name: str, key: str, value: Any) -> frozenset[str]:
+    """A list of task names (null: none); a lone name is refused, not read letter by letter."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(
+            f"prompts.{key} of {name} is {shown(value)}: give a list of task names, e.g. "
+            f"'prompts.{key}=[{value if isinstance(value, str) else 'STS12'}]' ([] for none)"
+        )
+    if not all(isinstance(t, str) for t in value):
+        bad = next(t for t in value if not isinstance(t, str))
+        raise ConfigError(f"prompts.{key} of {name} names {shown(bad)}: give task names")
+    return frozenset(value)
 
 
 def _instructions(name: str, raw: Any) -> dict[str, str]:

@@ -92,6 +92,46 @@ def test_templates_must_have_their_placeholder():
         recipe_from_config(recipe_cfg(input_template="no placeholder"))
 
 
+@pytest.mark.parametrize(
+    "override, said",
+    [
+        # a lone name was read letter by letter: "unknown task name(s) D, E, S, T, ..."
+        (
+            "prompts.instruction_on_all_texts=STS12",
+            "prompts.instruction_on_all_texts of minilm is 'STS12': give a list of task names, "
+            "e.g. 'prompts.instruction_on_all_texts=[STS12]' ([] for none)",
+        ),
+        (
+            "prompts.instruction_on_all_texts=[STS12,5]",
+            "prompts.instruction_on_all_texts of minilm names 5: give task names",
+        ),
+        # Hydra's [a] or 5 went into the model input as Python prints it: "['a']", "5"
+        (
+            "prompts.empty_text=[a]",
+            "prompts.empty_text of minilm is ['a']: give a text (quote it), or null for none",
+        ),
+        (
+            "prompts.empty_text=5",
+            "prompts.empty_text of minilm is 5: give a text (quote it), or null for none",
+        ),
+        (
+            "prompts.input_template=5",
+            "prompts.input_template of minilm is 5: give a text (quote it), or null for none",
+        ),
+    ],
+)
+def test_a_setting_of_another_type_is_refused_in_one_line(override, said):
+    from qzhou_eval.known_tasks import KNOWN_TASKS
+
+    cfg = compose_config("mteb", ["model=minilm", override])
+    with pytest.raises(ConfigError) as e:
+        recipe_from_config(cfg.prompts, KNOWN_TASKS)
+    assert str(e.value) == said
+    fine = ["prompts.instruction_on_all_texts=[STS12]", "prompts.empty_text='5'"]
+    recipe = recipe_from_config(compose_config("mteb", ["model=minilm", *fine]).prompts)
+    assert recipe.instruction_on_all_texts == {"STS12"} and recipe.empty_text == "5"
+
+
 def test_every_key_is_read_from_the_config():
     for key in RECIPE_KEYS:
         cfg = recipe_cfg()
