@@ -25,7 +25,7 @@ from qzhou_eval.config.cores import default_scoring_workers, usable_cores
 from qzhou_eval.config.deprecation import warn_once as _warn_once
 from qzhou_eval.config.devices import resolve_devices
 from qzhou_eval.errors import ConfigError, shown
-from qzhou_eval.precision import PRECISIONS, Point
+from qzhou_eval.precision import DEFAULT_PRECISION, PRECISIONS, Point
 
 POOLING_MODES = ("mean", "last_token", "cls", "weighted_mean")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -644,6 +644,13 @@ def mrl_points(cfg: Mapping[str, Any], embed_dim: int | None) -> list[Point]:
     """Every (output size, precision) of the sweep, sizes first: ``mrl_dims`` x
     ``mrl_precisions``, all scored from one encoding pass."""
     dims, precisions = mrl_dims(cfg, embed_dim), mrl_precisions(cfg)
+    if embed_dim is None and precisions != [DEFAULT_PRECISION]:
+        # the quality per byte of each point needs its bytes (the report's table and plot)
+        raise ConfigError(
+            f"mrl.precisions={precisions} needs the model's output size, which the report's "
+            "quality per byte counts bytes by: set model.embed_dim=<the number of values of "
+            "its vectors>"
+        )
     return [Point(d, p) for d in dims for p in precisions]
 
 

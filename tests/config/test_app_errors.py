@@ -117,6 +117,11 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
             ["model.embed_dim=null", "mrl.dims=[32,128]"],
             "error: mrl.dims=[32, 128] needs the model's output size: set model.embed_dim=",
         ),
+        (  # (the report's quality per byte, without it, left its table out without a word)
+            ["model.embed_dim=null", "mrl.precisions=[float32,int8]"],
+            "error: mrl.precisions=['float32', 'int8'] needs the model's output size, which the "
+            "report's quality per byte counts bytes by: set model.embed_dim=",
+        ),
         (
             ["benchmark.num_shards=2", "benchmark.shard=0,5"],
             "error: the sweep's job benchmark.shard=5: benchmark.shard=5 is not a shard of ",
