@@ -99,8 +99,8 @@ def _store_hint(outcome: RunOutcome) -> str:
     if outcome.store_damaged:
         return (
             f". {outcome.store_damaged} damaged shard(s) of the store were skipped (named in "
-            "the warnings above): runtime.encode=true sets them aside and encodes their inputs "
-            "again"
+            "the run's warning: lines, on stdout): runtime.encode=true sets them aside and "
+            "encodes their inputs again"
         )
     if outcome.store_vectors != 0:
         return ""

@@ -78,6 +78,7 @@ from qzhou_eval.runs.scoring import (
     score,
 )
 from qzhou_eval.store import DiskStore, model_fingerprint, store_folder
+from qzhou_eval.store.disk import KEYS
 from qzhou_eval.task_records import revision_folder
 
 logger = logging.getLogger(__name__)
@@ -259,7 +260,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             try:
                 created += check_writable_folder("runtime.store_dir", runtime.store_dir)
             except FolderNotWritable as e:
-                if not Path(runtime.store_dir).is_dir():  # no vectors there to score from
+                stored = store_folder(runtime.store_dir, model_fingerprint(spec))
+                if not any(stored.glob(f"*{KEYS}")):  # no vectors of this model to score from
                     raise
                 raise FolderNotWritable(
                     f"{e} (to score from the vectors stored there: runtime.encode=false)"

@@ -309,6 +309,15 @@ def test_read_only_folder_is_refused_before_anything_loads(case, reference, monk
     rerun = cli(*_args(case))
     assert rerun.code == 0 and rerun.encoded == 0
     assert_reference_scores(case, reference)
+    if key == "store_dir":  # scoring from the vectors there is suggested where there are some
+        hint = "(to score from the vectors stored there: runtime.encode=false)"
+        assert run.err_lines[0].endswith(hint)
+        shutil.rmtree(folder)
+        folder.mkdir()
+        _result(case, STS).unlink()
+        _fail_writes(monkeypatch, errno.EROFS, _under(folder))
+        empty = cli(*_args(case))
+        assert hint not in assert_one_error(empty, 2, f"runtime.{key}={folder} is not writable")
 
 
 @pytest.mark.slow
