@@ -332,15 +332,28 @@ def _instructions(name: str, raw: Any) -> dict[str, str]:
     return out
 
 
+# What conf/prompts/none.yaml states for the renamed keys: a recipe started from it (defaults:
+# [none, _self_]) with an old name inherits the new name with this value, which says nothing.
+_NONE_VALUES: dict[str, Any] = {
+    "instruction_template": "{instruction}",
+    "instruction_on_all_texts": [],
+    "input_template": None,
+}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+
+
 def _current_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Every recipe key by its current name; a deprecated name is read (with a warning) for one
-    release, and an error when its new name is set too."""
+    release, and an error when its new name is set too (to another value than none.yaml's)."""
     name = cfg.get("name", "?")
     values: dict[str, Any] = {}
     for old, new in RENAMED_KEYS.items():
         if old not in cfg:
             continue
-        if new in cfg:
+        if new in cfg and _plain(cfg[new]) != _NONE_VALUES[new]:
             raise ConfigError(
                 f"prompts={name}: set {new} or the deprecated {old}, not both ({old} is the old "
                 f"name of {new}: rename it, or drop the inherited {new} with ~prompts.{new})"

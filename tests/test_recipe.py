@@ -173,15 +173,25 @@ def test_deprecated_keys_work_with_one_warning_each(capsys):
     assert capsys.readouterr().err == ""  # once per process
 
 
+SET = {"instruction_template": "Q: {instruction}", "instruction_on_all_texts": ["A"]}
+SET["input_template"] = "<{text}>"
+
+
 @pytest.mark.parametrize(("old", "new"), list(RENAMED_KEYS.items()))
 def test_old_and_new_key_together_is_one_line_error(old, new):
     with pytest.raises(ConfigError, match=f"set {new} or the deprecated {old}, not both") as e:
-        recipe_from_config({**recipe_cfg(), old: recipe_cfg()[new]})
+        recipe_from_config({**recipe_cfg(**{new: SET[new]}), old: SET[new]})
     assert "\n" not in str(e.value)
+    # the new name as conf/prompts/none.yaml states it (inherited): the old name's value stands
+    recipe = recipe_from_config({**recipe_cfg(instructions={"A": "a"}), old: SET[new]})
+    assert recipe.format("A", "query", "x") == recipe_from_config(
+        recipe_cfg(instructions={"A": "a"}, **{new: SET[new]})
+    ).format("A", "query", "x")
 
 
 def test_a_user_recipe_file_with_old_keys_composes_and_runs(tmp_path, monkeypatch):
-    """An old-style recipe over the shipped one: removing the inherited new key makes it work."""
+    """An old-style recipe started from none.yaml, which states the new key: the old key's
+    value stands over the new key's value there."""
     from qzhou_eval.config import app
 
     conf = tmp_path / "conf"
@@ -191,11 +201,12 @@ def test_a_user_recipe_file_with_old_keys_composes_and_runs(tmp_path, monkeypatc
         'template: "Q: {instruction} "\n'
     )
     monkeypatch.setattr(app, "CONF_DIR", conf)
-    cfg = compose_config("mteb", ["prompts=mine"])
+    for dropped in ([], ["~prompts.instruction_template"]):  # (none.yaml's value, inherited)
+        cfg = compose_config("mteb", ["prompts=mine", *dropped])
+        assert recipe_from_config(cfg.prompts).format("STS12", "query", "t") == "Q: x t"
+    cfg = compose_config("mteb", ["prompts=mine", "prompts.instruction_template='I {instruction}'"])
     with pytest.raises(ConfigError, match="not both"):
         recipe_from_config(cfg.prompts)
-    cfg = compose_config("mteb", ["prompts=mine", "~prompts.instruction_template"])
-    assert recipe_from_config(cfg.prompts).format("STS12", "query", "t") == "Q: x t"
 
 
 # sha256 of the fields qzhou-eval 0.1 hashed for the shipped official recipes, computed before the
