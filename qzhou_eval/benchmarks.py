@@ -15,9 +15,11 @@ from typing import Any
 
 import mteb
 from mteb.abstasks import AbsTask
+from mteb.abstasks.retrieval import AbsTaskRetrieval
 
 from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.fresh_tasks import fresh_copy
+from qzhou_eval.recipe import Side
 
 SOURCES = ("mteb", "demo")
 
@@ -104,3 +106,10 @@ def select_tasks(
         )
     keep = set(wanted)
     return [t for t in tasks if t.metadata.name in keep]
+
+
+def sides_of(task: AbsTask) -> tuple[Side, ...]:
+    """The sides mteb encodes a task's texts with."""
+    if isinstance(task, AbsTaskRetrieval):  # retrieval and reranking: queries and documents
+        return ("query", "document")
+    return ("none",)

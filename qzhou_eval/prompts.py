@@ -20,24 +20,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from mteb.abstasks import AbsTask
-from mteb.abstasks.retrieval import AbsTaskRetrieval
 from omegaconf import DictConfig, OmegaConf
 
-from qzhou_eval.benchmarks import load_benchmark_tasks
+from qzhou_eval.benchmarks import load_benchmark_tasks, sides_of
 from qzhou_eval.config import hydra_app
 from qzhou_eval.config.spec import fidelity_lines, model_spec, resolve_model_path
 from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.known_tasks import KNOWN_TASKS
-from qzhou_eval.recipe import Recipe, Side, recipe_from_config
+from qzhou_eval.recipe import Recipe, recipe_from_config
 
 SAMPLE_TEXT = "TEXT"
-
-
-def sides_of(task: AbsTask) -> tuple[Side, ...]:
-    """The sides mteb encodes a task's texts with."""
-    if isinstance(task, AbsTaskRetrieval):  # retrieval and reranking: queries and documents
-        return ("query", "document")
-    return ("none",)
 
 
 def prompt_lines(recipe: Recipe, tasks: list[AbsTask], text: str = SAMPLE_TEXT) -> Iterator[dict]:
@@ -57,6 +49,7 @@ def render(cfg: DictConfig) -> list[dict[str, Any]]:
     _check_folder(cfg.model, recipe)
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
+    recipe.warn_unreached({t.metadata.name: sides_of(t) for t in tasks})
     return list(prompt_lines(recipe, tasks, text))
 
 

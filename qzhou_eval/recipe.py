@@ -147,6 +147,21 @@ class Recipe:
                 "under prompts.instructions or set prompts.on_missing_instruction=no_instruction"
             )
 
+    def warn_unreached(self, sides: Mapping[str, Iterable[Side]]) -> None:
+        """A warning for each instruction that never reaches the model: ``sides``, the sides
+        mteb encodes each task's texts with, has no query side, and the instruction goes on
+        queries only."""
+        for task, task_sides in sides.items():
+            if task not in self.instructions or task in self.instruction_on_all_texts:
+                continue
+            if "query" not in task_sides:
+                warn_once(
+                    f"warning: prompts.instructions.{task} of {self.name} never reaches the "
+                    "model: mteb encodes its texts without a query side, and an instruction "
+                    "goes on queries only; list the task in prompts.instruction_on_all_texts to "
+                    "put it on every text"
+                )
+
     def named_tasks(self) -> frozenset[str]:
         """Tasks the recipe treats specially (an instruction, or the instruction on every text);
         every other task gets the same treatment, but for prompts keyed by a task type

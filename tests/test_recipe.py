@@ -246,3 +246,16 @@ def test_span_marks_the_text_inside_input_template_and_prefix():
         assert s[a:b] == (text or "Null")
         assert s[:a] == "S: <|im_start|>“I: a\nQ: "
         assert s[b:] == "” means: “"
+
+
+def test_an_instruction_no_text_of_its_task_gets_is_said(capsys):
+    forget_warnings()
+    cfg = recipe_cfg(instructions={"A": "a", "B": "b", "C": "c"}, instruction_on_all_texts=["C"])
+    recipe = recipe_from_config(cfg)
+    capsys.readouterr()
+    recipe.warn_unreached({"A": ("none",), "B": ("query", "document"), "C": ("none",)})
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: prompts.instructions.A of r never reaches the model: mteb encodes its texts "
+        "without a query side, and an instruction goes on queries only; list the task in "
+        "prompts.instruction_on_all_texts to put it on every text"
+    ]

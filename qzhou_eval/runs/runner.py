@@ -19,7 +19,7 @@ from mteb.models import ModelMeta
 from omegaconf import DictConfig
 
 from qzhou_eval import atomic
-from qzhou_eval.benchmarks import load_benchmark_tasks
+from qzhou_eval.benchmarks import load_benchmark_tasks, sides_of
 from qzhou_eval.config.deprecation import held_until_valid
 from qzhou_eval.config.folders import (
     FolderNotWritable,
@@ -217,6 +217,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)
+    recipe.warn_unreached({t.metadata.name: sides_of(t) for t in tasks})
     points = mrl_points(cfg, spec.embed_dim)
     identity = Identity(spec, recipe, canonical_of(cfg), experiment_name(cfg))
     mirror = mirror_dir(cfg)
