@@ -188,7 +188,11 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
         problem = _config_problem(e) or _one_line(str(e))
         unknown = re.match(r"Could not override '([^']+)'", problem)
         if unknown:  # Hydra would have it appended (+key=...), where nothing reads it
-            problem = _unknown_key(config_name, overrides, unknown.group(1)) or problem
+            problem = (
+                _unknown_key(config_name, overrides, unknown.group(1))
+                or _merged_map(overrides, unknown.group(1))
+                or problem
+            )
         merged = re.match(r"Error merging override (.+)", problem)
         if merged:  # a value (a list) where a section of settings goes: mrl=[64]
             problem = _section_problem(config_name, overrides, merged.group(1)) or problem
@@ -295,6 +299,8 @@ FIXED_SECTIONS = (
     "model",
     "model.token_prepending",
 )
+# Maps of the user's own keys (a task's instruction, a model prompt), not settings of fixed names.
+OPEN_MAPS = ("prompts.instructions", "prompts.model_prompts")
 # Keys a command reads though its config file may not set them (``prompts '+text=...'``, Token
 # Prepending's settings in a model file where it is off).
 APPENDABLE_KEYS = ("text", *(f"model.token_prepending.{k}" for k in TOKEN_PREPENDING_KEYS))
@@ -319,12 +325,36 @@ def _unknown_key(
         return None  # another override's own problem: that one is reported
     if OmegaConf.select(base, key, default=_ABSENT, throw_on_missing=False) is not _ABSENT:
         return None
+    value = _override_value(overrides, given)
+    if key in APPENDABLE_KEYS:
+        return f"{key} is read only where it is added: '+{key}={value}'"
+    section, _, name = key.rpartition(".")
+    if section in OPEN_MAPS:
+        return f"{section} has no {name} yet: add it with '+{key}={value}'"
     known = _dotted_keys(OmegaConf.to_container(base, resolve=False))
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
     hint = f"; did you mean {close[0]}?" if close else ""
     return (
         f"{key} is not a key of this command's config, so no setting reads it{hint} (--cfg job "
         "lists every key)"
+    )
+
+
+def _override_value(overrides: Sequence[str], key: str) -> str:
+    """What the command line gives ``key`` (``<value>`` where it is not found)."""
+    given = (o.partition("=") for o in overrides if o.lstrip("+~").partition("=")[0] == key)
+    return next((value for _, eq, value in given if eq), "<value>")
+
+
+def _merged_map(overrides: Sequence[str], key: str) -> str | None:
+    """Hydra's "Could not override" for a map given a map: it merges the two, and a map of the
+    user's own keys (``prompts.instructions``) has none of the new ones."""
+    value = _override_value(overrides, key)
+    if key not in OPEN_MAPS or not value.startswith("{"):
+        return None
+    return (
+        f"{key}={value} adds keys to {key}, which Hydra merges a map into: replace the whole map "
+        f"with '++{key}={value}', or add one key with '+{key}.<name>=<value>'"
     )
 
 

@@ -470,6 +470,37 @@ def test_a_key_no_setting_reads_is_refused_with_the_nearest_key(
 
 
 @pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        # a key of a map of the user's own, or one a command reads only where it is added
+        (
+            "prompts.instructions.STS12=x",
+            "prompts.instructions has no STS12 yet: add it with '+prompts.instructions.STS12=x'",
+        ),
+        (
+            "prompts.model_prompts.query=q",
+            "prompts.model_prompts has no query yet: add it with '+prompts.model_prompts.query=q'",
+        ),
+        ("text=hello", "text is read only where it is added: '+text=hello'"),
+        # Hydra merges a map given into the map there, and refuses its new keys
+        (
+            "prompts.instructions={STS12: x}",
+            "prompts.instructions={STS12: x} adds keys to prompts.instructions, which Hydra "
+            "merges a map into: replace the whole map with '++prompts.instructions={STS12: x}', "
+            "or add one key with '+prompts.instructions.<name>=<value>'",
+        ),
+    ],
+)
+def test_a_key_to_add_says_how_to_add_it(monkeypatch, capsys, override, said):
+    ran = []
+    assert _run(monkeypatch, capsys, ran.append, "model=minilm", override) == (
+        2,
+        [f"error: {said}"],
+    )
+    assert not ran
+
+
+@pytest.mark.parametrize(
     "fine",
     [
         "++runtime.overwrite=true",
