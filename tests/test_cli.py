@@ -115,6 +115,8 @@ def test_flags_after_the_overrides_are_taken_as_before_them():
     assert code == 0 and err == [] and out.startswith("usage: qzhou-eval run [-m]")
     code, out, err = _main("run", "model=minilm", "--cfg", "job", "mrl.dim=128")
     assert code == 0 and err == [] and "dim: 128" in out and "key: minilm" in out
+    code, out, err = _main("run", "model=minilm", "--info")  # its value is optional
+    assert code == 0 and err == []  # (Hydra's info goes to its log; not the override's value)
     code, out, err = _main("run", "model=minilm", "--cfg")  # a value missing: said as such
     assert code == 2 and err == [
         "error: --cfg: give job (every key of the command's config), hydra or all"

@@ -36,6 +36,7 @@ import gc
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -327,10 +328,10 @@ def _unknown_key(
         return None
     value = _override_value(overrides, given)
     if key in APPENDABLE_KEYS:
-        return f"{key} is read only where it is added: '+{key}={value}'"
+        return f"{key} is read only where it is added: {_pasteable(f'+{key}={value}')}"
     section, _, name = key.rpartition(".")
     if section in OPEN_MAPS:
-        return f"{section} has no {name} yet: add it with '+{key}={value}'"
+        return f"{section} has no {name} yet: add it with {_pasteable(f'+{key}={value}')}"
     known = _dotted_keys(OmegaConf.to_container(base, resolve=False))
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
     hint = f"; did you mean {close[0]}?" if close else ""
@@ -346,6 +347,15 @@ def _override_value(overrides: Sequence[str], key: str) -> str:
     return next((value for _, eq, value in given if eq), "<value>")
 
 
+def _pasteable(arg: str) -> str:
+    """``arg`` quoted for a POSIX shell, to paste as it is shown."""
+    if "'" not in arg:
+        return f"'{arg}'"
+    if not any(c in arg for c in '"$`\\!'):
+        return f'"{arg}"'
+    return shlex.quote(arg)
+
+
 def _merged_map(overrides: Sequence[str], key: str) -> str | None:
     """Hydra's "Could not override" for a map given a map: it merges the two, and a map of the
     user's own keys (``prompts.instructions``) has none of the new ones."""
@@ -354,7 +364,7 @@ def _merged_map(overrides: Sequence[str], key: str) -> str | None:
         return None
     return (
         f"{key}={value} adds keys to {key}, which Hydra merges a map into: replace the whole map "
-        f"with '++{key}={value}', or add one key with '+{key}.<name>=<value>'"
+        f"with {_pasteable(f'++{key}={value}')}, or add one key with '+{key}.<name>=<value>'"
     )
 
 
@@ -888,6 +898,7 @@ _stop: dict[str, Any] = {
     "pipe": False,
     "raising": False,
     "stdout_error": None,
+    "job_ran": False,  # whether Hydra ran a job of the command (then a ValueError is no flag's)
 }
 
 
@@ -1208,13 +1219,13 @@ def _flags_first(args: Sequence[str]) -> list[str]:
             continue
         action = actions.get(arg)
         given = bool(rest) and not rest[0].startswith("-")
-        if action is not None and action.nargs is None and not given:
-            unvalued.append(arg)
+        if action is not None and action.nargs == "?":  # (--info: a value of its choices)
+            given = given and rest[0] in (action.choices or ())
+        if action is not None and action.nargs in (None, "?") and not given:
+            unvalued.append(arg)  # (before an override, argparse would take that as its value)
             continue
         flags.append(arg)
-        if action is None or not given:
-            continue
-        if action.nargs is None or (action.nargs == "?" and rest[0] in (action.choices or ())):
+        if action is not None and given and action.nargs in (None, "?"):
             flags.append(rest.pop(0))  # its value
     return [*flags, *overrides, *unvalued]
 
@@ -1265,6 +1276,7 @@ def hydra_app(
 
         @functools.wraps(fn)
         def task(cfg: DictConfig) -> None:
+            _stop["job_ran"] = True
             _die_with_launcher()
             try:
                 with warnings.catch_warnings():  # (the way warnings are shown, restored after)
@@ -1306,6 +1318,7 @@ def hydra_app(
             _stop["signal"] = None
             _stop["kept"] = kept
             _stop["stdout_error"] = None
+            _stop["job_ran"] = False
             with quiet_broken_pipe(), _signals_raise(), _hydra_reraises():
                 try:
                     _precheck(config_name, sys.argv[1:])
@@ -1340,9 +1353,11 @@ def hydra_app(
                         stop_launcher_processes()
                         _say(f"error: {stopped}")
                         sys.exit(DeviceError.exit_code)
-                    if isinstance(e, OSError):  # Hydra's own writes (the sweep's folder)
-                        sys.exit(_report(e, None))
+                    if isinstance(e, OSError) and e.errno is not None:  # Hydra's own writes
+                        sys.exit(_report(e, None))  # (the sweep's folder)
                     problem = _config_problem(e)
+                    if problem is None and isinstance(e, ValueError) and not _stop["job_ran"]:
+                        problem = _one_line(str(e))  # Hydra's own check of its flags
                     if problem is None:
                         raise  # a bug: keep its traceback
                     _say(f"error: {problem}")

@@ -227,6 +227,19 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     assert not ran
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("-cn", "nonesuch"), "error: Cannot find primary config 'nonesuch'. "),
+        (("--resolve",), "error: The --resolve flag can only be used in conjunction with --cfg "),
+    ],
+)
+def test_hydras_own_refusals_of_its_flags_are_one_line(monkeypatch, capsys, args, said):
+    ran = []
+    code, lines = _run(monkeypatch, capsys, ran.append, "model=minilm", *args)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(said) and not ran, lines
+
+
 def test_a_sweep_flag_after_the_overrides_sweeps(monkeypatch, capsys):
     ran = []
     code, lines = _run(monkeypatch, capsys, ran.append, "model=minilm", "-m", "mrl.dim=128,256")
@@ -482,6 +495,11 @@ def test_a_key_no_setting_reads_is_refused_with_the_nearest_key(
             "prompts.model_prompts has no query yet: add it with '+prompts.model_prompts.query=q'",
         ),
         ("text=hello", "text is read only where it is added: '+text=hello'"),
+        (  # quoted to paste as shown: a value in Hydra's quotes inside the shell's other ones
+            "prompts.instructions.STS12='a b'",
+            "prompts.instructions has no STS12 yet: add it with \"+prompts.instructions.STS12='a "
+            "b'\"",
+        ),
         # Hydra merges a map given into the map there, and refuses its new keys
         (
             "prompts.instructions={STS12: x}",
