@@ -21,7 +21,7 @@ def recipe_label(name: str, overrides: Sequence[str]) -> str:
     longer says all the run does to texts."""
     keys = {o.lstrip("~+").split("=", 1)[0] for o in overrides}
     keys = sorted(k for k in keys if k.startswith("prompts."))
-    return f"{name} ({', '.join(keys)} from the command line)" if keys else name
+    return f"{name} with {', '.join(keys)} from the command line" if keys else name
 
 
 def _task_overrides() -> list[str]:
@@ -44,8 +44,9 @@ def run_from_config(cfg: DictConfig) -> int:
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
     plan = plan_run(cfg)
+    own = "official" if plan.identity.canonical is not None else "in the revision's folder"
     filed = [
-        f"{len(names)} in experiments/{name}" if name else f"{len(names)} official"
+        f"{len(names)} in experiments/{name}" if name else f"{len(names)} {own}"
         for name, names in plan.experiments.items()
     ]
     variant = f" ({', '.join(filed)})" if set(plan.experiments) != {""} else ""

@@ -250,6 +250,6 @@ def test_the_run_line_names_the_recipe_keys_the_command_line_set():
         "prompts.empty_text=y",
     ]
     assert recipe_label("hf_auto", overrides) == (
-        "hf_auto (prompts.default_prompt, prompts.empty_text, prompts.model_prompts from the "
-        "command line)"
+        "hf_auto with prompts.default_prompt, prompts.empty_text, prompts.model_prompts from the "
+        "command line"
     )
