@@ -124,7 +124,8 @@ def _dispatch(args: list[str]) -> None:
         print(version())
         sys.exit(0)
     name, rest = args[0], args[1:]
-    if "--version" in rest:  # (Hydra's own flag would print Hydra's version)
+    # (Hydra's own flag, or a prefix argparse takes for it, would print Hydra's version)
+    if any(a.startswith("--v") and "--version".startswith(a) for a in rest):
         print(version())
         sys.exit(0)
     if name not in COMMANDS:

@@ -55,7 +55,11 @@ def test_version():
     from importlib import metadata
 
     python = ".".join(map(str, sys.version_info[:3]))
-    for args in (["--version"], ["run", "--version"]):  # not Hydra's version
+    for args in (
+        ["--version"],
+        ["run", "--version"],
+        ["run", "model=minilm", "--ver"],
+    ):  # not Hydra's
         code, out, err = _main(*args)
         assert (code, err) == (0, [])
         assert out == (
