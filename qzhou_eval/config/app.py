@@ -406,6 +406,25 @@ def _missing_option(e: BaseException) -> str | None:
     return msg
 
 
+def _launcher_setting(e: BaseException) -> str | None:
+    """A launcher's setting where Hydra's basic launcher runs the jobs: it has none, and Hydra
+    would have it appended (+hydra.launcher.n_jobs=2), where nothing reads it."""
+    found = re.match(r"Could not override '(hydra\.launcher\.[^']+)'", str(e))
+    if found is None:
+        return None
+    chosen = [a.partition("=")[2] for a in sys.argv[1:] if a.startswith("hydra/launcher=")]
+    if chosen:
+        return (
+            f"{found.group(1)} is not a setting of the {chosen[-1]} launcher (--cfg hydra "
+            "lists them, under launcher)"
+        )
+    return (
+        f"{found.group(1)} is a setting of a launcher this command does not use (Hydra's basic "
+        "launcher, which runs the jobs one after another, has none): pick one with "
+        "hydra/launcher=joblib, or hydra/launcher=slurm"
+    )
+
+
 def _renamed_key(e: BaseException) -> str | None:
     """``prompts.template was renamed ...`` for an override of a key that has a new name."""
     from qzhou_eval.recipe import RENAMED_KEYS
@@ -686,7 +705,9 @@ def _config_problem(e: Exception) -> str | None:
                 "once Hydra runs a job, and every setting is checked before any job starts: use "
                 "the job's own settings instead, e.g. 'experiment=dim_${mrl.dim}'"
             )
-        return _missing_option(e) or _renamed_key(e) or _omegaconf_problem(e)
+        return (
+            _missing_option(e) or _renamed_key(e) or _launcher_setting(e) or _omegaconf_problem(e)
+        )
     return None
 
 

@@ -240,6 +240,23 @@ def test_hydras_own_refusals_of_its_flags_are_one_line(monkeypatch, capsys, args
     assert code == 2 and len(lines) == 1 and lines[0].startswith(said) and not ran, lines
 
 
+def test_a_launcher_setting_without_its_launcher_names_the_launchers(monkeypatch, capsys):
+    # Hydra's advice was to append it (+hydra.launcher.n_jobs=2), where nothing reads it
+    ran = []
+    code, lines = _run(monkeypatch, capsys, ran.append, "-m", "hydra.launcher.n_jobs=2")
+    assert (code, ran) == (2, []) and lines == [
+        "error: hydra.launcher.n_jobs is a setting of a launcher this command does not use "
+        "(Hydra's basic launcher, which runs the jobs one after another, has none): pick one "
+        "with hydra/launcher=joblib, or hydra/launcher=slurm"
+    ]
+    args = ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobz=2")
+    code, lines = _run(monkeypatch, capsys, ran.append, *args)
+    assert (code, ran) == (2, []) and lines == [
+        "error: hydra.launcher.n_jobz is not a setting of the joblib launcher (--cfg hydra "
+        "lists them, under launcher)"
+    ]
+
+
 def test_a_sweep_flag_after_the_overrides_sweeps(monkeypatch, capsys):
     ran = []
     code, lines = _run(monkeypatch, capsys, ran.append, "model=minilm", "-m", "mrl.dim=128,256")
