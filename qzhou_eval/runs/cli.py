@@ -19,12 +19,13 @@ from qzhou_eval.runs.scoring import quiet_doubled_warnings
 def recipe_label(name: str, overrides: Sequence[str]) -> str:
     """The recipe's name, and the keys of it the command line set: the file of that name no
     longer says all the run does to texts."""
-    keys = {o.lstrip("~+").split("=", 1)[0] for o in overrides}
-    keys = sorted(k for k in keys if k.startswith("prompts."))
+    given = {o.lstrip("~+").split("=", 1)[0] for o in overrides}
+    keys = sorted(k for k in given if k.startswith("prompts."))
     return f"{name} with {', '.join(keys)} from the command line" if keys else name
 
 
 def _task_overrides() -> list[str]:
+    """This job's overrides (a sweep's job: its own values), as Hydra records them."""
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
