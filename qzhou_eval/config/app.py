@@ -471,7 +471,12 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
     which Hydra handles.
     """
     args, shown_part = _without_cfg_flag(args)
-    if unknown := _unknown_flags(args):  # Hydra's argparse: its usage, then its error line
+    try:
+        unknown = _unknown_flags(args)
+    except ConfigError as e:
+        _say(f"error: {e}")
+        sys.exit(e.exit_code)
+    if unknown:  # Hydra's argparse: its usage, then its error line
         _say(
             f"error: {unknown[0]} is not an option of this command: it takes key=value settings "
             "and Hydra's options (-m to sweep, --cfg job, --help)"
@@ -552,7 +557,10 @@ def _unknown_flags(args: Sequence[str]) -> list[str]:
     try:
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             _, unknown = get_args_parser().parse_known_args(list(args))
-    except SystemExit:  # --help, --version, a value an option refuses: Hydra answers them
+    except SystemExit as e:  # --help, --version: Hydra answers them
+        said = re.search(r": error: (.+)$", quiet.getvalue().strip())
+        if e.code == 2 and said:  # a value an option lacks or refuses: argparse's own line
+            raise ConfigError(said.group(1)) from None  # (not after its whole usage)
         return []
     return [a for a in unknown if a.startswith("-")]
 
@@ -1240,8 +1248,8 @@ def _flags_first(args: Sequence[str]) -> list[str]:
             continue
         action = actions.get(arg)
         given = bool(rest) and not rest[0].startswith("-")
-        if action is not None and action.nargs == "?":  # (--info: a value of its choices)
-            given = given and rest[0] in (action.choices or ())
+        if action is not None and action.nargs == "?":  # (--info: a value, not an override)
+            given = given and ("=" not in rest[0] and rest[0][:1] not in "~+")
         if action is not None and action.nargs in (None, "?") and not given:
             unvalued.append(arg)  # (before an override, argparse would take that as its value)
             continue

@@ -232,6 +232,10 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     [
         (("-cn", "nonesuch"), "error: Cannot find primary config 'nonesuch'. "),
         (("--resolve",), "error: The --resolve flag can only be used in conjunction with --cfg "),
+        # argparse's own line, not after its usage block
+        (("-cn",), "error: argument --config-name/-cn: expected one argument"),
+        (("--info", "nonsense"), "error: argument --info/-i: invalid choice: 'nonsense' "),
+        (("-m=1",), "error: argument --multirun/-m: ignored explicit argument '1'"),
     ],
 )
 def test_hydras_own_refusals_of_its_flags_are_one_line(monkeypatch, capsys, args, said):
