@@ -165,8 +165,12 @@ class Terminated(BaseException):
         return stop_line(self.signum, _stop["kept"])
 
 
-def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with command-line style overrides (no Hydra app).
+def compose_config(
+    config_name: str, overrides: Sequence[str] = (), *, with_hydra: bool = False
+) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with command-line style overrides (no Hydra app);
+    ``with_hydra``: with Hydra's own node (``hydra.sweep.dir``, ...), which takes ``hydra.*``
+    overrides too.
 
     Used by tests and by library callers. Hydra errors (unknown group option, bad override
     syntax) and YAML syntax errors become a one-line ConfigError.
@@ -184,7 +188,9 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
         raise ConfigError(problem)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose(config_name=config_name, overrides=list(overrides))
+            cfg = compose(
+                config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra
+            )
     except (yaml.YAMLError, HydraException, OmegaConfBaseException) as e:
         problem = _config_problem(e) or _one_line(str(e))
         unknown = re.match(r"Could not override '([^']+)'", problem)
@@ -203,7 +209,7 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
             raise
         raise ConfigError(_one_line(str(e))) from None
     for override in overrides:
-        key = override.lstrip("+~").partition("=")[0]
+        key = override_key(override)
         section = key.rpartition(".")[0]
         if key.split(".")[0] == "canonical" and not re.search(r"[/@]", key):
             own = key.partition(".")[2] or "model"
@@ -319,7 +325,7 @@ def _unknown_key(
     if not key:
         return None
     given = given or key
-    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != given]
+    others = [o for o in overrides if override_key(o) != given]
     try:
         base = compose_config(config_name, others)
     except ConfigError:
@@ -341,9 +347,14 @@ def _unknown_key(
     )
 
 
+def override_key(override: str) -> str:
+    """The key an override sets, adds or removes (``++prompts.x=1``: ``prompts.x``)."""
+    return override.lstrip("+~").partition("=")[0]
+
+
 def _override_value(overrides: Sequence[str], key: str) -> str:
     """What the command line gives ``key`` (``<value>`` where it is not found)."""
-    given = (o.partition("=") for o in overrides if o.lstrip("+~").partition("=")[0] == key)
+    given = (o.partition("=") for o in overrides if override_key(o) == key)
     return next((value for _, eq, value in given if eq), "<value>")
 
 
@@ -527,16 +538,10 @@ def _check_sweep_dir(config_name: str, overrides: list[str]) -> None:
     """A ConfigError where Hydra could not make the sweep's folder (``hydra.sweep.dir``, by
     default beside ``runtime.results_dir``), which it makes before any job: the folder is made,
     a file written there and both removed again."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     from qzhou_eval.config.folders import check_writable_folder, remove_empty
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name, _without_sweeps(overrides), return_hydra_config=True)
+    cfg = compose_config(config_name, _without_sweeps(overrides), with_hydra=True)
     folder = Path(str(cfg.hydra.sweep.dir)).expanduser()
-    GlobalHydra.instance().clear()
     try:
         remove_empty(check_writable_folder("hydra.sweep.dir", folder))
     except ConfigError as e:

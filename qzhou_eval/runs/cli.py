@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig
 
+from qzhou_eval.config.app import override_key
 from qzhou_eval.config.folders import remove_empty
 from qzhou_eval.pipeline.schedule import coverage_line
 from qzhou_eval.progress import stderr_is_terminal
@@ -19,8 +20,7 @@ from qzhou_eval.runs.scoring import quiet_doubled_warnings
 def recipe_label(name: str, overrides: Sequence[str]) -> str:
     """The recipe's name, and the keys of it the command line set: the file of that name no
     longer says all the run does to texts."""
-    given = {o.lstrip("~+").split("=", 1)[0] for o in overrides}
-    keys = sorted(k for k in given if k.startswith("prompts."))
+    keys = sorted({k for k in map(override_key, overrides) if k.startswith("prompts.")})
     return f"{name} with {', '.join(keys)} from the command line" if keys else name
 
 

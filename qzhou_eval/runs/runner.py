@@ -253,15 +253,16 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             "runtime.encode=false scores from the vectors stored there: point it at the store "
             "the encoding run wrote",
         )
+    stored = None
     if runtime.store_dir is not None and (runtime.encode or unfinished):
-        store_folder(runtime.store_dir, model_fingerprint(spec))  # (a folder in the way)
+        stored = store_folder(runtime.store_dir, model_fingerprint(spec))  # (a folder in the way)
     created: list[Path] = []  # a run refused here leaves none of them behind
     try:
         if runtime.store_dir is not None and runtime.encode:
             try:
                 created += check_writable_folder("runtime.store_dir", runtime.store_dir)
             except FolderNotWritable as e:
-                stored = store_folder(runtime.store_dir, model_fingerprint(spec))
+                assert stored is not None  # (encoding: its folder was checked above)
                 if not any(stored.glob(f"*{KEYS}")):  # no vectors of this model to score from
                     raise
                 raise FolderNotWritable(
