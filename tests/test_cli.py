@@ -170,10 +170,10 @@ def test_run_command_takes_any_benchmark_and_fails_in_one_line(tmp_path):
             f"runtime.results_dir={results}",
         )
         assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0]
-    code, _, err = _main("run", "model.pooling=max")
+    code, _, err = _main("run", "model.pooling=average")
     assert code == 2 and err == [
-        "error: model.pooling='max' is unknown; use one of ['mean', 'last_token', 'cls', "
-        "'weighted_mean']"
+        "error: model.pooling='average' is unknown; use one of ['mean', 'last_token', 'cls', "
+        "'weighted_mean', 'max', 'mean_sqrt_len']"
     ]
     assert not results.exists()
 

@@ -27,7 +27,7 @@ from qzhou_eval.config.devices import resolve_devices
 from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.precision import DEFAULT_PRECISION, PRECISIONS, Point
 
-POOLING_MODES = ("mean", "last_token", "cls", "weighted_mean")
+POOLING_MODES = ("mean", "last_token", "cls", "weighted_mean", "max", "mean_sqrt_len")
 DTYPES = ("float32", "bfloat16", "float16")
 BACKENDS = ("native", "sentence_transformers")
 ATTENTIONS = ("bidirectional", "causal", "causal_default")

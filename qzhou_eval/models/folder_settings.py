@@ -34,11 +34,12 @@ from qzhou_eval.errors import ConfigError
 # the modules' class names (sentence-transformers 5 writes sentence_transformers.models.Pooling,
 # 6 sentence_transformers.sentence_transformer.modules.pooling.Pooling)
 _POOLING_MODULE, _NORMALIZE_MODULE, _TRANSFORMER_MODULE = "Pooling", "Normalize", "Transformer"
-# sentence-transformers' Pooling config flags (and its 6.x ``pooling_mode`` names) -> model.pooling
+# sentence-transformers' Pooling config flags (and its 6.x ``pooling_mode`` names) -> model.pooling,
+# in its order (several modes' vectors are put side by side in this order)
 _POOLING_FLAGS = {
     "pooling_mode_cls_token": "cls",
-    "pooling_mode_mean_tokens": "mean",
     "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
     "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
     "pooling_mode_weightedmean_tokens": "weighted_mean",
     "pooling_mode_lasttoken": "last_token",

@@ -204,10 +204,14 @@ def pool_packed(
     segment = torch.repeat_interleave(
         torch.arange(rows, device=h.device), lengths, output_size=h.shape[0]
     )  # output_size: no device-to-host read of the lengths
-    if mode == "mean":
+    if mode in ("mean", "mean_sqrt_len"):
         sums = torch.zeros(rows, h.shape[1], dtype=h.dtype, device=h.device)
         sums.index_add_(0, segment, h)
-        return sums / lengths.clamp(min=1).unsqueeze(1).to(h.dtype)
+        count = lengths.clamp(min=1).unsqueeze(1).to(h.dtype)
+        return sums / (count if mode == "mean" else count.sqrt())
+    if mode == "max":
+        highest = torch.full((rows, h.shape[1]), float("-inf"), dtype=h.dtype, device=h.device)
+        return highest.scatter_reduce(0, segment.unsqueeze(1).expand_as(h), h, reduce="amax")
     if mode == "weighted_mean":
         within = torch.arange(h.shape[0], device=h.device) - cu[:-1][segment]
         weights = (within + 1).to(h.dtype)

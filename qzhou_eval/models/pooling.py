@@ -43,12 +43,16 @@ def pool(
     - mean: average of the non-padding token states;
     - last_token: state of the last non-padding token;
     - cls: state of the first non-padding token;
-    - weighted_mean: position-weighted mean, weight i for the i-th non-padding token (1-based).
+    - weighted_mean: position-weighted mean, weight i for the i-th non-padding token (1-based);
+    - max: the largest value of each dimension over the non-padding tokens;
+    - mean_sqrt_len: the sum of the non-padding token states divided by the square root of
+      their count (sentence-transformers' ``mean_sqrt_len_tokens``).
 
     ``numerics="float32"`` returns float32. ``"official"`` returns what the official embedder's
     pooling returns: mean in the model dtype (see :func:`official_mean`); last_token / cls are the
     model-dtype states (indexing is exact, the cast to float32 is left to the caller);
-    weighted_mean is float32 as there (its float32 weights promote the product).
+    weighted_mean is float32 as there (its float32 weights promote the product); the official
+    embedders have no other mode, so the others pool in float32 under either numerics.
 
     ``spans``: each row's (first real position, real token count), known on the host from the
     batch's lengths; the official mean then needs no host synchronisation to find them.
@@ -65,8 +69,11 @@ def pool(
     h = hidden.float()
     m = mask.to(h.dtype)
     rows = torch.arange(h.shape[0], device=h.device)
-    if mode == "mean":
-        return (h * m.unsqueeze(-1)).sum(dim=1) / m.sum(dim=1, keepdim=True).clamp(min=1.0)
+    if mode in ("mean", "mean_sqrt_len"):
+        count = m.sum(dim=1, keepdim=True).clamp(min=1.0)
+        return (h * m.unsqueeze(-1)).sum(dim=1) / (count if mode == "mean" else count.sqrt())
+    if mode == "max":  # (exact in any dtype: the float32 cast keeps every value)
+        return h.masked_fill(~mask.bool().unsqueeze(-1), float("-inf")).max(dim=1).values
     if mode == "last_token":
         return h[rows, _last_index(mask)]
     if mode == "cls":

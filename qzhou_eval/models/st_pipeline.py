@@ -23,6 +23,8 @@ _POOLING_NAMES = {
     "cls": "cls",
     "lasttoken": "last_token",
     "weightedmean": "weighted_mean",
+    "max": "max",
+    "mean_sqrt_len_tokens": "mean_sqrt_len",
 }
 
 

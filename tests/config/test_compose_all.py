@@ -60,7 +60,7 @@ def test_hf_auto_needs_a_name():
 @pytest.mark.parametrize(
     ("override", "needle"),
     [
-        ("model.pooling=max", "model.pooling"),
+        ("model.pooling=average", "model.pooling"),
         ("model.dtype=float64", "model.dtype"),
         ("model.backend=onnx", "model.backend"),
         ("model.max_length=0", "model.max_length"),

@@ -110,12 +110,17 @@ def test_each_setting_that_differs_is_named_with_the_folders_value(folder):
 
 
 def test_a_pooling_the_harness_cannot_state_is_named(folder):
-    _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=False)
-    _edit(folder / "1_Pooling/config.json", pooling_mode_max_tokens=True)
+    _edit(folder / "1_Pooling/config.json", pooling_mode_max_tokens=True)  # beside mean
     assert (
-        "it pools with max (model.pooling=mean). The harness cannot evaluate it as it is "
-        "configured: it lacks max pooling (it has mean, last_token, cls, weighted_mean); to "
+        "it pools with max+mean (model.pooling=mean). The harness cannot evaluate it as it is "
+        "configured: it lacks max+mean pooling (it has mean, last_token, cls, weighted_mean, "
+        "max, mean_sqrt_len); to "
     ) in _refused(folder)
+    _edit(folder / "1_Pooling/config.json", pooling_mode_mean_tokens=False)
+    assert "model.pooling=max; to evaluate" in _refused(folder)
+    _edit(folder / "1_Pooling/config.json", pooling_mode_max_tokens=False)
+    _edit(folder / "1_Pooling/config.json", pooling_mode_mean_sqrt_len_tokens=True)
+    assert "model.pooling=mean_sqrt_len; to evaluate" in _refused(folder)
 
 
 def test_the_folders_prompts_are_named_with_the_overrides_that_give_them(folder):

@@ -8,6 +8,7 @@ import itertools
 import pytest
 import torch
 
+from qzhou_eval.config.spec import POOLING_MODES
 from qzhou_eval.models.backbone import TransformersBackbone
 from qzhou_eval.models.inputs import TokenBatch, collate_padded
 from qzhou_eval.models.packing import pool_packed
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TEXTS = ["Hello world", "a", "Instruct: find it\nQuery: a much longer input text here", "你好"]
 
 
-@pytest.mark.parametrize("mode", ["mean", "last_token", "cls", "weighted_mean"])
+@pytest.mark.parametrize("mode", POOLING_MODES)
 def test_packed_pooling_equals_padded_pooling(mode):
     lengths = [3, 1, 5, 2]
     torch.manual_seed(0)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from qzhou_eval.config.spec import POOLING_MODES
 from qzhou_eval.models.pooling import pool
 
 
@@ -18,10 +19,14 @@ def _reference(hidden, mask, mode):
         elif mode == "weighted_mean":
             w = torch.arange(1, len(real) + 1, dtype=torch.float32)
             out.append((real * w[:, None]).sum(0) / w.sum())
+        elif mode == "max":
+            out.append(real.max(0).values)
+        elif mode == "mean_sqrt_len":
+            out.append(real.sum(0) / len(real) ** 0.5)
     return torch.stack(out)
 
 
-@pytest.mark.parametrize("mode", ["mean", "last_token", "cls", "weighted_mean"])
+@pytest.mark.parametrize("mode", POOLING_MODES)
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_pooling_matches_reference_under_padding(mode, side):
     torch.manual_seed(0)
@@ -40,11 +45,12 @@ def test_pooling_matches_reference_under_padding(mode, side):
 def test_padding_values_do_not_leak():
     hidden = torch.randn(1, 4, 3)
     mask = torch.tensor([[0, 0, 1, 1]])
-    a = pool(hidden, mask, "mean")
-    hidden[0, :2] = 1e6
-    torch.testing.assert_close(pool(hidden, mask, "mean"), a)
+    loud = hidden.clone()
+    loud[0, :2] = 1e6
+    for mode in POOLING_MODES:
+        torch.testing.assert_close(pool(loud, mask, mode), pool(hidden, mask, mode))
 
 
 def test_unknown_mode():
     with pytest.raises(ValueError, match="unknown pooling"):
-        pool(torch.zeros(1, 1, 1), torch.ones(1, 1), "max")
+        pool(torch.zeros(1, 1, 1), torch.ones(1, 1), "min")

@@ -7,12 +7,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from qzhou_eval.config import compose_config
 from qzhou_eval.config.spec import model_spec
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.models.attention import make_bidirectional
-from qzhou_eval.models.backbone import load_backbone
+from qzhou_eval.models.backbone import TransformersBackbone, load_backbone
 from qzhou_eval.models.st_pipeline import attention_of, check_pipeline_settings
 
 
@@ -136,3 +137,33 @@ def test_a_run_asking_what_the_pipeline_does_not_do_stops_with_one_line(tmp_path
     assert run.code == 2
     assert run.err_lines[-1].startswith("error: model.pooling=cls, but this sentence-transformers")
     assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]  # nothing filed
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours"),
+    [
+        ("cls", "cls"),
+        ("mean", "mean"),
+        ("max", "max"),
+        ("mean_sqrt_len_tokens", "mean_sqrt_len"),
+        ("weightedmean", "weighted_mean"),
+        ("lasttoken", "last_token"),
+    ],
+)
+def test_the_native_backend_pools_as_the_pipelines_pooling_module(
+    minilm_spec, minilm_pipeline, theirs, ours
+):
+    """Each mode model.pooling names gives the vectors of sentence-transformers' own Pooling
+    module of that mode (over MiniLM's real transformer, both without normalization)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling
+
+    texts = ["A short one.", "a somewhat longer input, with more tokens than the first", "x"]
+    dim = minilm_pipeline.get_embedding_dimension()
+    pipeline = SentenceTransformer(modules=[minilm_pipeline[0], Pooling(dim, theirs)])
+    expected = pipeline.encode(texts, convert_to_tensor=True, batch_size=len(texts))
+    spec = dataclasses.replace(minilm_spec, backend="native", pooling=ours, normalize=False)
+    backbone = TransformersBackbone(spec)
+    got = backbone.embed_ids(backbone.tokenize(texts))
+    torch.testing.assert_close(got, expected.float(), rtol=1e-4, atol=1e-5)
+    check_pipeline_settings(pipeline, dataclasses.replace(spec, backend="sentence_transformers"))

@@ -28,7 +28,7 @@ def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["model.pooling=max"], "model.pooling"),
+        (["model.pooling=average"], "model.pooling"),
         (["model.dtype=fp8"], "model.dtype"),
         (["model=nosuch"], "model=nosuch is unknown; use one of ["),
         (["model=minilm", "benchmark=demo_eng", "benchmark.tasks=[NoSuchTask]"], "NoSuchTask"),
@@ -55,7 +55,7 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle
 
 def test_bad_config_from_the_interpreter_is_one_line_exit_2(tmp_path):
     """The same through a real ``python run_mteb.py`` (the exit code the shell sees)."""
-    res = _run("run_mteb.py", "model.pooling=max", f"runtime.results_dir={tmp_path / 'r'}")
+    res = _run("run_mteb.py", "model.pooling=average", f"runtime.results_dir={tmp_path / 'r'}")
     assert res.returncode == 2, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "model.pooling" in lines[0]
