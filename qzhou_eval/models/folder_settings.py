@@ -2,9 +2,12 @@
 against ``model.*`` before a run loads anything (``model.folder_settings: check``).
 
 A folder saved by sentence-transformers (``modules.json``) is the model's own recipe: mteb's run
-of it (the leaderboard's) pools as its Pooling module says, normalizes only where it has a
-Normalize module, cuts inputs at ``sentence_bert_config.json``'s ``max_seq_length`` and puts its
-``config_sentence_transformers.json`` prompts before the texts. ``model=hf_auto`` states generic
+of it (the leaderboard's) pools as its Pooling module says, runs its Dense module (or any other)
+after it, normalizes only where it has a Normalize module, cuts inputs at
+``sentence_bert_config.json``'s ``max_seq_length`` (lower-cased where it says ``do_lower_case``),
+pads them on its tokenizer's side, loads the weights in its ``config.json``'s dtype (transformers
+5), puts its ``config_sentence_transformers.json`` prompts before the texts and scores with its
+``similarity_fn_name``. ``model=hf_auto`` states generic
 values (mean, normalized, 512 tokens, no prompt), which the harness applies on either backend:
 over a CLS-pooled, unnormalized or 256-token model they give other vectors and other scores,
 filed as the model's own. So where they differ the run stops with one line naming each setting
@@ -28,12 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qzhou_eval.config.spec import POOLING_MODES, ModelSpec
+from qzhou_eval.config.spec import DTYPES, POOLING_MODES, SIMILARITIES, ModelSpec
 from qzhou_eval.errors import ConfigError
 
 # the modules' class names (sentence-transformers 5 writes sentence_transformers.models.Pooling,
 # 6 sentence_transformers.sentence_transformer.modules.pooling.Pooling)
 _POOLING_MODULE, _NORMALIZE_MODULE, _TRANSFORMER_MODULE = "Pooling", "Normalize", "Transformer"
+_DENSE_MODULE = "Dense"
+# what the native backend runs of a pipeline: its Transformer module (at the folder's top), one
+# Pooling, one Dense after it (model.projection), one Normalize last
+_NATIVE_MODULES = (_POOLING_MODULE, _DENSE_MODULE, _NORMALIZE_MODULE)
+_BACKEND_FIX = "model.backend=sentence_transformers"
 # sentence-transformers' Pooling config flags (and its 6.x ``pooling_mode`` names) -> model.pooling,
 # in its order (several modes' vectors are put side by side in this order)
 _POOLING_FLAGS = {
@@ -70,6 +78,12 @@ class FolderSettings:
     prompts: dict[str, str] = field(default_factory=dict)  # name -> prompt, as the file has them
     default_prompt_name: str | None = None
     include_prompt: bool = True  # its Pooling module pools the prompt's tokens too
+    similarity: str = "cosine"  # its similarity_fn_name (sentence-transformers' default)
+    lowercase: bool = False  # its Transformer module lower-cases texts (do_lower_case)
+    padding_side: str = "right"  # its tokenizer's (transformers' default)
+    dtype: str | None = None  # its config.json's, in which sentence-transformers 6 loads it
+    transformer_path: str = ""  # its Transformer module's folder ("": the folder's top)
+    modules: tuple[tuple[str, str], ...] = ()  # (type, path) of each module after that one
 
     def mteb_prompts(self, read: Collection[str]) -> tuple[dict[str, str], str | None]:
         """The prompts mteb's run of the model puts before texts, in the recipe's terms
@@ -111,17 +125,24 @@ def read_folder_settings(folder: str | Path) -> FolderSettings | None:
     root = Path(folder)
     if not (root / "modules.json").exists():
         return None
-    modules = _json(root, "modules.json", list)
-    paths = {
-        str(m.get("type")).rsplit(".", 1)[-1]: str(m.get("path") or "")
-        for m in modules
+    listed = [
+        (str(m.get("type")).rsplit(".", 1)[-1], str(m.get("path") or ""))
+        for m in _json(root, "modules.json", list)
         if isinstance(m, dict)
-    }
+    ]
+    paths = dict(reversed(listed))  # (each type's first)
     pooling, include_prompt = None, True
-    if _POOLING_MODULE in paths:
-        config = _json(root, f"{paths[_POOLING_MODULE]}/config.json".lstrip("/"), dict, {})
+    if _POOLING_MODULE in paths:  # (sentence-transformers cannot load it without its config)
+        config = _json(root, f"{paths[_POOLING_MODULE]}/config.json".lstrip("/"), dict)
         pooling, include_prompt = _pooling(config), config.get("include_prompt") is not False
     base = paths.get(_TRANSFORMER_MODULE, "")
+
+    def text_module(name: str) -> dict[str, Any]:
+        return _json(root, f"{base}/{name}".lstrip("/"), dict, {})
+
+    model_config = text_module("config.json")
+    dtype = model_config.get("dtype") or model_config.get("torch_dtype")  # (transformers 4's key)
+    side = text_module("tokenizer_config.json").get("padding_side")
     st = _json(root, "config_sentence_transformers.json", dict, {})
     raw = st.get("prompts") if isinstance(st.get("prompts"), dict) else {}
     # (sentence-transformers reads a null prompt as "")
@@ -139,6 +160,12 @@ def read_folder_settings(folder: str | Path) -> FolderSettings | None:
         prompts=prompts,
         default_prompt_name=None if default is None else str(default),
         include_prompt=include_prompt,
+        similarity=str(st.get("similarity_fn_name") or "cosine"),
+        lowercase=text_module("sentence_bert_config.json").get("do_lower_case") is True,
+        padding_side=side if side in ("left", "right") else "right",
+        dtype=dtype if dtype in DTYPES else None,
+        transformer_path=base,
+        modules=tuple(m for m in listed if m[0] != _TRANSFORMER_MODULE),
     )
 
 
@@ -222,6 +249,25 @@ def check_folder_settings(
     if theirs.max_length is not None and theirs.max_length != spec.max_length:
         differ.append(f"it reads {theirs.max_length} tokens (model.max_length={spec.max_length})")
         fixes.append(f"model.max_length={theirs.max_length}")
+    if theirs.padding_side != spec.padding_side:
+        differ.append(
+            f"its tokenizer pads on the {theirs.padding_side} "
+            f"(model.padding_side={spec.padding_side})"
+        )
+        fixes.append(f"model.padding_side={theirs.padding_side}")
+    if theirs.dtype is not None and theirs.dtype != spec.dtype:
+        differ.append(f"it loads in {theirs.dtype} (model.dtype={spec.dtype})")
+        fixes.append(f"model.dtype={theirs.dtype}")
+    if theirs.similarity != spec.similarity:
+        differ.append(
+            f"it scores with {theirs.similarity} similarity (model.similarity={spec.similarity})"
+        )
+        if theirs.similarity in SIMILARITIES:
+            fixes.append(f"model.similarity={theirs.similarity}")
+        else:
+            cannot.append(f"{theirs.similarity} similarity (it has {', '.join(SIMILARITIES)})")
+    if not pipeline:
+        _check_native_modules(spec, theirs, differ, fixes)
     read = theirs.keys_mteb_reads(mteb_reads)  # (mteb's check asks its registry per key: once)
     prompts = theirs.mteb_prompts(read)
     prompted = any(prompts[0].values()) or prompts[1] is not None
@@ -241,6 +287,8 @@ def check_folder_settings(
         cannot.append("pooling without the prompt's tokens")
     if not differ:
         return
+    if _BACKEND_FIX in fixes:  # (the pipeline runs its Dense itself)
+        fixes = [f for f in fixes if not f.startswith("model.projection=")]
     if cannot:  # (what else differs would not make it so)
         how = f"The harness cannot evaluate it as it is configured: it lacks {' and '.join(cannot)}"
     else:  # the overrides as a shell takes them (to paste), then what no override carries
@@ -251,6 +299,45 @@ def check_folder_settings(
         f"{name} is a sentence-transformers model whose own configuration differs from this "
         f"run's: {'; '.join(differ)}. {how}; {ignore}"
     )
+
+
+def _check_native_modules(
+    spec: ModelSpec, theirs: FolderSettings, differ: list[str], fixes: list[str]
+) -> None:
+    """What of the folder's pipeline the native backend does not run as it does: its Dense
+    module (``model.projection``, if one, after the Pooling module, before any Normalize), and
+    what only the sentence-transformers backend runs: a Transformer module in a subfolder, its
+    lower-casing, any other module."""
+    types = [t for t, _ in theirs.modules]
+    dense = [p for t, p in theirs.modules if t == _DENSE_MODULE]
+    runs_own = []
+    if theirs.transformer_path:
+        runs_own.append(f"its Transformer module is in {theirs.transformer_path}/")
+    if theirs.lowercase:
+        runs_own.append("it lower-cases every input (do_lower_case)")
+    others = [f"{t} ({p or 'top'})" for t, p in theirs.modules if t not in _NATIVE_MODULES]
+    in_order = types == [t for t in _NATIVE_MODULES if t in types]
+    if others or len(dense) > 1 or not in_order or len(set(types)) < len(types):
+        listed = ", ".join(f"{t} ({p or 'top'})" for t, p in theirs.modules)
+        runs_own.append(f"its modules after the Transformer are {listed}")
+    elif (dense[0] if dense else None) != spec.projection:
+        if dense:
+            differ.append(
+                f"it projects with its Dense module {dense[0]} (model.projection=null)"
+                if spec.projection is None
+                else f"it projects with its Dense module {dense[0]} "
+                f"(model.projection={spec.projection})"
+            )
+            fixes.append(f"model.projection={dense[0]}")
+        else:
+            differ.append(f"it has no Dense module (model.projection={spec.projection})")
+            fixes.append("model.projection=null")
+    if runs_own:
+        differ.append(
+            f"{'; '.join(runs_own)} (which the native backend does not run; the "
+            "sentence-transformers backend runs the folder's own modules)"
+        )
+        fixes.append(_BACKEND_FIX)
 
 
 def _behaviour(prompts: Prompts) -> Prompts:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def check_folder_settings(spec, folder: Path, prompts=NO_PROMPTS) -> None:
 
 
 def _spec(folder: Path, **overrides):
-    settings = {"pooling": "mean", "normalize": True, "max_length": 256}
+    settings = {"pooling": "mean", "normalize": True, "max_length": 256, "padding_side": "right"}
     return native_spec(folder, name="test/m", **{**settings, **overrides})
 
 
@@ -213,6 +214,107 @@ def _fix(message: str) -> list[str]:
     return shlex.split(message.split("configured: ")[1].split("; to evaluate")[0])
 
 
+def _modules(folder: Path, *modules: tuple[str, str]) -> None:
+    """``modules.json``: MiniLM's Transformer at the top, then ``(type, path)`` each."""
+    listed = [("Transformer", ""), *modules]
+    (folder / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": i, "name": str(i), "path": p, "type": f"sentence_transformers.models.{t}"}
+                for i, (t, p) in enumerate(listed)
+            ]
+        )
+    )
+
+
+POOL, NORM = ("Pooling", "1_Pooling"), ("Normalize", "3_Normalize")
+
+
+def test_a_dense_module_is_the_projection_that_runs_it(folder):
+    _modules(folder, POOL, ("Dense", "2_Dense"), NORM)
+    message = _refused(folder)
+    assert "it projects with its Dense module 2_Dense (model.projection=null)" in message
+    assert _fix(message) == ["model.projection=2_Dense"]
+    check_folder_settings(_spec(folder, projection="2_Dense"), folder)
+    _modules(folder, POOL, NORM)  # a projection the folder lacks
+    message = _refused(folder, projection="2_Dense")
+    assert "it has no Dense module (model.projection=2_Dense)" in message
+    assert _fix(message) == ["model.projection=null"]
+
+
+@pytest.mark.parametrize(
+    "modules",
+    [
+        (POOL, ("Dense", "2_Dense"), ("Dense", "3_Dense"), NORM),  # two
+        (POOL, NORM, ("Dense", "3_Dense")),  # after the normalization
+        (POOL, ("LayerNorm", "2_LayerNorm"), NORM),  # another module
+    ],
+)
+def test_modules_the_native_backend_does_not_run_need_the_pipeline(folder, modules):
+    _modules(folder, *modules)
+    message = _refused(folder)
+    assert "its modules after the Transformer are Pooling (1_Pooling), " in message
+    assert "(which the native backend does not run; the sentence-transformers backend runs " in (
+        message
+    )
+    assert _fix(message) == ["model.backend=sentence_transformers"]  # (no projection then)
+    check_folder_settings(_spec(folder, backend="sentence_transformers"), folder)
+
+
+def test_lower_casing_and_a_transformer_in_a_subfolder_need_the_pipeline(folder):
+    _edit(folder / "sentence_bert_config.json", do_lower_case=True)
+    message = _refused(folder)
+    assert "it lower-cases every input (do_lower_case) (which the native backend" in message
+    assert _fix(message) == ["model.backend=sentence_transformers"]
+    check_folder_settings(_spec(folder, backend="sentence_transformers"), folder)
+    (folder / "0_Transformer").mkdir()
+    (folder / "sentence_bert_config.json").rename(
+        folder / "0_Transformer/sentence_bert_config.json"
+    )
+    _modules(folder, POOL, NORM)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[0]["path"] = "0_Transformer"
+    (folder / "modules.json").write_text(json.dumps(modules))
+    message = _refused(folder)
+    assert "its Transformer module is in 0_Transformer/; it lower-cases every input" in message
+    check_folder_settings(_spec(folder, backend="sentence_transformers"), folder)
+
+
+def test_padding_side_dtype_and_similarity_are_named(folder):
+    (folder / "tokenizer_config.json").write_text(json.dumps({"padding_side": "left"}))
+    (folder / "config.json").write_text(json.dumps({"torch_dtype": "bfloat16"}))
+    _edit(folder / "config_sentence_transformers.json", similarity_fn_name="dot")
+    message = _refused(folder)
+    assert (
+        "its tokenizer pads on the left (model.padding_side=right); it loads in bfloat16 "
+        "(model.dtype=float32); it scores with dot similarity (model.similarity=cosine)."
+    ) in message
+    assert _fix(message) == [
+        "model.padding_side=left",
+        "model.dtype=bfloat16",
+        "model.similarity=dot",
+    ]
+    fixed = {"padding_side": "left", "dtype": "bfloat16", "similarity": "dot"}
+    check_folder_settings(_spec(folder, **fixed), folder)
+    # on either backend: the harness pads, loads and scores on both
+    assert _fix(_refused(folder, backend="sentence_transformers")) == _fix(message)
+    (folder / "config.json").write_text(json.dumps({"dtype": "float16"}))  # (transformers 5's)
+    _edit(folder / "config_sentence_transformers.json", similarity_fn_name="euclidean")
+    message = _refused(folder, **fixed)
+    assert "it loads in float16 (model.dtype=bfloat16); it scores with euclidean" in message
+    assert "cannot evaluate it as it is configured: it lacks euclidean similarity (it has " in (
+        message
+    )
+
+
+def test_a_pooling_module_without_its_configuration_is_named(folder):
+    (folder / "1_Pooling/config.json").unlink()  # (sentence-transformers cannot load it)
+    assert ": its sentence-transformers configuration cannot be read to check this run's " in (
+        _refused(folder)
+    )
+    assert "1_Pooling/config.json is missing; fix the file, or " in _refused(folder)
+
+
 def test_a_folder_whose_pooling_leaves_the_prompt_out(folder):
     _edit(folder / "config_sentence_transformers.json", prompts={"query": "query: "})
     _edit(folder / "1_Pooling/config.json", include_prompt=False)
@@ -314,11 +416,6 @@ def test_hf_auto_with_the_lines_fixes_scores_as_mtebs_run_of_the_model(folder, t
     refused with the overrides that give its configuration; with them the pipelined run (the
     look-ahead, scoring processes) scores as mteb's own run of the sentence-transformers model
     does (``SentenceTransformerEncoderWrapper`` over the folder)."""
-    import mteb
-    from sentence_transformers import SentenceTransformer
-
-    from qzhou_eval.demo import get_demo_tasks
-
     model = tmp_path / "e5_like"
     shutil.copytree(MINILM, model)
     prompts = {"query": "query: ", "document": "passage: ", "STS": "sts: "}
@@ -346,18 +443,70 @@ def test_hf_auto_with_the_lines_fixes_scores_as_mtebs_run_of_the_model(folder, t
     run = qzhou_eval(*args, *fixes)
     assert run.code == 0, run.err[-2000:]
     assert "look-ahead coverage: every input came from the store on 2 of 2 task(s)" in run.out
-    ours = {
+    ours = _scores(results, names)
+    theirs = _mtebs_run(model, names)
+    assert ours == pytest.approx(theirs, abs=1e-4)
+    plain = _mtebs_run(MINILM, names)  # (without the prompts: other scores, told apart)
+    assert all(abs(plain[name] - ours[name]) > 1e-3 for name in names), (plain, ours)
+
+
+def _scores(results: Path, names: Sequence[str]) -> dict[str, float]:
+    import mteb
+
+    return {
         name: mteb.TaskResult.from_disk(next(results.rglob(f"{name}.json"))).get_score()
         for name in names
     }
 
-    def mtebs(folder: Path) -> dict[str, float]:
-        wrapper = mteb.SentenceTransformerEncoderWrapper(SentenceTransformer(str(folder)))
-        tasks = [t for t in get_demo_tasks("demo_eng") if t.metadata.name in names]
-        result = mteb.evaluate(wrapper, tasks, cache=None, show_progress_bar=False)
-        return {r.task_name: r.get_score() for r in result.task_results}
 
-    theirs = mtebs(model)
-    assert ours == pytest.approx(theirs, abs=1e-4)
-    plain = mtebs(MINILM)  # (without the prompts: other scores, which the check tells apart)
-    assert all(abs(plain[name] - ours[name]) > 1e-3 for name in names), (plain, ours)
+def _mtebs_run(folder: Path, names: Sequence[str]) -> dict[str, float]:
+    """The demo tasks' scores of mteb's own run of the sentence-transformers model."""
+    import mteb
+    from sentence_transformers import SentenceTransformer
+
+    from qzhou_eval.demo import get_demo_tasks
+
+    wrapper = mteb.SentenceTransformerEncoderWrapper(SentenceTransformer(str(folder)))
+    tasks = [t for t in get_demo_tasks("demo_eng") if t.metadata.name in names]
+    result = mteb.evaluate(wrapper, tasks, cache=None, show_progress_bar=False)
+    return {r.task_name: r.get_score() for r in result.task_results}
+
+
+@pytest.mark.slow
+def test_a_folder_with_a_dense_module_and_dot_similarity_scores_as_mtebs_run(tmp_path):
+    """A Dense module (tanh) after the pooling, no Normalize, dot-product similarity: hf_auto is
+    refused with the overrides that give them; with them the run scores as mteb's own run of the
+    folder (a helper's trial: the Dense was dropped and cosine used, filed as the model's own)."""
+    import torch
+    from sentence_transformers.models import Dense
+
+    model = tmp_path / "dense_dot"
+    shutil.copytree(MINILM, model)
+    torch.manual_seed(0)
+    (model / "2_Dense").mkdir()
+    Dense(384, 64, activation_function=torch.nn.Tanh()).save(str(model / "2_Dense"))
+    _modules(model, POOL, ("Dense", "2_Dense"))
+    _edit(model / "config_sentence_transformers.json", similarity_fn_name="dot")
+    results, names = tmp_path / "results", ("DemoEngRetrieval", "DemoEngSTS")
+    args = [
+        "run",
+        "model=hf_auto",
+        "model.name=test/dense_dot",
+        f"model.path={model}",
+        "benchmark=demo_eng",
+        f"benchmark.tasks=[{','.join(names)}]",
+        f"runtime.results_dir={results}",
+        f"runtime.store_dir={tmp_path / 'store'}",
+    ]
+    refused = qzhou_eval(*args)
+    assert refused.code == 2 and not results.exists(), refused.err[-2000:]
+    fixes = _fix(refused.err_lines[0])
+    assert fixes == [
+        "model.normalize=false",
+        "model.max_length=256",
+        "model.similarity=dot",
+        "model.projection=2_Dense",
+    ]
+    run = qzhou_eval(*args, *fixes)
+    assert run.code == 0, run.err[-2000:]
+    assert _scores(results, names) == pytest.approx(_mtebs_run(model, names), abs=1e-4)
