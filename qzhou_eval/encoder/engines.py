@@ -122,10 +122,14 @@ def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -
     ) as e:  # (TypeError: a library's constructor given a malformed config, a missing value)
         if isinstance(e, torch.cuda.OutOfMemoryError):
             raise
-        detail = " ".join(str(e).split())[:300] or type(e).__name__
+        detail = _shortened(" ".join(str(e).split())) or type(e).__name__
         folder = Path(spec.path).expanduser()
         if folder.is_dir() and not any((folder / f).is_file() for f in _MODEL_FILES):
             detail = f"the folder holds no model (none of {', '.join(_MODEL_FILES)})"
+        elif (
+            folder.is_dir() and spec.backend == "native" and not (folder / "config.json").is_file()
+        ):
+            detail = "it has no config.json (the native backend loads the folder's top)"
         elif folder.is_dir():  # (the decoder's message names no file; a loader's wraps it)
             if (damaged := _unparsable_json(folder)) is not None:
                 detail = f"{damaged} is not valid JSON: {detail}"
@@ -134,6 +138,18 @@ def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -
         raise ModelLoadError(
             f"cannot load the {what} of {spec.name} from model.path={spec.path}: {detail}"
         ) from None
+
+
+def _shortened(message: str, limit: int = 300) -> str:
+    """A library's message, at most ``limit`` characters: its whole sentences that fit, else
+    cut at a word, marked."""
+    if len(message) <= limit:
+        return message
+    cut = message[:limit]
+    end = cut.rfind(". ")
+    if end >= limit // 3:
+        return cut[: end + 1]
+    return cut[: cut.rfind(" ")].rstrip(" ,;:") + " ..."
 
 
 def _unparsable_json(folder: Path) -> str | None:

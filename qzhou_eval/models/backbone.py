@@ -96,6 +96,11 @@ class InputTokenizer:
         tokenizer.truncation_side = "right"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        if tokenizer.pad_token_id is None:  # (sentence-transformers cannot pad either)
+            raise ValueError(
+                "its tokenizer has neither a pad token nor an EOS token to pad with: give it a "
+                "pad_token (tokenizer_config.json or special_tokens_map.json)"
+            )
         self.pad_id = int(tokenizer.pad_token_id)
 
     def tokenize(

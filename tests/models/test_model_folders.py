@@ -162,3 +162,28 @@ def test_a_weights_file_cut_short_is_named(tmp_path, backend):
     weights.write_bytes(weights.read_bytes()[:2000])
     message = _refused(folder, backend=backend, attention="causal_default")
     assert ": model.safetensors is damaged (cut short?): " in message
+
+
+def test_a_tokenizer_without_a_pad_token_is_named(tmp_path):
+    # (it said "int() argument must be a string, ..., not 'NoneType'")
+    folder = _bert(tmp_path / "m")
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        config = json.loads((folder / name).read_text())
+        (folder / name).write_text(json.dumps({**config, "pad_token": None}))
+    assert "its tokenizer has neither a pad token nor an EOS token to pad with: give it a " in (
+        _refused(folder)
+    )
+
+
+def test_an_unknown_architecture_and_a_missing_config_are_named_whole(tmp_path):
+    folder = _bert(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "frobnicator"}))
+    message = _refused(folder)
+    assert "has model type `frobnicator` but Transformers does not recognize this " in message
+    assert message.endswith((".", " ...")), message  # (not cut in the middle of a word)
+    (folder / "config.json").unlink()
+    _pipeline(folder)  # (a folder with modules.json: it does hold a model)
+    assert _refused(folder).endswith(
+        ": it has no config.json (the native backend loads the folder's top)"
+    )
