@@ -14,6 +14,10 @@ instruction, which sides get it, the template, the wrapper, the empty-text rule)
   the recipe's differences from the official recipe over every task it names, so it does not
   depend on which tasks a run evaluates: overriding STS12's instruction and running STS12 and
   SCIDOCS files STS12 as a variant and SCIDOCS as official.
+- A task whose data are not shown to be the pinned revision's (a mirror's files edited, or
+  filled without the download metadata), which would otherwise file under ``<revision>/``, files
+  under ``experiments/variant_<id>/`` with an id of its own (:attr:`Identity.other_data_id`);
+  its record holds the data's content hash.
 - ``experiment=<name>`` files every task under ``experiments/experiment_<name>/``.
 - Each folder records, per task, the fingerprint of what produced its result
   (``qzhou_eval_records/<Task>.yaml``). A run refuses only a task whose recorded fingerprint
@@ -149,6 +153,19 @@ class Identity:
         }
         if self.recipe.prompt_rules():  # prompts by task type reach tasks the recipe does not name
             payload["prompt_rules"] = self.recipe.prompt_rules()
+        return fingerprint(payload, 10)
+
+    @cached_property
+    def other_data_id(self) -> str:
+        """Id of the variant folder of tasks whose data are not shown to be the pinned revision's
+        (a mirror edited, or filled without the download metadata), which would otherwise be
+        filed in the revision's own folder: never as the results of the pinned data."""
+        payload = {
+            "model": self.spec.fingerprint_fields(),
+            "normalize": self.spec.normalize,
+            **_similarity_field(self.spec),
+            "data": "not shown to be the pinned revision",
+        }
         return fingerprint(payload, 10)
 
     def is_official(self, task: str) -> bool:

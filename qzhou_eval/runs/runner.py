@@ -103,7 +103,10 @@ class RunPlan:
     model_folder: ModelFolder | None = None  # a local model.path's digest, to record
 
     def variant(self, task: str) -> Variant | None:
-        return self.identity.variant(task)
+        variant = self.identity.variant(task)
+        if variant is None and data_identity(self.data.get(task)) is not None:
+            return ("variant", self.identity.other_data_id)  # never filed as the pinned data's
+        return variant
 
     def model_meta(self, task: str, point: Point) -> ModelMeta:
         """The mteb model meta of ``task`` at sweep point ``point``: its name, revision and

@@ -122,12 +122,27 @@ def test_records_and_reports_say_where_the_data_came_from(tmp_path):
     assert "data_content" not in record  # the pinned data: the official identity
     assert f"Data: mirror {mirror.resolve()}, files match the pinned revision" in first.out
 
-    # Other rows under the same revision's download metadata: never filed as the official data.
-    write_table(
-        folder / "test.jsonl.gz",
-        [{"sentence1": "a", "sentence2": "b", "score": 1.0}] * 2
-        + [{"sentence1": "a", "sentence2": "c", "score": 0.0}],
-    )
+    # Other rows under the same revision's download metadata: never filed as the official data,
+    # whether or not the official folder holds the pinned data's result yet (a helper's trial:
+    # filed there first, then the pinned data were refused as "made from other data").
+    official = result.read_bytes()
+    for rows, results in ((2, tmp_path / "results"), (3, tmp_path / "fresh")):
+        write_table(
+            folder / "test.jsonl.gz",
+            [{"sentence1": "a", "sentence2": "b", "score": 1.0}] * rows
+            + [{"sentence1": "a", "sentence2": "c", "score": 0.0}],
+        )
+        other = qzhou_eval("run", *args, f"runtime.results_dir={results}")
+        assert other.code == 0, other.err[-3000:]
+        (variant,) = (results / MINILM / "experiments").glob("variant_*")
+        assert f"(1 in experiments/{variant.name})" in other.out.splitlines()[0]
+        record = yaml.safe_load((variant / "qzhou_eval_records/STSBenchmark.yaml").read_text())
+        assert record["data_content"] == f"sha256:{record['data_source']['sha256']}"
+        assert not (results / MINILM / "STSBenchmark.json").exists() or (
+            result.read_bytes() == official
+        )
+    # a third content, where the second's result is filed: refused, then filed apart by name
+    write_table(folder / "test.jsonl.gz", [{"sentence1": "a", "sentence2": "b", "score": 1.0}] * 3)
     refused = qzhou_eval("run", *args)
     assert refused.code == 2 and "Traceback" not in refused.err
     (line,) = refused.err_lines
@@ -148,7 +163,7 @@ def test_records_and_reports_say_where_the_data_came_from(tmp_path):
     )
     assert report.code == 0, report.err[-3000:]
     lines = [ln for ln in report.out.splitlines() if ln.startswith("Data of ")]
-    assert len(lines) == 2, report.out
+    assert len(lines) == 3, report.out
     assert any("files match the pinned revision" in ln for ln in lines)
     assert any(
         "edited_mirror" in ln and "NOT shown to be the pinned revision" in ln for ln in lines
