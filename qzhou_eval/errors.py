@@ -104,7 +104,15 @@ class DataError(UserError):
     """
 
 
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """An exception's message on one line of at most ``limit`` characters (``error:`` lines)."""
+def one_line(error: BaseException | str, limit: int = 300) -> str:
+    """An exception's message on one line of at most ``limit`` characters (``error:`` lines): its
+    whole sentences that fit, else cut at a word and marked ``...``."""
     text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = cut.rfind(". ")
+    if end >= limit // 3:
+        return cut[: end + 1]
+    cut = cut[: limit - 4]
+    return cut[: cut.rfind(" ") if " " in cut else len(cut)].rstrip(" ,;:") + " ..."

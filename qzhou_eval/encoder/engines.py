@@ -16,7 +16,7 @@ import torch
 
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.encoder.device_loop import DeviceLoop, select_device
-from qzhou_eval.errors import ModelLoadError
+from qzhou_eval.errors import ModelLoadError, one_line
 from qzhou_eval.models.backbone import Backbone, InputTokenizer, load_backbone, load_input_tokenizer
 from qzhou_eval.models.inputs import TokenBatch
 
@@ -122,7 +122,7 @@ def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -
     ) as e:  # (TypeError: a library's constructor given a malformed config, a missing value)
         if isinstance(e, torch.cuda.OutOfMemoryError):
             raise
-        detail = _shortened(" ".join(str(e).split())) or type(e).__name__
+        detail = one_line(e)
         folder = Path(spec.path).expanduser()
         if folder.is_dir() and not any((folder / f).is_file() for f in _MODEL_FILES):
             detail = f"the folder holds no model (none of {', '.join(_MODEL_FILES)})"
@@ -138,18 +138,6 @@ def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -
         raise ModelLoadError(
             f"cannot load the {what} of {spec.name} from model.path={spec.path}: {detail}"
         ) from None
-
-
-def _shortened(message: str, limit: int = 300) -> str:
-    """A library's message, at most ``limit`` characters: its whole sentences that fit, else
-    cut at a word, marked."""
-    if len(message) <= limit:
-        return message
-    cut = message[:limit]
-    end = cut.rfind(". ")
-    if end >= limit // 3:
-        return cut[: end + 1]
-    return cut[: cut.rfind(" ")].rstrip(" ,;:") + " ..."
 
 
 def _unparsable_json(folder: Path) -> str | None:

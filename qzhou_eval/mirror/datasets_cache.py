@@ -12,16 +12,21 @@ So each mirrored repo is read through ``<HF_DATASETS_CACHE>/qzhou_eval_mirror/<f
 name>-<content SHA-256, 16 hex>``, a symbolic link to the folder: ``datasets`` names its cache
 entry after the link, so a content gets tables of its own (a content seen before gets its
 tables back); the SHA-256 is the record's (:func:`.provenance.content_sha256`).
+
+A cache folder that fills up while ``datasets`` builds a task's tables (from a mirror or the Hub)
+fails deep inside its builder (a ``DatasetGenerationError`` over the ``OSError``):
+:func:`full_cache` turns that into the one line of a failed write, naming the folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
 from qzhou_eval import atomic
-from qzhou_eval.errors import MirrorError
+from qzhou_eval.errors import MirrorError, UserError, WriteError
 from qzhou_eval.mirror.provenance import content_sha256
 
 LINKS = "qzhou_eval_mirror"
@@ -53,3 +58,36 @@ def content_link(folder: Path) -> Path:
             "HF_DATASETS_CACHE (or HF_HOME) to a writable folder"
         ) from None
     return link
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def full_cache(task: str, error: BaseException) -> UserError | None:
+    """The failed write of ``task``'s tables where ``datasets`` met a full disk (or quota) as it
+    built them; None for any other error."""
+    if isinstance(error, UserError):
+        return None
+    seen, cause = set(), error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in _FULL and _in_datasets(cause):
+            import datasets.config
+
+            why = (
+                f"{cause.strerror or cause} (datasets builds the tables of task {task} there: "
+                "free space, or set HF_DATASETS_CACHE or HF_HOME to a folder with room)"
+            )
+            return WriteError(datasets.config.HF_DATASETS_CACHE, OSError(cause.errno, why), False)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _in_datasets(error: BaseException) -> bool:
+    """Whether ``datasets``' own code raised ``error`` (a frame of it in its traceback)."""
+    tb = error.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).partition(".")[0] == "datasets":
+            return True
+        tb = tb.tb_next
+    return False

@@ -19,6 +19,7 @@ from qzhou_eval.encoder.embedder import Embedder, MissingInputs
 from qzhou_eval.errors import UserError
 from qzhou_eval.fresh_tasks import evaluation_copy
 from qzhou_eval.mirror.content import damaged_data
+from qzhou_eval.mirror.datasets_cache import full_cache
 from qzhou_eval.mirror.offline import unreachable_data
 from qzhou_eval.precision import Point
 from qzhou_eval.results import ResultsFolder
@@ -104,11 +105,13 @@ def failed(plan: RunPlan, task: AbsTask, error: Exception, outcome: RunOutcome) 
 
 def data_problem(plan: RunPlan, task: AbsTask, error: BaseException) -> UserError | None:
     """The one line for a task whose data could not be loaded: unreachable (offline, no Hub),
-    or a damaged mirror file (named); None for any other error."""
+    datasets' cache folder full, or a damaged mirror file (named); None for any other error."""
     hint = fill_hint(plan.benchmark.key)
     name = task.metadata.name
-    return unreachable_data(task, error, hint) or damaged_data(
-        name, error, plan.data.get(name), hint
+    return (
+        unreachable_data(task, error, hint)
+        or full_cache(name, error)
+        or damaged_data(name, error, plan.data.get(name), hint)
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +170,36 @@ def test_records_and_reports_say_where_the_data_came_from(tmp_path):
     assert any(
         "edited_mirror" in ln and "NOT shown to be the pinned revision" in ln for ln in lines
     )
+
+
+def test_a_full_datasets_cache_is_one_line_naming_it(tmp_path, monkeypatch):
+    """datasets meets a full disk as it builds a task's tables (a helper's trial: 119 lines of
+    traceback, ending in DatasetGenerationError): the line of a failed write, naming the cache
+    folder and the task; nothing is filed."""
+    import datasets.config
+    from datasets.arrow_writer import ArrowWriter
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ArrowWriter, "write_table", full)
+    mirror = tmp_path / "mirror"
+    rows = [(f"{tmp_path.name} one", "two", 1.0), ("three", "four", 0.0)]  # tables of its own
+    write_task_repo(mirror, _task("MTEB(eng, v2)", "STSBenchmark"), pairs=rows)
+    results = tmp_path / "results"
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark.tasks=[STSBenchmark]",
+        f"data.mirror={mirror}",
+        f"runtime.results_dir={results}",
+        f"runtime.store_dir={tmp_path / 's'}",
+        "runtime.progress=false",
+    )
+    assert run.code == 1 and "Traceback" not in run.err, run.err[-3000:]
+    assert run.err_lines[-1].startswith(
+        f"error: cannot write {datasets.config.HF_DATASETS_CACHE}: No space left on device "
+        "(datasets builds the tables of task STSBenchmark there: free space, or set "
+        "HF_DATASETS_CACHE or HF_HOME to a folder with room)"
+    ), run.err_lines
+    assert not list(results.rglob("STSBenchmark.json"))
