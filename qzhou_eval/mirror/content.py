@@ -48,8 +48,8 @@ def damaged_data(
             problem = file_problem(path)
             if problem is not None:
                 return DataError(
-                    f"task {task}: mirror file {path} {problem}; replace it with the repo's file "
-                    f"(re-fetch: {fill_hint})"
+                    f"task {task}: mirror file {path} {problem}; fetch the repo again: remove "
+                    f"{folder} and run {fill_hint}"
                 )
     return None
 

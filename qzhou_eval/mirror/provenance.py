@@ -135,6 +135,20 @@ def _content(folder: Path, revision: str | None, files: list[tuple[str, Path]]) 
     return total.hexdigest(), matches
 
 
+def differing_file(folder: Path, revision: str) -> str | None:
+    """The first file a loader reads in ``folder`` whose content differs from the hash
+    ``snapshot_download`` recorded for it at ``revision`` (damaged or edited since); None when
+    none does (a file without such a record is not judged)."""
+    for rel, path in _content_files(folder):
+        recorded = _recorded(folder, rel, revision)
+        if recorded is None:
+            continue
+        stat = path.stat()
+        if recorded not in _file_hashes(str(path), stat.st_size, stat.st_mtime_ns):
+            return rel
+    return None
+
+
 @functools.cache
 def _file_hashes(path: str, size: int, mtime_ns: int) -> tuple[str, str]:
     """SHA-256 of the content and its git blob SHA-1 (what the Hub reports for non-LFS files);

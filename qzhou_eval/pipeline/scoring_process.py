@@ -27,7 +27,7 @@ from qzhou_eval.config.app import LineFormatter, warnings_as_lines
 from qzhou_eval.encoder.embedder import Embedder
 from qzhou_eval.pipeline.scoring_pool import JobDone
 from qzhou_eval.results import ResultsFolder
-from qzhou_eval.runs.scoring import ENCODE_KWARGS, Encoders, quiet_doubled_warnings, score
+from qzhou_eval.runs.scoring import ENCODE_KWARGS, Encoders, quiet_libraries, score
 from qzhou_eval.store import DiskStore, model_fingerprint
 
 if TYPE_CHECKING:
@@ -54,8 +54,7 @@ def start(settings: tuple[Any, ...], handoff: Handoff) -> None:
     fork server's child starts with the server's), ``damaged`` the store's shards it warned
     about."""
     log_warnings_as_lines()
-    logging.getLogger("mteb").setLevel(logging.WARNING)
-    quiet_doubled_warnings()
+    quiet_libraries()
     plan, threads, environment, damaged = settings
     os.environ.clear()
     os.environ.update(environment)

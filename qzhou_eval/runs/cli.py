@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -14,7 +13,7 @@ from qzhou_eval.pipeline.schedule import coverage_line
 from qzhou_eval.progress import stderr_is_terminal
 from qzhou_eval.report import render_run_summary
 from qzhou_eval.runs.runner import RunOutcome, execute, plan_run
-from qzhou_eval.runs.scoring import quiet_doubled_warnings
+from qzhou_eval.runs.scoring import quiet_libraries
 
 
 def recipe_label(name: str, overrides: Sequence[str]) -> str:
@@ -34,8 +33,7 @@ def _task_overrides() -> list[str]:
 def run_from_config(cfg: DictConfig) -> int:
     """Plan (validate everything), execute, print the tables; return the exit code (after
     :func:`qzhou_eval.runs.launch.prepare`)."""
-    logging.getLogger("mteb").setLevel(logging.WARNING)
-    quiet_doubled_warnings()
+    quiet_libraries()
     # the libraries' bars only on a terminal (in a log they are carriage-return noise; the
     # encoder prints plain periodic lines there instead)
     if not cfg.runtime.progress or not stderr_is_terminal():

@@ -227,11 +227,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     if mirror is not None:
         from qzhou_eval.mirror import apply_mirror
 
-        hint = (
-            f"python -m qzhou_eval.mirror benchmark={cfg.benchmark.key} data.mirror={mirror} "
-            "'benchmark.tasks=[{task}]'"
-        )
-        apply_mirror(tasks, mirror, hint)
+        apply_mirror(tasks, mirror, fill_hint(cfg.benchmark.key, mirror, "{task}"))
     plan = RunPlan(
         spec, runtime, recipe, tasks, points, identity, benchmark_info(cfg.benchmark, tasks)
     )

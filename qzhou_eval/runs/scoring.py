@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mteb
@@ -33,9 +34,13 @@ if TYPE_CHECKING:
 _LOGGED_TOO = r"The task '.*' is superseded by "
 
 
-def quiet_doubled_warnings() -> None:
-    """Ignore the Python warnings mteb also logs (its logger's line is the one printed)."""
+def quiet_libraries() -> None:
+    """mteb's log from warnings up; the Python warnings mteb also logs ignored (its logger's line
+    is the one printed); the errors datasets' file loaders log before they raise on a damaged
+    file left out (the run's one line names the file, :mod:`qzhou_eval.mirror.content`)."""
+    logging.getLogger("mteb").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=_LOGGED_TOO, category=UserWarning)
+    logging.getLogger("datasets.packaged_modules").setLevel(logging.CRITICAL)
 
 
 logger = logging.getLogger(__name__)
@@ -106,8 +111,8 @@ def failed(plan: RunPlan, task: AbsTask, error: Exception, outcome: RunOutcome) 
 def data_problem(plan: RunPlan, task: AbsTask, error: BaseException) -> UserError | None:
     """The one line for a task whose data could not be loaded: unreachable (offline, no Hub),
     datasets' cache folder full, or a damaged mirror file (named); None for any other error."""
-    hint = fill_hint(plan.benchmark.key)
     name = task.metadata.name
+    hint = fill_hint(plan.benchmark.key, (plan.data.get(name) or {}).get("mirror"), name)
     return (
         unreachable_data(task, error, hint)
         or full_cache(name, error)
@@ -115,9 +120,14 @@ def data_problem(plan: RunPlan, task: AbsTask, error: BaseException) -> UserErro
     )
 
 
-def fill_hint(benchmark_key: str) -> str:
-    """The command that fills a mirror with a benchmark's datasets."""
-    return f"python -m qzhou_eval.mirror benchmark={benchmark_key} data.mirror=<folder>"
+def fill_hint(benchmark_key: str, mirror: str | Path | None = None, task: str | None = None) -> str:
+    """The command that fills a mirror (``<folder>`` where none is known yet) with a benchmark's
+    datasets, or only a task's."""
+    only = f" 'benchmark.tasks=[{task}]'" if task else ""
+    return (
+        f"python -m qzhou_eval.mirror benchmark={benchmark_key} data.mirror={mirror or '<folder>'}"
+        f"{only}"
+    )
 
 
 def missing_description(

@@ -110,6 +110,34 @@ def test_a_damaged_parquet_file_is_one_line_too(tmp_path, bench_task):
     assert "Failed to read schema" not in run.out
 
 
+@pytest.mark.slow
+def test_a_damaged_jsonl_corpus_is_one_line_naming_how_to_fetch_it_again(tmp_path, bench_task):
+    """A BEIR repo's corpus.jsonl cut short: datasets' JSON loader logs an error of its own per
+    try before it raises (a helper's trial: two such lines before the run's); the run prints its
+    one line alone, with the command that fetches the repo again, whole."""
+    task = bench_task("MTEB(eng, v2)", "ArguAna")
+    folder = write_task_repo(
+        tmp_path / "mirror",
+        task,
+        style="beir",
+        corpus={"d1": "a cat", "d2": "a dog"},
+        queries={"q1": "cats"},
+        qrels={"q1": {"d1": 1, "d2": 0}},
+    )
+    corpus = folder / "corpus.jsonl"
+    corpus.write_bytes(corpus.read_bytes()[:-20])
+    run = _run_sts(tmp_path, tmp_path / "mirror", "benchmark.tasks=[ArguAna]")
+    assert run.code == 2, run.err[-3000:]
+    assert "Failed to load JSON" not in run.out + run.err
+    (line,) = run.err_lines
+    mirror = (tmp_path / "mirror").resolve()
+    assert line.startswith(f"error: task ArguAna: mirror file {corpus} ")
+    assert line.endswith(
+        f"fetch the repo again: remove {folder} and run python -m qzhou_eval.mirror "
+        f"benchmark=mteb_eng_v2 data.mirror={mirror} 'benchmark.tasks=[ArguAna]'"
+    ), line
+
+
 def _text(gz: bytes) -> str:
     return gzip.decompress(gz).decode()
 

@@ -150,3 +150,23 @@ def test_download_without_data_is_an_error(mirror: Path, tasks: list[Any]) -> No
     with pytest.raises(MirrorError, match="holds no data files"):
         fill_mirror(tasks[:1], mirror, snapshot_download=empty_repo)
     assert not mirror_folder(mirror, "mteb/stsbenchmark-sts").exists()
+
+
+def test_fill_refetches_a_folder_whose_file_differs_from_its_download(
+    mirror: Path, tasks: list[Any]
+) -> None:
+    """A file damaged or edited since its download (the hash snapshot_download recorded for it
+    differs) is fetched again, so the run's "fetch the repo again" line works (a helper's trial:
+    "already complete 1" over a truncated file); a folder without that record is not judged."""
+    sts = tasks[0]
+    folder = write_task_repo(mirror, sts, pairs=PAIRS)
+    (data,) = [p for p in folder.rglob("*.jsonl.gz") if ".cache" not in p.parts]
+    data.write_bytes(data.read_bytes()[:40])  # cut short
+    hub = FakeHub()
+    assert fill_mirror([sts], mirror, snapshot_download=hub) == [folder]
+    assert [c["repo_id"] for c in hub.calls] == ["mteb/stsbenchmark-sts"]
+    assert fill_mirror([sts], mirror, snapshot_download=FakeHub()) == []  # whole again
+    hand = write_task_repo(mirror / "hand", sts, pairs=PAIRS, snapshot_metadata=False)
+    (data,) = [p for p in hand.rglob("*.jsonl.gz")]
+    data.write_bytes(data.read_bytes()[:40])
+    assert fill_mirror([sts], mirror / "hand", snapshot_download=FakeHub()) == []

@@ -7,7 +7,7 @@ import warnings
 
 import mteb
 
-from qzhou_eval.runs.scoring import quiet_doubled_warnings
+from qzhou_eval.runs.scoring import quiet_libraries
 
 
 def test_a_superseded_task_is_said_once(caplog) -> None:
@@ -17,7 +17,7 @@ def test_a_superseded_task_is_said_once(caplog) -> None:
         task.check_if_dataset_is_superseded()
         assert [str(w.message) for w in raised] == [caplog.records[-1].getMessage()]
         raised.clear()
-        quiet_doubled_warnings()
+        quiet_libraries()
         with caplog.at_level(logging.WARNING):
             task.check_if_dataset_is_superseded()
         assert raised == []
