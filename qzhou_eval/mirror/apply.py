@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qzhou_eval.config.hub import DOWNLOAD_METADATA
 from qzhou_eval.errors import MirrorError
 from qzhou_eval.mirror.check import repo_problem
 from qzhou_eval.mirror.datasets_cache import content_link
-from qzhou_eval.mirror.layout import mirror_folder
+from qzhou_eval.mirror.layout import mirror_folder, read_marker
 from qzhou_eval.mirror.repos import (
     hub_dataset,
     leaf_tasks,
@@ -126,9 +127,21 @@ def _missing_message(missing: list[_Missing], mirror_dir: Path, fetch_hint: str)
     names = list(dict.fromkeys(m.task for m in missing))
     more = f" (and {len(names) - 1} more task(s): {', '.join(names[1:])})" if len(names) > 1 else ""
     command = fetch_hint.format(task=",".join(names))
+    fix = f"fetch it with: {command}"
+    if _is_a_repo_folder(mirror_dir):  # (a fill into it would nest repos inside a repo)
+        fix = (
+            f"data.mirror names a repo's own folder: name the folder that holds the repos' "
+            f"folders (<org>__<name>/), e.g. data.mirror={mirror_dir.parent}"
+        )
     text = (
         f"offline mirror {mirror_dir} lacks the dataset of task {first.task}: "
         f"repo {first.repo_id}@{first.revision[:12]} "
-        f"(folder {first.folder} {first.problem}){more}; fetch it with: {command}"
+        f"(folder {first.folder} {first.problem}){more}; {fix}"
     )
     return " ".join(text.split())
+
+
+def _is_a_repo_folder(folder: Path) -> bool:
+    """Whether ``folder`` is one repo's download (its marker, or ``snapshot_download``'s
+    metadata, at its top) rather than a mirror of repos."""
+    return read_marker(folder) is not None or (folder / DOWNLOAD_METADATA).is_dir()

@@ -62,6 +62,19 @@ def test_missing_dataset_is_one_line_naming_task_repo_and_command(
     assert not sts.data_loaded and not scidocs.data_loaded
 
 
+def test_a_mirror_named_by_one_of_its_repos_folders_says_so(mirror: Path, bench_task) -> None:
+    """data.mirror=<mirror>/<org>__<name> (a helper's trial: the line said to fetch into it,
+    which would nest repos inside a repo)."""
+    sts = bench_task("MTEB(eng, v2)", "STSBenchmark")
+    folder = write_task_repo(mirror, sts, pairs=PAIRS)
+    with pytest.raises(MirrorError) as caught:
+        apply_mirror([sts], folder, HINT)
+    assert str(caught.value).endswith(
+        "data.mirror names a repo's own folder: name the folder that holds the repos' folders "
+        f"(<org>__<name>/), e.g. data.mirror={mirror.resolve()}"
+    )
+
+
 def test_several_missing_datasets_one_command_fetches_them_all(mirror: Path, bench_task) -> None:
     tasks = [bench_task("MTEB(cmn, v1)", n) for n in ("AFQMC", "LCQMC", "T2Reranking")]
     with pytest.raises(MirrorError) as caught:
