@@ -315,18 +315,16 @@ def _check_native_modules(
         runs_own.append(f"its Transformer module is in {theirs.transformer_path}/")
     if theirs.lowercase:
         runs_own.append("it lower-cases every input (do_lower_case)")
-    others = [f"{t} ({p or 'top'})" for t, p in theirs.modules if t not in _NATIVE_MODULES]
-    in_order = types == [t for t in _NATIVE_MODULES if t in types]
-    if others or len(dense) > 1 or not in_order or len(set(types)) < len(types):
+    others = any(t not in _NATIVE_MODULES for t in types)
+    in_order = types == [t for t in _NATIVE_MODULES if t in types]  # (each once, in that order)
+    if others or not in_order:
         listed = ", ".join(f"{t} ({p or 'top'})" for t, p in theirs.modules)
         runs_own.append(f"its modules after the Transformer are {listed}")
     elif (dense[0] if dense else None) != spec.projection:
         if dense:
             differ.append(
-                f"it projects with its Dense module {dense[0]} (model.projection=null)"
-                if spec.projection is None
-                else f"it projects with its Dense module {dense[0]} "
-                f"(model.projection={spec.projection})"
+                f"it projects with its Dense module {dense[0]} "
+                f"(model.projection={spec.projection or 'null'})"
             )
             fixes.append(f"model.projection={dense[0]}")
         else:
