@@ -84,6 +84,7 @@ class FolderSettings:
     dtype: str | None = None  # its config.json's, in which sentence-transformers 6 loads it
     transformer_path: str = ""  # its Transformer module's folder ("": the folder's top)
     modules: tuple[tuple[str, str], ...] = ()  # (type, path) of each module after that one
+    unsupported: tuple[str, ...] = ()  # what it does to inputs that no model.* setting states
 
     def mteb_prompts(self, read: Collection[str]) -> tuple[dict[str, str], str | None]:
         """The prompts mteb's run of the model puts before texts, in the recipe's terms
@@ -135,14 +136,11 @@ def read_folder_settings(folder: str | Path) -> FolderSettings | None:
     if _POOLING_MODULE in paths:  # (sentence-transformers cannot load it without its config)
         config = _json(root, f"{paths[_POOLING_MODULE]}/config.json".lstrip("/"), dict)
         pooling, include_prompt = _pooling(config), config.get("include_prompt") is not False
+    for kind, path in listed:  # (nor a Dense module)
+        if kind == _DENSE_MODULE:
+            _json(root, f"{path}/config.json".lstrip("/"), dict)
     base = paths.get(_TRANSFORMER_MODULE, "")
-
-    def text_module(name: str) -> dict[str, Any]:
-        return _json(root, f"{base}/{name}".lstrip("/"), dict, {})
-
-    model_config = text_module("config.json")
-    dtype = model_config.get("dtype") or model_config.get("torch_dtype")  # (transformers 4's key)
-    side = text_module("tokenizer_config.json").get("padding_side")
+    text = _TextModule.read(root, base)
     st = _json(root, "config_sentence_transformers.json", dict, {})
     raw = st.get("prompts") if isinstance(st.get("prompts"), dict) else {}
     # (sentence-transformers reads a null prompt as "")
@@ -156,39 +154,117 @@ def read_folder_settings(folder: str | Path) -> FolderSettings | None:
     return FolderSettings(
         pooling=pooling,
         normalize=_NORMALIZE_MODULE in paths,
-        max_length=_max_length(root, base),
+        max_length=text.max_length(),
         prompts=prompts,
         default_prompt_name=None if default is None else str(default),
         include_prompt=include_prompt,
         similarity=str(st.get("similarity_fn_name") or "cosine"),
-        lowercase=text_module("sentence_bert_config.json").get("do_lower_case") is True,
-        padding_side=side if side in ("left", "right") else "right",
-        dtype=dtype if dtype in DTYPES else None,
+        lowercase=text.st_config.get("do_lower_case") is True,
+        padding_side=text.padding_side(),
+        dtype=text.dtype(),
         transformer_path=base,
         modules=tuple(m for m in listed if m[0] != _TRANSFORMER_MODULE),
+        unsupported=text.unsupported(),
     )
 
 
-def _max_length(root: Path, base: str) -> int | None:
-    """The tokens the Transformer module reads, as sentence-transformers 6 decides: its
-    ``sentence_bert_config.json``'s ``max_seq_length`` (5 writes it there), else the tokenizer's
-    ``model_max_length`` capped at the model's position embeddings; never more than those (the
-    model reads no more: the harness's own check at load then says so)."""
+# sentence-transformers 6 reads the first of these its Transformer module's folder holds
+_ST_CONFIGS = tuple(
+    f"sentence_{name}_config.json"
+    for name in ("bert", "roberta", "distilbert", "camembert", "albert", "xlm-roberta", "xlnet")
+)
+# its keys for the model's and the tokenizer's arguments (5 wrote the first of each pair)
+_MODEL_KWARGS, _PROCESSOR_KWARGS = (
+    ("model_args", "model_kwargs"),
+    ("tokenizer_args", "processor_kwargs"),
+)
 
-    def number(value: Any) -> int | None:
-        ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < _NO_LIMIT
-        return value if ok else None
 
-    def file(name: str) -> dict[str, Any]:
-        return _json(root, f"{base}/{name}".lstrip("/"), dict, {})
+@dataclass(frozen=True)
+class _TextModule:
+    """The files of a folder's Transformer module that decide its inputs, as
+    sentence-transformers 6 reads them (``Transformer.load`` and ``__init__``)."""
 
-    positions = number(file("config.json").get("max_position_embeddings"))
-    length = number(file("sentence_bert_config.json").get("max_seq_length"))
-    if length is None:
-        length = number(file("tokenizer_config.json").get("model_max_length"))
-    if length is None or positions is None:
-        return length or positions
-    return min(length, positions)
+    model_config: dict[str, Any]  # config.json
+    tokenizer_config: dict[str, Any]  # tokenizer_config.json
+    st_config: dict[str, Any]  # sentence_bert_config.json (or an older name)
+
+    @classmethod
+    def read(cls, root: Path, base: str) -> _TextModule:
+        def file(name: str, missing: Any = None) -> Any:
+            return _json(
+                root, f"{base}/{name}".lstrip("/"), dict, {} if missing is None else missing
+            )
+
+        st = next((c for name in _ST_CONFIGS if (c := file(name, False)) is not False), {})
+        return cls(file("config.json"), file("tokenizer_config.json"), st)
+
+    def _kwargs(self, keys: tuple[str, str]) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for key in keys:
+            if isinstance(self.st_config.get(key), dict):
+                merged.update(self.st_config[key])
+        return merged
+
+    def max_length(self) -> int | None:
+        """The tokenizer's ``model_max_length`` as the module sets it: its tokenizer arguments',
+        else ``max_seq_length``, else the tokenizer's own capped at the model's positions; never
+        more than those (the model reads no more: the harness's own check at load says so)."""
+        positions = _number(self.model_config.get("max_position_embeddings"))
+        length = _number(self._kwargs(_PROCESSOR_KWARGS).get("model_max_length"))
+        length = length or _number(self.st_config.get("max_seq_length"))
+        length = length or _number(self.tokenizer_config.get("model_max_length"))
+        for bucket in ("common", "text"):  # a per-call max_length, which wins
+            calls = self.st_config.get("processing_kwargs")
+            if isinstance(calls, dict) and isinstance(calls.get(bucket), dict):
+                length = _number(calls[bucket].get("max_length")) or length
+        if length is None or positions is None:
+            return length or positions
+        return min(length, positions)
+
+    def dtype(self) -> str | None:
+        """The dtype the model loads in: its model arguments', else config.json's (transformers 5
+        loads that; 4's key is torch_dtype)."""
+        for source in (self._kwargs(_MODEL_KWARGS), self.model_config):
+            value = source.get("dtype") or source.get("torch_dtype")
+            if isinstance(value, str):
+                value = value.removeprefix("torch.")
+                return value if value in DTYPES else None
+        return None
+
+    def padding_side(self) -> str:
+        return self._side("padding_side")
+
+    def _side(self, key: str) -> str:
+        side = self._kwargs(_PROCESSOR_KWARGS).get(key) or self.tokenizer_config.get(key)
+        return side if side in ("left", "right") else "right"  # (transformers' default)
+
+    def unsupported(self) -> tuple[str, ...]:
+        """What the module does to inputs that no ``model.*`` setting states."""
+        out = []
+        if self._side("truncation_side") == "left":
+            out.append("truncation on the left (its tokenizer's truncation_side)")
+        lengths = {k: self.st_config.get(k) for k in ("query_length", "document_length")}
+        if any(v is not None for v in lengths.values()):
+            said = " and ".join(f"{k} {v}" for k, v in lengths.items() if v is not None)
+            out.append(f"a length per side ({said})")
+        calls = self.st_config.get("processing_kwargs")
+        other = {
+            f"{bucket}.{key}"
+            for bucket, values in (calls.items() if isinstance(calls, dict) else ())
+            for key in (values if isinstance(values, dict) else {"?": 0})
+            if not (bucket in ("common", "text") and key == "max_length")
+        }
+        if other:
+            out.append(
+                f"tokenizer arguments per call (processing_kwargs: {', '.join(sorted(other))})"
+            )
+        return tuple(out)
+
+
+def _number(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < _NO_LIMIT
+    return value if ok else None
 
 
 Prompts = tuple[dict[str, str], "str | None"]
@@ -234,15 +310,16 @@ def check_folder_settings(
         return
     differ, fixes, cannot = [], [], []
     # on that backend the pipeline's own modules pool, and normalize where it has a Normalize
-    # module: a setting that asks otherwise is refused as it loads (models/st_pipeline.py)
+    # module: a setting that says otherwise would be refused as it loads (models/st_pipeline.py),
+    # so it is named here too, before anything loads
     pipeline = spec.backend == "sentence_transformers"
-    if theirs.pooling is not None and theirs.pooling != spec.pooling and not pipeline:
+    if theirs.pooling is not None and theirs.pooling != spec.pooling:
         differ.append(f"it pools with {theirs.pooling} (model.pooling={spec.pooling})")
         if theirs.pooling in POOLING_MODES:
             fixes.append(f"model.pooling={theirs.pooling}")
         else:
             cannot.append(f"{theirs.pooling} pooling (it has {', '.join(POOLING_MODES)})")
-    if theirs.normalize != spec.normalize and not (pipeline and theirs.normalize):
+    if theirs.normalize != spec.normalize:
         has = "has a Normalize module" if theirs.normalize else "has no Normalize module"
         differ.append(f"it {has} (model.normalize={str(spec.normalize).lower()})")
         fixes.append(f"model.normalize={str(theirs.normalize).lower()}")
@@ -266,6 +343,9 @@ def check_folder_settings(
             fixes.append(f"model.similarity={theirs.similarity}")
         else:
             cannot.append(f"{theirs.similarity} similarity (it has {', '.join(SIMILARITIES)})")
+    for what in theirs.unsupported:
+        differ.append(f"it applies {what}")
+        cannot.append(what)
     if not pipeline:
         _check_native_modules(spec, theirs, differ, fixes)
     read = theirs.keys_mteb_reads(mteb_reads)  # (mteb's check asks its registry per key: once)
@@ -326,7 +406,7 @@ def _check_native_modules(
                 f"it projects with its Dense module {dense[0]} "
                 f"(model.projection={spec.projection or 'null'})"
             )
-            fixes.append(f"model.projection={dense[0]}")
+            fixes.append(shlex.quote(f"model.projection={dense[0]}"))
         else:
             differ.append(f"it has no Dense module (model.projection={spec.projection})")
             fixes.append("model.projection=null")
@@ -404,6 +484,8 @@ def _file_lines(theirs: Prompts) -> str:
 def _pooling(config: dict[str, Any]) -> str | None:
     """The Pooling config's mode in model.pooling's names (``+`` between several)."""
     mode = config.get("pooling_mode")
+    if isinstance(mode, list):  # (6 writes several modes as a list)
+        mode = "+".join(str(m) for m in mode)
     if isinstance(mode, str):
         names = [_POOLING_NAMES.get(m, m) for m in mode.split("+")]
     else:

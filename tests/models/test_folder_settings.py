@@ -102,12 +102,14 @@ def test_each_setting_that_differs_is_named_with_the_folders_value(folder):
         "model.max_length=256; to evaluate it with model.* " in message
     )
     check_folder_settings(_spec(folder, pooling="cls", normalize=False), folder)
-    # a pipeline pools itself (what it does otherwise is refused as it loads); the harness
-    # normalizes after it, and cuts its inputs
+    # a pipeline pools itself, and what it does otherwise would be refused as it loads: named
+    # here, before anything loads (a helper's trial: two refusals, each after loading the model)
     message = _refused(folder, backend="sentence_transformers", max_length=512)
-    assert "differs from this run's: it has no Normalize module (model.normalize=true); it " in (
-        message
-    )
+    assert _fix(message) == ["model.pooling=cls", "model.normalize=false", "model.max_length=256"]
+    modules = json.loads((folder / "modules.json").read_text())
+    (folder / "modules.json").write_text(json.dumps([*modules, NORMALIZE]))
+    message = _refused(folder, backend="sentence_transformers", pooling="cls", normalize=False)
+    assert _fix(message) == ["model.normalize=true"]
 
 
 def test_a_pooling_the_harness_cannot_state_is_named(folder):
@@ -217,6 +219,10 @@ def _fix(message: str) -> list[str]:
 def _modules(folder: Path, *modules: tuple[str, str]) -> None:
     """``modules.json``: MiniLM's Transformer at the top, then ``(type, path)`` each."""
     listed = [("Transformer", ""), *modules]
+    for kind, path in modules:  # (a Dense module's own configuration, as it saves one)
+        if kind == "Dense":
+            (folder / path).mkdir(exist_ok=True)
+            (folder / path / "config.json").write_text('{"in_features": 384, "out_features": 64}')
     (folder / "modules.json").write_text(
         json.dumps(
             [
@@ -228,6 +234,12 @@ def _modules(folder: Path, *modules: tuple[str, str]) -> None:
 
 
 POOL, NORM = ("Pooling", "1_Pooling"), ("Normalize", "3_Normalize")
+NORMALIZE = {
+    "idx": 9,
+    "name": "9",
+    "path": "9_Normalize",
+    "type": "sentence_transformers.models.Normalize",
+}
 
 
 def test_a_dense_module_is_the_projection_that_runs_it(folder):
@@ -305,6 +317,80 @@ def test_padding_side_dtype_and_similarity_are_named(folder):
     assert "cannot evaluate it as it is configured: it lacks euclidean similarity (it has " in (
         message
     )
+
+
+def test_sentence_transformers_6_writes_several_pooling_modes_as_a_list(folder):
+    config = folder / "1_Pooling/config.json"
+    config.write_text(json.dumps({"embedding_dimension": 384, "pooling_mode": ["mean", "max"]}))
+    assert "it lacks mean+max pooling" in _refused(folder)  # (it evaluated them as mean)
+    config.write_text(json.dumps({"embedding_dimension": 384, "pooling_mode": ["cls"]}))
+    assert _fix(_refused(folder)) == ["model.pooling=cls"]
+
+
+@pytest.mark.parametrize(
+    ("st_config", "fix"),
+    [
+        ({"max_seq_length": None, "tokenizer_args": {"model_max_length": 24}}, "max_length=24"),
+        ({"processor_kwargs": {"model_max_length": 24}, "max_seq_length": 64}, "max_length=24"),
+        (
+            {"max_seq_length": 64, "processing_kwargs": {"text": {"max_length": 16}}},
+            "max_length=16",
+        ),
+        ({"max_seq_length": 256, "model_args": {"dtype": "bfloat16"}}, "dtype=bfloat16"),
+        (
+            {"max_seq_length": 256, "model_kwargs": {"torch_dtype": "torch.float16"}},
+            "dtype=float16",
+        ),
+        ({"max_seq_length": 256, "tokenizer_args": {"padding_side": "left"}}, "padding_side=left"),
+    ],
+)
+def test_what_the_transformer_modules_own_arguments_set_is_named(folder, st_config, fix):
+    """Its sentence_bert_config.json's arguments to the tokenizer and the model, as
+    sentence-transformers 6 applies them (a helper's trial: each changed mteb's scores)."""
+    (folder / "sentence_bert_config.json").write_text(json.dumps(st_config))
+    assert _fix(_refused(folder)) == [f"model.{fix}"]
+
+
+def test_an_older_name_of_the_modules_configuration_is_read(folder):
+    (folder / "sentence_bert_config.json").rename(folder / "sentence_xlm-roberta_config.json")
+    _edit(folder / "sentence_xlm-roberta_config.json", max_seq_length=32)
+    assert _fix(_refused(folder)) == ["model.max_length=32"]
+
+
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        (
+            {"tokenizer_config.json": {"truncation_side": "left"}},
+            "truncation on the left (its tokenizer's truncation_side)",
+        ),
+        (
+            {"sentence_bert_config.json": {"max_seq_length": 256, "query_length": 8}},
+            "a length per side (query_length 8)",
+        ),
+        (
+            {
+                "sentence_bert_config.json": {
+                    "processing_kwargs": {"text": {"padding": "max_length"}}
+                }
+            },
+            "tokenizer arguments per call (processing_kwargs: text.padding)",
+        ),
+    ],
+)
+def test_what_no_setting_states_is_refused(folder, files, said):
+    for name, content in files.items():
+        (folder / name).write_text(json.dumps(content))
+    message = _refused(folder)
+    assert f"it applies {said}" in message
+    assert f"The harness cannot evaluate it as it is configured: it lacks {said}" in message
+
+
+def test_a_dense_module_without_its_configuration_is_named_and_a_path_is_quoted(folder):
+    _modules(folder, POOL, ("Dense", "2 Dense"), NORM)
+    assert _fix(_refused(folder)) == ["model.projection=2 Dense"]  # (one word, as a shell reads it)
+    (folder / "2 Dense/config.json").unlink()
+    assert "2 Dense/config.json is missing; fix the file, or " in _refused(folder)
 
 
 def test_a_pooling_module_without_its_configuration_is_named(folder):
