@@ -227,7 +227,7 @@ class _TextModule:
         loads that; 4's key is torch_dtype)."""
         for source in (self._kwargs(_MODEL_KWARGS), self.model_config):
             value = source.get("dtype") or source.get("torch_dtype")
-            if isinstance(value, str):
+            if isinstance(value, str) and value != "auto":  # (auto: config.json's)
                 value = value.removeprefix("torch.")
                 return value if value in DTYPES else None
         return None

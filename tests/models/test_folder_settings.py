@@ -311,6 +311,7 @@ def test_padding_side_dtype_and_similarity_are_named(folder):
     # on either backend: the harness pads, loads and scores on both
     assert _fix(_refused(folder, backend="sentence_transformers")) == _fix(message)
     (folder / "config.json").write_text(json.dumps({"dtype": "float16"}))  # (transformers 5's)
+    _edit(folder / "sentence_bert_config.json", model_kwargs={"dtype": "auto"})  # (that one)
     _edit(folder / "config_sentence_transformers.json", similarity_fn_name="euclidean")
     message = _refused(folder, **fixed)
     assert "it loads in float16 (model.dtype=bfloat16); it scores with euclidean" in message
