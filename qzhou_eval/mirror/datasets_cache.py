@@ -61,6 +61,7 @@ def content_link(folder: Path) -> Path:
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+_ITS_CHECK = "Not enough disk space."
 
 
 def full_cache(task: str, error: BaseException) -> UserError | None:
@@ -71,14 +72,20 @@ def full_cache(task: str, error: BaseException) -> UserError | None:
     seen, cause = set(), error
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, OSError) and cause.errno in _FULL and _in_datasets(cause):
+        # (datasets' own check of the free space raises an OSError without an errno)
+        full = isinstance(cause, OSError) and (
+            cause.errno in _FULL or str(cause).startswith(_ITS_CHECK)
+        )
+        if full and _in_datasets(cause):
             import datasets.config
 
             why = (
-                f"{cause.strerror or cause} (datasets builds the tables of task {task} there: "
-                "free space, or set HF_DATASETS_CACHE or HF_HOME to a folder with room)"
+                f"{cause.strerror or 'not enough disk space'} (datasets builds the tables of "
+                f"task {task} there: free space, or set HF_DATASETS_CACHE or HF_HOME to a folder "
+                "with room)"
             )
-            return WriteError(datasets.config.HF_DATASETS_CACHE, OSError(cause.errno, why), False)
+            number = cause.errno or errno.ENOSPC
+            return WriteError(datasets.config.HF_DATASETS_CACHE, OSError(number, why), False)
         cause = cause.__cause__ or cause.__context__
     return None
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qzhou_eval.config.hub import DOWNLOAD_METADATA
-from qzhou_eval.mirror.check import data_files
+from qzhou_eval.mirror.check import data_files, is_data_file
 from qzhou_eval.mirror.layout import mirror_folder
 from qzhou_eval.mirror.offline import hub_repo
 from qzhou_eval.mirror.repos import leaf_tasks
@@ -96,6 +96,7 @@ def _leaf_provenance(task: AbsTask, mirror: Path | None) -> dict[str, Any]:
     root = Path(mirror).expanduser().resolve()
     folder = mirror_folder(root, repo_id)
     sha256, matches = _content(folder, revision, _content_files(folder))
+    matches = matches and not _missing_recorded(folder)
     return {
         "source": "mirror",
         "mirror": str(root),
@@ -137,14 +138,31 @@ def _content(folder: Path, revision: str | None, files: list[tuple[str, Path]]) 
 
 def differing_file(folder: Path, revision: str) -> str | None:
     """The first file a loader reads in ``folder`` whose content differs from the hash
-    ``snapshot_download`` recorded for it at ``revision`` (damaged or edited since); None when
-    none does (a file without such a record is not judged)."""
+    ``snapshot_download`` recorded for it at ``revision`` (damaged or edited since), or that it
+    recorded and the folder lacks (removed since); None when none does (a file without such a
+    record is not judged)."""
+    if (missing := _missing_recorded(folder)) is not None:
+        return missing
     for rel, path in _content_files(folder):
         recorded = _recorded(folder, rel, revision)
         if recorded is None:
             continue
         stat = path.stat()
         if recorded not in _file_hashes(str(path), stat.st_size, stat.st_mtime_ns):
+            return rel
+    return None
+
+
+def _missing_recorded(folder: Path) -> str | None:
+    """The first data file or README ``snapshot_download`` recorded a download of that the folder
+    no longer holds (a partial copy: the data are not the whole revision)."""
+    root = folder / DOWNLOAD_METADATA
+    if not root.is_dir():
+        return None
+    for meta in sorted(root.rglob("*.metadata")):
+        rel = meta.relative_to(root).as_posix().removesuffix(".metadata")
+        path = folder / rel
+        if (is_data_file(path) or rel == "README.md") and not path.is_file():
             return rel
     return None
 

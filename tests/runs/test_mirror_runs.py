@@ -172,17 +172,24 @@ def test_records_and_reports_say_where_the_data_came_from(tmp_path):
     )
 
 
-def test_a_full_datasets_cache_is_one_line_naming_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("when", ["as it writes", "before it writes"])
+def test_a_full_datasets_cache_is_one_line_naming_it(tmp_path, monkeypatch, when):
     """datasets meets a full disk as it builds a task's tables (a helper's trial: 119 lines of
-    traceback, ending in DatasetGenerationError): the line of a failed write, naming the cache
+    traceback, ending in DatasetGenerationError), or finds no free space before it starts (its
+    own check: an OSError without an errno): the line of a failed write, naming the cache
     folder and the task; nothing is filed."""
+    import datasets.builder
     import datasets.config
     from datasets.arrow_writer import ArrowWriter
 
     def full(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(ArrowWriter, "write_table", full)
+    if when == "as it writes":
+        monkeypatch.setattr(ArrowWriter, "write_table", full)
+    else:
+        monkeypatch.setattr(datasets.builder, "has_sufficient_disk_space", lambda *a, **k: False)
+    said = "No space left on device" if when == "as it writes" else "not enough disk space"
     mirror = tmp_path / "mirror"
     rows = [(f"{tmp_path.name} one", "two", 1.0), ("three", "four", 0.0)]  # tables of its own
     write_task_repo(mirror, _task("MTEB(eng, v2)", "STSBenchmark"), pairs=rows)
@@ -198,7 +205,7 @@ def test_a_full_datasets_cache_is_one_line_naming_it(tmp_path, monkeypatch):
     )
     assert run.code == 1 and "Traceback" not in run.err, run.err[-3000:]
     assert run.err_lines[-1].startswith(
-        f"error: cannot write {datasets.config.HF_DATASETS_CACHE}: No space left on device "
+        f"error: cannot write {datasets.config.HF_DATASETS_CACHE}: {said} "
         "(datasets builds the tables of task STSBenchmark there: free space, or set "
         "HF_DATASETS_CACHE or HF_HOME to a folder with room)"
     ), run.err_lines
