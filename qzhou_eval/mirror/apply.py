@@ -128,7 +128,7 @@ def _missing_message(missing: list[_Missing], mirror_dir: Path, fetch_hint: str)
     more = f" (and {len(names) - 1} more task(s): {', '.join(names[1:])})" if len(names) > 1 else ""
     command = fetch_hint.format(task=",".join(names))
     fix = f"fetch it with: {command}"
-    if _is_a_repo_folder(mirror_dir):  # (a fill into it would nest repos inside a repo)
+    if _is_a_repo_folder(mirror_dir, missing):  # (a fill there would nest repos in a repo)
         fix = (
             f"data.mirror names a repo's own folder: name the folder that holds the repos' "
             f"folders (<org>__<name>/), e.g. data.mirror={mirror_dir.parent}"
@@ -141,7 +141,8 @@ def _missing_message(missing: list[_Missing], mirror_dir: Path, fetch_hint: str)
     return " ".join(text.split())
 
 
-def _is_a_repo_folder(folder: Path) -> bool:
+def _is_a_repo_folder(folder: Path, missing: list[_Missing]) -> bool:
     """Whether ``folder`` is one repo's download (its marker, or ``snapshot_download``'s
-    metadata, at its top) rather than a mirror of repos."""
-    return read_marker(folder) is not None or (folder / DOWNLOAD_METADATA).is_dir()
+    metadata, at its top, or the name of a repo's folder) rather than a mirror of repos."""
+    named = folder.name in {m.folder.name for m in missing}
+    return named or read_marker(folder) is not None or (folder / DOWNLOAD_METADATA).is_dir()

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from qzhou_eval.errors import DataError, UserError
+from qzhou_eval.errors import DataError, UserError, one_line
 from qzhou_eval.mirror.check import data_files
 
 _TEXT = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt")
@@ -38,19 +38,31 @@ def damaged_data(
     task: str, error: BaseException, provenance: dict[str, Any] | None, fill_hint: str
 ) -> UserError | None:
     """DataError naming ``task`` and its first damaged mirror file, when the task read from a
-    mirror (``provenance``, see :mod:`.provenance`) and one of its files is damaged; else None."""
+    mirror (``provenance``, see :mod:`.provenance`) and one of its files is damaged; or naming
+    the error and the folder, when a file parses but the task failed on data not shown to be
+    the pinned revision (rows edited into another shape: the data, not the harness); else
+    None."""
     if isinstance(error, UserError) or not isinstance(error, Exception) or not provenance:
         return None
-    parts = provenance.get("parts") or [provenance]
-    folders = [Path(p["folder"]) for p in parts if p.get("source") == "mirror" and p.get("folder")]
-    for folder in folders:
+    parts = [p for p in provenance.get("parts") or [provenance] if p.get("source") == "mirror"]
+
+    def again(folder: Path) -> str:
+        return f"fetch the repo again: remove {folder} and run {fill_hint}"
+
+    for part in parts:
+        folder = Path(part["folder"])
         for path in data_files(folder):
             problem = file_problem(path)
             if problem is not None:
-                return DataError(
-                    f"task {task}: mirror file {path} {problem}; fetch the repo again: remove "
-                    f"{folder} and run {fill_hint}"
-                )
+                return DataError(f"task {task}: mirror file {path} {problem}; {again(folder)}")
+    for part in parts:
+        if not part.get("matches_revision"):
+            folder = Path(part["folder"])
+            return DataError(
+                f"task {task} failed on the data of mirror folder {folder}, which are not shown "
+                f"to be the pinned revision ({type(error).__name__}: {one_line(error, 160)}); "
+                f"{again(folder)}"
+            )
     return None
 
 

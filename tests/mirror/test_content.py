@@ -77,6 +77,24 @@ def test_a_damaged_mirror_file_stops_the_run_with_one_line(tmp_path, bench_task,
 
 
 @pytest.mark.slow
+def test_rows_edited_into_another_shape_are_one_line_naming_the_folder(tmp_path, bench_task):
+    """A score that is not a number parses, then fails inside mteb's STS evaluation (a helper's
+    trial: a 76-line traceback): the data are not the pinned revision's, so the line says so."""
+    mirror, test_file = _sts_mirror(tmp_path, bench_task)
+    rows = [{"sentence1": "a", "sentence2": "b", "score": {"a": 1}}] * 3
+    write_table(test_file, rows)
+    run = _run_sts(tmp_path, mirror)
+    assert run.code == 2 and "Traceback" not in run.err + run.out, run.err[-3000:]
+    (line,) = run.err_lines
+    assert line.startswith(
+        f"error: task STSBenchmark failed on the data of mirror folder {test_file.parent}, which "
+        "are not shown to be the pinned revision (TypeError: "
+    ), line
+    assert f"fetch the repo again: remove {test_file.parent} and run python -m " in line
+    assert not list((tmp_path / "results").rglob("STSBenchmark.json"))
+
+
+@pytest.mark.slow
 def test_with_continue_on_error_a_damaged_mirror_file_is_the_tasks_failure(tmp_path, bench_task):
     mirror, test_file = _sts_mirror(tmp_path, bench_task)
     test_file.write_bytes(test_file.read_bytes()[:-8])  # the gzip trailer is cut off

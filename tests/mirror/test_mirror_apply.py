@@ -66,13 +66,16 @@ def test_a_mirror_named_by_one_of_its_repos_folders_says_so(mirror: Path, bench_
     """data.mirror=<mirror>/<org>__<name> (a helper's trial: the line said to fetch into it,
     which would nest repos inside a repo)."""
     sts = bench_task("MTEB(eng, v2)", "STSBenchmark")
-    folder = write_task_repo(mirror, sts, pairs=PAIRS)
-    with pytest.raises(MirrorError) as caught:
-        apply_mirror([sts], folder, HINT)
-    assert str(caught.value).endswith(
-        "data.mirror names a repo's own folder: name the folder that holds the repos' folders "
-        f"(<org>__<name>/), e.g. data.mirror={mirror.resolve()}"
-    )
+    for metadata in (True, False):  # (by its download's records, or by its name)
+        folder = write_task_repo(
+            mirror / str(metadata), sts, pairs=PAIRS, snapshot_metadata=metadata
+        )
+        with pytest.raises(MirrorError) as caught:
+            apply_mirror([sts], folder, HINT)
+        assert str(caught.value).endswith(
+            "data.mirror names a repo's own folder: name the folder that holds the repos' "
+            f"folders (<org>__<name>/), e.g. data.mirror={(mirror / str(metadata)).resolve()}"
+        )
 
 
 def test_several_missing_datasets_one_command_fetches_them_all(mirror: Path, bench_task) -> None:
