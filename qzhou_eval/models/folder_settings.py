@@ -42,6 +42,8 @@ _DENSE_MODULE = "Dense"
 # Pooling, one Dense after it (model.projection), one Normalize last
 _NATIVE_MODULES = (_POOLING_MODULE, _DENSE_MODULE, _NORMALIZE_MODULE)
 _BACKEND_FIX = "model.backend=sentence_transformers"
+_SENTENCE = "sentence_embedding"  # the features' key of the sentence's vector
+_ST_SIMILARITIES = ("cosine", "dot", "euclidean", "manhattan")
 # sentence-transformers' Pooling config flags (and its 6.x ``pooling_mode`` names) -> model.pooling,
 # in its order (several modes' vectors are put side by side in this order)
 _POOLING_FLAGS = {
@@ -84,7 +86,8 @@ class FolderSettings:
     dtype: str | None = None  # its config.json's, in which sentence-transformers 6 loads it
     transformer_path: str = ""  # its Transformer module's folder ("": the folder's top)
     modules: tuple[tuple[str, str], ...] = ()  # (type, path) of each module after that one
-    unsupported: tuple[str, ...] = ()  # what it does to inputs that no model.* setting states
+    unsupported: tuple[str, ...] = ()  # what it does that no model.* setting states
+    own: tuple[str, ...] = ()  # what its Transformer module does that the native backend does not
 
     def mteb_prompts(self, read: Collection[str]) -> tuple[dict[str, str], str | None]:
         """The prompts mteb's run of the model puts before texts, in the recipe's terms
@@ -127,7 +130,7 @@ def read_folder_settings(folder: str | Path) -> FolderSettings | None:
     if not (root / "modules.json").exists():
         return None
     listed = [
-        (str(m.get("type")).rsplit(".", 1)[-1], str(m.get("path") or ""))
+        _module(root, str(m.get("type")).rsplit(".", 1)[-1], str(m.get("path") or ""))
         for m in _json(root, "modules.json", list)
         if isinstance(m, dict)
     ]
@@ -136,12 +139,14 @@ def read_folder_settings(folder: str | Path) -> FolderSettings | None:
     if _POOLING_MODULE in paths:  # (sentence-transformers cannot load it without its config)
         config = _json(root, f"{paths[_POOLING_MODULE]}/config.json".lstrip("/"), dict)
         pooling, include_prompt = _pooling(config), config.get("include_prompt") is not False
-    for kind, path in listed:  # (nor a Dense module)
-        if kind == _DENSE_MODULE:
-            _json(root, f"{path}/config.json".lstrip("/"), dict)
     base = paths.get(_TRANSFORMER_MODULE, "")
     text = _TextModule.read(root, base)
     st = _json(root, "config_sentence_transformers.json", dict, {})
+    unsupported = list(text.unsupported())
+    if _TRANSFORMER_MODULE not in paths:  # (a Router: a pipeline per side; or no text module)
+        unsupported.append(f"a pipeline of {', '.join(t for t, _ in listed)} modules")
+    if _number(st.get("truncate_dim")):
+        unsupported.append(f"a cut of its vectors to {st['truncate_dim']} values (truncate_dim)")
     raw = st.get("prompts") if isinstance(st.get("prompts"), dict) else {}
     # (sentence-transformers reads a null prompt as "")
     prompts = {str(k): v or "" for k, v in raw.items() if isinstance(v, str) or v is None}
@@ -158,14 +163,35 @@ def read_folder_settings(folder: str | Path) -> FolderSettings | None:
         prompts=prompts,
         default_prompt_name=None if default is None else str(default),
         include_prompt=include_prompt,
-        similarity=str(st.get("similarity_fn_name") or "cosine"),
+        similarity=_similarity(st.get("similarity_fn_name")),
         lowercase=text.st_config.get("do_lower_case") is True,
         padding_side=text.padding_side(),
         dtype=text.dtype(),
         transformer_path=base,
         modules=tuple(m for m in listed if m[0] != _TRANSFORMER_MODULE),
-        unsupported=text.unsupported(),
+        unsupported=tuple(unsupported),
+        own=text.own(),
     )
+
+
+def _module(root: Path, kind: str, path: str) -> tuple[str, str]:
+    """(type, path) of a module; a Dense or Normalize module that reads the token states rather
+    than the sentence's vector is another kind of module (``Dense(token_embeddings)``)."""
+    if kind in (_DENSE_MODULE, _NORMALIZE_MODULE):
+        # (sentence-transformers cannot load a Dense module without its config; a Normalize
+        # module without one normalizes the sentence's vector)
+        missing = None if kind == _DENSE_MODULE else {}
+        config = _json(root, f"{path}/config.json".lstrip("/"), dict, missing)
+        reads = config.get("module_input_name", _SENTENCE)
+        if reads != _SENTENCE:
+            return f"{kind}({reads})", path
+    return kind, path
+
+
+def _similarity(name: Any) -> str:
+    """The score function: sentence-transformers 6 keeps a saved name it supports, else
+    cosine."""
+    return name if name in _ST_SIMILARITIES else "cosine"
 
 
 # sentence-transformers 6 reads the first of these its Transformer module's folder holds
@@ -178,6 +204,7 @@ _MODEL_KWARGS, _PROCESSOR_KWARGS = (
     ("model_args", "model_kwargs"),
     ("tokenizer_args", "processor_kwargs"),
 )
+_CONFIG_KWARGS = ("config_args", "config_kwargs")
 
 
 @dataclass(frozen=True)
@@ -200,11 +227,11 @@ class _TextModule:
         return cls(file("config.json"), file("tokenizer_config.json"), st)
 
     def _kwargs(self, keys: tuple[str, str]) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for key in keys:
-            if isinstance(self.st_config.get(key), dict):
-                merged.update(self.st_config[key])
-        return merged
+        """Its model's or tokenizer's arguments: the older key's where it has both, as
+        sentence-transformers 6 replaces the newer with it."""
+        old, new = keys
+        value = self.st_config[old] if old in self.st_config else self.st_config.get(new)
+        return value if isinstance(value, dict) else {}
 
     def max_length(self) -> int | None:
         """The tokenizer's ``model_max_length`` as the module sets it: its tokenizer arguments',
@@ -259,6 +286,28 @@ class _TextModule:
             out.append(
                 f"tokenizer arguments per call (processing_kwargs: {', '.join(sorted(other))})"
             )
+        if self.st_config.get("query_expansion") is not None:
+            out.append("queries expanded to a length of their own (query_expansion)")
+        task = self.st_config.get("transformer_task")
+        if task not in (None, "feature-extraction"):
+            out.append(f"a model head other than its hidden states (transformer_task {task})")
+        return tuple(out)
+
+    def own(self) -> tuple[str, ...]:
+        """What the module does as sentence-transformers loads it, which the native backend,
+        loading the model and tokenizer with transformers, does not: its tokenizer from another
+        folder, arguments to the tokenizer or the model's configuration (those the check reads
+        aside)."""
+        out = []
+        if self.st_config.get("tokenizer_name_or_path") not in (None, ""):
+            out.append(f"its tokenizer is {self.st_config['tokenizer_name_or_path']}")
+        read = {"model_max_length", "padding_side", "truncation_side", "revision"}
+        tokenizer = sorted(set(self._kwargs(_PROCESSOR_KWARGS)) - read)
+        if tokenizer:
+            out.append(f"it gives its tokenizer {', '.join(tokenizer)}")
+        config = sorted(self._kwargs(_CONFIG_KWARGS))
+        if config:
+            out.append(f"it sets its model's {', '.join(config)}")
         return tuple(out)
 
 
@@ -395,6 +444,7 @@ def _check_native_modules(
         runs_own.append(f"its Transformer module is in {theirs.transformer_path}/")
     if theirs.lowercase:
         runs_own.append("it lower-cases every input (do_lower_case)")
+    runs_own.extend(theirs.own)
     others = any(t not in _NATIVE_MODULES for t in types)
     in_order = types == [t for t in _NATIVE_MODULES if t in types]  # (each once, in that order)
     if others or not in_order:
@@ -490,7 +540,7 @@ def _pooling(config: dict[str, Any]) -> str | None:
         names = [_POOLING_NAMES.get(m, m) for m in mode.split("+")]
     else:
         names = [name for flag, name in _POOLING_FLAGS.items() if config.get(flag) is True]
-    return "+".join(names) or None
+    return "+".join(names) or "mean"  # (sentence-transformers' default)
 
 
 def _json(root: Path, name: str, kind: type, missing: Any = None) -> Any:
