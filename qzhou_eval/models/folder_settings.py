@@ -301,7 +301,13 @@ class _TextModule:
         out = []
         if self.st_config.get("tokenizer_name_or_path") not in (None, ""):
             out.append(f"its tokenizer is {self.st_config['tokenizer_name_or_path']}")
-        read = {"model_max_length", "padding_side", "truncation_side", "revision"}
+        read = {
+            "model_max_length",
+            "padding_side",
+            "truncation_side",
+            "revision",
+            "trust_remote_code",
+        }
         tokenizer = sorted(set(self._kwargs(_PROCESSOR_KWARGS)) - read)
         if tokenizer:
             out.append(f"it gives its tokenizer {', '.join(tokenizer)}")
