@@ -16,9 +16,10 @@ normalizes itself: what it does otherwise is refused as it loads); ``model.folde
 evaluates with ``model.*`` as set (the results are that configuration's: every such setting is in
 the fingerprint and the records).
 
-Reads JSON files only (no sentence-transformers, no torch). A folder without ``modules.json``
-states nothing; a file that does not parse states nothing here (loading the model says what is
-wrong with it).
+Reads JSON files only (no sentence-transformers, no torch), as sentence-transformers 6 reads them
+(the rules of 6.3, checked against its code and by the tests). A folder without ``modules.json``
+states nothing; a file of the configuration that does not parse, or that a module cannot load
+without, is named (:class:`UnreadableFile`).
 """
 
 from __future__ import annotations
