@@ -413,12 +413,19 @@ def _check_sentence_embedding(pipeline: Any, device: torch.device) -> None:
     }
     with torch.inference_mode():
         out = pipeline(features)
+    modules = ", ".join(type(m).__name__ for m in pipeline)
     if "sentence_embedding" not in out:
-        modules = ", ".join(type(m).__name__ for m in pipeline)
         raise ValueError(
             f"its sentence-transformers pipeline ({modules}) gives no sentence embedding (a "
             "Pooling module makes one): add one to its modules.json, or set "
             "model.backend=native, where the harness pools as model.pooling says"
+        )
+    shape = tuple(getattr(out["sentence_embedding"], "shape", ()))
+    if len(shape) != 2 or shape[0] != 1:  # (a module after the pooling that reads the tokens)
+        raise ValueError(
+            f"its sentence-transformers pipeline ({modules}) gives a sentence embedding of "
+            f"shape {shape} for one input, not one vector: its modules do not make one vector "
+            "per input"
         )
 
 

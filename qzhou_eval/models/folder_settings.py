@@ -169,7 +169,10 @@ def read_folder_settings(folder: str | Path) -> FolderSettings | None:
         padding_side=text.padding_side(),
         dtype=text.dtype(),
         transformer_path=base,
-        modules=tuple(m for m in listed if m[0] != _TRANSFORMER_MODULE),
+        # (without a Transformer module the whole pipeline is refused, as unsupported)
+        modules=tuple(m for m in listed if m[0] != _TRANSFORMER_MODULE)
+        if _TRANSFORMER_MODULE in paths
+        else (),
         unsupported=tuple(unsupported),
         own=text.own(),
     )

@@ -49,7 +49,9 @@ def check_pipeline_settings(pipeline: Any, spec: ModelSpec) -> None:
                     f"model.pooling={spec.pooling}, but {where} pools with {theirs} (its "
                     f"Pooling module decides): {fix}"
                 )
-        if isinstance(module, Normalize) and not spec.normalize:
+        # (a Normalize module of the token states leaves the sentence's vector as it is)
+        reads = getattr(module, "module_input_name", "sentence_embedding")
+        if isinstance(module, Normalize) and reads == "sentence_embedding" and not spec.normalize:
             raise ConfigError(
                 f"model.normalize=false, but {where} L2-normalizes (its Normalize module): set "
                 "model.normalize=true, or model.backend=native for unnormalized vectors"

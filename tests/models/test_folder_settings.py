@@ -458,9 +458,9 @@ def test_a_router_is_refused_on_either_backend(folder):
         )
     )
     for backend in ("native", "sentence_transformers"):
-        assert "it lacks a pipeline of Router, Normalize modules" in _refused(
-            folder, backend=backend
-        )
+        message = _refused(folder, backend=backend)
+        assert "it lacks a pipeline of Router, Normalize modules" in message
+        assert "after the Transformer" not in message  # (it has none)
 
 
 def test_how_sentence_transformers_6_reads_what_is_said_twice_or_not_at_all(folder):

@@ -187,3 +187,22 @@ def test_an_unknown_architecture_and_a_missing_config_are_named_whole(tmp_path):
     assert _refused(folder).endswith(
         ": it has no config.json (the native backend loads the folder's top)"
     )
+
+
+def test_a_pipeline_whose_sentence_embedding_is_not_one_vector_is_refused(tmp_path):
+    """A Dense module after the pooling that reads the token states into the sentence's vector
+    (a trial: a shape-mismatch traceback from the first batch)."""
+    from sentence_transformers.models import Dense
+
+    folder = _pipeline(_bert(tmp_path / "m"))
+    (folder / "2_Dense").mkdir()
+    dense = Dense(
+        32, 32, module_input_name="token_embeddings", module_output_name="sentence_embedding"
+    )
+    dense.save(str(folder / "2_Dense"))
+    modules = json.loads((folder / "modules.json").read_text())
+    entry = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+    (folder / "modules.json").write_text(json.dumps([*modules, entry]))
+    message = _refused(folder, backend="sentence_transformers")
+    assert "(Transformer, Pooling, Dense) gives a sentence embedding of shape (1, " in message
+    assert message.endswith("its modules do not make one vector per input")

@@ -167,3 +167,17 @@ def test_the_native_backend_pools_as_the_pipelines_pooling_module(
     got = backbone.embed_ids(backbone.tokenize(texts))
     torch.testing.assert_close(got, expected.float(), rtol=1e-4, atol=1e-5)
     check_pipeline_settings(pipeline, dataclasses.replace(spec, backend="sentence_transformers"))
+
+
+def test_a_normalize_module_of_the_token_states_does_not_normalize_the_vectors(
+    minilm_spec, minilm_pipeline
+):
+    """(a trial: the folder check read it as no normalization, this check as one: no way
+    through either)"""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Normalize, Pooling
+
+    dim = minilm_pipeline.get_embedding_dimension()
+    tokens = Normalize(module_input_name="token_embeddings")
+    pipeline = SentenceTransformer(modules=[minilm_pipeline[0], tokens, Pooling(dim, "mean")])
+    check_pipeline_settings(pipeline, dataclasses.replace(minilm_spec, normalize=False))
