@@ -305,12 +305,14 @@ class _TextModule:
         out = []
         if self.st_config.get("tokenizer_name_or_path") not in (None, ""):
             out.append(f"its tokenizer is {self.st_config['tokenizer_name_or_path']}")
+        # (read above, or what changes no token: transformers 5 makes every tokenizer fast)
         read = {
             "model_max_length",
             "padding_side",
             "truncation_side",
             "revision",
             "trust_remote_code",
+            "use_fast",
         }
         tokenizer = sorted(set(self._kwargs(_PROCESSOR_KWARGS)) - read)
         if tokenizer:
