@@ -110,7 +110,9 @@ def failed(plan: RunPlan, task: AbsTask, error: Exception, outcome: RunOutcome) 
 
 def data_problem(plan: RunPlan, task: AbsTask, error: BaseException) -> UserError | None:
     """The one line for a task whose data could not be loaded: unreachable (offline, no Hub),
-    datasets' cache folder full, or a damaged mirror file (named); None for any other error."""
+    datasets' cache folder full, a damaged mirror file (named), or any failure on mirror data not
+    shown to be the pinned revision (:func:`~qzhou_eval.mirror.content.damaged_data`); None for
+    any other error."""
     name = task.metadata.name
     hint = fill_hint(plan.benchmark.key, (plan.data.get(name) or {}).get("mirror"), name)
     return (
