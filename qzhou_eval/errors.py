@@ -104,6 +104,16 @@ class DataError(UserError):
     """
 
 
+def raising_packages(error: BaseException) -> list[str]:
+    """The top-level package of each frame of ``error``'s traceback, outermost first (which
+    library raised it: the innermost frame of one)."""
+    packages, tb = [], error.__traceback__
+    while tb is not None:
+        packages.append(str(tb.tb_frame.f_globals.get("__name__", "")).partition(".")[0])
+        tb = tb.tb_next
+    return packages
+
+
 def one_line(error: BaseException | str, limit: int = 300) -> str:
     """An exception's message on one line of at most ``limit`` characters (``error:`` lines): its
     whole sentences that fit, else cut at a word and marked ``...``."""

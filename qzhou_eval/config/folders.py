@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval import atomic
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, raising_packages
 
 # Config keys that name folders the apps write to, for naming the key in a write error.
 WRITTEN_FOLDER_KEYS = ("runtime.results_dir", "runtime.store_dir", "data.mirror", "out_dir")
@@ -175,13 +175,7 @@ def cache_writer(error: BaseException, path: Path | str) -> str | None:
     homes = [Path.home(), Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")]
     if not any(target == h or h in target.parents for h in homes):
         return None
-    library = None
-    tb = error.__traceback__
-    while tb is not None:
-        module = str(tb.tb_frame.f_globals.get("__name__", "")).partition(".")[0]
-        if module in CACHE_VARIABLES:
-            library = module
-        tb = tb.tb_next
+    library = next((p for p in reversed(raising_packages(error)) if p in CACHE_VARIABLES), None)
     if library is None:
         return "a library writes its cache there: set XDG_CACHE_HOME (or HOME) to a writable folder"
     variable = CACHE_VARIABLES[library]

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 from qzhou_eval import atomic
-from qzhou_eval.errors import MirrorError, UserError, WriteError
+from qzhou_eval.errors import MirrorError, UserError, WriteError, raising_packages
 from qzhou_eval.mirror.provenance import content_sha256
 
 LINKS = "qzhou_eval_mirror"
@@ -76,7 +76,7 @@ def full_cache(task: str, error: BaseException) -> UserError | None:
         full = isinstance(cause, OSError) and (
             cause.errno in _FULL or str(cause).startswith(_ITS_CHECK)
         )
-        if full and _in_datasets(cause):
+        if full and "datasets" in raising_packages(cause):
             import datasets.config
 
             why = (
@@ -88,13 +88,3 @@ def full_cache(task: str, error: BaseException) -> UserError | None:
             return WriteError(datasets.config.HF_DATASETS_CACHE, OSError(number, why), False)
         cause = cause.__cause__ or cause.__context__
     return None
-
-
-def _in_datasets(error: BaseException) -> bool:
-    """Whether ``datasets``' own code raised ``error`` (a frame of it in its traceback)."""
-    tb = error.__traceback__
-    while tb is not None:
-        if str(tb.tb_frame.f_globals.get("__name__", "")).partition(".")[0] == "datasets":
-            return True
-        tb = tb.tb_next
-    return False

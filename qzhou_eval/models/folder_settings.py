@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,10 +376,7 @@ def check_folder_settings(
     pipeline = spec.backend == "sentence_transformers"
     if theirs.pooling is not None and theirs.pooling != spec.pooling:
         differ.append(f"it pools with {theirs.pooling} (model.pooling={spec.pooling})")
-        if theirs.pooling in POOLING_MODES:
-            fixes.append(f"model.pooling={theirs.pooling}")
-        else:
-            cannot.append(f"{theirs.pooling} pooling (it has {', '.join(POOLING_MODES)})")
+        _fix_or_lack("pooling", theirs.pooling, POOLING_MODES, "pooling", fixes, cannot)
     if theirs.normalize != spec.normalize:
         has = "has a Normalize module" if theirs.normalize else "has no Normalize module"
         differ.append(f"it {has} (model.normalize={str(spec.normalize).lower()})")
@@ -400,10 +397,7 @@ def check_folder_settings(
         differ.append(
             f"it scores with {theirs.similarity} similarity (model.similarity={spec.similarity})"
         )
-        if theirs.similarity in SIMILARITIES:
-            fixes.append(f"model.similarity={theirs.similarity}")
-        else:
-            cannot.append(f"{theirs.similarity} similarity (it has {', '.join(SIMILARITIES)})")
+        _fix_or_lack("similarity", theirs.similarity, SIMILARITIES, "similarity", fixes, cannot)
     for what in theirs.unsupported:
         differ.append(f"it applies {what}")
         cannot.append(what)
@@ -440,6 +434,17 @@ def check_folder_settings(
         f"{name} is a sentence-transformers model whose own configuration differs from this "
         f"run's: {'; '.join(differ)}. {how}; {ignore}"
     )
+
+
+def _fix_or_lack(
+    key: str, value: str, values: Sequence[str], what: str, fixes: list[str], cannot: list[str]
+) -> None:
+    """``model.<key>=<value>`` where ``model.<key>`` can state ``value``, else what the harness
+    lacks."""
+    if value in values:
+        fixes.append(f"model.{key}={value}")
+    else:
+        cannot.append(f"{value} {what} (it has {', '.join(values)})")
 
 
 def _check_native_modules(

@@ -614,17 +614,7 @@ def test_hf_auto_with_the_lines_fixes_scores_as_mtebs_run_of_the_model(folder, t
     _edit(model / "config_sentence_transformers.json", prompts=prompts)
     results = tmp_path / "results"
     names = ("DemoEngRetrieval", "DemoEngSTS")
-    args = [
-        "run",
-        "model=hf_auto",
-        "model.name=test/e5_like",
-        f"model.path={model}",
-        "benchmark=demo_eng",
-        f"benchmark.tasks=[{','.join(names)}]",
-        f"runtime.results_dir={results}",
-        f"runtime.store_dir={tmp_path / 'store'}",
-        "runtime.scoring_workers=2",
-    ]
+    args = [*_hf_auto_run(model, names, tmp_path), "runtime.scoring_workers=2"]
     refused = qzhou_eval(*args)
     assert refused.code == 2 and not results.exists(), refused.err[-2000:]
     fixes = _fix(refused.err_lines[0])
@@ -640,6 +630,21 @@ def test_hf_auto_with_the_lines_fixes_scores_as_mtebs_run_of_the_model(folder, t
     assert ours == pytest.approx(theirs, abs=1e-4)
     plain = _mtebs_run(MINILM, names)  # (without the prompts: other scores, told apart)
     assert all(abs(plain[name] - ours[name]) > 1e-3 for name in names), (plain, ours)
+
+
+def _hf_auto_run(model: Path, names: Sequence[str], tmp_path: Path) -> list[str]:
+    """``run`` of the folder ``model`` with hf_auto over the demo tasks ``names``, into
+    ``tmp_path/results`` (and a store beside it)."""
+    return [
+        "run",
+        "model=hf_auto",
+        f"model.name=test/{model.name}",
+        f"model.path={model}",
+        "benchmark=demo_eng",
+        f"benchmark.tasks=[{','.join(names)}]",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        f"runtime.store_dir={tmp_path / 'store'}",
+    ]
 
 
 def _scores(results: Path, names: Sequence[str]) -> dict[str, float]:
@@ -680,16 +685,7 @@ def test_a_folder_with_a_dense_module_and_dot_similarity_scores_as_mtebs_run(tmp
     _modules(model, POOL, ("Dense", "2_Dense"))
     _edit(model / "config_sentence_transformers.json", similarity_fn_name="dot")
     results, names = tmp_path / "results", ("DemoEngRetrieval", "DemoEngSTS")
-    args = [
-        "run",
-        "model=hf_auto",
-        "model.name=test/dense_dot",
-        f"model.path={model}",
-        "benchmark=demo_eng",
-        f"benchmark.tasks=[{','.join(names)}]",
-        f"runtime.results_dir={results}",
-        f"runtime.store_dir={tmp_path / 'store'}",
-    ]
+    args = _hf_auto_run(model, names, tmp_path)
     refused = qzhou_eval(*args)
     assert refused.code == 2 and not results.exists(), refused.err[-2000:]
     fixes = _fix(refused.err_lines[0])
