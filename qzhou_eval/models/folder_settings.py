@@ -17,9 +17,12 @@ evaluates with ``model.*`` as set (the results are that configuration's: every s
 the fingerprint and the records).
 
 Reads JSON files only (no sentence-transformers, no torch), as sentence-transformers 6 reads them
-(the rules of 6.3, checked against its code and by the tests). A folder without ``modules.json``
-states nothing; a file of the configuration that does not parse, or that a module cannot load
-without, is named (:class:`UnreadableFile`).
+(the rules of 6.3, checked against its code and by the tests). A transformers folder without
+``modules.json`` is mteb's run of it too, with sentence-transformers' defaults (mean pooling,
+the last token's for a causal LM, no Normalize module, the tokenizer's length): the same check
+compares those. A folder without ``config.json`` either states nothing; a file of the
+configuration that does not parse, or that a module cannot load without, is named
+(:class:`UnreadableFile`).
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class FolderSettings:
     modules: tuple[tuple[str, str], ...] = ()  # (type, path) of each module after that one
     unsupported: tuple[str, ...] = ()  # what it does that no model.* setting states
     own: tuple[str, ...] = ()  # what its Transformer module does that the native backend does not
+    defaults: bool = False  # no modules.json: sentence-transformers' defaults (mteb's run of it)
 
     def mteb_prompts(self, read: Collection[str]) -> tuple[dict[str, str], str | None]:
         """The prompts mteb's run of the model puts before texts, in the recipe's terms
@@ -125,11 +129,12 @@ class UnreadableFile(ValueError):
 
 def read_folder_settings(folder: str | Path) -> FolderSettings | None:
     """The settings ``folder``'s sentence-transformers configuration states, as
-    sentence-transformers 5 and 6 write it; None where it has none (no ``modules.json``).
-    Raises :class:`UnreadableFile` naming a file of it that does not parse."""
+    sentence-transformers 5 and 6 write it; a transformers folder without it (no
+    ``modules.json``): sentence-transformers' defaults; None where it is neither (no
+    ``config.json``). Raises :class:`UnreadableFile` naming a file of it that does not parse."""
     root = Path(folder)
     if not (root / "modules.json").exists():
-        return None
+        return _defaults(root) if (root / "config.json").exists() else None
     listed = [
         _module(root, str(m.get("type")).rsplit(".", 1)[-1], str(m.get("path") or ""))
         for m in _json(root, "modules.json", list)
@@ -175,6 +180,36 @@ def read_folder_settings(folder: str | Path) -> FolderSettings | None:
         else (),
         unsupported=tuple(unsupported),
         own=text.own(),
+    )
+
+
+def _defaults(root: Path) -> FolderSettings:
+    """What sentence-transformers 6 makes of a transformers folder that has no configuration of
+    its own (``SentenceTransformer._load_default_modules``, mteb's run of any such model): the
+    model and tokenizer as transformers loads them (no arguments of a module's own), mean pooling,
+    the last token's for a ``*ForCausalLM`` model not made bidirectional (``is_causal``), no
+    Normalize module, cosine. mteb's run of a ``*ForSequenceClassification`` model is a
+    cross-encoder's, which the harness cannot give."""
+    text = _TextModule(
+        _json(root, "config.json", dict), _json(root, "tokenizer_config.json", dict, {}), {}
+    )
+    names = text.model_config.get("architectures")
+    names = [str(n) for n in names] if isinstance(names, list) else []
+    causal = bool(names) and names[0].endswith("ForCausalLM")
+    causal = causal and bool(text.model_config.get("is_causal", True))
+    cross = [n for n in names if n.endswith("ForSequenceClassification")]
+    return FolderSettings(
+        pooling="last_token" if causal else "mean",
+        normalize=False,
+        max_length=text.max_length(),
+        padding_side=text.padding_side(),
+        dtype=text.dtype(),
+        unsupported=(
+            (f"a cross-encoder's scores ({cross[0]}: mteb evaluates it as a cross-encoder)",)
+            if cross
+            else ()
+        ),
+        defaults=True,
     )
 
 
@@ -363,9 +398,10 @@ def check_folder_settings(
     try:
         theirs = read_folder_settings(folder)
     except UnreadableFile as e:
+        kind = "sentence-transformers " if (Path(folder) / "modules.json").exists() else ""
         raise ConfigError(
-            f"{name}: its sentence-transformers configuration cannot be read to check this "
-            f"run's settings against it: {e}; fix the file, or {ignore}"
+            f"{name}: its {kind}configuration cannot be read to check this run's settings "
+            f"against it: {e}; fix the file, or {ignore}"
         ) from None
     if theirs is None:
         return
@@ -430,10 +466,13 @@ def check_folder_settings(
         said = [" ".join(f for f in fixes if not f.startswith(_IN_A_FILE))]
         said += [f for f in fixes if f.startswith(_IN_A_FILE)]
         how = f"To evaluate it as it is configured: {' and '.join(filter(None, said))}"
-    raise ConfigError(
-        f"{name} is a sentence-transformers model whose own configuration differs from this "
-        f"run's: {'; '.join(differ)}. {how}; {ignore}"
+    what = (
+        "is a transformers model without a sentence-transformers configuration; "
+        "sentence-transformers' defaults, which mteb's run of it applies, differ from this run's"
+        if theirs.defaults
+        else "is a sentence-transformers model whose own configuration differs from this run's"
     )
+    raise ConfigError(f"{name} {what}: {'; '.join(differ)}. {how}; {ignore}")
 
 
 def _fix_or_lack(

@@ -698,3 +698,117 @@ def test_a_folder_with_a_dense_module_and_dot_similarity_scores_as_mtebs_run(tmp
     run = qzhou_eval(*args, *fixes)
     assert run.code == 0, run.err[-2000:]
     assert _scores(results, names) == pytest.approx(_mtebs_run(model, names), abs=1e-4)
+
+
+def _plain(folder: Path, source: Path, files: Sequence[str]) -> Path:
+    """A transformers folder (no sentence-transformers configuration) of ``source``'s files."""
+    folder.mkdir()
+    for name in files:
+        (folder / name).symlink_to(source / name)
+    return folder
+
+
+def _as_sentence_transformers_loads_it(folder: Path) -> tuple:
+    """(pooling, normalizes, length, padding side, similarity) of sentence-transformers' own
+    load of ``folder`` (mteb's run of it)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Normalize, Pooling
+
+    from qzhou_eval.models.st_pipeline import _pooling_mode
+
+    model = SentenceTransformer(str(folder), device="cpu")
+    pooling = next(_pooling_mode(m) for m in model if isinstance(m, Pooling))
+    return (
+        pooling,
+        any(isinstance(m, Normalize) for m in model),
+        model.max_seq_length,
+        model.tokenizer.padding_side,
+        model.similarity_fn_name or "cosine",
+    )
+
+
+def _read_as_that(folder: Path) -> tuple:
+    theirs = read_folder_settings(folder)
+    assert theirs is not None and theirs.defaults
+    return (
+        theirs.pooling,
+        theirs.normalize,
+        theirs.max_length,
+        theirs.padding_side,
+        theirs.similarity,
+    )
+
+
+def test_a_transformers_folder_is_read_as_sentence_transformers_defaults_load_it(tmp_path):
+    # (mteb's run of a model without modules.json: sentence-transformers' defaults, mean pooling
+    # and no Normalize module; hf_auto normalized, and its classification and clustering scores
+    # were filed as the model's own)
+    files = ("config.json", "model.safetensors", "tokenizer.json", "vocab.txt")
+    plain = _plain(tmp_path / "plain", MINILM, (*files, "special_tokens_map.json"))
+    shutil.copy(MINILM / "tokenizer_config.json", plain / "tokenizer_config.json")
+    assert _read_as_that(plain) == ("mean", False, 512, "right", "cosine")
+    assert _as_sentence_transformers_loads_it(plain) == _read_as_that(plain)
+    _edit(plain / "tokenizer_config.json", model_max_length=128, padding_side="left")
+    assert _read_as_that(plain) == ("mean", False, 128, "left", "cosine")
+    assert _as_sentence_transformers_loads_it(plain) == _read_as_that(plain)
+    message = _refused(plain, max_length=512)
+    assert message == (
+        f"model.path={plain} is a transformers model without a sentence-transformers "
+        "configuration; sentence-transformers' defaults, which mteb's run of it applies, differ "
+        "from this run's: it has no Normalize module (model.normalize=true); it reads 128 tokens "
+        "(model.max_length=512); its tokenizer pads on the left (model.padding_side=right). To "
+        "evaluate it as it is configured: model.normalize=false model.max_length=128 "
+        "model.padding_side=left; to evaluate it with model.* and the recipe as set: "
+        "model.folder_settings=ignore"
+    )
+    check_folder_settings(_spec(plain, normalize=False, max_length=128, padding_side="left"), plain)
+
+
+def test_a_causal_lms_folder_is_read_with_its_last_tokens_pooling(tmp_path_factory, tmp_path):
+    from qzhou_eval.testing.tiny_models import cached_tiny_model
+
+    tiny = cached_tiny_model("qwen2", tmp_path_factory, seed=0)
+    names = [p.name for p in tiny.iterdir() if p.name != "config.json"]
+    plain = _plain(tmp_path / "plain", tiny, names)
+    config = json.loads((tiny / "config.json").read_text())
+    for architectures, is_causal, pooling in (
+        (["Qwen2Model"], None, "mean"),
+        (["Qwen2ForCausalLM"], None, "last_token"),
+        (["Qwen2ForCausalLM"], False, "mean"),  # (made bidirectional: mean, as 6.3 pools it)
+    ):
+        causal = {} if is_causal is None else {"is_causal": is_causal}
+        (plain / "config.json").write_text(
+            json.dumps({**config, "architectures": architectures, **causal})
+        )
+        assert _read_as_that(plain)[0] == pooling
+        assert _as_sentence_transformers_loads_it(plain) == _read_as_that(plain)
+    (plain / "config.json").write_text(
+        json.dumps({**config, "architectures": ["Qwen2ForSequenceClassification"]})
+    )
+    message = _refused(plain)
+    assert "it applies a cross-encoder's scores (Qwen2ForSequenceClassification: mteb " in message
+    assert "The harness cannot evaluate it as it is configured: it lacks a cross-encoder" in message
+    (plain / "config.json").write_text("{not json")
+    assert _refused(plain).startswith(
+        f"model.path={plain}: its configuration cannot be read to check this run's settings "
+        "against it: config.json does not parse (JSONDecodeError)"
+    )
+
+
+@pytest.mark.slow
+def test_a_transformers_folder_scores_as_mtebs_run_of_it_with_the_lines_fixes(tmp_path):
+    """MiniLM's transformers files alone: hf_auto (normalized) is refused with the override that
+    gives sentence-transformers' defaults; with it the run scores as mteb's own run of the folder
+    on a task whose score normalization moves (k-means on the vectors: DemoEngClustering 55.28
+    normalized, 50.76 not; DemoEngClassification 87.00 and 87.28; measured when this test was
+    written)."""
+    files = ("config.json", "model.safetensors", "tokenizer.json", "vocab.txt")
+    model = _plain(tmp_path / "plain", MINILM, (*files, "tokenizer_config.json"))
+    results, names = tmp_path / "results", ("DemoEngClustering",)
+    args = _hf_auto_run(model, names, tmp_path)
+    refused = qzhou_eval(*args)
+    assert refused.code == 2 and not results.exists(), refused.err[-2000:]
+    assert _fix(refused.err_lines[0]) == ["model.normalize=false"]
+    run = qzhou_eval(*args, "model.normalize=false")
+    assert run.code == 0, run.err[-2000:]
+    assert _scores(results, names) == pytest.approx(_mtebs_run(model, names), abs=1e-4)
