@@ -32,7 +32,7 @@ from qzhou_eval.config.spec import (
     setting,
     with_packing,
 )
-from qzhou_eval.errors import ConfigError, shown
+from qzhou_eval.errors import ConfigError, one_line, shown
 
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
     ("batch_vs_alone", batch_vs_alone),
@@ -99,11 +99,6 @@ def validate(check: Any) -> None:
         raise ConfigError(f"check.only: unknown check(s) {sorted(unknown)}; use {names}")
 
 
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return f"{type(e).__name__}: {text[:400]}"
-
-
 def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:
     """Print every check's line and the JSON summary; return the exit code (1: a check failed)."""
     started = time.perf_counter()
@@ -148,7 +143,7 @@ def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:
             except Skip as e:
                 result = Result(name, SKIP, str(e))
             except Exception as e:  # a check that breaks is a failed check, not a crash
-                result = Result(name, FAIL, _one_line(e))
+                result = Result(name, FAIL, f"{type(e).__name__}: {one_line(e, 400)}")
             result.figures["seconds"] = round(time.perf_counter() - t0, 2)
             results.append(result)
             out(result.line())
