@@ -33,6 +33,7 @@ from qzhou_eval.config.spec import (
     with_packing,
 )
 from qzhou_eval.errors import ConfigError, one_line, shown
+from qzhou_eval.recipe import recipe_from_config
 
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
     ("batch_vs_alone", batch_vs_alone),
@@ -107,6 +108,10 @@ def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:
         runtime = runtime_spec(cfg.runtime)
         spec = with_packing(model_spec(cfg.model), runtime.packing)
         validate(check)
+        if spec.folder_settings == "check":  # a folder a run would refuse: the same line
+            from qzhou_eval.runs.model_folder import check_folder_settings
+
+            check_folder_settings(spec, recipe_from_config(cfg.prompts))
     only = set(check.only or [])
     from transformers.utils import logging as hf_logging
 

@@ -178,6 +178,7 @@ def test_a_sample_of_no_tokens_is_left_out_with_a_warning(tiny_qwen2):
             "runtime.packing=true",
             "check.texts=4",
             "check.only=[batch_vs_alone,packed_vs_padded]",
+            "model.folder_settings=ignore",  # (hf_auto's settings as set)
         ],
     )
     assert runner.run_checks(cfg, lines.append) == 0, lines
@@ -185,3 +186,15 @@ def test_a_sample_of_no_tokens_is_left_out_with_a_warning(tiny_qwen2):
         lines
     )
     assert json.loads(lines[-1])["passed"] == ["batch_vs_alone", "packed_vs_padded"]
+
+
+def test_a_folder_a_run_would_refuse_is_refused_with_the_runs_line(tmp_path):
+    # (the check passed such a config, then the run stopped at the folder check)
+    from tests.models.test_folder_settings import MINILM
+
+    args = ["model=hf_auto", "model.name=test/minilm", f"model.path={MINILM}"]
+    check = qzhou_eval("check", *args, "check.only=[batch_vs_alone]")
+    run = qzhou_eval("run", *args, "benchmark=demo_eng", f"runtime.results_dir={tmp_path}/r")
+    assert check.code == run.code == 2 and check.out == ""
+    assert check.err_lines == run.err_lines
+    assert run.err_lines[0].startswith(f"error: model.path={MINILM} is a sentence-transformers ")
