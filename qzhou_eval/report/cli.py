@@ -40,9 +40,10 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
     """Check every setting; a bad one raises a one-line ConfigError/UserError."""
     results_dirs = resolve_results_dirs(_texts("results_dir", cfg.get("results_dir"), "a folder"))
     tolerance = cfg.get("tolerance")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
+    number = not isinstance(tolerance, bool) and isinstance(tolerance, (int, float))
+    if not number or not 0 <= tolerance <= 100:  # (nan passed every gap; inf broke the plot)
         raise ConfigError(
-            f"tolerance={shown(tolerance)}: give a number of score points >= 0 (e.g. 0.01)"
+            f"tolerance={shown(tolerance)}: give a number of score points from 0 to 100 (e.g. 0.01)"
         )
     given = cfg.get("experiments", "all")
     experiments: str | list[str]
