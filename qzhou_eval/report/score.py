@@ -215,10 +215,28 @@ def _load_one(path: Path, name: str) -> Loaded:
         with _quiet_mteb():
             result = TaskResult.from_disk(path / f"{name}.json")
     except Exception as e:
-        return f"unreadable result file: {one_line(e, limit=160)}"
+        return f"unreadable result file: {_why_unreadable(path / f'{name}.json', e)}"
     if result.task_name != name:  # mteb's loaders file it under the name it holds
         return f"the file holds a result of {result.task_name}, not of {name}"
     return result
+
+
+_JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
+
+
+def _why_unreadable(file: Path, error: Exception) -> str:
+    """Why mteb's loader refused ``file``, in words rather than its internals (a KeyError's
+    bare key, an AttributeError of a list)."""
+    try:
+        data = json.loads(file.read_bytes())
+    except (OSError, ValueError) as e:
+        return one_line(e, limit=160)
+    if not isinstance(data, dict):
+        kind = _JSON_KINDS.get(type(data), "a number")
+        return f"it holds {kind}, not mteb's result object"
+    if isinstance(error, KeyError) and error.args:
+        return f"it lacks {error.args[0]!r}, which mteb's loader reads"
+    return one_line(error, limit=160)
 
 
 def score_task(task: AbsTask, result: Loaded) -> TaskScore:
@@ -233,6 +251,12 @@ def score_task(task: AbsTask, result: Loaded) -> TaskScore:
         kept = result.validate_and_filter_scores(task)
     parts: list[Part] = []
     missing: list[tuple[str, str]] = []
+    in_file = {
+        (split, entry.get("hf_subset"))
+        for split, entries in result.scores.items()
+        for entry in entries
+        if isinstance(entry, dict)
+    }
     for split in task.eval_splits:
         for entry in sorted(kept.scores.get(split, []), key=lambda e: str(e["hf_subset"])):
             value = entry.get("main_score")
@@ -244,7 +268,10 @@ def score_task(task: AbsTask, result: Loaded) -> TaskScore:
                 return TaskScore(**base, score=None, problem=problem)
             if _is_number(value):
                 parts.append(Part(split, str(entry["hf_subset"]), float(value)))
-            else:
+            elif (split, entry["hf_subset"]) in in_file:  # (its number damaged: not missing)
+                problem = f"main_score {value!r} ({split}/{entry['hf_subset']}) is not a number"
+                return TaskScore(**base, score=None, problem=problem)
+            else:  # (mteb's loader puts NaN for a split/subset the file lacks)
                 missing.append((split, str(entry["hf_subset"])))
     if missing or not parts:
         problem = None if parts or missing else "no counted split/subset in the result file"

@@ -160,6 +160,20 @@ def test_unreadable_file_is_reported_not_fatal(
     assert scores["BIOSSES"].score is None
     assert scores["BIOSSES"].problem.startswith("unreadable result file")
     assert scores["STS12"].complete
+    # said in words, not as the loader's internals ('list' object has no attribute 'get', a
+    # KeyError's bare key); a main score that is not a number is not a missing split
+    sts = task_file(results_copy, QZHOU, QZHOU_REV, "STS13")
+    quoted = json.loads(sts.read_text(encoding="utf-8"))
+    quoted["scores"]["test"][0]["main_score"] = "0.7"
+    for text, problem in (
+        ("[]", "unreadable result file: it holds an array, not mteb's result object"),
+        ("null", "unreadable result file: it holds null, not mteb's result object"),
+        ("{}", "unreadable result file: it lacks 'mteb_dataset_name', which mteb's loader reads"),
+        (json.dumps(quoted), "main_score '0.7' (test/default) is not a number"),
+    ):
+        sts.write_text(text, encoding="utf-8")
+        scored = load_run_scores(_run(results_copy, QZHOU, QZHOU_REV), eng_tasks).by_name()
+        assert (scored["STS13"].score, scored["STS13"].problem) == (None, problem)
 
 
 def test_a_file_of_another_task_or_of_0_100_scores_is_not_counted(
