@@ -26,7 +26,14 @@ from qzhou_eval.report.compare import (
     published_mrl,
 )
 from qzhou_eval.report.data import run_data
-from qzhou_eval.report.discover import RunDir, RunId, experiment_dim, experiment_point, run_dir
+from qzhou_eval.report.discover import (
+    RunDir,
+    RunId,
+    experiment_dim,
+    experiment_point,
+    run_dir,
+    same_revision,
+)
 from qzhou_eval.report.score import (
     DEFAULT_DEFINITION,
     PUBLISHED,
@@ -294,7 +301,10 @@ def _add_comparisons(
     if reference_model is not None:  # a name mistyped would compare nothing, silently
         name, _, revision = str(reference_model).partition("@")
         held = sorted({f"{r.model}@{r.revision}" for r in ref.runs})
-        if not any(r.model == name and (not revision or r.revision == revision) for r in ref.runs):
+        if not any(
+            r.model == name and (not revision or same_revision(revision, r.revision))
+            for r in ref.runs
+        ):
             raise UserError(
                 f"reference_model={reference_model} is not in the reference, {ref.label} (it "
                 f"has: {', '.join(held) or 'no runs'})"

@@ -67,7 +67,7 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
         if reference_model is None
         else _text("reference_model", reference_model),
         tolerance=float(tolerance),
-        definition=check_definition(str(cfg.get("definition"))),
+        definition=check_definition(cfg.get("definition")),
         out_dir=_out_dir(cfg.get("out_dir"), results_dirs),
         models=None if models is None else _texts("models", models, "model names or patterns", 1),
         experiments=experiments,
@@ -87,6 +87,13 @@ def run_report(cfg: DictConfig) -> str:
     runs = discover_runs(options.results_dirs, options.models, options.experiments)
     if not runs:
         where = ", ".join(str(d) for d in options.results_dirs)
+        others = discover_runs(options.results_dirs, None, "all") if options.models else []
+        if others:  # (the runs are there: the selection is what to fix)
+            held = sorted({f"{r.id.model}@{r.id.revision}" for r in others})
+            raise UserError(
+                f"models={shown(options.models)}: no run in {where} matches (it has: "
+                f"{', '.join(held)})"
+            )
         raise UserError(
             f"no runs in {where} (expected <org>__<model>/<revision>/<Task>.json"
             + (f" for models {options.models}" if options.models else "")

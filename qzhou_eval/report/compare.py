@@ -26,7 +26,13 @@ from mteb.abstasks import AbsTask
 from mteb.results import TaskResult
 
 from qzhou_eval.errors import UserError
-from qzhou_eval.report.discover import RunId, discover_runs, experiment_dim, resolve_results_dirs
+from qzhou_eval.report.discover import (
+    RunId,
+    discover_runs,
+    experiment_dim,
+    resolve_results_dirs,
+    same_revision,
+)
 from qzhou_eval.report.score import (
     MEAN_TASK,
     MEAN_TASK_TYPE,
@@ -119,7 +125,7 @@ class Reference:
         pool = [
             r
             for r in self.runs.values()
-            if r.run.model == name and (not revision or r.run.revision == revision)
+            if r.run.model == name and (not revision or same_revision(revision, r.run.revision))
         ]
         same = [r for r in pool if r.run.experiment == run.run.experiment]
         if not same and run.run.experiment is not None:

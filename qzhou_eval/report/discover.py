@@ -230,9 +230,10 @@ def _matches(run: RunId, pattern: str) -> bool:
         return False
     if not revision or fnmatch.fnmatchcase(run.revision, revision):
         return True
-    # a commit's short form, as the run's first line prints it (git's: 7 or more characters)
-    return (
-        len(revision) >= 7
-        and not re.search(r"[*?\[]", revision)
-        and (run.revision.startswith(revision))
-    )
+    return not re.search(r"[*?\[]", revision) and same_revision(revision, run.revision)
+
+
+def same_revision(given: str, revision: str) -> bool:
+    """Whether ``given`` names ``revision``: the same, or a commit's short form, as the run's
+    first line prints it (git's: 7 or more characters)."""
+    return revision == given or (len(given) >= 7 and revision.startswith(given))

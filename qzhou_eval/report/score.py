@@ -51,9 +51,9 @@ DEFAULT_DEFINITION = PUBLISHED
 PUBLISHED_SPLITS: dict[str, tuple[str, ...]] = {"MultilingualSentiment": ("validation",)}
 
 
-def check_definition(definition: str) -> str:
+def check_definition(definition: object) -> str:
     """Return ``definition`` if it is known, else raise a one-line ConfigError."""
-    if definition not in DEFINITIONS:
+    if not isinstance(definition, str) or definition not in DEFINITIONS:
         raise ConfigError(
             f"definition={shown(definition)} is unknown; use one of {list(DEFINITIONS)}"
         )

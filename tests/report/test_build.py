@@ -115,3 +115,8 @@ def test_a_reference_model_the_reference_lacks_is_one_line(results_copy: Path, c
         build_report(runs, cmn_tasks, bench, [results_copy], reference_model="nope/x")
     with pytest.raises(UserError, match=rf"reference_model={QZHOU_ZH}@abc is not in the ref"):
         build_report(runs, cmn_tasks, bench, [results_copy], reference_model=f"{QZHOU_ZH}@abc")
+    # the revision's short form, as a run's first line prints it (as models= takes it)
+    short = f"{QZHOU_ZH}@{QZHOU_ZH_REV[:12]}"
+    by_short = build_report(runs, cmn_tasks, bench, [results_copy], reference_model=short)
+    compared = [c.reference.scores.run for c in by_short.comparisons]
+    assert compared and compared == [c.reference.scores.run for c in found.comparisons]

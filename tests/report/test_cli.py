@@ -273,6 +273,8 @@ def test_bad_settings(results_copy: Path, tmp_path: Path) -> None:
             report(f"results_dir={results_copy}", f"tolerance={value}")
     with pytest.raises(ConfigError, match="definition"):
         report(f"results_dir={results_copy}", "definition=old")
+    with pytest.raises(ConfigError, match=r"^definition=null is unknown"):  # (was 'None')
+        report(f"results_dir={results_copy}", "definition=null")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no runs"):
         report(f"results_dir={tmp_path / 'empty'}")
@@ -320,8 +322,8 @@ def test_names_hydra_reads_as_numbers_are_names(
     text = report("results_dir=2026", "out_dir=2027", "plots=false")
     assert table_rows(text)[QZHOU] == expected_cells(PUBLISHED_ENG, TYPES_ENG)
     assert (tmp_path / "2027" / "mteb_eng_v2.md").is_file()
-    with pytest.raises(UserError, match=r"no runs .* for models \['123'\]"):
-        report("results_dir=2026", "models=123", "out_dir=false")
+    with pytest.raises(UserError, match=r"^models=\['123'\]: no run in 2026 matches \(it has: "):
+        report("results_dir=2026", "models=123", "out_dir=false")  # (was "no runs in 2026")
     with pytest.raises(UserError, match=r"no run has experiment \['5'\]"):
         report("results_dir=[2026]", "experiments=5", "out_dir=false")
 
