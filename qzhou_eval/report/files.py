@@ -125,7 +125,7 @@ def summary_csv(report: Report) -> str:
                 *values,
                 _num(s.mean_task.value),
                 _num(s.mean_task_type.value),
-                ranks[s.run],
+                "" if ranks[s.run] is None else ranks[s.run],
                 s.mean_task.n_present,
                 s.mean_task.n_total,
                 s.complete,
@@ -215,7 +215,9 @@ def report_dict(report: Report) -> dict[str, object]:
     }
 
 
-def _run_dict(s: Summary, alt: Summary | None, report: Report, rank: int) -> dict[str, object]:
+def _run_dict(
+    s: Summary, alt: Summary | None, report: Report, rank: int | None
+) -> dict[str, object]:
     out: dict[str, object] = {
         **_run_id_dict(s.run),
         "rank_borda": rank,

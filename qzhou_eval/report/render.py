@@ -158,7 +158,8 @@ def leaderboard_table(summaries: Sequence[Summary], title: str | None = None) ->
     for s in summaries:
         cells = [fmt_mean(s.types[t]) if t in s.types else "" for t in types]
         row = [labels[s.run], *cells, fmt_mean(s.mean_task), fmt_mean(s.mean_task_type)]
-        table.rows.append([*row, str(ranks[s.run])] if ranks else row)
+        rank = ranks.get(s.run)
+        table.rows.append([*row, "" if rank is None else str(rank)] if ranks else row)
     return table
 
 

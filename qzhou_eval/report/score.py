@@ -399,18 +399,20 @@ def task_types(summaries: Iterable[Summary]) -> list[str]:
     return sorted({t for s in summaries for t in s.types})
 
 
-def borda_ranks(summaries: Sequence[Summary]) -> dict[RunId, int]:
-    """Each run's rank by Borda count among ``summaries`` (1 = best), the leaderboard's order.
+def borda_ranks(summaries: Sequence[Summary]) -> dict[RunId, int | None]:
+    """Each run's rank by Borda count among ``summaries`` (1 = best), the leaderboard's order;
+    None for a run without any score, which the leaderboard leaves out.
 
     mteb 2.26's definition (``mteb/benchmarks/_create_table.py``; its functions are private, and
     its public summary table drops models and tasks its registry lacks): per task, the runs that
     have a score are ranked, equal scores sharing the average rank; each earns the number of runs
-    minus its rank; a missing task earns nothing. Most points first; equal points share the best
-    rank."""
-    n = len(summaries)
-    points = {s.run: 0.0 for s in summaries}
+    that have any score (its table drops the others before counting) minus its rank; a missing
+    task earns nothing. Most points first; equal points share the best rank."""
+    scored_runs = [s for s in summaries if any(t.score is not None for t in s.scores.tasks)]
+    n = len(scored_runs)
+    points = {s.run: 0.0 for s in scored_runs}
     by_task: dict[str, list[tuple[float, RunId]]] = {}
-    for s in summaries:
+    for s in scored_runs:
         for t in s.scores.tasks:
             if t.score is not None:
                 by_task.setdefault(t.name, []).append((t.score, s.run))
@@ -419,7 +421,9 @@ def borda_ranks(summaries: Sequence[Summary]) -> dict[RunId, int]:
             better = sum(1 for other, _ in scored if other > score)
             equal = sum(1 for other, _ in scored if other == score)
             points[run] += n - (better + (equal + 1) / 2)  # the average rank of the tie
-    return {run: 1 + sum(1 for other in points.values() if other > p) for run, p in points.items()}
+    ranks: dict[RunId, int | None] = {s.run: None for s in summaries}
+    ranks.update({run: 1 + sum(1 for o in points.values() if o > p) for run, p in points.items()})
+    return ranks
 
 
 def leaderboard_order(summaries: Iterable[Summary]) -> list[Summary]:
@@ -430,8 +434,9 @@ def leaderboard_order(summaries: Iterable[Summary]) -> list[Summary]:
 
     def key(s: Summary) -> tuple[int, int, float, float, str, str, str]:
         mtt, mt = s.mean_task_type.value, s.mean_task.value
+        rank = ranks[s.run]
         return (
-            ranks[s.run],
+            rank if rank is not None else len(summaries) + 1,  # (no score at all: last)
             0 if mtt is not None else 1,
             -(mtt if mtt is not None else 0.0),
             -(mt if mt is not None else 0.0),

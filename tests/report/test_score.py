@@ -451,6 +451,16 @@ def test_borda_rank_shares_ties_and_gives_nothing_for_a_missing_task() -> None:
     assert borda_ranks([d, e]) == {d.run: 1, e.run: 1}
 
 
+def test_a_run_without_any_score_has_no_borda_rank_and_changes_none() -> None:
+    # mteb's table drops such a model before counting its models: counted, it made n 3, and
+    # b's one more task than a's then tied them (4 points each) where mteb ranks a first
+    a = _scored("a", {"S1": 0.9, "S2": 0.9, "R1": None})  # 1 + 1 points of n=2
+    b = _scored("b", {"S1": 0.1, "S2": 0.1, "R1": 0.5})  # 0 + 0 + 1
+    empty = _scored("empty", {"S1": None, "S2": None, "R1": None})
+    assert borda_ranks([a, b, empty]) == {a.run: 1, b.run: 2, empty.run: None}
+    assert leaderboard_order([empty, b, a]) == [a, b, empty]
+
+
 def test_leaderboard_order_is_the_borda_rank_not_a_mean() -> None:
     """A run that wins most tasks narrowly ranks first, as on the leaderboard, though another
     has the better Mean(TaskType); equal ranks follow Mean(TaskType)."""
