@@ -158,6 +158,10 @@ def load_reference(spec: object, tasks: Sequence[AbsTask]) -> Reference | None:
 
 def load_reference_dir(path: Path, tasks: Sequence[AbsTask], label: str | None = None) -> Reference:
     """Every run in a results folder (experiments included), scored over ``tasks``."""
+    if not Path(path).is_dir():  # (not "results_dir ...": the setting is reference)
+        raise UserError(
+            f"reference={path}: is not a folder in mteb's results layout, nor a .csv file of scores"
+        )
     try:
         dirs = resolve_results_dirs(path)
     except UserError as e:

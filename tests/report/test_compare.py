@@ -162,6 +162,9 @@ def test_csv_reference_task_rows_and_errors(tmp_path: Path, eng_tasks: list[AbsT
         load_reference(tmp_path / "absent.csv", eng_tasks)
     with pytest.raises(UserError, match="reference"):
         load_reference(tmp_path / "absent-folder", eng_tasks)
+    (tmp_path / "run1.log").write_text("")  # (was named "results_dir '...' is not a folder")
+    with pytest.raises(UserError, match=r"^reference=.*run1.log: is not a folder in mteb's res"):
+        load_reference(tmp_path / "run1.log", eng_tasks)
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
