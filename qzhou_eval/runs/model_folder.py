@@ -99,6 +99,30 @@ def check_model_folder(model_path: str, model: str, places: list[Place]) -> Mode
     return checked
 
 
+def check_stored_model_folder(store: Place, model: str, results: Place) -> ModelFolder | None:
+    """A run that scores from the store (``runtime.encode=false``) files results of the model
+    folder that filled ``store``, as its marker says: ConfigError when ``results`` holds results
+    of ``model`` from another folder; the marker to record in ``results`` (None: the store does
+    not say, e.g. a Hub id's vectors). Reads only."""
+    record = _read(store.marker)
+    if record is None:
+        return None
+    checked = ModelFolder(record)
+    recorded = _read(results.marker)
+    if recorded is not None and recorded.get("digest") == record["digest"]:
+        return checked
+    if recorded is not None and results.in_use():
+        files = record.get("files") if isinstance(record.get("files"), dict) else {}
+        raise ConfigError(
+            f"the vectors of {model} in {store.setting} came from {record.get('path', '?')}, "
+            f"the results of {model} in {results.setting} from {recorded.get('path', '?')} "
+            f"({_difference(recorded, files)}): give this model its own model.revision (or "
+            "model.name), or point runtime.results_dir elsewhere"
+        )
+    checked.unmarked.append(results)
+    return checked
+
+
 def _read(marker: Path) -> dict[str, Any] | None:
     try:
         recorded = yaml.safe_load(marker.read_bytes())

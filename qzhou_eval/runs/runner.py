@@ -68,6 +68,7 @@ from qzhou_eval.runs.model_folder import (
     Place,
     check_folder_settings,
     check_model_folder,
+    check_stored_model_folder,
 )
 from qzhou_eval.runs.scoring import (
     ENCODE_KWARGS,
@@ -285,6 +286,16 @@ def plan_run(cfg: DictConfig) -> RunPlan:
                 plan.model_folder = check_model_folder(  # revision names its files)
                     spec.path, f"{spec.name}@{spec.revision}", _model_places(plan)
                 )
+        except BaseException:
+            remove_empty(created)
+            raise
+    elif not plan.read_only and stored is not None and unfinished:
+        # scored from the store: its results are of the model folder that filled the store
+        results, store = _model_places(plan)
+        try:
+            plan.model_folder = check_stored_model_folder(
+                store, f"{spec.name}@{spec.revision}", results
+            )
         except BaseException:
             remove_empty(created)
             raise

@@ -68,5 +68,22 @@ def test_another_folder_under_the_same_name_and_revision_is_refused(tmp_path: Pa
     assert _run(same, results, store).code == 0
     encode_false = _run(other, tmp_path / "r3", store, "runtime.encode=false")
     assert encode_false.code == 0, encode_false.err[-2000:]
+    # ... but its results are of the folder that filled the store, as its marker says (they had
+    # none, and a run of another folder's files then took them for its own: a trial)
+    (carried,) = (tmp_path / "r3").glob(f"*/*/qzhou_eval_records/{MARKER}")
+    assert yaml.safe_load(carried.read_text()) == yaml.safe_load(stored.read_text())
+    again = _run(other, tmp_path / "r3", tmp_path / "s3")
+    assert again.code == 2 and f"holds other files than {first}, " in again.err_lines[0]
+    # vectors another folder filled, scored into this folder's results: refused
+    assert _run(other, tmp_path / "r4", tmp_path / "s4").code == 0
+    mixed = _run(first, results, tmp_path / "s4", "runtime.encode=false", "runtime.overwrite=true")
+    assert mixed.code == 2, mixed.err[-2000:]
+    model = "sentence-transformers/all-MiniLM-L6-v2@8b3219a92973c328a8e22fadcfa821b5dc75636a"
+    assert mixed.err_lines == [
+        f"error: the vectors of {model} in runtime.store_dir={tmp_path / 's4'} came from "
+        f"{other}, the results of {model} in runtime.results_dir={results} from {first} "
+        "(their model.safetensors differ): give this model its own model.revision (or "
+        "model.name), or point runtime.results_dir elsewhere"
+    ]
     # its own revision files it apart
     assert _run(other, results, store, "model.revision=retrained").code == 0
