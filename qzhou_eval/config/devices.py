@@ -59,8 +59,8 @@ def visible_gpus() -> int:
 def resolve_devices(devices: object, device: object = None) -> list[str]:
     """The devices to encode on, from ``runtime.devices`` (and the older ``runtime.device``).
 
-    - ``auto`` (default): every visible CUDA GPU (one worker process each when there are
-      several), else ``mps``, else ``cpu``;
+    - ``auto`` (default; ``null`` too): every visible CUDA GPU (one worker process each when
+      there are several), else ``mps``, else ``cpu``;
     - ``all``: every visible CUDA GPU (an error when there is none);
     - one device (``cuda:1``, ``cpu``) or a list (``[cuda:0, cuda:1]``; ``[cpu, cpu]`` runs two
       CPU worker processes). Several devices mean one persistent worker process per device.
