@@ -31,14 +31,14 @@ from contextlib import ExitStack
 from functools import partial
 from typing import TYPE_CHECKING
 
-from qzhou_eval import atomic
 from qzhou_eval.encoder.embedder import MissingInputs
 from qzhou_eval.pipeline.derivation import Derivation
 from qzhou_eval.pipeline.feed import EncodeFeed
 from qzhou_eval.pipeline.lookahead import Call, model_input_calls
 from qzhou_eval.pipeline.order import encode_order
 from qzhou_eval.pipeline.scoring_pool import Job, JobDone, ScoringPool, ScoringProcessDied
-from qzhou_eval.runs.identity import TaskRecord, claimed
+from qzhou_eval.runs.identity import EvaluatedElsewhere, TaskRecord, claimed
+from qzhou_eval.runs.other_runs import wait_for_deferred
 from qzhou_eval.runs.scoring import failed, missing_description
 
 if TYPE_CHECKING:
@@ -91,8 +91,13 @@ def run_pipeline(
         if key not in claims:  # (a later attempt's record is claimed already)
             record = records[key]
             claim = ExitStack()
-            claim.enter_context(claimed(record, runtime.overwrite))
-            claim.enter_context(atomic.kept_fresh(record.path))  # a live run's: never stale
+            try:
+                claim.enter_context(claimed(record, runtime.overwrite))
+            except EvaluatedElsewhere as e:  # left to it; waited for at the end
+                outcome.deferred[key] = e
+                unfinished[job.task] -= 1
+                return
+            claim.enter_context(record.live())  # a live run's: never stale, nor left
             claims[key] = claim
         inflight[pool.submit(job)] = job
 
@@ -210,6 +215,14 @@ def run_pipeline(
             settle(block=False)
         while inflight or encoding:
             settle(block=True)
+        while outcome.deferred:  # what another run was evaluating: its result, or ours now
+            keys = list(outcome.deferred)
+            wait_for_deferred(outcome.deferred, outcome.by_others, records)
+            for name, point in keys:
+                unfinished[name] += 1
+                submit(Job(name, point))
+            while inflight or encoding:
+                settle(block=True)
     except BaseException as e:
         pool.close(force=True)
         if feed is not None:

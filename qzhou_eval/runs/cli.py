@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from omegaconf import DictConfig
 
@@ -117,7 +117,7 @@ def wall_times(outcome: RunOutcome) -> list[str]:
     """``wall time 41.2 s in all``, then one line per task evaluated (loading its data, encoding,
     scoring; the first task that encodes also loads the model)."""
     lines = [f"wall time {outcome.seconds:.1f} s in all"]
-    done = set(outcome.finished_before)
+    done = {*outcome.finished_before, *outcome.by_others}
     timed = {task: s for task, s in outcome.task_seconds.items() if task not in done}
     width = max(map(len, timed), default=0)
     unscored = {**dict.fromkeys(outcome.missing, "lacks stored inputs"), **outcome.failures}
@@ -125,11 +125,20 @@ def wall_times(outcome: RunOutcome) -> list[str]:
         f"  {task:<{width}}  {s:8.1f} s" + ("  (not scored)" if task in unscored else "")
         for task, s in timed.items()
     ]
-    if done and timed:  # (all of them: the encoded line says so)
-        names = outcome.finished_before
-        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    if outcome.finished_before and timed:  # (all of them: the encoded line says so)
+        listed = _listed(outcome.finished_before)
         lines.append(f"  finished by an earlier run, not evaluated again: {listed}")
+    if outcome.by_others:
+        lines.append(
+            "  finished by another run of this configuration meanwhile, not evaluated here: "
+            + _listed(outcome.by_others)
+        )
     return lines
+
+
+def _listed(names: Iterable[str]) -> str:
+    names = list(names)
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def encoded_line(outcome: RunOutcome) -> str:

@@ -27,7 +27,9 @@ instruction, which sides get it, the template, the wrapper, the empty-text rule)
   so is a result other than the one the record's run wrote (the record keeps its sha256 once it
   is written). A record without a result whose writer is gone (killed between the two
   writes: its process is gone, or the record is older than ``atomic.STALE_AFTER_S``; a live run
-  keeps touching its record) is stale and replaced.
+  keeps touching its record) is stale and replaced. A record of this configuration without a
+  result whose writer is another live run (touched within ``LIVE_WITHIN_S``) leaves the task to
+  that run (:class:`EvaluatedElsewhere`; :mod:`qzhou_eval.runs.other_runs` waits for it).
 - Folders written by qzhou-eval 0.1 (one ``qzhou_eval_run.yaml`` for the whole folder) are
   migrated to per-task records when their configuration is this run's, else refused.
 
@@ -258,6 +260,33 @@ class RecordConflict(ConfigError):
     """A task's folder holds a result of another configuration."""
 
 
+# A run touches the record of each task it is evaluating this often, so that a record of this
+# configuration without a result, touched within LIVE_WITHIN_S by a process not known to be gone,
+# is another run evaluating the task now (two runs of one configuration into one folder): the
+# later one waits for it (:mod:`qzhou_eval.runs.other_runs`) instead of evaluating it too. A run
+# killed on another node holds its tasks that long; on this host, not at all (its pid is gone).
+RECORD_TOUCH_S = 15.0
+LIVE_WITHIN_S = 90.0
+
+
+def _writer(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The process a record names as its writer (``{}`` where it names none)."""
+    writer = (record or {}).get("writer")
+    return writer if isinstance(writer, dict) else {}
+
+
+class EvaluatedElsewhere(Exception):
+    """Another live run of this configuration is evaluating the task into this folder now."""
+
+    def __init__(self, record: TaskRecord, writer: dict[str, Any]) -> None:
+        self.record, self.writer = record, writer
+        who = f" (pid {writer.get('pid')} on {writer.get('host')})" if writer else ""
+        super().__init__(
+            f"another run of this configuration{who} is evaluating {record.task} into "
+            f"{record.folder}"
+        )
+
+
 @dataclass(frozen=True)
 class TaskRecord:
     """The record of one task in one results folder."""
@@ -396,8 +425,9 @@ class TaskRecord:
 
     def claim(self) -> bool:
         """Record this configuration for the task, or refuse (RecordConflict) where another
-        configuration's record is there. Race-free: of concurrent first writers one wins.
-        Returns whether this call created the record."""
+        configuration's record is there, or EvaluatedElsewhere where another live run of this
+        one is evaluating it. Race-free: of concurrent first writers one wins. Returns whether
+        this call created the record."""
         if atomic.create_exclusive(self.path, self.text()):
             return True
         problem = self.conflict()
@@ -405,7 +435,39 @@ class TaskRecord:
             raise RecordConflict(problem)
         if not self.path.exists():  # a damaged record was just set aside: record ours
             return self.claim()
+        writer = self.evaluated_elsewhere()
+        if writer is not None:
+            raise EvaluatedElsewhere(self, writer)
+        # (its writer gone: evaluated here under that record, left as it is, which this run then
+        # keeps touching; a run stopped before its result leaves it as it found it)
         return False
+
+    def evaluated_elsewhere(self) -> dict[str, Any] | None:
+        """The writer of this configuration's record of the task, where the record has no
+        result yet and that writer is another process that may be alive (not known to be gone,
+        the record touched within :data:`LIVE_WITHIN_S`); else None."""
+        if self.result.exists():
+            return None
+        data = self._load()
+        if data is None or (
+            data["fingerprint"] != self.fingerprint and data["fingerprint"] not in self.aliases
+        ):
+            return None
+        writer = _writer(data)
+        if writer == atomic.this_process() or atomic.process_gone(
+            writer.get("host"), writer.get("pid")
+        ):
+            return None
+        try:
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return writer if age <= LIVE_WITHIN_S else None
+
+    def live(self) -> contextlib.AbstractContextManager[None]:
+        """Around its evaluation: the record is touched every :data:`RECORD_TOUCH_S`, so that
+        it never looks stale, nor left, to another run."""
+        return atomic.kept_fresh(self.path, RECORD_TOUCH_S)
 
     def release(self) -> None:
         """Remove the record this run created for a task that produced no result (it failed),
@@ -489,8 +551,7 @@ class TaskRecord:
             seen = self.path.stat()
         except FileNotFoundError:
             return True
-        data = self._load() or {}
-        writer = data.get("writer") if isinstance(data.get("writer"), dict) else {}
+        writer = _writer(self._load())
         gone = atomic.process_gone(writer.get("host"), writer.get("pid"))
         if self.result.exists() or not (gone or atomic.is_stale(self.path)):
             return False

@@ -55,6 +55,7 @@ from qzhou_eval.results import ResultsFolder
 from qzhou_eval.runs.identity import (
     RECORDS,
     Canonical,
+    EvaluatedElsewhere,
     Identity,
     TaskRecord,
     Variant,
@@ -70,6 +71,7 @@ from qzhou_eval.runs.model_folder import (
     check_model_folder,
     check_stored_model_folder,
 )
+from qzhou_eval.runs.other_runs import wait_for_deferred
 from qzhou_eval.runs.scoring import (
     ENCODE_KWARGS,
     Encoders,
@@ -165,6 +167,10 @@ class RunOutcome:
     coverage: dict[str, tuple[int, int]] = field(default_factory=dict)
     # tasks that scored while the devices still encoded their inputs (waited for some)
     overlapped: set[str] = field(default_factory=set)
+    # (task, point)s another live run of this configuration was evaluating (waited for at the
+    # end), and the tasks such a run finished meanwhile (:mod:`qzhou_eval.runs.other_runs`)
+    deferred: dict[tuple[str, Point], EvaluatedElsewhere] = field(default_factory=dict)
+    by_others: list[str] = field(default_factory=list)
 
     def add(self, task: str, encoder: RecipeEncoder, errors: list[str]) -> None:
         """A finished evaluation of ``task`` (its errors: mteb's per-split exceptions)."""
@@ -498,6 +504,12 @@ def _evaluate(
         for task in plan.tasks:
             evaluate_in_process(plan, task, records, encoders, folder, outcome)
             store.clear()
+        tasks = {t.metadata.name: t for t in plan.tasks}
+        while outcome.deferred:  # what another run was evaluating: its result, or ours now
+            names = wait_for_deferred(outcome.deferred, outcome.by_others, records)
+            for name in names:  # (its finished points: mteb reads their results)
+                evaluate_in_process(plan, tasks[name], records, encoders, folder, outcome)
+                store.clear()
     return outcome
 
 
@@ -593,12 +605,15 @@ def evaluate_in_process(
             record = records[(name, point)]
             asked, stored = encoders.embedder.asked_inputs, encoders.embedder.stored_inputs
             try:
-                # a live run's record never looks stale
-                with claimed(record, runtime.overwrite), atomic.kept_fresh(record.path):
+                # a live run's record never looks stale, nor left
+                with claimed(record, runtime.overwrite), record.live():
                     result = score(encoder, task, folder, runtime.overwrite)
                 if evaluated:  # the same vectors again, for another output size: counted once
                     outcome.stored_inputs -= encoders.embedder.stored_inputs - stored
                 evaluated = evaluated or encoders.embedder.asked_inputs > asked
+            except EvaluatedElsewhere as e:  # left to it; waited for at the end
+                outcome.deferred[(name, point)] = e
+                continue
             except MissingInputs as e:
                 if runtime.encode:
                     raise

@@ -360,6 +360,39 @@ def test_a_record_without_result_of_a_live_or_unknown_writer_is_kept(tmp_path):
     assert other.claim() is True
 
 
+def test_a_task_another_live_run_of_this_configuration_evaluates_is_left_to_it(tmp_path):
+    # (both evaluated it: the work twice, and a run reading the folder between the other's
+    # result and its seal called its own result one of unknown provenance; a trial)
+    from qzhou_eval.runs.identity import LIVE_WITHIN_S, EvaluatedElsewhere
+
+    theirs, mine = _record(tmp_path, {"a": 1}), _record(tmp_path, {"a": 1})
+    theirs.claim()
+    assert mine.claim() is False  # this process's own record: its own, nothing new
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _with_writer(theirs, atomic.this_process()["host"], alive.pid)
+        with pytest.raises(EvaluatedElsewhere, match=f"pid {alive.pid} on .* is evaluating STS"):
+            mine.claim()
+        assert mine.evaluated_elsewhere() == {
+            "host": atomic.this_process()["host"],
+            "pid": alive.pid,
+        }
+    finally:
+        alive.kill()
+        alive.wait()
+    assert mine.evaluated_elsewhere() is None  # its writer is gone: evaluated here
+    assert mine.claim() is False  # (under its record, left as it was)
+    _with_writer(theirs, "another-node", 12345)  # cannot be asked: touched lately, alive
+    with pytest.raises(EvaluatedElsewhere):
+        mine.claim()
+    old = time.time() - LIVE_WITHIN_S - 5  # its run stopped touching it: gone
+    os.utime(mine.path, (old, old))
+    assert mine.claim() is False
+    mine.result.write_text("{}")  # a result: nothing is evaluated elsewhere
+    _with_writer(theirs, "another-node", 12345)
+    assert mine.evaluated_elsewhere() is None and mine.claim() is False
+
+
 def test_a_live_run_keeps_its_record_fresh(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("x")

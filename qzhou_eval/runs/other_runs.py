@@ -1,0 +1,69 @@
+"""Two runs of one configuration into one results folder: a task that the other is evaluating
+now is left to it, and waited for once this run's own tasks are done.
+
+Without this both evaluated it, and each wrote its result and sealed its record in turn: the
+work was done twice, and a run that read the folder between the other's two writes called its
+own task's result one of unknown provenance. A run that meets this configuration's record of a
+task without a result, touched lately by another live process (:meth:`TaskRecord.claim` raises
+:class:`EvaluatedElsewhere`), defers that task; at its end it waits until each deferred task is
+either finished (by the other run: its result counts here too, as one finished before) or left
+(its writer is gone, or failed it): then this run evaluates it after all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Hashable, Mapping, Sequence
+
+from qzhou_eval.runs.identity import EvaluatedElsewhere, TaskRecord
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 2.0
+
+
+def wait_for_other_runs(
+    records: Sequence[TaskRecord], poll_s: float = POLL_S
+) -> tuple[list[TaskRecord], list[TaskRecord]]:
+    """Block until each record is finished by the run that holds it, or left by it; return
+    (finished, left). One line says what is waited for."""
+    waiting, finished, left = list(records), [], []
+    said = False
+    while waiting:
+        writers: set[str] = set()
+        for record in list(waiting):
+            writer = None if record.finished() else record.evaluated_elsewhere()
+            if writer is not None:
+                writers.add(f"pid {writer.get('pid')} on {writer.get('host')}")
+                continue
+            # finished by it; or its writer is gone, or failed it: evaluated here
+            (finished if record.finished() else left).append(record)
+            waiting.remove(record)
+        if waiting and not said:
+            logger.warning(
+                "waiting for another run of this configuration (%s), which is evaluating %s into "
+                "the same results folder: its results count for this run too",
+                ", ".join(sorted(writers)),
+                ", ".join(dict.fromkeys(r.task for r in waiting)),
+            )
+            said = True
+        if waiting:
+            time.sleep(poll_s)
+    return finished, left
+
+
+def wait_for_deferred(
+    deferred: dict[tuple[str, Hashable], EvaluatedElsewhere],
+    by_others: list[str],
+    records: Mapping[tuple[str, Hashable], TaskRecord],
+) -> list[str]:
+    """Wait for the (task, point)s of ``deferred`` (emptied), which another run of this
+    configuration was evaluating; add the tasks it finished to ``by_others``; return the tasks
+    to go through again, in order: each now has that run's result, or is this run's to
+    evaluate."""
+    keys = list(deferred)
+    deferred.clear()
+    finished, _ = wait_for_other_runs([records[k] for k in keys])
+    by_others.extend(dict.fromkeys(r.task for r in finished if r.task not in by_others))
+    return list(dict.fromkeys(task for task, _ in keys))
