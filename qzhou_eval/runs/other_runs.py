@@ -33,18 +33,20 @@ def wait_for_other_runs(
     while waiting:
         writers: set[str] = set()
         for record in list(waiting):
-            writer = None if record.finished() else record.evaluated_elsewhere()
+            done = record.finished()
+            writer = None if done else record.evaluated_elsewhere()
             if writer is not None:
-                writers.add(f"pid {writer.get('pid')} on {writer.get('host')}")
+                if writer:
+                    writers.add(f"pid {writer.get('pid')} on {writer.get('host')}")
                 continue
             # finished by it; or its writer is gone, or failed it: evaluated here
-            (finished if record.finished() else left).append(record)
+            (finished if done else left).append(record)
             waiting.remove(record)
         if waiting and not said:
             logger.warning(
-                "waiting for another run of this configuration (%s), which is evaluating %s into "
+                "waiting for another run of this configuration%s, which is evaluating %s into "
                 "the same results folder: its results count for this run too",
-                ", ".join(sorted(writers)),
+                f" ({', '.join(sorted(writers))})" if writers else "",
                 ", ".join(dict.fromkeys(r.task for r in waiting)),
             )
             said = True
