@@ -90,6 +90,7 @@ def run_pipeline(
         key = (job.task, job.point)
         if key not in claims:  # (a later attempt's record is claimed already)
             record = records[key]
+            outcome.claiming(key, record, runtime.overwrite)
             claim = ExitStack()
             try:
                 claim.enter_context(claimed(record, runtime.overwrite))

@@ -171,6 +171,16 @@ class RunOutcome:
     # end), and the tasks such a run finished meanwhile (:mod:`qzhou_eval.runs.other_runs`)
     deferred: dict[tuple[str, Point], EvaluatedElsewhere] = field(default_factory=dict)
     by_others: list[str] = field(default_factory=list)
+    # (task, point)s without a result when the run started, not claimed yet
+    unclaimed: set[tuple[str, Point]] = field(default_factory=set)
+
+    def claiming(self, key: tuple[str, Point], record: TaskRecord, overwrite: bool) -> None:
+        """Before the first claim of ``key``: a result that appeared since the run started is
+        another run's of this configuration (one that finished it before this run got to it)."""
+        if key in self.unclaimed:
+            self.unclaimed.discard(key)
+            if not overwrite and record.result.exists() and key[0] not in self.by_others:
+                self.by_others.append(key[0])
 
     def add(self, task: str, encoder: RecipeEncoder, errors: list[str]) -> None:
         """A finished evaluation of ``task`` (its errors: mteb's per-split exceptions)."""
@@ -490,6 +500,7 @@ def _evaluate(
     outcome.finished_before = [
         t.metadata.name for t in plan.tasks if not plan.pending(records, t.metadata.name)
     ]
+    outcome.unclaimed = {key for key, record in records.items() if not record.result.exists()}
     load = model_needed(plan, store, records)
     if plan.runtime.encode:
         import_model_libraries()  # before threads load data beside the model
@@ -604,6 +615,7 @@ def evaluate_in_process(
             encoder = encoders(name, point)
             record = records[(name, point)]
             asked, stored = encoders.embedder.asked_inputs, encoders.embedder.stored_inputs
+            outcome.claiming((name, point), record, runtime.overwrite)
             try:
                 # a live run's record never looks stale, nor left
                 with claimed(record, runtime.overwrite), record.live():

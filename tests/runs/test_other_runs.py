@@ -104,3 +104,40 @@ def test_a_task_another_run_evaluates_is_waited_for(
         assert re.search(rf"^  {TASK} +[\d.]+ s$", run.out, re.M), run.out
     record = yaml.safe_load((folder / "qzhou_eval_records" / f"{TASK}.yaml").read_text())
     assert record[RESULT_DIGEST]  # sealed: its result is vouched for
+
+
+def test_a_task_another_run_finished_before_this_one_got_to_it_is_said_so(
+    minilm_demo, tmp_path, monkeypatch
+):
+    # (listed with its wall time, as if this run had evaluated it)
+    from qzhou_eval.runs import runner
+
+    results, store, folder = _folders(minilm_demo, tmp_path)
+    result, record = folder / f"{TASK}.json", folder / "qzhou_eval_records" / f"{TASK}.yaml"
+    finished = result.read_bytes(), record.read_bytes()
+    result.unlink()
+    record.unlink()
+    score, restored = runner.score, []
+
+    def other_run_finishes_it(encoder, task, *args, **kwargs):
+        if task.metadata.name != TASK and not restored:  # while this run scores another task
+            record.write_bytes(finished[1])
+            result.write_bytes(finished[0])
+            restored.append(task.metadata.name)
+        return score(encoder, task, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "score", other_run_finishes_it)
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark=demo_eng",
+        f"benchmark.tasks=[DemoEngReranking,{TASK}]",  # (in that order)
+        f"runtime.results_dir={results}",
+        f"runtime.store_dir={store}",
+        "runtime.scoring_workers=0",
+    )
+    assert run.code == 0, run.err[-3000:]
+    assert restored == ["DemoEngReranking"]
+    assert f"meanwhile, not evaluated here: {TASK}" in run.out, run.out
+    assert not re.search(rf"^  {TASK} +[\d.]+ s$", run.out, re.M), run.out
+    assert result.read_bytes() == finished[0]
