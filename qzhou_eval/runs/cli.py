@@ -117,7 +117,8 @@ def wall_times(outcome: RunOutcome) -> list[str]:
     """``wall time 41.2 s in all``, then one line per task evaluated (loading its data, encoding,
     scoring; the first task that encodes also loads the model)."""
     lines = [f"wall time {outcome.seconds:.1f} s in all"]
-    done = {*outcome.finished_before, *outcome.by_others}
+    by_others = outcome.tasks_by_others()
+    done = {*outcome.finished_before, *by_others}
     timed = {task: s for task, s in outcome.task_seconds.items() if task not in done}
     width = max(map(len, timed), default=0)
     unscored = {**dict.fromkeys(outcome.missing, "lacks stored inputs"), **outcome.failures}
@@ -128,10 +129,10 @@ def wall_times(outcome: RunOutcome) -> list[str]:
     if outcome.finished_before and timed:  # (all of them: the encoded line says so)
         listed = _listed(outcome.finished_before)
         lines.append(f"  finished by an earlier run, not evaluated again: {listed}")
-    if outcome.by_others:
+    if by_others:
         lines.append(
             "  finished by another run of this configuration meanwhile, not evaluated here: "
-            + _listed(outcome.by_others)
+            + _listed(by_others)
         )
     return lines
 

@@ -438,9 +438,27 @@ class TaskRecord:
         writer = self.evaluated_elsewhere()
         if writer is not None:
             raise EvaluatedElsewhere(self, writer)
-        # (its writer gone: evaluated here under that record, left as it is, which this run then
-        # keeps touching; a run stopped before its result leaves it as it found it)
         return False
+
+    def take_over(self) -> bytes | None:
+        """This configuration's record without a result, whose writer is gone (see
+        :meth:`claim`), names this process from now on, so that a third run sees this one
+        evaluate the task, not the gone one; the bytes it replaced (None: nothing to take over,
+        e.g. this process's own record)."""
+        try:
+            found = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if self.result.exists() or _writer(self._load()) == atomic.this_process():
+            return None
+        atomic.write_text(self.path, self.text())
+        return found
+
+    def put_back(self, found: bytes) -> None:
+        """The record :meth:`take_over` replaced, where the task still has no result and the
+        record is still this process's (a run stopped before its result leaves it as found)."""
+        if not self.result.exists() and _writer(self._load()) == atomic.this_process():
+            atomic.write_bytes(self.path, found)
 
     def evaluated_elsewhere(self) -> dict[str, Any] | None:
         """The writer of this configuration's record of the task, where the record has no
@@ -579,16 +597,20 @@ def claimed(record: TaskRecord, overwrite: bool) -> Iterator[None]:
     """Around the evaluation of a record's task: the record is created before the result (a
     result never lacks its record), sealed with the result's digest once it is written, and
     removed again when the evaluation fails (no result: another configuration may run the
-    task)."""
+    task). This configuration's record left by a gone run is taken over (it names this process)
+    and put back as found when the evaluation fails."""
     created = record.claim() if overwrite or not record.result.exists() else False
+    found = None if created or record.result.exists() else record.take_over()
     try:
         yield
     except BaseException:
-        if created:
-            # best effort: the error on its way is the one to report (a read-only folder fails
-            # both); a record left without a result is replaced by the next run
-            with contextlib.suppress(OSError):
+        # best effort: the error on its way is the one to report (a read-only folder fails
+        # both); a record left without a result is replaced by the next run
+        with contextlib.suppress(OSError):
+            if created:
                 record.release()
+            elif found is not None:
+                record.put_back(found)
         raise
     record.seal()
 

@@ -21,6 +21,7 @@ from qzhou_eval.runs.identity import EvaluatedElsewhere, TaskRecord
 logger = logging.getLogger(__name__)
 
 POLL_S = 2.0
+Key = tuple[str, Hashable]  # (task, sweep point)
 
 
 def wait_for_other_runs(
@@ -45,7 +46,7 @@ def wait_for_other_runs(
         if waiting and not said:
             logger.warning(
                 "waiting for another run of this configuration%s, which is evaluating %s into "
-                "the same results folder: its results count for this run too",
+                "the same results folder: what it finishes counts for this run too",
                 f" ({', '.join(sorted(writers))})" if writers else "",
                 ", ".join(dict.fromkeys(r.task for r in waiting)),
             )
@@ -56,16 +57,22 @@ def wait_for_other_runs(
 
 
 def wait_for_deferred(
-    deferred: dict[tuple[str, Hashable], EvaluatedElsewhere],
-    by_others: list[str],
-    records: Mapping[tuple[str, Hashable], TaskRecord],
+    deferred: dict[Key, EvaluatedElsewhere],
+    by_others: set[Key],
+    records: Mapping[Key, TaskRecord],
 ) -> list[str]:
     """Wait for the (task, point)s of ``deferred`` (emptied), which another run of this
-    configuration was evaluating; add the tasks it finished to ``by_others``; return the tasks
-    to go through again, in order: each now has that run's result, or is this run's to
-    evaluate."""
+    configuration was evaluating; add those it finished to ``by_others``; return the tasks to go
+    through again, in order: each now has that run's result, or is this run's to evaluate (one
+    line says so)."""
     keys = list(deferred)
     deferred.clear()
-    finished, _ = wait_for_other_runs([records[k] for k in keys])
-    by_others.extend(dict.fromkeys(r.task for r in finished if r.task not in by_others))
+    finished, left = wait_for_other_runs([records[k] for k in keys])
+    done = {id(r) for r in finished}
+    by_others.update(k for k in keys if id(records[k]) in done)
+    if left:
+        logger.warning(
+            "the other run left %s without a result (stopped, or failed it): evaluated here",
+            ", ".join(dict.fromkeys(r.task for r in left)),
+        )
     return list(dict.fromkeys(task for task, _ in keys))

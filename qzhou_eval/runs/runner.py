@@ -170,8 +170,9 @@ class RunOutcome:
     # (task, point)s another live run of this configuration was evaluating (waited for at the
     # end), and the tasks such a run finished meanwhile (:mod:`qzhou_eval.runs.other_runs`)
     deferred: dict[tuple[str, Point], EvaluatedElsewhere] = field(default_factory=dict)
-    by_others: list[str] = field(default_factory=list)
-    # (task, point)s without a result when the run started, not claimed yet
+    by_others: set[tuple[str, Point]] = field(default_factory=set)
+    # (task, point)s without a result when the run started; of those, the ones not claimed yet
+    pending_at_start: set[tuple[str, Point]] = field(default_factory=set)
     unclaimed: set[tuple[str, Point]] = field(default_factory=set)
 
     def claiming(self, key: tuple[str, Point], record: TaskRecord, overwrite: bool) -> None:
@@ -179,8 +180,18 @@ class RunOutcome:
         another run's of this configuration (one that finished it before this run got to it)."""
         if key in self.unclaimed:
             self.unclaimed.discard(key)
-            if not overwrite and record.result.exists() and key[0] not in self.by_others:
-                self.by_others.append(key[0])
+            if not overwrite and record.result.exists():
+                self.by_others.add(key)
+
+    def tasks_by_others(self) -> list[str]:
+        """The tasks another run of this configuration finished at every point this run found
+        unfinished (a task of which this run evaluated some point is this run's)."""
+        return [
+            t.metadata.name
+            for t in self.plan.tasks
+            if (keys := {k for k in self.pending_at_start if k[0] == t.metadata.name})
+            and keys <= self.by_others
+        ]
 
     def add(self, task: str, encoder: RecipeEncoder, errors: list[str]) -> None:
         """A finished evaluation of ``task`` (its errors: mteb's per-split exceptions)."""
@@ -500,7 +511,8 @@ def _evaluate(
     outcome.finished_before = [
         t.metadata.name for t in plan.tasks if not plan.pending(records, t.metadata.name)
     ]
-    outcome.unclaimed = {key for key, record in records.items() if not record.result.exists()}
+    outcome.pending_at_start = {k for k, record in records.items() if not record.result.exists()}
+    outcome.unclaimed = set(outcome.pending_at_start)
     load = model_needed(plan, store, records)
     if plan.runtime.encode:
         import_model_libraries()  # before threads load data beside the model

@@ -381,7 +381,15 @@ def test_a_task_another_live_run_of_this_configuration_evaluates_is_left_to_it(t
         alive.kill()
         alive.wait()
     assert mine.evaluated_elsewhere() is None  # its writer is gone: evaluated here
-    assert mine.claim() is False  # (under its record, left as it was)
+    assert mine.claim() is False  # (its record, not created here)
+    left = mine.path.read_bytes()
+    with pytest.raises(KeyboardInterrupt), claimed(mine, overwrite=False):
+        # taken over: a third run sees this process evaluate it, not the gone one (a trial:
+        # the record kept the killed run's pid, and a third run evaluated the task too)
+        assert yaml.safe_load(mine.path.read_text())["writer"] == atomic.this_process()
+        assert _record(tmp_path, {"a": 1}).evaluated_elsewhere() is None  # (this process's)
+        raise KeyboardInterrupt
+    assert mine.path.read_bytes() == left  # stopped before its result: put back as found
     _with_writer(theirs, "another-node", 12345)  # cannot be asked: touched lately, alive
     with pytest.raises(EvaluatedElsewhere):
         mine.claim()

@@ -101,6 +101,7 @@ def test_a_task_another_run_evaluates_is_waited_for(
     if ends == "finished":
         assert (folder / f"{TASK}.json").read_bytes() == result_bytes
     else:  # its writer gone without a result: evaluated here after all (a wall time line)
+        assert f"the other run left {TASK} without a result (stopped, or failed it): " in run.out
         assert re.search(rf"^  {TASK} +[\d.]+ s$", run.out, re.M), run.out
     record = yaml.safe_load((folder / "qzhou_eval_records" / f"{TASK}.yaml").read_text())
     assert record[RESULT_DIGEST]  # sealed: its result is vouched for
