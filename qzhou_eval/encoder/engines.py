@@ -135,6 +135,12 @@ def loading(spec: ModelSpec, what: str, load: Callable[..., T], *args: object) -
                 detail = f"{damaged} is not valid JSON: {detail}"
             elif isinstance(e, SafetensorError) and (damaged := _unreadable_weights(folder)):
                 detail = f"{damaged} is damaged (cut short?): {detail}"
+            elif "ignore_mismatched_sizes" in detail:  # (its report, logged above, is not shown)
+                detail = (
+                    "its weights do not fit its config.json: a tensor's shape differs from the "
+                    "one config.json gives it (e.g. its max_position_embeddings or vocab_size "
+                    "edited): use the config.json the weights were saved with"
+                )
         raise ModelLoadError(
             f"cannot load the {what} of {spec.name} from model.path={spec.path}: {detail}"
         ) from None

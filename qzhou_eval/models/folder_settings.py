@@ -205,7 +205,7 @@ def _defaults(root: Path) -> FolderSettings:
         padding_side=text.padding_side(),
         dtype=text.dtype(),
         unsupported=(
-            (f"a cross-encoder's scores ({cross[0]}: mteb evaluates it as a cross-encoder)",)
+            (f"cross-encoder scoring (mteb evaluates a {cross[0]} model as a cross-encoder)",)
             if cross
             else ()
         ),

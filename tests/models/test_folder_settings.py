@@ -786,8 +786,14 @@ def test_a_causal_lms_folder_is_read_with_its_last_tokens_pooling(tmp_path_facto
         json.dumps({**config, "architectures": ["Qwen2ForSequenceClassification"]})
     )
     message = _refused(plain)
-    assert "it applies a cross-encoder's scores (Qwen2ForSequenceClassification: mteb " in message
-    assert "The harness cannot evaluate it as it is configured: it lacks a cross-encoder" in message
+    assert (
+        "it applies cross-encoder scoring (mteb evaluates a Qwen2ForSequenceClassification"
+        in message
+    )
+    assert (
+        "The harness cannot evaluate it as it is configured: it lacks cross-encoder scoring"
+        in message
+    )
     (plain / "config.json").write_text("{not json")
     assert _refused(plain).startswith(
         f"model.path={plain}: its configuration cannot be read to check this run's settings "

@@ -118,6 +118,19 @@ def test_max_length_beyond_the_position_embeddings_is_refused(tmp_path):
     _load(folder, max_length=64)
 
 
+def test_weights_that_do_not_fit_the_config_are_named(tmp_path):
+    # (transformers' line alone: "You set 'ignore_mismatched_sizes' to 'False', thus raising an
+    # error. For details look at the above report!", and no report shown; a trial)
+    folder = _bert(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 32}))
+    assert _refused(folder, max_length=32).endswith(
+        ": its weights do not fit its config.json: a tensor's shape differs from the one "
+        "config.json gives it (e.g. its max_position_embeddings or vocab_size edited): use the "
+        "config.json the weights were saved with"
+    )
+
+
 def test_a_pipeline_that_gives_no_sentence_embedding_is_refused(tmp_path):
     # (a pipeline without its Pooling module: a KeyError traceback from the first batch)
     folder = _pipeline(_bert(tmp_path / "m"))
