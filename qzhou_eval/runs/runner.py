@@ -186,6 +186,8 @@ class RunOutcome:
     def tasks_by_others(self) -> list[str]:
         """The tasks another run of this configuration finished at every point this run found
         unfinished (a task of which this run evaluated some point is this run's)."""
+        if not self.by_others:
+            return []
         return [
             t.metadata.name
             for t in self.plan.tasks
