@@ -58,8 +58,8 @@ def _when_waiting(monkeypatch: pytest.MonkeyPatch, then: Callable[[], None]) -> 
     return polls
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-@pytest.mark.parametrize("ends", ["finished", "killed"])
+# (each runner, each ending: the two others share their code; the suite's time is kept down)
+@pytest.mark.parametrize(("workers", "ends"), [(0, "finished"), (2, "killed")])
 def test_a_task_another_run_evaluates_is_waited_for(
     minilm_demo, tmp_path, monkeypatch, workers, ends
 ):
