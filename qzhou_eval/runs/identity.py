@@ -462,14 +462,17 @@ class TaskRecord:
 
     def evaluated_elsewhere(self) -> dict[str, Any] | None:
         """The writer of this configuration's record of the task, where the record has no
-        result yet and that writer is another process that may be alive (not known to be gone,
-        the record touched within :data:`LIVE_WITHIN_S`); else None."""
+        result yet (nor was sealed with one) and that writer is another process that may be
+        alive (not known to be gone, the record touched within :data:`LIVE_WITHIN_S`); else
+        None."""
         if self.result.exists():
             return None
         data = self._load()
         if data is None or (
             data["fingerprint"] != self.fingerprint and data["fingerprint"] not in self.aliases
         ):
+            return None
+        if data.get(RESULT_DIGEST):  # sealed: its run finished it (the result removed since)
             return None
         writer = _writer(data)
         if writer == atomic.this_process() or atomic.process_gone(

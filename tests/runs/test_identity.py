@@ -399,6 +399,10 @@ def test_a_task_another_live_run_of_this_configuration_evaluates_is_left_to_it(t
     mine.result.write_text("{}")  # a result: nothing is evaluated elsewhere
     _with_writer(theirs, "another-node", 12345)
     assert mine.evaluated_elsewhere() is None and mine.claim() is False
+    mine.seal()  # its run finished it; the result removed since: not being evaluated either
+    mine.result.unlink()
+    _with_writer(theirs, "another-node", 12345)  # (touched now)
+    assert mine.evaluated_elsewhere() is None
 
 
 def test_a_live_run_keeps_its_record_fresh(tmp_path):
