@@ -94,8 +94,8 @@ def run_pipeline(
             claim = ExitStack()
             try:
                 claim.enter_context(claimed(record, runtime.overwrite))
-            except EvaluatedElsewhere as e:  # left to it; waited for at the end
-                outcome.deferred[key] = e
+            except EvaluatedElsewhere:  # left to it; waited for at the end
+                outcome.deferred.append(key)
                 unfinished[job.task] -= 1
                 return
             claim.enter_context(record.live())  # a live run's: never stale, nor left

@@ -85,17 +85,13 @@ def check_model_folder(model_path: str, model: str, places: list[Place]) -> Mode
     files = folder_files(folder)
     checked = ModelFolder({"path": str(folder), "digest": digest_of(files), "files": files})
     for place in places:
-        recorded = _read(place.marker)
-        if recorded is not None and recorded.get("digest") == checked.record["digest"]:
-            continue
-        if recorded is not None and place.in_use():
+        if (recorded := _other_folder(checked, place)) is not None:
             raise ConfigError(
                 f"model.path={model_path} holds other files than {recorded.get('path', '?')}, "
                 f"the folder the {place.holds} of {model} in {place.setting} came from "
                 f"({_difference(recorded, files)}): give this model its own model.revision "
                 f"(or model.name), or point {place.setting.partition('=')[0]} elsewhere"
             )
-        checked.unmarked.append(place)
     return checked
 
 
@@ -108,10 +104,7 @@ def check_stored_model_folder(store: Place, model: str, results: Place) -> Model
     if record is None:
         return None
     checked = ModelFolder(record)
-    recorded = _read(results.marker)
-    if recorded is not None and recorded.get("digest") == record["digest"]:
-        return checked
-    if recorded is not None and results.in_use():
+    if (recorded := _other_folder(checked, results)) is not None:
         files = record.get("files") if isinstance(record.get("files"), dict) else {}
         raise ConfigError(
             f"the vectors of {model} in {store.setting} came from {record.get('path', '?')}, "
@@ -119,8 +112,20 @@ def check_stored_model_folder(store: Place, model: str, results: Place) -> Model
             f"({_difference(recorded, files)}): give this model its own model.revision (or "
             "model.name), or point runtime.results_dir elsewhere"
         )
-    checked.unmarked.append(results)
     return checked
+
+
+def _other_folder(checked: ModelFolder, place: Place) -> dict[str, Any] | None:
+    """The marker of another folder where ``place`` holds vectors or results of it (the caller
+    names the conflict); else None, and ``place`` is one for ``checked`` to mark unless it holds
+    that folder's marker already."""
+    recorded = _read(place.marker)
+    if recorded is not None and recorded.get("digest") == checked.record["digest"]:
+        return None
+    if recorded is not None and place.in_use():
+        return recorded
+    checked.unmarked.append(place)
+    return None
 
 
 def _read(marker: Path) -> dict[str, Any] | None:

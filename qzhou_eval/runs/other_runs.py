@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 
-from qzhou_eval.runs.identity import EvaluatedElsewhere, TaskRecord
+from qzhou_eval.runs.identity import TaskRecord
 
 logger = logging.getLogger(__name__)
 
@@ -25,15 +25,15 @@ Key = tuple[str, Hashable]  # (task, sweep point)
 
 
 def wait_for_other_runs(
-    records: Sequence[TaskRecord], poll_s: float = POLL_S
-) -> tuple[list[TaskRecord], list[TaskRecord]]:
-    """Block until each record is finished by the run that holds it, or left by it; return
-    (finished, left). One line says what is waited for."""
-    waiting, finished, left = list(records), [], []
+    records: Mapping[Key, TaskRecord], poll_s: float = POLL_S
+) -> tuple[list[Key], list[Key]]:
+    """Block until each record is finished by the run that holds it, or left by it; return the
+    keys of each kind (finished, left). One line says what is waited for."""
+    waiting, finished, left = dict(records), [], []
     said = False
     while waiting:
         writers: set[str] = set()
-        for record in list(waiting):
+        for key, record in list(waiting.items()):
             done = record.finished()
             writer = None if done else record.evaluated_elsewhere()
             if writer is not None:
@@ -41,14 +41,14 @@ def wait_for_other_runs(
                     writers.add(f"pid {writer.get('pid')} on {writer.get('host')}")
                 continue
             # finished by it; or its writer is gone, or failed it: evaluated here
-            (finished if done else left).append(record)
-            waiting.remove(record)
+            (finished if done else left).append(key)
+            del waiting[key]
         if waiting and not said:
             logger.warning(
                 "waiting for another run of this configuration%s, which is evaluating %s into "
                 "the same results folder: what it finishes counts for this run too",
                 f" ({', '.join(sorted(writers))})" if writers else "",
-                ", ".join(dict.fromkeys(r.task for r in waiting)),
+                ", ".join(dict.fromkeys(task for task, _ in waiting)),
             )
             said = True
         if waiting:
@@ -57,9 +57,7 @@ def wait_for_other_runs(
 
 
 def wait_for_deferred(
-    deferred: dict[Key, EvaluatedElsewhere],
-    by_others: set[Key],
-    records: Mapping[Key, TaskRecord],
+    deferred: list[Key], by_others: set[Key], records: Mapping[Key, TaskRecord]
 ) -> list[str]:
     """Wait for the (task, point)s of ``deferred`` (emptied), which another run of this
     configuration was evaluating; add those it finished to ``by_others``; return the tasks to go
@@ -67,12 +65,11 @@ def wait_for_deferred(
     line says so)."""
     keys = list(deferred)
     deferred.clear()
-    finished, left = wait_for_other_runs([records[k] for k in keys])
-    done = {id(r) for r in finished}
-    by_others.update(k for k in keys if id(records[k]) in done)
+    finished, left = wait_for_other_runs({k: records[k] for k in keys})
+    by_others.update(finished)
     if left:
         logger.warning(
             "the other run left %s without a result (stopped, or failed it): evaluated here",
-            ", ".join(dict.fromkeys(r.task for r in left)),
+            ", ".join(dict.fromkeys(task for task, _ in left)),
         )
     return list(dict.fromkeys(task for task, _ in keys))

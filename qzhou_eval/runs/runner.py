@@ -169,7 +169,7 @@ class RunOutcome:
     overlapped: set[str] = field(default_factory=set)
     # (task, point)s another live run of this configuration was evaluating (waited for at the
     # end), and the tasks such a run finished meanwhile (:mod:`qzhou_eval.runs.other_runs`)
-    deferred: dict[tuple[str, Point], EvaluatedElsewhere] = field(default_factory=dict)
+    deferred: list[tuple[str, Point]] = field(default_factory=list)
     by_others: set[tuple[str, Point]] = field(default_factory=set)
     # (task, point)s without a result when the run started; of those, the ones not claimed yet
     pending_at_start: set[tuple[str, Point]] = field(default_factory=set)
@@ -637,8 +637,8 @@ def evaluate_in_process(
                 if evaluated:  # the same vectors again, for another output size: counted once
                     outcome.stored_inputs -= encoders.embedder.stored_inputs - stored
                 evaluated = evaluated or encoders.embedder.asked_inputs > asked
-            except EvaluatedElsewhere as e:  # left to it; waited for at the end
-                outcome.deferred[(name, point)] = e
+            except EvaluatedElsewhere:  # left to it; waited for at the end
+                outcome.deferred.append((name, point))
                 continue
             except MissingInputs as e:
                 if runtime.encode:
