@@ -8,17 +8,24 @@ vectors and the results of the first: the second's run would report the first's 
 places that keep them record the digest of the folder that filled them
 (:mod:`qzhou_eval.runs.model_folder`), and a folder whose digest differs is refused.
 
-The digest covers each file of the folder (its subfolders too) but the README and hidden files
-(``.git``, ``.cache``): its relative path, size and content; of a file over 256 MiB (a weight
-shard) its size, its first and last MiB and 1 MiB at every 64 MiB, so that a 15 GB checkpoint
-costs reading about 250 MB (any training changes far more than 64 MiB of a shard).
+The digest covers the files a load of the folder reads: each file at its top, and the subfolders
+the load reads (the sentence-transformers modules ``modules.json`` names, the projection's); every
+subfolder where ``modules.json`` cannot be read. Not the README, hidden files (``.git``,
+``.cache``), nor other subfolders: a trainer's ``checkpoint-*/``, or this tool's own results and
+store when a run is started in the model's folder (they counted once, and the folder's second run
+was refused as another folder's). Of each file: its relative path, size and content; of a file
+over 256 MiB (a weight shard) its size, its first and last MiB and 1 MiB at every 64 MiB, so that
+a 15 GB checkpoint costs reading about 250 MB (any training changes far more than 64 MiB of a
+shard).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 _WHOLE_UP_TO = 256 << 20
@@ -27,11 +34,42 @@ _EVERY = 64 << 20
 _SKIPPED = frozenset({"README.md", "readme.md"})
 
 
-def folder_files(folder: Path) -> dict[str, str]:
-    """Each file's relative path -> the SHA-256 of its size and content (sampled above 256 MiB)."""
+def read_subfolders(folder: Path, projection: str | None = None) -> list[str] | None:
+    """The subfolders a load of ``folder`` reads: those of the sentence-transformers modules its
+    ``modules.json`` names, and the projection's (``model.projection``); None (every subfolder)
+    where a ``modules.json`` cannot be read."""
+    names = {projection.strip("/").split("/")[0]} if projection else set()
+    modules = folder / "modules.json"
+    if modules.exists():
+        try:
+            paths = [m.get("path") or "" for m in json.loads(modules.read_bytes())]
+        except (OSError, ValueError, AttributeError, TypeError):
+            return None
+        if not all(isinstance(path, str) for path in paths):
+            return None
+        names.update(path.strip("/").split("/")[0] for path in paths)
+    return sorted(n for n in names if n)
+
+
+def covered(files: Mapping[str, str], subfolders: Collection[str] | None) -> dict[str, str]:
+    """The entries of ``files`` (as :func:`folder_files` names them) at the folder's top or in
+    ``subfolders`` (None: all)."""
+    if subfolders is None:
+        return dict(files)
+    return {rel: d for rel, d in files.items() if rel.partition("/")[0] in {*subfolders, rel}}
+
+
+def folder_files(folder: Path, subfolders: Collection[str] | None = None) -> dict[str, str]:
+    """Each file's relative path -> the SHA-256 of its size and content (sampled above 256 MiB),
+    at the folder's top and in ``subfolders`` (None: every one)."""
     files: dict[str, str] = {}
     for root, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        top = Path(root) == folder
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and (subfolders is None or not top or d in subfolders)
+        )
         for name in sorted(names):
             if name.startswith(".") or name in _SKIPPED:
                 continue

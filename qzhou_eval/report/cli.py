@@ -15,6 +15,7 @@ from qzhou_eval.config.spec import flag, names_something
 from qzhou_eval.errors import ConfigError, UserError, shown
 from qzhou_eval.fingerprint import fingerprint
 from qzhou_eval.report.build import benchmark_info, build_report, check_nonempty
+from qzhou_eval.report.compare import reference_off
 from qzhou_eval.report.discover import discover_runs, resolve_results_dirs
 from qzhou_eval.report.render import render_text
 from qzhou_eval.report.score import check_definition
@@ -60,6 +61,11 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
             f"reference={shown(reference)}: give a results folder, a .csv file, or false"
         )
     reference_model = cfg.get("reference_model")
+    if reference_model is not None and reference_off(reference):
+        raise ConfigError(
+            f"reference_model={shown(reference_model)} compares with nothing under "
+            f"reference={shown(reference)}: drop one of them"
+        )
     return ReportOptions(
         results_dirs=results_dirs,
         reference=reference,

@@ -139,6 +139,11 @@ class Reference:
         return same[0]
 
 
+def reference_off(spec: object) -> bool:
+    """Whether the ``reference`` setting asks for no comparison."""
+    return spec is False or (isinstance(spec, str) and spec.lower() in ("none", "false", "off"))
+
+
 def load_reference(spec: object, tasks: Sequence[AbsTask]) -> Reference | None:
     """The reference named by the ``reference`` setting, scored over ``tasks``.
 
@@ -146,7 +151,7 @@ def load_reference(spec: object, tasks: Sequence[AbsTask]) -> Reference | None:
     ``False``/``"none"``: no reference. A ``.csv`` path: a CSV of scores. Any other path: a results
     folder.
     """
-    if spec is False or (isinstance(spec, str) and spec.lower() in ("none", "false", "off")):
+    if reference_off(spec):
         return None
     if spec is None or (isinstance(spec, str) and spec.lower() == "default"):
         return load_reference_dir(package_reference_dir(), tasks, label=DEFAULT_LABEL)

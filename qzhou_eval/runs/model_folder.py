@@ -28,7 +28,7 @@ from qzhou_eval.config.hub import cached_folder
 from qzhou_eval.config.spec import ModelSpec
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.models import folder_settings
-from qzhou_eval.models.folder_digest import digest_of, folder_files
+from qzhou_eval.models.folder_digest import covered, digest_of, folder_files, read_subfolders
 from qzhou_eval.recipe import Recipe
 from qzhou_eval.results.folder import MODEL_META
 from qzhou_eval.store.disk import KEYS
@@ -78,19 +78,25 @@ class ModelFolder:
                     atomic.write_text(place.marker, text)
 
 
-def check_model_folder(model_path: str, model: str, places: list[Place]) -> ModelFolder:
+def check_model_folder(
+    model_path: str, model: str, places: list[Place], projection: str | None = None
+) -> ModelFolder:
     """ConfigError when a place holding vectors or results of ``model`` (name@revision) came
-    from a folder with other files than ``model_path``; reads only."""
+    from a folder with other files than ``model_path`` (those a load reads, ``projection``'s
+    subfolder included: :mod:`~qzhou_eval.models.folder_digest`); reads only."""
     folder = Path(model_path).resolve()
-    files = folder_files(folder)
-    checked = ModelFolder({"path": str(folder), "digest": digest_of(files), "files": files})
+    subfolders = read_subfolders(folder, projection)
+    files = folder_files(folder, subfolders)
+    record = {"path": str(folder), "digest": digest_of(files), "files": files}
+    checked = ModelFolder(record if subfolders is None else {**record, "subfolders": subfolders})
     for place in places:
         if (recorded := _other_folder(checked, place)) is not None:
             raise ConfigError(
                 f"model.path={model_path} holds other files than {recorded.get('path', '?')}, "
                 f"the folder the {place.holds} of {model} in {place.setting} came from "
-                f"({_difference(recorded, files)}): give this model its own model.revision "
-                f"(or model.name), or point {place.setting.partition('=')[0]} elsewhere"
+                f"({_difference(recorded, checked.record)}): give this model its own "
+                f"model.revision (or model.name), or point {place.setting.partition('=')[0]} "
+                "elsewhere"
             )
     return checked
 
@@ -105,11 +111,10 @@ def check_stored_model_folder(store: Place, model: str, results: Place) -> Model
         return None
     checked = ModelFolder(record)
     if (recorded := _other_folder(checked, results)) is not None:
-        files = record.get("files") if isinstance(record.get("files"), dict) else {}
         raise ConfigError(
             f"the vectors of {model} in {store.setting} came from {record.get('path', '?')}, "
             f"the results of {model} in {results.setting} from {recorded.get('path', '?')} "
-            f"({_difference(recorded, files)}): give this model its own model.revision (or "
+            f"({_difference(recorded, record)}): give this model its own model.revision (or "
             "model.name), or point runtime.results_dir elsewhere"
         )
     return checked
@@ -120,7 +125,7 @@ def _other_folder(checked: ModelFolder, place: Place) -> dict[str, Any] | None:
     names the conflict); else None, and ``place`` is one for ``checked`` to mark unless it holds
     that folder's marker already."""
     recorded = _read(place.marker)
-    if recorded is not None and recorded.get("digest") == checked.record["digest"]:
+    if recorded is not None and _same_files(recorded, checked.record):
         return None
     if recorded is not None and place.in_use():
         return recorded
@@ -136,9 +141,28 @@ def _read(marker: Path) -> dict[str, Any] | None:
     return recorded if isinstance(recorded, dict) and "digest" in recorded else None
 
 
-def _difference(recorded: dict[str, Any], files: dict[str, str]) -> str:
+def _compared(a: dict[str, Any], b: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """The files of two folder records that a load reads, by the newer record's subfolders: a
+    record written before the digest left out the subfolders a load never reads (a trainer's
+    checkpoints, a run's own results) holds theirs too, and is compared without them."""
+    subfolders = a.get("subfolders", b.get("subfolders"))
+    if not isinstance(subfolders, list):
+        subfolders = None
+    files = [r.get("files") if isinstance(r.get("files"), dict) else {} for r in (a, b)]
+    return covered(files[0], subfolders), covered(files[1], subfolders)
+
+
+def _same_files(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two folder records are of the same files (those a load reads)."""
+    if a.get("digest") == b.get("digest"):
+        return True
+    files_a, files_b = _compared(a, b)
+    return bool(files_a) and files_a == files_b
+
+
+def _difference(recorded: dict[str, Any], record: dict[str, Any]) -> str:
     """The first file that differs between the recorded folder and this one, in words."""
-    before = recorded.get("files") if isinstance(recorded.get("files"), dict) else {}
+    before, files = _compared(recorded, record)
     for rel in sorted(set(before) | set(files)):
         if rel not in files:
             return f"this one lacks its {rel}"

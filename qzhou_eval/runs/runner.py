@@ -313,7 +313,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
                 check_folder_settings(spec, plan.recipe)
             if spec.path and Path(spec.path).is_dir():  # a local folder's files (a Hub id's
                 plan.model_folder = check_model_folder(  # revision names its files)
-                    spec.path, f"{spec.name}@{spec.revision}", _model_places(plan)
+                    spec.path, f"{spec.name}@{spec.revision}", _model_places(plan), spec.projection
                 )
         except BaseException:
             remove_empty(created)

@@ -307,10 +307,12 @@ def test_bad_settings(results_copy: Path, tmp_path: Path) -> None:
         ("reference=", "reference='': give a results folder, a .csv file, or false"),
         ("reference=' '", "reference=' ': give a results folder, a .csv file, or false"),
         ("reference_model=", "reference_model='': give a model name"),
+        # (ignored: the report compared nothing, silently)
+        ("reference=false && reference_model=a/b", "reference_model='a/b' compares with nothing"),
         ("out_dir=", "out_dir='': give a folder for the report files, or false"),
     ]:
         with pytest.raises(ConfigError, match=line):
-            report(f"results_dir={results_copy}", override)
+            report(f"results_dir={results_copy}", *override.split(" && "))
 
 
 def test_names_hydra_reads_as_numbers_are_names(

