@@ -20,6 +20,7 @@ from pathlib import Path
 
 from qzhou_eval.errors import UserError
 from qzhou_eval.precision import DEFAULT_PRECISION, PRECISIONS
+from qzhou_eval.store.disk import KEYS
 
 EXPERIMENTS_FOLDER = "experiments"
 MODEL_META = "model_meta.json"
@@ -182,6 +183,8 @@ def _has_runs(path: Path) -> bool:
 def _runs_in(results_dir: Path) -> Iterable[RunDir]:
     for model_dir in sorted(p for p in results_dir.iterdir() if p.is_dir()):
         for rev_dir in sorted(p for p in model_dir.iterdir() if p.is_dir()):
+            if any(rev_dir.glob(f"*{KEYS}")):  # an embedding store kept in the results folder
+                continue  # (runtime.store_dir=<results_dir>/...): its settings.json is no task
             meta = _read_meta(rev_dir)
             model = str(meta.get("name") or model_dir.name.replace("__", "/"))
             if task_files(rev_dir):

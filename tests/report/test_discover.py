@@ -38,6 +38,11 @@ def test_layout(tmp_path: Path) -> None:
         RunId("org/a", "r1", "embed_dim_32"),
     ]
     assert [r.embed_dim for r in runs] == [None, 64, 32]
+    # an embedding store kept in the results folder is no run (its settings.json was read as
+    # a task's result: "emb@<configuration>" skipped, in the report)
+    _touch(tmp_path / "emb" / "9d9d646cdaa1f2c4a4b9" / "settings.json")
+    _touch(tmp_path / "emb" / "9d9d646cdaa1f2c4a4b9" / "0661cf47.keys.npy", "")
+    assert [r.id for r in discover_runs([tmp_path])] == [r.id for r in runs]
     assert [r.id for r in discover_runs([tmp_path], experiments="none")] == [
         RunId("Org/B", "r2"),
         RunId("org/a", "r1"),
