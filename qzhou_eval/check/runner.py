@@ -27,13 +27,10 @@ from qzhou_eval.config.deprecation import held_until_valid
 from qzhou_eval.config.spec import (
     check_embed_dim,
     flag,
-    model_spec,
-    runtime_spec,
     setting,
-    with_packing,
 )
 from qzhou_eval.errors import ConfigError, one_line, shown
-from qzhou_eval.recipe import recipe_from_config
+from qzhou_eval.runs.settings import Values, check_values, read_settings
 
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
     ("batch_vs_alone", batch_vs_alone),
@@ -100,18 +97,30 @@ def validate(check: Any) -> None:
         raise ConfigError(f"check.only: unknown check(s) {sorted(unknown)}; use {names}")
 
 
+def checked_settings(cfg: DictConfig) -> Values:
+    """The run's settings, checked as a run checks them before loading anything: with mteb's
+    tasks where mteb is installed (a GPU machine may have the model's libraries only)."""
+    try:
+        import mteb  # noqa: F401
+    except ImportError:
+        return check_values(cfg, resolve_path=True, with_mteb=False)
+    return read_settings(cfg, resolve_path=True).values
+
+
 def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:
     """Print every check's line and the JSON summary; return the exit code (1: a check failed)."""
     started = time.perf_counter()
     check = setting(cfg, "", "check")
     with held_until_valid():  # a refused config gets its error line alone
-        runtime = runtime_spec(cfg.runtime)
-        spec = with_packing(model_spec(cfg.model), runtime.packing)
+        # every setting a run refuses before loading anything (mrl.*, experiment, benchmark.*,
+        # data.mirror: they passed here, and the run stopped)
+        values = checked_settings(cfg)
+        runtime, spec = values.runtime, values.spec
         validate(check)
         if spec.folder_settings == "check":  # a folder a run would refuse: the same line
             from qzhou_eval.runs.model_folder import check_folder_settings
 
-            check_folder_settings(spec, recipe_from_config(cfg.prompts))
+            check_folder_settings(spec, values.recipe)
     only = set(check.only or [])
     from transformers.utils import logging as hf_logging
 

@@ -607,6 +607,8 @@ def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
             out.append(None)
             continue
         key = "dims" if dims is not None else "dim"
+        if dims is not None and (isinstance(d, bool) or not isinstance(d, int) or d <= 0):
+            raise ConfigError(f"mrl.dims={shown(dims)}: {shown(d)} is not a positive integer")
         d = _positive_int("mrl", key, d)
         if embed_dim is None:
             # without the full size no cut can be checked (a larger one would be filed as

@@ -19,11 +19,9 @@ from mteb.models import ModelMeta
 from omegaconf import DictConfig
 
 from qzhou_eval import atomic
-from qzhou_eval.benchmarks import load_benchmark_tasks, sides_of
 from qzhou_eval.config.deprecation import held_until_valid
 from qzhou_eval.config.folders import (
     FolderNotWritable,
-    check_name_lengths,
     check_readable_folder,
     check_results_place,
     check_writable_folder,
@@ -33,28 +31,19 @@ from qzhou_eval.config.hub import check_hub_model, check_local_model
 from qzhou_eval.config.spec import (
     ModelSpec,
     RuntimeSpec,
-    experiment_name,
-    mirror_dir,
-    model_spec,
-    mrl_points,
-    runtime_spec,
-    with_packing,
 )
 from qzhou_eval.encoder import RecipeEncoder
 from qzhou_eval.encoder.embedder import Embedder, MemoryStore, MissingInputs
 from qzhou_eval.encoder.engines import Engine, make_engine
 from qzhou_eval.errors import ConfigError
-from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.mirror.offline import check_hub_data, check_offline_data
 from qzhou_eval.mirror.provenance import data_identity, data_provenance
 from qzhou_eval.precision import DEFAULT_PRECISION, Point
-from qzhou_eval.recipe import Recipe, recipe_from_config
+from qzhou_eval.recipe import Recipe
 from qzhou_eval.report import BenchmarkInfo, RunId, benchmark_info
-from qzhou_eval.report.discover import model_dir_name
 from qzhou_eval.results import ResultsFolder
 from qzhou_eval.runs.identity import (
     RECORDS,
-    Canonical,
     EvaluatedElsewhere,
     Identity,
     TaskRecord,
@@ -80,6 +69,7 @@ from qzhou_eval.runs.scoring import (
     missing_description,
     score,
 )
+from qzhou_eval.runs.settings import read_settings
 from qzhou_eval.store import DiskStore, model_fingerprint, store_folder
 from qzhou_eval.store.disk import KEYS
 from qzhou_eval.task_records import revision_folder
@@ -215,45 +205,19 @@ class RunOutcome:
         ]
 
 
-def canonical_of(cfg: DictConfig) -> Canonical | None:
-    """The model file's own configuration, as Hydra composed it beside the run's (the run
-    configs' ``canonical`` section). None for a model file without a ``key`` (no official one).
-
-    Raises ConfigError when it cannot be derived: a run is never taken for official by default.
-    """
-    if not cfg.model.get("key"):
-        return None
-    canonical = cfg.get("canonical")
-    if canonical is None or "model" not in canonical or "prompts" not in canonical:
-        raise ConfigError(
-            "the config has no canonical.model / canonical.prompts section, so results cannot be "
-            "told apart from the official configuration's (compose conf/mteb.yaml or cmteb.yaml)"
-        )
-    if canonical.model.get("key") != cfg.model.key:
-        raise ConfigError(
-            f"canonical.model is {canonical.model.get('key')!r}, not model={cfg.model.key}"
-        )
-    try:
-        spec = model_spec(canonical.model, resolve_path=False)
-        recipe = recipe_from_config(canonical.prompts, KNOWN_TASKS)
-    except ConfigError as e:
-        raise ConfigError(f"the official configuration of model={cfg.model.key}: {e}") from None
-    return Canonical(spec, recipe)
-
-
 @held_until_valid()  # a refused config gets its error line alone
 def plan_run(cfg: DictConfig) -> RunPlan:
     """Validate the whole config and resolve tasks; fail fast with one line."""
-    runtime = runtime_spec(cfg.runtime)
     # runtime.encode=false never loads the model: its folder need not exist on a scoring node
-    spec = with_packing(model_spec(cfg.model, resolve_path=runtime.encode), runtime.packing)
-    recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
-    tasks = load_benchmark_tasks(cfg.benchmark)
-    recipe.check_tasks(t.metadata.name for t in tasks)
-    recipe.warn_unreached({t.metadata.name: sides_of(t) for t in tasks})
-    points = mrl_points(cfg, spec.embed_dim)
-    identity = Identity(spec, recipe, canonical_of(cfg), experiment_name(cfg))
-    mirror = mirror_dir(cfg)
+    settings = read_settings(cfg)
+    values, tasks, identity = settings.values, settings.tasks, settings.identity
+    runtime, spec, recipe, points, mirror = (
+        values.runtime,
+        values.spec,
+        values.recipe,
+        values.points,
+        values.mirror,
+    )
     if mirror is not None:
         from qzhou_eval.mirror import apply_mirror
 
@@ -262,12 +226,6 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         spec, runtime, recipe, tasks, points, identity, benchmark_info(cfg.benchmark, tasks)
     )
     plan.data = {t.metadata.name: data_provenance(t, mirror) for t in tasks}
-    build_model_meta(spec, recipe, dim=None, variant=None)  # mteb's checks of its metadata
-    check_name_lengths("runtime.results_dir", runtime.results_dir)
-    if runtime.store_dir is not None:
-        check_name_lengths("runtime.store_dir", runtime.store_dir)
-    check_name_lengths("model.name", spec.name, [model_dir_name(spec.name)])  # mteb's folder
-    check_name_lengths("model.revision", spec.revision or "")
     unfinished = unfinished_tasks(plan)
     if mirror is None:  # offline, or the Hub unreachable: data must be cached (finished: none)
         check_offline_data(unfinished, fill_hint(cfg.benchmark.key))

