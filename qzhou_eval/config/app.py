@@ -51,7 +51,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.config.launchers import (
     check_launcher,
+    failed_job_line,
+    job_log,
     kill_launcher_processes,
+    lost_job,
     stop_launcher_processes,
     timed_out,
 )
@@ -136,14 +139,16 @@ class JobFailed(Exception):
 
     An Exception, not SystemExit: Hydra records the job as failed and every launcher (basic,
     joblib, submitit) runs the other jobs to their end; the sweep then exits with ``code``.
+    ``log``: the file the job's line went to (a submitit job's), which the command reads.
     """
 
-    def __init__(self, code: int) -> None:
+    def __init__(self, code: int, log: str | None = None) -> None:
         super().__init__(f"job failed with exit code {code}")
         self.code = code
+        self.log = log
 
     def __reduce__(self):  # picklable across joblib / submitit processes
-        return (JobFailed, (self.code,))
+        return (JobFailed, (self.code, self.log))
 
 
 def _in_multirun() -> bool:
@@ -1329,7 +1334,7 @@ def hydra_app(
                 code = _stdout_problem(_stop["stdout_error"])
             if code:
                 if _in_multirun() and code not in STOPPED_CODES:
-                    raise JobFailed(code)  # Hydra marks this job failed; the others still run
+                    raise JobFailed(code, job_log())  # Hydra marks it failed; the others run
                 sys.exit(code)
 
         main = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base=None)(
@@ -1364,6 +1369,8 @@ def hydra_app(
                     with _job_failed_line_dropped():
                         main()
                 except JobFailed as e:  # after every job ran; its line was printed
+                    if e.log is not None:  # ... in its log file (submitit), not here
+                        _say(failed_job_line(e.code, e.log))
                     sys.exit(e.code)
                 except (KeyboardInterrupt, Terminated) as e:  # before or between Hydra's jobs
                     stop_launcher_processes()
@@ -1382,8 +1389,8 @@ def hydra_app(
                     if _stop["signal"] is not None:  # (see _as_stop)
                         stop_launcher_processes()
                         sys.exit(_report(e, None))
-                    stopped = timed_out(e)
-                    if stopped is not None:  # a joblib job ran past its timeout
+                    stopped = timed_out(e) or lost_job(e)
+                    if stopped is not None:  # a joblib job past its timeout, a submitit one lost
                         stop_launcher_processes()
                         _say(f"error: {stopped}")
                         sys.exit(DeviceError.exit_code)

@@ -23,6 +23,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from qzhou_eval.errors import ConfigError
@@ -93,6 +94,50 @@ def timed_out(error: BaseException) -> str | None:
         "finished results and stored vectors are kept: raise the timeout (or set it to null) "
         "and rerun the same command to resume"
     )
+
+
+def lost_job(error: BaseException) -> str | None:
+    """The line for a sweep whose submitit job ended without a result (killed: out of memory,
+    ``scancel``, past its time limit; submitit's ``UncompletedJobError``); None for any other
+    error. The launcher stops collecting at that job: the jobs after it go on (on SLURM, as
+    always once submitted), so the line says to rerun once they have ended."""
+    if type(error).__name__ != "UncompletedJobError" or not type(error).__module__.startswith(
+        "submitit"
+    ):
+        return None
+    said = str(error).strip().splitlines() or [type(error).__name__]
+    return (
+        f"a job of the sweep ended without a result (killed, out of memory, or past its time "
+        f"limit): {said[0].strip()}; finished results and stored vectors are kept; the sweep's "
+        "other jobs may still be running (on SLURM: squeue): once they have ended, rerun the same "
+        "command to resume"
+    )
+
+
+def job_log() -> str | None:
+    """Where this process's stderr goes when it is a submitit job (its ``_log.err`` file in the
+    sweep's ``.submitit/`` folder), else None: the sweep's command reads a failed job's line
+    there, since the job's own stderr is not the terminal."""
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return None
+    try:
+        import submitit
+
+        return str(submitit.JobEnvironment().paths.stderr)
+    except Exception:  # (only a pointer for the command's line)
+        return None
+
+
+def failed_job_line(code: int, log: str) -> str:
+    """The command's line for a submitit job that failed with ``code``: the ``error:`` line its
+    log ends with (the job printed it there, not on the terminal), and the log's path."""
+    said = None
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        lines = Path(log).read_text(encoding="utf-8").splitlines()
+        said = next((ln for ln in reversed(lines) if ln.startswith("error: ")), None)
+    if said is None:
+        return f"error: a job of the sweep failed with exit code {code} (its log: {log})"
+    return f"error: a job of the sweep failed: {said.removeprefix('error: ')} (its log: {log})"
 
 
 def _loky_executor() -> Any:

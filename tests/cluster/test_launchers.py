@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from tests.cluster.conftest import TASKS, run_args, scores, sweep
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -60,3 +68,48 @@ def test_a_failed_joblib_job_loses_no_other_jobs_results(tmp_path, single_run):
     assert list(got) == [TASKS[0]]
     main = got[TASKS[0]]["test"][0]["main_score"]
     assert main == pytest.approx(single_run[TASKS[0]]["test"][0]["main_score"], abs=1e-5)
+
+
+def test_a_failed_submitit_job_has_its_line_on_the_terminal(tmp_path):
+    # the job's stderr is its log file: the command printed nothing and exited 1 (a trial)
+    res = sweep(
+        tmp_path,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        *run_args(tmp_path, "benchmark.num_shards=2", "benchmark.shard=1"),
+        "runtime.devices=cuda:7",
+    )
+    assert res.returncode == 2, res.stderr[-3000:]
+    (log,) = tmp_path.rglob(".submitit/*/*_0_log.err")
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, res.stderr[-3000:]
+    assert errors[0].startswith("error: a job of the sweep failed: runtime.devices=cuda:7: no CUDA")
+    assert "Traceback" not in res.stderr and errors[0].endswith(f"(its log: {log})")
+
+
+def test_a_killed_submitit_job_is_one_line(tmp_path):
+    # kill -9 (as the OOM killer) of the job's process: submitit's UncompletedJobError, a
+    # traceback (a trial)
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    args = [sys.executable, str(REPO / "run_mteb.py"), "-m", "hydra/launcher=submitit_local"]
+    args += run_args(tmp_path, "benchmark.num_shards=2", "benchmark.shard=1")
+    command = subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    job = None
+    while job is None and time.monotonic() < deadline and command.poll() is None:
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"submitit.core._submit" in cmdline and str(tmp_path).encode() in b" ".join(
+                    cmdline
+                ):
+                    job = int(proc.name)
+        time.sleep(0.2)
+    assert job is not None, "the job's process never started"
+    os.kill(job, signal.SIGKILL)
+    _, err = command.communicate(timeout=300)
+    assert command.returncode == 1, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert line.startswith("error: a job of the sweep ended without a result (killed, out of ")
+    assert line.endswith("once they have ended, rerun the same command to resume")
