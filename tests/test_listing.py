@@ -59,6 +59,11 @@ def test_list_refuses_in_one_line():
     run = qzhou_eval("list", "tasks", "benchmark=nosuch")
     assert run.code == 2 and len(run.err_lines) == 1
     assert run.err_lines[0].startswith("error: benchmark=nosuch is unknown; use one of [")
+    # a key no setting reads: the hint names a command that takes --cfg (list takes none)
+    run = qzhou_eval("list", "tasks", "benchmarks=demo_eng")
+    assert run.code == 2 and run.err_lines[0].endswith(
+        "did you mean benchmark? (qzhou-eval run --cfg job lists every key)"
+    )
     run = qzhou_eval("list")
     assert run.code == 2 and run.err_lines[0].startswith("usage: qzhou-eval list")
     assert run.err_lines[-1] == "error: name what to list: benchmarks, models or tasks"

@@ -346,9 +346,11 @@ def _unknown_key(
     known = _dotted_keys(OmegaConf.to_container(base, resolve=False))
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
     hint = f"; did you mean {close[0]}?" if close else ""
+    # (named: list, shards and prompts take no --cfg; they read the run's config)
+    command = config_name if config_name in ("report", "check") else "run"
     return (
-        f"{key} is not a key of this command's config, so no setting reads it{hint} (--cfg job "
-        "lists every key)"
+        f"{key} is not a key of this command's config, so no setting reads it{hint} (qzhou-eval "
+        f"{command} --cfg job lists every key)"
     )
 
 

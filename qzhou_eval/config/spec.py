@@ -168,14 +168,17 @@ class RuntimeSpec:
     lookahead: int | None = 0  # tasks the encoder may run ahead of the scoring (None: all)
 
 
-# Where the keys of a config section are all stated, for the error naming a key that is not set.
+# Where the keys of a config section are all stated, for the error naming a key that is not set
+# (by config name, not path: an installed wheel's config folder is not conf/; `qzhou-eval run
+# --help` names it).
 _STATED_IN = {
-    "model": "every model file states every key; see conf/model/hf_auto.yaml",
-    "model.token_prepending": "see conf/model/qzhou_embedding_zh.yaml",
-    "runtime": "conf/runtime/default.yaml states every key",
-    "": "conf/mteb.yaml states it",
-    "mrl": "conf/mteb.yaml states it",
-    "data": "conf/data/default.yaml states it",
+    "model": "every model file states every key, as model=hf_auto's does",
+    "model.token_prepending": "Token Prepending on reads placeholder, starting_index and "
+    "exiting_index: model=qzhou_embedding_zh's file sets them",
+    "runtime": "runtime=default's file states every key",
+    "": "the command's config file, mteb.yaml, states it",
+    "mrl": "the command's config file, mteb.yaml, states it",
+    "data": "data=default's file states it",
 }
 
 
@@ -191,7 +194,8 @@ def setting(cfg: Mapping[str, Any], section: str, key: str) -> Any:
     if isinstance(cfg, DictConfig) and OmegaConf.is_missing(cfg, key):
         raise ConfigError(f"{full} must be set (e.g. {full}=...)")
     if key not in cfg:
-        raise ConfigError(f"{full} is not set ({_STATED_IN.get(section, 'see conf/')})")
+        stated = _STATED_IN.get(section, "see the config folder `qzhou-eval run --help` names")
+        raise ConfigError(f"{full} is not set ({stated})")
     return cfg[key]
 
 

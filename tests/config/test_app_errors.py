@@ -499,7 +499,7 @@ def test_a_key_no_setting_reads_is_refused_with_the_nearest_key(
     assert (code, ran) == (2, [])
     assert lines == [
         f"error: {key} is not a key of this command's config, so no setting reads it{hint} "
-        "(--cfg job lists every key)"
+        "(qzhou-eval run --cfg job lists every key)"
     ]
 
 
