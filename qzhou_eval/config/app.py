@@ -755,7 +755,10 @@ def _override_problem(override: str, message: str) -> str:
             if column > len(key) and '"' not in value:  # a character of the value
                 problem += "; quote the value, Hydra's quotes inside the shell's: "
                 problem += f"'{key}=\"{value}\"'"
-    elif re.search(r"mismatched input '[{}]'", message) and '"' not in override:
+    elif (
+        re.search(r"mismatched input '[{}]'|no viable alternative at input '[^']*[{}]", message)
+        and '"' not in override
+    ):
         key, _, value = override.partition("=")  # a brace of the text, not a ${...} reference
         problem += f"; quote the value, Hydra's quotes inside the shell's: '{key}=\"{value}\"'"
     return f"cannot parse the override {override!r}: {problem}"

@@ -469,6 +469,12 @@ def test_unquoted_non_ascii_value_names_the_quoting(monkeypatch, capsys, flags):
         "error: cannot parse the override '+text=a{b}': mismatched input '{' expecting <EOF>; "
         "quote the value, Hydra's quotes inside the shell's: '+text=\"a{b}\"'"
     ]
+    # ... and a value that is braces whole, which Hydra reads as a dict (a raw Hydra line)
+    code, lines = _run(monkeypatch, capsys, lambda cfg: None, "+text={foo}")
+    assert code == 2 and lines == [
+        "error: cannot parse the override '+text={foo}': no viable alternative at input "
+        "'{foo}'; quote the value, Hydra's quotes inside the shell's: '+text=\"{foo}\"'"
+    ]
 
 
 UNREAD_KEYS = [
