@@ -479,6 +479,12 @@ def _without_cfg_flag(args: Sequence[str]) -> tuple[list[str], str | None]:
     return rest, part
 
 
+def _sets_launcher(arg: str) -> bool:
+    """Whether a command-line argument sets Hydra's launcher (its choice or a setting of it)."""
+    plain = arg.lstrip("+~")
+    return plain.startswith(("hydra/launcher=", "hydra.launcher.", "hydra.launcher="))
+
+
 def _precheck(config_name: str, args: Sequence[str]) -> None:
     """Compose once before Hydra does, so a bad override is one line and exit code 2.
 
@@ -516,6 +522,12 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
             compose_config(config_name, _without_sweeps(overrides))  # (a sweep: Hydra's line)
             return
         if not flags:
+            launcher = next((a for a in args if _sets_launcher(a)), None)
+            if launcher is not None:  # (Hydra ignores it: a SLURM run would run here instead)
+                raise ConfigError(
+                    f"{launcher} sets the launcher of a sweep, and this command is no sweep: add "
+                    "-m to sweep, or drop it to run here"
+                )
             compose_config(config_name, overrides)
             return
         check_launcher(args)

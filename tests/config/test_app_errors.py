@@ -227,6 +227,19 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     assert not ran
 
 
+@pytest.mark.parametrize("launcher", ["hydra/launcher=slurm", "hydra.launcher.n_jobs=2"])
+def test_a_launcher_setting_without_a_sweep_is_refused(monkeypatch, capsys, launcher):
+    # Hydra ignores it: a run meant for SLURM ran on the login node (or, without the cluster
+    # extra, a line calling the launcher unknown and listing none)
+    ran = []
+    code, lines = _run(monkeypatch, capsys, ran.append, launcher)
+    assert (code, ran) == (2, [])
+    assert lines == [
+        f"error: {launcher} sets the launcher of a sweep, and this command is no sweep: add -m "
+        "to sweep, or drop it to run here"
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [
