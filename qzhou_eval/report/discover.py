@@ -126,7 +126,8 @@ def resolve_results_dirs(value: str | Path | Iterable[str | Path]) -> list[Path]
             raise UserError(f"results_dir {str(path)!r} is not a folder")
         if not _has_runs(path) and _has_runs(path / "results"):
             path = path / "results"
-        dirs.append(path)
+        if not any(path.resolve() == d.resolve() for d in dirs):  # (named twice: read once)
+            dirs.append(path)
     return dirs
 
 

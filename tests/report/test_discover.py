@@ -62,6 +62,9 @@ def test_layout(tmp_path: Path) -> None:
 def test_mteb_cache_root_and_errors(tmp_path: Path) -> None:
     _touch(tmp_path / "cache" / "results" / "org__a" / "r1" / "STS12.json")
     assert resolve_results_dirs(str(tmp_path / "cache")) == [tmp_path / "cache" / "results"]
+    # one folder named twice is read once (its report went to results+results_report/)
+    twice = [tmp_path / "cache", f"{tmp_path}/cache/../cache/results"]
+    assert resolve_results_dirs(twice) == [tmp_path / "cache" / "results"]
     with pytest.raises(UserError, match="not a folder"):
         resolve_results_dirs(tmp_path / "nope")
 
