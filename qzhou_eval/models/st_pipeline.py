@@ -10,12 +10,15 @@ with it, or the run stops with one line that says what to set.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from qzhou_eval.config.spec import POOLING_MODES, ModelSpec
 from qzhou_eval.errors import ConfigError
+
+_NATIVE = "or model.backend=native, where the harness applies it"
 
 # sentence-transformers' pooling mode names -> model.pooling's
 _POOLING_NAMES = {
@@ -34,28 +37,13 @@ def check_pipeline_settings(pipeline: Any, spec: ModelSpec) -> None:
     from sentence_transformers.models import Normalize, Pooling
 
     where = "this sentence-transformers pipeline"
-    native = "or model.backend=native, where the harness applies it"
     for module in pipeline:
         if isinstance(module, Pooling):
-            theirs = _pooling_mode(module)
-            if theirs is not None and theirs != spec.pooling:
-                fix = (
-                    f"set model.pooling={theirs}, {native}"
-                    if theirs in POOLING_MODES
-                    else f"model.pooling cannot state it: use model.backend=native with one of "
-                    f"{list(POOLING_MODES)}"
-                )
-                raise ConfigError(
-                    f"model.pooling={spec.pooling}, but {where} pools with {theirs} (its "
-                    f"Pooling module decides): {fix}"
-                )
+            check_pooling(spec, _pooling_mode(module), where)
         # (a Normalize module of the token states leaves the sentence's vector as it is)
         reads = getattr(module, "module_input_name", "sentence_embedding")
-        if isinstance(module, Normalize) and reads == "sentence_embedding" and not spec.normalize:
-            raise ConfigError(
-                f"model.normalize=false, but {where} L2-normalizes (its Normalize module): set "
-                "model.normalize=true, or model.backend=native for unnormalized vectors"
-            )
+        if isinstance(module, Normalize) and reads == "sentence_embedding":
+            check_normalize(spec, True, where)
     backbone = getattr(pipeline[0], "auto_model", None)
     if not isinstance(backbone, nn.Module):
         return  # not a transformers backbone: nothing more to read
@@ -64,14 +52,62 @@ def check_pipeline_settings(pipeline: Any, spec: ModelSpec) -> None:
         raise ConfigError(
             f"model.attention={spec.attention}, but the model of {where} attends {attention} "
             f"(the harness does not change it on this backend): set model.attention="
-            f"{attention}, {native}"
+            f"{attention}, {_NATIVE}"
         )
     kernel = getattr(getattr(backbone, "config", None), "_attn_implementation", None)
     if isinstance(kernel, str) and kernel != spec.attn_implementation:
         raise ConfigError(
             f"model.attn_implementation={spec.attn_implementation}, but the model of {where} "
             f"runs {kernel} attention (its code chose it): set model.attn_implementation="
-            f"{kernel}, {native}"
+            f"{kernel}, {_NATIVE}"
+        )
+
+
+def check_folder_pipeline(spec: ModelSpec, folder: str | Path) -> None:
+    """:func:`check_pipeline_settings`' pooling and normalization, read from the pipeline's
+    folder rather than the loaded pipeline: a run whose vectors are all stored never loads it,
+    and ``model.normalize`` is no key of the store (the harness normalizes after it), so
+    ``normalize=false`` over a pipeline with a Normalize module was filed as a variant of the
+    official vectors, unchanged (a trial). Nothing on the native backend, nor where the folder's
+    configuration cannot be read (the load says why)."""
+    if spec.backend != "sentence_transformers":
+        return
+    from qzhou_eval.models.folder_settings import UnreadableFile, read_folder_settings
+
+    try:
+        theirs = read_folder_settings(folder)
+    except (UnreadableFile, OSError):
+        return
+    if theirs is None or theirs.unsupported:
+        return
+    where = f"the sentence-transformers pipeline of model.path={folder}"
+    check_pooling(spec, theirs.pooling, where)
+    check_normalize(spec, theirs.normalize, where)
+
+
+def check_pooling(spec: ModelSpec, theirs: str | None, where: str) -> None:
+    """A ConfigError where the pipeline pools with ``theirs`` (None: it does not say) and
+    ``model.pooling`` says otherwise."""
+    if theirs is None or theirs == spec.pooling:
+        return
+    fix = (
+        f"set model.pooling={theirs}, {_NATIVE}"
+        if theirs in POOLING_MODES
+        else f"model.pooling cannot state it: use model.backend=native with one of "
+        f"{list(POOLING_MODES)}"
+    )
+    raise ConfigError(
+        f"model.pooling={spec.pooling}, but {where} pools with {theirs} (its Pooling module "
+        f"decides): {fix}"
+    )
+
+
+def check_normalize(spec: ModelSpec, normalizes: bool, where: str) -> None:
+    """A ConfigError where the pipeline L2-normalizes and ``model.normalize`` is false."""
+    if normalizes and not spec.normalize:
+        raise ConfigError(
+            f"model.normalize=false, but {where} L2-normalizes (its Normalize module): set "
+            "model.normalize=true, or model.backend=native for unnormalized vectors"
         )
 
 

@@ -14,6 +14,7 @@ at its word, as does one whose marker is damaged.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import warnings
 from collections.abc import Mapping
@@ -25,10 +26,11 @@ import yaml
 
 from qzhou_eval import atomic
 from qzhou_eval.config.hub import cached_folder
-from qzhou_eval.config.spec import ModelSpec
+from qzhou_eval.config.spec import ModelSpec, resolve_model_path
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.models import folder_settings
 from qzhou_eval.models.folder_digest import covered, digest_of, folder_files, read_subfolders
+from qzhou_eval.models.st_pipeline import check_folder_pipeline
 from qzhou_eval.recipe import Recipe
 from qzhou_eval.results.folder import MODEL_META
 from qzhou_eval.store.disk import KEYS
@@ -175,15 +177,35 @@ def _difference(recorded: dict[str, Any], record: dict[str, Any]) -> str:
 
 def check_folder_settings(spec: ModelSpec, recipe: Recipe) -> None:
     """The model folder's own sentence-transformers settings against ``spec`` and ``recipe``
-    (:mod:`qzhou_eval.models.folder_settings`): a local folder, or a Hub id's snapshot in the
-    Hugging Face cache (a model not downloaded yet is not read here)."""
-    folder, where = Path(spec.path), None
-    if not folder.is_dir():
-        folder, where = cached_folder(spec.path, spec.revision), f"{spec.name}@{spec.revision}"
+    (:mod:`qzhou_eval.models.folder_settings`), then what the sentence-transformers backend's
+    pipeline decides itself (:func:`check_pipeline`): a local folder, or a Hub id's snapshot in
+    the Hugging Face cache (a model not downloaded yet is not read here)."""
+    folder, where = _model_folder(spec)
     if folder is not None:
         folder_settings.check_folder_settings(
             spec, folder, recipe_prompts(recipe), mteb_reads, where
         )
+        check_folder_pipeline(spec, folder)
+
+
+def check_pipeline(spec: ModelSpec) -> None:
+    """On the sentence-transformers backend, the pooling and normalization its pipeline decides
+    against ``spec``, where its folder can be read (:func:`check_folder_pipeline`): also for a run
+    that scores from the store, whose vectors that pipeline made."""
+    with contextlib.suppress(ConfigError):  # (a scoring run's model.path as written: pkg:...)
+        spec = dataclasses.replace(spec, path=resolve_model_path(spec.path))
+    folder, _ = _model_folder(spec)
+    if folder is not None:
+        check_folder_pipeline(spec, folder)
+
+
+def _model_folder(spec: ModelSpec) -> tuple[Path | None, str | None]:
+    """The model's local folder, or its Hub snapshot in the Hugging Face cache (None: neither),
+    and how a line names it (None: ``model.path=<folder>``)."""
+    folder = Path(spec.path)
+    if folder.is_dir():
+        return folder, None
+    return cached_folder(spec.path, spec.revision), f"{spec.name}@{spec.revision}"
 
 
 def recipe_prompts(recipe: Recipe) -> folder_settings.RecipePrompts | None:

@@ -4,6 +4,7 @@ the backend cannot apply is refused, never filed as a variant under a claim that
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -135,7 +136,38 @@ def test_a_run_asking_what_the_pipeline_does_not_do_stops_with_one_line(tmp_path
         f"runtime.store_dir={tmp_path / 'store'}",
     )
     assert run.code == 2
-    assert run.err_lines[-1].startswith("error: model.pooling=cls, but this sentence-transformers")
+    assert run.err_lines[-1].startswith(
+        "error: model.pooling=cls, but the sentence-transformers pipeline of model.path="
+    )
+    assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]  # nothing filed
+
+
+@pytest.mark.parametrize("encode", [True, False])
+def test_normalize_false_over_stored_vectors_of_a_normalizing_pipeline_is_refused(
+    tmp_path, minilm_demo, encode
+):
+    # model.normalize is no key of the store: with every vector stored the model never loaded,
+    # and the official vectors, unchanged, were filed as a variant claiming normalize=false
+    from tests.in_process import qzhou_eval
+
+    shutil.copytree(minilm_demo / "store", tmp_path / "store")
+    run = qzhou_eval(
+        "run",
+        "model=minilm",
+        "benchmark=demo_eng",
+        "benchmark.tasks=[DemoEngClustering]",
+        "model.normalize=false",
+        f"runtime.encode={str(encode).lower()}",
+        f"runtime.results_dir={tmp_path / 'results'}",
+        f"runtime.store_dir={tmp_path / 'store'}",
+    )
+    assert run.code == 2, run.err[-2000:]
+    (line,) = run.err_lines
+    assert line.startswith("error: model.normalize=false, but the sentence-transformers pipeline")
+    assert line.endswith(
+        "L2-normalizes (its Normalize module): set model.normalize=true, or "
+        "model.backend=native for unnormalized vectors"
+    )
     assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]  # nothing filed
 
 
