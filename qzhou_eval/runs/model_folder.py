@@ -93,9 +93,15 @@ def check_model_folder(
     checked = ModelFolder(record if subfolders is None else {**record, "subfolders": subfolders})
     for place in places:
         if (recorded := _other_folder(checked, place)) is not None:
+            before = recorded.get("path", "?")
+            source = (  # (a folder changed in place: its path named once)
+                f"it held when the {place.holds} of {model} in {place.setting} came from it"
+                if before == str(folder)
+                else f"{before}, the folder the {place.holds} of {model} in {place.setting} "
+                "came from"
+            )
             raise ConfigError(
-                f"model.path={model_path} holds other files than {recorded.get('path', '?')}, "
-                f"the folder the {place.holds} of {model} in {place.setting} came from "
+                f"model.path={model_path} holds other files than {source} "
                 f"({_difference(recorded, checked.record)}): give this model its own "
                 f"model.revision (or model.name), or point {place.setting.partition('=')[0]} "
                 "elsewhere"
@@ -165,7 +171,8 @@ def _same_files(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def _difference(recorded: dict[str, Any], record: dict[str, Any]) -> str:
     """The first file that differs between the recorded folder and this one, in words."""
     before, files = _compared(recorded, record)
-    for rel in sorted(set(before) | set(files)):
+    # the folder's top first: its modules.json decides which subfolders a load reads
+    for rel in sorted(set(before) | set(files), key=lambda rel: ("/" in rel, rel)):
         if rel not in files:
             return f"this one lacks its {rel}"
         if rel not in before:

@@ -119,3 +119,11 @@ def test_a_run_started_in_the_model_folder_is_of_that_folder_again(tmp_path: Pat
     filed.write_text(yaml.safe_dump(record))
     refused = _run(folder, results, store, "runtime.overwrite=true")
     assert refused.code == 2 and "(their 1_Pooling/config.json differ)" in refused.err_lines[0]
+    # the same folder changed in place: named once (it was "holds other files than <itself>")
+    assert refused.err_lines[0].startswith(
+        f"error: model.path={folder} holds other files than it held when the results of "
+    )
+    # a modules.json removed is what the line names, not the module files it no longer reads
+    (folder / "modules.json").rename(tmp_path / "modules.json")
+    refused = _run(folder, results, None, "runtime.overwrite=true", "model.folder_settings=ignore")
+    assert refused.code == 2 and "(this one lacks its modules.json)" in refused.err_lines[0]
