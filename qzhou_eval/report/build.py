@@ -29,7 +29,6 @@ from qzhou_eval.report.data import run_data
 from qzhou_eval.report.discover import (
     RunDir,
     RunId,
-    experiment_dim,
     experiment_point,
     run_dir,
     same_revision,
@@ -77,46 +76,61 @@ def benchmark_info(bench_cfg: Mapping[str, Any], tasks: Sequence[AbsTask]) -> Be
 
 @dataclass(frozen=True)
 class MrlCurve:
-    """One model revision's summaries by output dimension (ascending).
+    """One configuration's float32 summaries by output dimension (ascending).
 
-    ``published``: the model card's rows (points ×100 by dimension and column) to show beside
-    them; empty when there are none or they would not be comparable.
+    ``experiment``: the configuration's experiment apart from the dimension (a variant, the
+    user's experiment; None: the model file's own). ``published``: the model card's rows (points
+    ×100 by dimension and column) to show beside them; empty when there are none or they would
+    not be comparable.
     """
 
     model: str
     revision: str
     points: dict[int, Summary]
     published: dict[int, dict[str, float]] = field(default_factory=dict)
+    experiment: str | None = None
 
     @property
     def dims(self) -> list[int]:
         return sorted(self.points)
 
+    @property
+    def run(self) -> RunId:
+        """The configuration as a run id (its base run's)."""
+        return RunId(self.model, self.revision, self.experiment)
+
 
 def mrl_curves(summaries: Sequence[Summary]) -> list[MrlCurve]:
-    """The Matryoshka sweeps with at least two dimensions, one per (model, revision).
+    """The Matryoshka sweeps with at least two dimensions, one per configuration (model,
+    revision and the experiment apart from ``embed_dim``: a sweep under a variant or a named
+    experiment is a curve of its own, as in :func:`precision_grids`), float32 points only.
 
-    Experiments named ``embed_dim_<d>`` are dimension ``d``; the base run counts as the dimension
-    its ``model_meta.json`` states, unless an experiment already covers that dimension.
+    Experiments named ``embed_dim_<d>`` (``embed_dim_<d>__<rest>``) are dimension ``d``; the
+    configuration's run without one counts as the dimension its ``model_meta.json`` states,
+    unless an experiment already covers that dimension.
     """
-    by_model: dict[tuple[str, str], dict[int, Summary]] = {}
-    bases: dict[tuple[str, str], Summary] = {}
+    by_run: dict[tuple[str, str, str], dict[int, Summary]] = {}
+    bases: dict[tuple[str, str, str], Summary] = {}
     for s in summaries:
-        key = (s.run.model, s.run.revision)
-        if s.run.experiment is None:
-            bases[key] = s
+        dim, precision, rest = experiment_point(s.run.experiment)
+        if precision != DEFAULT_PRECISION:
             continue
-        dim = experiment_dim(s.run.experiment)
-        if dim is not None:
-            by_model.setdefault(key, {})[dim] = s
+        key = (s.run.model, s.run.revision, rest or "")
+        if dim is None:
+            bases[key] = s
+        else:
+            by_run.setdefault(key, {})[dim] = s
     curves = []
-    for key, points in sorted(by_model.items()):
+    for key, points in sorted(by_run.items()):
         base = bases.get(key)
         dim = base.scores.embed_dim if base is not None else None
         if base is not None and dim is not None and dim not in points:
             points = {**points, dim: base}
         if len(points) >= 2:
-            curves.append(MrlCurve(key[0], key[1], dict(sorted(points.items()))))
+            model, revision, rest = key
+            curves.append(
+                MrlCurve(model, revision, dict(sorted(points.items())), experiment=rest or None)
+            )
     return curves
 
 
@@ -279,7 +293,9 @@ def build_report(
     # beside anything else they would not compare.
     show_card = definition == PUBLISHED and not report.is_subset
     report.mrl = [
-        dataclasses.replace(c, published=published_mrl(c.model, benchmark.name)) if show_card else c
+        dataclasses.replace(c, published=published_mrl(c.model, benchmark.name))
+        if show_card and c.experiment is None
+        else c
         for c in mrl_curves(report.summaries)
     ]
     report.precision = [

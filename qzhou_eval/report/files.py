@@ -94,7 +94,7 @@ def _plots(report: Report, stem: str) -> dict[str, bytes]:
         title = f"{report.benchmark.name}: {label}\nvs {_short_reference(c)}"
         pngs[f"{stem}_types_{_slug(label)}.png"] = types_vs_reference_png(c, title)
     for curve in report.mrl:
-        label = run_labels([RunId(curve.model, curve.revision)])[RunId(curve.model, curve.revision)]
+        label = run_labels([curve.run])[curve.run]
         title = f"{report.benchmark.name}: {label}, score vs output dimension"
         pngs[f"{stem}_mrl_{_slug(label)}.png"] = mrl_png(curve, title)
     for grid in report.precision:

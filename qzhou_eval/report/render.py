@@ -224,7 +224,8 @@ def mrl_table(curve: MrlCurve) -> Table:
     summaries = list(curve.points.values())
     types = task_types(summaries)
     columns = [*types, MEAN_TASK, MEAN_TASK_TYPE]
-    title = f"MRL: {curve.model} by output dimension"
+    what = f"{curve.model} [{curve.experiment}]" if curve.experiment else curve.model
+    title = f"MRL: {what} by output dimension"
     table = Table(["dim", *(type_label(t) for t in types), MEAN_TASK, MEAN_TASK_TYPE], title=title)
     for dim, s in curve.points.items():
         table.rows.append(

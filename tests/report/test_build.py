@@ -120,3 +120,29 @@ def test_a_reference_model_the_reference_lacks_is_one_line(results_copy: Path, c
     by_short = build_report(runs, cmn_tasks, bench, [results_copy], reference_model=short)
     compared = [c.reference.scores.run for c in by_short.comparisons]
     assert compared and compared == [c.reference.scores.run for c in found.comparisons]
+
+
+def test_a_sweep_under_an_experiment_is_a_curve_of_its_own(
+    mrl_results: Path, cmn_tasks: list
+) -> None:
+    # (it had none: its points were rows of the leaderboard only, a trial)
+    base = run_path(mrl_results, QZHOU_ZH, QZHOU_ZH_REV)
+    for experiment, factor in (("experiment_bar", 0.99), ("embed_dim_256__experiment_bar", 0.9)):
+        folder = run_path(mrl_results, QZHOU_ZH, QZHOU_ZH_REV, experiment)
+        folder.mkdir(parents=True)
+        scaled_copies(base, folder, factor, mteb_version="2.26.24")
+    (
+        run_path(mrl_results, QZHOU_ZH, QZHOU_ZH_REV, "experiment_bar") / "model_meta.json"
+    ).write_text('{"embed_dim": 1792}')
+    runs = discover_runs([mrl_results])
+    report = build_report(runs, cmn_tasks, BenchmarkInfo("cmteb", CMN, 31), [mrl_results])
+    curves = {c.experiment: c for c in report.mrl}
+    assert set(curves) == {None, "experiment_bar"}
+    assert curves["experiment_bar"].dims == [256, 1792] and curves[None].dims == [256, 512, 1792]
+    assert not curves["experiment_bar"].published  # the card's rows: the official one's only
+    bar = curves["experiment_bar"].points
+    assert bar[1792].run.experiment == "experiment_bar"
+    assert bar[256].run.experiment == "embed_dim_256__experiment_bar"
+    text = render_text(report)
+    assert f"MRL: {QZHOU_ZH} [experiment_bar] by output dimension" in text
+    assert f"MRL: {QZHOU_ZH} by output dimension" in text
