@@ -48,7 +48,12 @@ def run_from_config(cfg: DictConfig) -> int:
         f"{len(names)} in experiments/{name}" if name else f"{len(names)} {own}"
         for name, names in plan.experiments.items()
     ]
-    variant = f" ({', '.join(filed)})" if set(plan.experiments) != {""} else ""
+    varies = ""
+    differences = plan.identity.differences()
+    if differences and any("variant_" in name for name in plan.experiments):
+        # (its folder's name is a hash: what it varies, said once)
+        varies = f"; variant_{plan.identity.variant_id}: {', '.join(differences)}"
+    variant = f" ({', '.join(filed)}{varies})" if set(plan.experiments) != {""} else ""
     try:
         print(
             f"qzhou-eval: {plan.spec.name}@{plan.spec.revision[:12]} on {len(plan.tasks)} "

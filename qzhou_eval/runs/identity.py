@@ -157,6 +157,41 @@ class Identity:
             payload["prompt_rules"] = self.recipe.prompt_rules()
         return fingerprint(payload, 10)
 
+    def differences(self) -> list[str]:
+        """What this configuration sets otherwise than the official one, as the overrides that
+        name it (``model.max_length=64``; ``prompts`` where the recipe gives some task other
+        inputs): a variant folder's name is a hash, and says none of it. Empty without an
+        official configuration."""
+        if self.canonical is None:
+            return []
+
+        def settings(spec: ModelSpec) -> dict[str, Any]:
+            return {
+                **spec.fingerprint_fields(),
+                "normalize": spec.normalize,
+                "similarity": spec.similarity,
+            }
+
+        ours, theirs = settings(self.spec), settings(self.canonical.spec)
+        out = []
+        for key in sorted(ours.keys() | theirs.keys()):
+            value = ours.get(key, False)  # (packing: absent when off)
+            if key == "backbone_normalizes" or value == theirs.get(key, False):
+                continue
+            name = "runtime.packing" if key == "packing" else f"model.{key}"
+            if isinstance(value, dict):
+                out.append(name)
+            else:
+                shown = str(value).lower() if isinstance(value, bool) or value is None else value
+                out.append(f"{name}={shown}")
+        official = self.canonical.recipe
+        named = self.recipe.named_tasks() | official.named_tasks() | {_OTHER_TASK}
+        if any(task_inputs(self.recipe, t) != task_inputs(official, t) for t in named) or (
+            self.recipe.prompt_rules() != official.prompt_rules()
+        ):
+            out.append("prompts")
+        return out
+
     @cached_property
     def other_data_id(self) -> str:
         """Id of the variant folder of tasks whose data are not shown to be the pinned revision's

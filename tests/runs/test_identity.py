@@ -87,6 +87,19 @@ def test_a_model_setting_makes_every_task_the_same_variant(tmp_path):
     assert named.variant("STS12") == ("experiment", "mine")
 
 
+def test_a_variant_says_what_it_varies(tmp_path):
+    # (its folder's name is a hash: a trial could tell its variants apart only by their records)
+    tasks = "benchmark.tasks=[STS12,SCIDOCS]"
+    assert _plan(tmp_path, tasks).identity.differences() == []
+    plan = _plan(tmp_path, tasks, "model.max_length=512", "model.normalize=false")
+    assert plan.identity.differences() == ["model.max_length=512", "model.normalize=false"]
+    plan = _plan(tmp_path, tasks, "prompts.instructions.STS12=x", "model.similarity=dot")
+    assert plan.identity.differences() == ["model.similarity=dot", "prompts"]
+    assert _plan(tmp_path, tasks, "runtime.packing=true").identity.differences() == [
+        "runtime.packing=true"
+    ]
+
+
 def test_the_score_function_is_part_of_a_tasks_identity(tmp_path):
     # model.similarity changes no vector (the store shares them) but every score mteb computes:
     # a dot-product run must not find the cosine run's results as its own
