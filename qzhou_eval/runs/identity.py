@@ -118,6 +118,34 @@ def _similarity_field(spec: ModelSpec) -> dict[str, str]:
     return {} if spec.similarity == DEFAULT_SIMILARITY else {"similarity": spec.similarity}
 
 
+def _vector_fields(spec: ModelSpec) -> dict[str, Any]:
+    """What a configuration's variant ids hash of its model: the vectors' settings, the
+    normalization and the score function."""
+    return {
+        "model": spec.fingerprint_fields(),
+        "normalize": spec.normalize,
+        **_similarity_field(spec),
+    }
+
+
+def _recipe_fields(recipe: Recipe, official: Recipe) -> dict[str, Any]:
+    """What a variant id hashes of ``recipe``: the inputs of the tasks neither recipe names, of
+    each task whose inputs differ from ``official``'s, and its prompts by task type (they reach
+    tasks the recipe does not name)."""
+    named = sorted(recipe.named_tasks() | official.named_tasks())
+    fields: dict[str, Any] = {
+        "other_tasks": task_inputs(recipe, _OTHER_TASK),
+        "tasks": {
+            t: task_inputs(recipe, t)
+            for t in named
+            if task_inputs(recipe, t) != task_inputs(official, t)
+        },
+    }
+    if recipe.prompt_rules():
+        fields["prompt_rules"] = recipe.prompt_rules()
+    return fields
+
+
 @dataclass(frozen=True)
 class Canonical:
     """The model config's own (official) configuration."""
@@ -139,22 +167,10 @@ class Identity:
     def variant_id(self) -> str:
         """Id of this configuration's automatic variant folder (independent of the task list)."""
         assert self.canonical is not None
-        official = self.canonical.recipe
-        named = sorted(self.recipe.named_tasks() | official.named_tasks())
-        differing = {
-            t: task_inputs(self.recipe, t)
-            for t in named
-            if task_inputs(self.recipe, t) != task_inputs(official, t)
-        }
         payload = {
-            "model": self.spec.fingerprint_fields(),
-            "normalize": self.spec.normalize,
-            **_similarity_field(self.spec),
-            "other_tasks": task_inputs(self.recipe, _OTHER_TASK),
-            "tasks": differing,
+            **_vector_fields(self.spec),
+            **_recipe_fields(self.recipe, self.canonical.recipe),
         }
-        if self.recipe.prompt_rules():  # prompts by task type reach tasks the recipe does not name
-            payload["prompt_rules"] = self.recipe.prompt_rules()
         return fingerprint(payload, 10)
 
     def differences(self) -> list[str]:
@@ -185,10 +201,7 @@ class Identity:
                 shown = str(value).lower() if isinstance(value, bool) or value is None else value
                 out.append(f"{name}={shown}")
         official = self.canonical.recipe
-        named = self.recipe.named_tasks() | official.named_tasks() | {_OTHER_TASK}
-        if any(task_inputs(self.recipe, t) != task_inputs(official, t) for t in named) or (
-            self.recipe.prompt_rules() != official.prompt_rules()
-        ):
+        if _recipe_fields(self.recipe, official) != _recipe_fields(official, official):
             out.append("prompts")
         return out
 
@@ -197,12 +210,7 @@ class Identity:
         """Id of the variant folder of tasks whose data are not shown to be the pinned revision's
         (a mirror edited, or filled without the download metadata), which would otherwise be
         filed in the revision's own folder: never as the results of the pinned data."""
-        payload = {
-            "model": self.spec.fingerprint_fields(),
-            "normalize": self.spec.normalize,
-            **_similarity_field(self.spec),
-            "data": "not shown to be the pinned revision",
-        }
+        payload = {**_vector_fields(self.spec), "data": "not shown to be the pinned revision"}
         return fingerprint(payload, 10)
 
     def is_official(self, task: str) -> bool:
