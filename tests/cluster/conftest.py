@@ -41,14 +41,20 @@ def scores(root: Path) -> dict[str, dict]:
     }
 
 
-def sweep(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    """``python run_mteb.py -m <args>`` started in ``cwd``; its jobs import this checkout."""
+def sweep_command(*args: str) -> tuple[list[str], dict[str, str]]:
+    """``python run_mteb.py -m <args>`` and its environment: its jobs import this checkout."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
+    return [sys.executable, str(REPO / "run_mteb.py"), "-m", *args], env
+
+
+def sweep(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """:func:`sweep_command` run in ``cwd``."""
+    command, env = sweep_command(*args)
     return subprocess.run(
-        [sys.executable, str(REPO / "run_mteb.py"), "-m", *args],
+        command,
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -7,14 +7,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import TASKS, run_args, scores, sweep
-from tests.conftest import REPO
+from tests.cluster.conftest import TASKS, run_args, scores, sweep, sweep_command
 
 pytestmark = pytest.mark.slow
 
@@ -90,9 +88,10 @@ def test_a_failed_submitit_job_has_its_line_on_the_terminal(tmp_path):
 def test_a_killed_submitit_job_is_one_line(tmp_path):
     # kill -9 (as the OOM killer) of the job's process: submitit's UncompletedJobError, a
     # traceback (a trial)
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    args = [sys.executable, str(REPO / "run_mteb.py"), "-m", "hydra/launcher=submitit_local"]
-    args += run_args(tmp_path, "benchmark.num_shards=2", "benchmark.shard=1")
+    args, env = sweep_command(
+        "hydra/launcher=submitit_local",
+        *run_args(tmp_path, "benchmark.num_shards=2", "benchmark.shard=1"),
+    )
     command = subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     job = None
