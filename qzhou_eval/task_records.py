@@ -21,6 +21,10 @@ RESULT_DIGEST = "result_sha256"
 # the folder the record's run filed the task in, from the revision's folder: "." (the
 # official one) or "experiments/<name>" (absent: written before this key)
 FILED_IN = "filed_in"
+# what the record's configuration sets otherwise than the model's official one, as overrides
+# (``model.max_length=64``, ``prompts``): a variant folder's name is a hash and says none of it
+# (absent: the official configuration, no official one, or written before this key)
+DIFFERS = "differs_from_official"
 EXPERIMENTS = "experiments"  # mteb's folder of a revision's experiments
 # every key a record has ever held besides its identity's fields ("data": briefly, before
 # "data_source")
@@ -36,6 +40,7 @@ ABOUT_THE_RECORD = frozenset(
         "data_source",
         RESULT_DIGEST,
         FILED_IN,
+        DIFFERS,
     }
 )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from qzhou_eval.runs.identity import TaskRecord
-from qzhou_eval.task_records import FILED_IN, RESULT_DIGEST, filed_in, is_whole
+from qzhou_eval.task_records import DIFFERS, FILED_IN, RESULT_DIGEST, filed_in, is_whole
 
 FIELDS = {
     "model": {"name": "org/m", "max_length": 512, "projection": None, "scale": 1e-5},
@@ -44,3 +44,11 @@ def test_a_record_names_the_folder_it_was_filed_in(tmp_path):
     assert _written(revision)[FILED_IN] == filed_in(revision) == "."
     variant = revision / "experiments" / "variant_1a2b3c4d5e"
     assert _written(variant)[FILED_IN] == "experiments/variant_1a2b3c4d5e"
+
+
+def test_what_a_variant_sets_is_said_in_its_record_and_hashed_in_no_fingerprint(tmp_path):
+    plain = TaskRecord(tmp_path, "T2Retrieval", FIELDS, "zh")
+    said = TaskRecord(tmp_path, "T2Retrieval", FIELDS, "zh", differs=("model.max_length=64",))
+    record = yaml.safe_load(said.text())
+    assert record[DIFFERS] == ["model.max_length=64"] and DIFFERS not in _written(tmp_path)
+    assert said.fingerprint == plain.fingerprint and is_whole(record)  # the same identity

@@ -25,7 +25,7 @@ from qzhou_eval.report.compare import (
     load_reference,
     published_mrl,
 )
-from qzhou_eval.report.data import run_data
+from qzhou_eval.report.data import run_data, run_differs
 from qzhou_eval.report.discover import (
     RunDir,
     RunId,
@@ -225,6 +225,9 @@ class Report:
     skipped: list[RunId] = field(default_factory=list)
     # per run: description of where its data came from -> tasks (from the task records)
     data: dict[RunId, dict[str, list[str]]] = field(default_factory=dict)
+    # per run filed apart from the official results: what its configuration sets otherwise
+    # (from the task records) -> tasks
+    differs: dict[RunId, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def is_subset(self) -> bool:
@@ -284,6 +287,8 @@ def build_report(
         main.append(summarize(scores))
         if sources := run_data(run.paths, [t.metadata.name for t in tasks]):
             report.data[run.id] = sources
+        if differs := run_differs(run.paths, [t.metadata.name for t in tasks]):
+            report.differs[run.id] = differs
         if alt_tasks:
             alt_scores = score_run(run.id, alt_tasks, loaded, run.source, run.embed_dim)
             alt[run.id] = summarize(alt_scores)

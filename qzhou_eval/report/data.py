@@ -18,6 +18,7 @@ import yaml
 from qzhou_eval.fingerprint import file_digest
 from qzhou_eval.mirror.provenance import describe
 from qzhou_eval.task_records import (
+    DIFFERS,
     EXPERIMENTS,
     RECORDS,
     RESULT_DIGEST,
@@ -56,6 +57,22 @@ def run_data(paths: Sequence[Path], tasks: Sequence[str]) -> dict[str, list[str]
         if path is not None and unvouched(path, task) is None:
             out.setdefault(describe(_data_source(path, task)), []).append(task)
     return out if set(out) != {describe(None)} else {}
+
+
+def run_differs(paths: Sequence[Path], tasks: Sequence[str]) -> dict[str, list[str]]:
+    """What the run's configuration sets otherwise than the model's official one, as the records
+    of its counted results say (``model.max_length=64, prompts``) -> the tasks whose record says
+    it; empty when none says anything (the official configuration, a model without one, records
+    written before they said it)."""
+    out: dict[str, list[str]] = {}
+    for task in tasks:
+        path = next((p for p in paths if (p / f"{task}.json").is_file()), None)
+        if path is None or unvouched(path, task) is not None:
+            continue
+        differs = _record(path, task).get(DIFFERS)
+        if isinstance(differs, list) and differs and all(isinstance(d, str) for d in differs):
+            out.setdefault(", ".join(differs), []).append(task)
+    return out
 
 
 def unvouched(path: Path, task: str) -> str | None:

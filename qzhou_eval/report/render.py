@@ -314,6 +314,11 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
     for run, sources in report.data.items():
         label = f" of {data_labels[run]}" if len(report.summaries) > 1 else ""
         head.append(f"Data{label}: {data_line(sources)}")
+    row_labels = run_labels([s.run for s in report.summaries])
+    for run, differs in report.differs.items():
+        # (a variant folder's name is a hash: what the run set, as its records say)
+        what = row_labels.get(run) or run_labels([run])[run]
+        head.append(f"Settings of {what} other than official: {data_line(differs)}")
     if report.definition_line:
         head.append(f"Definition: {report.definition_line}")
     head.append(SCALE_NOTE)

@@ -45,7 +45,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -62,6 +62,7 @@ from qzhou_eval.fingerprint import file_digest, fingerprint
 from qzhou_eval.precision import DEFAULT_PRECISION, compressed_meta
 from qzhou_eval.recipe import SIDES, Recipe
 from qzhou_eval.task_records import (
+    DIFFERS,
     FILED_IN,
     RECORD_FORMAT,
     RECORDS,
@@ -178,8 +179,12 @@ class Identity:
         name it (``model.max_length=64``; ``prompts`` where the recipe gives some task other
         inputs): a variant folder's name is a hash, and says none of it. Empty without an
         official configuration."""
+        return list(self._differences)
+
+    @cached_property
+    def _differences(self) -> tuple[str, ...]:  # (each task's record says them: once per run)
         if self.canonical is None:
-            return []
+            return ()
 
         def settings(spec: ModelSpec) -> dict[str, Any]:
             return {
@@ -203,7 +208,7 @@ class Identity:
         official = self.canonical.recipe
         if _recipe_fields(self.recipe, official) != _recipe_fields(official, official):
             out.append("prompts")
-        return out
+        return tuple(out)
 
     @cached_property
     def other_data_id(self) -> str:
@@ -343,6 +348,9 @@ class TaskRecord:
     data_source: dict[str, Any] | None = None
     # fingerprints earlier releases recorded for this same identity (read as ours, never written)
     aliases: tuple[str, ...] = ()
+    # what the configuration sets otherwise than the official one (Identity.differences): said
+    # in the record of a task filed apart from the official results, for the report
+    differs: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -366,6 +374,7 @@ class TaskRecord:
             "writer": atomic.this_process(),  # tells a dead writer's record from a live one's
             FILED_IN: filed_in(self.folder),  # (a result copied to another folder says so)
             **({"data_source": self.data_source} if self.data_source is not None else {}),
+            **({DIFFERS: list(self.differs)} if self.differs else {}),
             **self.fields,
         }
         return yaml.safe_dump(record, sort_keys=False, allow_unicode=True, width=1000)
@@ -671,10 +680,12 @@ def record_for(
     precision: str = DEFAULT_PRECISION,
     extra: dict[str, Any] | None = None,
     data_source: dict[str, Any] | None = None,
+    differs: Sequence[str] = (),
 ) -> TaskRecord:
     """The record of ``task`` at output size ``dim`` (None: the full size) and ``precision`` in
     ``folder``; ``extra``: further fields of its identity (the data's content when it is not the
-    pinned one).
+    pinned one); ``differs``: what the configuration sets otherwise than the official one
+    (recorded, not part of the identity).
 
     Releases before 0.2.0 recorded a sweep's full size as ``dim: <embed_dim>``; that is the same
     identity as no cut, so such a record is read as this one's."""
@@ -683,7 +694,15 @@ def record_for(
     if dim is None and spec.embed_dim is not None and precision == DEFAULT_PRECISION:
         aliases = (fingerprint({**task_fields(spec, recipe, task, spec.embed_dim), **extra}),)
     fields = {**task_fields(spec, recipe, task, dim, precision), **extra}
-    return TaskRecord(folder, task, fields, recipe.name, data_source=data_source, aliases=aliases)
+    return TaskRecord(
+        folder,
+        task,
+        fields,
+        recipe.name,
+        data_source=data_source,
+        aliases=aliases,
+        differs=tuple(differs),
+    )
 
 
 # --- folders of qzhou-eval 0.1 ------------------------------------------------------------------

@@ -327,6 +327,7 @@ def task_record(folder: ResultsFolder, plan: RunPlan, task: str, point: Point) -
     extra = {}
     if (content := data_identity(data)) is not None:  # not the pinned data: another identity
         extra["data_content"] = content
+    official = plan.identity.variant(task) is None
     return record_for(
         where,
         plan.spec,
@@ -336,6 +337,7 @@ def task_record(folder: ResultsFolder, plan: RunPlan, task: str, point: Point) -
         precision=point.precision,
         extra=extra,
         data_source=data,
+        differs=() if official else plan.identity.differences(),
     )
 
 

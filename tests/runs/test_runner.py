@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from omegaconf import OmegaConf, open_dict
 
 from qzhou_eval.config import compose_config
 from qzhou_eval.errors import ConfigError
 from qzhou_eval.report import BenchmarkInfo, RunId
+from qzhou_eval.report.cli import run_report
 from qzhou_eval.runs.runner import execute, plan_run
 
 MINILM = "sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
@@ -63,9 +65,18 @@ def test_recipe_variant_gets_its_own_folder(tmp_path):
     execute(plan)
     exp = tmp_path / "results" / MINILM / "experiments" / name
     assert (exp / "DemoEngSTS.json").exists()
-    assert (exp / "qzhou_eval_records" / "DemoEngSTS.yaml").exists()
+    record = yaml.safe_load((exp / "qzhou_eval_records" / "DemoEngSTS.yaml").read_text())
     assert not (tmp_path / "results" / MINILM / "DemoEngSTS.json").exists()
     assert plan_run(_cfg(tmp_path)).experiments == {"": ["DemoEngSTS", "DemoEngClassification"]}
+    # the folder's name is a hash: its records, and the report from them, say what it sets
+    assert record["differs_from_official"] == ["model.max_length=32"]
+    report = run_report(
+        compose_config(
+            "report", [f"results_dir={tmp_path / 'results'}", "benchmark=demo_eng", "plots=false"]
+        )
+    )
+    label = f"sentence-transformers/all-MiniLM-L6-v2 [{name}]"
+    assert f"Settings of {label} other than official: model.max_length=32\n" in report
 
 
 def test_one_tasks_instruction_makes_only_that_task_a_variant(tmp_path):
@@ -82,6 +93,15 @@ def test_one_tasks_instruction_makes_only_that_task_a_variant(tmp_path):
     assert (base / "DemoEngSTS.json").exists()
     assert not (base / "DemoEngClassification.json").exists()
     assert (base / "experiments" / f"variant_{variant[1]}" / "DemoEngClassification.json").exists()
+    records = [
+        yaml.safe_load((folder / "qzhou_eval_records" / f"{task}.yaml").read_text())
+        for folder, task in [
+            (base, "DemoEngSTS"),
+            (base / "experiments" / f"variant_{variant[1]}", "DemoEngClassification"),
+        ]
+    ]
+    assert "differs_from_official" not in records[0]  # (the official configuration's)
+    assert records[1]["differs_from_official"] == ["prompts"]
     # the variant's name does not depend on which tasks run
     alone = plan_run(_cfg(tmp_path, *override, "benchmark.tasks=[DemoEngClassification]"))
     assert alone.variant("DemoEngClassification") == variant
