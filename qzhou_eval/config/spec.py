@@ -728,8 +728,10 @@ def check_sweep_settings(cfg: Mapping[str, Any]) -> None:
 def check_sweep_folders(jobs: Sequence[tuple[Sequence[str], Mapping[str, Any]]]) -> None:
     """A ConfigError where two jobs of a sweep would file different settings of one model into
     one results folder: a model file without an official configuration (``key: null``, as
-    ``hf_auto``) files every setting in the revision's folder (or the experiment's), and the
-    second job would stop on the first one's results, after its model and data loaded.
+    ``hf_auto``) files every setting the model folder's own check passed in the revision's
+    folder (or the experiment's), and the second job would stop on the first one's results,
+    after its model and data loaded (with ``model.folder_settings=ignore`` each setting is a
+    variant of its own: :class:`qzhou_eval.runs.identity.Identity`).
     ``jobs``: each job's swept overrides and composed config."""
     seen: dict[tuple[Any, ...], tuple[Sequence[str], dict[str, Any]]] = {}
     for swept, cfg in jobs:
@@ -737,6 +739,8 @@ def check_sweep_folders(jobs: Sequence[tuple[Sequence[str], Mapping[str, Any]]])
         if model.get("key") is not None:  # other settings than the official ones: a variant
             continue
         spec = model_spec(model, resolve_path=False)
+        if spec.folder_settings == FOLDER_SETTINGS[1]:  # ignore: a variant per setting too
+            continue
         prompts = setting(cfg, "", "prompts")
         settings = {
             **spec.fingerprint_fields(),

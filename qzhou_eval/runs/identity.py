@@ -56,7 +56,7 @@ import yaml
 from mteb.models import ModelMeta
 
 from qzhou_eval import atomic
-from qzhou_eval.config.spec import DEFAULT_SIMILARITY, ModelSpec
+from qzhou_eval.config.spec import DEFAULT_SIMILARITY, FOLDER_SETTINGS, ModelSpec
 from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.fingerprint import file_digest, fingerprint
 from qzhou_eval.precision import DEFAULT_PRECISION, compressed_meta
@@ -73,6 +73,8 @@ from qzhou_eval.task_records import (
 )
 
 logger = logging.getLogger(__name__)
+
+UNCHECKED = FOLDER_SETTINGS[1]  # model.folder_settings=ignore
 
 LEGACY_RECORD = "qzhou_eval_run.yaml"
 _PROBE = "\x00TEXT\x00"  # a text no task has, to read a recipe's rules off its output
@@ -165,9 +167,20 @@ class Identity:
     experiment: str | None = None  # the user's experiment=<name>
 
     @cached_property
+    def unchecked(self) -> bool:
+        """A model without an official configuration, evaluated with
+        ``model.folder_settings=ignore``: nothing says its settings are the model folder's own
+        (mteb's run of it), so its results are not filed as the model's own but as a variant."""
+        return self.canonical is None and self.spec.folder_settings == UNCHECKED
+
+    @cached_property
     def variant_id(self) -> str:
         """Id of this configuration's automatic variant folder (independent of the task list)."""
-        assert self.canonical is not None
+        if self.canonical is None:
+            assert self.unchecked
+            recipe = _recipe_fields(self.recipe, self.recipe)  # (all its inputs: no official)
+            payload = {**_vector_fields(self.spec), **recipe, "folder_settings": UNCHECKED}
+            return fingerprint(payload, 10)
         payload = {
             **_vector_fields(self.spec),
             **_recipe_fields(self.recipe, self.canonical.recipe),
@@ -184,7 +197,7 @@ class Identity:
     @cached_property
     def _differences(self) -> tuple[str, ...]:  # (each task's record says them: once per run)
         if self.canonical is None:
-            return ()
+            return (f"model.folder_settings={UNCHECKED}",) if self.unchecked else ()
 
         def settings(spec: ModelSpec) -> dict[str, Any]:
             return {
@@ -228,6 +241,8 @@ class Identity:
         """The experiment folder ``task`` goes to (None: the revision's own folder)."""
         if self.experiment:
             return ("experiment", str(self.experiment))
+        if self.unchecked:
+            return ("variant", self.variant_id)
         if self.canonical is None or self.is_official(task):
             return None
         return ("variant", self.variant_id)

@@ -173,6 +173,13 @@ def test_a_sweep_is_checked_job_by_job_before_any_job_is_launched(monkeypatch, c
     assert sorted(os.listdir()) == ["afile"]  # and no folder made for one
     assert _run(monkeypatch, capsys, ran.append, "-m", "model=minilm", "mrl.dim=128,384") == (0, [])
     assert [cfg.mrl.dim for cfg in ran] == [128, 384]
+    # with the folder's own settings unchecked, each setting is a variant folder of its own
+    ignore = ["model=hf_auto", "model.name=org/m", "model.folder_settings=ignore"]
+    assert _run(monkeypatch, capsys, ran.append, "-m", *ignore, "model.max_length=64,128") == (
+        0,
+        [],
+    )
+    assert [cfg.model.max_length for cfg in ran[2:]] == [64, 128]
     ran.clear()
     # each job in its own experiment; a named model's other settings are a variant of their own
     for args in (

@@ -100,6 +100,27 @@ def test_a_variant_says_what_it_varies(tmp_path):
     ]
 
 
+def test_a_model_without_official_settings_is_filed_as_its_own_only_where_they_were_checked(
+    tmp_path,
+):
+    # hf_auto has no official configuration: the model folder's own settings stand for it
+    # (model.folder_settings=check refuses others); with the check off, nothing says the
+    # settings are the model's own, so they are a variant, one per setting
+    hf = ["benchmark.tasks=[STS12]", "model=hf_auto", "model.name=org/m"]
+    checked = _plan(tmp_path, *hf, "model.max_length=64")
+    assert checked.variant("STS12") is None and checked.identity.differences() == []
+    ignore = [*hf, "model.folder_settings=ignore"]
+    plan = _plan(tmp_path, *ignore, "model.max_length=64")
+    assert plan.variant("STS12")[0] == "variant"
+    assert plan.identity.differences() == ["model.folder_settings=ignore"]
+    assert _plan(tmp_path, *ignore, "model.max_length=64").variant("STS12") == plan.variant("STS12")
+    assert _plan(tmp_path, *ignore, "model.max_length=128").variant("STS12") != plan.variant(
+        "STS12"
+    )
+    named = _plan(tmp_path, *ignore, "experiment=mine")
+    assert named.variant("STS12") == ("experiment", "mine")  # (the user's folder, as named)
+
+
 def test_the_score_function_is_part_of_a_tasks_identity(tmp_path):
     # model.similarity changes no vector (the store shares them) but every score mteb computes:
     # a dot-product run must not find the cosine run's results as its own
