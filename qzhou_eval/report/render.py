@@ -310,15 +310,18 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
 
     head = [*heading(1, report.describe_tasks())]
     head.append("Results: " + ", ".join(str(d) for d in report.results_dirs))
-    data_labels = run_labels(list(report.data))
-    for run, sources in report.data.items():
-        label = f" of {data_labels[run]}" if len(report.summaries) > 1 else ""
-        head.append(f"Data{label}: {data_line(sources)}")
+    # every line names a run as the table's row does (the revision where a model has several)
     row_labels = run_labels([s.run for s in report.summaries])
+
+    def named(run: RunId) -> str:
+        return row_labels.get(run) or run_labels([run])[run]
+
+    for run, sources in report.data.items():
+        label = f" of {named(run)}" if len(report.summaries) > 1 else ""
+        head.append(f"Data{label}: {data_line(sources)}")
     for run, differs in report.differs.items():
         # (a variant folder's name is a hash: what the run set, as its records say)
-        what = row_labels.get(run) or run_labels([run])[run]
-        head.append(f"Settings of {what} other than official: {data_line(differs)}")
+        head.append(f"Settings of {named(run)} other than official: {data_line(differs)}")
     if report.definition_line:
         head.append(f"Definition: {report.definition_line}")
     head.append(SCALE_NOTE)
@@ -331,11 +334,10 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
     incomplete = [s for s in report.summaries if not s.complete]
     if incomplete:
         lines = heading(2, "Missing (incomplete runs; their incomplete means are NA)")
-        labels = run_labels([s.run for s in incomplete])
         for s in incomplete:
             missing = missing_lines(s)
             n = len(s.scores.tasks)
-            lines.append(item(f"{labels[s.run]}: {len(missing)} of {n} tasks incomplete"))
+            lines.append(item(f"{named(s.run)}: {len(missing)} of {n} tasks incomplete"))
             lines += [item(line, 1) for line in missing]
         blocks.append(lines)
 
@@ -353,10 +355,9 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
             "Comparison with the reference (differences in points, flagged beyond "
             f"±{report.tolerance:g}, from unrounded scores)",
         )
-        labels = run_labels([c.run.run for c in report.comparisons])
         for c in report.comparisons:
             verdict = f"**{c.verdict_line()}**" if md else f"  {c.verdict_line()}"
-            lines.append(item(f"{labels[c.run.run]} vs {c.reference_label}: {c.reference.run}"))
+            lines.append(item(f"{named(c.run.run)} vs {c.reference_label}: {c.reference.run}"))
             lines += ["", verdict] if md else [verdict]
             blocks.append(lines)
             lines = []
@@ -367,7 +368,7 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
     if report.no_reference:
         what = report.reference_label or "the reference"
         hint = " (it has the QZhou models only; set reference=...)" if what == DEFAULT_LABEL else ""
-        names = ", ".join(run_labels(report.no_reference).values())
+        names = ", ".join(named(run) for run in report.no_reference)
         notes.append(f"No reference run (same model and experiment) in {what}{hint} for: {names}")
     if report.skipped:
         names = ", ".join(str(r) for r in report.skipped)

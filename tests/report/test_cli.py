@@ -16,6 +16,7 @@ import pytest
 from qzhou_eval.config.app import compose_config
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.report.cli import run_report
+from qzhou_eval.report.discover import run_path
 from tests.in_process import qzhou_eval
 from tests.report.report_testdata import (
     CMN,
@@ -404,3 +405,15 @@ def test_never_touches_result_files(results_copy: Path, tmp_path: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in results_copy.rglob("*")} == before
     assert not list((tmp_path / "out").glob(".*.tmp"))
     shutil.rmtree(tmp_path / "out")
+
+
+def test_every_line_names_a_run_as_its_table_row_does(results_copy: Path) -> None:
+    # two revisions of one model: the Missing list named the incomplete one without its
+    # revision, so either row could be meant (a trial)
+    base = run_path(results_copy, QZHOU, QZHOU_REV)
+    shutil.copytree(base, run_path(results_copy, QZHOU, "retrained"))
+    task_file(results_copy, QZHOU, "retrained", "STS12").unlink()
+    text = report(f"results_dir={results_copy}", "benchmark=mteb_eng_v2", "plots=false")
+    rows = table_rows(text)
+    assert f"{QZHOU}@retrained" in rows and f"{QZHOU}@{QZHOU_REV[:12]}" in rows
+    assert f"- {QZHOU}@retrained: 1 of 41 tasks incomplete" in text
