@@ -29,6 +29,19 @@ def test_values_are_shown_as_yaml_writes_them():
         ("lookahead", True, "runtime.lookahead=true: give a whole number >= 0 or 'all'"),
         ("encode", None, "runtime.encode=null: give true or false"),
         ("tokens_per_batch", [1, 2], "runtime.tokens_per_batch=[1, 2] must be a positive integer"),
+        # a number in quotes is a text: the line says so (it read as if no number were given)
+        (
+            "scoring_workers",
+            "2",
+            "runtime.scoring_workers='2': give a whole number >= 0 or 'auto' (quoted, it is a "
+            "text: write it without the quotes)",
+        ),
+        (
+            "tokens_per_batch",
+            " 8 ",
+            "runtime.tokens_per_batch=' 8 ' must be a positive integer (quoted, it is a text",
+        ),
+        ("scoring_workers", "two", "runtime.scoring_workers='two': give a whole number >= 0 or "),
         # a blank store (runtime.store_dir=$STORE, STORE unset) is not vectors in memory only
         ("store_dir", "", "runtime.store_dir='': give a folder, or null to keep vectors in memory"),
         ("store_dir", "  ", "runtime.store_dir='  ': give a folder, or null to keep vectors in"),

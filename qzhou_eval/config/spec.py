@@ -230,8 +230,22 @@ def flag(section: str, key: str, value: Any) -> bool:
 
 def _positive_int(section: str, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{section}.{key}={shown(value)} must be a positive integer")
+        raise ConfigError(
+            f"{section}.{key}={shown(value)} must be a positive integer{_quoted(value)}"
+        )
     return value
+
+
+def _quoted(value: Any) -> str:
+    """What an error line adds for a number given as a text (``runtime.scoring_workers='2'``:
+    the quotes make it one), which it would otherwise refuse as if no number were given."""
+    if isinstance(value, str):
+        try:
+            int(value.strip())
+        except ValueError:
+            return ""
+        return " (quoted, it is a text: write it without the quotes)"
+    return ""
 
 
 def _text(section: str, key: str, value: Any) -> str:
@@ -456,7 +470,9 @@ def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
 
 def _layer_index(section: str, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{section}.{key}={shown(value)} must be an integer layer index")
+        raise ConfigError(
+            f"{section}.{key}={shown(value)} must be an integer layer index{_quoted(value)}"
+        )
     return value
 
 
@@ -581,7 +597,9 @@ def names_something(value: Any) -> bool:
 def _non_negative_int(section: str, key: str, value: Any, also: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         other = f" or {also}" if also else ""
-        raise ConfigError(f"{section}.{key}={shown(value)}: give a whole number >= 0{other}")
+        raise ConfigError(
+            f"{section}.{key}={shown(value)}: give a whole number >= 0{other}{_quoted(value)}"
+        )
     return value
 
 
