@@ -251,8 +251,14 @@ class ResultsFolder(ResultCache):
 
 
 def _model_meta_text(meta: ModelMeta) -> str:
-    """``model_meta.json`` as mteb writes it."""
-    return json.dumps(meta.to_dict(), default=str, indent=4)
+    """``model_meta.json`` as mteb writes it, its sets sorted: mteb lists a set (the training
+    datasets) in the process's hash order, so two runs, or the jobs of a sweep, would write the
+    same metadata as different files."""
+    fields = meta.to_dict()
+    for key, value in dict(meta).items():
+        if isinstance(value, (set, frozenset)):
+            fields[key] = sorted(value, key=str)
+    return json.dumps(fields, default=str, indent=4)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -292,7 +293,7 @@ def _model_meta(
     variant: Variant | None,
     framework: list[str],
 ) -> ModelMeta:
-    return ModelMeta(
+    ours = ModelMeta(
         loader=None,
         name=spec.name,
         revision=spec.revision,
@@ -314,6 +315,35 @@ def _model_meta(
         training_datasets=None,
         experiment_kwargs=experiment_kwargs(dim=dim, full_dim=spec.embed_dim, variant=variant),
     )
+    return with_registered(ours)
+
+
+# what describes the run, never taken from mteb's registry (its output_dtypes is its loader's)
+_RUN_FIELDS = frozenset({"experiment_kwargs", "output_dtypes", "loader_kwargs"})
+
+
+def with_registered(meta: ModelMeta) -> ModelMeta:
+    """``meta`` with what mteb's registry says of the same model at the same revision where
+    ``meta`` says nothing (its training datasets, which the leaderboard's zero-shot figures
+    read, citation, memory, mteb's loader...) and its frameworks added: the ``model_meta.json``
+    mteb's own run of the model writes. Unchanged for a model or revision mteb does not know."""
+    import mteb
+
+    try:
+        with warnings.catch_warnings():  # (a renamed model: mteb's deprecation warning)
+            warnings.simplefilter("ignore")
+            known = mteb.get_model_meta(meta.name, meta.revision)
+    except (KeyError, ValueError):  # not registered, or another revision
+        return meta
+    if known.name != meta.name:  # (registered under another name: not this model's entry)
+        return meta
+    fill = {
+        key: value
+        for key, value in dict(known).items()
+        if key not in _RUN_FIELDS and value is not None and getattr(meta, key, None) is None
+    }
+    fill["framework"] = [*meta.framework, *(f for f in known.framework if f not in meta.framework)]
+    return meta.model_copy(update=fill)
 
 
 # --- per-task records ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import shutil
@@ -563,3 +564,28 @@ def test_model_meta_says_what_the_published_results_model_meta_says(model, folde
     keys += ["use_instructions"]
     assert {k: ours.to_dict()[k] for k in keys} == {k: theirs[k] for k in keys}
     assert spec.max_length == 1024 != ours.max_tokens
+
+
+def test_model_meta_is_what_mteb_writes_for_a_model_its_registry_knows():
+    # (it said nothing of the training data, which the leaderboard's zero-shot figures read:
+    # a trial diffed it against mteb's own run of the model)
+    import json
+
+    import mteb
+
+    from qzhou_eval.results.folder import _model_meta_text
+
+    cfg = compose_config("mteb", ["model=minilm"])
+    spec, recipe = model_spec(cfg.model, resolve_path=False), recipe_from_config(cfg.prompts)
+    text = _model_meta_text(build_model_meta(spec, recipe, dim=None, variant=None))
+    ours, theirs = json.loads(text), mteb.get_model_meta(spec.name).to_dict()
+    assert ours["training_datasets"] == sorted(theirs["training_datasets"])  # (theirs: a set)
+    assert set(ours.pop("framework")) == set(theirs.pop("framework"))
+    assert ours == {**theirs, "training_datasets": ours["training_datasets"]}
+    assert text == _model_meta_text(build_model_meta(spec, recipe, dim=None, variant=None))
+    # a cut says its own size and experiment; another revision is not the registry's model
+    cut = build_model_meta(spec, recipe, dim=128, variant=None)
+    assert (cut.embed_dim, cut.experiment_kwargs) == (128, {"embed_dim": 128})
+    assert cut.training_datasets == mteb.get_model_meta(spec.name).training_datasets
+    other = dataclasses.replace(spec, revision="retrained")
+    assert build_model_meta(other, recipe, dim=None, variant=None).training_datasets is None
