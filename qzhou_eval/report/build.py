@@ -30,6 +30,7 @@ from qzhou_eval.report.discover import (
     RunDir,
     RunId,
     experiment_point,
+    meta_problem,
     run_dir,
     same_revision,
 )
@@ -228,6 +229,8 @@ class Report:
     # per run filed apart from the official results: what its configuration sets otherwise
     # (from the task records) -> tasks
     differs: dict[RunId, dict[str, list[str]]] = field(default_factory=dict)
+    # run folders whose model_meta.json mteb's loaders do not read: (folder, why)
+    meta_problems: list[tuple[Path, str]] = field(default_factory=list)
 
     @property
     def is_subset(self) -> bool:
@@ -289,6 +292,7 @@ def build_report(
             report.data[run.id] = sources
         if differs := run_differs(run.paths, [t.metadata.name for t in tasks]):
             report.differs[run.id] = differs
+        report.meta_problems += [(p, why) for p in run.paths if (why := meta_problem(p))]
         if alt_tasks:
             alt_scores = score_run(run.id, alt_tasks, loaded, run.source, run.embed_dim)
             alt[run.id] = summarize(alt_scores)

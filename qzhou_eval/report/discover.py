@@ -199,6 +199,19 @@ def _runs_in(results_dir: Path) -> Iterable[RunDir]:
                     yield RunDir(RunId(model, rev_dir.name, exp_dir.name), exp_dir, dim)
 
 
+def meta_problem(folder: Path) -> str | None:
+    """Why a run folder's ``model_meta.json`` is not one mteb's loaders read, or None: mteb's
+    ``ResultCache`` skips a folder without one, and fails on one that is not a JSON object."""
+    path = folder / MODEL_META
+    if not path.is_file():
+        return f"no {MODEL_META}"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"its {MODEL_META} is not JSON"
+    return None if isinstance(data, dict) else f"its {MODEL_META} is not a JSON object"
+
+
 def _read_meta(folder: Path) -> dict[str, object]:
     path = folder / MODEL_META
     if not path.is_file():

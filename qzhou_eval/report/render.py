@@ -370,6 +370,11 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
         hint = " (it has the QZhou models only; set reference=...)" if what == DEFAULT_LABEL else ""
         names = ", ".join(named(run) for run in report.no_reference)
         notes.append(f"No reference run (same model and experiment) in {what}{hint} for: {names}")
+    for folder, why in report.meta_problems:
+        notes.append(
+            f"{folder}: {why}, so mteb's loaders (the leaderboard's) skip or fail on the run "
+            "there; a `qzhou-eval run` of its settings writes it again"
+        )
     if report.skipped:
         names = ", ".join(str(r) for r in report.skipped)
         notes.append(f"Skipped (no results for these tasks): {names}")

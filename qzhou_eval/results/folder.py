@@ -179,11 +179,14 @@ class ResultsFolder(ResultCache):
 
     @staticmethod
     def model_meta_differs(folder: Path, meta: ModelMeta) -> bool:
-        """Whether ``<folder>/model_meta.json`` is there and says other than ``meta``."""
+        """Whether ``<folder>/model_meta.json`` says other than ``meta``, or is missing from a
+        folder with results (deleted: mteb's loaders skip such a folder)."""
         try:
             return (folder / MODEL_META).read_bytes() != _model_meta_text(meta).encode("utf-8")
+        except FileNotFoundError:  # none there: no result in the folder yet, or it was deleted
+            return any(p.name != MODEL_META for p in folder.glob("*.json"))
         except OSError:
-            return False  # none there: no result in the folder yet
+            return False
 
     def _restore_run_settings(self, folder: Path, result: TaskResult) -> None:
         """Add the ``run_settings.jsonl`` lines of splits the file lacks (a kill between writes)."""

@@ -426,10 +426,10 @@ def refresh_model_metas(plan: RunPlan, folder: ResultsFolder) -> None:
             folder.write_model_meta(where, meta, only_if_changed=True)
         elif folder.model_meta_differs(where, meta):
             logger.warning(
-                "%s/model_meta.json describes the model as set when its results were written "
-                "(this run's model settings differ, e.g. model.max_tokens or model.reference; "
-                "no score depends on them) and the folder is not writable: rerun where it is "
-                "to bring it up to date",
+                "%s/model_meta.json is missing or describes the model as set when its results "
+                "were written (this run's model settings differ, e.g. model.max_tokens or "
+                "model.reference; no score depends on them) and the folder is not writable: "
+                "rerun where it is to bring it up to date",
                 where,
             )
 

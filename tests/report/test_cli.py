@@ -417,3 +417,16 @@ def test_every_line_names_a_run_as_its_table_row_does(results_copy: Path) -> Non
     rows = table_rows(text)
     assert f"{QZHOU}@retrained" in rows and f"{QZHOU}@{QZHOU_REV[:12]}" in rows
     assert f"- {QZHOU}@retrained: 1 of 41 tasks incomplete" in text
+
+
+def test_a_run_folder_whose_model_meta_mteb_cannot_read_is_named(results_copy: Path) -> None:
+    # mteb's ResultCache skips a folder without model_meta.json and fails on a list: the report
+    # counted such runs without a word (a trial)
+    base = run_path(results_copy, QZHOU, QZHOU_REV)
+    (base / "model_meta.json").write_text("[]")
+    text = report(f"results_dir={results_copy}", "benchmark=mteb_eng_v2", "plots=false")
+    assert f"{base}: its model_meta.json is not a JSON object, so mteb's loaders" in text
+    (base / "model_meta.json").write_text("{")
+    assert "its model_meta.json is not JSON, so" in report(
+        f"results_dir={results_copy}", "benchmark=mteb_eng_v2", "plots=false"
+    )

@@ -262,3 +262,14 @@ def test_a_finished_run_brings_model_meta_up_to_date(tmp_path):
     assert meta.stat().st_mtime_ns == before  # the same: not written again
     execute(plan_run(_cfg(tmp_path, sts, "model.release_date=2021-08-30")))
     assert json.loads(meta.read_text())["release_date"] == "2021-08-30"
+    # deleted beside its results (mteb's loaders then skip the folder; the report says so):
+    # the rerun writes it again
+    meta.unlink()
+    report = run_report(
+        compose_config(
+            "report", [f"results_dir={tmp_path / 'results'}", "benchmark=demo_eng", "plots=false"]
+        )
+    )
+    assert f"{meta.parent}: no model_meta.json, so mteb's loaders (the leaderboard's)" in report
+    execute(plan_run(_cfg(tmp_path, sts)))
+    assert meta.read_bytes() == written
