@@ -7,8 +7,9 @@ python run_cmteb.py model=minilm 'benchmark.tasks=[AFQMC]' data.mirror=/data/mte
 """
 
 from qzhou_eval.cli import run_app
+from qzhou_eval.config.app import run_as_process
 
 main = run_app("cmteb")
 
 if __name__ == "__main__":
-    main()
+    run_as_process(main)

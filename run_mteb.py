@@ -7,8 +7,9 @@ python run_mteb.py model=minilm 'benchmark.tasks=[STSBenchmark]' data.mirror=/da
 """
 
 from qzhou_eval.cli import run_app
+from qzhou_eval.config.app import run_as_process
 
 main = run_app("mteb")
 
 if __name__ == "__main__":
-    main()
+    run_as_process(main)

@@ -30,6 +30,7 @@ from qzhou_eval.config.app import (
     hydra_app,
     import_failed,
     quiet_broken_pipe,
+    run_as_process,
     stop_line,
     tolerant_console,
 )
@@ -106,10 +107,15 @@ def version() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Dispatch ``qzhou-eval <command> ...`` to the command's Hydra app."""
+    """Dispatch ``qzhou-eval <command> ...`` to the command's Hydra app (``argv`` None: this
+    process's own arguments, as the console script: the command is then the process's whole
+    life, :func:`qzhou_eval.config.app.run_as_process`)."""
+    if argv is None:
+        run_as_process(lambda: main(sys.argv[1:]))
+        return
     tolerant_console()
     with quiet_broken_pipe():
-        _dispatch(sys.argv[1:] if argv is None else list(argv))
+        _dispatch(list(argv))
 
 
 def _dispatch(args: list[str]) -> None:

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.benchmarks import load_benchmark_tasks, sides_of
 from qzhou_eval.config import hydra_app
+from qzhou_eval.config.app import run_as_process
 from qzhou_eval.config.spec import fidelity_lines, model_spec, resolve_model_path
 from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.known_tasks import KNOWN_TASKS
@@ -81,4 +82,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_as_process(main)

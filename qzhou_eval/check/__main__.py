@@ -6,7 +6,7 @@ import sys
 
 from omegaconf import DictConfig
 
-from qzhou_eval.config.app import hydra_app
+from qzhou_eval.config.app import hydra_app, run_as_process
 
 
 @hydra_app("check", kept=None)
@@ -19,4 +19,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_as_process(main)

@@ -830,12 +830,21 @@ _STOPPING_SIGNALS = {
 _REDELIVER_AFTER_S = 0.05
 
 
+# The weak containers' callbacks (WeakKeyDictionary's and WeakValueDictionary's ``remove``,
+# WeakSet's ``_remove``) and ``weakref.finalize``'s: run as a weak reference dies, anywhere; a
+# Ctrl-C raised in one was swallowed ("Exception ignored in ... WeakKeyDictionary ... remove")
+# and the run went on to its end (a trial)
+_WEAKREF_FILES = re.compile(r"(^|[\\/])_?weakref(set)?\.py$")
+_WEAKREF_CALLBACKS = frozenset({"remove", "_remove", "__call__"})
+
+
 def _in_finalizer(frame: FrameType | None) -> bool:
     """Whether ``frame`` runs inside a ``__del__``, inside a garbage collector callback (one of
-    ``gc.callbacks``, which libraries register: hypothesis times collections with one), or inside
+    ``gc.callbacks``, which libraries register: hypothesis times collections with one), inside
     the weakref callback that drops one of the import machinery's module locks
-    (``_get_module_lock``'s ``cb``; another thread's import can run it in this one): Python
-    swallows what is raised in any of them. An import itself is not one: an exception raised
+    (``_get_module_lock``'s ``cb``; another thread's import can run it in this one), or inside
+    a weak container's or ``weakref.finalize``'s callback: Python swallows what is raised in
+    any of them. An import itself is not one: an exception raised
     there propagates."""
     collector = {getattr(getattr(c, "__func__", c), "__code__", None) for c in gc.callbacks}
     while frame is not None:
@@ -844,6 +853,7 @@ def _in_finalizer(frame: FrameType | None) -> bool:
             code.co_name == "__del__"
             or code in collector
             or (code.co_name == "cb" and code.co_filename.startswith("<frozen importlib"))
+            or (_WEAKREF_FILES.search(code.co_filename) and code.co_name in _WEAKREF_CALLBACKS)
         ):
             return True
         frame = frame.f_back
@@ -948,6 +958,7 @@ def _signals_exit_now() -> None:
 # stdout's reader went away (pipe), or a write to stdout failed (stdout_error: the StdoutError);
 # what the command running keeps when it stops (its hydra_app's ``kept``).
 _stop: dict[str, Any] = {
+    "owns_process": False,  # the command is this process's whole life (run_as_process)
     "kept": RUN_KEPT,
     "signal": None,
     "quiet": False,
@@ -960,6 +971,39 @@ _stop: dict[str, Any] = {
 
 def _stop_line(signum: int) -> str:
     return stop_line(signum, _stop["kept"])
+
+
+def run_as_process(command: Callable[[], Any]) -> None:
+    """Run ``command`` (an app's entry, the console script) as this process's whole life: a
+    script's or ``python -m``'s ``__main__``. Then a stopped command ends the process once its
+    line is out (:func:`_end_stopped_process`); called in-process (tests), it only returns."""
+    _stop["owns_process"] = True
+    command()
+
+
+def _end_stopped_process(e: SystemExit) -> None:
+    """End a process that a signal stopped at once, with ``e``'s code, once the command has
+    unwound (its pools and workers stopped, its files whole) where other threads still run.
+
+    A library's thread goes on after the stop: the first task's data loading beside the model
+    (datasets building Arrow tables), a thread pool's workers. Left to the interpreter's
+    shutdown, its non-daemon threads are joined (a run hung until SIGKILL after its
+    ``terminated`` line), and a daemon thread still in C code meets the interpreter finalizing
+    (``Fatal Python error: PyGILState_Release``, exit 134): a trial stopped runs that read a
+    large mirror so, 12 times of 19. The logging handlers and the console are flushed first;
+    nothing else at exit is the command's (what it writes, it writes whole as it goes)."""
+    if not _stop["owns_process"] or _stop["signal"] is None:
+        return
+    if not any(t.is_alive() and t is not threading.main_thread() for t in threading.enumerate()):
+        return  # (nothing left to wait for: the interpreter's own exit)
+    code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _exit_now(signum: int, frame: FrameType | None) -> None:
@@ -1359,6 +1403,13 @@ def hydra_app(
         )
 
         def entry() -> None:
+            try:
+                command()
+            except SystemExit as e:  # (the command's end: its line is out)
+                _end_stopped_process(e)
+                raise
+
+        def command() -> None:
             args = _flags_first(_full_flags(sys.argv[1:]))
             sys.argv = [sys.argv[0], *_without_overrides_for_hydra_help(args)]
             swept = _swept_while_printing(sys.argv[1:])

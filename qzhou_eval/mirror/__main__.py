@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
+from qzhou_eval.config.app import run_as_process
 from qzhou_eval.config.folders import check_writable_folder, remove_empty
 from qzhou_eval.config.spec import mirror_dir
 from qzhou_eval.errors import ConfigError, UserError
@@ -89,4 +90,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_as_process(main)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from qzhou_eval.config.app import hydra_app
+from qzhou_eval.config.app import hydra_app, run_as_process
 
 
 @hydra_app("report", kept=None)
@@ -16,4 +16,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_as_process(main)

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.config import hydra_app
+from qzhou_eval.config.app import run_as_process
 from qzhou_eval.shards.split import check_shard_settings, split_tasks
 
 
@@ -79,4 +80,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_as_process(main)

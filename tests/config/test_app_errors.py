@@ -1065,6 +1065,44 @@ def test_a_signal_inside_importlibs_module_lock_callback_is_delivered_again():
     assert not app._in_finalizer(frames[-1])
 
 
+def test_a_signal_inside_a_weak_containers_callback_is_delivered_again():
+    # a Ctrl-C raised in WeakKeyDictionary's remove was swallowed ("Exception ignored in ...")
+    # and the run went on to its end (a trial reading a large mirror)
+    import gc
+    import weakref
+
+    frames = []
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_name in ("remove", "_remove", "__call__"):
+            frames.append(frame)
+
+    class Key:
+        pass
+
+    keys, values, members = weakref.WeakKeyDictionary(), weakref.WeakValueDictionary(), set()
+    weak = weakref.WeakSet()
+    key, value, member, finalized = Key(), Key(), Key(), Key()
+    keys[key], values[1] = 1, value
+    weak.add(member)
+    weakref.finalize(finalized, members.add, 1)
+    sys.setprofile(profile)
+    try:
+        del key, value, member, finalized
+        gc.collect()
+    finally:
+        sys.setprofile(None)
+    callbacks = sorted(f.f_code.co_name for f in frames if "weakref" in f.f_code.co_filename)
+    assert callbacks == ["__call__", "_remove", "remove", "remove"] and members == {1}
+    assert all(app._in_finalizer(f) for f in frames)
+
+    def remove():  # a function of that name elsewhere is not one
+        frames.append(sys._getframe())
+
+    remove()
+    assert not app._in_finalizer(frames[-1])
+
+
 SLOW_APP = """
 import atexit, os, sys, threading, time
 from qzhou_eval.config import hydra_app
@@ -1082,6 +1120,9 @@ def main(cfg) -> None:
     # a thread at work that the interpreter's exit would wait for (or, in a library's native
     # code, abort on: "terminate called without an active exception")
     threading.Thread(target=time.sleep, args=(60,)).start()
+    if os.environ["MODE"] == "thread":  # a library's thread left at work, a quick way out
+        print("started", flush=True)
+        time.sleep(60)
     try:
         print("started", flush=True)
         time.sleep(60)
@@ -1089,11 +1130,16 @@ def main(cfg) -> None:
         print("stopping", flush=True)
         time.sleep(60)
 
-main()
+if os.environ.get("AS_PROCESS"):  # as the console script and the apps' __main__ run it
+    from qzhou_eval.config.app import run_as_process
+
+    run_as_process(main)
+else:
+    main()
 """
 
 
-def _slow_app(tmp_path: Path, mode: str):
+def _slow_app(tmp_path: Path, mode: str, as_process: bool = False):
     import subprocess
 
     script = tmp_path / "slow_app.py"
@@ -1101,7 +1147,7 @@ def _slow_app(tmp_path: Path, mode: str):
     return subprocess.Popen(
         [sys.executable, str(script)],
         cwd=tmp_path,
-        env={**os.environ, "MODE": mode},
+        env={**os.environ, "MODE": mode, **({"AS_PROCESS": "1"} if as_process else {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -1119,6 +1165,23 @@ def test_a_second_ctrl_c_ends_the_way_out_at_once_with_the_one_line(tmp_path):
         err = proc.stderr.read()
         assert proc.returncode == 130, err
         assert err.splitlines() == [app.INTERRUPTED]  # once, no traceback
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_command_does_not_wait_for_a_librarys_thread(tmp_path, signum):
+    # a run stopped while datasets built a large mirror's tables hung until SIGKILL after its
+    # line (the interpreter joining the threads), or aborted ("Fatal Python error:
+    # PyGILState_Release", exit 134) as it finalized with one still in native code (a trial)
+    proc = _slow_app(tmp_path, "thread", as_process=True)
+    try:
+        assert proc.stdout.readline() == "started\n"
+        proc.send_signal(signum)
+        proc.wait(timeout=20)  # (the thread sleeps 60 s)
+        err = proc.stderr.read()
+        assert proc.returncode == 128 + signum, err
+        assert err.splitlines() == [app.stop_line(signum)]
     finally:
         proc.kill()
 
