@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
 from qzhou_eval.config.app import run_as_process
-from qzhou_eval.config.folders import check_writable_folder, remove_empty
+from qzhou_eval.config.folders import check_folder_place, check_writable_folder, remove_empty
 from qzhou_eval.config.spec import mirror_dir
 from qzhou_eval.errors import ConfigError, UserError
 from qzhou_eval.mirror import fill_mirror, task_repos
@@ -29,6 +29,9 @@ from qzhou_eval.progress import stderr_is_terminal
 
 def fill(cfg: DictConfig) -> list[Path]:
     if cfg.benchmark.get("source") == "demo":  # built from installed packages: nothing to fetch
+        named = mirror_dir(cfg, must_exist=False)
+        if named is not None:  # a file there: refused as for any other suite (a run does too)
+            check_folder_place("data.mirror", named)
         print(
             f"benchmark={cfg.benchmark.key}: the demo suites are built from installed packages "
             "and need no mirror; nothing to download"

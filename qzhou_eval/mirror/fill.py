@@ -22,7 +22,7 @@ from qzhou_eval.config.folders import remove_empty
 from qzhou_eval.errors import MirrorError
 from qzhou_eval.mirror.check import repo_problem
 from qzhou_eval.mirror.layout import mirror_folder, staging_folder, write_marker
-from qzhou_eval.mirror.provenance import differing_file
+from qzhou_eval.mirror.provenance import matches_revision
 from qzhou_eval.mirror.repos import hub_dataset, leaf_tasks, required_splits
 
 if TYPE_CHECKING:
@@ -39,8 +39,10 @@ def fill_mirror(
     """Download every task's dataset repo that the mirror lacks; return the folders written.
 
     Repos already complete at the pinned revision are skipped (and not returned). A folder that
-    is incomplete, holds another revision, or a file whose content differs from the hash its
-    download recorded (damaged or edited since) is replaced once the new download is complete.
+    is incomplete, holds another revision, a file whose content differs from the hash its
+    download recorded (damaged or edited since), or a file it recorded no download of (a file
+    left behind, files copied without their download metadata) is replaced once the new
+    download is complete: a run files such data as not shown to be the pinned revision.
     ``snapshot_download`` is called with keywords ``repo_id``, ``repo_type="dataset"``,
     ``revision`` and ``local_dir``. ``before_downloading`` is called once, before the first
     download touches the mirror (none when every repo is complete): it may raise to stop.
@@ -49,7 +51,10 @@ def fill_mirror(
     written: list[Path] = []
     for (repo_id, revision), splits in _needs(tasks).items():
         final = mirror_folder(mirror_dir, repo_id)
-        if repo_problem(final, revision, splits) is None and not differing_file(final, revision):
+        # complete, and shown to be the pinned revision as a run judges it: a folder copied
+        # without its download metadata, or with a file left behind, was skipped here and its
+        # tasks then filed as other data's (a trial)
+        if repo_problem(final, revision, splits) is None and matches_revision(final, revision):
             continue
         if before_downloading is not None:
             before_downloading()

@@ -96,7 +96,7 @@ def _leaf_provenance(task: AbsTask, mirror: Path | None) -> dict[str, Any]:
     root = Path(mirror).expanduser().resolve()
     folder = mirror_folder(root, repo_id)
     sha256, matches = _content(folder, revision, _content_files(folder))
-    matches = matches and not _missing_recorded(folder)
+    matches = matches and not _missing_recorded(folder)  # (as matches_revision)
     return {
         "source": "mirror",
         "mirror": str(root),
@@ -136,21 +136,12 @@ def _content(folder: Path, revision: str | None, files: list[tuple[str, Path]]) 
     return total.hexdigest(), matches
 
 
-def differing_file(folder: Path, revision: str) -> str | None:
-    """The first file a loader reads in ``folder`` whose content differs from the hash
-    ``snapshot_download`` recorded for it at ``revision`` (damaged or edited since), or that it
-    recorded and the folder lacks (removed since); None when none does (a file without such a
-    record is not judged)."""
-    if (missing := _missing_recorded(folder)) is not None:
-        return missing
-    for rel, path in _content_files(folder):
-        recorded = _recorded(folder, rel, revision)
-        if recorded is None:
-            continue
-        stat = path.stat()
-        if recorded not in _file_hashes(str(path), stat.st_size, stat.st_mtime_ns):
-            return rel
-    return None
+def matches_revision(folder: Path, revision: str) -> bool:
+    """Whether ``folder`` is shown to hold ``revision``: a run files its tasks as the pinned
+    data's (``matches_revision`` in their records) only then. Every file a loader reads has
+    the hash ``snapshot_download`` recorded for it at ``revision``, and every such file it
+    recorded is there."""
+    return _content(folder, revision, _content_files(folder))[1] and not _missing_recorded(folder)
 
 
 def _missing_recorded(folder: Path) -> str | None:

@@ -13,6 +13,15 @@ def test_demo_suites_need_no_mirror(tmp_path):
         "mirror; nothing to download"
     ]
     assert not (tmp_path / "m").exists()
+    # ... but a file named as the mirror is refused, as for any other suite (a run refuses it;
+    # one job script serves every suite)
+    (tmp_path / "m").write_text("not a folder")
+    refused = qzhou_eval("mirror", "benchmark=demo_eng", f"data.mirror={tmp_path / 'm'}")
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err_lines == [
+        f"error: data.mirror={tmp_path / 'm'} is a file, not a folder; point data.mirror at a "
+        "folder"
+    ]
 
 
 def test_a_file_as_the_mirror_is_named_and_not_blamed_on_the_hub(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from qzhou_eval.errors import MirrorError
 from qzhou_eval.mirror import MARKER_NAME, apply_mirror, fill_mirror, mirror_folder
 from qzhou_eval.mirror.layout import read_marker
+from qzhou_eval.mirror.provenance import data_provenance
 from tests.mirror.repo_writer import write_retrieval_repo, write_sts_repo, write_task_repo
 
 PAIRS = [("a cat", "a cat", 5.0), ("a dog", "a car", 1.0)]
@@ -157,7 +158,9 @@ def test_fill_refetches_a_folder_whose_file_differs_from_its_download(
 ) -> None:
     """A file damaged or edited since its download (the hash snapshot_download recorded for it
     differs) is fetched again, so the run's "fetch the repo again" line works (a helper's trial:
-    "already complete 1" over a truncated file); a folder without that record is not judged."""
+    "already complete 1" over a truncated file); so is a folder without that record, or with a
+    file it has none of, which a run files as not shown to be the pinned revision (a trial:
+    "already complete 1", then the run filed its tasks as other data's)."""
     sts = tasks[0]
     folder = write_task_repo(mirror, sts, pairs=PAIRS)
     (data,) = [p for p in folder.rglob("*.jsonl.gz") if ".cache" not in p.parts]
@@ -167,6 +170,13 @@ def test_fill_refetches_a_folder_whose_file_differs_from_its_download(
     assert [c["repo_id"] for c in hub.calls] == ["mteb/stsbenchmark-sts"]
     assert fill_mirror([sts], mirror, snapshot_download=FakeHub()) == []  # whole again
     hand = write_task_repo(mirror / "hand", sts, pairs=PAIRS, snapshot_metadata=False)
-    (data,) = [p for p in hand.rglob("*.jsonl.gz")]
-    data.write_bytes(data.read_bytes()[:40])
-    assert fill_mirror([sts], mirror / "hand", snapshot_download=FakeHub()) == []
+    assert not data_provenance(sts, mirror / "hand")["matches_revision"]
+    assert fill_mirror([sts], mirror / "hand", snapshot_download=FakeHub()) == [hand]
+    assert data_provenance(sts, mirror / "hand")["matches_revision"]
+    left = folder / "data" / "test-old.jsonl.gz"  # a file left behind in a copy
+    left.parent.mkdir(exist_ok=True)
+    left.write_bytes(data.read_bytes())
+    assert not data_provenance(sts, mirror)["matches_revision"]
+    assert fill_mirror([sts], mirror, snapshot_download=FakeHub()) == [folder]
+    assert not left.exists() and data_provenance(sts, mirror)["matches_revision"]
+    assert fill_mirror([sts], mirror, snapshot_download=FakeHub()) == []

@@ -49,7 +49,7 @@ def test_a_mirror_with_other_rows_is_another_identity(tmp_path, sts):
 def test_a_copy_that_lacks_a_file_its_download_recorded_is_not_shown_to_match(tmp_path, sts):
     """A partial copy (one of a split's files left behind: a helper's trial scored 89.47 against
     98.21 and filed it as the pinned data's); the fill fetches such a repo again."""
-    from qzhou_eval.mirror.provenance import differing_file
+    from qzhou_eval.mirror.provenance import matches_revision
 
     folder = write_task_repo(tmp_path, sts, pairs=PAIRS)
     (folder / "extra.jsonl.gz").write_bytes((folder / "test.jsonl.gz").read_bytes())
@@ -58,7 +58,7 @@ def test_a_copy_that_lacks_a_file_its_download_recorded_is_not_shown_to_match(tm
     (folder / "extra.jsonl.gz").unlink()
     prov = data_provenance(sts, tmp_path)
     assert prov["matches_revision"] is False and data_identity(prov) is not None
-    assert differing_file(folder, sts.metadata.dataset["revision"]) == "extra.jsonl.gz"
+    assert not matches_revision(folder, sts.metadata.dataset["revision"])  # (the fill's rule)
 
 
 def test_files_copied_without_download_metadata_are_not_shown_to_match(tmp_path, sts):
