@@ -104,7 +104,13 @@ def checked_settings(cfg: DictConfig) -> Values:
         import mteb  # noqa: F401
     except ImportError:
         return check_values(cfg, resolve_path=True, with_mteb=False)
-    return read_settings(cfg, resolve_path=True).values
+    settings = read_settings(cfg, resolve_path=True)
+    if (mirror := settings.values.mirror) is not None:  # a mirror that lacks a task's data
+        from qzhou_eval.mirror.apply import check_mirror
+        from qzhou_eval.runs.scoring import fill_hint
+
+        check_mirror(settings.tasks, mirror, fill_hint(cfg.benchmark.key, mirror, "{task}"))
+    return settings.values
 
 
 def run_checks(cfg: DictConfig, out: Callable[[str], None] = print) -> int:

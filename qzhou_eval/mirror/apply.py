@@ -64,12 +64,26 @@ class _Missing:
 def apply_mirror(tasks: Iterable[AbsTask], mirror_dir: Path | str, fetch_hint: str) -> None:
     """Point every task (and every sub-task of an aggregate) at its folder in ``mirror_dir``.
 
-    All folders are checked before any task is changed: if one is missing or incomplete (see
-    :mod:`qzhou_eval.mirror.check`), MirrorError names the first such task, its repo and the
-    command that fetches it (``fetch_hint.format(task=<comma-separated names of every task
-    missing data>)``), and no task is changed. Tasks built locally (the demo suites, from
+    All folders are checked before any task is changed (:func:`check_mirror`): if one is
+    missing or incomplete, no task is changed. Tasks built locally (the demo suites, from
     installed packages) read no Hub data and are left as they are.
     """
+    tasks = check_mirror(tasks, mirror_dir, fetch_hint)
+    mirror_dir = Path(mirror_dir).expanduser().resolve()
+    for task in tasks:
+        if task.is_aggregate:
+            _mirror_aggregate(task, mirror_dir)
+        else:
+            _mirror_task(task, mirror_dir)
+
+
+def check_mirror(
+    tasks: Iterable[AbsTask], mirror_dir: Path | str, fetch_hint: str
+) -> list[AbsTask]:
+    """Check that ``mirror_dir`` holds every task's repo, complete, changing nothing (see
+    :mod:`qzhou_eval.mirror.check`): else MirrorError names the first task missing data, its
+    repo and the command that fetches it (``fetch_hint.format(task=<comma-separated names of
+    every task missing data>)``). Returns the tasks that read Hub data (not the demo suites)."""
     from qzhou_eval.demo.base import BuiltLocally
 
     tasks = [t for t in tasks if not isinstance(t, BuiltLocally)]
@@ -93,11 +107,7 @@ def apply_mirror(tasks: Iterable[AbsTask], mirror_dir: Path | str, fetch_hint: s
                 )
     if missing:
         raise MirrorError(_missing_message(missing, mirror_dir, fetch_hint))
-    for task in tasks:
-        if task.is_aggregate:
-            _mirror_aggregate(task, mirror_dir)
-        else:
-            _mirror_task(task, mirror_dir)
+    return tasks
 
 
 def _mirror_task(task: AbsTask, mirror_dir: Path) -> None:

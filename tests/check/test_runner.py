@@ -224,3 +224,17 @@ def test_without_mteb_the_settings_that_need_none_are_still_checked():
     proc = _run_blocked(["mteb"], ["model=minilm", "mrl.dims=[0]"])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.strip() == "error: mrl.dims=[0]: 0 is not a positive integer"
+
+
+def test_a_mirror_that_lacks_a_tasks_data_is_refused_with_the_runs_line(tmp_path):
+    # (check passed an empty mirror on an air-gapped box; the run then stopped at once: a trial)
+    (tmp_path / "mirror").mkdir()
+    args = ["model=minilm", "benchmark=cmteb", "benchmark.tasks=[AFQMC]"]
+    mirror = f"data.mirror={tmp_path / 'mirror'}"
+    check = qzhou_eval("check", *args, mirror, "check.only=[batch_vs_alone]")
+    run = qzhou_eval("run", *args, mirror, f"runtime.results_dir={tmp_path}/r")
+    assert check.code == run.code == 2 and check.out == ""
+    assert check.err_lines == run.err_lines and len(run.err_lines) == 1
+    assert run.err_lines[0].startswith(
+        f"error: offline mirror {tmp_path / 'mirror'} lacks the dataset of task AFQMC"
+    ), run.err_lines
