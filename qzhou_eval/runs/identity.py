@@ -40,6 +40,7 @@ section the run configs' defaults list adds): no second composition, no file rea
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -318,6 +319,21 @@ def _model_meta(
     return with_registered(ours)
 
 
+@functools.cache
+def _registered(name: str, revision: str | None) -> ModelMeta | None:
+    """mteb's registry entry of ``name`` at ``revision``, or None (once per model: a name it
+    lacks costs mteb a fuzzy search of every name it has, for its suggestion)."""
+    import mteb
+
+    try:
+        with warnings.catch_warnings():  # (a renamed model: mteb's deprecation warning)
+            warnings.simplefilter("ignore")
+            known = mteb.get_model_meta(name, revision)
+    except (KeyError, ValueError):  # not registered, or another revision
+        return None
+    return known if known.name == name else None  # (renamed: another model's entry)
+
+
 # what describes the run, never taken from mteb's registry (its output_dtypes is its loader's)
 _RUN_FIELDS = frozenset({"experiment_kwargs", "output_dtypes", "loader_kwargs"})
 
@@ -327,15 +343,8 @@ def with_registered(meta: ModelMeta) -> ModelMeta:
     ``meta`` says nothing (its training datasets, which the leaderboard's zero-shot figures
     read, citation, memory, mteb's loader...) and its frameworks added: the ``model_meta.json``
     mteb's own run of the model writes. Unchanged for a model or revision mteb does not know."""
-    import mteb
-
-    try:
-        with warnings.catch_warnings():  # (a renamed model: mteb's deprecation warning)
-            warnings.simplefilter("ignore")
-            known = mteb.get_model_meta(meta.name, meta.revision)
-    except (KeyError, ValueError):  # not registered, or another revision
-        return meta
-    if known.name != meta.name:  # (registered under another name: not this model's entry)
+    known = _registered(meta.name, meta.revision)
+    if known is None:
         return meta
     fill = {
         key: value
