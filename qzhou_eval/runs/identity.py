@@ -192,8 +192,9 @@ class Identity:
     def differences(self) -> list[str]:
         """What this configuration sets otherwise than the official one, as the overrides that
         name it (``model.max_length=64``; ``prompts`` where the recipe gives some task other
-        inputs): a variant folder's name is a hash, and says none of it. Empty without an
-        official configuration."""
+        inputs): a variant folder's name is a hash, and says none of it. Without an official
+        configuration: ``model.folder_settings=ignore`` where that made the run a variant, else
+        empty."""
         return list(self._differences)
 
     @cached_property
