@@ -38,6 +38,8 @@ SIMILARITIES = ("cosine", "dot")
 # check: a model folder's own sentence-transformers settings must agree with model.*
 # (models/folder_settings.py); ignore: evaluate with model.* as set
 FOLDER_SETTINGS = ("check", "ignore")
+UNCHECKED = FOLDER_SETTINGS[1]  # model.folder_settings=ignore: a model without an official
+# configuration is then filed as a variant (runs/identity.py)
 # every model file's; a task record names the similarity only when it is another (identity.py)
 DEFAULT_SIMILARITY = "cosine"
 # official: the arithmetic of the official QZhou embedders, in the model dtype (see ModelSpec).
@@ -757,7 +759,7 @@ def check_sweep_folders(jobs: Sequence[tuple[Sequence[str], Mapping[str, Any]]])
         if model.get("key") is not None:  # other settings than the official ones: a variant
             continue
         spec = model_spec(model, resolve_path=False)
-        if spec.folder_settings == FOLDER_SETTINGS[1]:  # ignore: a variant per setting too
+        if spec.folder_settings == UNCHECKED:  # a variant per setting too
             continue
         prompts = setting(cfg, "", "prompts")
         settings = {

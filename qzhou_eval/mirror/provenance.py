@@ -95,8 +95,7 @@ def _leaf_provenance(task: AbsTask, mirror: Path | None) -> dict[str, Any]:
         return {"source": "hub", "repo": repo_id, "revision": revision}
     root = Path(mirror).expanduser().resolve()
     folder = mirror_folder(root, repo_id)
-    sha256, matches = _content(folder, revision, _content_files(folder))
-    matches = matches and not _missing_recorded(folder)  # (as matches_revision)
+    sha256, matches = _shown(folder, revision)
     return {
         "source": "mirror",
         "mirror": str(root),
@@ -141,7 +140,14 @@ def matches_revision(folder: Path, revision: str) -> bool:
     data's (``matches_revision`` in their records) only then. Every file a loader reads has
     the hash ``snapshot_download`` recorded for it at ``revision``, and every such file it
     recorded is there."""
-    return _content(folder, revision, _content_files(folder))[1] and not _missing_recorded(folder)
+    return _shown(folder, revision)[1]
+
+
+def _shown(folder: Path, revision: str) -> tuple[str, bool]:
+    """(the SHA-256 of ``folder``'s content, whether it is shown to hold ``revision``: see
+    :func:`matches_revision`)."""
+    sha256, matches = _content(folder, revision, _content_files(folder))
+    return sha256, matches and not _missing_recorded(folder)
 
 
 def _missing_recorded(folder: Path) -> str | None:

@@ -58,7 +58,7 @@ import yaml
 from mteb.models import ModelMeta
 
 from qzhou_eval import atomic
-from qzhou_eval.config.spec import DEFAULT_SIMILARITY, FOLDER_SETTINGS, ModelSpec
+from qzhou_eval.config.spec import DEFAULT_SIMILARITY, UNCHECKED, ModelSpec
 from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.fingerprint import file_digest, fingerprint
 from qzhou_eval.precision import DEFAULT_PRECISION, compressed_meta
@@ -75,8 +75,6 @@ from qzhou_eval.task_records import (
 )
 
 logger = logging.getLogger(__name__)
-
-UNCHECKED = FOLDER_SETTINGS[1]  # model.folder_settings=ignore
 
 LEGACY_RECORD = "qzhou_eval_run.yaml"
 _PROBE = "\x00TEXT\x00"  # a text no task has, to read a recipe's rules off its output
@@ -178,15 +176,12 @@ class Identity:
     @cached_property
     def variant_id(self) -> str:
         """Id of this configuration's automatic variant folder (independent of the task list)."""
+        assert self.canonical is not None or self.unchecked
+        # (no official configuration: all of the recipe's inputs, and the unchecked settings)
+        official = self.canonical.recipe if self.canonical is not None else self.recipe
+        payload = {**_vector_fields(self.spec), **_recipe_fields(self.recipe, official)}
         if self.canonical is None:
-            assert self.unchecked
-            recipe = _recipe_fields(self.recipe, self.recipe)  # (all its inputs: no official)
-            payload = {**_vector_fields(self.spec), **recipe, "folder_settings": UNCHECKED}
-            return fingerprint(payload, 10)
-        payload = {
-            **_vector_fields(self.spec),
-            **_recipe_fields(self.recipe, self.canonical.recipe),
-        }
+            payload["folder_settings"] = UNCHECKED
         return fingerprint(payload, 10)
 
     def differences(self) -> list[str]:
