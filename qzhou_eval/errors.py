@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,32 @@ def shown(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {shown(v)}" for k, v in value.items()) + "}"
     return repr(value)
+
+
+def quoted_hint(value: Any, accepted: Callable[[Any], bool]) -> str:
+    """What an error line adds for a value quoted on the command line (``'2'``, ``'true'``: Hydra
+    reads it as a text), where the value unquoted would be ``accepted``; else "" (a quoted
+    ``'-1'`` where a positive number is asked is wrong unquoted too)."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    parsed: Any
+    if text.lower() in ("true", "false"):
+        parsed = text.lower() == "true"
+    else:
+        try:
+            parsed = int(text)
+        except ValueError:
+            try:
+                parsed = float(text)
+            except ValueError:
+                return ""
+    return " (quoted, it is a text: write it without the quotes)" if accepted(parsed) else ""
+
+
+def is_int(value: Any) -> bool:
+    """An integer, not a bool (YAML's ``true`` is an int to Python)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class UserError(Exception):

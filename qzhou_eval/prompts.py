@@ -17,12 +17,10 @@ import dataclasses
 import json
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mteb.abstasks import AbsTask
 from omegaconf import DictConfig, OmegaConf
 
-from qzhou_eval.benchmarks import load_benchmark_tasks, sides_of
 from qzhou_eval.config import hydra_app
 from qzhou_eval.config.app import run_as_process
 from qzhou_eval.config.spec import fidelity_lines, model_spec, resolve_model_path
@@ -30,10 +28,15 @@ from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.recipe import Recipe, recipe_from_config
 
+if TYPE_CHECKING:
+    from mteb.abstasks import AbsTask
+
 SAMPLE_TEXT = "TEXT"
 
 
 def prompt_lines(recipe: Recipe, tasks: list[AbsTask], text: str = SAMPLE_TEXT) -> Iterator[dict]:
+    from qzhou_eval.benchmarks import sides_of
+
     for task in tasks:
         name = task.metadata.name
         for side in sides_of(task):
@@ -46,6 +49,9 @@ def render(cfg: DictConfig) -> list[dict[str, Any]]:
         raise ConfigError(
             f"text={shown(text)} is not a text; quote it for Hydra, e.g. '+text=\"how are you\"'"
         )
+    # (imported here: mteb, seconds, once the command handles Ctrl-C; see qzhou_eval.lazy)
+    from qzhou_eval.benchmarks import load_benchmark_tasks, sides_of
+
     recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
     _check_folder(cfg.model, recipe)
     tasks = load_benchmark_tasks(cfg.benchmark)

@@ -33,6 +33,24 @@ def test_every_command_is_a_hydra_app():
         assert callable(getattr(importlib.import_module(module), attribute)), name
 
 
+def test_every_entry_point_starts_without_the_heavy_libraries():
+    """What runs before a command handles Ctrl-C and SIGTERM (its module, and for ``python -m``
+    the packages above it) imports none of mteb, datasets, torch: those take seconds, in which a
+    Ctrl-C printed a traceback and a SIGTERM ended the command with no line."""
+    modules = [c.app.partition(":")[0] for c in cli.COMMANDS.values()]
+    modules += ["qzhou_eval.__main__", "qzhou_eval.cli", "run_mteb", "run_cmteb"]
+    heavy = ["mteb", "datasets", "torch", "transformers", "huggingface_hub"]
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps([h for h in {heavy!r} if h in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) == []
+
+
 def test_usage_and_unknown_command():
     code, out, err = _main("--help")
     assert code == 0 and err == [] and all(name in out for name in cli.COMMANDS)
@@ -143,6 +161,13 @@ def test_help_of_a_module_run_with_python_m_names_that_command(tmp_path):
 def test_shards_is_a_command():
     code, out, _ = _main("shards", "benchmark=demo_eng", "benchmark.num_shards=2")
     assert code == 0 and out.startswith("demo_eng: 5 task(s) in 2 shard(s)")
+    # a key no setting reads: the hint names this command's --cfg job (it said run's)
+    for command in ("shards", "prompts"):
+        code, _, err = _main(command, "benchmark=demo_eng", "results_dir=x")
+        assert code == 2 and err == [
+            "error: results_dir is not a key of this command's config, so no setting reads it; "
+            f"did you mean runtime.results_dir? (qzhou-eval {command} --cfg job lists every key)"
+        ]
 
 
 def test_prompts_command():

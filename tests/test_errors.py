@@ -62,3 +62,58 @@ def test_a_folder_hydra_reads_as_a_number_is_that_folder():
     cfg = compose_config("mteb", ["runtime.results_dir=2026", "runtime.store_dir=7"]).runtime
     spec = runtime_spec(cfg, node=False)
     assert (str(spec.results_dir), str(spec.store_dir)) == ("2026", "7")
+
+
+QUOTED = " (quoted, it is a text: write it without the quotes)"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["run", "model=minilm", "runtime.overwrite='true'"],
+            "runtime.overwrite='true': give true or false",
+        ),
+        (
+            ["run", "model=minilm", "mrl.dims=['128',256]"],
+            "mrl.dims=['128', 256]: '128' is not a positive integer",
+        ),
+        (
+            ["shards", "benchmark=demo_eng", "benchmark.num_shards='2'"],
+            "benchmark.num_shards='2' must be a positive integer",
+        ),
+        (["check", "check.texts='4'"], "check.texts='4' must be an integer >= 2"),
+        (
+            ["report", "results_dir={tmp}", "tolerance='0.5'"],
+            "tolerance='0.5': give a number of score points from 0 to 100 (e.g. 0.01)",
+        ),
+        (
+            ["run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs='2'", "mrl.dim=1,2"],
+            "hydra.launcher.n_jobs='2': give how many jobs run at once, a whole number (-1: as "
+            "many as CPU cores)",
+        ),
+    ],
+)
+def test_a_value_quoted_into_a_text_is_named_as_such_wherever_a_number_or_flag_is_asked(
+    tmp_path, args, line
+):
+    # (only runtime.* and a few model.* keys said so; the rest read as if nothing were given)
+    from tests.in_process import qzhou_eval
+
+    run = qzhou_eval(*[a.format(tmp=tmp_path) for a in args])
+    assert (run.code, run.err_lines[-1:]) == (2, [f"error: {line}{QUOTED}"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "model=minilm", "runtime.scoring_workers='-1'"],
+        ["shards", "benchmark=demo_eng", "benchmark.num_shards='-2'"],
+        ["run", "model=minilm", "mrl.dims=['0']"],
+    ],
+)
+def test_a_quoted_value_that_is_wrong_unquoted_too_gets_no_quotes_hint(args):
+    from tests.in_process import qzhou_eval
+
+    run = qzhou_eval(*args)
+    assert run.code == 2 and len(run.err_lines) == 1 and "quoted" not in run.err_lines[0]

@@ -29,7 +29,7 @@ from qzhou_eval.config.spec import (
     flag,
     setting,
 )
-from qzhou_eval.errors import ConfigError, one_line, shown
+from qzhou_eval.errors import ConfigError, is_int, one_line, quoted_hint, shown
 from qzhou_eval.runs.settings import Values, check_values, read_settings
 
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
@@ -46,6 +46,10 @@ CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
 ]
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def validate(check: Any) -> None:
     """A ConfigError (one line, exit code 2) for a ``check.*`` value that cannot work."""
 
@@ -54,8 +58,9 @@ def validate(check: Any) -> None:
 
     def positive_int(key: str, low: int = 1) -> None:
         v = value(key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ConfigError(f"check.{key}={shown(v)} must be an integer >= {low}")
+        if not is_int(v) or v < low:
+            quoted = quoted_hint(v, lambda n: is_int(n) and n >= low)
+            raise ConfigError(f"check.{key}={shown(v)} must be an integer >= {low}{quoted}")
 
     for key, low in (("texts", 2), ("scaled_layers", 1), ("scaled_hidden_size", 32)):
         positive_int(key, low)
@@ -63,11 +68,15 @@ def validate(check: Any) -> None:
         raise ConfigError("check.scaled_hidden_size must be a multiple of 32 (heads of 32)")
     for key in ("tolerance_float32", "tolerance_half"):
         v = value(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise ConfigError(f"check.{key}={shown(v)} must be a positive number")
+        if not _number(v) or v <= 0:
+            quoted = quoted_hint(v, lambda n: _number(n) and n > 0)
+            raise ConfigError(f"check.{key}={shown(v)} must be a positive number{quoted}")
     fraction = value("oom_memory_fraction")
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ConfigError(f"check.oom_memory_fraction={shown(fraction)}: give a fraction in (0, 1)")
+    if not _number(fraction) or not 0 < fraction < 1:
+        quoted = quoted_hint(fraction, lambda n: _number(n) and 0 < n < 1)
+        raise ConfigError(
+            f"check.oom_memory_fraction={shown(fraction)}: give a fraction in (0, 1){quoted}"
+        )
     budgets = value("budgets")
     if budgets is not None and (
         len(budgets) != 2

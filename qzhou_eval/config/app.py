@@ -346,11 +346,16 @@ def _unknown_key(
     known = _dotted_keys(OmegaConf.to_container(base, resolve=False))
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
     hint = f"; did you mean {close[0]}?" if close else ""
-    # (named: list, shards and prompts take no --cfg; they read the run's config)
-    command = config_name if config_name in ("report", "check") else "run"
+    # the command as typed where it is the Hydra app running (list takes no --cfg: the run's)
+    typed = _typed_command()
+    command = (
+        typed
+        if typed and typed == _stop["command"]
+        else (f"qzhou-eval {config_name if config_name in ('report', 'check') else 'run'}")
+    )
     return (
-        f"{key} is not a key of this command's config, so no setting reads it{hint} (qzhou-eval "
-        f"{command} --cfg job lists every key)"
+        f"{key} is not a key of this command's config, so no setting reads it{hint} ({command} "
+        "--cfg job lists every key)"
     )
 
 
@@ -966,6 +971,7 @@ _stop: dict[str, Any] = {
     "raising": False,
     "stdout_error": None,
     "job_ran": False,  # whether Hydra ran a job of the command (then a ValueError is no flag's)
+    "command": "",  # the Hydra app's command as typed (qzhou-eval shards; "": none runs)
 }
 
 
@@ -1342,10 +1348,15 @@ def _help_names_the_command(args: list[str]) -> list[str]:
     """``--help`` shows the command as it was typed (``qzhou-eval run``, ``python run_mteb.py``)."""
     if not any(a in ("--help", "-h") for a in args):
         return args
-    program = sys.argv[0]
-    if not program.startswith("qzhou-eval"):
-        program = _python_command(program)
+    program = _typed_command()
     return [*args, f"hydra.help.app_name='{program}'"] if program else args
+
+
+def _typed_command() -> str:
+    """The command as it was typed: ``qzhou-eval shards``, ``python -m qzhou_eval.report``,
+    ``python run_mteb.py`` ("" where this process runs none of them, e.g. a test's)."""
+    program = sys.argv[0]
+    return program if program.startswith("qzhou-eval") else _python_command(program)
 
 
 def _python_command(script: str) -> str:
@@ -1426,6 +1437,7 @@ def hydra_app(
             _stop["kept"] = kept
             _stop["stdout_error"] = None
             _stop["job_ran"] = False
+            _stop["command"] = _typed_command()
             with quiet_broken_pipe(), _signals_raise(), _hydra_reraises():
                 try:
                     _precheck(config_name, sys.argv[1:])

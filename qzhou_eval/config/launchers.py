@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, quoted_hint
 
 # The launchers of the ``cluster`` extra: Hydra's plugin package that each needs.
 _PLUGINS = {
@@ -35,6 +35,11 @@ _PLUGINS = {
     "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
     "submitit_local": "hydra_plugins.hydra_submitit_launcher",
 }
+
+
+def _jobs(text: str) -> bool:
+    """Whether ``hydra.launcher.n_jobs=<text>`` is a count of jobs joblib takes."""
+    return bool(re.fullmatch(r"-?\d+", text.strip())) and int(text) != 0
 
 
 def check_launcher(args: Sequence[str]) -> None:
@@ -55,10 +60,12 @@ def check_launcher(args: Sequence[str]) -> None:
         )
     values = dict(a.partition("=")[::2] for a in plain if a.startswith("hydra.launcher."))
     n_jobs = values.get("hydra.launcher.n_jobs")
-    if n_jobs is not None and (not re.fullmatch(r"-?\d+", n_jobs.strip()) or int(n_jobs) == 0):
+    if n_jobs is not None and not _jobs(n_jobs):
+        inner = n_jobs.strip()[1:-1] if re.fullmatch(r"'.*'|\".*\"", n_jobs.strip()) else None
+        quoted = quoted_hint(inner, lambda n: _jobs(str(n)))
         raise ConfigError(
             f"hydra.launcher.n_jobs={n_jobs}: give how many jobs run at once, a whole number "
-            "(-1: as many as CPU cores)"
+            f"(-1: as many as CPU cores){quoted}"
         )
     timeout = values.get("hydra.launcher.timeout")
     if timeout is not None and timeout.strip() != "null":

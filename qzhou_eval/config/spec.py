@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from qzhou_eval.config.cores import default_scoring_workers, usable_cores
 from qzhou_eval.config.deprecation import warn_once as _warn_once
 from qzhou_eval.config.devices import resolve_devices
-from qzhou_eval.errors import ConfigError, shown
+from qzhou_eval.errors import ConfigError, is_int, quoted_hint, shown
 from qzhou_eval.precision import DEFAULT_PRECISION, PRECISIONS, Point
 
 POOLING_MODES = ("mean", "last_token", "cls", "weighted_mean", "max", "mean_sqrt_len")
@@ -226,28 +226,20 @@ def flag(section: str, key: str, value: Any) -> bool:
     ``bool(text)`` (``runtime.overwrite=no`` would overwrite finished results)."""
     if not isinstance(value, bool):
         full = f"{section}.{key}" if section else key
-        raise ConfigError(f"{full}={shown(value)}: give true or false")
+        quoted = quoted_hint(value, lambda v: isinstance(v, bool))
+        raise ConfigError(f"{full}={shown(value)}: give true or false{quoted}")
     return value
 
 
 def _positive_int(section: str, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(
-            f"{section}.{key}={shown(value)} must be a positive integer{_quoted(value)}"
-        )
+    if not is_int(value) or value <= 0:
+        quoted = quoted_hint(value, _positive)
+        raise ConfigError(f"{section}.{key}={shown(value)} must be a positive integer{quoted}")
     return value
 
 
-def _quoted(value: Any) -> str:
-    """What an error line adds for a number given as a text (``runtime.scoring_workers='2'``:
-    the quotes make it one), which it would otherwise refuse as if no number were given."""
-    if isinstance(value, str):
-        try:
-            int(value.strip())
-        except ValueError:
-            return ""
-        return " (quoted, it is a text: write it without the quotes)"
-    return ""
+def _positive(value: Any) -> bool:
+    return is_int(value) and value > 0
 
 
 def _text(section: str, key: str, value: Any) -> str:
@@ -471,10 +463,9 @@ def token_prepending_spec(cfg: Mapping[str, Any]) -> TokenPrependingSpec:
 
 
 def _layer_index(section: str, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(
-            f"{section}.{key}={shown(value)} must be an integer layer index{_quoted(value)}"
-        )
+    if not is_int(value):
+        quoted = quoted_hint(value, is_int)
+        raise ConfigError(f"{section}.{key}={shown(value)} must be an integer layer index{quoted}")
     return value
 
 
@@ -597,10 +588,11 @@ def names_something(value: Any) -> bool:
 
 
 def _non_negative_int(section: str, key: str, value: Any, also: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_int(value) or value < 0:
         other = f" or {also}" if also else ""
+        quoted = quoted_hint(value, lambda v: is_int(v) and v >= 0)
         raise ConfigError(
-            f"{section}.{key}={shown(value)}: give a whole number >= 0{other}{_quoted(value)}"
+            f"{section}.{key}={shown(value)}: give a whole number >= 0{other}{quoted}"
         )
     return value
 
@@ -631,8 +623,11 @@ def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
             out.append(None)
             continue
         key = "dims" if dims is not None else "dim"
-        if dims is not None and (isinstance(d, bool) or not isinstance(d, int) or d <= 0):
-            raise ConfigError(f"mrl.dims={shown(dims)}: {shown(d)} is not a positive integer")
+        if dims is not None and not _positive(d):
+            quoted = quoted_hint(d, _positive)
+            raise ConfigError(
+                f"mrl.dims={shown(dims)}: {shown(d)} is not a positive integer{quoted}"
+            )
         d = _positive_int("mrl", key, d)
         if embed_dim is None:
             # without the full size no cut can be checked (a larger one would be filed as

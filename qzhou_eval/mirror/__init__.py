@@ -10,11 +10,16 @@ repo_type="dataset", revision=..., local_dir=<dir>/<org>__<name>)`` writes.
   anything is loaded.
 """
 
-from qzhou_eval.mirror.apply import apply_mirror
-from qzhou_eval.mirror.check import repo_problem
-from qzhou_eval.mirror.fill import fill_mirror
-from qzhou_eval.mirror.layout import MARKER_NAME, mirror_folder
-from qzhou_eval.mirror.repos import task_repos
+from typing import TYPE_CHECKING
+
+from qzhou_eval.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from qzhou_eval.mirror.apply import apply_mirror
+    from qzhou_eval.mirror.check import repo_problem
+    from qzhou_eval.mirror.fill import fill_mirror
+    from qzhou_eval.mirror.layout import MARKER_NAME, mirror_folder
+    from qzhou_eval.mirror.repos import task_repos
 
 __all__ = [
     "MARKER_NAME",
@@ -24,3 +29,14 @@ __all__ = [
     "repo_problem",
     "task_repos",
 ]
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "MARKER_NAME": ".layout",
+        "apply_mirror": ".apply",
+        "fill_mirror": ".fill",
+        "mirror_folder": ".layout",
+        "repo_problem": ".check",
+        "task_repos": ".repos",
+    },
+)

@@ -17,13 +17,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config import hydra_app
 from qzhou_eval.config.app import run_as_process
 from qzhou_eval.config.folders import check_folder_place, check_writable_folder, remove_empty
 from qzhou_eval.config.spec import mirror_dir
 from qzhou_eval.errors import ConfigError, UserError
-from qzhou_eval.mirror import fill_mirror, task_repos
 from qzhou_eval.progress import stderr_is_terminal
 
 
@@ -48,6 +46,10 @@ def fill(cfg: DictConfig) -> list[Path]:
 
 
 def _fill(cfg: DictConfig, target: Path) -> list[Path]:
+    # (imported here: mteb and datasets, seconds, once the command handles Ctrl-C)
+    from qzhou_eval.benchmarks import load_benchmark_tasks
+    from qzhou_eval.mirror import fill_mirror, task_repos
+
     tasks = load_benchmark_tasks(cfg.benchmark)
     repos = sorted({repo for task in tasks for repo in task_repos(task)})
     print(f"mirror {target}: {len(repos)} dataset repo(s) for {len(tasks)} task(s)", flush=True)

@@ -377,6 +377,23 @@ class RecipePrompts:
     extras: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass
+class _Differences:
+    """Where a run's settings differ from a folder's own: in words (``differ``), the overrides
+    that would follow the folder (``fixes``), what the harness lacks to (``cannot``), and the
+    run's own settings that differ (``ours``: ``model.max_length=64``, ``prompts``)."""
+
+    differ: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    cannot: list[str] = field(default_factory=list)
+    ours: list[str] = field(default_factory=list)
+
+    def add(self, what: str, ours: str | None) -> None:
+        self.differ.append(what)
+        if ours is not None and ours not in self.ours:
+            self.ours.append(ours)
+
+
 def check_folder_settings(
     spec: ModelSpec,
     folder: str | Path,
@@ -405,63 +422,16 @@ def check_folder_settings(
         ) from None
     if theirs is None:
         return
-    differ, fixes, cannot = [], [], []
-    # on that backend the pipeline's own modules pool, and normalize where it has a Normalize
-    # module: a setting that says otherwise would be refused as it loads (models/st_pipeline.py),
-    # so it is named here too, before anything loads
-    pipeline = spec.backend == "sentence_transformers"
-    if theirs.pooling is not None and theirs.pooling != spec.pooling:
-        differ.append(f"it pools with {theirs.pooling} (model.pooling={spec.pooling})")
-        _fix_or_lack("pooling", theirs.pooling, POOLING_MODES, "pooling", fixes, cannot)
-    if theirs.normalize != spec.normalize:
-        has = "has a Normalize module" if theirs.normalize else "has no Normalize module"
-        differ.append(f"it {has} (model.normalize={str(spec.normalize).lower()})")
-        fixes.append(f"model.normalize={str(theirs.normalize).lower()}")
-    if theirs.max_length is not None and theirs.max_length != spec.max_length:
-        differ.append(f"it reads {theirs.max_length} tokens (model.max_length={spec.max_length})")
-        fixes.append(f"model.max_length={theirs.max_length}")
-    if theirs.padding_side != spec.padding_side:
-        differ.append(
-            f"its tokenizer pads on the {theirs.padding_side} "
-            f"(model.padding_side={spec.padding_side})"
-        )
-        fixes.append(f"model.padding_side={theirs.padding_side}")
-    if theirs.dtype is not None and theirs.dtype != spec.dtype:
-        differ.append(f"it loads in {theirs.dtype} (model.dtype={spec.dtype})")
-        fixes.append(f"model.dtype={theirs.dtype}")
-    if theirs.similarity != spec.similarity:
-        differ.append(
-            f"it scores with {theirs.similarity} similarity (model.similarity={spec.similarity})"
-        )
-        _fix_or_lack("similarity", theirs.similarity, SIMILARITIES, "similarity", fixes, cannot)
-    for what in theirs.unsupported:
-        differ.append(f"it applies {what}")
-        cannot.append(what)
-    if not pipeline:
-        _check_native_modules(spec, theirs, differ, fixes)
-    read = theirs.keys_mteb_reads(mteb_reads)  # (mteb's check asks its registry per key: once)
-    prompts = theirs.mteb_prompts(read)
-    prompted = any(prompts[0].values()) or prompts[1] is not None
-    if recipe is not None and prompted:
-        ours = _behaviour((recipe.table, recipe.default))
-        if ours != prompts:
-            unread = theirs.unread_prompts(read)
-            listed = " or ".join([", ".join(unread[:-1]), unread[-1]] if unread[:-1] else unread)
-            also = f" (mteb reads none of its {listed} prompts)" if unread else ""
-            differ.append(f"it puts {_shown(prompts)}, this recipe {_shown(ours)}{also}")
-            fixes.extend(_prompt_overrides(prompts, recipe))
-        for what, fix in recipe.extras:
-            differ.append(f"this recipe {what}")
-            fixes.append(fix)
-    if not theirs.include_prompt and prompted:
-        differ.append("its Pooling module leaves the prompt's tokens out (include_prompt: false)")
-        cannot.append("pooling without the prompt's tokens")
-    if not differ:
+    d = _compare(spec, theirs, recipe, mteb_reads)
+    if not d.differ:
         return
+    fixes = d.fixes
     if _BACKEND_FIX in fixes:  # (the pipeline runs its Dense itself)
         fixes = [f for f in fixes if not f.startswith("model.projection=")]
-    if cannot:  # (what else differs would not make it so)
-        how = f"The harness cannot evaluate it as it is configured: it lacks {' and '.join(cannot)}"
+    if d.cannot:  # (what else differs would not make it so)
+        how = (
+            f"The harness cannot evaluate it as it is configured: it lacks {' and '.join(d.cannot)}"
+        )
     else:  # the overrides as a shell takes them (to paste), then what no override carries
         said = [" ".join(f for f in fixes if not f.startswith(_IN_A_FILE))]
         said += [f for f in fixes if f.startswith(_IN_A_FILE)]
@@ -472,7 +442,85 @@ def check_folder_settings(
         if theirs.defaults
         else "is a sentence-transformers model whose own configuration differs from this run's"
     )
-    raise ConfigError(f"{name} {what}: {'; '.join(differ)}. {how}; {ignore}")
+    raise ConfigError(f"{name} {what}: {'; '.join(d.differ)}. {how}; {ignore}")
+
+
+def settings_apart(
+    spec: ModelSpec,
+    folder: str | Path,
+    recipe: RecipePrompts | None,
+    mteb_reads: Callable[[Mapping[str, str]], Collection[str]],
+) -> list[str] | None:
+    """The run's settings other than ``folder``'s own, as the overrides that set them
+    (``model.max_length=64``, ``prompts``): what a run with ``model.folder_settings=ignore``
+    does otherwise than the model's own configuration (see :func:`check_folder_settings`).
+    None: the folder's configuration cannot be read."""
+    try:
+        theirs = read_folder_settings(folder)
+    except UnreadableFile:
+        return None
+    return [] if theirs is None else _compare(spec, theirs, recipe, mteb_reads).ours
+
+
+def _compare(
+    spec: ModelSpec,
+    theirs: FolderSettings,
+    recipe: RecipePrompts | None,
+    mteb_reads: Callable[[Mapping[str, str]], Collection[str]],
+) -> _Differences:
+    d = _Differences()
+    # on that backend the pipeline's own modules pool, and normalize where it has a Normalize
+    # module: a setting that says otherwise would be refused as it loads (models/st_pipeline.py),
+    # so it is named here too, before anything loads
+    pipeline = spec.backend == "sentence_transformers"
+    if theirs.pooling is not None and theirs.pooling != spec.pooling:
+        ours = f"model.pooling={spec.pooling}"
+        d.add(f"it pools with {theirs.pooling} ({ours})", ours)
+        _fix_or_lack("pooling", theirs.pooling, POOLING_MODES, "pooling", d.fixes, d.cannot)
+    if theirs.normalize != spec.normalize:
+        has = "has a Normalize module" if theirs.normalize else "has no Normalize module"
+        ours = f"model.normalize={str(spec.normalize).lower()}"
+        d.add(f"it {has} ({ours})", ours)
+        d.fixes.append(f"model.normalize={str(theirs.normalize).lower()}")
+    if theirs.max_length is not None and theirs.max_length != spec.max_length:
+        ours = f"model.max_length={spec.max_length}"
+        d.add(f"it reads {theirs.max_length} tokens ({ours})", ours)
+        d.fixes.append(f"model.max_length={theirs.max_length}")
+    if theirs.padding_side != spec.padding_side:
+        ours = f"model.padding_side={spec.padding_side}"
+        d.add(f"its tokenizer pads on the {theirs.padding_side} ({ours})", ours)
+        d.fixes.append(f"model.padding_side={theirs.padding_side}")
+    if theirs.dtype is not None and theirs.dtype != spec.dtype:
+        ours = f"model.dtype={spec.dtype}"
+        d.add(f"it loads in {theirs.dtype} ({ours})", ours)
+        d.fixes.append(f"model.dtype={theirs.dtype}")
+    if theirs.similarity != spec.similarity:
+        ours = f"model.similarity={spec.similarity}"
+        d.add(f"it scores with {theirs.similarity} similarity ({ours})", ours)
+        _fix_or_lack("similarity", theirs.similarity, SIMILARITIES, "similarity", d.fixes, d.cannot)
+    for what in theirs.unsupported:
+        d.add(f"it applies {what}", None)
+        d.cannot.append(what)
+    if not pipeline:
+        _check_native_modules(spec, theirs, d)
+    read = theirs.keys_mteb_reads(mteb_reads)  # (mteb's check asks its registry per key: once)
+    prompts = theirs.mteb_prompts(read)
+    prompted = any(prompts[0].values()) or prompts[1] is not None
+    if recipe is not None and prompted:
+        ours = _behaviour((recipe.table, recipe.default))
+        if ours != prompts:
+            unread = theirs.unread_prompts(read)
+            listed = " or ".join([", ".join(unread[:-1]), unread[-1]] if unread[:-1] else unread)
+            also = f" (mteb reads none of its {listed} prompts)" if unread else ""
+            d.add(f"it puts {_shown(prompts)}, this recipe {_shown(ours)}{also}", "prompts")
+            d.fixes.extend(_prompt_overrides(prompts, recipe))
+        for what, fix in recipe.extras:
+            d.add(f"this recipe {what}", "prompts")
+            d.fixes.append(fix)
+    if not theirs.include_prompt and prompted:
+        d.add("its Pooling module leaves the prompt's tokens out (include_prompt: false)", None)
+        d.cannot.append("pooling without the prompt's tokens")
+    return d
 
 
 def _fix_or_lack(
@@ -486,9 +534,7 @@ def _fix_or_lack(
         cannot.append(f"{value} {what} (it has {', '.join(values)})")
 
 
-def _check_native_modules(
-    spec: ModelSpec, theirs: FolderSettings, differ: list[str], fixes: list[str]
-) -> None:
+def _check_native_modules(spec: ModelSpec, theirs: FolderSettings, d: _Differences) -> None:
     """What of the folder's pipeline the native backend does not run as it does: its Dense
     module (``model.projection``, if one, after the Pooling module, before any Normalize), and
     what only the sentence-transformers backend runs: a Transformer module in a subfolder, its
@@ -507,21 +553,20 @@ def _check_native_modules(
         listed = ", ".join(f"{t} ({p or 'top'})" for t, p in theirs.modules)
         runs_own.append(f"its modules after the Transformer are {listed}")
     elif (dense[0] if dense else None) != spec.projection:
+        ours = f"model.projection={spec.projection or 'null'}"
         if dense:
-            differ.append(
-                f"it projects with its Dense module {dense[0]} "
-                f"(model.projection={spec.projection or 'null'})"
-            )
-            fixes.append(shlex.quote(f"model.projection={dense[0]}"))
+            d.add(f"it projects with its Dense module {dense[0]} ({ours})", ours)
+            d.fixes.append(shlex.quote(f"model.projection={dense[0]}"))
         else:
-            differ.append(f"it has no Dense module (model.projection={spec.projection})")
-            fixes.append("model.projection=null")
+            d.add(f"it has no Dense module ({ours})", ours)
+            d.fixes.append("model.projection=null")
     if runs_own:
-        differ.append(
+        d.add(
             f"{'; '.join(runs_own)} (which the native backend does not run; the "
-            "sentence-transformers backend runs the folder's own modules)"
+            "sentence-transformers backend runs the folder's own modules)",
+            f"model.backend={spec.backend}",
         )
-        fixes.append(_BACKEND_FIX)
+        d.fixes.append(_BACKEND_FIX)
 
 
 def _behaviour(prompts: Prompts) -> Prompts:

@@ -15,8 +15,22 @@ One job per module, data flowing down the list:
 
 from __future__ import annotations
 
-from qzhou_eval.report.build import BenchmarkInfo, benchmark_info
-from qzhou_eval.report.discover import RunId
-from qzhou_eval.report.render import render_run_summary
+from typing import TYPE_CHECKING
+
+from qzhou_eval.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from qzhou_eval.report.build import BenchmarkInfo, benchmark_info
+    from qzhou_eval.report.discover import RunId
+    from qzhou_eval.report.render import render_run_summary
 
 __all__ = ["BenchmarkInfo", "RunId", "benchmark_info", "render_run_summary"]
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "BenchmarkInfo": ".build",
+        "benchmark_info": ".build",
+        "RunId": ".discover",
+        "render_run_summary": ".render",
+    },
+)

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config.spec import flag, names_something
-from qzhou_eval.errors import ConfigError, UserError, shown
+from qzhou_eval.errors import ConfigError, UserError, quoted_hint, shown
 from qzhou_eval.fingerprint import fingerprint
 from qzhou_eval.report.build import benchmark_info, build_report, check_nonempty
 from qzhou_eval.report.compare import reference_off
@@ -41,10 +41,10 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
     """Check every setting; a bad one raises a one-line ConfigError/UserError."""
     results_dirs = resolve_results_dirs(_texts("results_dir", cfg.get("results_dir"), "a folder"))
     tolerance = cfg.get("tolerance")
-    number = not isinstance(tolerance, bool) and isinstance(tolerance, (int, float))
-    if not number or not 0 <= tolerance <= 100:  # (nan passed every gap; inf broke the plot)
+    if not _tolerance(tolerance):  # (nan passed every gap; inf broke the plot)
         raise ConfigError(
-            f"tolerance={shown(tolerance)}: give a number of score points from 0 to 100 (e.g. 0.01)"
+            f"tolerance={shown(tolerance)}: give a number of score points from 0 to 100 (e.g. "
+            f"0.01){quoted_hint(tolerance, _tolerance)}"
         )
     given = cfg.get("experiments", "all")
     experiments: str | list[str]
@@ -82,6 +82,11 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
     )
 
 
+def _tolerance(value: Any) -> bool:
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    return number and 0 <= value <= 100
+
+
 def run_report(cfg: DictConfig) -> str:
     """Build the report the config describes, write its files, return the text to print."""
     from qzhou_eval.report.files import write_report_files
@@ -99,6 +104,15 @@ def run_report(cfg: DictConfig) -> str:
             raise UserError(
                 f"models={shown(options.models)}: no run in {where} matches (it has: "
                 f"{', '.join(held)})"
+            )
+        apart = discover_runs(options.results_dirs, options.models, "all")
+        if apart:  # (only experiment folders, which the selection leaves out)
+            held = sorted({str(r.id.experiment) for r in apart})
+            chosen = options.experiments
+            named = chosen if isinstance(chosen, str) else shown(chosen)
+            raise UserError(
+                f"experiments={named}: every run in {where} is in an experiment folder "
+                f"({', '.join(held)}): experiments=all reports them"
             )
         raise UserError(
             f"no runs in {where} (expected <org>__<model>/<revision>/<Task>.json"

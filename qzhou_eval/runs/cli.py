@@ -50,9 +50,11 @@ def run_from_config(cfg: DictConfig) -> int:
     ]
     varies = ""
     differences = plan.identity.differences()
-    if differences and any("variant_" in name for name in plan.experiments):
-        # (its folder's name is a hash: what it varies, said once)
-        varies = f"; variant_{plan.identity.variant_id}: {', '.join(differences)}"
+    if differences and any(plan.experiments):  # (some tasks filed apart)
+        # (a variant folder's name is a hash, an experiment's the user's: what it sets, once)
+        experiment = plan.identity.experiment
+        apart = f"experiment {experiment}" if experiment else f"variant_{plan.identity.variant_id}"
+        varies = f"; {apart}: {', '.join(differences)}"
     variant = f" ({', '.join(filed)}{varies})" if set(plan.experiments) != {""} else ""
     try:
         print(

@@ -165,6 +165,8 @@ class Identity:
     recipe: Recipe
     canonical: Canonical | None
     experiment: str | None = None  # the user's experiment=<name>
+    # an unchecked run's settings other than the model folder's own (None: not read)
+    apart: tuple[str, ...] | None = None
 
     @cached_property
     def unchecked(self) -> bool:
@@ -188,14 +190,17 @@ class Identity:
         """What this configuration sets otherwise than the official one, as the overrides that
         name it (``model.max_length=64``; ``prompts`` where the recipe gives some task other
         inputs): a variant folder's name is a hash, and says none of it. Without an official
-        configuration: ``model.folder_settings=ignore`` where that made the run a variant, else
-        empty."""
+        configuration: ``model.folder_settings=ignore`` where that made the run a variant, and
+        what it sets otherwise than the model folder's own settings where they were read
+        (:attr:`apart`), else empty."""
         return list(self._differences)
 
     @cached_property
     def _differences(self) -> tuple[str, ...]:  # (each task's record says them: once per run)
         if self.canonical is None:
-            return (f"model.folder_settings={UNCHECKED}",) if self.unchecked else ()
+            if not self.unchecked:
+                return ()
+            return (f"model.folder_settings={UNCHECKED}", *(self.apart or ()))
 
         def settings(spec: ModelSpec) -> dict[str, Any]:
             return {
@@ -298,7 +303,7 @@ def _model_meta(
         languages=spec.languages,
         n_parameters=spec.n_parameters,
         memory_usage_mb=None,
-        max_tokens=spec.max_tokens or spec.max_length,
+        max_tokens=spec.max_tokens,  # (null: the registry's, else the run's max_length)
         reference=spec.reference,
         embed_dim=dim or spec.embed_dim,
         license=spec.license,
@@ -312,7 +317,10 @@ def _model_meta(
         training_datasets=None,
         experiment_kwargs=experiment_kwargs(dim=dim, full_dim=spec.embed_dim, variant=variant),
     )
-    return with_registered(ours)
+    meta = with_registered(ours)
+    if meta.max_tokens is None:
+        meta = meta.model_copy(update={"max_tokens": spec.max_length})
+    return meta
 
 
 @functools.cache
@@ -337,8 +345,9 @@ _RUN_FIELDS = frozenset({"experiment_kwargs", "output_dtypes", "loader_kwargs"})
 def with_registered(meta: ModelMeta) -> ModelMeta:
     """``meta`` with what mteb's registry says of the same model at the same revision where
     ``meta`` says nothing (its training datasets, which the leaderboard's zero-shot figures
-    read, citation, memory, mteb's loader...) and its frameworks added: the ``model_meta.json``
-    mteb's own run of the model writes. Unchanged for a model or revision mteb does not know."""
+    read, citation, memory, the model's own context length, mteb's loader...) and its
+    frameworks, in the registry's order: the ``model_meta.json`` mteb's own run of the model
+    writes. Unchanged for a model or revision mteb does not know."""
     known = _registered(meta.name, meta.revision)
     if known is None:
         return meta
@@ -347,7 +356,7 @@ def with_registered(meta: ModelMeta) -> ModelMeta:
         for key, value in dict(known).items()
         if key not in _RUN_FIELDS and value is not None and getattr(meta, key, None) is None
     }
-    fill["framework"] = [*meta.framework, *(f for f in known.framework if f not in meta.framework)]
+    fill["framework"] = [*known.framework, *(f for f in meta.framework if f not in known.framework)]
     return meta.model_copy(update=fill)
 
 

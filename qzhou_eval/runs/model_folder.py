@@ -206,6 +206,18 @@ def check_scoring_settings(spec: ModelSpec, recipe: Recipe) -> None:
     check_folder_settings(spec, recipe)
 
 
+def settings_apart(spec: ModelSpec, recipe: Recipe) -> list[str] | None:
+    """The run's settings other than the model folder's own (:func:`folder_settings.
+    settings_apart`), where the folder (or the Hub snapshot in the cache) can be read; else
+    None. What a run with ``model.folder_settings=ignore`` sets otherwise than the model."""
+    with contextlib.suppress(ConfigError):  # (pkg:..., as check_scoring_settings reads it)
+        spec = dataclasses.replace(spec, path=resolve_model_path(spec.path))
+    folder, _ = _model_folder(spec)
+    if folder is None:
+        return None
+    return folder_settings.settings_apart(spec, folder, recipe_prompts(recipe), mteb_reads)
+
+
 def _model_folder(spec: ModelSpec) -> tuple[Path | None, str | None]:
     """The model's local folder, or its Hub snapshot in the Hugging Face cache (None: neither),
     and how a line names it (None: ``model.path=<folder>``)."""

@@ -268,8 +268,9 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     plan.created = created
     if runtime.encode and not plan.read_only:
         try:
-            if unfinished:  # the model folder's own settings, where a task is left to evaluate
-                check_folder_settings(spec, plan.recipe)
+            # the model folder's own settings, also where every task is finished: results an
+            # earlier release filed with them ignored are not shown as the model's (exit 0)
+            check_folder_settings(spec, plan.recipe)
             if spec.path and Path(spec.path).is_dir():  # a local folder's files (a Hub id's
                 plan.model_folder = check_model_folder(  # revision names its files)
                     spec.path, f"{spec.name}@{spec.revision}", _model_places(plan), spec.projection

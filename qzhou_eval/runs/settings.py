@@ -10,7 +10,7 @@ installed); :func:`read_settings` adds what needs mteb's tasks, imported when it
 from __future__ import annotations
 
 from collections.abc import Container
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,6 +96,11 @@ def read_settings(cfg: DictConfig, *, resolve_path: bool | None = None) -> RunSe
     recipe.warn_unreached({t.metadata.name: sides_of(t) for t in tasks})
     canonical = Canonical(*values.canonical) if values.canonical else None
     identity = Identity(spec, recipe, canonical, values.experiment)
+    if identity.unchecked:  # what it sets otherwise than the folder, said in its records
+        from qzhou_eval.runs.model_folder import settings_apart
+
+        apart = settings_apart(spec, recipe)
+        identity = replace(identity, apart=None if apart is None else tuple(apart))
     build_model_meta(spec, recipe, dim=None, variant=None)  # mteb's checks of its metadata
     check_name_lengths("model.name", spec.name, [model_dir_name(spec.name)])  # mteb's folder
     return RunSettings(values, tasks, identity)

@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.config import hydra_app
 from qzhou_eval.config.app import run_as_process
-from qzhou_eval.shards.split import check_shard_settings, split_tasks
 
 
 def _amount(chars: float) -> str:
@@ -30,7 +29,9 @@ def _amount(chars: float) -> str:
 
 def render_shards(bench_cfg: Mapping[str, Any]) -> str:
     """The listing of every shard of the configured (filtered) benchmark."""
+    # (imported here: mteb, seconds, once the command handles Ctrl-C; see qzhou_eval.lazy)
     from qzhou_eval.benchmarks import filtered_tasks
+    from qzhou_eval.shards.split import check_shard_settings, split_tasks
 
     # every shard is listed; a shard number the runs would refuse is refused here too
     num_shards, _ = check_shard_settings(bench_cfg.get("num_shards", 1), bench_cfg.get("shard", 0))

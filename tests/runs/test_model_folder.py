@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from qzhou_eval.runs.model_folder import MARKER
+from qzhou_eval.task_records import RECORDS
 from tests.in_process import qzhou_eval
 
 pytestmark = pytest.mark.slow
@@ -164,3 +165,14 @@ def test_vectors_made_with_the_folders_settings_ignored_are_never_scored_as_the_
     assert again.code == 0, again.err[-2000:]
     (rescored,) = (tmp_path / "r2").glob("*/*/experiments/variant_*/DemoEngSTS.json")
     assert rescored.relative_to(tmp_path / "r2") == filed.relative_to(tmp_path / "r1")
+    # filed in the revision's folder, as the release before variants for ignore did (its record
+    # said neither where it was filed nor what differs), every task finished: the run without
+    # ignore is refused as one with a task left is, not shown as the model's scores (exit 0)
+    revision = filed.parents[2]
+    filed.rename(revision / filed.name)
+    record_path = filed.parent / RECORDS / "DemoEngSTS.yaml"
+    record = yaml.safe_load(record_path.read_text())
+    del record["filed_in"], record["differs_from_official"]
+    (revision / RECORDS / "DemoEngSTS.yaml").write_text(yaml.safe_dump(record))
+    shown = qzhou_eval("run", *args, f"runtime.results_dir={tmp_path / 'r1'}")
+    assert shown.code == 2 and "it reads 256 tokens (model.max_length=64)" in shown.err_lines[0]
