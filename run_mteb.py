@@ -6,6 +6,10 @@ The same as ``qzhou-eval run``:
 python run_mteb.py model=minilm 'benchmark.tasks=[STSBenchmark]' data.mirror=/data/mteb
 """
 
+from qzhou_eval.early_stop import stop_early
+
+stop_early(__name__)  # first: a Ctrl-C as the imports below run gets the command's line
+
 from qzhou_eval.cli import run_app
 from qzhou_eval.config.app import run_as_process
 

@@ -15,6 +15,10 @@ overrides, flags (``-m``, ``--cfg job``, ``--help``) and one-line errors as ``ru
 
 from __future__ import annotations
 
+from qzhou_eval.early_stop import stop_early
+
+stop_early(__name__)  # first: a Ctrl-C as the imports below run gets the command's line
+
 import importlib
 import signal
 import sys

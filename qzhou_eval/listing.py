@@ -11,6 +11,10 @@ Names are the file names that ``benchmark=`` / ``model=`` take. Not a Hydra app:
 
 from __future__ import annotations
 
+from qzhou_eval.early_stop import stop_early
+
+stop_early(__name__)  # first: a Ctrl-C as the imports below run gets the command's line
+
 import sys
 from collections.abc import Callable, Sequence
 

@@ -13,6 +13,10 @@ its Token Prepending layers (stdout stays pure JSON lines).
 
 from __future__ import annotations
 
+from qzhou_eval.early_stop import stop_early
+
+stop_early(__name__)  # first: a Ctrl-C as the imports below run gets the command's line
+
 import dataclasses
 import json
 import sys

@@ -49,6 +49,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from qzhou_eval import early_stop
 from qzhou_eval.config.launchers import (
     check_launcher,
     failed_job_line,
@@ -112,17 +113,11 @@ _register_resolvers()
 # What a stopped run keeps, said by its signal lines and its write errors; each command says
 # what it keeps (hydra_app's ``kept``), a command that keeps nothing no more than what stopped it.
 RUN_KEPT = "finished results and stored vectors are kept"
-_STOPPED_BY = {
-    signal.SIGINT: "interrupted",
-    signal.SIGTERM: "terminated (SIGTERM)",
-    signal.SIGHUP: "terminated (SIGHUP: the terminal or session closed)",
-}
 
 
 def stop_line(signum: int, kept: str | None = RUN_KEPT) -> str:
     """The one line of a command stopped by ``signum``, which keeps ``kept`` (None: nothing)."""
-    stopped = _STOPPED_BY.get(signum) or f"terminated ({signal.Signals(signum).name})"
-    return f"{stopped}: {kept}; rerun the same command to resume" if kept else stopped
+    return early_stop.stop_line(signum, kept)
 
 
 INTERRUPTED = stop_line(signal.SIGINT)  # a run's Ctrl-C line
@@ -554,6 +549,8 @@ def _precheck(config_name: str, args: Sequence[str]) -> None:
             check_sweep_folders(composed)
         _check_sweep_dir(config_name, [a for a in args if not a.startswith("-")])
     except ConfigError as e:
+        if _stop["signal"] is not None:  # (a Ctrl-C inside Hydra, worded as a config error)
+            raise _as_stop(e) from None
         _say(f"error: {e}")
         sys.exit(e.exit_code)
 
@@ -827,11 +824,7 @@ def _job_failed_line_dropped() -> Iterator[None]:
 
 # Signals the app turns into exceptions while it runs (signal -> the handler it replaces): Ctrl-C,
 # a scheduler's preemption, a closed terminal or ssh session (not under nohup, which ignores it).
-_STOPPING_SIGNALS = {
-    signal.SIGINT: signal.default_int_handler,
-    signal.SIGTERM: signal.SIG_DFL,
-    signal.SIGHUP: signal.SIG_DFL,
-}
+_STOPPING_SIGNALS = early_stop.DEFAULT_HANDLERS
 _REDELIVER_AFTER_S = 0.05
 
 
@@ -893,7 +886,8 @@ def _signals_raise() -> Iterator[None]:
     installed = []
     if threading.current_thread() is threading.main_thread():
         for signum, default in _STOPPING_SIGNALS.items():
-            if signal.getsignal(signum) == default:
+            current = signal.getsignal(signum)
+            if current == default or early_stop.taken_early(current):  # (the process's start)
                 signal.signal(signum, handler)
                 installed.append((signum, default))
     active.set()
@@ -939,8 +933,13 @@ def _quiet_at_shutdown() -> None:
     threads and before any atexit callback) and last-registered first: a private function of the
     standard library (used by concurrent.futures since 3.9), as no public hook runs that early;
     ``atexit`` where it is missing. Registered after the command ran, so that a process that goes
-    on (tests that call an app in-process) keeps the usual handlers until it exits."""
+    on (tests that call an app in-process) keeps the usual handlers until it exits. A command
+    that is the process's whole life (:func:`run_as_process`) takes them now: between its end and
+    the interpreter's shutdown, a SIGTERM ended it with the default action (no exit code of its
+    own) and a Ctrl-C raised in the library code still running (Hydra's)."""
     global _shutdown_hook_registered
+    if _stop["owns_process"]:
+        _signals_exit_now()
     if _shutdown_hook_registered:
         return
     register = getattr(threading, "_register_atexit", None)

@@ -12,6 +12,10 @@ machine and run with ``data.mirror=<folder>``.
 
 from __future__ import annotations
 
+from qzhou_eval.early_stop import stop_early
+
+stop_early(__name__)  # first: a Ctrl-C as the imports below run gets the command's line
+
 import contextlib
 from pathlib import Path
 

@@ -10,6 +10,10 @@ from mteb's statistics) and share of the total. Every shard is printed, whatever
 
 from __future__ import annotations
 
+from qzhou_eval.early_stop import stop_early
+
+stop_early(__name__)  # first: a Ctrl-C as the imports below run gets the command's line
+
 from collections.abc import Mapping
 from typing import Any
 
