@@ -117,3 +117,13 @@ def test_a_quoted_value_that_is_wrong_unquoted_too_gets_no_quotes_hint(args):
 
     run = qzhou_eval(*args)
     assert run.code == 2 and len(run.err_lines) == 1 and "quoted" not in run.err_lines[0]
+
+
+def test_a_model_key_set_on_the_command_line_names_the_files_key_as_yaml_writes_it():
+    # (hf_auto's key is null: the line said "(None)")
+    from tests.in_process import qzhou_eval
+
+    run = qzhou_eval("run", "model=hf_auto", "model.name=x/y", "model.key=minilm")
+    assert run.code == 2 and run.err_lines[-1].startswith(
+        "error: model.key=minilm is not the key of its model file (null): pick a model file"
+    )

@@ -27,7 +27,7 @@ from qzhou_eval.config.spec import (
     runtime_spec,
     with_packing,
 )
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.known_tasks import KNOWN_TASKS
 from qzhou_eval.precision import Point
 from qzhou_eval.recipe import Recipe, recipe_from_config
@@ -125,8 +125,8 @@ def canonical_of(
     if canonical.model.get("key") != cfg.model.key:
         raise ConfigError(  # (model.key=x: "canonical.model is 'minilm', not model=x")
             f"model.key={cfg.model.key} is not the key of its model file "
-            f"({canonical.model.get('key')}): pick a model file with model=<name> (qzhou-eval "
-            "list models); model.key is no setting"
+            f"({shown(canonical.model.get('key'))}): pick a model file with model=<name> "
+            "(qzhou-eval list models); model.key is no setting"
         )
     try:
         spec = model_spec(canonical.model, resolve_path=False)

@@ -208,7 +208,7 @@ def test_a_folder_a_run_would_refuse_is_refused_with_the_runs_line(tmp_path):
         ("benchmark.tasks=[Foo]", "error: benchmark.tasks: Foo not in MTEB(eng, v2)"),
         ("experiment=a/b", "error: experiment='a/b': it names a folder"),
         ("data.mirror=/nonexistent", "error: data.mirror=/nonexistent does not exist"),
-        ("model.key=bogus", "error: model.key=bogus is not the key of its model file (minilm)"),
+        ("model.key=bogus", "error: model.key=bogus is not the key of its model file ('minilm')"),
     ],
 )
 def test_a_setting_a_run_refuses_is_refused_with_the_runs_line(tmp_path, override, message):
