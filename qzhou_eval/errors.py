@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +28,42 @@ def shown(value: Any) -> str:
     return repr(value)
 
 
-def quoted_hint(value: Any, accepted: Callable[[Any], bool]) -> str:
-    """What an error line adds for a value quoted on the command line (``'2'``, ``'true'``: Hydra
-    reads it as a text), where the value unquoted would be ``accepted``; else "" (a quoted
-    ``'-1'`` where a positive number is asked is wrong unquoted too)."""
+def unquoted(value: Any) -> Any:
+    """``value`` as the command line would give it without the quotes that made it a text
+    (Hydra reads ``key='2'`` as one): ``'2'`` -> 2, ``'0.5'`` -> 0.5, ``'true'`` -> True,
+    ``'[64,128]'`` -> [64, 128]; anything else as it is (the same object)."""
     if not isinstance(value, str):
-        return ""
+        return value
     text = value.strip()
-    parsed: Any
     if text.lower() in ("true", "false"):
-        parsed = text.lower() == "true"
-    else:
+        return text.lower() == "true"
+    for parse in (int, float):
         try:
-            parsed = int(text)
+            return parse(text)
         except ValueError:
-            try:
-                parsed = float(text)
-            except ValueError:
-                return ""
-    return " (quoted, it is a text: write it without the quotes)" if accepted(parsed) else ""
+            pass
+    if text.startswith("[") and text.endswith("]"):
+        with contextlib.suppress(ValueError, SyntaxError):
+            return list(ast.literal_eval(text))
+    return value
+
+
+def quoted_hint(value: Any, accepted: Callable[[Any], bool]) -> str:
+    """What an error line adds for a value quoted on the command line (``'2'``, ``'true'``, an
+    item of a list: ``[\'128\',256]``), where the value unquoted would be ``accepted``; else ""
+    (a quoted ``'-1'`` where a positive number is asked is wrong unquoted too)."""
+    if isinstance(value, str):
+        parsed = unquoted(value)
+        quoted = parsed is not value
+    elif isinstance(value, Sequence):  # (a list, or OmegaConf's ListConfig)
+        items = list(value)
+        parsed = [unquoted(item) for item in items]
+        quoted = any(p is not item for p, item in zip(parsed, items, strict=True))
+    else:
+        return ""
+    if not quoted or not accepted(parsed):
+        return ""
+    return " (quoted, it is a text: write it without the quotes)"
 
 
 def is_int(value: Any) -> bool:

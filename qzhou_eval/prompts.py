@@ -29,8 +29,7 @@ from qzhou_eval.config import hydra_app
 from qzhou_eval.config.app import run_as_process
 from qzhou_eval.config.spec import fidelity_lines, model_spec, resolve_model_path
 from qzhou_eval.errors import ConfigError, shown
-from qzhou_eval.known_tasks import KNOWN_TASKS
-from qzhou_eval.recipe import Recipe, recipe_from_config
+from qzhou_eval.recipe import Recipe
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -55,8 +54,10 @@ def render(cfg: DictConfig) -> list[dict[str, Any]]:
         )
     # (imported here: mteb, seconds, once the command handles Ctrl-C; see qzhou_eval.lazy)
     from qzhou_eval.benchmarks import load_benchmark_tasks, sides_of
+    from qzhou_eval.runs.settings import check_values
 
-    recipe = recipe_from_config(cfg.prompts, KNOWN_TASKS)
+    # every setting a run checks, checked: a value the run refuses is not shown as its inputs
+    recipe = check_values(cfg, resolve_path=False).recipe
     _check_folder(cfg.model, recipe)
     tasks = load_benchmark_tasks(cfg.benchmark)
     recipe.check_tasks(t.metadata.name for t in tasks)

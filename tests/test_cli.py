@@ -292,3 +292,22 @@ def test_sdist_carries_the_configs(tmp_path):
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     assert {"setup.py", "conf/mteb.yaml", "conf/hydra/default.yaml"} <= names
     assert {f"conf/{p.relative_to(CONF_DIR).as_posix()}" for p in CONF_DIR.rglob("*.yaml")} <= names
+
+
+def test_a_script_run_from_another_folder_is_named_by_the_path_typed(tmp_path):
+    # (it said 'python run_mteb.py --cfg job', which names no file in that folder)
+    script = str(REPO / "run_mteb.py")
+    proc = subprocess.run(
+        [sys.executable, script, "model=minilm", "results_dir=x"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stderr.splitlines()[-1].endswith(
+        f"(python {script} --cfg job lists every key)"
+    )
+    shown = subprocess.run(
+        [sys.executable, script, "--cfg", "job"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert shown.returncode == 0 and "model:" in shown.stdout

@@ -84,6 +84,19 @@ QUOTED = " (quoted, it is a text: write it without the quotes)"
         ),
         (["check", "check.texts='4'"], "check.texts='4' must be an integer >= 2"),
         (
+            ["run", "model=minilm", "runtime.max_padding='0.5'"],
+            "runtime.max_padding='0.5': give a fraction in [0, 1), e.g. 0.03, or null",
+        ),
+        (
+            ["run", "model=minilm", "mrl.dims='[64,128]'"],
+            "mrl.dims='[64,128]': give a list of positive integers, e.g. 'mrl.dims=[256,1024]'",
+        ),
+        (
+            ["check", "check.budgets=['1024',2048]"],
+            "check.budgets=['1024', 2048]: give two token budgets, e.g. [16384,32768]",
+        ),
+        (["check", "check.scale_down='true'"], "check.scale_down='true': give true, false or auto"),
+        (
             ["report", "results_dir={tmp}", "tolerance='0.5'"],
             "tolerance='0.5': give a number of score points from 0 to 100 (e.g. 0.01)",
         ),
@@ -110,6 +123,8 @@ def test_a_value_quoted_into_a_text_is_named_as_such_wherever_a_number_or_flag_i
         ["run", "model=minilm", "runtime.scoring_workers='-1'"],
         ["shards", "benchmark=demo_eng", "benchmark.num_shards='-2'"],
         ["run", "model=minilm", "mrl.dims=['0']"],
+        ["check", "check.budgets=['1024','-5']"],
+        ["run", "model=minilm", "runtime.max_padding='1.5'"],
     ],
 )
 def test_a_quoted_value_that_is_wrong_unquoted_too_gets_no_quotes_hint(args):

@@ -130,3 +130,13 @@ def test_a_package_folder_is_checked_as_a_run_checks_it():
     # a package not installed: the inputs need no model
     shown = qzhou_eval(*args, "model.path=pkg:no_such_package_here")
     assert shown.code == 0 and not any(ln.startswith("error") for ln in shown.err_lines)
+
+
+def test_prompts_refuses_a_setting_the_run_refuses():
+    # (model.max_length='64' printed the inputs, exit 0; the run refused it)
+    from tests.in_process import qzhou_eval
+
+    run = qzhou_eval("prompts", "model=minilm", "benchmark=demo_eng", "model.max_length='64'")
+    assert run.code == 2 and run.err_lines[-1].startswith(
+        "error: model.max_length='64' must be a positive integer (quoted"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from omegaconf import DictConfig
@@ -78,12 +78,14 @@ def validate(check: Any) -> None:
             f"check.oom_memory_fraction={shown(fraction)}: give a fraction in (0, 1){quoted}"
         )
     budgets = value("budgets")
-    if budgets is not None and (
-        len(budgets) != 2
-        or any(isinstance(b, bool) or not isinstance(b, int) or b <= 0 for b in budgets)
-    ):
+
+    def two_budgets(v: Any) -> bool:
+        return isinstance(v, Sequence) and len(v) == 2 and all(is_int(b) and b > 0 for b in v)
+
+    if budgets is not None and not two_budgets(budgets):
         raise ConfigError(
             f"check.budgets={shown(budgets)}: give two token budgets, e.g. [16384,32768]"
+            + quoted_hint(budgets, two_budgets)
         )
     if value("speed_tokens") is not None:
         positive_int("speed_tokens")
@@ -92,9 +94,9 @@ def validate(check: Any) -> None:
     flag("check", "random_weights", value("random_weights"))
     positive_int("seed", 0)
     if value("scale_down") not in (True, False, "auto"):
-        raise ConfigError(
-            f"check.scale_down={shown(value('scale_down'))}: give true, false or auto"
-        )
+        scale_down = value("scale_down")
+        quoted = quoted_hint(scale_down, lambda v: isinstance(v, bool))
+        raise ConfigError(f"check.scale_down={shown(scale_down)}: give true, false or auto{quoted}")
     only = value("only")
     if only is not None and (isinstance(only, (str, int, float, bool)) or not only):
         raise ConfigError(

@@ -988,19 +988,20 @@ def run_as_process(command: Callable[[], Any]) -> None:
 
 def _end_stopped_process(e: SystemExit) -> None:
     """End a process that a signal stopped at once, with ``e``'s code, once the command has
-    unwound (its pools and workers stopped, its files whole) where other threads still run.
+    unwound (its pools and workers stopped, its files whole).
 
     A library's thread goes on after the stop: the first task's data loading beside the model
     (datasets building Arrow tables), a thread pool's workers. Left to the interpreter's
     shutdown, its non-daemon threads are joined (a run hung until SIGKILL after its
     ``terminated`` line), and a daemon thread still in C code meets the interpreter finalizing
     (``Fatal Python error: PyGILState_Release``, exit 134): a trial stopped runs that read a
-    large mirror so, 12 times of 19. The logging handlers and the console are flushed first;
-    nothing else at exit is the command's (what it writes, it writes whole as it goes)."""
+    large mirror so, 12 times of 19. Without other threads too: a Ctrl-C that landed in code a
+    library runs through ``exec`` (dataclasses' generated methods, as mteb imports) marks the
+    interrupt as unhandled although it was, and the interpreter of ``python -m`` then ended by
+    SIGINT (-2) after the line, not with 130. The logging handlers and the console are flushed
+    first; nothing else at exit is the command's (what it writes, it writes whole as it goes)."""
     if not _stop["owns_process"] or _stop["signal"] is None:
         return
-    if not any(t.is_alive() and t is not threading.main_thread() for t in threading.enumerate()):
-        return  # (nothing left to wait for: the interpreter's own exit)
     code = e.code if isinstance(e.code, int) else int(e.code is not None)
     with contextlib.suppress(Exception):
         logging.shutdown()
@@ -1368,7 +1369,8 @@ def _python_command(script: str) -> str:
     if path.is_relative_to(package):
         parts = path.relative_to(package.parent).with_suffix("").parts
         return "python -m " + ".".join(parts[:-1] if parts[-1] == "__main__" else parts)
-    return f"python {path.name}" if path.name != "__main__.py" else ""
+    # (as typed: from another folder, its bare name names no file there)
+    return f"python {shlex.quote(script)}" if path.name != "__main__.py" else ""
 
 
 def hydra_app(

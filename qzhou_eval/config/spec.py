@@ -238,6 +238,10 @@ def _positive_int(section: str, key: str, value: Any) -> int:
     return value
 
 
+def _padding_fraction(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+
+
 def _positive(value: Any) -> bool:
     return is_int(value) and value > 0
 
@@ -489,7 +493,7 @@ def runtime_spec(cfg: Mapping[str, Any], node: bool = True) -> RuntimeSpec:
     ):
         raise ConfigError(
             f"runtime.max_padding={shown(max_padding)}: give a fraction in [0, 1), e.g. 0.03, "
-            "or null"
+            f"or null{quoted_hint(max_padding, _padding_fraction)}"
         )
     devices = get("devices")
     if OmegaConf.is_config(devices):
@@ -609,9 +613,10 @@ def mrl_dims(cfg: Mapping[str, Any], embed_dim: int | None) -> list[int | None]:
         raise ConfigError("set mrl.dim or mrl.dims, not both")
     if dims is not None and not isinstance(dims, (list, tuple)) and not OmegaConf.is_list(dims):
         if isinstance(dims, str) or OmegaConf.is_dict(dims) or isinstance(dims, Mapping):
+            dims_ok = quoted_hint(dims, lambda v: isinstance(v, list) and all(map(_positive, v)))
             raise ConfigError(
                 f"mrl.dims={shown(dims)}: give a list of positive integers, e.g. "
-                "'mrl.dims=[256,1024]'"
+                f"'mrl.dims=[256,1024]'{dims_ok}"
             )
         dims = [dims]  # one size is a list of one (as mrl.precisions takes one name)
     raw = list(dims) if dims is not None else [dim]

@@ -33,7 +33,7 @@ import shlex
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from qzhou_eval.config.spec import DTYPES, POOLING_MODES, SIMILARITIES, ModelSpec
 from qzhou_eval.errors import ConfigError
@@ -380,18 +380,28 @@ class RecipePrompts:
 @dataclass
 class _Differences:
     """Where a run's settings differ from a folder's own: in words (``differ``), the overrides
-    that would follow the folder (``fixes``), what the harness lacks to (``cannot``), and the
-    run's own settings that differ (``ours``: ``model.max_length=64``, ``prompts``)."""
+    that would follow the folder (``fixes``), what the harness lacks to (``cannot``), the
+    run's own settings that differ (``ours``: ``model.max_length=64``, ``prompts``), and the
+    settings the folder states, compared (``compared``: ``model.max_length``, ``prompts``)."""
 
     differ: list[str] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     cannot: list[str] = field(default_factory=list)
     ours: list[str] = field(default_factory=list)
+    compared: set[str] = field(default_factory=set)
 
     def add(self, what: str, ours: str | None) -> None:
         self.differ.append(what)
         if ours is not None and ours not in self.ours:
             self.ours.append(ours)
+
+
+class Apart(NamedTuple):
+    """A run's settings other than a folder's own (``settings``: the overrides that set them),
+    and the settings the folder states (``compared``: their keys)."""
+
+    settings: tuple[str, ...]
+    compared: frozenset[str]
 
 
 def check_folder_settings(
@@ -450,7 +460,7 @@ def settings_apart(
     folder: str | Path,
     recipe: RecipePrompts | None,
     mteb_reads: Callable[[Mapping[str, str]], Collection[str]],
-) -> list[str] | None:
+) -> Apart | None:
     """The run's settings other than ``folder``'s own, as the overrides that set them
     (``model.max_length=64``, ``prompts``): what a run with ``model.folder_settings=ignore``
     does otherwise than the model's own configuration (see :func:`check_folder_settings`).
@@ -459,7 +469,10 @@ def settings_apart(
         theirs = read_folder_settings(folder)
     except UnreadableFile:
         return None
-    return [] if theirs is None else _compare(spec, theirs, recipe, mteb_reads).ours
+    if theirs is None:
+        return Apart((), frozenset())
+    d = _compare(spec, theirs, recipe, mteb_reads)
+    return Apart(tuple(d.ours), frozenset(d.compared))
 
 
 def _compare(
@@ -473,6 +486,14 @@ def _compare(
     # module: a setting that says otherwise would be refused as it loads (models/st_pipeline.py),
     # so it is named here too, before anything loads
     pipeline = spec.backend == "sentence_transformers"
+    d.compared |= {"model.normalize", "model.padding_side", "model.similarity"}
+    d.compared |= {
+        f"model.{key}"
+        for key, stated in (("pooling", theirs.pooling), ("max_length", theirs.max_length))
+        if stated is not None
+    }
+    if theirs.dtype is not None:
+        d.compared.add("model.dtype")
     if theirs.pooling is not None and theirs.pooling != spec.pooling:
         ours = f"model.pooling={spec.pooling}"
         d.add(f"it pools with {theirs.pooling} ({ours})", ours)
@@ -502,11 +523,13 @@ def _compare(
         d.add(f"it applies {what}", None)
         d.cannot.append(what)
     if not pipeline:
+        d.compared |= {"model.projection", "model.backend"}
         _check_native_modules(spec, theirs, d)
     read = theirs.keys_mteb_reads(mteb_reads)  # (mteb's check asks its registry per key: once)
     prompts = theirs.mteb_prompts(read)
     prompted = any(prompts[0].values()) or prompts[1] is not None
     if recipe is not None and prompted:
+        d.compared.add("prompts")
         ours = _behaviour((recipe.table, recipe.default))
         if ours != prompts:
             unread = theirs.unread_prompts(read)

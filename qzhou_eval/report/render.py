@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mteb.abstasks import AbsTask
 
+from qzhou_eval.config.spec import UNCHECKED
 from qzhou_eval.precision import DEFAULT_PRECISION, bytes_per_vector
 from qzhou_eval.report.build import BenchmarkInfo, MrlCurve, PrecisionGrid, Report, run_summary
 from qzhou_eval.report.compare import DEFAULT_LABEL, Comparison, Delta
@@ -321,7 +322,11 @@ def render_text(report: Report, per_task: bool = True, markdown: bool = False) -
         head.append(f"Data{label}: {data_line(sources)}")
     for run, differs in report.differs.items():
         # (a variant folder's name is a hash: what the run set, as its records say)
-        head.append(f"Settings of {named(run)} other than official: {data_line(differs)}")
+        # (model.folder_settings=ignore over a model without an official configuration: what
+        # the run set otherwise than the model folder's own settings, or its model file's)
+        unchecked = any(d.startswith(f"model.folder_settings={UNCHECKED}") for d in differs)
+        than = "the model folder's own or its model file's" if unchecked else "official"
+        head.append(f"Settings of {named(run)} other than {than}: {data_line(differs)}")
     if report.definition_line:
         head.append(f"Definition: {report.definition_line}")
     head.append(SCALE_NOTE)

@@ -61,6 +61,7 @@ from qzhou_eval import atomic
 from qzhou_eval.config.spec import DEFAULT_SIMILARITY, UNCHECKED, ModelSpec
 from qzhou_eval.errors import ConfigError, shown
 from qzhou_eval.fingerprint import file_digest, fingerprint
+from qzhou_eval.models.folder_settings import Apart
 from qzhou_eval.precision import DEFAULT_PRECISION, compressed_meta
 from qzhou_eval.recipe import SIDES, Recipe
 from qzhou_eval.task_records import (
@@ -149,6 +150,35 @@ def _recipe_fields(recipe: Recipe, official: Recipe) -> dict[str, Any]:
     return fields
 
 
+def _set_otherwise(spec: ModelSpec, recipe: Recipe, other: Canonical) -> list[str]:
+    """What ``spec`` and ``recipe`` set otherwise than ``other``, as the overrides that name it
+    (``model.max_length=64``; ``model.token_prepending`` for a section; ``prompts`` where the
+    recipe gives some task other inputs)."""
+
+    def settings(spec: ModelSpec) -> dict[str, Any]:
+        return {
+            **spec.fingerprint_fields(),
+            "normalize": spec.normalize,
+            "similarity": spec.similarity,
+        }
+
+    ours, theirs = settings(spec), settings(other.spec)
+    out = []
+    for key in sorted(ours.keys() | theirs.keys()):
+        value = ours.get(key, False)  # (packing: absent when off)
+        if key == "backbone_normalizes" or value == theirs.get(key, False):
+            continue
+        name = "runtime.packing" if key == "packing" else f"model.{key}"
+        if isinstance(value, dict):
+            out.append(name)
+        else:
+            shown = str(value).lower() if isinstance(value, bool) or value is None else value
+            out.append(f"{name}={shown}")
+    if _recipe_fields(recipe, other.recipe) != _recipe_fields(other.recipe, other.recipe):
+        out.append("prompts")
+    return out
+
+
 @dataclass(frozen=True)
 class Canonical:
     """The model config's own (official) configuration."""
@@ -165,8 +195,10 @@ class Identity:
     recipe: Recipe
     canonical: Canonical | None
     experiment: str | None = None  # the user's experiment=<name>
-    # an unchecked run's settings other than the model folder's own (None: not read)
-    apart: tuple[str, ...] | None = None
+    # an unchecked run's settings other than the model folder's own (None: not read), and the
+    # model file's own settings (hf_auto's, before the command line)
+    apart: Apart | None = None
+    file: Canonical | None = None
 
     @cached_property
     def unchecked(self) -> bool:
@@ -190,40 +222,31 @@ class Identity:
         """What this configuration sets otherwise than the official one, as the overrides that
         name it (``model.max_length=64``; ``prompts`` where the recipe gives some task other
         inputs): a variant folder's name is a hash, and says none of it. Without an official
-        configuration: ``model.folder_settings=ignore`` where that made the run a variant, and
-        what it sets otherwise than the model folder's own settings where they were read
-        (:attr:`apart`), else empty."""
+        configuration: ``model.folder_settings=ignore`` where that made the run a variant, what
+        it sets otherwise than the model folder's own settings where they were read
+        (:attr:`apart`), and otherwise than its model file (:attr:`file`) where the folder
+        states nothing of that setting; else empty."""
         return list(self._differences)
 
     @cached_property
     def _differences(self) -> tuple[str, ...]:  # (each task's record says them: once per run)
-        if self.canonical is None:
-            if not self.unchecked:
-                return ()
-            return (f"model.folder_settings={UNCHECKED}", *(self.apart or ()))
-
-        def settings(spec: ModelSpec) -> dict[str, Any]:
-            return {
-                **spec.fingerprint_fields(),
-                "normalize": spec.normalize,
-                "similarity": spec.similarity,
-            }
-
-        ours, theirs = settings(self.spec), settings(self.canonical.spec)
-        out = []
-        for key in sorted(ours.keys() | theirs.keys()):
-            value = ours.get(key, False)  # (packing: absent when off)
-            if key == "backbone_normalizes" or value == theirs.get(key, False):
-                continue
-            name = "runtime.packing" if key == "packing" else f"model.{key}"
-            if isinstance(value, dict):
-                out.append(name)
-            else:
-                shown = str(value).lower() if isinstance(value, bool) or value is None else value
-                out.append(f"{name}={shown}")
-        official = self.canonical.recipe
-        if _recipe_fields(self.recipe, official) != _recipe_fields(official, official):
-            out.append("prompts")
+        if self.canonical is not None:
+            return tuple(_set_otherwise(self.spec, self.recipe, self.canonical))
+        if not self.unchecked:
+            return ()
+        # what it sets otherwise than the folder; then than its model file, where the folder
+        # states nothing of it (dtype, attention, truncation...: two variants told apart)
+        out = [f"model.folder_settings={UNCHECKED}"]
+        compared: frozenset[str] = frozenset()
+        if self.apart is not None:
+            out += self.apart.settings
+            compared = self.apart.compared
+        if self.file is not None:
+            out += [
+                setting
+                for setting in _set_otherwise(self.spec, self.recipe, self.file)
+                if setting.partition("=")[0] not in compared and setting not in out
+            ]
         return tuple(out)
 
     @cached_property

@@ -206,7 +206,7 @@ def check_scoring_settings(spec: ModelSpec, recipe: Recipe) -> None:
     check_folder_settings(spec, recipe)
 
 
-def settings_apart(spec: ModelSpec, recipe: Recipe) -> list[str] | None:
+def settings_apart(spec: ModelSpec, recipe: Recipe) -> folder_settings.Apart | None:
     """The run's settings other than the model folder's own (:func:`folder_settings.
     settings_apart`), where the folder (or the Hub snapshot in the cache) can be read; else
     None. What a run with ``model.folder_settings=ignore`` sets otherwise than the model."""

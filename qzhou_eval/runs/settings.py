@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.config.folders import check_name_lengths
 from qzhou_eval.config.spec import (
@@ -35,7 +35,7 @@ from qzhou_eval.recipe import Recipe, recipe_from_config
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
-    from qzhou_eval.runs.identity import Identity
+    from qzhou_eval.runs.identity import Canonical, Identity
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,33 @@ def read_settings(cfg: DictConfig, *, resolve_path: bool | None = None) -> RunSe
     if identity.unchecked:  # what it sets otherwise than the folder, said in its records
         from qzhou_eval.runs.model_folder import settings_apart
 
-        apart = settings_apart(spec, recipe)
-        identity = replace(identity, apart=None if apart is None else tuple(apart))
+        file = model_file_settings(cfg, KNOWN_TASKS)
+        identity = replace(identity, apart=settings_apart(spec, recipe), file=file)
     build_model_meta(spec, recipe, dim=None, variant=None)  # mteb's checks of its metadata
     check_name_lengths("model.name", spec.name, [model_dir_name(spec.name)])  # mteb's folder
     return RunSettings(values, tasks, identity)
+
+
+def model_file_settings(
+    cfg: DictConfig, known_tasks: Container[str] | None = KNOWN_TASKS
+) -> Canonical | None:
+    """The model file's own settings and recipe, as Hydra composed them from the file alone
+    (``canonical``), with the run's model name, revision and path: what a model file without an
+    official configuration (``hf_auto``) sets before the command line. None where they cannot
+    be read (a config composed without that section)."""
+    from qzhou_eval.runs.identity import Canonical  # (needs mteb: not at the top)
+
+    canonical = cfg.get("canonical")
+    if canonical is None or "model" not in canonical or "prompts" not in canonical:
+        return None
+    own = OmegaConf.merge(
+        canonical.model, {k: cfg.model.get(k) for k in ("name", "revision", "path")}
+    )
+    try:
+        spec = model_spec(own, resolve_path=False)
+        return Canonical(spec, recipe_from_config(canonical.prompts, known_tasks))
+    except ConfigError:
+        return None
 
 
 def canonical_of(

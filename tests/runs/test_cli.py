@@ -191,11 +191,17 @@ def test_the_run_line_says_what_a_run_filed_apart_sets(tmp_path):
     ignored = qzhou_eval("run", *auto, "model.folder_settings=ignore", "model.max_length=64", *sts)
     assert ignored.code == 0, ignored.err
     first = ignored.out.splitlines()[0]
-    assert re.search(
-        r"\(1 in experiments/variant_(\w+); variant_\1: model.folder_settings=ignore, "
+    variant = re.search(
+        r"\(1 in experiments/(variant_\w+); \1: model.folder_settings=ignore, "
         r"model.max_length=64\)",
         first,
-    ), first
+    )
+    assert variant, first
+    report = qzhou_eval("report", f"results_dir={tmp_path / 'r'}", "benchmark=demo_eng")
+    assert (
+        f"Settings of org/minilm-copy [{variant[1]}] other than the model folder's own or its "
+        "model file's: model.folder_settings=ignore, model.max_length=64"
+    ) in report.out.splitlines()
 
 
 @pytest.mark.slow

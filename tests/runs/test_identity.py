@@ -113,7 +113,8 @@ def test_a_model_without_official_settings_is_filed_as_its_own_only_where_they_w
     ignore = [*hf, "model.folder_settings=ignore"]
     plan = _plan(tmp_path, *ignore, "model.max_length=64")
     assert plan.variant("STS12")[0] == "variant"
-    assert plan.identity.differences() == ["model.folder_settings=ignore"]
+    # (a folder that cannot be read: what it sets otherwise than its model file, hf_auto)
+    assert plan.identity.differences() == ["model.folder_settings=ignore", "model.max_length=64"]
     assert _plan(tmp_path, *ignore, "model.max_length=64").variant("STS12") == plan.variant("STS12")
     assert _plan(tmp_path, *ignore, "model.max_length=128").variant("STS12") != plan.variant(
         "STS12"
@@ -141,6 +142,19 @@ def test_a_model_without_official_settings_is_filed_as_its_own_only_where_they_w
         "model.normalize=false",
         "model.padding_side=left",
     ]
+    # settings the folder states nothing of: as they differ from the model file's (hf_auto)
+    at_256 = [*minilm, "model.max_length=256"]
+    for setting in (
+        "model.dtype=bfloat16",
+        "model.truncation=inner",
+        "model.attention=bidirectional",
+    ):
+        assert _plan(tmp_path, *at_256, setting).identity.differences() == [
+            "model.folder_settings=ignore",
+            setting,
+        ]
+    prompted = _plan(tmp_path, *at_256, "++prompts.model_prompts={query:'q: '}")
+    assert prompted.identity.differences() == ["model.folder_settings=ignore", "prompts"]
 
 
 def test_the_score_function_is_part_of_a_tasks_identity(tmp_path):
