@@ -311,3 +311,12 @@ def test_a_script_run_from_another_folder_is_named_by_the_path_typed(tmp_path):
         [sys.executable, script, "--cfg", "job"], capture_output=True, text=True, cwd=tmp_path
     )
     assert shown.returncode == 0 and "model:" in shown.stdout
+    # a path with a space: quoted as a shell takes it, and --help still composes
+    spaced = tmp_path / "my scripts" / "run_mteb.py"
+    spaced.parent.mkdir()
+    shutil.copy(script, spaced)
+    helped = subprocess.run(
+        [sys.executable, str(spaced), "--help"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith(f"usage: python '{spaced}' [-m]")

@@ -1349,7 +1349,10 @@ def _help_names_the_command(args: list[str]) -> list[str]:
     if not any(a in ("--help", "-h") for a in args):
         return args
     program = _typed_command()
-    return [*args, f"hydra.help.app_name='{program}'"] if program else args
+    if not program:
+        return args
+    quoted = program.replace("'", "\\'")  # (a quote inside Hydra's quoted value: escaped)
+    return [*args, f"hydra.help.app_name='{quoted}'"]
 
 
 def _typed_command() -> str:
