@@ -71,6 +71,11 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_number(value: Any) -> bool:
+    """An integer or a float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class UserError(Exception):
     """Bad input the user can fix: a config value, a missing file, a missing mirror folder.
 

@@ -29,7 +29,7 @@ from qzhou_eval.config.spec import (
     flag,
     setting,
 )
-from qzhou_eval.errors import ConfigError, is_int, one_line, quoted_hint, shown
+from qzhou_eval.errors import ConfigError, is_int, is_number, one_line, quoted_hint, shown
 from qzhou_eval.runs.settings import Values, check_values, read_settings
 
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
@@ -44,10 +44,6 @@ CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
     # two copies of a 7B model).
     ("pool_vs_in_process", pool_vs_in_process),
 ]
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def validate(check: Any) -> None:
@@ -68,12 +64,12 @@ def validate(check: Any) -> None:
         raise ConfigError("check.scaled_hidden_size must be a multiple of 32 (heads of 32)")
     for key in ("tolerance_float32", "tolerance_half"):
         v = value(key)
-        if not _number(v) or v <= 0:
-            quoted = quoted_hint(v, lambda n: _number(n) and n > 0)
+        if not is_number(v) or v <= 0:
+            quoted = quoted_hint(v, lambda n: is_number(n) and n > 0)
             raise ConfigError(f"check.{key}={shown(v)} must be a positive number{quoted}")
     fraction = value("oom_memory_fraction")
-    if not _number(fraction) or not 0 < fraction < 1:
-        quoted = quoted_hint(fraction, lambda n: _number(n) and 0 < n < 1)
+    if not is_number(fraction) or not 0 < fraction < 1:
+        quoted = quoted_hint(fraction, lambda n: is_number(n) and 0 < n < 1)
         raise ConfigError(
             f"check.oom_memory_fraction={shown(fraction)}: give a fraction in (0, 1){quoted}"
         )

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from qzhou_eval.config.cores import default_scoring_workers, usable_cores
 from qzhou_eval.config.deprecation import warn_once as _warn_once
 from qzhou_eval.config.devices import resolve_devices
-from qzhou_eval.errors import ConfigError, is_int, quoted_hint, shown
+from qzhou_eval.errors import ConfigError, is_int, is_number, quoted_hint, shown
 from qzhou_eval.precision import DEFAULT_PRECISION, PRECISIONS, Point
 
 POOLING_MODES = ("mean", "last_token", "cls", "weighted_mean", "max", "mean_sqrt_len")
@@ -239,7 +239,7 @@ def _positive_int(section: str, key: str, value: Any) -> int:
 
 
 def _padding_fraction(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+    return is_number(value) and 0 <= value < 1
 
 
 def _positive(value: Any) -> bool:
@@ -486,11 +486,7 @@ def runtime_spec(cfg: Mapping[str, Any], node: bool = True) -> RuntimeSpec:
         return setting(cfg, s, key)
 
     max_padding = get("max_padding")
-    if max_padding is not None and (
-        isinstance(max_padding, bool)
-        or not isinstance(max_padding, (int, float))
-        or not 0 <= max_padding < 1
-    ):
+    if max_padding is not None and not _padding_fraction(max_padding):
         raise ConfigError(
             f"runtime.max_padding={shown(max_padding)}: give a fraction in [0, 1), e.g. 0.03, "
             f"or null{quoted_hint(max_padding, _padding_fraction)}"

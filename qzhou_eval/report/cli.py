@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qzhou_eval.benchmarks import load_benchmark_tasks
 from qzhou_eval.config.spec import flag, names_something
-from qzhou_eval.errors import ConfigError, UserError, quoted_hint, shown
+from qzhou_eval.errors import ConfigError, UserError, is_number, quoted_hint, shown
 from qzhou_eval.fingerprint import fingerprint
 from qzhou_eval.report.build import benchmark_info, build_report, check_nonempty
 from qzhou_eval.report.compare import reference_off
@@ -83,8 +83,7 @@ def options_from_config(cfg: Mapping[str, Any]) -> ReportOptions:
 
 
 def _tolerance(value: Any) -> bool:
-    number = not isinstance(value, bool) and isinstance(value, (int, float))
-    return number and 0 <= value <= 100
+    return is_number(value) and 0 <= value <= 100
 
 
 def run_report(cfg: DictConfig) -> str:
