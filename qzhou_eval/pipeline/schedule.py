@@ -167,8 +167,12 @@ def run_pipeline(
                 outcome.stored_inputs += result.stored
             # what mteb asked for, less what earlier attempts missed (encoded on demand)
             missed = handed_back.pop((job.task, job.point), 0)
-            asked, stored = outcome.coverage.get(job.task, (0, 0))
-            outcome.coverage[job.task] = (asked + result.asked, stored + result.stored - missed)
+            if result.asked:  # (nothing asked: finished already, here or by another run)
+                asked, stored = outcome.coverage.get(job.task, (0, 0))
+                outcome.coverage[job.task] = (
+                    asked + result.asked,
+                    stored + result.stored - missed,
+                )
             if result.waited:
                 outcome.overlapped.add(job.task)
             outcome.add(job.task, encoders(job.task, job.point), result.errors)

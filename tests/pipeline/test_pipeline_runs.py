@@ -625,3 +625,22 @@ def test_a_command_that_stops_early_leaves_no_fork_server_importing(tmp_path):
     while alive(server) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(server), "the fork server outlived the command"
+
+
+def test_the_coverage_counts_only_the_tasks_the_run_evaluates(tmp_path, minilm_demo):
+    # a task finished already (by an earlier run, or by another run meanwhile) asks mteb for
+    # nothing: it was counted as a task whose every input came from the store
+    from qzhou_eval.pipeline.schedule import coverage_line
+
+    results, store, workers = (
+        tmp_path / "results",
+        minilm_demo / "store",
+        "runtime.scoring_workers=2",
+    )
+    first = _run(results, store, "demo_eng", "benchmark.tasks=[DemoEngSTS]", workers)
+    assert set(first.coverage) == {"DemoEngSTS"}
+    both = "benchmark.tasks=[DemoEngSTS,DemoEngClassification]"
+    resumed = _run(results, store, "demo_eng", both, workers)
+    assert set(resumed.coverage) == {"DemoEngClassification"}
+    assert "on 1 of 1 task(s)" in coverage_line(resumed.coverage)
+    assert _run(results, store, "demo_eng", both, workers).coverage == {}
