@@ -14,12 +14,12 @@ command reaches the user as one line on stderr, never a traceback:
   closed): ``interrupted: ...`` / ``terminated (SIGTERM): ...`` / ``terminated (SIGHUP): ...``,
   exit code 130 / 143 / 129, the line naming what the command keeps (``interrupted`` alone for
   one that keeps nothing: report, prompts, shards, check); a run stores on the way out the
-  vectors computed so far. A second such
-  signal (a second Ctrl-C) ends the process at once, with the first one's line and code: the way
-  out is not waited for, and no thread left in a library's native code is there when the
-  interpreter finalizes ("terminate called without an active exception", exit code 134). One
-  that comes once the command is done (threads being joined, atexit callbacks) ends it at once
-  too, with nothing more printed;
+  vectors computed so far. A second such signal (a second Ctrl-C) ends the process at once, with
+  the first one's line and code: the way out is not waited for (only the records of the
+  evaluations under way are removed), and no thread left in a library's native code is there
+  when the interpreter finalizes ("terminate called without an active exception", exit code
+  134). One that comes once the command is done (threads being joined, atexit callbacks) ends it
+  at once too, with nothing more printed;
 - a reader that goes away (``| head``): no output, no traceback, exit code 141 (as a command
   killed by SIGPIPE), at the first print or log line that meets the closed pipe; text the
   console's encoding cannot show (``PYTHONIOENCODING=ascii``) is written as backslash escapes,
@@ -1016,6 +1016,12 @@ def _exit_now(signum: int, frame: FrameType | None) -> None:
     """End the process now, with the first stopping signal's code and line (once), and a
     sweep's joblib processes with it."""
     kill_launcher_processes()
+    # the records of evaluations under way, which no exception unwinds now: released, so that
+    # another run (on another node too) finds their tasks free at once. Looked up, not imported:
+    # only a run has any, and the app is below the runs.
+    identity = sys.modules.get("qzhou_eval.runs.identity")
+    if identity is not None:
+        identity.undo_claims_underway()
     first = _stop["signal"] or signum
     with contextlib.suppress(Exception):
         if not _stop["quiet"] and not _stop["pipe"]:

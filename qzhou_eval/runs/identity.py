@@ -47,7 +47,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -738,18 +738,44 @@ def claimed(record: TaskRecord, overwrite: bool) -> Iterator[None]:
     and put back as found when the evaluation fails."""
     created = record.claim() if overwrite or not record.result.exists() else False
     found = None if created or record.result.exists() else record.take_over()
+    undo = functools.partial(_undo_claim, record, created, found)
+    _claims_underway[id(undo)] = undo
     try:
         yield
     except BaseException:
-        # best effort: the error on its way is the one to report (a read-only folder fails
-        # both); a record left without a result is replaced by the next run
-        with contextlib.suppress(OSError):
-            if created:
-                record.release()
-            elif found is not None:
-                record.put_back(found)
+        undo()
         raise
+    finally:
+        _claims_underway.pop(id(undo), None)
     record.seal()
+
+
+# The claims of evaluations under way in this process, each with its undoing: what a process
+# that ends at once (a second Ctrl-C: ``os._exit``, no exception unwinds the evaluations) undoes
+# on its way out (:func:`undo_claims_underway`).
+_claims_underway: dict[int, Callable[[], None]] = {}
+
+
+def _undo_claim(record: TaskRecord, created: bool, found: bytes | None) -> None:
+    """The record of an evaluation that ends without its result: removed where this run
+    created it, put back as found where it took it over. Best effort: the error on its way is
+    the one to report (a read-only folder fails both); a record left without a result is
+    replaced by the next run."""
+    with contextlib.suppress(OSError):
+        if created:
+            record.release()
+        elif found is not None:
+            record.put_back(found)
+
+
+def undo_claims_underway() -> None:
+    """Undo the claims of every evaluation under way (see :func:`claimed`): for a process about
+    to end without unwinding them; another run, on another node too, then finds the tasks free
+    at once instead of a record to wait out."""
+    for undo in list(_claims_underway.values()):
+        with contextlib.suppress(Exception):  # (a record being written as the signal came)
+            undo()
+    _claims_underway.clear()
 
 
 def record_for(

@@ -637,3 +637,36 @@ def test_model_meta_is_what_mteb_writes_for_a_model_its_registry_knows():
     assert registered.framework == theirs["framework"]
     retrained = dataclasses.replace(auto_spec, revision="retrained")
     assert build_model_meta(retrained, recipe, dim=None, variant=None).max_tokens == 64
+
+
+_ENDS_AT_ONCE = """
+import signal, sys
+from pathlib import Path
+from qzhou_eval.config import app
+from qzhou_eval.runs.identity import TaskRecord, claimed
+
+folder = Path(sys.argv[1])
+done, underway = (TaskRecord(folder, name, {"a": 1}, "test") for name in ("STS12", "STS13"))
+with claimed(done, overwrite=False):
+    done.result.write_text("{}")
+with claimed(underway, overwrite=False):
+    assert underway.path.exists()
+    app._exit_now(signal.SIGINT, None)  # a second Ctrl-C: os._exit, nothing unwinds
+"""
+
+
+def test_a_process_that_ends_at_once_releases_the_records_of_evaluations_under_way(tmp_path):
+    # A second Ctrl-C ends a run with os._exit: the records of the tasks it was evaluating
+    # stayed without a result, and another node's run waited them out (up to an hour for
+    # another configuration of the same model)
+    run = subprocess.run(
+        [sys.executable, "-c", _ENDS_AT_ONCE, str(tmp_path)], capture_output=True, text=True
+    )
+    assert run.returncode == 130, run.stderr
+    assert (run.stdout + run.stderr).startswith("interrupted: ")  # the one line, no traceback
+    assert len((run.stdout + run.stderr).splitlines()) == 1
+    assert not _record(tmp_path, {"a": 1}).path.with_name("STS13.yaml").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "STS12.json",
+        "STS12.yaml",
+    ]
