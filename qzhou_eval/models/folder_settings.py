@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from qzhou_eval.config.spec import DTYPES, POOLING_MODES, SIMILARITIES, ModelSpec
-from qzhou_eval.errors import ConfigError
+from qzhou_eval.errors import ConfigError, is_int
 
 # the modules' class names (sentence-transformers 5 writes sentence_transformers.models.Pooling,
 # 6 sentence_transformers.sentence_transformer.modules.pooling.Pooling)
@@ -359,7 +359,7 @@ class _TextModule:
 
 
 def _number(value: Any) -> int | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < _NO_LIMIT
+    ok = is_int(value) and 0 < value < _NO_LIMIT
     return value if ok else None
 
 

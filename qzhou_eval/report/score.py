@@ -34,7 +34,7 @@ import numpy as np
 from mteb.abstasks import AbsTask
 from mteb.results import TaskResult
 
-from qzhou_eval.errors import ConfigError, one_line, shown
+from qzhou_eval.errors import ConfigError, is_number, one_line, shown
 from qzhou_eval.report.data import unvouched
 from qzhou_eval.report.discover import RunDir, RunId
 
@@ -303,7 +303,7 @@ def load_run_scores(run: RunDir, tasks: Sequence[AbsTask]) -> RunScores:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 @contextlib.contextmanager

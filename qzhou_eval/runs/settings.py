@@ -115,8 +115,8 @@ def model_file_settings(
     be read (a config composed without that section)."""
     from qzhou_eval.runs.identity import Canonical  # (needs mteb: not at the top)
 
-    canonical = cfg.get("canonical")
-    if canonical is None or "model" not in canonical or "prompts" not in canonical:
+    canonical = _canonical_section(cfg)
+    if canonical is None:
         return None
     own = OmegaConf.merge(
         canonical.model, {k: cfg.model.get(k) for k in ("name", "revision", "path")}
@@ -126,6 +126,15 @@ def model_file_settings(
         return Canonical(spec, recipe_from_config(canonical.prompts, known_tasks))
     except ConfigError:
         return None
+
+
+def _canonical_section(cfg: DictConfig) -> DictConfig | None:
+    """The run configs' ``canonical`` section (the model file's own settings and recipe, as
+    Hydra composed them), None where the config has none of it."""
+    canonical = cfg.get("canonical")
+    if canonical is None or "model" not in canonical or "prompts" not in canonical:
+        return None
+    return canonical
 
 
 def canonical_of(
@@ -138,8 +147,8 @@ def canonical_of(
     """
     if not cfg.model.get("key"):
         return None
-    canonical = cfg.get("canonical")
-    if canonical is None or "model" not in canonical or "prompts" not in canonical:
+    canonical = _canonical_section(cfg)
+    if canonical is None:
         raise ConfigError(
             "the config has no canonical.model / canonical.prompts section, so results cannot be "
             "told apart from the official configuration's (compose conf/mteb.yaml or cmteb.yaml)"

@@ -632,11 +632,8 @@ def test_the_coverage_counts_only_the_tasks_the_run_evaluates(tmp_path, minilm_d
     # nothing: it was counted as a task whose every input came from the store
     from qzhou_eval.pipeline.schedule import coverage_line
 
-    results, store, workers = (
-        tmp_path / "results",
-        minilm_demo / "store",
-        "runtime.scoring_workers=2",
-    )
+    results, store = tmp_path / "results", minilm_demo / "store"
+    workers = "runtime.scoring_workers=2"
     first = _run(results, store, "demo_eng", "benchmark.tasks=[DemoEngSTS]", workers)
     assert set(first.coverage) == {"DemoEngSTS"}
     both = "benchmark.tasks=[DemoEngSTS,DemoEngClassification]"
